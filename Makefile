@@ -1,0 +1,52 @@
+# Convenience front door. Everything real lives in CMake; this file only
+# installs missing Debian packages, configures the build and runs jobs.
+#   make demo   install deps, build, run sbpc's main job on a bundled example
+#   make test   install deps, build, run the whole suite (plain + ASan/UBSan + fuzz smoke)
+#   make bench  run the benchmarks in bench/
+JOBS ?= 2
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build demo test test-plain test-asan test-fuzz bench clean install
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DSBPC_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)/sbpc
+
+test: test-plain test-asan test-fuzz
+
+test-plain: build
+	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure
+
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DSBPC_WERROR=ON -DSBPC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest -j$(JOBS) --output-on-failure -LE noasan
+
+test-fuzz: deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DSBPC_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_all
+	bash scripts/fuzz.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-20}
+
+bench: build
+	cmake --build $(BUILD) -j$(JOBS) --target bench_all
+	bash bench/run.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,11 @@
+/* cmd_import.c — `sbpc import`. (Not in this build yet: the module that provides it
+ * replaces this file.) */
+#include "driver/driver.h"
+#include "util/diag.h"
+
+int cmd_import(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  sbpc_error("'sbpc import' is not available in this build");
+  return EXIT_USAGE;
+}

@@ -1,0 +1,164 @@
+/* graph.c — building graphs, and the small value types (dtypes, dims, SBP).
+ *
+ * Tables grow by doubling with xrealloc; strings live in the graph's arena.
+ * Adding an op records it as the producer of its outputs. Nothing here checks
+ * shapes: that is shape.c's job, and verify.c checks the invariants. */
+#include "ir/ir.h"
+#include <stdlib.h>
+#include <string.h>
+
+static const char *dtype_names[IR_NDTYPE] = {"f32", "f16", "bf16", "i32", "i64"};
+static const int dtype_sizes[IR_NDTYPE] = {4, 2, 2, 4, 8};
+
+const char *ir_dtype_name(ir_dtype t) { return (unsigned)t < IR_NDTYPE ? dtype_names[t] : "?"; }
+int ir_dtype_size(ir_dtype t) { return (unsigned)t < IR_NDTYPE ? dtype_sizes[t] : 0; }
+
+int ir_dtype_parse(const char *s) {
+  for (int i = 0; i < IR_NDTYPE; i++)
+    if (!strcmp(s, dtype_names[i])) return i;
+  return -1;
+}
+
+int64_t ir_dim_eval(ir_dim d, int64_t b, int64_t s) {
+  int64_t v = d.c;
+  for (int i = 0; i < d.b; i++) v *= b;
+  for (int i = 0; i < d.s; i++) v *= s;
+  return v;
+}
+
+bool ir_dim_eq(ir_dim x, ir_dim y) { return x.c == y.c && x.b == y.b && x.s == y.s; }
+
+const char *ir_dim_str(ir_dim d, char *buf, size_t n) {
+  size_t k = 0;
+  buf[0] = 0;
+  if (d.c != 1 || (!d.b && !d.s)) k += (size_t)snprintf(buf + k, n - k, "%lld", (long long)d.c);
+  for (int i = 0; i < d.b && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%sB", k ? "*" : "");
+  for (int i = 0; i < d.s && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%sS", k ? "*" : "");
+  return buf;
+}
+
+const char *ir_sbp_str(ir_sbp s, char *buf, size_t n) {
+  switch (s.kind) {
+  case SBP_S: snprintf(buf, n, "S(%d)", s.axis); break;
+  case SBP_B: snprintf(buf, n, "B"); break;
+  case SBP_PSUM: snprintf(buf, n, "P(sum)"); break;
+  case SBP_PMAX: snprintf(buf, n, "P(max)"); break;
+  default: snprintf(buf, n, "?"); break;
+  }
+  return buf;
+}
+
+const char *ir_ndsbp_str(const ir_ndsbp *s, char *buf, size_t n) {
+  char one[16];
+  if (s->n == 0) return snprintf(buf, n, "-"), buf;
+  if (s->n == 1) return ir_sbp_str(s->a[0], buf, n);
+  size_t k = (size_t)snprintf(buf, n, "[");
+  for (int i = 0; i < s->n && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%s", i ? ", " : "", ir_sbp_str(s->a[i], one, sizeof one));
+  if (k < n) snprintf(buf + k, n - k, "]");
+  return buf;
+}
+
+bool ir_sbp_eq(ir_sbp x, ir_sbp y) {
+  return x.kind == y.kind && (x.kind != SBP_S || x.axis == y.axis);
+}
+
+bool ir_ndsbp_eq(const ir_ndsbp *x, const ir_ndsbp *y) {
+  if (x->n != y->n) return false;
+  for (int i = 0; i < x->n; i++)
+    if (!ir_sbp_eq(x->a[i], y->a[i])) return false;
+  return true;
+}
+
+ir_graph *ir_graph_new(const char *name) {
+  ir_graph *g = xcalloc(1, sizeof *g);
+  g->arena = arena_new();
+  g->name = arena_strdup(g->arena, name ? name : "model");
+  g->loss = IR_NONE;
+  return g;
+}
+
+void ir_graph_free(ir_graph *g) {
+  if (!g) return;
+  free(g->t);
+  free(g->op);
+  free(g->blk);
+  free(g->dim);
+  arena_free(g->arena);
+  free(g);
+}
+
+#define GROW(arr, n, cap)                                        \
+  do {                                                           \
+    if ((n) == (cap)) {                                          \
+      (cap) = (cap) ? (cap) * 2 : 64;                            \
+      (arr) = xrealloc((arr), sizeof *(arr) * (size_t)(cap));    \
+    }                                                            \
+  } while (0)
+
+ir_ref ir_tensor_add(ir_graph *g, const ir_tensor *t) {
+  GROW(g->t, g->nt, g->capt);
+  g->t[g->nt] = *t;
+  return g->nt++;
+}
+
+ir_ref ir_op_add(ir_graph *g, const ir_op *op) {
+  GROW(g->op, g->nop, g->capop);
+  g->op[g->nop] = *op;
+  for (int i = 0; i < op->nout; i++)
+    if (op->out[i] >= 0 && op->out[i] < g->nt) g->t[op->out[i]].producer = g->nop;
+  return g->nop++;
+}
+
+int ir_block_add(ir_graph *g, const char *name, int count) {
+  GROW(g->blk, g->nblk, g->capblk);
+  ir_block *b = &g->blk[g->nblk];
+  memset(b, 0, sizeof *b);
+  b->name = arena_strdup(g->arena, name);
+  b->count = count;
+  return g->nblk++;
+}
+
+void ir_dim_add(ir_graph *g, const char *name, int64_t value) {
+  GROW(g->dim, g->ndim, g->capdim);
+  g->dim[g->ndim].name = arena_strdup(g->arena, name);
+  g->dim[g->ndim].value = value;
+  g->ndim++;
+}
+
+ir_op ir_op_init(ir_opkind k) {
+  ir_op o;
+  memset(&o, 0, sizeof o);
+  o.kind = (uint16_t)k;
+  o.sig = -1;
+  o.block = o.layer = o.lidx = -1;
+  for (int i = 0; i < IR_MAXIN; i++) o.in[i] = IR_NONE;
+  for (int i = 0; i < IR_MAXOUT; i++) o.out[i] = IR_NONE;
+  o.at.axis = -1;
+  return o;
+}
+
+ir_tensor ir_tensor_init(const char *name, ir_tkind kind, ir_dtype dt) {
+  ir_tensor t;
+  memset(&t, 0, sizeof t);
+  t.name = name;
+  t.kind = (uint8_t)kind;
+  t.dtype = (uint8_t)dt;
+  t.producer = t.grad_of = IR_NONE;
+  t.block = t.layer = t.lidx = -1;
+  return t;
+}
+
+int64_t ir_numel(const ir_graph *g, ir_ref r) {
+  const ir_tensor *t = &g->t[r];
+  int64_t n = 1;
+  for (int i = 0; i < t->rank; i++) n *= ir_dim_eval(t->shape[i], g->bind_b, g->bind_s);
+  return n;
+}
+
+int64_t ir_param_count(const ir_graph *g) {
+  int64_t n = 0;
+  for (int i = 0; i < g->nt; i++)
+    if (g->t[i].kind == IR_T_PARAM) n += ir_numel(g, i);
+  return n;
+}
