@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# fuzz.sh BUILD_DIR SECONDS — run every libFuzzer target in BUILD_DIR/tests/fuzz
+# for SECONDS each over its corpus in tests/fuzz/corpus/NAME (new inputs go to a
+# scratch folder, so the checked-in corpus is never changed). Exits non-zero on
+# the first finding and leaves the crashing input in build dir.
+set -eu
+build=$1
+secs=${2:-20}
+src=$(cd "$(dirname "$0")/.." && pwd)
+status=0
+for bin in "$build"/tests/fuzz/fuzz_*; do
+  [ -x "$bin" ] || continue
+  name=$(basename "$bin"); name=${name#fuzz_}
+  corpus="$src/tests/fuzz/corpus/$name"
+  scratch=$(mktemp -d)
+  mkdir -p "$build/fuzz-artifacts"
+  echo "fuzz: $name for ${secs}s"
+  if ! ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+       -max_len=65536 -artifact_prefix="$build/fuzz-artifacts/$name-" "$scratch" ${corpus:+$([ -d "$corpus" ] && echo "$corpus")} \
+       >"$build/fuzz-$name.log" 2>&1; then
+    echo "fuzz: $name FAILED (see $build/fuzz-$name.log)"; tail -30 "$build/fuzz-$name.log"; status=1
+  else
+    grep -E '^(#[0-9]+ *DONE|Done)' "$build/fuzz-$name.log" | tail -1 || true
+  fi
+  rm -rf "$scratch"
+done
+exit $status
