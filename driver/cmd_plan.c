@@ -1,11 +1,157 @@
-/* cmd_plan.c — `sbpc plan`. (Not in this build yet: the module that provides it
- * replaces this file.) */
+/* cmd_plan.c — `sbpc plan`: search the parallel layout of a model on a
+ * cluster, print the report, write the JSON plan.
+ *
+ * Pipeline: load the model (driver/common.c), bind B and S, infer shapes,
+ * pick the cluster (--cluster, or the file's own), read the options and the
+ * calibration, then plan_search (planner/). Exit 0 with a plan, 1 on bad
+ * input, 2 on bad usage, 3 when no layout fits (with the smallest memory any
+ * candidate needs and what dominates it). */
+#include "driver/common.h"
 #include "driver/driver.h"
+#include "planner/planner.h"
 #include "util/diag.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage_text =
+    "usage: sbpc plan MODEL.sbp [--cluster PRESET:NODES | CLUSTER.sbp] [--batch N] [--seq N]\n"
+    "                 [--precision bf16|f16|fp32] [--fix dp=4,tp=8,pp=2,sp=1,mbs=1,recompute=full,zero=1,vpp=1]\n"
+    "                 [--top K] [--json FILE] [--explain] [--calibration FILE] [--max-sp N]\n";
+
+typedef struct {
+  drv_opts o;
+  const char *file, *json, *precision, *fix, *calib;
+  int top, max_sp;
+  bool explain;
+} plan_args;
+
+static int bad(const char *what, const char *arg) {
+  if (what) sbpc_error("plan: %s%s%s", what, arg ? ": " : "", arg ? arg : "");
+  fputs(usage_text, stderr);
+  return EXIT_USAGE;
+}
+
+/* value: the argument after argv[*i] (advances), or NULL */
+static const char *value(int argc, char **argv, int *i) {
+  return *i + 1 < argc ? argv[++*i] : NULL;
+}
+
+static int parse_args(int argc, char **argv, plan_args *a) {
+  memset(a, 0, sizeof *a);
+  a->top = 3, a->max_sp = 1;
+  for (int i = 1; i < argc; i++) {
+    const char *s = argv[i];
+    int r = drv_opt(argc, argv, &i, &a->o);
+    if (r < 0) return bad(NULL, NULL);
+    if (r > 0) continue;
+    if (!strcmp(s, "--help") || !strcmp(s, "-h")) return fputs(usage_text, stdout), EXIT_OK;
+    int64_t v;
+    if (!strcmp(s, "--explain")) a->explain = true;
+    else if (!strcmp(s, "--json")) { if (!(a->json = value(argc, argv, &i))) return bad("--json needs a file", NULL); }
+    else if (!strcmp(s, "--precision")) { if (!(a->precision = value(argc, argv, &i))) return bad("--precision needs a value", NULL); }
+    else if (!strcmp(s, "--fix")) { if (!(a->fix = value(argc, argv, &i))) return bad("--fix needs a list", NULL); }
+    else if (!strcmp(s, "--calibration")) { if (!(a->calib = value(argc, argv, &i))) return bad("--calibration needs a file", NULL); }
+    else if (!strcmp(s, "--top") || !strcmp(s, "--max-sp")) {
+      const char *x = value(argc, argv, &i);
+      if (!x || !drv_parse_int(x, 1, 64, &v)) return bad("expected an integer 1..64 after", s);
+      if (s[2] == 't') a->top = (int)v;
+      else a->max_sp = (int)v;
+    } else if (s[0] == '-' && s[1]) return bad("unknown option", s);
+    else if (a->file) return bad("more than one model file", s);
+    else a->file = s;
+  }
+  return a->file ? -1 : bad("missing the model file", NULL);
+}
+
+static bool set_precision(const char *p, ir_dtype *out) {
+  if (!strcmp(p, "bf16")) return *out = IR_BF16, true;
+  if (!strcmp(p, "f16") || !strcmp(p, "fp16")) return *out = IR_F16, true;
+  if (!strcmp(p, "fp32") || !strcmp(p, "f32")) return *out = IR_F32, true;
+  return false;
+}
+
+static int options(const plan_args *a, const ir_program *p, plan_options *po) {
+  plan_options_default(po);
+  po->top_k = a->top, po->max_sp = a->max_sp;
+  po->global_batch = a->o.batch ? a->o.batch : p->train.global_batch;
+  po->seq = a->o.seq ? a->o.seq : p->train.seq;
+  if (p->train.set && p->train.precision != IR_I32 && p->train.precision != IR_I64) po->precision = p->train.precision;
+  if (a->precision && !set_precision(a->precision, &po->precision)) return bad("--precision takes bf16, f16 or fp32", a->precision);
+  if (a->fix && !plan_fix_parse(a->fix, po)) return EXIT_USAGE;
+  if (a->calib) {
+    if (!plan_calib_load(a->calib, &po->calib)) return EXIT_BAD_INPUT;
+    po->calib_path = a->calib;
+  }
+  if (po->global_batch <= 0 || po->seq <= 0) {
+    sbpc_error("plan: no batch or sequence length (give --batch and --seq, or a train section)");
+    return EXIT_USAGE;
+  }
+  return EXIT_OK;
+}
+
+static int no_plan(const plan_result *r) {
+  const plan_layout *l = &r->min_mem_layout;
+  if (r->min_mem_bytes >= 1e299) {
+    sbpc_error("plan: no layout fits: no candidate layout exists for this device count and batch "
+               "(the batch must divide by the data-parallel degree; check --fix)");
+    return EXIT_NO_PLAN;
+  }
+  sbpc_error("plan: no layout fits in device memory: the smallest any candidate needs is %.1f GB per device "
+             "(%s dominate), with dp=%d tp=%d pp=%d mbs=%d recompute=%s zero=%d",
+             r->min_mem_bytes / 1e9, r->min_mem_dominant ? r->min_mem_dominant : "parameters", l->dp, l->tp,
+             l->pp, l->mbs, plan_recompute_name(l->recompute), l->zero);
+  return EXIT_NO_PLAN;
+}
+
+static int write_json(const plan_result *r, const char *path) {
+  FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+  if (!f) {
+    sbpc_error("plan: cannot write '%s'", path);
+    return EXIT_BAD_INPUT;
+  }
+  bool ok = plan_write_json(r, f);
+  if (f != stdout) ok = (fclose(f) == 0) && ok;
+  if (!ok) sbpc_error("plan: writing '%s' failed", path);
+  return ok ? EXIT_OK : EXIT_BAD_INPUT;
+}
+
+static int plan_model(const plan_args *a, drv_model *m) {
+  int rc = drv_bind(&a->o, &m->p);
+  if (rc) return rc;
+  if (!m->p.g) {
+    sbpc_error("plan: '%s' has no model section", a->file);
+    return EXIT_BAD_INPUT;
+  }
+  if (!ir_infer_shapes(m->p.g, &m->d)) return EXIT_BAD_INPUT;
+  plan_options po;
+  if ((rc = options(a, &m->p, &po))) return rc;
+  arena *ar = arena_new();
+  const ir_cluster *c = drv_cluster(&a->o, &m->p, ar, NULL);
+  if (!c) {
+    if (!a->o.cluster && !m->p.cluster) sbpc_error("plan: no cluster (give --cluster PRESET:NODES or a cluster section)");
+    arena_free(ar);
+    return EXIT_BAD_INPUT;
+  }
+  plan_result *r = plan_search(m->p.g, c, &po);
+  if (!r) rc = EXIT_BAD_INPUT;
+  else if (r->ntop == 0) rc = no_plan(r);
+  else {
+    plan_print_report(r, stdout, a->explain);
+    if (a->json) rc = write_json(r, a->json);
+  }
+  plan_result_free(r);
+  arena_free(ar);
+  return rc;
+}
 
 int cmd_plan(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  sbpc_error("'sbpc plan' is not available in this build");
-  return EXIT_USAGE;
+  plan_args a;
+  int rc = parse_args(argc, argv, &a);
+  if (rc >= 0) return rc;
+  drv_model m;
+  if ((rc = drv_model_load(a.file, &m))) return rc;
+  rc = plan_model(&a, &m);
+  drv_model_free(&m);
+  return rc;
 }

@@ -19,10 +19,16 @@ int ir_dtype_parse(const char *s) {
   return -1;
 }
 
+/* mul_sat: x * y, saturating at INT64_MAX (sizes are never negative). */
+static int64_t mul_sat(int64_t x, int64_t y) {
+  int64_t r;
+  return __builtin_mul_overflow(x, y, &r) ? INT64_MAX : r;
+}
+
 int64_t ir_dim_eval(ir_dim d, int64_t b, int64_t s) {
   int64_t v = d.c;
-  for (int i = 0; i < d.b; i++) v *= b;
-  for (int i = 0; i < d.s; i++) v *= s;
+  for (int i = 0; i < d.b; i++) v = mul_sat(v, b);
+  for (int i = 0; i < d.s; i++) v = mul_sat(v, s);
   return v;
 }
 
@@ -152,13 +158,13 @@ ir_tensor ir_tensor_init(const char *name, ir_tkind kind, ir_dtype dt) {
 int64_t ir_numel(const ir_graph *g, ir_ref r) {
   const ir_tensor *t = &g->t[r];
   int64_t n = 1;
-  for (int i = 0; i < t->rank; i++) n *= ir_dim_eval(t->shape[i], g->bind_b, g->bind_s);
+  for (int i = 0; i < t->rank; i++) n = mul_sat(n, ir_dim_eval(t->shape[i], g->bind_b, g->bind_s));
   return n;
 }
 
 int64_t ir_param_count(const ir_graph *g) {
   int64_t n = 0;
   for (int i = 0; i < g->nt; i++)
-    if (g->t[i].kind == IR_T_PARAM) n += ir_numel(g, i);
+    if (g->t[i].kind == IR_T_PARAM && __builtin_add_overflow(n, ir_numel(g, i), &n)) return INT64_MAX;
   return n;
 }

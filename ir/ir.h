@@ -159,6 +159,7 @@ typedef struct ir_graph {
   ir_ref loss;        /* scalar training objective, or IR_NONE */
   ir_mesh mesh;       /* n == 0: a single device */
   int64_t bind_b, bind_s; /* 0 until ir_bind */
+  bool boxed;         /* ir_insert_boxing ran: every op's in_sbp is its inputs' sbp */
 } ir_graph;
 
 /* ---- cluster and training setup ---------------------------------------- */
@@ -252,6 +253,46 @@ double ir_op_flops(const ir_graph *g, const ir_op *o);
 /* ir_op_bytes: bytes read + written by op `o` (elements times dtype_bytes). */
 double ir_op_bytes(const ir_graph *g, const ir_op *o, int dtype_bytes);
 
+/* nd-SBP signature: one 1-D signature per mesh axis, already combined.
+ * idx[a] is the index of the 1-D signature used on mesh axis a (ir_op_sigs
+ * order); flat = the mixed-radix index sum idx[a] * nsig^(n-1-a), which is what
+ * sbp.c stores in ir_op.sig. */
+typedef struct {
+  ir_ndsbp in[IR_MAXIN], out[IR_MAXOUT];
+  int16_t idx[IR_MAXMESH];
+  int32_t flat;
+} ir_ndsig;
+/* ir_op_ndsigs: the nd-SBP signatures of `o` on `mesh` (product of the 1-D
+ * signatures over the mesh axes, in lexicographic order with mesh axis 0 the
+ * slowest), keeping only those where every split tensor dim is divisible by the
+ * product of the mesh sizes splitting it (symbolic dims not yet bound count as
+ * divisible when their constant factor is) and, for attention/rotary, heads
+ * and kv_heads are divisible by the head split. A mesh with n == 0 gets one
+ * signature with all slots B (n = 0). Writes up to max; returns how many. */
+int ir_op_ndsigs(const ir_graph *g, const ir_op *o, const ir_mesh *mesh, ir_ndsig *out, int max);
+/* ir_op_kclass: the kernel class of an op kind (ir_ops[k].kclass). */
+ir_kclass ir_op_kclass(ir_opkind k);
+
+/* Gradient rules. A rule appends the backward ops of forward op `op` to g:
+ * dout[i] is the gradient of op's output i (IR_NONE if it has none); it writes
+ * din[i] for every input i (IR_NONE where the input gets no gradient) and
+ * returns false on failure. The rules live in ir/grad*.c (runtime helper); the
+ * registry keeps one slot per op kind, filled with ir_op_set_grad. */
+typedef bool (*ir_grad_fn)(ir_graph *g, ir_ref op, const ir_ref *dout, ir_ref *din);
+/* ir_op_grad: the gradient rule of kind k, or NULL where none is provided. */
+ir_grad_fn ir_op_grad(ir_opkind k);
+/* ir_op_set_grad: install the gradient rule of kind k (autodiff calls this
+ * once before differentiating; not thread-safe). */
+void ir_op_set_grad(ir_opkind k, ir_grad_fn fn);
+
+/* Dim arithmetic (ops.c): ir_dim_mul multiplies constants (saturating at
+ * INT64_MAX) and adds the B and S powers. */
+ir_dim ir_dim_mul(ir_dim x, ir_dim y);
+/* ir_dim_numel: the symbolic element count of a shape. */
+ir_dim ir_dim_numel(const ir_dim *shape, int rank);
+/* ir_tensor_bytes: bytes of tensor r with B and S bound (unbound count as 1). */
+double ir_tensor_bytes(const ir_graph *g, ir_ref r);
+
 /* ---- queries ------------------------------------------------------------------ */
 /* ir_numel: element count of tensor t with the graph's bound B and S. */
 int64_t ir_numel(const ir_graph *g, ir_ref t);
@@ -269,9 +310,36 @@ bool ir_deduce_sbp(ir_graph *g, diag *d);
 /* ir_insert_boxing: insert comm ops where a producer's SBP differs from what a
  * consumer's signature needs, with bytes per device on each (boxing.c). */
 bool ir_insert_boxing(ir_graph *g, diag *d);
+/* ir_boxing_bytes: bytes moved per device to turn a tensor of logical size T
+ * (bytes, as seen by one group of n devices on one mesh axis) from SBP `from`
+ * into `to` (DESIGN.md table: P->B 2T(n-1)/n, P->S and S->B T(n-1)/n,
+ * S(i)->S(j) T(n-1)/n^2, B->S, B->P and S->P 0) (boxing.c). */
+double ir_boxing_bytes(ir_sbp from, ir_sbp to, double T, int64_t n);
+/* One comm op of a boxing: convert mesh axis `axis` from `from` to `to`. */
+typedef struct {
+  ir_opkind kind;     /* IR_OP_ALL_REDUCE, ..., IR_OP_SLICE */
+  int axis;
+  ir_sbp from, to;
+  double bytes;       /* per device, ir_boxing_bytes on this axis's share */
+} ir_boxstep;
+#define IR_MAXBOXSTEPS (3 * IR_MAXMESH)
+/* ir_boxing_plan: the comm ops that turn tensor r from nd-SBP *from into *to
+ * on g->mesh (boxing.c), in the order boxing inserts them: first every axis
+ * that gives up a split or a partial sum (to B or P), then the axes that split
+ * (B -> S slices); an S(i) -> S(j) or P -> S whose intermediate layout would
+ * not divide the tensor goes through B (all-gather or all-reduce, then slice). Every intermediate layout
+ * divides the tensor when *from and *to do. Returns the number of steps. */
+int ir_boxing_plan(const ir_graph *g, ir_ref r, const ir_ndsbp *from, const ir_ndsbp *to, ir_boxstep *steps);
+/* ir_ndsbp_fits: every dim of tensor r split by nd-SBP *s on mesh *m is
+ * divisible by the product of the mesh sizes splitting it (ops_sig.c). */
+bool ir_ndsbp_fits(const ir_graph *g, ir_ref r, const ir_ndsbp *s, const ir_mesh *m);
 /* ir_verify: structural checks (refs in range, producers, shapes, acyclic, SBP
  * consistent); prints what is wrong (verify.c). */
 bool ir_verify(const ir_graph *g, diag *d);
+
+/* ir_verify_after: in builds without NDEBUG, ir_verify plus a note naming the
+ * pass that broke the graph; with NDEBUG, true. The passes call it last. */
+bool ir_verify_after(const ir_graph *g, diag *d, const char *pass);
 
 /* ---- printers ------------------------------------------------------------------- */
 /* ir_print: the stable text form (print.c). */

@@ -1,0 +1,95 @@
+/* jit.c — ORC LLJIT for the CPU kernels.
+ *
+ * cg_jit_new hands an (optimised) module to a fresh LLJIT built from the same
+ * host target machine the emitter used, with a process symbol generator so the
+ * few libm calls left in the code (logf for row values) resolve. Kernels are
+ * looked up by name; the code lives until cg_jit_free. */
+#include "codegen/llvm_priv.h"
+#include <llvm-c/LLJIT.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cg_jit {
+  LLVMOrcLLJITRef j;
+};
+
+static bool err_out(LLVMErrorRef err, const char *what, char *why, size_t n) {
+  if (!err) return false;
+  char *s = LLVMGetErrorMessage(err);
+  snprintf(why, n, "%s: %s", what, s);
+  LLVMDisposeErrorMessage(s);
+  return true;
+}
+
+static void dispose_module_parts(cg_llvm *m) {
+  if (m->mod) LLVMDisposeModule(m->mod);
+  if (m->tm) LLVMDisposeTargetMachine(m->tm);
+  if (m->tsc) LLVMOrcDisposeThreadSafeContext(m->tsc);
+  free(m);
+}
+
+cg_jit *cg_jit_new(cg_llvm *m, char *why, size_t n) {
+  if (!m->tm) {
+    snprintf(why, n, "no LLVM target for this host");
+    dispose_module_parts(m);
+    return NULL;
+  }
+  LLVMOrcLLJITBuilderRef bld = LLVMOrcCreateLLJITBuilder();
+  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(bld, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(m->tm));
+  m->tm = NULL; /* owned by the builder now */
+  cg_jit *j = calloc(1, sizeof *j);
+  if (err_out(LLVMOrcCreateLLJIT(&j->j, bld), "LLJIT", why, n)) {
+    free(j);
+    dispose_module_parts(m);
+    return NULL;
+  }
+  LLVMOrcDefinitionGeneratorRef gen = NULL;
+  LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->j);
+  if (!err_out(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(j->j), NULL, NULL),
+               "symbol generator", why, n))
+    LLVMOrcJITDylibAddGenerator(jd, gen);
+  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m->mod, m->tsc);
+  m->mod = NULL;
+  LLVMOrcDisposeThreadSafeContext(m->tsc);
+  m->tsc = NULL;
+  free(m);
+  if (err_out(LLVMOrcLLJITAddLLVMIRModule(j->j, jd, tsm), "adding module", why, n)) {
+    cg_jit_free(j);
+    return NULL;
+  }
+  return j;
+}
+
+cg_kfn cg_jit_kernel(cg_jit *j, const char *name) {
+  LLVMOrcExecutorAddress a = 0;
+  LLVMErrorRef err = LLVMOrcLLJITLookup(j->j, &a, name);
+  if (err) {
+    LLVMConsumeError(err);
+    return NULL;
+  }
+  cg_kfn f;
+  uintptr_t p = (uintptr_t)a;
+  memcpy(&f, &p, sizeof f);
+  return f;
+}
+
+void cg_jit_free(cg_jit *j) {
+  if (!j) return;
+  LLVMErrorRef err = LLVMOrcDisposeLLJIT(j->j);
+  if (err) LLVMConsumeError(err);
+  free(j);
+}
+
+cg_jit *cg_jit_compile(cg_kernel *const *ks, int n, char *why, size_t wn) {
+  cg_llvm *m = cg_llvm_new("sbpc_kernels");
+  for (int i = 0; i < n; i++)
+    if (!cg_llvm_add(m, ks[i], why, wn)) {
+      cg_llvm_free(m);
+      return NULL;
+    }
+  if (!cg_llvm_optimize(m, why, wn)) {
+    cg_llvm_free(m);
+    return NULL;
+  }
+  return cg_jit_new(m, why, wn);
+}

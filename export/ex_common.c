@@ -1,0 +1,128 @@
+/* ex_common.c — what every exporter shares: the warning channel (a comment in
+ * the output plus a warning on stderr) and a few derived facts about a plan
+ * (global batch, uneven stages, mixed devices, uneven TP shards, whether the
+ * plan uses Megatron-style sequence parallelism). */
+#include "export/export.h"
+#include <stdarg.h>
+#include <string.h>
+
+void ex_warn(ex_ctx *c, const char *fmt, ...) {
+  char msg[1024], plan[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  for (char *q = msg; *q; q++) /* one comment line, whatever the plan's names hold */
+    if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = ' ';
+  c->warnings++;
+  if (c->out && c->comment) fprintf(c->out, "%s WARNING: %s\n", c->comment, msg);
+  if (c->err) fprintf(c->err, "%s: warning: %s\n", c->plan ? ex_clean(c->plan, plan, sizeof plan) : "sbpc", msg);
+}
+
+const char *ex_clean(const char *s, char *buf, size_t n) {
+  size_t i = 0;
+  for (; s[i] && i + 1 < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    buf[i] = ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\' || ch == '`' || ch == '$' ? '_' : (char)ch;
+  }
+  buf[i] = 0;
+  return buf;
+}
+
+const char *ex_ident(const char *s, char *buf, size_t n) {
+  size_t i = 0, o = 0;
+  if (n < 2) return "";
+  if (*s >= '0' && *s <= '9') buf[o++] = '_';
+  for (; s[i] && o + 1 < n; i++) {
+    char ch = s[i];
+    int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+    buf[o++] = ok ? ch : '_';
+  }
+  buf[o] = 0;
+  return buf;
+}
+
+void ex_note(ex_ctx *c, const char *fmt, ...) {
+  if (!c->err) return;
+  va_list ap;
+  fprintf(c->err, "%s: note: ", c->plan ? c->plan : "sbpc");
+  va_start(ap, fmt);
+  vfprintf(c->err, fmt, ap);
+  va_end(ap);
+  fputc('\n', c->err);
+}
+
+int ex_global_batch(const sbpc_plan *p) {
+  if (p->global_batch > 0) return p->global_batch;
+  return p->micro_batch * p->num_micro_batches * p->dp;
+}
+
+int ex_uneven_stages(const sbpc_plan *p) {
+  for (int i = 1; i < p->nstages; i++)
+    if (p->stages[i].nlayers != p->stages[0].nlayers) return 1;
+  return 0;
+}
+
+int ex_mixed_devices(const sbpc_plan *p) {
+  if (p->ndevice_types > 1) return 1;
+  const char *first = NULL;
+  for (int i = 0; i < p->nstages; i++) {
+    const char *t = p->stages[i].device_type;
+    if (!t) continue;
+    if (first && strcmp(first, t)) return 1;
+    first = t;
+  }
+  return 0;
+}
+
+const sbpc_plan_op *ex_uneven_tp(const sbpc_plan *p) {
+  for (int i = 0; i < p->nops; i++)
+    if (p->ops[i].uneven) return &p->ops[i];
+  return NULL;
+}
+
+int ex_axis(const sbpc_plan *p, const char *name) {
+  for (int i = 0; i < p->naxes; i++)
+    if (!strcmp(p->axes[i], name)) return i;
+  return -1;
+}
+
+int ex_megatron_sp(const sbpc_plan *p) {
+  if (p->sequence_parallel >= 0) return p->sequence_parallel && p->tp > 1;
+  if (p->tp <= 1) return 0;
+  for (int i = 0; i < p->nops; i++) {
+    const sbpc_plan_op *op = &p->ops[i];
+    if (op->kind && !strcmp(op->kind, "layer_norm") && op->nout && !strcmp(op->out_sbp[0], "S(1)")) return 1;
+  }
+  return 0;
+}
+
+void ex_common_warnings(const sbpc_plan *p, ex_ctx *c) {
+  if (ex_mixed_devices(p))
+    ex_warn(c, "the plan mixes device types; this target assumes identical devices, so per-device "
+               "speed weighting is lost (the stage partition is kept where the target allows)");
+  const sbpc_plan_op *u = ex_uneven_tp(p);
+  if (u)
+    ex_warn(c, "op '%s'%s%s%s has uneven (speed-weighted) tensor-parallel shards; written as even shards", u->name,
+            u->nin > 1 && u->in_names[1] ? " (weight " : "", u->nin > 1 && u->in_names[1] ? u->in_names[1] : "",
+            u->nin > 1 && u->in_names[1] ? ")" : "");
+  if (p->adaptive_sp)
+    ex_warn(c, "the plan uses per-batch adaptive sequence parallelism; written as a fixed degree %d", p->sp);
+}
+
+const char *ex_collective(const char *c, char *buf, size_t n) {
+  snprintf(buf, n, "%s", c);
+  for (char *q = buf; *q; q++)
+    if (*q == '_') *q = '-';
+  return buf;
+}
+
+int ex_nodes(const sbpc_plan *p, ex_ctx *c, int *per) {
+  if (p->devices_per_node > 0 && p->devices % p->devices_per_node == 0) {
+    *per = p->devices_per_node;
+    return p->devices / p->devices_per_node;
+  }
+  ex_warn(c, "the nodes have different device counts; give each node its own process count");
+  *per = 0;
+  return p->nodes;
+}

@@ -1,0 +1,119 @@
+/* export.h — sbpc's exports of a plan to the tools people already run, and
+ * the pictures of a plan.
+ *
+ * Each exporter takes a plan read through sbpc_plan.h and writes one target's
+ * configuration to an ex_ctx: Megatron-LM command-line arguments (ex_megatron),
+ * a DeepSpeed config JSON plus its launch line (ex_deepspeed), a torchtitan
+ * TOML (ex_torchtitan), a DTensor parallelize_plan in Python (ex_dtensor).
+ * Where a target cannot express part of the plan (uneven TP shards, mixed
+ * device types, adaptive SP, ...) the exporter calls ex_warn, which writes the
+ * reason as a comment into the output (when the format has comments) and as a
+ * warning on stderr, and then writes the nearest faithful layout.
+ * ex_trace writes a Chrome/Perfetto trace of one predicted step; ex_trace_svg
+ * a small SVG timeline drawn from the same schedule. ex_tune measures the
+ * machine and writes a calibration JSON (docs/calibration.md); ex_calib_parse
+ * reads one back. */
+#ifndef SBPC_EXPORT_H
+#define SBPC_EXPORT_H
+#include "export/sbpc_plan.h"
+#include <stdio.h>
+
+typedef struct ex_ctx {
+  FILE *out;           /* the exported file */
+  FILE *err;           /* warnings and notes (stderr) */
+  const char *plan;    /* plan file name, for messages */
+  const char *comment; /* comment leader of the output format, NULL = none */
+  int warnings;
+} ex_ctx;
+
+/* ex_warn: report something the target cannot express: "COMMENT WARNING: msg"
+ * into out (when the format has comments), "plan: warning: msg" on err. */
+void ex_warn(ex_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ex_clean: s made safe inside a quoted string or a comment of any output
+ * format (control characters, quotes, backslashes, backquotes, '$' become
+ * '_'), in buf[0..n). */
+const char *ex_clean(const char *s, char *buf, size_t n);
+/* ex_ident: s as a Python identifier (other characters become '_'). */
+const char *ex_ident(const char *s, char *buf, size_t n);
+/* ex_note: an informational line on err ("plan: note: msg"). */
+void ex_note(ex_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Shared facts about a plan the exporters all need. */
+/* ex_global_batch: the global batch in samples (train.global_batch, or
+ * micro_batch * num_micro_batches * dp when the plan omits it). */
+int ex_global_batch(const sbpc_plan *p);
+/* ex_uneven_stages: 1 when stages hold different layer counts. */
+int ex_uneven_stages(const sbpc_plan *p);
+/* ex_mixed_devices: 1 when the plan spans more than one device type. */
+int ex_mixed_devices(const sbpc_plan *p);
+/* ex_uneven_tp: the first op with uneven (speed-weighted) shards, or NULL. */
+const sbpc_plan_op *ex_uneven_tp(const sbpc_plan *p);
+/* ex_axis: index of the mesh axis named `name` in p->axes, or -1. */
+int ex_axis(const sbpc_plan *p, const char *name);
+/* ex_collective: a collective's display name ("all_reduce" -> "all-reduce"),
+ * in a static buffer of the caller's (at least 32 bytes). */
+const char *ex_collective(const char *c, char *buf, size_t n);
+/* ex_megatron_sp: 1 when the plan uses Megatron-style sequence parallelism
+ * (parallel.sequence_parallel, else inferred: a layer_norm whose output is
+ * S(1), the sequence axis, on the tp axis). */
+int ex_megatron_sp(const sbpc_plan *p);
+/* ex_nodes: the node count for a launcher and, in *per, the processes per
+ * node (0, with a warning, when node types differ in device count). */
+int ex_nodes(const sbpc_plan *p, ex_ctx *c, int *per);
+/* ex_common_warnings: the warnings every target shares (mixed device types,
+ * uneven TP shards, adaptive SP). */
+void ex_common_warnings(const sbpc_plan *p, ex_ctx *c);
+
+/* The exporters: 0 on success. */
+int ex_megatron(const sbpc_plan *p, ex_ctx *c);
+int ex_deepspeed(const sbpc_plan *p, ex_ctx *c);
+int ex_torchtitan(const sbpc_plan *p, ex_ctx *c);
+int ex_dtensor(const sbpc_plan *p, ex_ctx *c);
+
+/* Trace of one predicted step. */
+typedef struct ex_trace_opts {
+  int per_device;    /* 1: a track per device; 0: per stage (rank group); -1: auto */
+  int max_devices;   /* auto: per device up to this many devices (default 64) */
+} ex_trace_opts;
+
+/* One scheduled slice of the predicted step (times in seconds). */
+typedef struct ex_slice {
+  int stage, lane;  /* lane 0 = compute, 1 = communication */
+  double t0, t1;
+  const char *name, *cat;
+  int mb, chunk;    /* micro-batch and virtual chunk, -1 when n/a */
+} ex_slice;
+
+/* ex_schedule: simulate one step of (interleaved) 1F1B from the plan's stages
+ * and predicted times; returns the slices (malloc'ed, *n of them, sorted per
+ * stage and lane by start) or NULL with a reason in err. The caller frees. */
+ex_slice *ex_schedule(const sbpc_plan *p, int *n, double *step_s, ex_ctx *c);
+/* ex_trace: write the Chrome/Perfetto trace JSON of one predicted step. */
+int ex_trace(const sbpc_plan *p, const ex_trace_opts *o, ex_ctx *c);
+/* ex_trace_svg: write a small SVG timeline (one row per stage). */
+int ex_trace_svg(const sbpc_plan *p, ex_ctx *c);
+
+/* Calibration (sbpc tune). */
+typedef struct ex_tune_opts {
+  int quick;       /* a few seconds, for CI */
+  int progress;    /* 1: progress bar (a terminal), 0: plain lines */
+  FILE *log;       /* progress output (stderr) */
+  double peak_flops; /* the device's peak FLOP/s for the GEMM dtype; 0 = unknown */
+  double peak_bw;    /* the device's peak memory bandwidth, bytes/s; 0 = unknown */
+} ex_tune_opts;
+
+/* ex_tune: measure and write the calibration JSON to path (NULL: stdout);
+ * under mpirun only rank 0 writes. 0 on success. */
+int ex_tune(const ex_tune_opts *o, const char *path);
+/* ex_tune_mpi: collective bandwidth/latency by group size when run under
+ * mpirun (more than one rank); adds "collectives" to the calibration object
+ * (a cJSON *) on rank 0. Returns the rank (0 on rank 0 or when MPI is not in
+ * use), or -1 on failure. */
+int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks);
+/* ex_tune_mpi_finalize: finalize MPI if ex_tune_mpi initialized it. */
+void ex_tune_mpi_finalize(void);
+
+/* ex_calib_parse: validate a calibration JSON; 0 when valid, else 1 with a
+ * one-line reason in err. */
+int ex_calib_parse(const char *text, size_t len, char *err, size_t errlen);
+#endif

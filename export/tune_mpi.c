@@ -1,0 +1,141 @@
+/* tune_mpi.c — collective bandwidth and latency by group size, for `sbpc
+ * tune` run under mpirun. The only file of the export module that includes
+ * mpi.h (its job is that dependency).
+ *
+ * When the launcher says there is more than one rank (OMPI_COMM_WORLD_SIZE,
+ * PMI_SIZE or PMIX_SIZE above 1), MPI is initialised and, for group sizes
+ * 2, 4, 8, ... and the whole world, the first n ranks time MPI_Allreduce,
+ * MPI_Allgather and MPI_Reduce_scatter_block on a tiny message (the latency,
+ * alpha) and a large one; the bus bandwidth is the bytes each rank moves
+ * (2T(n-1)/n for all-reduce, T(n-1)/n for the others, as the planner's cost
+ * model counts them) over the large message's time less alpha. Times are the
+ * slowest rank's, the best of a few repeats. Rank 0 adds "collectives" to the
+ * calibration: by_group_size (all-reduce, the planner's input) and every
+ * measurement. Built without mpi.h on the include path, this file reports
+ * that collectives were not measured. */
+#include "export/export.h"
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int launched_ranks(void) {
+  const char *v[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"};
+  for (int i = 0; i < 3; i++) {
+    const char *s = getenv(v[i]);
+    if (s && atoi(s) > 1) return atoi(s);
+  }
+  return 1;
+}
+
+#if defined(__has_include)
+#if __has_include(<mpi.h>)
+#define SBPC_TUNE_MPI 1
+#endif
+#endif
+
+#ifdef SBPC_TUNE_MPI
+#include <mpi.h>
+
+static int inited;
+
+enum { AR, AG, RS, NCOLL };
+static const char *const coll_name[NCOLL] = {"all_reduce", "all_gather", "reduce_scatter"};
+
+/* run: one collective of `bytes` per rank on comm. */
+static void run(int c, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_t bytes) {
+  int count = (int)(bytes / sizeof(float));
+  if (c == AR) MPI_Allreduce(sbuf, rbuf, count, MPI_FLOAT, MPI_SUM, comm);
+  else if (c == AG) MPI_Allgather(sbuf, count / n, MPI_FLOAT, rbuf, count / n, MPI_FLOAT, comm);
+  else MPI_Reduce_scatter_block(sbuf, rbuf, count / n, MPI_FLOAT, MPI_SUM, comm);
+}
+
+/* seconds: the slowest rank's time of one collective, best of reps. */
+static double seconds(int c, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_t bytes, int reps) {
+  double best = 1e30;
+  for (int r = 0; r < reps; r++) {
+    MPI_Barrier(comm);
+    double t0 = MPI_Wtime();
+    run(c, comm, n, sbuf, rbuf, bytes);
+    double t = MPI_Wtime() - t0, worst;
+    MPI_Allreduce(&t, &worst, 1, MPI_DOUBLE, MPI_MAX, comm);
+    if (worst < best) best = worst;
+  }
+  return best;
+}
+
+static double moved(int c, double T, int n) { return (c == AR ? 2.0 : 1.0) * T * (n - 1) / n; }
+
+static void measure_group(MPI_Comm comm, int n, const ex_tune_opts *o, cJSON *by, cJSON *all) {
+  size_t big = (o->quick ? 1u : 16u) << 20, small = 64 * sizeof(float) * (size_t)n;
+  big -= big % (sizeof(float) * (size_t)n);
+  char *sbuf = calloc(1, big), *rbuf = calloc(1, big);
+  int reps = o->quick ? 3 : 10;
+  for (int c = 0; c < NCOLL; c++) {
+    double a = seconds(c, comm, n, sbuf, rbuf, small, reps), t = seconds(c, comm, n, sbuf, rbuf, big, reps);
+    double bw = moved(c, (double)big, n) / (t - a > 1e-9 ? t - a : t);
+    if (all) {
+      cJSON *e = cJSON_CreateObject();
+      cJSON_AddStringToObject(e, "op", coll_name[c]);
+      cJSON_AddNumberToObject(e, "n", n);
+      cJSON_AddNumberToObject(e, "bytes", (double)big);
+      cJSON_AddNumberToObject(e, "seconds", t);
+      cJSON_AddNumberToObject(e, "alpha_s", a);
+      cJSON_AddNumberToObject(e, "bus_bw", bw);
+      cJSON_AddItemToArray(all, e);
+      if (o->log) fprintf(o->log, "tune: %s over %d ranks: %.3g GB/s bus, %.3g us latency\n", coll_name[c], n,
+                          bw / 1e9, a * 1e6);
+      if (c == AR) {
+        cJSON *g = cJSON_CreateObject();
+        cJSON_AddNumberToObject(g, "n", n);
+        cJSON_AddNumberToObject(g, "bus_bw", bw);
+        cJSON_AddNumberToObject(g, "alpha_s", a < 1 ? a : 1);
+        cJSON_AddItemToArray(by, g);
+      }
+    }
+  }
+  free(sbuf), free(rbuf);
+}
+
+int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks) {
+  *nranks = 1;
+  if (launched_ranks() <= 1) return 0;
+  if (MPI_Init(NULL, NULL) != MPI_SUCCESS) return -1;
+  inited = 1;
+  int rank, size;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  *nranks = size;
+  cJSON *co = rank == 0 ? cJSON_CreateObject() : NULL;
+  cJSON *by = rank == 0 ? cJSON_AddArrayToObject(co, "by_group_size") : NULL;
+  cJSON *all = rank == 0 ? cJSON_AddArrayToObject(co, "measurements") : NULL;
+  for (int n = 2; n <= size; n = n * 2 > size && n < size ? size : n * 2) {
+    MPI_Comm comm;
+    MPI_Comm_split(MPI_COMM_WORLD, rank < n ? 0 : MPI_UNDEFINED, rank, &comm);
+    if (comm != MPI_COMM_NULL) {
+      measure_group(comm, n, o, by, all);
+      MPI_Comm_free(&comm);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (n == size) break;
+  }
+  if (rank == 0) cJSON_AddItemToObject((cJSON *)calib_json, "collectives", co);
+  return rank;
+}
+
+void ex_tune_mpi_finalize(void) {
+  if (inited) MPI_Finalize();
+  inited = 0;
+}
+
+#else /* no mpi.h on this module's include path */
+
+int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks) {
+  (void)calib_json;
+  *nranks = 1;
+  if (launched_ranks() > 1 && o->log)
+    fprintf(o->log, "tune: warning: this sbpc was built without MPI for tune; collectives not measured\n");
+  return 0;
+}
+
+void ex_tune_mpi_finalize(void) {}
+#endif

@@ -1,0 +1,130 @@
+/* cost.c — the planner's cost formulas: op rooflines and alpha-beta collectives.
+ *
+ * An op is a roofline: max(FLOPs / (peak * efficiency), bytes / (bandwidth *
+ * mem_eff)) plus a launch overhead per kernel. GEMM efficiency is a smooth
+ * function of the shape, eff_max * f(m) f(n) f(k) with f(x) = x / (x + h): a
+ * dimension equal to h halves the factor, large dimensions approach eff_max
+ * (tile quantisation and wave effects make small GEMMs slow). The product is
+ * symmetric, so the two backward GEMMs of a matmul (the same three dimensions
+ * in another order) run at the forward's efficiency.
+ *
+ * Collectives follow the alpha-beta model on the slowest link of the group
+ * (cluster.c finds it): ring all-reduce 2(n-1)a + 2T(n-1)/(n bw), tree
+ * all-reduce 2 ceil(log2 n) a + 2T/bw (the faster is used), all-gather and
+ * reduce-scatter (n-1)a + T(n-1)/(n bw), all-to-all (n-1)a + T(n-1)/(n^2 bw),
+ * send/recv a + T/bw. A calibration table of measured bus bandwidth by group
+ * size replaces bw (interpolated in log n) when present. */
+#include "planner/plan_int.h"
+#include <math.h>
+
+static const char *coll_names[] = {"none", "all_reduce", "all_gather", "reduce_scatter",
+                                   "all_to_all", "send_recv", "slice", "invalid"};
+
+const char *plan_coll_name(int k) {
+  return k >= 0 && k <= COLL_INVALID ? coll_names[k] : "?";
+}
+
+double plan_gemm_eff(const plan_calib *c, double m, double n, double k) {
+  double h = c->gemm_half_dim;
+  if (m < 1) m = 1;
+  if (n < 1) n = 1;
+  if (k < 1) k = 1;
+  return c->gemm_eff_max * (m / (m + h)) * (n / (n + h)) * (k / (k + h));
+}
+
+double plan_kernel_time(const plan_calib *c, const plan_dev *d, double flops, double eff,
+                        double bytes, double kernels) {
+  double tc = (flops > 0 && d->flops > 0 && eff > 0) ? flops / (d->flops * eff) : 0;
+  double tm = (bytes > 0 && d->bw > 0) ? bytes / (d->bw * c->mem_eff) : 0;
+  return (tc > tm ? tc : tm) + kernels * c->kernel_overhead_s;
+}
+
+/* calibrated bus bandwidth and latency for a group of n, or the link's */
+static void coll_link(const plan_calib *c, int n, plan_link l, double *bw, double *a) {
+  *bw = l.bw * c->coll_eff;
+  *a = l.lat;
+  if (c->ncoll <= 0) return;
+  int i = 0;
+  while (i + 1 < c->ncoll && c->coll_n[i + 1] <= n) i++;
+  double cbw = c->coll_bw[i], ca = c->coll_alpha[i];
+  if (i + 1 < c->ncoll && n > c->coll_n[i]) {
+    double f = (log((double)n) - log((double)c->coll_n[i])) /
+               (log((double)c->coll_n[i + 1]) - log((double)c->coll_n[i]));
+    cbw += f * (c->coll_bw[i + 1] - cbw);
+    ca += f * (c->coll_alpha[i + 1] - ca);
+  }
+  /* the calibration was measured on some link; never exceed this link */
+  if (cbw > 0 && cbw < *bw) *bw = cbw;
+  if (ca > 0) *a = ca;
+}
+
+double plan_coll_bytes(int k, double T, int n) {
+  if (n <= 1 && k != COLL_SEND_RECV) return 0;
+  switch (k) {
+  case COLL_ALL_REDUCE: return 2 * T * (n - 1) / n;
+  case COLL_ALL_GATHER:
+  case COLL_REDUCE_SCATTER: return T * (n - 1) / n;
+  case COLL_ALL_TO_ALL: return T * (n - 1) / ((double)n * n);
+  case COLL_SEND_RECV: return T;
+  default: return 0;
+  }
+}
+
+double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l) {
+  if (k == COLL_INVALID) return 1e9;
+  if (k == COLL_NONE || k == COLL_SLICE || T <= 0) return 0;
+  if (n <= 1 && k != COLL_SEND_RECV) return 0;
+  double bw, a;
+  coll_link(c, n, l, &bw, &a);
+  if (bw <= 0) return 1e9;
+  switch (k) {
+  case COLL_ALL_REDUCE: {
+    double ring = 2 * (n - 1) * a + 2 * T * (n - 1) / (n * bw);
+    double tree = 2 * ceil(log2((double)n)) * a + 2 * T / bw;
+    return ring < tree ? ring : tree;
+  }
+  case COLL_ALL_GATHER:
+  case COLL_REDUCE_SCATTER: return (n - 1) * a + T * (n - 1) / (n * bw);
+  case COLL_ALL_TO_ALL: return (n - 1) * a + T * (n - 1) / ((double)n * n * bw);
+  case COLL_SEND_RECV: return a + T / bw;
+  default: return 0;
+  }
+}
+
+int plan_boxing_coll(ir_sbp from, ir_sbp to) {
+  if (ir_sbp_eq(from, to)) return COLL_NONE;
+  bool fp = from.kind == SBP_PSUM || from.kind == SBP_PMAX;
+  bool tp = to.kind == SBP_PSUM || to.kind == SBP_PMAX;
+  if (fp && tp) return COLL_INVALID;                 /* P(sum) <-> P(max) */
+  if (fp) return to.kind == SBP_B ? COLL_ALL_REDUCE : COLL_REDUCE_SCATTER;
+  if (from.kind == SBP_S) {
+    if (to.kind == SBP_B) return COLL_ALL_GATHER;
+    if (to.kind == SBP_S) return COLL_ALL_TO_ALL;
+    return to.kind == SBP_PSUM ? COLL_SLICE : COLL_INVALID; /* S -> P(sum): pad */
+  }
+  return to.kind == SBP_PMAX ? COLL_INVALID : COLL_SLICE; /* B -> S, B -> P(sum) */
+}
+
+ir_sbp plan_grad_sbp(ir_sbp in, bool replicated) {
+  ir_sbp g = in;
+  if (replicated) {
+    g.kind = SBP_B;
+    g.axis = 0;
+  } else if (in.kind == SBP_B) {
+    g.kind = SBP_PSUM;
+    g.axis = 0;
+  } else if (in.kind != SBP_S) {
+    g.kind = SBP_B;
+    g.axis = 0;
+  }
+  return g;
+}
+
+ir_sbp plan_need_sbp(ir_sbp out) {
+  ir_sbp n = out;
+  if (out.kind != SBP_S) {
+    n.kind = SBP_B;
+    n.axis = 0;
+  }
+  return n;
+}

@@ -1,0 +1,247 @@
+/* json.c — the plan JSON (docs/plan-format.md, version 1), written with cJSON.
+ *
+ * Everything comes from the plan_result of plan_search: the best layout
+ * (top[0]), its per-op SBP and boxings, the model and cluster it was made
+ * for, and the search statistics. Device lists of stages are computed from
+ * the mesh order the same way search.c numbers ranks (row-major over
+ * axis_order). The field order is fixed so that plans diff well. */
+#include "planner/plan_int.h"
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *axis_names[4] = {"pp", "dp", "sp", "tp"};
+
+static int axsize(const plan_layout *l, int a) {
+  return a == 0 ? l->pp : a == 1 ? l->dp : a == 2 ? l->sp : l->tp;
+}
+
+static cJSON *j_model(const plan_result *r) {
+  cJSON *m = cJSON_CreateObject();
+  cJSON_AddStringToObject(m, "name", r->g->name ? r->g->name : "model");
+  cJSON_AddNumberToObject(m, "params", (double)r->params);
+  cJSON_AddNumberToObject(m, "layers", r->layers);
+  cJSON *bl = cJSON_AddArrayToObject(m, "blocks");
+  for (int b = 0; b < r->g->nblk; b++) {
+    cJSON *x = cJSON_CreateObject();
+    cJSON_AddStringToObject(x, "name", r->g->blk[b].name ? r->g->blk[b].name : "block");
+    cJSON_AddNumberToObject(x, "count", r->g->blk[b].count);
+    cJSON_AddItemToArray(bl, x);
+  }
+  return m;
+}
+
+static cJSON *j_cluster(const plan_result *r) {
+  const ir_cluster *c = r->c;
+  cJSON *m = cJSON_CreateObject();
+  cJSON_AddStringToObject(m, "name", c->name ? c->name : "cluster");
+  cJSON_AddNumberToObject(m, "devices", r->ndev);
+  cJSON_AddNumberToObject(m, "nodes", r->nnodes);
+  cJSON *nt = cJSON_AddArrayToObject(m, "node_types");
+  for (int i = 0; i < c->nnode; i++) {
+    cJSON *x = cJSON_CreateObject();
+    cJSON_AddStringToObject(x, "name", c->node[i].name ? c->node[i].name : "node");
+    cJSON_AddStringToObject(x, "device", c->dev[c->node[i].devtype].name ? c->dev[c->node[i].devtype].name : "device");
+    cJSON_AddNumberToObject(x, "count", c->node_count[i]);
+    cJSON_AddNumberToObject(x, "devices_per_node", c->node[i].ndev);
+    cJSON_AddItemToArray(nt, x);
+  }
+  return m;
+}
+
+static cJSON *j_parallel(const plan_layout *l) {
+  cJSON *p = cJSON_CreateObject();
+  cJSON_AddNumberToObject(p, "dp", l->dp);
+  cJSON_AddNumberToObject(p, "tp", l->tp);
+  cJSON_AddNumberToObject(p, "pp", l->pp);
+  cJSON_AddNumberToObject(p, "sp", l->sp);
+  cJSON_AddNumberToObject(p, "vpp", l->vpp);
+  cJSON_AddNumberToObject(p, "micro_batch", l->mbs);
+  cJSON_AddNumberToObject(p, "num_micro_batches", l->m);
+  cJSON_AddStringToObject(p, "recompute", plan_recompute_name(l->recompute));
+  cJSON_AddNumberToObject(p, "zero", l->zero);
+  cJSON_AddStringToObject(p, "schedule", l->vpp > 1 ? "interleaved" : "1f1b");
+  return p;
+}
+
+/* ranks of stage s: every rank whose pp coordinate is s */
+static cJSON *stage_devices(const plan_layout *l, int s, int ndev) {
+  int st = 1;
+  for (int i = 3; i >= 0 && l->axis_order[i] != 0; i--) st *= axsize(l, l->axis_order[i]);
+  cJSON *d = cJSON_CreateArray();
+  for (int r = 0; r < ndev; r++)
+    if ((r / st) % l->pp == s) cJSON_AddItemToArray(d, cJSON_CreateNumber(r));
+  return d;
+}
+
+static cJSON *j_stages(const plan_result *r, const plan_layout *l) {
+  cJSON *a = cJSON_CreateArray();
+  for (int s = 0; s < l->pp; s++) {
+    const plan_stage *x = &l->stage[s];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "index", s);
+    cJSON_AddItemToObject(o, "devices", stage_devices(l, s, r->ndev));
+    int chunk = r->layers / (l->pp * l->vpp);
+    int lr[2] = {x->first, x->last};
+    if (l->vpp > 1) lr[0] = s * chunk, lr[1] = ((l->vpp - 1) * l->pp + s) * chunk + chunk - 1;
+    cJSON_AddItemToObject(o, "layers", cJSON_CreateIntArray(lr, 2));
+    if (l->vpp > 1) {
+      cJSON *ch = cJSON_AddArrayToObject(o, "layers_chunks");
+      for (int k = 0; k < l->vpp; k++) {
+        int c2[2] = {(k * l->pp + s) * chunk, (k * l->pp + s) * chunk + chunk - 1};
+        cJSON_AddItemToArray(ch, cJSON_CreateIntArray(c2, 2));
+      }
+    }
+    cJSON_AddStringToObject(o, "device_type", r->c->dev[x->devtype].name ? r->c->dev[x->devtype].name : "device");
+    cJSON *ex = cJSON_AddArrayToObject(o, "extra");
+    if (s == 0) cJSON_AddItemToArray(ex, cJSON_CreateString("embedding"));
+    if (s == l->pp - 1) cJSON_AddItemToArray(ex, cJSON_CreateString("head"));
+    cJSON_AddNumberToObject(o, "time_per_micro_batch_s", x->time_s);
+    cJSON_AddNumberToObject(o, "memory_bytes", x->mem_bytes);
+    cJSON_AddItemToArray(a, o);
+  }
+  return a;
+}
+
+static const char *op_name(const plan_result *r, ir_ref op, char *buf, size_t n) {
+  const ir_op *o = &r->g->op[op];
+  const char *t = o->nout > 0 ? r->g->t[o->out[0]].name : NULL;
+  if (t && t[0] != '%') return t;
+  snprintf(buf, n, "op%d", op);
+  return buf;
+}
+
+static cJSON *j_ops(const plan_result *r) {
+  cJSON *a = cJSON_CreateArray();
+  char buf[48], nb[32];
+  for (int i = 0; i < r->nops; i++) {
+    const plan_opsbp *x = &r->ops[i];
+    const ir_op *o = &r->g->op[x->op];
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "name", op_name(r, x->op, nb, sizeof nb));
+    cJSON_AddStringToObject(j, "op", ir_ops[o->kind].name);
+    if (o->block >= 0) cJSON_AddStringToObject(j, "block", r->g->blk[o->block].name);
+    else cJSON_AddNullToObject(j, "block");
+    cJSON_AddNumberToObject(j, "lidx", o->block >= 0 ? o->lidx : -1);
+    cJSON_AddNumberToObject(j, "index", x->op);
+    cJSON_AddNumberToObject(j, "stage", x->stage);
+    cJSON *s = cJSON_AddArrayToObject(j, "sbp");
+    for (int k = 0; k < o->nout; k++) cJSON_AddItemToArray(s, cJSON_CreateString(ir_sbp_str(x->s.out[k], buf, sizeof buf)));
+    cJSON *in = cJSON_AddArrayToObject(j, "in_sbp");
+    for (int k = 0; k < o->nin; k++) {
+      cJSON *e = cJSON_CreateArray();
+      cJSON_AddItemToArray(e, cJSON_CreateString(ir_sbp_str(x->s.in[k], buf, sizeof buf)));
+      cJSON_AddItemToArray(in, e);
+    }
+    cJSON_AddStringToObject(j, "devices", "stage");
+    cJSON_AddItemToArray(a, j);
+  }
+  return a;
+}
+
+static cJSON *j_boxing(const plan_result *r) {
+  cJSON *a = cJSON_CreateArray();
+  char b1[48], b2[48], nb[32];
+  for (int i = 0; i < r->nbox; i++) {
+    const plan_boxing *x = &r->box[i];
+    const ir_op *o = &r->g->op[x->op];
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "op", op_name(r, x->op, nb, sizeof nb));
+    cJSON_AddNumberToObject(j, "input", x->input);
+    cJSON_AddStringToObject(j, "tensor", r->g->t[x->tensor].name ? r->g->t[x->tensor].name : "?");
+    if (o->block >= 0) cJSON_AddStringToObject(j, "block", r->g->blk[o->block].name);
+    else cJSON_AddNullToObject(j, "block");
+    cJSON_AddStringToObject(j, "axis", "tp");
+    cJSON_AddStringToObject(j, "from", ir_sbp_str(x->from, b1, sizeof b1));
+    cJSON_AddStringToObject(j, "to", ir_sbp_str(x->to, b2, sizeof b2));
+    cJSON_AddStringToObject(j, "collective", plan_coll_name(x->coll));
+    cJSON_AddNumberToObject(j, "bytes", x->bytes);
+    cJSON_AddStringToObject(j, "pass", x->backward ? "backward" : "forward");
+    cJSON_AddItemToArray(a, j);
+  }
+  return a;
+}
+
+static cJSON *j_predicted(const plan_result *r, const plan_layout *l) {
+  cJSON *p = cJSON_CreateObject();
+  double tok = (double)r->opt.global_batch * r->opt.seq;
+  cJSON_AddNumberToObject(p, "step_time_s", l->step_s);
+  cJSON_AddNumberToObject(p, "tokens_per_s", tok / l->step_s);
+  cJSON_AddNumberToObject(p, "model_tflops_per_device", l->model_flops / l->step_s / r->ndev / 1e12);
+  cJSON_AddNumberToObject(p, "hardware_tflops_per_device", l->hw_flops / l->step_s / r->ndev / 1e12);
+  cJSON_AddNumberToObject(p, "mfu", l->model_flops / l->step_s / r->ndev / l->peak_flops);
+  cJSON_AddNumberToObject(p, "memory_per_device_bytes", l->mem_bytes);
+  cJSON *b = cJSON_AddObjectToObject(p, "breakdown");
+  cJSON_AddNumberToObject(b, "compute_s", l->compute_s);
+  cJSON_AddNumberToObject(b, "exposed_comm_s", l->comm_s);
+  cJSON_AddNumberToObject(b, "bubble_s", l->bubble_s);
+  cJSON_AddNumberToObject(b, "params_bytes", l->mem_params);
+  cJSON_AddNumberToObject(b, "grads_bytes", l->mem_grads);
+  cJSON_AddNumberToObject(b, "optimizer_bytes", l->mem_opt);
+  cJSON_AddNumberToObject(b, "activations_bytes", l->mem_act);
+  cJSON_AddNumberToObject(b, "workspace_bytes", l->mem_work);
+  cJSON_AddStringToObject(b, "dominant", plan_dominant(l));
+  return p;
+}
+
+static cJSON *j_planner(const plan_result *r) {
+  cJSON *p = cJSON_CreateObject();
+  cJSON_AddNumberToObject(p, "candidates", (double)r->candidates);
+  cJSON_AddNumberToObject(p, "evaluated", (double)r->evaluated);
+  cJSON_AddNumberToObject(p, "solve_time_s", r->solve_time_s);
+  cJSON_AddStringToObject(p, "status", r->fallback ? "fallback" : "optimal");
+  if (r->note) cJSON_AddStringToObject(p, "note", r->note);
+  cJSON_AddNumberToObject(p, "ilp_solves", (double)r->ilp_solves);
+  if (r->opt.calib_path) cJSON_AddStringToObject(p, "calibration", r->opt.calib_path);
+  else cJSON_AddNullToObject(p, "calibration");
+  cJSON *t = cJSON_AddArrayToObject(p, "top");
+  for (int i = 0; i < r->ntop; i++) {
+    cJSON *x = j_parallel(&r->top[i]);
+    cJSON_AddNumberToObject(x, "step_time_s", r->top[i].step_s);
+    cJSON_AddNumberToObject(x, "memory_per_device_bytes", r->top[i].mem_bytes);
+    cJSON_AddItemToArray(t, x);
+  }
+  return p;
+}
+
+static cJSON *build(const plan_result *r) {
+  const plan_layout *l = &r->top[0];
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "format", "sbpc-plan");
+  cJSON_AddNumberToObject(j, "version", 1);
+  cJSON_AddItemToObject(j, "model", j_model(r));
+  cJSON_AddItemToObject(j, "cluster", j_cluster(r));
+  cJSON *tr = cJSON_AddObjectToObject(j, "train");
+  cJSON_AddNumberToObject(tr, "global_batch", (double)r->opt.global_batch);
+  cJSON_AddNumberToObject(tr, "seq", (double)r->opt.seq);
+  cJSON_AddStringToObject(tr, "precision", ir_dtype_name(r->opt.precision));
+  cJSON_AddItemToObject(j, "parallel", j_parallel(l));
+  cJSON *mesh = cJSON_AddObjectToObject(j, "mesh");
+  cJSON *ax = cJSON_AddArrayToObject(mesh, "axes"), *sh = cJSON_AddArrayToObject(mesh, "shape");
+  for (int i = 0; i < 4; i++) {
+    cJSON_AddItemToArray(ax, cJSON_CreateString(axis_names[l->axis_order[i]]));
+    cJSON_AddItemToArray(sh, cJSON_CreateNumber(axsize(l, l->axis_order[i])));
+  }
+  cJSON_AddItemToObject(j, "stages", j_stages(r, l));
+  cJSON_AddItemToObject(j, "ops", j_ops(r));
+  cJSON_AddItemToObject(j, "boxing", j_boxing(r));
+  cJSON_AddItemToObject(j, "predicted", j_predicted(r, l));
+  cJSON_AddItemToObject(j, "planner", j_planner(r));
+  return j;
+}
+
+char *plan_json_string(const plan_result *r) {
+  if (!r || r->ntop == 0) return NULL;
+  cJSON *j = build(r);
+  char *s = cJSON_Print(j);
+  cJSON_Delete(j);
+  return s;
+}
+
+bool plan_write_json(const plan_result *r, FILE *f) {
+  char *s = plan_json_string(r);
+  if (!s) return false;
+  bool ok = fputs(s, f) >= 0 && fputc('\n', f) != EOF;
+  free(s);
+  return ok;
+}

@@ -1,0 +1,168 @@
+/* plan_int.h — what the planner's files share with each other and with the
+ * planner's unit tests; not a public interface (use planner.h). Every name
+ * here still carries the plan_ prefix. */
+#ifndef SBPC_PLAN_INT_H
+#define SBPC_PLAN_INT_H
+#include "planner/planner.h"
+
+/* ---- cost.c --------------------------------------------------------------- */
+typedef enum {
+  COLL_NONE, COLL_ALL_REDUCE, COLL_ALL_GATHER, COLL_REDUCE_SCATTER,
+  COLL_ALL_TO_ALL, COLL_SEND_RECV, COLL_SLICE, COLL_INVALID
+} plan_coll;
+/* plan_coll_name: "all_reduce", ... */
+const char *plan_coll_name(int k);
+
+typedef struct { double flops, bw, mem; } plan_dev;   /* one device's rates */
+typedef struct { double bw, lat; } plan_link;         /* per device, one direction */
+
+/* plan_gemm_eff: achieved fraction of peak for an m x n x k GEMM:
+ * eff_max * f(m) f(n) f(k), f(x) = x / (x + half_dim). */
+double plan_gemm_eff(const plan_calib *c, double m, double n, double k);
+/* plan_kernel_time: roofline of `kernels` kernels doing `flops` at efficiency
+ * eff and moving `bytes`: max(flops/(peak*eff), bytes/(bw*mem_eff)) plus the
+ * launch overhead. */
+double plan_kernel_time(const plan_calib *c, const plan_dev *d, double flops, double eff,
+                        double bytes, double kernels);
+/* plan_coll_time: seconds for collective k on a group of n devices over link l,
+ * T = the logical tensor size in bytes (the DESIGN.md table). All-reduce is
+ * the faster of ring and tree. */
+double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l);
+/* plan_coll_bytes: bytes moved per device by collective k (the same table). */
+double plan_coll_bytes(int k, double T, int n);
+/* plan_boxing_coll: the collective that turns SBP `from` into `to`. */
+int plan_boxing_coll(ir_sbp from, ir_sbp to);
+/* plan_grad_sbp: SBP of the gradient an op hands back for an input it consumed
+ * as `in` under a signature; replicated: the signature is all-B. */
+ir_sbp plan_grad_sbp(ir_sbp in, bool replicated);
+/* plan_need_sbp: the SBP a producer needs its output gradient in. */
+ir_sbp plan_need_sbp(ir_sbp out);
+
+/* ---- sigs.c ---------------------------------------------------------------- */
+/* plan_tshape: tensor t's shape with B = b, S = s; returns the rank. */
+int plan_tshape(const ir_graph *g, ir_ref t, int64_t b, int64_t s, int64_t *dims);
+/* plan_op_sigs: the 1-D signatures of forward op o on a tp axis of n devices
+ * (splits only where the axis divides by n; n == 1 gives the one all-B
+ * signature). Returns the count (>= 1). */
+int plan_op_sigs(const ir_graph *g, const ir_op *o, int n, int64_t b, int64_t s, ir_sig *sigs);
+
+/* ---- sbp_ilp.c: the per-block SBP program ------------------------------------ */
+typedef struct {
+  int nnode;
+  int *nch;          /* choices per node */
+  double **ncost;    /* [node][choice] seconds */
+  int nedge;
+  int *eu, *ev;      /* edge u -> v */
+  double **ecost;    /* [edge][cu * nch[v] + cv] seconds */
+} plan_sbp_prob;
+/* plan_sbp_solve: choose one choice per node minimising node + edge costs with
+ * glp_intopt (time limit tlim seconds). Writes choice[], *obj; returns true if
+ * GLPK proved optimality, false if it fell back (greedy choices then). */
+bool plan_sbp_solve(const plan_sbp_prob *p, int *choice, double *obj, double tlim);
+/* plan_sbp_eval: the objective of a given choice vector. */
+double plan_sbp_eval(const plan_sbp_prob *p, const int *choice);
+
+/* ---- layer.c: per-block summaries --------------------------------------------- */
+typedef struct {
+  int devtype;
+  plan_dev dev;
+  int prec;             /* ir_dtype of compute */
+  int64_t seq;          /* full sequence length */
+  int tp, sp, mbs, rc;
+  plan_link tpl, spl;   /* tp and sp axis links */
+  int m;                /* micro-batches (weights per-step costs) */
+} plan_key;
+
+typedef struct {       /* one layer of a block (or the pre/post parts) */
+  double fwd_s, bwd_s;       /* compute per micro-batch; bwd includes recompute */
+  double comm_fwd_s, comm_bwd_s; /* tp/sp boxing per micro-batch (bwd incl. recompute) */
+  double step_comm_s;        /* per-step tp gradient sync */
+  double act_bytes;          /* saved per micro-batch under the recompute policy */
+  double act_full_bytes;     /* saved with no recompute (peak of the recomputed layer) */
+  double params_local;       /* parameter elements per device */
+  double params;             /* parameter elements in total */
+  double max_tensor_bytes;   /* largest single activation per device */
+  double boundary_bytes;     /* the activation a pipeline edge sends (per micro-batch) */
+  double flops;              /* forward model FLOPs per micro-batch, whole tp group */
+  double attn_flops;         /* the attention part of flops */
+  double tied_local;         /* post only: parameters already counted in pre (tied) */
+  double attn_io_bytes;      /* attention inputs + outputs per device (sp all-to-alls) */
+} plan_lsum;
+
+typedef struct {
+  plan_key key;
+  plan_lsum *blk;     /* per block */
+  plan_lsum pre, post;
+  int *choice;        /* per graph op: chosen signature, -1 if not a costed op */
+  ir_sig *sig;        /* per graph op: the signature itself */
+  plan_boxing *box;   /* per-layer boxings of every region (malloc'ed) */
+  int nbox;
+  bool optimal;
+  int solves;
+} plan_sol;
+
+typedef struct plan_model plan_model;
+/* plan_model_new: analyse g once (regions, ops per layer, params); NULL and an
+ * error if g has no ops. */
+plan_model *plan_model_new(const ir_graph *g, arena *a);
+/* plan_model_solve: solve (or fetch from the cache) the SBP programs of every
+ * block and of the non-block ops for key k; the result lives in the model. */
+const plan_sol *plan_model_solve(plan_model *pm, const plan_key *k, const plan_calib *c,
+                                 double tlim);
+int plan_model_layers(const plan_model *pm);
+/* plan_model_solves: SBP programs solved so far. */
+int plan_model_solves(const plan_model *pm);
+int plan_model_nblocks(const plan_model *pm);
+int plan_model_block_of_layer(const plan_model *pm, int layer);
+bool plan_model_op_is_pre(const plan_model *pm, ir_ref op);
+void plan_model_free(plan_model *pm);
+
+/* ---- partition.c ----------------------------------------------------------------- */
+typedef struct {
+  int p, L, v, m;
+  double *t;       /* per stage: seconds per layer per micro-batch */
+  double *e;       /* per stage: fixed seconds per micro-batch */
+  double *mem_l;   /* per stage: bytes per layer */
+  double *mem_f;   /* per stage: fixed bytes */
+  double *cap;     /* per stage: memory capacity */
+} plan_part_prob;
+/* plan_part_objective: pipeline step time of a partition x (layers per stage):
+ * m*T + (sum_s stage_s - T)/v with T the slowest stage. */
+double plan_part_objective(const plan_part_prob *p, const int *x);
+/* plan_part_solve: layers per stage (multiples of v, summing to L, within
+ * memory) minimising (m - 1/v) T + (1/v) sum_s (x_s t_s + e_s) with glp_intopt.
+ * Returns 1 optimal, 0 infeasible, -1 solver failure (x then holds the even
+ * split). */
+int plan_part_solve(const plan_part_prob *p, int *x, double tlim);
+/* plan_part_even: the even split (remainder to the first stages). */
+void plan_part_even(const plan_part_prob *p, int *x);
+
+/* ---- axismap.c ---------------------------------------------------------------------- */
+/* Axes: 0 pp, 1 dp, 2 sp, 3 tp. cost[a][mask] = seconds axis a costs when the
+ * axes in bitmask `mask` are inside it (its stride is their product). */
+typedef struct {
+  int n;                 /* 4 */
+  double cost[4][16];
+} plan_axis_prob;
+/* plan_axis_solve: an order of the axes (outermost first) minimising the sum
+ * of the axes' costs, with glp_intopt; returns false on solver failure (order
+ * then pp, dp, sp, tp). */
+bool plan_axis_solve(const plan_axis_prob *p, int *order, double tlim);
+/* plan_axis_eval: the cost of an order. */
+double plan_axis_eval(const plan_axis_prob *p, const int *order);
+
+/* ---- cluster.c ---------------------------------------------------------------------- */
+typedef struct {
+  const ir_cluster *c;
+  int ndev, nnodes;
+  int *rank_node;     /* per rank */
+  int *node_type;     /* per node */
+  int *node_first;    /* first rank of each node */
+} plan_cl;
+/* plan_cl_init: flatten c into ranks and nodes (arena a); false if empty. */
+bool plan_cl_init(plan_cl *cl, const ir_cluster *c, arena *a);
+/* plan_dev_of: device rates of device type t at precision p. */
+plan_dev plan_dev_of(const ir_cluster *c, int t, ir_dtype p);
+/* plan_group_link: the link a group of n ranks base, base+stride, ... crosses. */
+plan_link plan_group_link(const plan_cl *cl, int base, int stride, int n);
+#endif

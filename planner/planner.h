@@ -1,0 +1,188 @@
+/* planner.h — the sbpc planner: cost and memory models and the layout search
+ * (prefix plan_). Also the index of planner/ (except sp*.c, see sp.h).
+ *
+ * Given a forward model graph (shapes set), a cluster and a training setup,
+ * plan_search enumerates layouts dp x tp x pp x sp = devices, micro-batch size,
+ * recompute policy, ZeRO stage and virtual stages; costs each with the models
+ * below and keeps the K fastest that fit in memory. Inside, three GLPK
+ * programs decide what enumeration cannot: the SBP signature of every op of a
+ * block on the tp axis (sbp_ilp.c, solved once per block type and setting and
+ * reused for every layer), the layers per pipeline stage (partition.c, faster
+ * devices get more layers), and the order of the mesh axes over the cluster
+ * hierarchy (axismap.c). docs/planner.md explains the models and their
+ * constants; docs/plan-format.md the JSON written by plan_write_json.
+ *
+ *   cost.c      roofline op costs, GEMM efficiency, alpha-beta collectives
+ *   sigs.c      1-D SBP signatures per op kind (the planner's view of ir_op_sigs)
+ *   layer.c     per-block analysis: tensors, saved activations, op costs
+ *   sbp_ilp.c   GLPK: per-block SBP choice with boxing cost on edges
+ *   memory.c    parameters / gradients / optimizer / activations / workspace
+ *   partition.c GLPK: layers per pipeline stage
+ *   axismap.c   GLPK: mesh axes onto the node hierarchy
+ *   cluster.c   groups of ranks, the links they cross, device speeds
+ *   search.c    enumeration, pruning, pipeline time, top K
+ *   calib.c     defaults and the calibration JSON (cJSON)
+ *   json.c      the plan JSON (cJSON)
+ *   report.c    the human-readable report
+ *   models.c    GPT graphs and clusters built in code (tests and benchmarks) */
+#ifndef SBPC_PLANNER_H
+#define SBPC_PLANNER_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "ir/ir.h"
+
+typedef enum { PLAN_RC_NONE, PLAN_RC_SELECTIVE, PLAN_RC_FULL, PLAN_NRC } plan_recompute;
+/* plan_recompute_name: "none", "selective", "full". */
+const char *plan_recompute_name(int rc);
+
+/* Model constants; calib.c sets the defaults, a calibration file replaces them.
+ * docs/planner.md gives the meaning and source of each. */
+#define PLAN_MAXCOLL 16
+typedef struct {
+  double gemm_eff_max;      /* GEMM efficiency of an infinitely large GEMM */
+  double gemm_half_dim;     /* a GEMM dimension of this size halves its factor */
+  double mem_eff;           /* achieved fraction of peak memory bandwidth */
+  double kernel_overhead_s; /* per kernel launch */
+  double attn_score_passes; /* passes over the b*a*s*s score matrix (0 = flash) */
+  double attn_saved_bytes;  /* bytes per score element kept for backward */
+  double coll_eff;          /* achieved fraction of link bandwidth */
+  double overlap;           /* fraction of the DP reduction that can hide in backward */
+  double grad_reduce_bytes; /* bytes per gradient element in the DP reduction */
+  double workspace_bytes;   /* fixed per-device runtime reserve (context, cuBLAS) */
+  double mem_usable;        /* fraction of device memory a plan may fill */
+  /* measured collective bus bandwidth by group size (sbpc tune); 0 = none */
+  int ncoll;
+  int coll_n[PLAN_MAXCOLL];
+  double coll_bw[PLAN_MAXCOLL], coll_alpha[PLAN_MAXCOLL];
+  bool loaded;
+} plan_calib;
+
+/* plan_calib_default: the built-in constants. */
+void plan_calib_default(plan_calib *c);
+/* plan_calib_load: read a calibration JSON (schema in docs/planner.md) over
+ * the defaults in *c. Prints "path: error: ..." and returns false on bad input. */
+bool plan_calib_load(const char *path, plan_calib *c);
+
+/* Knobs fixed by --fix (0 or -1 = searched). */
+typedef struct {
+  int dp, tp, pp, sp, vpp, mbs;
+  int recompute; /* -1 = search, else plan_recompute */
+  int zero;      /* -1 = search */
+} plan_fix;
+
+typedef struct {
+  plan_fix fix;
+  int top_k;               /* layouts kept (>= 1) */
+  ir_dtype precision;      /* compute precision (bf16 default) */
+  int64_t global_batch;    /* sequences per step */
+  int64_t seq;             /* tokens per sequence */
+  plan_calib calib;
+  const char *calib_path;  /* for the report, or NULL */
+  double ilp_time_limit_s; /* per GLPK program */
+  bool even_partition;     /* disable the partition program (benchmark baseline) */
+  int max_sp;              /* largest sp tried by the search (1 = off) */
+} plan_options;
+
+/* plan_options_default: batch 0 (caller sets), bf16, top 3, nothing fixed. */
+void plan_options_default(plan_options *o);
+/* plan_fix_parse: "dp=4,tp=8,recompute=full,..." into o->fix; prints an error
+ * and returns false on an unknown key or a bad value. */
+bool plan_fix_parse(const char *s, plan_options *o);
+
+/* One pipeline stage of a layout. */
+typedef struct {
+  int first, last;       /* global layer range, inclusive; last < first if empty */
+  int devtype;           /* slowest device type in the stage */
+  int rank0;             /* lowest global rank in the stage */
+  double time_s;         /* one micro-batch forward + backward on this stage */
+  double mem_bytes;      /* predicted peak memory per device */
+} plan_stage;
+
+/* A costed layout. */
+typedef struct {
+  int dp, tp, pp, sp, vpp, mbs, m, recompute, zero;
+  int axis_order[4];       /* mesh axes outermost first: 0 pp, 1 dp, 2 sp, 3 tp */
+  plan_stage *stage;       /* pp entries */
+  double step_s, compute_s, comm_s, bubble_s;
+  double mem_bytes;        /* max over devices */
+  double mem_params, mem_grads, mem_opt, mem_act, mem_work; /* on the fullest device */
+  double model_flops, hw_flops; /* per step, whole model */
+  double peak_flops;       /* per device, for MFU */
+  bool fits;
+  int sbp_key;             /* internal: the SBP solution used (see plan_result) */
+} plan_layout;
+
+/* The chosen SBP of one forward op on the tp axis. */
+typedef struct {
+  ir_ref op;
+  int32_t sig;             /* index into the planner's signature list */
+  ir_sig s;
+  int stage;               /* stage for ops outside blocks, -1 inside */
+} plan_opsbp;
+
+/* One boxing (re-layout) the best layout needs. */
+typedef struct {
+  ir_ref op;               /* consumer */
+  int input;
+  ir_ref tensor;
+  ir_sbp from, to;
+  int coll;                /* plan_coll */
+  double bytes;            /* per device per micro-batch */
+  bool backward;
+} plan_boxing;
+
+typedef struct {
+  arena *a;                /* everything below lives here */
+  const ir_graph *g;
+  const ir_cluster *c;
+  plan_options opt;
+  int ndev, nnodes;
+  plan_layout *top; int ntop;  /* best first; ntop == 0: nothing fits */
+  plan_opsbp *ops; int nops;   /* SBP of the best layout */
+  plan_boxing *box; int nbox;
+  /* when nothing fits: the smallest memory any candidate needs */
+  double min_mem_bytes;
+  const char *min_mem_dominant;
+  plan_layout min_mem_layout;
+  long candidates, evaluated, ilp_solves;
+  double solve_time_s;
+  bool fallback;           /* a GLPK program failed or timed out */
+  const char *note;        /* why, when fallback */
+  int64_t params;          /* model parameter count */
+  int layers;              /* total layers */
+} plan_result;
+
+/* plan_search: the fastest layouts of forward graph g (shapes set, forward ops
+ * only are costed; backward ops, if present, are ignored) on cluster c under
+ * options o. Returns NULL (with an error on stderr) only on unusable input (no
+ * batch/seq, no devices, batch not divisible); "nothing fits" is a result with
+ * ntop == 0. Free with plan_result_free. */
+plan_result *plan_search(const ir_graph *g, const ir_cluster *c, const plan_options *o);
+/* plan_result_free: NULL is ok. */
+void plan_result_free(plan_result *r);
+
+/* plan_write_json: the plan JSON (docs/plan-format.md) of r->top[0]; false if
+ * r has no layout or the file cannot be written. */
+bool plan_write_json(const plan_result *r, FILE *f);
+/* plan_json_string: the same as a malloc'ed string (caller frees), or NULL. */
+char *plan_json_string(const plan_result *r);
+/* plan_print_report: the readable report; explain adds per-op SBP and boxing. */
+void plan_print_report(const plan_result *r, FILE *f, bool explain);
+
+/* plan_dominant: name of the largest memory part of a layout. */
+const char *plan_dominant(const plan_layout *l);
+
+/* ---- models built in code (models.c), for tests and benchmarks ---------- */
+/* plan_gpt_graph: a GPT forward graph as the front end makes it from a .sbp
+ * (embedding + positions, L blocks of pre-LN attention and GELU MLP with
+ * biases and dropout, final layer norm, tied LM head, cross-entropy). */
+ir_graph *plan_gpt_graph(const char *name, int layers, int64_t hidden, int64_t heads,
+                         int64_t vocab, int64_t maxpos);
+/* plan_cluster_dgx: n DGX-A100 nodes (8 x A100 80GB, NVSwitch 300 GB/s, 8 x
+ * 25 GB/s InfiniBand), allocated from arena a. */
+ir_cluster *plan_cluster_dgx(arena *a, int nodes);
+/* plan_cluster_mixed: na DGX-A100 nodes + nv nodes of 8 x V100 32GB (NVLink
+ * 150 GB/s, one 100 Gb/s Ethernet NIC). */
+ir_cluster *plan_cluster_mixed(arena *a, int na, int nv);
+#endif

@@ -1,0 +1,575 @@
+/* search.c — the layout search: enumerate, prune, cost, keep the best K.
+ *
+ * For every factorisation tp x sp x pp x dp of the device count (tp, sp and
+ * pp dividing it, dp dividing the global batch), the axis-mapping program
+ * (axismap.c) orders the mesh axes over the node hierarchy; that fixes each
+ * stage's devices, their slowest type (a TP group mixing types counts its
+ * mean speed: shards are uneven by speed) and the links of each axis. Then
+ * for every micro-batch size, recompute policy, ZeRO stage and virtual stage
+ * count: the per-layer summaries come from the SBP programs (layer.c, cached
+ * per setting), the partition program (partition.c) places layers on stages,
+ * the memory model checks every stage, and the pipeline formula plus the
+ * exposed data-parallel reduction gives the step time.
+ *
+ * Pruning, cheapest first: a memory lower bound (model states with perfect
+ * sharding) and a time lower bound (all FLOPs at the best GEMM efficiency
+ * plus the uniform bubble) against the K-th best so far, before any program
+ * is solved; and the continuous relaxation of the partition before its
+ * integer program. */
+#include "planner/plan_int.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+  plan_dev dev;
+  int devtype;
+  plan_link tpl, spl, ppl, dpl;
+  int rank0;
+} stinfo;
+
+typedef struct {
+  plan_result *r;
+  const plan_options *o;
+  const ir_graph *g;
+  plan_cl cl;
+  plan_model *pm;
+  int L, N;
+  double params, hid;
+  double peak_sum, peak_max;
+  /* current factorisation */
+  int tp, sp, pp, dp;
+  int order[4];
+  stinfo *st;
+  const plan_sol *cursol, **topsol; /* stage 0's SBP solution of each top layout */
+  double fwd_seq, attn_seq;          /* forward FLOPs per sequence (whole model, attention) */
+} search;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- mesh geometry --------------------------------------------------------- */
+static int axis_size(const search *s, int a) {
+  return a == 0 ? s->pp : a == 1 ? s->dp : a == 2 ? s->sp : s->tp;
+}
+
+static int axis_stride(const search *s, const int *order, int a) {
+  int st = 1;
+  for (int i = 3; i >= 0 && order[i] != a; i--) st *= axis_size(s, order[i]);
+  return st;
+}
+
+static void minlink(plan_link *w, plan_link l) {
+  if (l.bw < w->bw) w->bw = l.bw;
+  if (l.lat > w->lat) w->lat = l.lat;
+}
+
+/* one pass over the ranks: per stage the slowest TP group (mean speed inside
+ * a group: shards are uneven by speed) and the worst link of each axis */
+static void stage_info(search *s) {
+  const ir_cluster *c = s->cl.c;
+  int st[4], sz[4];
+  for (int a = 0; a < 4; a++) st[a] = axis_stride(s, s->order, a), sz[a] = axis_size(s, a);
+  for (int p = 0; p < s->pp; p++) {
+    stinfo *si = &s->st[p];
+    si->dev.flops = si->dev.bw = si->dev.mem = 1e300;
+    si->devtype = 0, si->rank0 = -1;
+    si->tpl = si->spl = si->dpl = si->ppl = (plan_link){1e30, 0};
+  }
+  for (int r = 0; r < s->N; r++) {
+    int cd[4];
+    for (int a = 0; a < 4; a++) cd[a] = (r / st[a]) % sz[a];
+    stinfo *si = &s->st[cd[0]];
+    if (si->rank0 < 0) si->rank0 = r;
+    if (cd[3] == 0) {
+      double fl = 0, bw = 0, mem = 1e300, minfl = 1e300;
+      int slow = 0;
+      for (int i = 0; i < s->tp; i++) {
+        int t = c->node[s->cl.node_type[s->cl.rank_node[r + i * st[3]]]].devtype;
+        plan_dev d = plan_dev_of(c, t, s->o->precision);
+        fl += d.flops / s->tp, bw += d.bw / s->tp;
+        if (d.mem < mem) mem = d.mem;
+        if (d.flops < minfl) minfl = d.flops, slow = t;
+      }
+      if (fl < si->dev.flops) si->dev.flops = fl, si->dev.bw = bw, si->devtype = slow;
+      if (mem < si->dev.mem) si->dev.mem = mem;
+      if (s->tp > 1) minlink(&si->tpl, plan_group_link(&s->cl, r, st[3], s->tp));
+    }
+    if (cd[2] == 0 && s->sp > 1) minlink(&si->spl, plan_group_link(&s->cl, r, st[2], s->sp));
+    if (cd[1] == 0 && s->dp > 1) minlink(&si->dpl, plan_group_link(&s->cl, r, st[1], s->dp));
+    if (cd[0] + 1 < s->pp) minlink(&si->ppl, plan_group_link(&s->cl, r, st[0], 2));
+  }
+}
+
+/* axis costs for the mapping program: bytes per step each axis moves */
+static void axis_order(search *s) {
+  plan_axis_prob ap = {4, {{0}}};
+  double tok = (double)s->o->global_batch / s->dp * s->o->seq / s->sp;
+  double act = tok * s->hid * 2;
+  double vol[4] = {2 * act,                                      /* pp: send/recv */
+                   2 * 2 * s->params / (s->tp * s->pp),          /* dp: gradients */
+                   4 * act * s->L / s->pp,                        /* sp: all-to-all */
+                   8 * act * s->L / s->pp};                       /* tp: 4 all-reduces x fwd/bwd */
+  int kind[4] = {COLL_SEND_RECV, COLL_ALL_REDUCE, COLL_ALL_TO_ALL, COLL_ALL_REDUCE};
+  for (int a = 0; a < 4; a++)
+    for (int m = 0; m < 16; m++) {
+      if (m & (1 << a)) continue;
+      int st = 1;
+      for (int b = 0; b < 4; b++) if (m & (1 << b)) st *= axis_size(s, b);
+      int n = axis_size(s, a);
+      if (n <= 1) continue;
+      plan_link l = plan_group_link(&s->cl, 0, st, a == 0 ? 2 : n);
+      plan_link l2 = plan_group_link(&s->cl, s->N - 1 - st * ((a == 0 ? 2 : n) - 1), st, a == 0 ? 2 : n);
+      if (l2.bw < l.bw) l = l2;
+      ap.cost[a][m] = plan_coll_time(&s->o->calib, kind[a], vol[a], a == 0 ? 2 : n, l);
+    }
+  for (int a = 0; a < 4; a++) /* ties (size-1 axes) go the canonical way: pp, dp, sp, tp */
+    for (int m = 0; m < 16; m++)
+      for (int b = 0; b < a; b++)
+        if (m & (1 << b)) ap.cost[a][m] += 1e-12;
+  if (!plan_axis_solve(&ap, s->order, s->o->ilp_time_limit_s)) {
+    s->r->fallback = true;
+    s->r->note = "the axis-mapping program failed; used pp, dp, sp, tp";
+  }
+  s->r->ilp_solves++;
+}
+
+/* ---- one candidate ----------------------------------------------------------- */
+typedef struct {
+  int mbs, m, rc, zero, vpp;
+} knobs;
+
+/* the per-layer summary averaged over blocks (weighted by layer count) */
+static plan_lsum layer_avg(const search *s, const plan_sol *sol) {
+  plan_lsum a = {0};
+  int nb = plan_model_nblocks(s->pm);
+  for (int b = 0; b < nb; b++) {
+    double w = (double)s->g->blk[b].count / (s->L > 0 ? s->L : 1);
+    const plan_lsum *l = &sol->blk[b];
+    a.fwd_s += w * l->fwd_s, a.bwd_s += w * l->bwd_s;
+    a.comm_fwd_s += w * l->comm_fwd_s, a.comm_bwd_s += w * l->comm_bwd_s;
+    a.step_comm_s += w * l->step_comm_s, a.act_bytes += w * l->act_bytes;
+    a.act_full_bytes += w * l->act_full_bytes, a.params_local += w * l->params_local;
+    a.params += w * l->params, a.boundary_bytes += w * l->boundary_bytes;
+    a.flops += w * l->flops, a.attn_flops += w * l->attn_flops, a.attn_io_bytes += w * l->attn_io_bytes;
+    if (l->max_tensor_bytes > a.max_tensor_bytes) a.max_tensor_bytes = l->max_tensor_bytes;
+  }
+  return a;
+}
+
+typedef struct {
+  double wb, gb, ob;   /* bytes per parameter on a device after ZeRO sharding */
+} pbytes;
+
+static pbytes param_bytes(const search *s, int zero) {
+  bool f32 = ir_dtype_size(s->o->precision) == 4;
+  double zd = (double)s->dp * s->sp;
+  pbytes p = {f32 ? 4 : 2, f32 ? 4 : 2, f32 ? 8 : 12};
+  if (zero >= 3) p.wb /= zd;
+  if (zero >= 2) p.gb /= zd;
+  if (zero >= 1) p.ob /= zd;
+  return p;
+}
+
+static double lsum_time(const plan_lsum *l) { return l->fwd_s + l->bwd_s + l->comm_fwd_s + l->comm_bwd_s; }
+
+typedef struct {
+  plan_part_prob pp;
+  plan_lsum *lay;
+  double *params_s, *act_s, *work_s;   /* per stage fixed parts */
+  double *inflight;
+} stage_model;
+
+static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *sm) {
+  const plan_calib *c = &s->o->calib;
+  pbytes pb = param_bytes(s, k.zero);
+  double pbt = pb.wb + pb.gb + pb.ob;
+  int P = s->pp;
+  for (int p = 0; p < P; p++) {
+    plan_lsum l = layer_avg(s, sol[p]);
+    sm->lay[p] = l;
+    double spc = 0;
+    if (s->sp > 1)
+      spc = (2 + (k.rc == PLAN_RC_FULL)) *
+            plan_coll_time(c, COLL_ALL_TO_ALL, l.attn_io_bytes * s->sp, s->sp, s->st[p].spl);
+    sm->pp.t[p] = lsum_time(&l) + spc;
+    double inf = k.m < P - p ? k.m : P - p;
+    if (k.vpp > 1) inf *= 1 + (double)(P - 1) / ((double)P * k.vpp);
+    sm->inflight[p] = inf;
+    double e = 0, par = 0, act = 0, maxt = l.max_tensor_bytes;
+    if (p == 0) {
+      const plan_lsum *x = &sol[p]->pre;
+      e += lsum_time(x), par += x->params_local, act += x->act_bytes * inf;
+      if (x->max_tensor_bytes > maxt) maxt = x->max_tensor_bytes;
+    }
+    if (p == P - 1) {
+      const plan_lsum *x = &sol[p]->post;
+      e += lsum_time(x), par += x->params_local + (P > 1 ? x->tied_local : 0), act += x->act_bytes * inf;
+      if (x->max_tensor_bytes > maxt) maxt = x->max_tensor_bytes;
+    }
+    int nb = (p > 0) + (p < P - 1);
+    if (nb && P > 1) {
+      plan_link pl = s->st[p].ppl.bw < 1e29 ? s->st[p].ppl : s->st[p > 0 ? p - 1 : p].ppl;
+      e += nb * k.vpp * plan_coll_time(c, COLL_SEND_RECV, l.boundary_bytes, 2, pl);
+    }
+    sm->pp.e[p] = e;
+    double work = c->workspace_bytes + 2 * maxt + (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) +
+                  (k.zero >= 3 ? 2 * l.params * (pb.wb * s->dp * s->sp) / s->tp : 0);
+    sm->params_s[p] = par, sm->act_s[p] = act, sm->work_s[p] = work;
+    sm->pp.mem_l[p] = l.params_local * pbt + l.act_bytes * inf;
+    sm->pp.mem_f[p] = par * pbt + act + work;
+    sm->pp.cap[p] = s->st[p].dev.mem * c->mem_usable;
+  }
+}
+
+/* the continuous relaxation of the partition: a lower bound on its optimum */
+static double part_lb(const plan_part_prob *p) {
+  double inv = 0, num = p->L, tmin = 1e300, esum = 0;
+  for (int s = 0; s < p->p; s++) {
+    double t = p->t[s] > 1e-15 ? p->t[s] : 1e-15;
+    inv += 1 / t, num += p->e[s] / t, esum += p->e[s];
+    if (t < tmin) tmin = t;
+  }
+  double T = num / inv;
+  return (p->m - 1.0 / p->v) * T + (p->L * tmin + esum) / p->v;
+}
+
+static double kth_best(const search *s) {
+  plan_result *r = s->r;
+  return r->ntop < s->o->top_k ? 1e300 : r->top[r->ntop - 1].step_s;
+}
+
+static const char *dominant5(double pa, double gr, double op, double ac, double wo) {
+  const char *n[5] = {"parameters", "gradients", "optimizer state", "activations", "workspace"};
+  double v[5] = {pa, gr, op, ac, wo};
+  int b = 0;
+  for (int i = 1; i < 5; i++) if (v[i] > v[b]) b = i;
+  return n[b];
+}
+
+const char *plan_dominant(const plan_layout *l) {
+  return dominant5(l->mem_params, l->mem_grads, l->mem_opt, l->mem_act, l->mem_work);
+}
+
+/* memory of stage p under partition x; fills the breakdown into l */
+static double stage_mem(const search *s, const stage_model *sm, int p, int x, knobs k, plan_layout *l) {
+  pbytes pb = param_bytes(s, k.zero);
+  double par = x * sm->lay[p].params_local + sm->params_s[p];
+  double act = x * sm->lay[p].act_bytes * sm->inflight[p] + sm->act_s[p];
+  if (l) {
+    l->mem_params = par * pb.wb, l->mem_grads = par * pb.gb, l->mem_opt = par * pb.ob;
+    l->mem_act = act, l->mem_work = sm->work_s[p];
+  }
+  return par * (pb.wb + pb.gb + pb.ob) + act + sm->work_s[p];
+}
+
+/* step-end costs of stage p: exposed DP reduction, optimizer, tp grad sync */
+static double stage_tail(const search *s, const stage_model *sm, int p, int x, knobs k, double *opt) {
+  const plan_calib *c = &s->o->calib;
+  const plan_lsum *l = &sm->lay[p];
+  pbytes pb = param_bytes(s, 0);
+  double par = x * l->params_local + sm->params_s[p];
+  int zd = s->dp * s->sp;
+  double tdp = plan_coll_time(c, COLL_ALL_REDUCE, par * c->grad_reduce_bytes, zd, s->st[p].dpl);
+  double gather = k.zero >= 3 ? k.m * plan_coll_time(c, COLL_ALL_GATHER, par * pb.wb, zd, s->st[p].dpl) : 0;
+  tdp += gather; /* ZeRO-3: the backward re-gather hides like the reduction */
+  double window = x * (l->bwd_s + l->comm_bwd_s);
+  double exposed = tdp - c->overlap * window;
+  if (exposed < 0) exposed = 0;
+  exposed += gather; /* the forward gathers are exposed */
+  *opt = par / (k.zero >= 1 ? zd : 1) * 32 / (s->st[p].dev.bw * c->mem_eff);
+  return exposed + x * l->step_comm_s;
+}
+
+/* better: faster, or as fast (within 1e-9 s) with less memory */
+static bool better(const plan_layout *a, const plan_layout *b) {
+  if (a->step_s < b->step_s - 1e-9) return true;
+  return a->step_s <= b->step_s + 1e-9 && a->mem_bytes < b->mem_bytes;
+}
+
+static void insert_top(search *s, const plan_layout *l) {
+  plan_result *r = s->r;
+  int K = s->o->top_k, i = r->ntop < K ? r->ntop : K - 1;
+  if (r->ntop == K && !better(l, &r->top[K - 1])) return;
+  while (i > 0 && better(l, &r->top[i - 1])) {
+    r->top[i] = r->top[i - 1];
+    s->topsol[i] = s->topsol[i - 1];
+    i--;
+  }
+  r->top[i] = *l;
+  s->topsol[i] = s->cursol;
+  r->top[i].stage = ARENA_ARRAY(r->a, plan_stage, s->pp);
+  memcpy(r->top[i].stage, l->stage, sizeof(plan_stage) * (size_t)s->pp);
+  if (r->ntop < K) r->ntop++;
+}
+
+static void note_mem(search *s, const plan_layout *l) {
+  plan_result *r = s->r;
+  if (l->mem_bytes < r->min_mem_bytes) {
+    r->min_mem_bytes = l->mem_bytes;
+    r->min_mem_dominant = plan_dominant(l);
+    r->min_mem_layout = *l;
+    r->min_mem_layout.stage = NULL;
+  }
+}
+
+static void fill_layout(const search *s, knobs k, plan_layout *l) {
+  memset(l, 0, sizeof *l);
+  l->dp = s->dp, l->tp = s->tp, l->pp = s->pp, l->sp = s->sp;
+  l->vpp = k.vpp, l->mbs = k.mbs, l->m = k.m, l->recompute = k.rc, l->zero = k.zero;
+  memcpy(l->axis_order, s->order, sizeof l->axis_order);
+}
+
+static int partition(search *s, stage_model *sm, int *x) {
+  plan_part_prob *pp = &sm->pp;
+  if (s->pp == 1) return x[0] = s->L, 1;
+  if (s->o->even_partition || pp->v > 1) return plan_part_even(pp, x), 1;
+  if (part_lb(pp) >= kth_best(s)) return 2; /* pruned */
+  s->r->ilp_solves++;
+  int rc = plan_part_solve(pp, x, s->o->ilp_time_limit_s);
+  if (rc < 0) {
+    s->r->fallback = true;
+    s->r->note = "the partition program failed or timed out; kept its best (or an even) partition";
+  }
+  return rc < 0 ? 1 : rc;
+}
+
+static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, int *x,
+                     plan_stage *stg) {
+  sm->pp.p = s->pp, sm->pp.L = s->L, sm->pp.v = k.vpp, sm->pp.m = k.m;
+  build_stages(s, sol, k, sm);
+  plan_layout l;
+  fill_layout(s, k, &l);
+  l.stage = stg;
+  int pr = partition(s, sm, x);
+  if (pr == 2) return;
+  if (pr == 0) plan_part_even(&sm->pp, x);
+  s->r->evaluated++;
+  double mx = 0, T = 0, tail = 0, opt = 0;
+  int first = 0, pmax = 0, pslow = 0;
+  for (int p = 0; p < s->pp; p++) {
+    double m = stage_mem(s, sm, p, x[p], k, NULL), o, ts = x[p] * sm->pp.t[p] + sm->pp.e[p];
+    double tl = stage_tail(s, sm, p, x[p], k, &o);
+    if (tl + o > tail + opt) tail = tl, opt = o;
+    if (m > mx) mx = m, pmax = p;
+    if (ts > T) T = ts, pslow = p;
+    stg[p] = (plan_stage){first, first + x[p] - 1, s->st[p].devtype, s->st[p].rank0, ts, m};
+    first += x[p];
+    l.fits = true;
+  }
+  stage_mem(s, sm, pmax, x[pmax], k, &l);
+  l.mem_bytes = mx;
+  for (int p = 0; p < s->pp; p++) l.fits &= stg[p].mem_bytes <= sm->pp.cap[p];
+  note_mem(s, &l);
+  if (!l.fits) return;
+  l.step_s = plan_part_objective(&sm->pp, x) + tail + opt;
+  const plan_lsum *ls = &sm->lay[pslow];
+  double comp = x[pslow] * (ls->fwd_s + ls->bwd_s);
+  if (pslow == 0) comp += sol[0]->pre.fwd_s + sol[0]->pre.bwd_s;
+  if (pslow == s->pp - 1) comp += sol[pslow]->post.fwd_s + sol[pslow]->post.bwd_s;
+  l.compute_s = k.m * comp + opt;
+  l.comm_s = k.m * (T - comp) + tail;
+  l.bubble_s = l.step_s - l.compute_s - l.comm_s;
+  if (l.bubble_s < 0) l.bubble_s = 0;
+  double fwd = 0;
+  const plan_sol *s0 = sol[0];
+  for (int b = 0; b < plan_model_nblocks(s->pm); b++) fwd += s->g->blk[b].count * s0->blk[b].flops;
+  double extra = k.rc == PLAN_RC_FULL ? fwd : 0;
+  if (k.rc == PLAN_RC_SELECTIVE)
+    for (int b = 0; b < plan_model_nblocks(s->pm); b++) extra += s->g->blk[b].count * s0->blk[b].attn_flops;
+  fwd += s0->pre.flops + s0->post.flops;
+  double reps = (double)k.m * s->dp * s->sp;
+  l.model_flops = 3 * fwd * reps, l.hw_flops = (3 * fwd + extra) * reps;
+  l.peak_flops = s->peak_sum / s->N;
+  insert_top(s, &l);
+}
+
+/* ---- enumeration ----------------------------------------------------------------- */
+static plan_key stage_key(const search *s, int p, knobs k) {
+  plan_key key;
+  memset(&key, 0, sizeof key);
+  key.devtype = s->st[p].devtype, key.dev = s->st[p].dev, key.prec = s->o->precision;
+  key.seq = s->o->seq, key.tp = s->tp, key.sp = s->sp, key.mbs = k.mbs, key.rc = k.rc;
+  key.tpl = s->tp > 1 ? s->st[p].tpl : (plan_link){0, 0};
+  key.spl = s->st[p].spl;
+  key.m = 8; /* per-step costs weigh 1/8 inside the SBP program (docs/planner.md) */
+  return key;
+}
+
+static bool fixed_ok(int fix, int v) { return fix <= 0 || fix == v; }
+
+static void knob_loop(search *s, knobs k, const plan_sol **sol, stage_model *sm, int *x, plan_stage *stg) {
+  const plan_fix *f = &s->o->fix;
+  const plan_calib *c = &s->o->calib;
+  for (int z = 0; z <= 3; z++) {
+    if (!fixed_ok(f->zero < 0 ? 0 : f->zero + 1, z + 1) || (z == 3 && s->pp > 1)) continue;
+    if (z > 0 && s->dp * s->sp == 1) continue;
+    k.zero = z;
+    pbytes pb = param_bytes(s, z);
+    double lb = s->params / ((double)s->tp * s->pp) * (pb.wb + pb.gb + pb.ob) + c->workspace_bytes;
+    double maxmem = 0;
+    for (int p = 0; p < s->pp; p++) if (s->st[p].dev.mem > maxmem) maxmem = s->st[p].dev.mem;
+    for (int v = 1; v <= 8; v *= 2) {
+      if (!fixed_ok(f->vpp, v)) continue;
+      if (v > 1 && (s->pp == 1 || k.m % s->pp || s->L % (s->pp * v))) continue;
+      k.vpp = v;
+      s->r->candidates++;
+      if (lb > maxmem * c->mem_usable) {
+        plan_layout l;
+        fill_layout(s, k, &l);
+        l.mem_bytes = lb, l.mem_params = lb; /* states dominate a bound made of states */
+        note_mem(s, &l);
+        continue;
+      }
+      evaluate(s, sol, k, sm, x, stg);
+    }
+  }
+}
+
+static void factorisation(search *s) {
+  const plan_fix *f = &s->o->fix;
+  const plan_calib *c = &s->o->calib;
+  axis_order(s);
+  s->st = xcalloc((size_t)s->pp, sizeof(stinfo));
+  stage_info(s);
+  const plan_sol **sol = xcalloc((size_t)s->pp, sizeof *sol);
+  stage_model sm;
+  int P = s->pp;
+  double *buf = xcalloc((size_t)P * 9, sizeof(double));
+  sm.pp.t = buf, sm.pp.e = buf + P, sm.pp.mem_l = buf + 2 * P, sm.pp.mem_f = buf + 3 * P;
+  sm.pp.cap = buf + 4 * P, sm.params_s = buf + 5 * P, sm.act_s = buf + 6 * P, sm.work_s = buf + 7 * P;
+  sm.inflight = buf + 8 * P;
+  sm.lay = xcalloc((size_t)P, sizeof(plan_lsum));
+  int *x = xcalloc((size_t)P, sizeof(int));
+  plan_stage *stg = xcalloc((size_t)P, sizeof(plan_stage));
+  int64_t per = s->o->global_batch / s->dp;
+  for (int mbs = 1; mbs <= per && mbs <= 64; mbs *= 2) {
+    if (per % mbs || !fixed_ok(f->mbs, mbs)) continue;
+    knobs k = {mbs, (int)(per / mbs), 0, 0, 1};
+    for (int rc = 0; rc < PLAN_NRC; rc++) {
+      if (f->recompute >= 0 && f->recompute != rc) continue;
+      k.rc = rc;
+      double hw = (3 * s->fwd_seq + (rc == PLAN_RC_FULL ? s->fwd_seq : rc ? s->attn_seq : 0)) * s->o->global_batch;
+      if (hw / (s->peak_sum * c->gemm_eff_max) >= kth_best(s)) continue;
+      for (int p = 0; p < P; p++) {
+        plan_key key = stage_key(s, p, k);
+        sol[p] = plan_model_solve(s->pm, &key, c, s->o->ilp_time_limit_s);
+        if (!sol[p]->optimal && !s->r->fallback) {
+          s->r->fallback = true;
+          s->r->note = "an SBP program did not prove optimality in its time limit; kept its best solution";
+        }
+      }
+      s->cursol = sol[0];
+      knob_loop(s, k, sol, &sm, x, stg);
+    }
+  }
+  free(sol), free(buf), free(sm.lay), free(x), free(stg), free(s->st);
+  s->st = NULL;
+}
+
+static void enumerate(search *s) {
+  const plan_fix *f = &s->o->fix;
+  int N = s->N;
+  for (int tp = 1; tp <= N && tp <= 64; tp++) {
+    if (N % tp || !fixed_ok(f->tp, tp)) continue;
+    for (int sp = 1; sp <= N / tp; sp++) {
+      if ((N / tp) % sp || !fixed_ok(f->sp, sp) || (sp > s->o->max_sp && f->sp != sp)) continue;
+      if (s->o->seq % sp) continue;
+      for (int pp = 1; pp <= N / (tp * sp); pp++) {
+        if ((N / (tp * sp)) % pp || !fixed_ok(f->pp, pp) || (pp > 1 && pp > s->L)) continue;
+        int dp = N / (tp * sp * pp);
+        if (!fixed_ok(f->dp, dp) || s->o->global_batch % dp) continue;
+        s->tp = tp, s->sp = sp, s->pp = pp, s->dp = dp;
+        factorisation(s);
+      }
+    }
+  }
+}
+
+/* copy the best layout's per-op SBP and boxings into the result */
+static void best_ops(search *s) {
+  plan_result *r = s->r;
+  const plan_sol *sol = s->topsol[0];
+  if (!sol) return;
+  r->ops = ARENA_ARRAY(r->a, plan_opsbp, s->g->nop + 1);
+  for (int i = 0; i < s->g->nop; i++) {
+    if (sol->choice[i] < 0) continue;
+    const ir_op *o = &s->g->op[i];
+    int stage = o->block >= 0 ? -1 : plan_model_op_is_pre(s->pm, i) ? 0 : r->top[0].pp - 1;
+    r->ops[r->nops++] = (plan_opsbp){i, sol->choice[i], sol->sig[i], stage};
+  }
+  r->box = ARENA_ARRAY(r->a, plan_boxing, sol->nbox + 1);
+  if (sol->nbox) memcpy(r->box, sol->box, sizeof(plan_boxing) * (size_t)sol->nbox);
+  r->nbox = sol->nbox;
+}
+
+static bool setup(search *s, const ir_graph *g, const ir_cluster *c, const plan_options *o) {
+  if (o->global_batch <= 0 || o->seq <= 0) {
+    sbpc_error("plan: the global batch and the sequence length must be set (--batch, --seq or a train section)");
+    return false;
+  }
+  if (!c || !plan_cl_init(&s->cl, c, s->r->a)) {
+    sbpc_error("plan: the cluster has no devices");
+    return false;
+  }
+  s->pm = plan_model_new(g, s->r->a);
+  if (!s->pm) {
+    sbpc_error("plan: the model has no forward ops");
+    return false;
+  }
+  s->N = s->cl.ndev, s->L = plan_model_layers(s->pm);
+  s->params = (double)ir_param_count(g);
+  for (int r = 0; r < s->N; r++) {
+    plan_dev d = plan_dev_of(c, c->node[s->cl.node_type[s->cl.rank_node[r]]].devtype, o->precision);
+    s->peak_sum += d.flops;
+    if (d.flops > s->peak_max) s->peak_max = d.flops;
+  }
+  plan_key k = {0};
+  k.dev = plan_dev_of(c, 0, o->precision), k.prec = o->precision, k.seq = o->seq;
+  k.tp = k.sp = k.mbs = k.m = 1;
+  const plan_sol *one = plan_model_solve(s->pm, &k, &o->calib, o->ilp_time_limit_s);
+  s->fwd_seq = one->pre.flops + one->post.flops;
+  double blk_params = 0;
+  for (int b = 0; b < plan_model_nblocks(s->pm); b++) {
+    s->fwd_seq += g->blk[b].count * one->blk[b].flops;
+    s->attn_seq += g->blk[b].count * one->blk[b].attn_flops;
+    blk_params += one->blk[b].params;
+  }
+  int nb = plan_model_nblocks(s->pm);
+  s->hid = sqrt((nb ? blk_params / nb : s->params) / 12);
+  return true;
+}
+
+plan_result *plan_search(const ir_graph *g, const ir_cluster *c, const plan_options *o) {
+  double t0 = now();
+  arena *a = arena_new();
+  plan_result *r = ARENA_NEW(a, plan_result);
+  r->a = a, r->g = g, r->c = c, r->opt = *o;
+  if (r->opt.top_k < 1) r->opt.top_k = 1;
+  r->min_mem_bytes = 1e300;
+  search s;
+  memset(&s, 0, sizeof s);
+  s.r = r, s.o = &r->opt, s.g = g;
+  r->top = ARENA_ARRAY(a, plan_layout, r->opt.top_k);
+  s.topsol = ARENA_ARRAY(a, const plan_sol *, r->opt.top_k);
+  if (!setup(&s, g, c, &r->opt)) {
+    plan_model_free(s.pm);
+    arena_free(a);
+    return NULL;
+  }
+  r->ndev = s.N, r->nnodes = s.cl.nnodes, r->layers = s.L, r->params = (int64_t)s.params;
+  enumerate(&s);
+  best_ops(&s);
+  r->ilp_solves += plan_model_solves(s.pm);
+  plan_model_free(s.pm);
+  r->solve_time_s = now() - t0;
+  return r;
+}
+
+void plan_result_free(plan_result *r) {
+  if (r) arena_free(r->a);
+}

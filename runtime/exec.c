@@ -1,0 +1,391 @@
+/* exec.c — the interpreter: runs the training graph of one rank.
+ *
+ * Setup: autodiff (ir_autodiff_map), bind B to the local micro-batch, place
+ * every op on a pipeline stage and allocate the parameters this stage holds.
+ * Placement: a forward op inside block layer l goes to stage l*pp/L; a forward
+ * op outside blocks to the latest stage among its inputs' producers (so the
+ * embedding is on the first stage and the head on the last); a backward op to
+ * the stage of the forward op it differentiates; adamw runs on every stage that
+ * holds the parameter (a tied embedding is held by the first and last stage,
+ * which apply the same update to the same values).
+ *
+ * One micro-batch is one walk over the op list, the same order on every rank.
+ * An op of this stage receives the inputs produced on another stage, allocates
+ * its outputs, runs its CPU kernel and frees every tensor after its last use;
+ * an op of another stage makes this rank send the inputs it produced. Because
+ * every rank posts its sends and receives in the one global op order, blocking
+ * point-to-point cannot deadlock. The gradients adamw consumes are added into
+ * per-parameter accumulators (scaled by the caller) as they are produced;
+ * rt_exec_update all-reduces them over the data-parallel group, moves them to
+ * the other holder stages, and runs adamw in place. */
+#include "runtime/rt_internal.h"
+#include "ir/autodiff.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rt_exec {
+  ir_graph *g;
+  rt_config cfg;
+  rt_comm *comm;
+  int stage, nstages, dp, dpi, tp, tpi;
+  int32_t *fwd_of;
+  int *op_stage, *t_stage, *last_use;
+  ir_ref *final_of;     /* per tensor: the param whose optimizer consumes it */
+  uint64_t *sent;       /* per tensor: stages it was sent to (this micro-batch) */
+  bool *hold;           /* per tensor: persistent here (param, state, input) */
+  uint64_t *holders;    /* per param: the stages that hold it */
+  void **buf;
+  float **acc;          /* per param: accumulated gradient (on the grad's stage) */
+  int64_t live, peak, step, micro;
+};
+
+static int64_t bytes_of(const rt_exec *e, ir_ref t) { return ir_numel(e->g, t) * 4; }
+
+static void *alloc_t(rt_exec *e, ir_ref t) {
+  int64_t n = bytes_of(e, t);
+  e->live += n;
+  if (e->live > e->peak) e->peak = e->live;
+  return xcalloc((size_t)(n > 0 ? n : 4), 1);
+}
+
+static void free_t(rt_exec *e, ir_ref t) {
+  if (!e->buf[t]) return;
+  e->live -= bytes_of(e, t);
+  free(e->buf[t]);
+  e->buf[t] = NULL;
+}
+
+static int rank_of(const rt_exec *e, int stage) { return (stage * e->dp + e->dpi) * e->tp + e->tpi; }
+
+/* ---- placement ------------------------------------------------------------- */
+void rt_place(const ir_graph *g, const int32_t *fwd_of, int nstages, int *op_stage, int *t_stage) {
+  for (int t = 0; t < g->nt; t++) t_stage[t] = -1;
+  for (int k = 0; k < g->nop; k++) {
+    const ir_op *o = &g->op[k];
+    int s = 0;
+    if (o->kind == IR_OP_ADAMW) s = -1;
+    else if (fwd_of && fwd_of[k] >= 0) s = op_stage[fwd_of[k]];
+    else if (o->block >= 0 && o->layer >= 0 && g->blk[o->block].count > 0)
+      s = (int)((int64_t)o->layer * nstages / g->blk[o->block].count);
+    else
+      for (int i = 0; i < o->nin; i++) s = t_stage[o->in[i]] > s ? t_stage[o->in[i]] : s;
+    op_stage[k] = s;
+    for (int i = 0; i < o->nout; i++) t_stage[o->out[i]] = s;
+  }
+}
+
+static void place(rt_exec *e) { rt_place(e->g, e->fwd_of, e->nstages, e->op_stage, e->t_stage); }
+
+/* which persistent tensors this stage holds: params (and their state) used here */
+static void holdings(rt_exec *e) {
+  ir_graph *g = e->g;
+  for (int k = 0; k < g->nop; k++) {
+    const ir_op *o = &g->op[k];
+    if (o->kind == IR_OP_ADAMW) continue;
+    for (int i = 0; i < o->nin; i++) {
+      ir_ref t = o->in[i];
+      if (g->t[t].kind == IR_T_PARAM) e->holders[t] |= 1ull << e->op_stage[k];
+      if (g->t[t].kind == IR_T_INPUT && e->op_stage[k] == e->stage) e->hold[t] = true;
+    }
+  }
+  for (int t = 0; t < g->nt; t++)
+    if (g->t[t].kind == IR_T_PARAM) e->hold[t] = e->holders[t] >> e->stage & 1;
+  for (int k = 0; k < g->nop; k++) {
+    const ir_op *o = &g->op[k];
+    if (o->kind != IR_OP_ADAMW) continue;
+    e->final_of[o->in[1]] = o->in[0];
+    if (e->hold[o->in[0]]) e->hold[o->in[2]] = e->hold[o->in[3]] = true;
+  }
+}
+
+static void last_uses(rt_exec *e) {
+  ir_graph *g = e->g;
+  for (int t = 0; t < g->nt; t++) e->last_use[t] = -1;
+  for (int k = 0; k < g->nop; k++) {
+    const ir_op *o = &g->op[k];
+    if (o->kind == IR_OP_ADAMW) continue;
+    for (int i = 0; i < o->nout; i++)
+      if (e->op_stage[k] == e->stage) e->last_use[o->out[i]] = k;
+    for (int i = 0; i < o->nin; i++) {
+      ir_ref t = o->in[i];
+      if (e->op_stage[k] == e->stage || e->t_stage[t] == e->stage) e->last_use[t] = k;
+    }
+  }
+}
+
+static bool check_layout(rt_exec *e, diag *d) {
+  ir_graph *g = e->g;
+  if (e->nstages > 1) {
+    int maxl = 0;
+    for (int b = 0; b < g->nblk; b++) maxl = g->blk[b].count > maxl ? g->blk[b].count : maxl;
+    if (maxl < e->nstages) {
+      diag_error(d, (srcloc){0, 0}, "pipeline of %d stages needs at least %d layers, the model has %d", e->nstages,
+                 e->nstages, maxl);
+      return false;
+    }
+    if (e->nstages > 64) {
+      diag_error(d, (srcloc){0, 0}, "at most 64 pipeline stages");
+      return false;
+    }
+  }
+  return true;
+}
+
+static void alloc_params(rt_exec *e) {
+  ir_graph *g = e->g;
+  for (int t = 0; t < g->nt; t++) {
+    if (!e->hold[t] || g->t[t].kind == IR_T_INPUT) continue;
+    e->buf[t] = alloc_t(e, t);
+    if (g->t[t].kind != IR_T_PARAM) continue;
+    int64_t n = rt_tp_logical_numel(g, t, e->tp);
+    float *full = e->tp > 1 ? xmalloc(sizeof(float) * (size_t)n) : e->buf[t];
+    rt_init_param(g->t[t].name, g->t[t].rank, full, n, e->cfg.seed);
+    if (full != e->buf[t]) rt_tp_shard(g, t, e->tp, e->tpi, rt_tp_groups(g, t), full, e->buf[t]), free(full);
+  }
+  for (int t = 0; t < g->nt; t++)
+    if (e->final_of[t] != IR_NONE && e->t_stage[t] == e->stage) e->acc[e->final_of[t]] = alloc_t(e, t);
+}
+
+static bool lower_tp(rt_exec *e, diag *d) {
+  if (e->tp <= 1) return true;
+  if (e->nstages > 1) {
+    diag_error(d, (srcloc){0, 0}, "tensor parallelism together with pipeline stages is not supported yet");
+    return false;
+  }
+  free(e->fwd_of);
+  e->fwd_of = NULL;
+  return rt_tp_lower(e->g, e->tp, d);
+}
+
+rt_exec *rt_exec_new_ranked(ir_graph *g, const rt_config *cfg, rt_comm *comm, int stage, int dpi, int tpi, diag *d) {
+  ir_adamw_cfg opt = ir_adamw_default();
+  opt.lr = cfg->lr;
+  opt.weight_decay = cfg->weight_decay;
+  rt_exec *e = xcalloc(1, sizeof *e);
+  e->g = g, e->cfg = *cfg, e->comm = comm;
+  e->stage = stage, e->nstages = cfg->lay.pp > 0 ? cfg->lay.pp : 1;
+  e->dp = cfg->lay.dp > 0 ? cfg->lay.dp : 1, e->dpi = dpi;
+  e->tp = cfg->lay.tp > 0 ? cfg->lay.tp : 1, e->tpi = tpi;
+  int64_t mb = cfg->global_batch / e->dp / (cfg->lay.micro > 0 ? cfg->lay.micro : 1);
+  bool ok = ir_autodiff_map(g, &opt, d, &e->fwd_of) && check_layout(e, d);
+  ir_bind(g, mb, cfg->seq);
+  if (!ok || !lower_tp(e, d)) {
+    rt_exec_free(e);
+    return NULL;
+  }
+  int nt = g->nt, nop = g->nop;
+  e->op_stage = xcalloc((size_t)nop, sizeof(int));
+  e->t_stage = xcalloc((size_t)nt, sizeof(int));
+  e->last_use = xcalloc((size_t)nt, sizeof(int));
+  e->final_of = xmalloc(sizeof(ir_ref) * (size_t)nt);
+  for (int t = 0; t < nt; t++) e->final_of[t] = IR_NONE;
+  e->sent = xcalloc((size_t)nt, sizeof(uint64_t));
+  e->hold = xcalloc((size_t)nt, sizeof(bool));
+  e->holders = xcalloc((size_t)nt, sizeof(uint64_t));
+  e->buf = xcalloc((size_t)nt, sizeof(void *));
+  e->acc = xcalloc((size_t)nt, sizeof(float *));
+  place(e);
+  holdings(e);
+  last_uses(e);
+  alloc_params(e);
+  return e;
+}
+
+rt_exec *rt_exec_new(ir_graph *g, const rt_config *cfg, diag *d) {
+  rt_config c = *cfg;
+  c.lay.dp = c.lay.pp = c.lay.tp = 1;
+  return rt_exec_new_ranked(g, &c, NULL, 0, 0, 0, d);
+}
+
+void rt_exec_free(rt_exec *e) {
+  if (!e) return;
+  if (e->buf)
+    for (int t = 0; t < e->g->nt; t++) free(e->buf[t]);
+  if (e->acc)
+    for (int t = 0; t < e->g->nt; t++) free(e->acc[t]);
+  free(e->buf), free(e->acc), free(e->fwd_of), free(e->op_stage), free(e->t_stage);
+  free(e->last_use), free(e->final_of), free(e->sent), free(e->hold), free(e->holders);
+  free(e);
+}
+
+static ir_ref param_of_state(const rt_exec *e, ir_ref t) {
+  for (int k = 0; k < e->g->nop; k++) {
+    const ir_op *o = &e->g->op[k];
+    if (o->kind == IR_OP_ADAMW && (o->in[2] == t || o->in[3] == t)) return o->in[0];
+  }
+  return t;
+}
+
+/* ---- one micro-batch ----------------------------------------------------- */
+static void release(rt_exec *e, const ir_op *o, int k) {
+  for (int i = 0; i < o->nin; i++)
+    if (e->last_use[o->in[i]] == k && !e->hold[o->in[i]]) free_t(e, o->in[i]);
+  for (int i = 0; i < o->nout; i++)
+    if (e->last_use[o->out[i]] == k && !e->hold[o->out[i]]) free_t(e, o->out[i]);
+}
+
+static void send_inputs(rt_exec *e, const ir_op *o, int k) {
+  int to = e->op_stage[k];
+  for (int i = 0; i < o->nin; i++) {
+    ir_ref t = o->in[i];
+    if (e->t_stage[t] != e->stage || (e->sent[t] >> to & 1) || !e->buf[t]) continue;
+    rt_comm_send(e->comm, e->buf[t], ir_numel(e->g, t), rank_of(e, to), t % 30000);
+    e->sent[t] |= 1ull << to;
+  }
+}
+
+static void recv_inputs(rt_exec *e, const ir_op *o) {
+  for (int i = 0; i < o->nin; i++) {
+    ir_ref t = o->in[i];
+    if (e->buf[t] || e->t_stage[t] < 0 || e->t_stage[t] == e->stage) continue;
+    e->buf[t] = alloc_t(e, t);
+    rt_comm_recv(e->comm, e->buf[t], ir_numel(e->g, t), rank_of(e, e->t_stage[t]), t % 30000);
+  }
+}
+
+static void accumulate(rt_exec *e, const ir_op *o, double gscale) {
+  for (int i = 0; i < o->nout; i++) {
+    ir_ref t = o->out[i], p = e->final_of[t];
+    if (p == IR_NONE) continue;
+    float *a = e->acc[p], *x = e->buf[t];
+    int64_t n = ir_numel(e->g, t);
+    for (int64_t j = 0; j < n; j++) a[j] += (float)(gscale * x[j]);
+  }
+}
+
+static bool run_op(rt_exec *e, int k, double gscale) {
+  const ir_op *o = &e->g->op[k];
+  void *in[IR_MAXIN], *out[IR_MAXOUT];
+  recv_inputs(e, o);
+  for (int i = 0; i < o->nin; i++) in[i] = e->buf[o->in[i]];
+  for (int i = 0; i < o->nout; i++) {
+    if (!e->buf[o->out[i]]) e->buf[o->out[i]] = alloc_t(e, o->out[i]);
+    out[i] = e->buf[o->out[i]];
+  }
+  rt_kctx kc = {e->step + 1, e->cfg.seed, e->micro};
+  if (e->tp > 1 && ir_ops[o->kind].kclass == KC_COMM) {
+    if (!rt_tp_comm(e->comm, e->g, o, in[0], out[0], e->tp, e->tpi)) return false;
+  } else if (!rt_kernel(e->g, o, in, out, &kc)) {
+    return false;
+  }
+  accumulate(e, o, gscale);
+  return true;
+}
+
+double rt_exec_fwd_bwd(rt_exec *e, const int32_t *ids, const int32_t *labels, double gscale) {
+  ir_graph *g = e->g;
+  const int32_t *src[2] = {ids, labels};
+  int nin = 0;
+  for (int t = 0; t < g->nt; t++)
+    if (g->t[t].kind == IR_T_INPUT && g->t[t].dtype == IR_I32 && nin < 2) {
+      if (!e->buf[t]) e->buf[t] = alloc_t(e, t);
+      memcpy(e->buf[t], src[nin++], (size_t)ir_numel(g, t) * 4);
+    }
+  memset(e->sent, 0, sizeof *e->sent * (size_t)g->nt);
+  double loss = NAN;
+  for (int k = 0; k < g->nop; k++) {
+    const ir_op *o = &g->op[k];
+    if (o->kind == IR_OP_ADAMW) continue;
+    if (e->op_stage[k] != e->stage) {
+      send_inputs(e, o, k);
+    } else {
+      if (!run_op(e, k, gscale)) return NAN;
+      if (o->out[0] == g->loss) loss = ((float *)e->buf[g->loss])[0];
+      if (o->out[0] == g->loss && e->tp > 1 && e->tpi != 0 && !rt_tp_loss_partial(g)) loss = 0; /* counted once */
+    }
+    release(e, o, k);
+  }
+  e->micro++;
+  return loss;
+}
+
+void rt_exec_zero_grads(rt_exec *e) {
+  for (int t = 0; t < e->g->nt; t++)
+    if (e->acc[t]) memset(e->acc[t], 0, (size_t)bytes_of(e, t));
+  e->micro = 0;
+}
+
+/* the gradient of p: accumulated here, or received from its stage */
+static float *grad_for(rt_exec *e, const ir_op *o, bool *owned) {
+  ir_ref p = o->in[0], gt = o->in[1];
+  int gs = e->t_stage[gt];
+  *owned = false;
+  if (gs == e->stage) {
+    for (int s = 0; s < e->nstages; s++)
+      if (s != e->stage && (e->holders[p] >> s & 1)) rt_comm_send(e->comm, e->acc[p], ir_numel(e->g, p), rank_of(e, s), p % 30000);
+    return e->acc[p];
+  }
+  if (!e->hold[p]) return NULL;
+  float *gbuf = xmalloc((size_t)bytes_of(e, p));
+  rt_comm_recv(e->comm, gbuf, ir_numel(e->g, p), rank_of(e, gs), p % 30000);
+  *owned = true;
+  return gbuf;
+}
+
+bool rt_exec_update(rt_exec *e) {
+  ir_graph *g = e->g;
+  if (e->comm && e->dp > 1)
+    for (int t = 0; t < g->nt; t++)
+      if (e->acc[t]) rt_comm_allreduce_dp(e->comm, e->acc[t], ir_numel(g, t));
+  e->step++;
+  rt_kctx kc = {e->step, e->cfg.seed, 0};
+  for (int k = 0; k < g->nop; k++) {
+    const ir_op *o = &g->op[k];
+    if (o->kind != IR_OP_ADAMW) continue;
+    bool owned;
+    float *grad = grad_for(e, o, &owned);
+    if (!grad || !e->hold[o->in[0]]) continue;
+    void *in[4] = {e->buf[o->in[0]], grad, e->buf[o->in[2]], e->buf[o->in[3]]};
+    void *out[3] = {in[0], in[2], in[3]};
+    bool ok = rt_kernel(g, o, in, out, &kc);
+    if (owned) free(grad);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+float *rt_exec_param(rt_exec *e, ir_ref p) { return p >= 0 && p < e->g->nt && e->hold[p] ? e->buf[p] : NULL; }
+
+float *rt_exec_grad(rt_exec *e, ir_ref p) { return p >= 0 && p < e->g->nt ? e->acc[p] : NULL; }
+
+int64_t rt_exec_peak_bytes(const rt_exec *e) { return e->peak; }
+
+int rt_exec_stage(const rt_exec *e) { return e->stage; }
+
+bool rt_exec_holds(const rt_exec *e, ir_ref t) { return t >= 0 && t < e->g->nt && e->hold[t] && e->buf[t]; }
+
+uint64_t rt_exec_holders(const rt_exec *e, ir_ref p) { return e->holders[p]; }
+
+int64_t rt_exec_step(const rt_exec *e) { return e->step; }
+
+void rt_exec_set_step(rt_exec *e, int64_t step) { e->step = step; }
+
+const ir_graph *rt_exec_graph(const rt_exec *e) { return e->g; }
+
+int rt_exec_rank_of(const rt_exec *e, int s, int i) { return (s * e->dp + i) * e->tp; }
+
+float *rt_exec_logical(rt_exec *e, ir_ref t) {
+  int64_t n = ir_numel(e->g, t), full_n = rt_tp_logical_numel(e->g, t, e->tp);
+  float *full = xmalloc(sizeof(float) * (size_t)(full_n > 0 ? full_n : 1));
+  if (e->tp <= 1 || full_n == n) {
+    memcpy(full, e->buf[t], sizeof(float) * (size_t)n);
+    return full;
+  }
+  float *all = xmalloc(sizeof(float) * (size_t)(n * e->tp));
+  rt_comm_allgather_tp(e->comm, e->buf[t], n, all);
+  ir_ref p = e->g->t[t].kind == IR_T_STATE ? param_of_state(e, t) : t;
+  rt_tp_unshard(e->g, t, e->tp, rt_tp_groups(e->g, p), all, full);
+  free(all);
+  return full;
+}
+
+void rt_exec_set_logical(rt_exec *e, ir_ref t, const float *full) {
+  ir_ref p = e->g->t[t].kind == IR_T_STATE ? param_of_state(e, t) : t;
+  rt_tp_shard(e->g, t, e->tp, e->tpi, e->tp > 1 ? rt_tp_groups(e->g, p) : 1, full, e->buf[t]);
+}
+
+int rt_exec_logical_shape(const rt_exec *e, ir_ref t, int64_t *shape) {
+  return rt_tp_logical_shape(e->g, t, e->tp, shape);
+}

@@ -1,0 +1,42 @@
+/* init.c — seeded, layout-independent parameter initialisation.
+ *
+ * Element i of parameter NAME gets a value computed from hash(seed, NAME, i)
+ * alone, so whichever rank holds whichever slice of NAME, the values are those
+ * of the single-device run. Rank-1 tensors named "*weight" (norm scales) are 1,
+ * "*bias" are 0, everything else is normal with std 0.02 (GPT-2's choice)
+ * through Box-Muller on two hashed uniforms. */
+#include "runtime/rt_internal.h"
+#include <math.h>
+#include <string.h>
+
+uint64_t rt_hash64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint64_t rt_hash_str(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+  return h;
+}
+
+static bool ends_with(const char *s, const char *suf) {
+  size_t n = strlen(s), m = strlen(suf);
+  return n >= m && !strcmp(s + n - m, suf);
+}
+
+void rt_init_param(const char *name, int rank, float *x, int64_t n, uint64_t seed) {
+  bool bias = ends_with(name, "bias"), scale = rank == 1 && ends_with(name, "weight");
+  uint64_t base = rt_hash64(seed ^ rt_hash_str(name));
+  for (int64_t i = 0; i < n; i++) {
+    if (bias || scale) {
+      x[i] = bias ? 0.0f : 1.0f;
+      continue;
+    }
+    uint64_t h1 = rt_hash64(base + 2 * (uint64_t)i), h2 = rt_hash64(base + 2 * (uint64_t)i + 1);
+    double u1 = ((double)(h1 >> 11) + 1.0) / 9007199254740993.0, u2 = (double)(h2 >> 11) / 9007199254740992.0;
+    x[i] = (float)(0.02 * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+  }
+}

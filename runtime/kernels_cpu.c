@@ -1,0 +1,561 @@
+/* kernels_cpu.c — fp32 reference kernels for every op of ir/ops.def.
+ *
+ * One function per op, dispatched by rt_kernel on the op kind. Shapes come from
+ * the graph with B and S bound to the local micro-batch; everything is plain
+ * row-major. GEMMs (matmul and the per-head products of attention) go to
+ * OpenBLAS's cblas_sgemm; the rest are straightforward loops with double
+ * accumulation in the row reductions. Attention materialises one S x S score
+ * matrix per head (this is the reference; codegen's JIT kernels are the fast
+ * path). Communication ops are identities on logical values here: in a single
+ * process every tensor is whole. Semantics the gradient rules rely on:
+ *  - add/sub/mul/bias_add broadcast b over the leading elements (i % numel b);
+ *  - sum_rows sums its input down to the output's element count;
+ *  - matmul: a[...,m,k] (trans_a: [...,k,m]) times b[k,n] or batched b;
+ *  - softmax/attention causal masks use the second-to-last axis as queries;
+ *  - cross_entropy_grad is the gradient of the mean loss (no upstream dy). */
+#include "runtime/rt_internal.h"
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  const ir_graph *g;
+  const ir_op *o;
+  void *const *in, *const *out;
+  const rt_kctx *kc;
+} K;
+
+static int64_t dimv(const ir_graph *g, ir_ref t, int i) {
+  const ir_tensor *x = &g->t[t];
+  if (i < 0) i += x->rank;
+  if (i < 0 || i >= x->rank) return 1;
+  return ir_dim_eval(x->shape[i], g->bind_b, g->bind_s);
+}
+static int64_t nel(const K *k, ir_ref t) { return ir_numel(k->g, t); }
+static float *fin(const K *k, int i) { return (float *)k->in[i]; }
+static float *fout(const K *k, int i) { return (float *)k->out[i]; }
+static int64_t last(const K *k, ir_ref t) { return dimv(k->g, t, -1); }
+
+static bool k_embedding(K *k) {
+  const int32_t *ids = k->in[0];
+  const float *tab = fin(k, 1);
+  float *y = fout(k, 0);
+  int64_t n = nel(k, k->o->in[0]), V = dimv(k->g, k->o->in[1], 0), H = last(k, k->o->in[1]);
+  for (int64_t i = 0; i < n; i++) {
+    if (ids[i] < 0 || ids[i] >= V) memset(y + i * H, 0, sizeof(float) * (size_t)H);
+    else memcpy(y + i * H, tab + (int64_t)ids[i] * H, sizeof(float) * (size_t)H);
+  }
+  return true;
+}
+
+static bool k_embedding_grad(K *k) {
+  const int32_t *ids = k->in[0];
+  const float *dy = fin(k, 1);
+  float *dt = fout(k, 0);
+  int64_t n = nel(k, k->o->in[0]), V = dimv(k->g, k->o->out[0], 0), H = last(k, k->o->out[0]);
+  memset(dt, 0, sizeof(float) * (size_t)(V * H));
+  for (int64_t i = 0; i < n; i++)
+    if (ids[i] >= 0 && ids[i] < V)
+      for (int64_t j = 0; j < H; j++) dt[(int64_t)ids[i] * H + j] += dy[i * H + j];
+  return true;
+}
+
+static bool k_positions(K *k) {
+  int32_t *y = k->out[0];
+  int64_t n = nel(k, k->o->out[0]), L = last(k, k->o->out[0]);
+  for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(i % L);
+  return true;
+}
+
+static bool k_binary(K *k) {
+  const float *a = fin(k, 0), *b = fin(k, 1);
+  float *y = fout(k, 0);
+  int64_t n = nel(k, k->o->out[0]), nb = nel(k, k->o->in[1]);
+  int kind = k->o->kind;
+  for (int64_t i = 0; i < n; i++) {
+    float bv = b[i % nb];
+    y[i] = kind == IR_OP_SUB ? a[i] - bv : kind == IR_OP_MUL ? a[i] * bv : a[i] + bv;
+  }
+  return true;
+}
+
+static bool k_scale(K *k) {
+  const float *x = fin(k, 0);
+  float *y = fout(k, 0), s = (float)k->o->at.scale;
+  int64_t n = nel(k, k->o->out[0]);
+  for (int64_t i = 0; i < n; i++) y[i] = s == 0.0f ? 0.0f : x[i] * s;
+  return true;
+}
+
+static bool k_copy(K *k) {
+  memcpy(k->out[0], k->in[0], (size_t)nel(k, k->o->out[0]) * 4);
+  return true;
+}
+
+static bool k_matmul(K *k) {
+  const ir_graph *g = k->g;
+  ir_ref a = k->o->in[0], b = k->o->in[1], y = k->o->out[0];
+  bool ta = k->o->at.trans_a, tb = k->o->at.trans_b;
+  int ra = g->t[a].rank, rb = g->t[b].rank;
+  int64_t m = dimv(g, y, -2), n = dimv(g, y, -1);
+  int64_t ka = ta ? dimv(g, a, -2) : dimv(g, a, -1);
+  if (ra < 2 || rb < 2) return false;
+  int64_t batch = nel(k, y) / (m * n);
+  int64_t lda = dimv(g, a, -1), ldb = dimv(g, b, -1);
+  CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  const float *A = fin(k, 0), *Bm = fin(k, 1);
+  float *Y = fout(k, 0);
+  if (rb == 2 && !ta) {
+    cblas_sgemm(CblasRowMajor, TA, TB, (int)(batch * m), (int)n, (int)ka, 1.0f, A, (int)lda, Bm, (int)ldb, 0.0f, Y,
+                (int)n);
+    return true;
+  }
+  int64_t sa = m * ka, sb = rb == 2 ? 0 : ka * n;
+  for (int64_t i = 0; i < batch; i++)
+    cblas_sgemm(CblasRowMajor, TA, TB, (int)m, (int)n, (int)ka, 1.0f, A + i * sa, (int)lda, Bm + i * sb, (int)ldb,
+                0.0f, Y + i * m * n, (int)n);
+  return true;
+}
+
+static bool k_sum_rows(K *k) {
+  const float *x = fin(k, 0);
+  float *y = fout(k, 0);
+  int64_t n = nel(k, k->o->in[0]), m = nel(k, k->o->out[0]);
+  double *acc = xcalloc((size_t)m, sizeof *acc);
+  for (int64_t i = 0; i < n; i++) acc[i % m] += x[i];
+  for (int64_t j = 0; j < m; j++) y[j] = (float)acc[j];
+  free(acc);
+  return true;
+}
+
+static bool k_layer_norm(K *k) {
+  const float *x = fin(k, 0), *w = fin(k, 1), *b = fin(k, 2);
+  float *y = fout(k, 0);
+  int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * n;
+    double mu = 0, var = 0;
+    for (int64_t j = 0; j < n; j++) mu += xr[j];
+    mu /= (double)n;
+    for (int64_t j = 0; j < n; j++) var += (xr[j] - mu) * (xr[j] - mu);
+    double rs = 1.0 / sqrt(var / (double)n + k->o->at.eps);
+    for (int64_t j = 0; j < n; j++) y[r * n + j] = (float)((xr[j] - mu) * rs) * w[j] + b[j];
+  }
+  return true;
+}
+
+static bool k_layer_norm_grad(K *k) {
+  const float *x = fin(k, 0), *w = fin(k, 1), *dy = fin(k, 3);
+  float *dx = fout(k, 0), *dw = fout(k, 1), *db = fout(k, 2);
+  int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
+  double *aw = xcalloc((size_t)(2 * n), sizeof *aw), *ab = aw + n;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * n, *g = dy + r * n;
+    double mu = 0, var = 0, s1 = 0, s2 = 0;
+    for (int64_t j = 0; j < n; j++) mu += xr[j];
+    mu /= (double)n;
+    for (int64_t j = 0; j < n; j++) var += (xr[j] - mu) * (xr[j] - mu);
+    double rs = 1.0 / sqrt(var / (double)n + k->o->at.eps);
+    for (int64_t j = 0; j < n; j++) {
+      double xh = (xr[j] - mu) * rs, gx = (double)g[j] * w[j];
+      s1 += gx, s2 += gx * xh;
+      aw[j] += g[j] * xh, ab[j] += g[j];
+    }
+    s1 /= (double)n, s2 /= (double)n;
+    for (int64_t j = 0; j < n; j++) {
+      double xh = (xr[j] - mu) * rs;
+      dx[r * n + j] = (float)(rs * ((double)g[j] * w[j] - s1 - xh * s2));
+    }
+  }
+  for (int64_t j = 0; j < n; j++) dw[j] = (float)aw[j], db[j] = (float)ab[j];
+  free(aw);
+  return true;
+}
+
+static bool k_rms_norm(K *k) {
+  const float *x = fin(k, 0), *w = fin(k, 1);
+  float *y = fout(k, 0);
+  int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
+  for (int64_t r = 0; r < rows; r++) {
+    double ss = 0;
+    for (int64_t j = 0; j < n; j++) ss += (double)x[r * n + j] * x[r * n + j];
+    double rs = 1.0 / sqrt(ss / (double)n + k->o->at.eps);
+    for (int64_t j = 0; j < n; j++) y[r * n + j] = (float)(x[r * n + j] * rs) * w[j];
+  }
+  return true;
+}
+
+static bool k_rms_norm_grad(K *k) {
+  const float *x = fin(k, 0), *w = fin(k, 1), *dy = fin(k, 2);
+  float *dx = fout(k, 0), *dw = fout(k, 1);
+  int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
+  double *aw = xcalloc((size_t)n, sizeof *aw);
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * n, *g = dy + r * n;
+    double ss = 0, s = 0;
+    for (int64_t j = 0; j < n; j++) ss += (double)xr[j] * xr[j];
+    double rs = 1.0 / sqrt(ss / (double)n + k->o->at.eps);
+    for (int64_t j = 0; j < n; j++) s += (double)g[j] * w[j] * xr[j], aw[j] += g[j] * xr[j] * rs;
+    s /= (double)n;
+    for (int64_t j = 0; j < n; j++) dx[r * n + j] = (float)(rs * g[j] * w[j] - xr[j] * rs * rs * rs * s);
+  }
+  for (int64_t j = 0; j < n; j++) dw[j] = (float)aw[j];
+  free(aw);
+  return true;
+}
+
+#define GELU_C 0.7978845608028654 /* sqrt(2/pi) */
+
+static double gelu(double x, bool tanh_approx) {
+  if (tanh_approx) return 0.5 * x * (1.0 + tanh(GELU_C * (x + 0.044715 * x * x * x)));
+  return 0.5 * x * (1.0 + erf(x * 0.7071067811865476));
+}
+
+static double gelu_d(double x, bool tanh_approx) {
+  if (tanh_approx) {
+    double t = tanh(GELU_C * (x + 0.044715 * x * x * x));
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * 0.044715 * x * x);
+  }
+  return 0.5 * (1.0 + erf(x * 0.7071067811865476)) + x * exp(-0.5 * x * x) * 0.3989422804014327;
+}
+
+static double sigm(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+static bool k_unary(K *k) {
+  const float *x = fin(k, 0);
+  float *y = fout(k, 0);
+  int64_t n = nel(k, k->o->out[0]);
+  bool th = k->o->at.tanh;
+  for (int64_t i = 0; i < n; i++)
+    y[i] = (float)(k->o->kind == IR_OP_GELU ? gelu(x[i], th) : x[i] * sigm(x[i]));
+  return true;
+}
+
+static bool k_unary_grad(K *k) {
+  const float *x = fin(k, 0), *dy = fin(k, 1);
+  float *dx = fout(k, 0);
+  int64_t n = nel(k, k->o->out[0]);
+  bool th = k->o->at.tanh;
+  for (int64_t i = 0; i < n; i++) {
+    double s = sigm(x[i]);
+    double d = k->o->kind == IR_OP_GELU_GRAD ? gelu_d(x[i], th) : s * (1.0 + x[i] * (1.0 - s));
+    dx[i] = (float)(dy[i] * d);
+  }
+  return true;
+}
+
+static bool k_swiglu(K *k) {
+  const float *g = fin(k, 0), *u = fin(k, 1);
+  float *y = fout(k, 0);
+  int64_t n = nel(k, k->o->out[0]);
+  for (int64_t i = 0; i < n; i++) y[i] = (float)(g[i] * sigm(g[i]) * u[i]);
+  return true;
+}
+
+static bool k_swiglu_grad(K *k) {
+  const float *g = fin(k, 0), *u = fin(k, 1), *dy = fin(k, 2);
+  float *dg = fout(k, 0), *du = fout(k, 1);
+  int64_t n = nel(k, k->o->in[0]);
+  for (int64_t i = 0; i < n; i++) {
+    double s = sigm(g[i]);
+    dg[i] = (float)(dy[i] * u[i] * s * (1.0 + g[i] * (1.0 - s)));
+    du[i] = (float)(dy[i] * g[i] * s);
+  }
+  return true;
+}
+
+/* softmax of one row of n scores in place; entries j > lim are masked */
+static void softmax_row(float *p, int64_t n, int64_t lim) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j <= lim && j < n; j++) mx = p[j] > mx ? p[j] : mx;
+  double s = 0;
+  for (int64_t j = 0; j < n; j++) {
+    double e = j <= lim ? exp((double)p[j] - mx) : 0.0;
+    p[j] = (float)e;
+    s += e;
+  }
+  for (int64_t j = 0; j < n; j++) p[j] = (float)(p[j] / s);
+}
+
+static bool k_softmax(K *k) {
+  const float *x = fin(k, 0);
+  float *y = fout(k, 0);
+  ir_ref t = k->o->in[0];
+  int64_t n = last(k, t), rows = nel(k, t) / n, q = k->g->t[t].rank >= 2 ? dimv(k->g, t, -2) : 1;
+  double sc = k->o->at.scale != 0 ? k->o->at.scale : 1.0;
+  for (int64_t r = 0; r < rows; r++) {
+    for (int64_t j = 0; j < n; j++) y[r * n + j] = (float)(x[r * n + j] * sc);
+    softmax_row(y + r * n, n, k->o->at.causal ? r % q : n);
+  }
+  return true;
+}
+
+static bool k_softmax_grad(K *k) {
+  const float *y = fin(k, 0), *dy = fin(k, 1);
+  float *dx = fout(k, 0);
+  int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
+  double sc = k->o->at.scale != 0 ? k->o->at.scale : 1.0;
+  for (int64_t r = 0; r < rows; r++) {
+    double s = 0;
+    for (int64_t j = 0; j < n; j++) s += (double)y[r * n + j] * dy[r * n + j];
+    for (int64_t j = 0; j < n; j++) dx[r * n + j] = (float)(sc * y[r * n + j] * (dy[r * n + j] - s));
+  }
+  return true;
+}
+
+/* ---- attention ----------------------------------------------------------- */
+typedef struct {
+  int64_t bt, S, H, Hkv, heads, kvh, d, ldq, ldk;
+  float sc;
+  bool causal;
+  const float *q, *k, *v;
+  float *dq, *dk, *dv;
+} attn;
+
+static void attn_setup(K *k, attn *a) {
+  const ir_op *o = k->o;
+  ir_ref x = o->in[0];
+  a->S = dimv(k->g, x, -2);
+  a->heads = o->at.heads > 0 ? o->at.heads : 1;
+  bool fused = o->kind == IR_OP_ATTENTION ? o->nin == 1 : o->nin == 3;
+  a->H = fused ? last(k, x) / 3 : last(k, x);
+  a->kvh = fused || o->at.kv_heads <= 0 ? a->heads : o->at.kv_heads;
+  a->d = a->H / a->heads;
+  a->Hkv = a->kvh * a->d;
+  a->bt = nel(k, x) / (a->S * last(k, x));
+  a->sc = (float)(o->at.scale != 0 ? o->at.scale : 1.0 / sqrt((double)a->d));
+  a->causal = o->at.causal;
+  a->q = fin(k, 0);
+  a->ldq = fused ? 3 * a->H : a->H;
+  a->ldk = fused ? 3 * a->H : a->Hkv;
+  a->k = fused ? a->q + a->H : fin(k, 1);
+  a->v = fused ? a->q + 2 * a->H : fin(k, 2);
+}
+
+static void attn_probs(const attn *a, const float *Q, const float *Kp, float *P) {
+  int S = (int)a->S;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, (int)a->d, a->sc, Q, (int)a->ldq, Kp, (int)a->ldk, 0.0f, P,
+              S);
+  for (int i = 0; i < S; i++) softmax_row(P + (int64_t)i * S, S, a->causal ? i : S);
+}
+
+static bool k_attention(K *k) {
+  attn a;
+  attn_setup(k, &a);
+  float *out = fout(k, 0), *P = xmalloc(sizeof(float) * (size_t)(a.S * a.S));
+  int S = (int)a.S, d = (int)a.d;
+  for (int64_t b = 0; b < a.bt; b++)
+    for (int64_t h = 0; h < a.heads; h++) {
+      int64_t kh = h / (a.heads / a.kvh);
+      const float *Q = a.q + b * a.S * a.ldq + h * a.d, *Kp = a.k + b * a.S * a.ldk + kh * a.d;
+      const float *V = a.v + b * a.S * a.ldk + kh * a.d;
+      attn_probs(&a, Q, Kp, P);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, 1.0f, P, S, V, (int)a.ldk, 0.0f,
+                  out + b * a.S * a.H + h * a.d, (int)a.H);
+    }
+  free(P);
+  return true;
+}
+
+static void attn_grad_head(const attn *a, int64_t b, int64_t h, const float *dO, float *P, float *dP) {
+  int S = (int)a->S, d = (int)a->d;
+  int64_t kh = h / (a->heads / a->kvh);
+  const float *Q = a->q + b * a->S * a->ldq + h * a->d, *Kp = a->k + b * a->S * a->ldk + kh * a->d;
+  const float *V = a->v + b * a->S * a->ldk + kh * a->d, *G = dO + b * a->S * a->H + h * a->d;
+  float *dQ = a->dq + b * a->S * a->ldq + h * a->d, *dK = a->dk + b * a->S * a->ldk + kh * a->d;
+  float *dV = a->dv + b * a->S * a->ldk + kh * a->d;
+  attn_probs(a, Q, Kp, P);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, d, S, 1.0f, P, S, G, (int)a->H, 1.0f, dV, (int)a->ldk);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, d, 1.0f, G, (int)a->H, V, (int)a->ldk, 0.0f, dP, S);
+  for (int64_t i = 0; i < S; i++) {
+    double s = 0;
+    for (int64_t j = 0; j < S; j++) s += (double)P[i * S + j] * dP[i * S + j];
+    for (int64_t j = 0; j < S; j++) dP[i * S + j] = (float)(P[i * S + j] * (dP[i * S + j] - s));
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, a->sc, dP, S, Kp, (int)a->ldk, 1.0f, dQ, (int)a->ldq);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, d, S, a->sc, dP, S, Q, (int)a->ldq, 1.0f, dK, (int)a->ldk);
+}
+
+static bool k_attention_grad(K *k) {
+  attn a;
+  attn_setup(k, &a);
+  int nfwd = k->o->nin - 2;
+  const float *dO = fin(k, nfwd + 1);
+  for (int i = 0; i < k->o->nout; i++) memset(k->out[i], 0, (size_t)nel(k, k->o->out[i]) * 4);
+  a.dq = fout(k, 0);
+  a.dk = nfwd == 1 ? a.dq + a.H : fout(k, 1);
+  a.dv = nfwd == 1 ? a.dq + 2 * a.H : fout(k, 2);
+  float *P = xmalloc(sizeof(float) * (size_t)(2 * a.S * a.S));
+  for (int64_t b = 0; b < a.bt; b++)
+    for (int64_t h = 0; h < a.heads; h++) attn_grad_head(&a, b, h, dO, P, P + a.S * a.S);
+  free(P);
+  return true;
+}
+
+/* ---- rotary, dropout ------------------------------------------------------ */
+static bool k_rotary(K *k) {
+  const float *x = fin(k, 0);
+  float *y = fout(k, 0);
+  ir_ref t = k->o->in[0];
+  int64_t n = last(k, t), rows = nel(k, t) / n, S = dimv(k->g, t, -2);
+  int64_t heads = k->o->at.heads > 0 ? k->o->at.heads : 1, d = n / heads, h2 = d / 2;
+  double theta = k->o->at.theta > 0 ? k->o->at.theta : 10000.0, sgn = k->o->kind == IR_OP_ROTARY_GRAD ? -1.0 : 1.0;
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t h = 0; h < heads; h++)
+      for (int64_t j = 0; j < h2; j++) {
+        double ang = (double)(r % S) * pow(theta, -2.0 * (double)j / (double)d);
+        double c = cos(ang), s = sgn * sin(ang);
+        const float *xp = x + r * n + h * d;
+        float *yp = y + r * n + h * d;
+        double x1 = xp[j], x2 = xp[j + h2];
+        yp[j] = (float)(x1 * c - x2 * s);
+        yp[j + h2] = (float)(x2 * c + x1 * s);
+      }
+  return true;
+}
+
+static bool k_dropout(K *k) {
+  const float *x = fin(k, 0);
+  float *y = fout(k, 0);
+  int64_t n = nel(k, k->o->out[0]);
+  double p = k->o->at.p;
+  uint64_t key = k->o->kind == IR_OP_DROPOUT ? (uint64_t)k->o->out[0] : (uint64_t)k->o->at.n;
+  uint64_t base = rt_hash64(k->kc->seed ^ rt_hash64(key * 1000003u + (uint64_t)k->kc->step * 7919u +
+                                                    (uint64_t)k->kc->micro));
+  for (int64_t i = 0; i < n; i++) {
+    double u = (double)(rt_hash64(base + (uint64_t)i) >> 11) / 9007199254740992.0;
+    y[i] = p <= 0 ? x[i] : u < p ? 0.0f : (float)(x[i] / (1.0 - p));
+  }
+  return true;
+}
+
+/* ---- loss ----------------------------------------------------------------- */
+static bool k_cross_entropy(K *k, bool grad) {
+  const float *x = fin(k, 0);
+  const int32_t *lab = k->in[1];
+  int64_t V = last(k, k->o->in[0]), N = nel(k, k->o->in[0]) / V;
+  double loss = 0, sc = k->o->at.scale != 0 ? k->o->at.scale : 1.0; /* sc: tp share of the tokens */
+  for (int64_t r = 0; r < N; r++) {
+    const float *xr = x + r * V;
+    double mx = -INFINITY, s = 0;
+    for (int64_t j = 0; j < V; j++) mx = xr[j] > mx ? xr[j] : mx;
+    for (int64_t j = 0; j < V; j++) s += exp((double)xr[j] - mx);
+    int64_t l = lab[r] >= 0 && lab[r] < V ? lab[r] : 0;
+    loss += log(s) + mx - xr[l];
+    if (grad) {
+      float *g = fout(k, 0) + r * V;
+      for (int64_t j = 0; j < V; j++) g[j] = (float)(sc * exp((double)xr[j] - mx) / s / (double)N);
+      g[l] -= (float)(sc / (double)N);
+    }
+  }
+  if (!grad) fout(k, 0)[0] = (float)(sc * loss / (double)N);
+  return true;
+}
+
+/* ---- layout ops ------------------------------------------------------------ */
+static bool k_transpose(K *k) {
+  const float *x = fin(k, 0);
+  float *y = fout(k, 0);
+  ir_ref t = k->o->in[0];
+  int64_t r = dimv(k->g, t, -2), c = dimv(k->g, t, -1), nb = nel(k, t) / (r * c);
+  for (int64_t b = 0; b < nb; b++)
+    for (int64_t i = 0; i < r; i++)
+      for (int64_t j = 0; j < c; j++) y[b * r * c + j * r + i] = x[b * r * c + i * c + j];
+  return true;
+}
+
+/* outer = product of dims before axis, inner(t) = product from axis on */
+static int64_t axis_of(const K *k, ir_ref t) {
+  int64_t ax = k->o->at.axis;
+  return ax < 0 ? ax + k->g->t[t].rank : ax;
+}
+static int64_t inner(const K *k, ir_ref t, int64_t ax) {
+  int64_t n = 1;
+  for (int i = (int)ax; i < k->g->t[t].rank; i++) n *= dimv(k->g, t, i);
+  return n;
+}
+
+static bool k_split_concat(K *k, bool split) {
+  ir_ref whole = split ? k->o->in[0] : k->o->out[0];
+  int nparts = split ? k->o->nout : k->o->nin;
+  int64_t ax = axis_of(k, whole), wi = inner(k, whole, ax), outer = nel(k, whole) / wi, off = 0;
+  for (int p = 0; p < nparts; p++) {
+    ir_ref part = split ? k->o->out[p] : k->o->in[p];
+    int64_t pi = inner(k, part, ax);
+    float *w = split ? fin(k, 0) : fout(k, 0), *q = split ? fout(k, p) : fin(k, p);
+    for (int64_t o = 0; o < outer; o++) {
+      if (split) memcpy(q + o * pi, w + o * wi + off, (size_t)pi * 4);
+      else memcpy(w + o * wi + off, q + o * pi, (size_t)pi * 4);
+    }
+    off += pi;
+  }
+  return true;
+}
+
+/* ---- optimizer ----------------------------------------------------------------- */
+static bool k_adamw(K *k) {
+  const ir_attrs *a = &k->o->at;
+  const float *p = fin(k, 0), *g = fin(k, 1), *m = fin(k, 2), *v = fin(k, 3);
+  float *po = fout(k, 0), *mo = fout(k, 1), *vo = fout(k, 2);
+  int64_t n = nel(k, k->o->in[0]);
+  double t = (double)k->kc->step, bc1 = 1.0 - pow(a->beta1, t), bc2 = 1.0 - pow(a->beta2, t);
+  double step = a->lr / bc1, sq2 = sqrt(bc2);
+  for (int64_t i = 0; i < n; i++) {
+    double pi = p[i] * (1.0 - a->lr * a->weight_decay);
+    double mi = a->beta1 * m[i] + (1.0 - a->beta1) * g[i];
+    double vi = a->beta2 * v[i] + (1.0 - a->beta2) * (double)g[i] * g[i];
+    mo[i] = (float)mi, vo[i] = (float)vi;
+    po[i] = (float)(pi - step * mo[i] / (sqrt((double)vo[i]) / sq2 + a->eps));
+  }
+  return true;
+}
+
+bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *out, const rt_kctx *kc) {
+  K k = {g, o, in, out, kc};
+  switch ((ir_opkind)o->kind) {
+  case IR_OP_EMBEDDING: return k_embedding(&k);
+  case IR_OP_POSITIONS: return k_positions(&k);
+  case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_BIAS_ADD: return k_binary(&k);
+  case IR_OP_SCALE: return k_scale(&k);
+  case IR_OP_MATMUL: return k_matmul(&k);
+  case IR_OP_LAYER_NORM: return k_layer_norm(&k);
+  case IR_OP_RMS_NORM: return k_rms_norm(&k);
+  case IR_OP_GELU: case IR_OP_SILU: return k_unary(&k);
+  case IR_OP_SWIGLU: return k_swiglu(&k);
+  case IR_OP_SOFTMAX: return k_softmax(&k);
+  case IR_OP_ATTENTION: return k_attention(&k);
+  case IR_OP_ROTARY: case IR_OP_ROTARY_GRAD: return k_rotary(&k);
+  case IR_OP_DROPOUT: case IR_OP_DROPOUT_GRAD: return k_dropout(&k);
+  case IR_OP_CROSS_ENTROPY: return k_cross_entropy(&k, false);
+  case IR_OP_RESHAPE: return k_copy(&k);
+  case IR_OP_TRANSPOSE: return k_transpose(&k);
+  case IR_OP_SPLIT: return k_split_concat(&k, true);
+  case IR_OP_CONCAT: return k_split_concat(&k, false);
+  case IR_OP_ALL_REDUCE: case IR_OP_ALL_GATHER: case IR_OP_REDUCE_SCATTER:
+  case IR_OP_ALL_TO_ALL: case IR_OP_SEND_RECV: case IR_OP_SLICE: return k_copy(&k);
+  case IR_OP_EMBEDDING_GRAD: return k_embedding_grad(&k);
+  case IR_OP_SUM_ROWS: return k_sum_rows(&k);
+  case IR_OP_LAYER_NORM_GRAD: return k_layer_norm_grad(&k);
+  case IR_OP_RMS_NORM_GRAD: return k_rms_norm_grad(&k);
+  case IR_OP_GELU_GRAD: case IR_OP_SILU_GRAD: return k_unary_grad(&k);
+  case IR_OP_SWIGLU_GRAD: return k_swiglu_grad(&k);
+  case IR_OP_SOFTMAX_GRAD: return k_softmax_grad(&k);
+  case IR_OP_ATTENTION_GRAD: return k_attention_grad(&k);
+  case IR_OP_CROSS_ENTROPY_GRAD: return k_cross_entropy(&k, true);
+  case IR_OP_ADAMW: return k_adamw(&k);
+  default: break;
+  }
+  fprintf(stderr, "sbpc: error: no CPU kernel for op '%s'\n", o->kind < IR_NOPKIND ? ir_ops[o->kind].name : "?");
+  return false;
+}
+
+double rt_kernel_flops(const ir_graph *g, const ir_op *o) {
+  if (o->kind == IR_OP_MATMUL) {
+    ir_ref a = o->in[0], y = o->out[0];
+    int64_t ka = o->at.trans_a ? dimv(g, a, -2) : dimv(g, a, -1);
+    return 2.0 * (double)ir_numel(g, y) * (double)ka;
+  }
+  return o->nout > 0 ? 4.0 * (double)ir_numel(g, o->out[0]) : 0.0;
+}

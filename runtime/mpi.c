@@ -1,0 +1,176 @@
+/* mpi.c — the only file that includes mpi.h: communicators and a watchdog.
+ *
+ * Every blocking exchange is posted non-blocking (MPI_Isend/Irecv/Iallreduce/
+ * Ibarrier) and completed by polling MPI_Test against a deadline of
+ * rt_comm_timeout seconds (env SBPC_COMM_TIMEOUT, default 20). When the
+ * deadline passes, this rank prints which peer (or group) did not answer and
+ * calls MPI_Abort, so a dead or hung rank ends the whole job with a non-zero
+ * status instead of a hang. Communicators: world, and one data-parallel
+ * sub-communicator per pipeline stage (MPI_Comm_split by stage). */
+#include "runtime/rt_internal.h"
+#include <mpi.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+double rt_comm_timeout = 20.0;
+
+struct rt_comm {
+  int rank, size;
+  MPI_Comm dp, tp;
+  int dp_size, tp_size;
+};
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* after a collective timed out: tell every member of comm and see who answers
+ * within 2 s; the members that stay silent are the ones named */
+static void name_silent(rt_comm *c, MPI_Comm comm, char *out, size_t n) {
+  int sz, me;
+  MPI_Comm_size(comm, &sz);
+  MPI_Comm_rank(comm, &me);
+  MPI_Request *rq = xcalloc(2 * (size_t)sz, sizeof *rq);
+  int *in = xcalloc((size_t)sz, sizeof *in), one = 1;
+  for (int r = 0; r < sz; r++) {
+    rq[2 * r] = rq[2 * r + 1] = MPI_REQUEST_NULL;
+    if (r == me) continue;
+    MPI_Isend(&one, 1, MPI_INT, r, 32000, comm, &rq[2 * r]);
+    MPI_Irecv(&in[r], 1, MPI_INT, r, 32000, comm, &rq[2 * r + 1]);
+  }
+  double end = now() + 2.0;
+  struct timespec nap = {0, 1000000};
+  while (now() < end) {
+    int all = 1;
+    MPI_Testall(2 * sz, rq, &all, MPI_STATUSES_IGNORE);
+    if (all) break;
+    nanosleep(&nap, NULL);
+  }
+  MPI_Group wg, cg;
+  MPI_Comm_group(MPI_COMM_WORLD, &wg);
+  MPI_Comm_group(comm, &cg);
+  size_t k = 0;
+  out[0] = 0;
+  for (int r = 0; r < sz && k + 16 < n; r++) {
+    int done = r == me;
+    if (!done) MPI_Test(&rq[2 * r + 1], &done, MPI_STATUS_IGNORE);
+    int wr;
+    MPI_Group_translate_ranks(cg, 1, &r, wg, &wr);
+    if (!done) k += (size_t)snprintf(out + k, n - k, "%s%d", k ? ", " : "", wr);
+  }
+  MPI_Group_free(&wg);
+  MPI_Group_free(&cg);
+  free(rq);
+  free(in);
+}
+
+static void wait_req(rt_comm *c, MPI_Request *r, const char *what, int peer, MPI_Comm comm) {
+  double end = now() + rt_comm_timeout;
+  struct timespec nap = {0, 50000};
+  for (;;) {
+    int done = 0;
+    MPI_Test(r, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    if (now() > end) {
+      char who[256];
+      if (peer >= 0) snprintf(who, sizeof who, "%d", peer);
+      else name_silent(c, comm, who, sizeof who);
+      fprintf(stderr, "sbpc: error: rank %d: rank %s did not answer (%s) within %.0f s; aborting the job\n", c->rank,
+              who[0] ? who : "?", what, rt_comm_timeout);
+      fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, EXIT_BAD_INPUT);
+      exit(EXIT_BAD_INPUT);
+    }
+    nanosleep(&nap, NULL);
+  }
+}
+
+rt_comm *rt_comm_init(int *argc, char ***argv) {
+  int inited = 0, prov = 0;
+  MPI_Initialized(&inited);
+  if (!inited && MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &prov) != MPI_SUCCESS) return NULL;
+  const char *t = getenv("SBPC_COMM_TIMEOUT");
+  if (t && atof(t) > 0) rt_comm_timeout = atof(t);
+  rt_comm *c = xcalloc(1, sizeof *c);
+  MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &c->size);
+  c->dp = c->tp = MPI_COMM_NULL;
+  return c;
+}
+
+int rt_comm_rank(const rt_comm *c) { return c ? c->rank : 0; }
+int rt_comm_size(const rt_comm *c) { return c ? c->size : 1; }
+
+void rt_comm_split_dp(rt_comm *c, int color) {
+  MPI_Comm_split(MPI_COMM_WORLD, color, c->rank, &c->dp);
+  MPI_Comm_size(c->dp, &c->dp_size);
+}
+
+void rt_comm_allreduce_dp(rt_comm *c, float *x, int64_t n) {
+  for (int64_t off = 0; off < n; off += INT_MAX / 2) {
+    int cnt = (int)(n - off < INT_MAX / 2 ? n - off : INT_MAX / 2);
+    MPI_Request r;
+    MPI_Iallreduce(MPI_IN_PLACE, x + off, cnt, MPI_FLOAT, MPI_SUM, c->dp, &r);
+    wait_req(c, &r, "data-parallel all-reduce", -1, c->dp);
+  }
+}
+
+void rt_comm_split_tp(rt_comm *c, int color) {
+  MPI_Comm_split(MPI_COMM_WORLD, color, c->rank, &c->tp);
+  MPI_Comm_size(c->tp, &c->tp_size);
+}
+
+void rt_comm_allreduce_tp(rt_comm *c, float *x, int64_t n, bool max) {
+  MPI_Request r;
+  MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, max ? MPI_MAX : MPI_SUM, c->tp, &r);
+  wait_req(c, &r, "tensor-parallel all-reduce", -1, c->tp);
+}
+
+void rt_comm_allgather_tp(rt_comm *c, const float *in, int64_t n, float *out) {
+  MPI_Request r;
+  MPI_Iallgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, c->tp, &r);
+  wait_req(c, &r, "tensor-parallel all-gather", -1, c->tp);
+}
+
+void rt_comm_allreduce_world(rt_comm *c, double *x, int n) {
+  MPI_Request r;
+  MPI_Iallreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &r);
+  wait_req(c, &r, "all-reduce", -1, MPI_COMM_WORLD);
+}
+
+void rt_comm_send(rt_comm *c, const float *x, int64_t n, int to, int tag) {
+  MPI_Request r;
+  MPI_Isend(x, (int)n, MPI_FLOAT, to, tag, MPI_COMM_WORLD, &r);
+  wait_req(c, &r, "send", to, MPI_COMM_WORLD);
+}
+
+void rt_comm_recv(rt_comm *c, float *x, int64_t n, int from, int tag) {
+  MPI_Request r;
+  MPI_Irecv(x, (int)n, MPI_FLOAT, from, tag, MPI_COMM_WORLD, &r);
+  wait_req(c, &r, "receive", from, MPI_COMM_WORLD);
+}
+
+void rt_comm_barrier(rt_comm *c) {
+  MPI_Request r;
+  MPI_Ibarrier(MPI_COMM_WORLD, &r);
+  wait_req(c, &r, "barrier", -1, MPI_COMM_WORLD);
+}
+
+void rt_comm_abort(rt_comm *c, int code) {
+  fflush(stdout);
+  fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, code);
+  exit(code);
+}
+
+void rt_comm_finalize(rt_comm *c) {
+  if (!c) return;
+  if (c->dp != MPI_COMM_NULL) MPI_Comm_free(&c->dp);
+  if (c->tp != MPI_COMM_NULL) MPI_Comm_free(&c->tp);
+  MPI_Finalize();
+  free(c);
+}

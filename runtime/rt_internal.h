@@ -1,0 +1,147 @@
+/* rt_internal.h — what the runtime's files share and nobody else needs:
+ * the CPU kernels, the MPI wrapper (mpi.c is the only file with mpi.h), the
+ * data loader, seeded initialisation, safetensors and the interpreter. */
+#ifndef SBPC_RT_INTERNAL_H
+#define SBPC_RT_INTERNAL_H
+#include "runtime/rt.h"
+#include <stdint.h>
+
+/* ---- kernels_cpu.c ----------------------------------------------------- */
+typedef struct {
+  int64_t step;      /* optimizer step, 1-based (adamw bias correction) */
+  uint64_t seed;     /* dropout masks */
+  int64_t micro;     /* micro-batch index (dropout masks) */
+} rt_kctx;
+/* rt_kernel: run op o of g (B and S bound to the local micro-batch) on host
+ * buffers: in[i] / out[i] hold the op's tensors (f32, or i32 for ids). Returns
+ * false with a message on stderr for an op it cannot run. */
+bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *out, const rt_kctx *kc);
+/* rt_kernel_flops: an estimate of the op's FLOPs (for tokens/s reports). */
+double rt_kernel_flops(const ir_graph *g, const ir_op *o);
+
+/* ---- init.c -------------------------------------------------------------- */
+/* rt_init_param: fill a parameter from a hash of (seed, its logical name,
+ * element index): independent of how it is sharded. LayerNorm/RMSNorm weights
+ * ("...weight" of rank 1) are 1, biases 0, others N(0, 0.02) (Box-Muller). */
+void rt_init_param(const char *name, int rank, float *x, int64_t n, uint64_t seed);
+/* rt_hash64: splitmix64 of a combination; rt_hash_str: FNV-1a of a string. */
+uint64_t rt_hash64(uint64_t x);
+uint64_t rt_hash_str(const char *s);
+
+/* ---- data.c ---------------------------------------------------------------- */
+typedef struct {
+  int32_t *tok;
+  int64_t ntok, nsamples, seq;
+} rt_data;
+/* rt_data_open: load a token file (little-endian int32) and validate it against
+ * the sequence length and vocabulary; prints "path: error: ..." and returns
+ * false on a bad file. */
+bool rt_data_open(rt_data *d, const char *path, int64_t seq, int64_t vocab);
+/* rt_data_synthetic: a deterministic token stream (no --data given). */
+void rt_data_synthetic(rt_data *d, int64_t seq, int64_t vocab, int64_t nsamples);
+/* rt_data_batch: samples [pos, pos+n) (cyclic) as ids/labels of n*seq each. */
+void rt_data_batch(const rt_data *d, int64_t pos, int64_t n, int32_t *ids, int32_t *labels);
+void rt_data_free(rt_data *d);
+
+/* ---- safetensors.c ------------------------------------------------------------ */
+typedef struct {
+  const char *name;
+  int rank;
+  int64_t shape[IR_MAXRANK];
+  const float *data;     /* f32 elements */
+} rt_st_tensor;
+typedef struct rt_st rt_st;
+/* rt_st_read: parse a safetensors file (f32 tensors only); shapes are checked
+ * against the file size before anything is allocated. NULL + message on error. */
+rt_st *rt_st_read(const char *path);
+/* rt_st_find: tensor by name (also tried with a "transformer." prefix). */
+const rt_st_tensor *rt_st_find(const rt_st *s, const char *name);
+int rt_st_count(const rt_st *s);
+const rt_st_tensor *rt_st_at(const rt_st *s, int i);
+void rt_st_free(rt_st *s);
+/* rt_st_write: write n tensors (f32) to path via a temporary file, fsync and
+ * rename. Returns false + message on error. */
+bool rt_st_write(const char *path, const rt_st_tensor *t, int n);
+
+/* ---- mpi.c ---------------------------------------------------------------------- */
+/* One communicator per use: world, the data-parallel group of this rank (same
+ * pipeline stage), the pipeline neighbours through world ranks. Every blocking
+ * operation polls with MPI_Test against a deadline (rt_comm_timeout seconds) and
+ * aborts the job naming the peer that did not answer. */
+typedef struct rt_comm rt_comm;
+/* rt_comm_init: MPI_Init (threads: funneled); NULL when MPI is not usable. */
+rt_comm *rt_comm_init(int *argc, char ***argv);
+int rt_comm_rank(const rt_comm *c);
+int rt_comm_size(const rt_comm *c);
+/* rt_comm_split_dp: make the data-parallel group: ranks with the same color. */
+void rt_comm_split_dp(rt_comm *c, int color);
+/* rt_comm_allreduce_dp / _world: in-place float sum over the group. */
+void rt_comm_allreduce_dp(rt_comm *c, float *x, int64_t n);
+void rt_comm_allreduce_world(rt_comm *c, double *x, int n);
+/* rt_comm_send / rt_comm_recv: float point-to-point with a world rank. */
+void rt_comm_send(rt_comm *c, const float *x, int64_t n, int to, int tag);
+void rt_comm_recv(rt_comm *c, float *x, int64_t n, int from, int tag);
+/* rt_comm_split_tp: make the tensor-parallel group: ranks with the same color. */
+void rt_comm_split_tp(rt_comm *c, int color);
+/* rt_comm_allreduce_tp: in-place sum (or max) over the tp group. */
+void rt_comm_allreduce_tp(rt_comm *c, float *x, int64_t n, bool max);
+/* rt_comm_allgather_tp: out = the n floats of every tp rank, in rank order. */
+void rt_comm_allgather_tp(rt_comm *c, const float *in, int64_t n, float *out);
+/* rt_comm_barrier: a barrier with the same watchdog. */
+void rt_comm_barrier(rt_comm *c);
+/* rt_comm_abort: end every rank with status code. */
+void rt_comm_abort(rt_comm *c, int code);
+void rt_comm_finalize(rt_comm *c);
+extern double rt_comm_timeout;
+
+/* ---- exec.c (beyond rt.h) ------------------------------------------------------ */
+/* rt_exec_new_ranked: the interpreter of one rank: pipeline stage `stage`,
+ * data-parallel index dpi, comm for point-to-point and the dp all-reduce. */
+rt_exec *rt_exec_new_ranked(ir_graph *g, const rt_config *cfg, rt_comm *comm, int stage, int dpi, int tpi, diag *d);
+int rt_exec_stage(const rt_exec *e);
+/* rt_exec_holds: tensor t (param or optimizer state) is allocated on this rank */
+bool rt_exec_holds(const rt_exec *e, ir_ref t);
+/* rt_exec_holders: bit s set when stage s holds parameter p */
+uint64_t rt_exec_holders(const rt_exec *e, ir_ref p);
+int64_t rt_exec_step(const rt_exec *e);
+void rt_exec_set_step(rt_exec *e, int64_t step);
+const ir_graph *rt_exec_graph(const rt_exec *e);
+/* rt_place: the pipeline stage of every op (adamw: -1, it runs on every stage
+ * holding its parameter) and of every tensor produced (-1: not produced).
+ * fwd_of (may be NULL) maps backward ops to their forward op. */
+void rt_place(const ir_graph *g, const int32_t *fwd_of, int nstages, int *op_stage, int *t_stage);
+/* rt_exec_rank_of: the world rank of pipeline stage s, data-parallel index i */
+int rt_exec_rank_of(const rt_exec *e, int s, int i);
+
+/* rt_exec_logical: a malloc'ed copy of tensor t's logical value (collective
+ * over the tp group when tp > 1); rt_exec_set_logical: take this rank's shard
+ * of a logical value; rt_exec_logical_shape: the logical shape, returns rank. */
+float *rt_exec_logical(rt_exec *e, ir_ref t);
+void rt_exec_set_logical(rt_exec *e, ir_ref t, const float *full);
+int rt_exec_logical_shape(const rt_exec *e, ir_ref t, int64_t *shape);
+
+/* ---- tp.c --------------------------------------------------------------------------- */
+/* rt_tp_lower: SBP deduction + boxing on a 1-D mesh of tp, then local shapes
+ * and attrs for one rank (every rank gets the same shapes). */
+bool rt_tp_lower(ir_graph *g, int tp, diag *d);
+/* rt_tp_groups: 3 for parameters that feed a fused qkv (interleaved shards) */
+int rt_tp_groups(const ir_graph *g, ir_ref p);
+void rt_tp_shard(const ir_graph *g, ir_ref t, int tp, int tpi, int groups, const float *full, float *local);
+/* rt_tp_unshard: all = the tp local shards in rank order -> full */
+void rt_tp_unshard(const ir_graph *g, ir_ref t, int tp, int groups, const float *all, float *full);
+int64_t rt_tp_logical_numel(const ir_graph *g, ir_ref t, int tp);
+int rt_tp_logical_shape(const ir_graph *g, ir_ref t, int tp, int64_t *shape);
+/* rt_tp_loss_partial: the loss is P(sum) over the tp group */
+bool rt_tp_loss_partial(const ir_graph *g);
+/* rt_tp_comm: run a boxing op as MPI collectives on the tp group */
+bool rt_tp_comm(rt_comm *c, const ir_graph *g, const ir_op *o, const float *in, float *out, int tp, int tpi);
+
+/* ---- ckpt.c ------------------------------------------------------------------------ */
+/* rt_ckpt_save: gather parameters and optimizer state on rank 0 and write the
+ * checkpoint directory (comm NULL = one process). All ranks must call it. */
+bool rt_ckpt_save(rt_exec *e, rt_comm *c, const char *dir, int64_t data_pos, uint64_t seed);
+/* rt_ckpt_load: load a checkpoint into any layout; sets the step and *data_pos. */
+bool rt_ckpt_load(rt_exec *e, const char *dir, int64_t *data_pos);
+/* rt_load_weights: Hugging Face safetensors into the parameters. */
+bool rt_load_weights(rt_exec *e, const char *path);
+#endif

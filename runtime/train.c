@@ -1,0 +1,209 @@
+/* train.c — `sbpc run`: the training loop of one rank.
+ *
+ * Order: MPI (only when launched by mpirun), layout checks (rank count, batch
+ * divisibility), the interpreter (exec.c), the data file, then weights or a
+ * checkpoint — all refused with a named culprit before any step runs. A step:
+ * for each of the rank's micro-batches, forward + backward on its share of the
+ * global batch (data-parallel rank i takes samples [i*B/dp, (i+1)*B/dp) of the
+ * step's B samples, split into `micro` micro-batches), gradients scaled by
+ * 1/(dp*micro) so the sum is the gradient of the mean loss over all B*S
+ * tokens; then the update. The loss printed is the mean over the micro-batches
+ * and data-parallel ranks, summed over the world (only last-stage ranks
+ * contribute), as computed before the update. Rank 0 prints and logs.
+ * Checkpoints are in ckpt.c. */
+#include "runtime/rt_internal.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+rt_config rt_config_default(void) {
+  rt_config c;
+  memset(&c, 0, sizeof c);
+  c.global_batch = 8;
+  c.steps = 5;
+  c.lay.dp = c.lay.tp = c.lay.pp = c.lay.micro = 1;
+  c.lr = 1e-3;
+  c.weight_decay = 0.01;
+  c.seed = 1234;
+  return c;
+}
+
+static double wall(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int64_t vocab_of(const ir_graph *g) {
+  for (int k = 0; k < g->nop; k++) {
+    const ir_op *o = &g->op[k];
+    if (o->kind == IR_OP_EMBEDDING && g->t[o->in[0]].kind == IR_T_INPUT)
+      return ir_dim_eval(g->t[o->in[1]].shape[0], 1, 1);
+  }
+  return INT32_MAX;
+}
+
+static bool under_mpirun(void) {
+  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
+
+static bool check_layout(const rt_config *c, int nranks) {
+  const rt_layout *l = &c->lay;
+  int want = l->dp * l->tp * l->pp;
+  if (want != nranks) {
+    sbpc_error("the plan is for %d rank%s (dp %d x tp %d x pp %d) but %d %s started", want, want == 1 ? "" : "s", l->dp,
+               l->tp, l->pp, nranks, nranks == 1 ? "process was" : "processes were");
+    return false;
+  }
+  if (c->global_batch <= 0 || c->global_batch % (l->dp * l->micro)) {
+    sbpc_error("global batch %lld does not divide into dp %d x %d micro-batches", (long long)c->global_batch, l->dp,
+               l->micro);
+    return false;
+  }
+  if (c->seq <= 0) {
+    sbpc_error("no sequence length (train { seq = ... } or --seq)");
+    return false;
+  }
+  return true;
+}
+
+typedef struct {
+  rt_config cfg;
+  rt_comm *comm;
+  rt_exec *ex;
+  rt_data data;
+  int rank, nranks, stage, dpi, tpi;
+  int64_t data_pos;
+  FILE *log;
+} run;
+
+static void emit(run *r, int64_t step, double loss, double tps) {
+  if (r->rank != 0) return;
+  if (!r->cfg.quiet) printf("step %lld loss %.6f tokens/s %.1f\n", (long long)step, loss, tps);
+  fflush(stdout);
+  if (r->log) {
+    fprintf(r->log, "{\"step\": %lld, \"loss\": %.9g, \"tokens_per_s\": %.1f}\n", (long long)step, loss, tps);
+    fflush(r->log);
+  }
+}
+
+/* fault injection for tests: SBPC_TEST_FAULT=hang:RANK:STEP or die:RANK:STEP */
+static void inject_fault(const run *r) {
+  const char *f = getenv("SBPC_TEST_FAULT");
+  char kind[8];
+  int rank, step;
+  if (!f || sscanf(f, "%7[a-z]:%d:%d", kind, &rank, &step) != 3) return;
+  if (rank != r->rank || step != rt_exec_step(r->ex) + 1) return;
+  fprintf(stderr, "sbpc: rank %d: injected fault '%s' at step %d\n", rank, kind, step);
+  fflush(stderr);
+  if (!strcmp(kind, "die")) _exit(9);
+  for (;;) pause();
+}
+
+static bool one_step(run *r) {
+  const rt_config *c = &r->cfg;
+  inject_fault(r);
+  int64_t share = c->global_batch / c->lay.dp, mb = share / c->lay.micro, S = c->seq;
+  int32_t *ids = xmalloc(sizeof *ids * (size_t)(mb * S)), *lab = xmalloc(sizeof *lab * (size_t)(mb * S));
+  double t0 = wall(), lsum = 0;
+  bool ok = true;
+  rt_exec_zero_grads(r->ex);
+  for (int m = 0; m < c->lay.micro && ok; m++) {
+    rt_data_batch(&r->data, r->data_pos + r->dpi * share + m * mb, mb, ids, lab);
+    double l = rt_exec_fwd_bwd(r->ex, ids, lab, 1.0 / (c->lay.dp * c->lay.micro));
+    if (!isnan(l)) lsum += l;
+    else if (r->stage == c->lay.pp - 1) ok = false;
+  }
+  free(ids);
+  free(lab);
+  double loss[1] = {lsum / (c->lay.dp * c->lay.micro)};
+  if (r->comm) rt_comm_allreduce_world(r->comm, loss, 1);
+  ok = ok && rt_exec_update(r->ex);
+  r->data_pos += c->global_batch;
+  emit(r, rt_exec_step(r->ex), loss[0], (double)(c->global_batch * S) / (wall() - t0));
+  return ok;
+}
+
+static bool open_data(run *r) {
+  const ir_graph *g = rt_exec_graph(r->ex);
+  if (r->cfg.data) return rt_data_open(&r->data, r->cfg.data, r->cfg.seq, vocab_of(g));
+  int64_t v = vocab_of(g);
+  rt_data_synthetic(&r->data, r->cfg.seq, v == INT32_MAX ? 256 : v, 4 * r->cfg.global_batch);
+  return true;
+}
+
+static void report_memory(run *r) {
+  double *peak = xcalloc((size_t)r->nranks, sizeof *peak);
+  peak[r->rank] = (double)rt_exec_peak_bytes(r->ex);
+  if (r->comm) rt_comm_allreduce_world(r->comm, peak, r->nranks);
+  if (r->rank == 0 && !r->cfg.quiet) {
+    printf("peak memory per rank (MiB):");
+    for (int i = 0; i < r->nranks; i++) printf(" %.1f", peak[i] / 1048576.0);
+    printf("\n");
+  }
+  free(peak);
+}
+
+static int train_loop(run *r) {
+  for (int64_t s = rt_exec_step(r->ex); s < r->cfg.steps; s++)
+    if (!one_step(r)) {
+      sbpc_error("rank %d: a kernel failed at step %lld", r->rank, (long long)s + 1);
+      return EXIT_INTERNAL;
+    }
+  report_memory(r);
+  if (r->cfg.save && !rt_ckpt_save(r->ex, r->comm, r->cfg.save, r->data_pos, r->cfg.seed)) return EXIT_BAD_INPUT;
+  return EXIT_OK;
+}
+
+static int setup(run *r, ir_graph *g) {
+  diag d;
+  diag_init(&d, r->cfg.model ? r->cfg.model : "model", NULL, 0);
+  r->ex = rt_exec_new_ranked(g, &r->cfg, r->comm, r->stage, r->dpi, r->tpi, &d);
+  if (!r->ex || !open_data(r)) return EXIT_BAD_INPUT;
+  if (r->cfg.weights && !rt_load_weights(r->ex, r->cfg.weights)) return EXIT_BAD_INPUT;
+  if (r->cfg.resume && !rt_ckpt_load(r->ex, r->cfg.resume, &r->data_pos)) return EXIT_BAD_INPUT;
+  if (r->rank == 0 && r->cfg.log && !(r->log = fopen(r->cfg.log, "w"))) {
+    sbpc_error("cannot open the log file '%s'", r->cfg.log);
+    return EXIT_BAD_INPUT;
+  }
+  return EXIT_OK;
+}
+
+/* every rank agrees on a status: the worst one */
+static int agree(run *r, int st) {
+  if (!r->comm) return st;
+  double v[1] = {st != EXIT_OK};
+  rt_comm_allreduce_world(r->comm, v, 1);
+  return st != EXIT_OK ? st : v[0] > 0 ? EXIT_BAD_INPUT : EXIT_OK;
+}
+
+int rt_train(ir_graph *g, const rt_config *cfg, int *argc, char ***argv) {
+  run r;
+  memset(&r, 0, sizeof r);
+  r.cfg = *cfg;
+  r.nranks = 1;
+  if (under_mpirun()) {
+    if (!(r.comm = rt_comm_init(argc, argv))) {
+      sbpc_error("MPI could not be initialised");
+      return EXIT_INTERNAL;
+    }
+    r.rank = rt_comm_rank(r.comm), r.nranks = rt_comm_size(r.comm);
+  }
+  int st = check_layout(&r.cfg, r.nranks) ? EXIT_OK : EXIT_BAD_INPUT;
+  if (st == EXIT_OK) {
+    int dp = r.cfg.lay.dp, tp = r.cfg.lay.tp; /* rank = (stage * dp + dpi) * tp + tpi */
+    r.stage = r.rank / (dp * tp), r.dpi = r.rank / tp % dp, r.tpi = r.rank % tp;
+    if (r.comm) rt_comm_split_dp(r.comm, r.stage * tp + r.tpi);
+    if (r.comm) rt_comm_split_tp(r.comm, r.rank / tp);
+    st = agree(&r, setup(&r, g));
+  }
+  if (st == EXIT_OK) st = agree(&r, train_loop(&r));
+  if (r.log) fclose(r.log);
+  rt_exec_free(r.ex);
+  rt_data_free(&r.data);
+  rt_comm_finalize(r.comm);
+  return st;
+}

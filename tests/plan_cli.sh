@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# plan_cli.sh SBPC — `sbpc plan` end to end: GPT-3 175B on dgx-a100:128 gives
+# a plan with TP inside a node and memory under 80 GB, a JSON plan with every
+# field of docs/plan-format.md; --fix is honoured; no-fit exits 3 with the
+# smallest memory; bad usage exits 2.
+set -u
+sbpc=${1:?usage: plan_cli.sh SBPC}
+src=$(cd "$(dirname "$0")/.." && pwd)
+cd "$src" || exit 1
+command -v jq >/dev/null || { echo "jq not installed"; exit 77; }
+[ -f examples/gpt3-175b.sbp ] || { echo "examples/gpt3-175b.sbp missing"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
+
+"$sbpc" plan examples/gpt3-175b.sbp --cluster dgx-a100:128 --json "$tmp/p.json" >"$tmp/out" 2>"$tmp/err"
+check '[ $? -eq 0 ]' "plan of gpt3-175b exits 0 ($(cat "$tmp/err"))"
+check 'grep -q "^layout:" "$tmp/out" && grep -q "^memory:" "$tmp/out" && grep -q "^runner-up:" "$tmp/out"' "report sections"
+j="$tmp/p.json"
+check '[ "$(jq -r .format "$j")" = sbpc-plan ] && [ "$(jq .version "$j")" = 1 ]' "format and version"
+for f in model.name model.params model.layers cluster.devices cluster.nodes parallel.dp parallel.tp parallel.pp \
+         parallel.sp parallel.vpp parallel.micro_batch parallel.num_micro_batches parallel.recompute parallel.zero \
+         predicted.step_time_s predicted.tokens_per_s predicted.model_tflops_per_device \
+         predicted.hardware_tflops_per_device predicted.mfu predicted.memory_per_device_bytes \
+         predicted.breakdown planner.candidates planner.solve_time_s; do
+  check "[ \"\$(jq \".$f != null\" \"$j\")\" = true ]" "field $f"
+done
+check '[ "$(jq ".stages[0] | has(\"devices\") and has(\"layers\")" "$j")" = true ]' "stages fields"
+check '[ "$(jq ".ops[0] | has(\"name\") and has(\"block\") and has(\"sbp\") and has(\"devices\")" "$j")" = true ]' "ops fields"
+check '[ "$(jq "[.boxing[] | has(\"op\") and has(\"from\") and has(\"to\") and has(\"collective\") and has(\"bytes\")] | all" "$j")" = true ]' "boxing fields"
+check '[ "$(jq ".parallel.tp <= 8" "$j")" = true ]' "TP inside a node"
+check '[ "$(jq ".mesh.axes[3] == \"tp\"" "$j")" = true ]' "tp is the innermost mesh axis"
+check '[ "$(jq ".predicted.memory_per_device_bytes < 80e9" "$j")" = true ]' "memory within 80 GB"
+check '[ "$(jq ".parallel.dp * .parallel.tp * .parallel.pp * .parallel.sp" "$j")" = 1024 ]' "dp*tp*pp*sp = devices"
+check '[ "$(jq "[.stages[].devices | length] | add" "$j")" = 1024 ]' "stages cover the devices"
+
+"$sbpc" plan examples/gpt3-175b.sbp --cluster dgx-a100:128 --fix tp=8,pp=8,recompute=full --json "$tmp/f.json" >/dev/null 2>&1
+check '[ $? -eq 0 ] && [ "$(jq "[.parallel.tp, .parallel.pp, .parallel.recompute]" -c "$tmp/f.json")" = "[8,8,\"full\"]" ]' "--fix honoured"
+
+"$sbpc" plan examples/gpt3-175b.sbp --cluster dgx-a100:1 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check '[ $rc -eq 3 ]' "no fit exits 3 (got $rc)"
+check 'grep -q "smallest any candidate needs" "$tmp/err"' "no-fit message names the smallest memory"
+
+"$sbpc" plan examples/gpt3-175b.sbp --cluster dgx-a100:128 --fix tp=banana >/dev/null 2>&1
+check '[ $? -eq 2 ]' "bad --fix exits 2"
+"$sbpc" plan >/dev/null 2>&1
+check '[ $? -eq 2 ]' "missing model exits 2"
+"$sbpc" plan examples/gpt3-175b.sbp --cluster dgx-a100:128 --calibration /nonexistent.json >/dev/null 2>&1
+check '[ $? -eq 1 ]' "missing calibration exits 1"
+exit $fail

@@ -1,0 +1,135 @@
+#!/bin/bash
+# rt_train.sh SBPC — the runtime's end-to-end training tests (issue 6):
+#  1. the tiny GPT-2 for 5 steps gives the same losses (1e-5 relative) on
+#     1 rank, dp=2, tp=2, pp=2 (4 micro-batches), dp=2 x tp=2 and dp=2 x pp=2;
+#  2. resume: save at step 3 under one layout (dp=2; tp=2), resume under
+#     another (pp=2; pp=2 x dp=2; 1 rank): steps 4-5 equal the uninterrupted
+#     run (1e-5);
+#  3. bad input is refused before any step: short data file, token outside the
+#     vocabulary, wrong rank count, weights with a missing / mis-shaped tensor,
+#     a safetensors header claiming 10 GB;
+#  4. faults: a hung rank and a dead rank end the job non-zero within 30 s,
+#     naming the rank.
+# Exit 77 (skip) without mpirun.
+set -u
+SBPC=${1:?usage: rt_train.sh SBPC}
+cd "$(dirname "$0")/.."
+command -v mpirun >/dev/null || { echo "skip: no mpirun"; exit 77; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# OpenMPI's own allocations are not ours to free: no leak checks under mpirun.
+MPIENV="env ASAN_OPTIONS=detect_leaks=0"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+M=examples/tiny-gpt2.sbp
+D=tests/data/rt/tiny.bin
+fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+
+# same_losses A B [first_step]: every step >= first_step in A and B agrees
+same_losses() {
+  awk -v first="${3:-1}" '
+    FNR == 1 { f++ }
+    { match($0, /"step": *[0-9]+/); s = substr($0, RSTART + 7, RLENGTH - 7) + 0
+      match($0, /"loss": *[-0-9.eE+]+/); l = substr($0, RSTART + 7, RLENGTH - 7) + 0
+      if (s < first) next
+      if (f == 1) a[s] = l; else { b[s] = l; n++ } }
+    END { if (n == 0) { print "no steps compared"; exit 1 }
+          for (s in b) { if (!(s in a)) { print "step " s " missing"; exit 1 }
+            d = a[s] - b[s]; if (d < 0) d = -d; r = a[s] < 0 ? -a[s] : a[s]
+            if (d > 1e-5 * r) { printf "step %d: %.9g vs %.9g\n", s, a[s], b[s]; exit 1 } } }' "$1" "$2"
+}
+
+run1() { "$SBPC" run $M --data $D --steps 5 --quiet "$@"; }
+runn() { local n=$1; shift; $MPIENV mpirun --oversubscribe -np "$n" "$SBPC" run $M --data $D --steps 5 --quiet "$@"; }
+
+run1 --log "$T/base.jsonl" || bad "1-rank run failed"
+[ "$(wc -l < "$T/base.jsonl")" = 5 ] || bad "1-rank run did not log 5 steps"
+runn 2 --dp 2 --log "$T/dp2.jsonl" || bad "dp=2 run failed"
+same_losses "$T/base.jsonl" "$T/dp2.jsonl" || bad "dp=2 losses differ from 1 rank"
+runn 2 --pp 2 --micro 4 --log "$T/pp2.jsonl" || bad "pp=2 run failed"
+same_losses "$T/base.jsonl" "$T/pp2.jsonl" || bad "pp=2 (4 micro-batches) losses differ from 1 rank"
+runn 4 --dp 2 --pp 2 --micro 2 --log "$T/dp2pp2.jsonl" || bad "dp=2 x pp=2 run failed"
+same_losses "$T/base.jsonl" "$T/dp2pp2.jsonl" || bad "dp=2 x pp=2 losses differ from 1 rank"
+runn 2 --tp 2 --log "$T/tp2.jsonl" || bad "tp=2 run failed"
+same_losses "$T/base.jsonl" "$T/tp2.jsonl" || bad "tp=2 losses differ from 1 rank"
+runn 4 --dp 2 --tp 2 --log "$T/dp2tp2.jsonl" || bad "dp=2 x tp=2 run failed"
+same_losses "$T/base.jsonl" "$T/dp2tp2.jsonl" || bad "dp=2 x tp=2 losses differ from 1 rank"
+
+# losses fall on the tiny model with a larger learning rate
+"$SBPC" run $M --data $D --steps 6 --lr 3e-3 --quiet --log "$T/lr.jsonl" || bad "lr run failed"
+awk '{ match($0, /"loss": *[-0-9.eE+]+/); l[NR] = substr($0, RSTART + 7, RLENGTH - 7) + 0 }
+     END { exit !(l[NR] < l[1] - 0.1) }' "$T/lr.jsonl" || bad "losses do not fall"
+
+# resume: 2 ranks (dp) save at step 3; pp=2 resumes; and 1 rank resumes
+runn 2 --dp 2 --steps 3 --save "$T/ck" || bad "save run failed"
+for f in model.safetensors optimizer.safetensors state.json; do [ -s "$T/ck/$f" ] || bad "checkpoint lacks $f"; done
+runn 2 --pp 2 --micro 4 --resume "$T/ck" --log "$T/res_pp.jsonl" || bad "pp=2 resume failed"
+[ "$(wc -l < "$T/res_pp.jsonl")" = 2 ] || bad "resume did not run exactly steps 4-5"
+same_losses "$T/base.jsonl" "$T/res_pp.jsonl" 4 || bad "resumed (pp=2) steps 4-5 differ"
+run1 --resume "$T/ck" --log "$T/res_1.jsonl" || bad "1-rank resume failed"
+same_losses "$T/base.jsonl" "$T/res_1.jsonl" 4 || bad "resumed (1 rank) steps 4-5 differ"
+runn 2 --tp 2 --steps 3 --save "$T/cktp" || bad "tp=2 save run failed"
+runn 4 --pp 2 --dp 2 --micro 2 --resume "$T/cktp" --log "$T/res_tp.jsonl" || bad "tp=2 -> pp=2 x dp=2 resume failed"
+same_losses "$T/base.jsonl" "$T/res_tp.jsonl" 4 || bad "resumed (tp=2 -> pp=2 x dp=2) steps 4-5 differ"
+# a second save over the first keeps a whole checkpoint
+run1 --steps 4 --resume "$T/ck" --save "$T/ck" || bad "re-save failed"
+grep -q '"step": 4' "$T/ck/state.json" || bad "re-saved checkpoint is not at step 4"
+
+# bad input: refused with the culprit named, exit 1, before any step
+expect_err() { # expect_err PATTERN CMD...: exit 1, PATTERN on stderr, no step line
+  local pat=$1; shift
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  [ $rc = 1 ] || bad "'$*' exited $rc, wanted 1"
+  grep -q -- "$pat" "$T/err" || { bad "'$*': no '$pat' in: $(head -3 "$T/err")"; }
+  ! grep -q '^step ' "$T/out" || bad "'$*' ran a step"
+}
+expect_err "short.bin.*fewer than one sample" "$SBPC" run $M --data tests/data/rt/short.bin
+expect_err "oov.bin.*token 600.*outside the vocabulary" "$SBPC" run $M --data tests/data/rt/oov.bin
+expect_err "plan is for 1 rank.*2 processes" $MPIENV mpirun --oversubscribe -np 2 "$SBPC" run $M --data $D
+cp "$T/ck/model.safetensors" "$T/w.safetensors"
+"$SBPC" run $M --data $D --steps 1 --quiet --weights "$T/w.safetensors" || bad "--weights with a valid file failed"
+# files with a missing, an extra, a mis-shaped tensor and one claiming 10 GB
+python3 - "$T" <<'EOF' 2>/dev/null
+import json, struct, sys
+t = sys.argv[1]
+def st(path, hdr, data):
+    h = json.dumps(hdr).encode(); h += b' ' * ((8 - len(h) % 8) % 8)
+    open(path, 'wb').write(struct.pack('<Q', len(h)) + h + data)
+raw = open(t + '/w.safetensors', 'rb').read()
+n = struct.unpack('<Q', raw[:8])[0]; hdr = json.loads(raw[8:8 + n]); data = raw[8 + n:]
+miss = dict(hdr); del miss["ln_f.bias"]
+st(t + '/missing.safetensors', miss, data)
+extra = dict(hdr); extra["foo.weight"] = {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}
+st(t + '/extra.safetensors', extra, data)
+st(t + '/huge.safetensors', {"wte.weight": {"dtype": "F32", "shape": [50000, 50000], "data_offsets": [0, 10000000000]}}, b'\0' * 64)
+st(t + '/shape.safetensors', {"wte.weight": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 64]}}, b'\0' * 64)
+EOF
+if [ -f "$T/huge.safetensors" ]; then
+  expect_err "missing.safetensors.*ln_f.bias' is missing" "$SBPC" run $M --data $D --weights "$T/missing.safetensors"
+  expect_err "extra.safetensors.*foo.weight' is not a parameter" "$SBPC" run $M --data $D --weights "$T/extra.safetensors"
+  expect_err "huge.safetensors.*wte.weight" "$SBPC" run $M --data $D --weights "$T/huge.safetensors"
+  expect_err "shape.safetensors.*wte.weight.*shape \[4, 4\].*\[512, 64\]" "$SBPC" run $M --data $D --weights "$T/shape.safetensors"
+fi
+head -c 100 "$T/ck/model.safetensors" > "$T/trunc.safetensors"
+expect_err "trunc.safetensors" "$SBPC" run $M --data $D --weights "$T/trunc.safetensors"
+mkdir -p "$T/ck2" && cp "$T/ck/"* "$T/ck2/" && cp "$T/shape.safetensors" "$T/ck2/model.safetensors" 2>/dev/null &&
+  expect_err "wte.weight" "$SBPC" run $M --data $D --resume "$T/ck2"
+
+# faults: hung and dead ranks end the job within 30 s, naming the rank
+start=$(date +%s)
+SBPC_COMM_TIMEOUT=5 SBPC_TEST_FAULT=hang:1:2 timeout 60 $MPIENV SBPC_COMM_TIMEOUT=5 SBPC_TEST_FAULT=hang:1:2 \
+  mpirun --oversubscribe -np 2 "$SBPC" run $M --data $D --dp 2 --quiet >"$T/out" 2>"$T/err"
+rc=$?; el=$(( $(date +%s) - start ))
+[ $rc != 0 ] && [ $rc != 124 ] || bad "hung rank: exit $rc"
+[ $el -le 30 ] || bad "hung rank: took $el s"
+grep -q "rank 1 did not answer" "$T/err" || bad "hung rank not named: $(grep error "$T/err" | head -2)"
+start=$(date +%s)
+timeout 60 $MPIENV SBPC_TEST_FAULT=die:0:2 mpirun --oversubscribe -np 2 "$SBPC" run $M --data $D --pp 2 --quiet \
+  >"$T/out" 2>"$T/err"
+rc=$?; el=$(( $(date +%s) - start ))
+[ $rc != 0 ] && [ $rc != 124 ] || bad "dead rank: exit $rc"
+[ $el -le 30 ] || bad "dead rank: took $el s"
+grep -q "rank 0" "$T/err" || grep -q "\[\[.*,1\],0\]" "$T/err" || bad "dead rank not named"
+
+[ $fail = 0 ] && echo "rt_train: all passed"
+exit $fail

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# tune.sh SBPC — `sbpc tune --quick` (seconds) writes a calibration JSON with
+# GEMM rates over shapes, memory bandwidth and the kernel call overhead, all
+# positive; progress is plain "tune:" lines when stderr is not a terminal;
+# with --peak-flops/--peak-bw the efficiencies appear and lie in (0, 1];
+# --plans (autotune by measurement) is refused while `sbpc run` is missing.
+# Under mpirun (when available) the calibration gains collective bandwidth by
+# group size. The schema itself is checked in test_ex_calib.c.
+set -u
+sbpc=${1:?usage: tune.sh SBPC}
+command -v python3 >/dev/null 2>&1 || { echo "no python3"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+"$sbpc" tune --quick -o "$tmp/c.json" 2>"$tmp/log" || { echo "FAIL: tune exited $?"; cat "$tmp/log"; exit 1; }
+grep -q '^tune: gemm 64x64x64: ' "$tmp/log" || { echo "FAIL: no plain progress lines"; fail=1; }
+grep -q $'\r' "$tmp/log" && { echo "FAIL: progress bar on a non-terminal"; fail=1; }
+python3 - "$tmp/c.json" <<'PY' || fail=1
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert c["format"] == "sbpc-calibration" and c["version"] == 1
+assert 0 < c["kernel_overhead_s"] < 1e-2
+g = c["gemm"]
+assert len(g["shapes"]) >= 4 and all(s["flops_per_s"] > 0 and s["seconds"] > 0 for s in g["shapes"])
+assert g["half_dim"] >= 0 and g["fit_peak_flops_per_s"] > 0 and "eff_max" not in g
+assert c["memory"]["copy_bytes_per_s"] > 0 and c["memory"]["triad_bytes_per_s"] > 0
+PY
+"$sbpc" tune --quick --peak-flops 1e15 --peak-bw 1e13 -o "$tmp/p.json" 2>/dev/null || { echo "FAIL: tune with peaks"; fail=1; }
+python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert 0 < c["gemm"]["eff_max"] <= 1 and 0 < c["memory"]["bandwidth_eff"] <= 1' "$tmp/p.json" || { echo "FAIL: efficiencies"; fail=1; }
+"$sbpc" tune --plans 3 2>/dev/null; [ $? = 2 ] || { echo "FAIL: --plans should be refused"; fail=1; }
+"$sbpc" tune --bogus 2>/dev/null; [ $? = 2 ] || { echo "FAIL: bad option"; fail=1; }
+if command -v mpirun >/dev/null 2>&1; then
+  if timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 "$sbpc" tune --quick -o "$tmp/m.json" >/dev/null 2>"$tmp/mlog"; then
+    if grep -q "built without MPI" "$tmp/mlog"; then echo "note: this build has no MPI for tune"
+    else python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); b=c["collectives"]["by_group_size"]; assert c["ranks"]==2 and b[0]["n"]==2 and b[0]["bus_bw"]>0' "$tmp/m.json" || { echo "FAIL: mpirun collectives"; fail=1; }
+    fi
+  else echo "note: mpirun -np 2 could not run here; collectives not checked"; fi
+fi
+[ $fail = 0 ] && echo "tune: all passed"
+exit $fail

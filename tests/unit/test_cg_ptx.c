@@ -1,0 +1,136 @@
+/* test_cg_ptx.c — every CUDA kernel sbpc generates for a GPT-2 block (forward
+ * and backward, attention included) and for the other fusion patterns
+ * (cross-entropy fwd+bwd, causal softmax, rms_norm, swiglu, AdamW), in f32,
+ * bf16 and f16, compiles with NVRTC and assembles with ptxas for sm_80 and
+ * sm_90 (the f16 GPT block, head_dim 128, for sm_80 only: NVRTC needs seconds
+ * per attention kernel on this machine). Skipped (77) when NVRTC or ptxas is absent. Prints registers and
+ * spill bytes per kernel. */
+#include "cu.h"
+#include "codegen/cg.h"
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static ir_dim S_ = {1, 0, 1};
+
+static ir_ref tens(ir_graph *g, const char *name, ir_tkind kind, ir_dtype dt, int rank, int64_t cols) {
+  ir_tensor t = ir_tensor_init(name, kind, dt);
+  t.rank = (uint8_t)rank;
+  if (rank == 2) t.shape[0] = S_, t.shape[1] = ir_const(cols);
+  if (rank == 1) t.shape[0] = kind == IR_T_INPUT ? S_ : ir_const(cols);
+  return ir_tensor_add(g, &t);
+}
+
+static void add(ir_graph *g, ir_opkind k, int nin, const ir_ref *in, int nout, const ir_ref *out, ir_attrs at) {
+  ir_op o = ir_op_init(k);
+  o.nin = (uint8_t)nin, o.nout = (uint8_t)nout;
+  memcpy(o.in, in, sizeof(ir_ref) * (size_t)nin);
+  memcpy(o.out, out, sizeof(ir_ref) * (size_t)nout);
+  o.at = at;
+  ir_op_add(g, &o);
+}
+
+/* extras: the fusion patterns the GPT-2 block does not have. */
+static ir_graph *extras(void) {
+  ir_graph *g = ir_graph_new("extras");
+  ir_attrs none = {0}, sm = {0}, ad = {0};
+  sm.causal = true, sm.scale = 0.125;
+  ir_ref lg = tens(g, "logits", IR_T_ACT, IR_F32, 2, 50257), lab = tens(g, "labels", IR_T_INPUT, IR_I32, 1, 0);
+  ir_ref loss = tens(g, "loss", IR_T_ACT, IR_F32, 0, 0), dl = tens(g, "dlogits", IR_T_GRAD, IR_F32, 2, 50257);
+  add(g, IR_OP_CROSS_ENTROPY, 2, (ir_ref[]){lg, lab}, 1, &loss, none);
+  add(g, IR_OP_CROSS_ENTROPY_GRAD, 2, (ir_ref[]){lg, lab}, 1, &dl, none);
+  g->loss = loss;
+  ir_ref sc = tens(g, "scores", IR_T_ACT, IR_F32, 2, 1024), pr = tens(g, "probs", IR_T_ACT, IR_F32, 2, 1024);
+  add(g, IR_OP_SOFTMAX, 1, &sc, 1, &pr, sm);
+  ir_ref x = tens(g, "h", IR_T_ACT, IR_F32, 2, 4096), w = tens(g, "norm.weight", IR_T_PARAM, IR_F32, 1, 4096);
+  ir_ref y = tens(g, "hn", IR_T_ACT, IR_F32, 2, 4096);
+  add(g, IR_OP_RMS_NORM, 2, (ir_ref[]){x, w}, 1, &y, none);
+  ir_ref ga = tens(g, "gate", IR_T_ACT, IR_F32, 2, 11008), up = tens(g, "up", IR_T_ACT, IR_F32, 2, 11008);
+  ir_ref sw = tens(g, "swiglu", IR_T_ACT, IR_F32, 2, 11008);
+  add(g, IR_OP_SWIGLU, 2, (ir_ref[]){ga, up}, 1, &sw, none);
+  ir_ref p[4];
+  for (int i = 0; i < 4; i++) p[i] = tens(g, arena_printf(g->arena, "adam%d", i), IR_T_PARAM, IR_F32, 1, 4096);
+  ad.lr = 1e-4, ad.beta1 = 0.9, ad.beta2 = 0.95, ad.eps = 1e-8, ad.weight_decay = 0.1;
+  add(g, IR_OP_ADAMW, 4, p, 3, p, ad);
+  g->bind_b = 1, g->bind_s = 4096;
+  return g;
+}
+
+static int nchecked;
+
+static void check_graph(ir_graph *g, ir_dtype act, int maxarch) {
+  arena *a = arena_new();
+  cg_fusion *f = cg_fuse(g, act, a);
+  CU_ASSERT(f->nkernels > 0);
+  char dir[] = "/tmp/sbpc_ptx_XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  for (int i = 0; i < f->n; i++) {
+    cg_kernel *k = f->g[i].k;
+    if (!k) continue;
+    char *src = cg_emit_cuda(k);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    for (int arch = 80; arch <= maxarch; arch += 10) {
+      char *log = NULL;
+      char *ptx = cg_nvrtc_ptx(src, k->name, arch, &log);
+      if (!ptx) fprintf(stderr, "%s (%s) sm_%d NVRTC failed:\n%s\n%s\n", k->name, ir_dtype_name(act), arch, log, src);
+      CU_ASSERT_PTR_NOT_NULL(ptx);
+      free(log);
+      if (!ptx) continue;
+      char path[256];
+      snprintf(path, sizeof path, "%s/%s_%d.ptx", dir, k->name, arch);
+      FILE *fp = fopen(path, "w");
+      CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+      fputs(ptx, fp);
+      fclose(fp);
+      int regs, spills;
+      int rc = cg_ptxas(path, arch, &regs, &spills, &log);
+      if (rc != 0) fprintf(stderr, "%s sm_%d ptxas failed:\n%s\n", k->name, arch, log ? log : "");
+      CU_ASSERT_EQUAL(rc, 0);
+      printf("  %-22s %-4s sm_%d  %3d registers  %5d spill bytes  (%s)\n", k->name, ir_dtype_name(act), arch, regs,
+             spills, k->ops);
+      nchecked++;
+      free(log);
+      free(ptx);
+      unlink(path);
+    }
+    free(src);
+  }
+  rmdir(dir);
+  arena_free(a);
+}
+
+static void ptx_block(void) {
+  ir_graph *g = cg_demo_block(768, 12, 1024);
+  check_graph(g, IR_F32, 90);
+  check_graph(g, IR_BF16, 90);
+  ir_graph_free(g);
+  ir_graph *h = cg_demo_block(2048, 16, 512); /* head_dim 128, f16: sm_80 only, to keep the test short */
+  check_graph(h, IR_F16, 80);
+  ir_graph_free(h);
+}
+
+static void ptx_extras(void) {
+  ir_graph *g = extras();
+  check_graph(g, IR_F32, 90);
+  check_graph(g, IR_BF16, 90);
+  check_graph(g, IR_F16, 90);
+  ir_graph_free(g);
+  CU_ASSERT(nchecked >= 20);
+}
+
+void cu_register(void) {
+  char p[4096];
+  int ma = 0, mi = 0;
+  if (!cg_ptxas_path(p, sizeof p)) {
+    cu_skip("ptxas not found ($CUDA_HOME/bin/ptxas)");
+    return;
+  }
+  if (!cg_nvrtc_available(&ma, &mi)) {
+    cu_skip("NVRTC not found");
+    return;
+  }
+  printf("NVRTC %d.%d, %s\n", ma, mi, p);
+  CU_pSuite s = CU_add_suite("cg_ptx", NULL, NULL);
+  CU_ADD(s, ptx_block);
+  CU_ADD(s, ptx_extras);
+}

@@ -1,0 +1,210 @@
+/* test_plan_search.c — the whole planner: the two Megatron-LM calibration
+ * points (SC'21, A100 80GB, seq 2048, vocab 51200, full recompute), the JSON
+ * plan's fields, no-fit reporting, mixed clusters, --fix and calibration
+ * parsing.
+ *
+ * The published numbers were measured with Megatron-LM's 2021 runtime, which
+ * all-reduces fp32 gradients after the backward pass (no overlap); the test
+ * describes that runtime with two calibration fields (overlap 0,
+ * grad_reduce_bytes 4). Every other constant is the planner's default. */
+#include "cu.h"
+#include "planner/plan_int.h"
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  double hw, mem, step, free_step;
+} calib_point;
+
+static calib_point megatron(int L, int h, int heads, int nodes, int batch, const char *fix) {
+  ir_graph *g = plan_gpt_graph("gpt", L, h, heads, 51200, 2048);
+  arena *a = arena_new();
+  ir_cluster *c = plan_cluster_dgx(a, nodes);
+  plan_options o;
+  plan_options_default(&o);
+  o.global_batch = batch, o.seq = 2048;
+  o.calib.overlap = 0, o.calib.grad_reduce_bytes = 4;
+  CU_ASSERT_FATAL(plan_fix_parse(fix, &o));
+  calib_point r = {0, 0, 0, 0};
+  plan_result *res = plan_search(g, c, &o);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+  CU_ASSERT_FATAL(res->ntop > 0);
+  const plan_layout *l = &res->top[0];
+  r.hw = l->hw_flops / l->step_s / res->ndev / 1e12, r.mem = l->mem_bytes, r.step = l->step_s;
+  plan_result_free(res);
+  memset(&o.fix, 0, sizeof o.fix);
+  o.fix.recompute = o.fix.zero = -1;
+  res = plan_search(g, c, &o);
+  CU_ASSERT_FATAL(res && res->ntop > 0);
+  r.free_step = res->top[0].step_s;
+  plan_result_free(res);
+  arena_free(a);
+  ir_graph_free(g);
+  return r;
+}
+
+static void megatron_1_7b(void) {
+  calib_point p = megatron(24, 2304, 24, 4, 512, "tp=1,pp=1,recompute=full");
+  printf("\n  1.7B tp=1 pp=1 on 32 A100: %.1f TFLOP/s (published 137), %.1f GB\n", p.hw, p.mem / 1e9);
+  CU_ASSERT(fabs(p.hw - 137) / 137 < 0.10);
+  CU_ASSERT(p.mem < 80e9);
+  CU_ASSERT(p.free_step <= p.step * (1 + 1e-12));
+}
+
+static void megatron_39b(void) {
+  calib_point p = megatron(48, 8192, 64, 64, 1536, "tp=8,pp=2,recompute=full");
+  printf("\n  39.1B tp=8 pp=2 on 512 A100: %.1f TFLOP/s (published 138), %.1f GB\n", p.hw, p.mem / 1e9);
+  CU_ASSERT(fabs(p.hw - 138) / 138 < 0.10);
+  CU_ASSERT(p.mem < 80e9);
+  CU_ASSERT(p.free_step <= p.step * (1 + 1e-12));
+}
+
+static const char *need[] = {"format", "version", "model", "cluster", "parallel", "stages", "ops", "boxing",
+                             "predicted", "planner"};
+
+static void json_fields(void) {
+  ir_graph *g = plan_gpt_graph("gpt", 8, 1024, 16, 51200, 2048);
+  arena *a = arena_new();
+  plan_options o;
+  plan_options_default(&o);
+  o.global_batch = 64, o.seq = 2048;
+  plan_result *r = plan_search(g, plan_cluster_dgx(a, 2), &o);
+  CU_ASSERT_FATAL(r && r->ntop > 0);
+  char *s = plan_json_string(r);
+  cJSON *j = cJSON_Parse(s);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+  for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(j, need[i]));
+  CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(j, "format")->valuestring, "sbpc-plan");
+  CU_ASSERT_EQUAL(cJSON_GetObjectItem(j, "version")->valueint, 1);
+  cJSON *par = cJSON_GetObjectItem(j, "parallel");
+  const char *pk[] = {"dp", "tp", "pp", "sp", "vpp", "micro_batch", "num_micro_batches", "recompute", "zero"};
+  for (int i = 0; i < 9; i++) CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(par, pk[i]));
+  int dp = cJSON_GetObjectItem(par, "dp")->valueint, tp = cJSON_GetObjectItem(par, "tp")->valueint;
+  int pp = cJSON_GetObjectItem(par, "pp")->valueint, sp = cJSON_GetObjectItem(par, "sp")->valueint;
+  CU_ASSERT_EQUAL(dp * tp * pp * sp, 16);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(j, "stages")), pp);
+  int ndev = 0, last = -1;
+  cJSON *st;
+  cJSON_ArrayForEach(st, cJSON_GetObjectItem(j, "stages")) {
+    ndev += cJSON_GetArraySize(cJSON_GetObjectItem(st, "devices"));
+    cJSON *ly = cJSON_GetObjectItem(st, "layers");
+    CU_ASSERT_EQUAL(cJSON_GetArrayItem(ly, 0)->valueint, last + 1);
+    last = cJSON_GetArrayItem(ly, 1)->valueint;
+  }
+  CU_ASSERT_EQUAL(ndev, 16);
+  CU_ASSERT_EQUAL(last, 7);
+  cJSON *pr = cJSON_GetObjectItem(j, "predicted");
+  const char *prk[] = {"step_time_s", "tokens_per_s", "model_tflops_per_device", "hardware_tflops_per_device",
+                       "mfu", "memory_per_device_bytes", "breakdown"};
+  for (int i = 0; i < 7; i++) CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(pr, prk[i]));
+  double mfu = cJSON_GetObjectItem(pr, "mfu")->valuedouble;
+  CU_ASSERT(mfu > 0 && mfu < 1);
+  cJSON *op0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "ops"), 0);
+  CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(op0, "sbp"));
+  CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "planner"), "solve_time_s"));
+  cJSON_Delete(j);
+  free(s);
+  plan_result_free(r);
+  arena_free(a);
+  ir_graph_free(g);
+}
+
+/* GPT-3 175B on one DGX node cannot fit: the result says how much it needs */
+static void no_fit(void) {
+  ir_graph *g = plan_gpt_graph("gpt3", 96, 12288, 96, 50257, 2048);
+  arena *a = arena_new();
+  plan_options o;
+  plan_options_default(&o);
+  o.global_batch = 8, o.seq = 2048;
+  plan_result *r = plan_search(g, plan_cluster_dgx(a, 1), &o);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  CU_ASSERT_EQUAL(r->ntop, 0);
+  CU_ASSERT(r->min_mem_bytes > 80.0 * (1 << 30));
+  CU_ASSERT_PTR_NOT_NULL(r->min_mem_dominant);
+  CU_ASSERT_PTR_NULL(plan_json_string(r));
+  plan_result_free(r);
+  arena_free(a);
+  ir_graph_free(g);
+}
+
+/* mixed cluster with pp=2: the A100 stage gets more layers, and the
+ * speed-weighted partition is at least as fast as the even one */
+static void mixed_partition(void) {
+  ir_graph *g = plan_gpt_graph("gpt", 32, 4096, 32, 51200, 2048);
+  arena *a = arena_new();
+  ir_cluster *c = plan_cluster_mixed(a, 2, 2);
+  plan_options o;
+  plan_options_default(&o);
+  o.global_batch = 128, o.seq = 2048;
+  CU_ASSERT_FATAL(plan_fix_parse("pp=2,tp=8,vpp=1", &o));
+  plan_result *r = plan_search(g, c, &o);
+  CU_ASSERT_FATAL(r && r->ntop > 0);
+  const plan_layout *l = &r->top[0];
+  int n0 = l->stage[0].last - l->stage[0].first + 1, n1 = l->stage[1].last - l->stage[1].first + 1;
+  CU_ASSERT_STRING_EQUAL(c->dev[l->stage[0].devtype].name, "a100");
+  CU_ASSERT_STRING_EQUAL(c->dev[l->stage[1].devtype].name, "v100");
+  CU_ASSERT(n0 > n1);
+  CU_ASSERT_EQUAL(n0 + n1, 32);
+  double weighted = l->step_s;
+  plan_result_free(r);
+  o.even_partition = true;
+  r = plan_search(g, c, &o);
+  CU_ASSERT_FATAL(r && r->ntop > 0);
+  CU_ASSERT(weighted <= r->top[0].step_s);
+  plan_result_free(r);
+  arena_free(a);
+  ir_graph_free(g);
+}
+
+static void fix_and_calibration(void) {
+  plan_options o;
+  plan_options_default(&o);
+  CU_ASSERT(plan_fix_parse("dp=4,tp=8,pp=2,sp=1,mbs=1,recompute=selective,zero=1,vpp=2", &o));
+  CU_ASSERT_EQUAL(o.fix.dp, 4);
+  CU_ASSERT_EQUAL(o.fix.tp, 8);
+  CU_ASSERT_EQUAL(o.fix.recompute, PLAN_RC_SELECTIVE);
+  CU_ASSERT_EQUAL(o.fix.zero, 1);
+  CU_ASSERT_EQUAL(o.fix.vpp, 2);
+  fprintf(stderr, "\n(expected errors follow)\n");
+  CU_ASSERT_FALSE(plan_fix_parse("tp=0", &o));
+  CU_ASSERT_FALSE(plan_fix_parse("zero=4", &o));
+  CU_ASSERT_FALSE(plan_fix_parse("recompute=some", &o));
+  CU_ASSERT_FALSE(plan_fix_parse("xx=1", &o));
+  CU_ASSERT_FALSE(plan_fix_parse("tp", &o));
+  char path[] = "/tmp/sbpc_calib_XXXXXX";
+  int fd = mkstemp(path);
+  CU_ASSERT_FATAL(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  fputs("{\"format\": \"sbpc-calibration\", \"version\": 1, \"gemm\": {\"eff_max\": 0.7, \"half_dim\": 64},"
+        " \"collectives\": {\"link_eff\": 0.9, \"by_group_size\": [{\"n\": 2, \"bus_bw\": 1e11, \"alpha_s\": 1e-5},"
+        " {\"n\": 8, \"bus_bw\": 2e11, \"alpha_s\": 2e-5}]}, \"overlap\": 0.5}", f);
+  fclose(f);
+  CU_ASSERT(plan_calib_load(path, &o.calib));
+  CU_ASSERT_DOUBLE_EQUAL(o.calib.gemm_eff_max, 0.7, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(o.calib.gemm_half_dim, 64, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(o.calib.overlap, 0.5, 1e-12);
+  CU_ASSERT_EQUAL(o.calib.ncoll, 2);
+  f = fopen(path, "w");
+  fputs("{\"gemm\": {\"eff_max\": 7}}", f);
+  fclose(f);
+  CU_ASSERT_FALSE(plan_calib_load(path, &o.calib));
+  CU_ASSERT_DOUBLE_EQUAL(o.calib.gemm_eff_max, 0.7, 1e-12); /* unchanged on error */
+  f = fopen(path, "w");
+  fputs("not json", f);
+  fclose(f);
+  CU_ASSERT_FALSE(plan_calib_load(path, &o.calib));
+  remove(path);
+}
+
+void cu_register(void) {
+  CU_pSuite s = CU_add_suite("plan_search", NULL, NULL);
+  CU_ADD(s, megatron_1_7b);
+  CU_ADD(s, megatron_39b);
+  CU_ADD(s, json_fields);
+  CU_ADD(s, no_fit);
+  CU_ADD(s, mixed_partition);
+  CU_ADD(s, fix_and_calibration);
+}

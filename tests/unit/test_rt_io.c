@@ -1,0 +1,251 @@
+/* test_rt_io.c — the runtime's file formats and helpers: the token data
+ * loader (sample cutting, cyclic order, refusals), safetensors (round trip,
+ * truncated file, a header claiming 10 GB, non-F32), layout-independent
+ * initialisation, AdamW against a hand-computed PyTorch step, and the actor
+ * plan JSON (written, read back, 1F1B buffer counts). */
+#include "cu.h"
+#include "ir/autodiff.h"
+#include "runtime/rt_internal.h"
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpdir[64];
+
+static const char *tpath(const char *name) {
+  static char buf[8][128];
+  static int k;
+  k = (k + 1) % 8;
+  snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+  return buf[k];
+}
+
+static void write_bytes(const char *path, const void *p, size_t n) {
+  FILE *f = fopen(path, "wb");
+  fwrite(p, 1, n, f);
+  fclose(f);
+}
+
+#include <fcntl.h>
+static int saved_fd = -1;
+static void quiet(void) { /* expected error messages go to /dev/null */
+  fflush(stderr);
+  saved_fd = dup(2);
+  int fd = open("/dev/null", O_WRONLY);
+  dup2(fd, 2);
+  close(fd);
+}
+static void loud(void) {
+  fflush(stderr);
+  dup2(saved_fd, 2);
+  close(saved_fd);
+}
+
+static void test_data(void) {
+  int32_t tok[23];
+  for (int i = 0; i < 23; i++) tok[i] = i; /* 2 samples of S+1 = 10, 3 left over */
+  write_bytes(tpath("d.bin"), tok, sizeof tok);
+  rt_data d;
+  CU_ASSERT_FATAL(rt_data_open(&d, tpath("d.bin"), 9, 100));
+  CU_ASSERT_EQUAL(d.nsamples, 2);
+  int32_t ids[27], lab[27];
+  rt_data_batch(&d, 1, 3, ids, lab); /* samples 1, 0, 1 (cyclic) */
+  CU_ASSERT_EQUAL(ids[0], 10);
+  CU_ASSERT_EQUAL(lab[0], 11);
+  CU_ASSERT_EQUAL(lab[8], 19);
+  CU_ASSERT_EQUAL(ids[9], 0);
+  CU_ASSERT_EQUAL(ids[18], 10);
+  rt_data_free(&d);
+  quiet();
+  CU_ASSERT_FALSE(rt_data_open(&d, tpath("d.bin"), 9, 20));  /* id 20, 21, 22 >= vocab */
+  CU_ASSERT_FALSE(rt_data_open(&d, tpath("d.bin"), 30, 100)); /* shorter than one sample */
+  write_bytes(tpath("odd.bin"), tok, 7);
+  CU_ASSERT_FALSE(rt_data_open(&d, tpath("odd.bin"), 1, 100));
+  CU_ASSERT_FALSE(rt_data_open(&d, tpath("none.bin"), 1, 100));
+  loud();
+}
+
+static void test_safetensors(void) {
+  float a[6] = {1, 2, 3, 4, 5, 6}, b[2] = {-1, 0.5f};
+  rt_st_tensor t[2] = {{"x.weight", 2, {2, 3}, a}, {"x.bias", 1, {2}, b}};
+  CU_ASSERT_FATAL(rt_st_write(tpath("a.safetensors"), t, 2));
+  CU_ASSERT(access(tpath("a.safetensors.tmp"), F_OK) != 0);
+  rt_st *s = rt_st_read(tpath("a.safetensors"));
+  CU_ASSERT_FATAL(s != NULL);
+  CU_ASSERT_EQUAL(rt_st_count(s), 2);
+  const rt_st_tensor *w = rt_st_find(s, "x.weight");
+  CU_ASSERT_FATAL(w != NULL);
+  CU_ASSERT_EQUAL(w->rank, 2);
+  CU_ASSERT_EQUAL(w->shape[1], 3);
+  CU_ASSERT_EQUAL(w->data[5], 6.0f);
+  CU_ASSERT(rt_st_find(s, "nothing") == NULL);
+  rt_st_free(s);
+  /* truncated, a 10 GB claim, a non-F32 tensor: refused */
+  char *f = read_file(tpath("a.safetensors"), 1 << 20, &(size_t){0});
+  write_bytes(tpath("t.safetensors"), f, 40);
+  free(f);
+  const char *huge = "{\"w\":{\"dtype\":\"F32\",\"shape\":[50000,50000],\"data_offsets\":[0,10000000000]}}";
+  const char *half = "{\"w\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}      ";
+  const char *hdrs[2] = {huge, half};
+  for (int i = 0; i < 2; i++) {
+    size_t n = strlen(hdrs[i]);
+    unsigned char *buf = calloc(1, 8 + n + 64);
+    for (int k = 0; k < 8; k++) buf[k] = (unsigned char)((uint64_t)n >> (8 * k));
+    memcpy(buf + 8, hdrs[i], n);
+    write_bytes(tpath("h.safetensors"), buf, 8 + n + 64);
+    free(buf);
+    quiet();
+    CU_ASSERT(rt_st_read(tpath("h.safetensors")) == NULL);
+    loud();
+  }
+  quiet();
+  CU_ASSERT(rt_st_read(tpath("t.safetensors")) == NULL);
+  loud();
+}
+
+static void test_init(void) {
+  float x[1000], y[1000];
+  rt_init_param("h.0.attn.c_attn.weight", 2, x, 1000, 7);
+  rt_init_param("h.0.attn.c_attn.weight", 2, y, 1000, 7);
+  CU_ASSERT(memcmp(x, y, sizeof x) == 0);
+  double m = 0, v = 0;
+  for (int i = 0; i < 1000; i++) m += x[i], v += (double)x[i] * x[i];
+  m /= 1000, v = v / 1000 - m * m;
+  CU_ASSERT(fabs(m) < 0.005);
+  CU_ASSERT(fabs(sqrt(v) - 0.02) < 0.003);
+  rt_init_param("h.0.ln_1.weight", 1, x, 10, 7);
+  CU_ASSERT_EQUAL(x[3], 1.0f);
+  rt_init_param("h.0.ln_1.bias", 1, x, 10, 7);
+  CU_ASSERT_EQUAL(x[3], 0.0f);
+}
+
+/* one AdamW step vs the formula of torch.optim.AdamW (step 1 and 2) */
+static void test_adamw(void) {
+  ir_graph *g = ir_graph_new("a");
+  ir_tensor t = ir_tensor_init("p", IR_T_PARAM, IR_F32);
+  t.rank = 1;
+  t.shape[0] = ir_const(2);
+  ir_ref r[7];
+  for (int i = 0; i < 7; i++) r[i] = ir_tensor_add(g, &t);
+  ir_op o = ir_op_init(IR_OP_ADAMW);
+  o.nin = 4, o.nout = 3;
+  for (int i = 0; i < 4; i++) o.in[i] = r[i];
+  for (int i = 0; i < 3; i++) o.out[i] = r[4 + i];
+  o.at.lr = 0.1, o.at.beta1 = 0.9, o.at.beta2 = 0.999, o.at.eps = 1e-8, o.at.weight_decay = 0.01;
+  float p[2] = {1.0f, -2.0f}, gr[2] = {0.5f, -0.25f}, m[2] = {0, 0}, v[2] = {0, 0};
+  void *in[4] = {p, gr, m, v}, *out[3] = {p, m, v};
+  rt_kctx kc = {1, 0, 0};
+  CU_ASSERT(rt_kernel(g, &o, in, out, &kc));
+  /* step 1: m = 0.1 g, v = 0.001 g^2, mhat = g, vhat = g^2: p -= lr*wd*p + lr*g/(|g|+eps) */
+  CU_ASSERT(fabs(p[0] - (1.0 * (1 - 0.001) - 0.1 * 0.5 / (0.5 + 1e-8))) < 1e-6);
+  CU_ASSERT(fabs(p[1] - (-2.0 * (1 - 0.001) + 0.1)) < 1e-6);
+  double p0 = p[0], m0 = m[0], v0 = v[0];
+  kc.step = 2;
+  CU_ASSERT(rt_kernel(g, &o, in, out, &kc));
+  double m1 = 0.9 * m0 + 0.1 * 0.5, v1 = 0.999 * v0 + 0.001 * 0.25;
+  double want = p0 * (1 - 0.001) - 0.1 / (1 - 0.81) * m1 / (sqrt(v1) / sqrt(1 - 0.999 * 0.999) + 1e-8);
+  CU_ASSERT(fabs(p[0] - want) < 1e-6);
+  ir_graph_free(g);
+}
+
+/* a 4-layer toy model: actors.json with pp=2 keeps 2 buffers of stage 0's
+ * forward activations and 1 on stage 1 */
+static void test_actor_plan(void) {
+  ir_graph *g = ir_graph_new("toy");
+  ir_tensor ids = ir_tensor_init("ids", IR_T_INPUT, IR_I32), lab = ir_tensor_init("labels", IR_T_INPUT, IR_I32);
+  ids.rank = lab.rank = 2;
+  ids.shape[0] = lab.shape[0] = (ir_dim){1, 1, 0};
+  ids.shape[1] = lab.shape[1] = (ir_dim){1, 0, 1};
+  ir_ref ri = ir_tensor_add(g, &ids), rl = ir_tensor_add(g, &lab);
+  ir_tensor w = ir_tensor_init("wte.weight", IR_T_PARAM, IR_F32);
+  w.rank = 2, w.shape[0] = ir_const(16), w.shape[1] = ir_const(8);
+  ir_ref rw = ir_tensor_add(g, &w);
+  int blk = ir_block_add(g, "h", 4);
+  ir_tensor a = ir_tensor_init("%x", IR_T_ACT, IR_F32);
+  a.rank = 3, a.shape[0] = ids.shape[0], a.shape[1] = ids.shape[1], a.shape[2] = ir_const(8);
+  ir_ref x = ir_tensor_add(g, &a);
+  ir_op e = ir_op_init(IR_OP_EMBEDDING);
+  e.nin = 2, e.in[0] = ri, e.in[1] = rw, e.nout = 1, e.out[0] = x;
+  ir_op_add(g, &e);
+  for (int l = 0; l < 4; l++) {
+    char nm[32];
+    snprintf(nm, sizeof nm, "h.%d.w", l);
+    ir_tensor p = ir_tensor_init(arena_strdup(g->arena, nm), IR_T_PARAM, IR_F32);
+    p.rank = 2, p.shape[0] = p.shape[1] = ir_const(8), p.block = blk, p.layer = l;
+    ir_ref rp = ir_tensor_add(g, &p);
+    ir_tensor y = a;
+    y.block = blk, y.layer = l;
+    ir_ref ry = ir_tensor_add(g, &y);
+    ir_op m = ir_op_init(IR_OP_MATMUL);
+    m.nin = 2, m.in[0] = x, m.in[1] = rp, m.nout = 1, m.out[0] = ry, m.block = blk, m.layer = l;
+    ir_op_add(g, &m);
+    x = ry;
+  }
+  ir_tensor lg = a;
+  lg.shape[2] = ir_const(16);
+  ir_ref rlg = ir_tensor_add(g, &lg);
+  ir_op h = ir_op_init(IR_OP_MATMUL);
+  h.nin = 2, h.in[0] = x, h.in[1] = rw, h.at.trans_b = true, h.nout = 1, h.out[0] = rlg;
+  ir_op_add(g, &h);
+  ir_tensor ls = ir_tensor_init("loss", IR_T_ACT, IR_F32);
+  g->loss = ir_tensor_add(g, &ls);
+  ir_op ce = ir_op_init(IR_OP_CROSS_ENTROPY);
+  ce.nin = 2, ce.in[0] = rlg, ce.in[1] = rl, ce.nout = 1, ce.out[0] = g->loss;
+  ir_op_add(g, &ce);
+  rt_config cfg = rt_config_default();
+  cfg.model = "toy.sbp", cfg.seq = 4, cfg.global_batch = 8, cfg.lay.pp = 2, cfg.lay.micro = 4;
+  CU_ASSERT_FATAL(rt_write_actor_plan(g, &cfg, tpath("actors.json")));
+  rt_config back = rt_config_default();
+  arena *ar = arena_new();
+  CU_ASSERT_FATAL(rt_read_actor_plan(tpath("actors.json"), &back, ar));
+  CU_ASSERT_STRING_EQUAL(back.model, "toy.sbp");
+  CU_ASSERT_EQUAL(back.lay.pp, 2);
+  CU_ASSERT_EQUAL(back.lay.micro, 4);
+  CU_ASSERT_EQUAL(back.seq, 4);
+  size_t len;
+  char *txt = read_file(tpath("actors.json"), 1 << 24, &len);
+  cJSON *j = cJSON_Parse(txt);
+  int n2 = 0, n1 = 0, sends = 0;
+  cJSON *r;
+  cJSON_ArrayForEach(r, cJSON_GetObjectItem(j, "registers")) {
+    const char *tn = cJSON_GetObjectItem(r, "tensor")->valuestring;
+    int rank = cJSON_GetObjectItem(r, "rank")->valueint, num = cJSON_GetObjectItem(r, "regst_num")->valueint;
+    if (!strcmp(tn, "%x") && g->t[0].kind == IR_T_INPUT) (void)0;
+    if (rank == 0 && num == 2) n2++;
+    if (rank == 1 && num == 2 && cJSON_GetArraySize(cJSON_GetObjectItem(r, "consumers")) > 0) n1++;
+  }
+  cJSON *ac;
+  cJSON_ArrayForEach(ac, cJSON_GetObjectItem(j, "actors")) sends += !strcmp(cJSON_GetObjectItem(ac, "kind")->valuestring, "send");
+  CU_ASSERT(n2 > 0);   /* stage 0 of 2 keeps 2 micro-batches of activations */
+  CU_ASSERT(sends >= 2); /* activations forward, gradients back */
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(j, "predicted_bytes_per_rank")), 2);
+  cJSON_Delete(j);
+  free(txt);
+  arena_free(ar);
+  ir_graph_free(g);
+  (void)n1;
+}
+
+static int setup(void) {
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/sbpc_rt_io_XXXXXX");
+  return mkdtemp(tmpdir) ? 0 : 1;
+}
+
+static int cleanup(void) {
+  const char *names[] = {"d.bin", "odd.bin", "a.safetensors", "t.safetensors", "h.safetensors", "actors.json"};
+  for (int i = 0; i < 6; i++) unlink(tpath(names[i]));
+  rmdir(tmpdir);
+  return 0;
+}
+
+void cu_register(void) {
+  CU_pSuite s = CU_add_suite("rt_io", setup, cleanup);
+  CU_ADD(s, test_data);
+  CU_ADD(s, test_safetensors);
+  CU_ADD(s, test_init);
+  CU_ADD(s, test_adamw);
+  CU_ADD(s, test_actor_plan);
+}
