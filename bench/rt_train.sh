@@ -28,6 +28,13 @@ if command -v mpirun >/dev/null; then
     --seq 256 --batch 4 --dp 2 --steps "$STEPS" --log "$T/2.jsonl" > "$T/2.out" || exit 1
   echo "2 ranks (dp=2): $(mean_tps "$T/2.jsonl") tokens/s; $(grep peak "$T/2.out")"
 fi
+# the planner's prediction for the same layouts (when `sbpc plan` is built)
+for lay in "cpu:1 dp=1,tp=1,pp=1,mbs=4" "cpu:2 dp=2,tp=1,pp=1,mbs=2"; do
+  set -- $lay
+  line=$("$SBPC" plan examples/gpt2.sbp --cluster "$1" --batch 4 --seq 256 --precision fp32 \
+           --fix "$2,recompute=none,zero=0" 2>/dev/null | grep '^memory:')
+  echo "planner prediction ($2): ${line:-n/a (no 'sbpc plan' in this build)}"
+done
 if python3 -c 'import torch' 2>/dev/null; then
   echo "PyTorch eager: present but the comparison script is not written yet"
 else

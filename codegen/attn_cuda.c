@@ -13,7 +13,7 @@
  * softmax is computed online (running max and sum, exp2 of pre-scaled
  * scores), so no S x S matrix exists. Causal blocks stop at their last row.
  * Backward (FlashAttention-2 split): NAME_pre computes delta = rowsum(dO * O);
- * NAME_dkdv (grid over key tiles of 64, kv heads, sequences) keeps dK, dV of
+ * NAME_dkdv (grid over key tiles of cg_attn_bk(D), kv heads, sequences) keeps dK, dV of
  * one key per thread in registers and streams query tiles of the whole
  * query-head group; NAME_dq (like the forward) streams key tiles and keeps
  * dQ of one query per thread. P is recomputed from lse; nothing is S x S.
@@ -86,8 +86,7 @@ static const char *bwd =
     "  for (int d = 0; d < D; d++) s += sb_ld(dout, t * o_stride + h * D + d) * sb_ld(o, t * o_stride + h * D + d);\n"
     "  delta[(long long)h * ntok + t] = s;\n"
     "}\n"
-    "#define BK 64\n#define BQ 16\n"
-    "extern \"C\" __global__ void __launch_bounds__(BK) NAME_dkdv(BARGS) {\n"
+        "extern \"C\" __global__ void __launch_bounds__(BK) NAME_dkdv(BARGS) {\n"
     "  const int s = blockIdx.z, hk = blockIdx.y, G = HEADS / KVH;\n"
     "  const int start = cu[s], len = cu[s + 1] - start, k0 = blockIdx.x * BK;\n"
     "  if (k0 >= len) return;\n"
@@ -158,6 +157,10 @@ static const char *bwd =
     "  for (int d = 0; d < D; d++) sb_st(dq, (long long)(start + qi) * q_stride + h * D + d, dqr[d]);\n"
     "}\n";
 
+/* cg_attn_bk: keys per block (= threads) of the backward dK/dV kernel, so
+ * its shared tiles stay under 48 KiB: 64 up to head_dim 64, then 32, 16. */
+int cg_attn_bk(int head_dim) { return head_dim <= 64 ? 64 : head_dim <= 128 ? 32 : 16; }
+
 /* subst: copy s replacing every "NAME" with name. */
 static void subst(FILE *f, const char *s, const char *name) {
   for (const char *p; (p = strstr(s, "NAME")); s = p + 4) {
@@ -178,6 +181,7 @@ char *cg_attn_cuda(const cg_kernel *k) {
   fprintf(f, "#define D %d\n#define HEADS %d\n#define KVH %d\n#define CAUSAL %d\n#define SCALE %.9gf\n",
           a->head_dim, a->heads, a->kv_heads > 0 ? a->kv_heads : a->heads, a->causal ? 1 : 0, (double)a->scale);
   fprintf(f, "#define BR 64\n#define BC 16\n#define SB_DT %d\ntypedef %s T;\n", dt, dt ? "unsigned short" : "float");
+  fprintf(f, "#define BK %d\n#define BQ %d\n", cg_attn_bk(a->head_dim), a->head_dim <= 64 ? 16 : a->head_dim <= 128 ? 8 : 4);
   fputs(common, f);
   subst(f, k->kind == CG_K_ATTN_FWD ? fwd : bwd, k->name);
   fclose(f);

@@ -142,6 +142,9 @@ int cg_k_op(cg_kernel *k, cg_kop op, int a, int b, int c);
 #define cg_k2(k, op, a, b) cg_k_op((k), CG_##op, (a), (b), -1)
 /* cg_k_store: store node v into buffer buf (staged automatically). */
 void cg_k_store(cg_kernel *k, int buf, int v);
+/* cg_k_reload: the output buffer element node `node` was stored to in a pass
+ * before `stage` (so a later pass re-reads it instead of recomputing), or -1. */
+int cg_k_reload(const cg_kernel *k, int node, int stage);
 /* cg_k_check: validate (args in range, stages consistent, stores to outputs);
  * writes a reason into why and returns false on failure. */
 bool cg_k_check(const cg_kernel *k, char *why, size_t n);
@@ -190,6 +193,12 @@ ir_graph *cg_demo_block(int64_t h, int heads, int64_t tokens);
 /* cg_emit_cuda: CUDA C source of kernel k (extern "C" __global__ NAME).
  * Returns malloc'ed text. */
 char *cg_emit_cuda(const cg_kernel *k);
+/* cg_attn_cuda: CUDA C of an attention kernel (attn_cuda.c; cg_emit_cuda
+ * calls it for attention kernels). Malloc'ed. */
+char *cg_attn_cuda(const cg_kernel *k);
+/* cg_attn_bk: threads (keys) per block of the attention backward's NAME_dkdv
+ * kernel for head_dim d (64, or 32/16 for d > 64 / d > 128). */
+int cg_attn_bk(int d);
 /* cg_cuda_launch: the launch shape for the runtime: grid and block x. */
 void cg_cuda_launch(const cg_kernel *k, int64_t rows, int64_t cols, int64_t *grid, int *block);
 

@@ -51,6 +51,7 @@ typedef struct {
   const cg_kernel *k;
   bool flat;       /* flat kernel: row values are computed per element */
   bool vec;        /* inside the 4-wide path: loads come from x<b>[j] */
+  int stage;       /* pass being emitted */
   bool done[CG_MAXNODES];
 } ce;
 
@@ -73,15 +74,15 @@ static const char *conv_out(ir_dtype t) {
 
 static char vname(const ce *e, int i) { return e->k->node[i].row && !e->flat ? 'r' : 'e'; }
 
-static void load_expr(ce *e, const cg_node *n) {
-  const cg_buf *b = &e->k->buf[n->buf];
+static void load_expr(ce *e, int bi) {
+  const cg_buf *b = &e->k->buf[bi];
   char x[64];
   if (e->vec && (b->shape == CG_SH_ROWS || b->shape == CG_SH_COLS)) {
-    fprintf(e->f, "x%d[j]", n->buf);
+    fprintf(e->f, "x%d[j]", bi);
     return;
   }
   const char *idx = b->shape == CG_SH_ROWS ? "r * cols + c" : b->shape == CG_SH_COLS ? "c" : b->shape == CG_SH_ROW1 ? "r" : "0";
-  snprintf(x, sizeof x, "b%d[%s]", n->buf, idx);
+  snprintf(x, sizeof x, "b%d[%s]", bi, idx);
   conv_in(e->f, (ir_dtype)b->dtype, x);
 }
 
@@ -93,8 +94,13 @@ static void expr(ce *e, int i) {
   if (n->a >= 0) snprintf(A, sizeof A, "%c%d", vname(e, n->a), n->a);
   if (n->b >= 0) snprintf(B, sizeof B, "%c%d", vname(e, n->b), n->b);
   if (n->c >= 0) snprintf(C, sizeof C, "%c%d", vname(e, n->c), n->c);
+  int rb = e->flat || n->row ? -1 : cg_k_reload(e->k, i, e->stage);
+  if (rb >= 0) { /* stored in an earlier pass: re-read it */
+    load_expr(e, rb);
+    return;
+  }
   switch ((cg_kop)n->op) {
-  case CG_LOAD: load_expr(e, n); break;
+  case CG_LOAD: load_expr(e, n->buf); break;
   case CG_SCALAR: fprintf(f, "s%d", n->buf); break;
   case CG_CONST:
     if (n->imm != n->imm) fprintf(f, "__int_as_float(0x7fc00000)");
@@ -136,6 +142,7 @@ static void need(ce *e, int i, bool *mark) {
   const cg_node *n = &e->k->node[i];
   if (mark[i] || (n->row && !e->flat)) return;
   mark[i] = true;
+  if (!e->flat && cg_k_reload(e->k, i, e->stage) >= 0) return; /* re-read: no arguments needed */
   int a[3] = {n->a, n->b, n->c};
   for (int j = 0; j < cg_kop_nargs[n->op]; j++) need(e, a[j], mark);
 }
@@ -160,11 +167,15 @@ static void stage_marks(ce *e, int t, bool *mark, bool *ld, bool *st) {
       need(e, k->store[s].node, mark);
       st[k->store[s].buf] = true;
     }
-  for (int i = 0; i < k->nnode; i++)
-    if (mark[i] && k->node[i].op == CG_LOAD) {
+  for (int i = 0; i < k->nnode; i++) {
+    if (!mark[i]) continue;
+    int rb = e->flat ? -1 : cg_k_reload(k, i, t);
+    if (rb >= 0) ld[rb] = true;
+    else if (k->node[i].op == CG_LOAD) {
       int sh = k->buf[k->node[i].buf].shape;
       if (sh == CG_SH_ROWS || sh == CG_SH_COLS) ld[k->node[i].buf] = true;
     }
+  }
 }
 
 static void body_tail(ce *e, int t, const char *ind) {
@@ -219,6 +230,7 @@ static void vec_stores(ce *e, const bool *st, const char *ind) {
 static void loop(ce *e, int t) {
   bool mark[CG_MAXNODES], ld[CG_MAXBUF] = {0}, st[CG_MAXBUF] = {0};
   FILE *f = e->f;
+  e->stage = t;
   stage_marks(e, t, mark, ld, st);
   const char *start = e->flat ? "blockIdx.x * (long long)blockDim.x + threadIdx.x" : "threadIdx.x";
   const char *stride = e->flat ? "(long long)gridDim.x * blockDim.x" : "blockDim.x";
@@ -303,8 +315,6 @@ static void signature(ce *e) {
       fprintf(e->f, " && ((unsigned long long)b%d %% %d) == 0", i, k->buf[i].dtype == IR_F32 ? 16 : 8);
   fprintf(e->f, ";\n");
 }
-
-extern char *cg_attn_cuda(const cg_kernel *k); /* attn_cuda.c */
 
 char *cg_emit_cuda(const cg_kernel *k) {
   if (k->kind != CG_K_ROW) return cg_attn_cuda(k);

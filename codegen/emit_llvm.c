@@ -105,23 +105,38 @@ static LLVMValueRef intr2(cg_ll *e, const char *n, LLVMValueRef x, LLVMValueRef 
   return cg_ll_intr(e, n, LLVMTypeOf(x), a, 2);
 }
 
+/* fma: a * b + c, fused where the target has FMA (llvm.fmuladd). */
+static LLVMValueRef fma3(cg_ll *e, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+  LLVMValueRef args[3] = {a, b, c};
+  return cg_ll_intr(e, "llvm.fmuladd", LLVMTypeOf(a), args, 3);
+}
+
 /* poly: Horner evaluation of c[0]*x^(n-1) + ... + c[n-1]. */
 static LLVMValueRef poly(cg_ll *e, LLVMValueRef x, const double *c, int n) {
   LLVMValueRef y = kc(e, x, c[0]);
-  for (int i = 1; i < n; i++) y = fadd(e, fmul(e, y, x), kc(e, x, c[i]));
+  for (int i = 1; i < n; i++) y = fma3(e, y, x, kc(e, x, c[i]));
   return y;
+}
+
+/* fmin/fmax as compare + select (one vminps/vmaxps; NaN handling not needed
+ * for clamping). */
+static LLVMValueRef fminx(cg_ll *e, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealOLT, a, b, ""), a, b, "");
+}
+static LLVMValueRef fmaxx(cg_ll *e, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealOGT, a, b, ""), a, b, "");
 }
 
 LLVMValueRef cg_ll_exp(cg_ll *e, LLVMValueRef x) {
   static const double p[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
                              4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
-  x = intr2(e, "llvm.minnum", x, kc(e, x, 88.3762626647949));
-  x = intr2(e, "llvm.maxnum", x, kc(e, x, -88.3762626647949));
-  LLVMValueRef fx = intr1(e, "llvm.floor", fadd(e, fmul(e, x, kc(e, x, 1.44269504088896341)), kc(e, x, 0.5)));
-  x = fsub(e, x, fmul(e, fx, kc(e, x, 0.693359375)));
-  x = fsub(e, x, fmul(e, fx, kc(e, x, -2.12194440e-4)));
+  x = fminx(e, x, kc(e, x, 88.3762626647949));
+  x = fmaxx(e, x, kc(e, x, -88.3762626647949));
+  LLVMValueRef fx = intr1(e, "llvm.floor", fma3(e, x, kc(e, x, 1.44269504088896341), kc(e, x, 0.5)));
+  x = fma3(e, fx, kc(e, x, -0.693359375), x);
+  x = fma3(e, fx, kc(e, x, 2.12194440e-4), x);
   LLVMValueRef z = fmul(e, x, x);
-  LLVMValueRef y = fadd(e, fadd(e, fmul(e, poly(e, x, p, 6), z), x), kc(e, x, 1.0));
+  LLVMValueRef y = fadd(e, fma3(e, poly(e, x, p, 6), z, x), kc(e, x, 1.0));
   LLVMTypeRef it = like(LLVMInt32TypeInContext(e->c), lanes(LLVMTypeOf(x)));
   LLVMValueRef n = LLVMBuildFPToSI(e->b, fx, it, "");
   n = LLVMBuildShl(e->b, LLVMBuildAdd(e->b, n, iconst(e, it, 127), ""), iconst(e, it, 23), "");
@@ -192,6 +207,8 @@ typedef struct {
   LLVMValueRef memo[CG_MAXNODES];
   LLVMValueRef c; /* current column (i64) */
   int w;          /* lanes of the loop being emitted */
+  int stage;      /* pass being emitted */
+  bool nt;        /* non-temporal element stores (large tensors) */
 } rk;
 
 static LLVMTypeRef f32(rk *x) { return LLVMFloatTypeInContext(x->e.c); }
@@ -270,6 +287,10 @@ static void store(rk *x, int b, LLVMValueRef v, bool row) {
   }
   LLVMValueRef s = LLVMBuildStore(x->e.b, from_f32(x, v, dt, w), p);
   LLVMSetAlignment(s, (unsigned)LLVMABISizeOfType(LLVMGetModuleDataLayout(x->e.m), storage(x, dt)));
+  if (x->nt && !row && x->k->buf[b].shape == CG_SH_ROWS && w > 1) {
+    LLVMValueRef one = LLVMConstInt(LLVMInt32TypeInContext(x->e.c), 1, 0);
+    LLVMSetMetadata(s, LLVMGetMDKindIDInContext(x->e.c, "nontemporal", 11), LLVMMDNodeInContext(x->e.c, &one, 1));
+  }
 }
 
 static LLVMValueRef value(rk *x, int i, bool row);
@@ -349,7 +370,9 @@ static LLVMValueRef value(rk *x, int i, bool row) {
   if (row && x->rowv[i]) return x->rowv[i];
   if (!row && x->memo[i]) return x->memo[i];
   LLVMValueRef v;
-  if (n->op == CG_COLIDX || n->op == CG_RAND) v = elem_special(x, n);
+  int rb = row ? -1 : cg_k_reload(x->k, i, x->stage);
+  if (rb >= 0) v = load(x, rb, false); /* stored in an earlier pass: re-read, not recompute */
+  else if (n->op == CG_COLIDX || n->op == CG_RAND) v = elem_special(x, n);
   else if (cg_kop_nargs[n->op] == 0) v = leaf(x, n, row);
   else {
     LLVMValueRef a = value(x, n->a, row);
@@ -435,6 +458,7 @@ static void stage(rk *x, int t) {
   const cg_kernel *k = x->k;
   LLVMValueRef init[CG_MAXNODES];
   int W = x->w;
+  x->stage = t;
   for (int i = 0; i < k->nnode; i++)
     if (is_red(&k->node[i]) && k->node[i].ready == t + 1)
       init[i] = cg_ll_const(e, like(f32(x), W), k->node[i].op == CG_RMAX ? -(double)INFINITY : 0.0);
@@ -450,6 +474,13 @@ static void stage(rk *x, int t) {
   for (int s = 0; s < k->nstore; s++)
     if (k->store[s].stage == t && k->node[k->store[s].node].row)
       store(x, k->store[s].buf, value(x, k->store[s].node, true), true);
+}
+
+/* has_reload: some pass re-reads an output (keep those in cache). */
+static bool has_reload(const cg_kernel *k) {
+  for (int i = 0; i < k->nnode; i++)
+    if (cg_k_reload(k, i, k->nstages) >= 0) return true;
+  return false;
 }
 
 static void row_kernel(cg_llvm *m, const cg_kernel *k) {
@@ -470,15 +501,23 @@ static void row_kernel(cg_llvm *m, const cg_kernel *k) {
   LLVMValueRef one = cg_ll_i64(e, 1);
   x->rows = LLVMBuildLoad2(e->b, i64, dims, "rows");
   x->cols = LLVMBuildLoad2(e->b, i64, LLVMBuildGEP2(e->b, i64, dims, &one, 1, ""), "cols");
-  cg_ll_loop rl;
-  x->r = cg_ll_loop_begin(e, &rl, cg_ll_i64(e, 0), x->rows, one);
-  x->rowbase = LLVMBuildMul(e->b, x->r, x->cols, "");
-  memset(x->rowv, 0, sizeof x->rowv);
-  x->w = m->width;
-  emit_row_values(x, 0);
-  for (int t = 0; t < k->nstages; t++) stage(x, t);
-  cg_ll_loop_end(e, &rl);
-  LLVMBuildRetVoid(e->b);
+  /* two versions: non-temporal stores when the tensors exceed the caches */
+  LLVMValueRef big = LLVMBuildICmp(e->b, LLVMIntSGT, LLVMBuildMul(e->b, x->rows, x->cols, ""), cg_ll_i64(e, 1 << 22), "");
+  LLVMBasicBlockRef bnt = LLVMAppendBasicBlockInContext(e->c, e->fn, "nt"), bt = LLVMAppendBasicBlockInContext(e->c, e->fn, "t");
+  LLVMBuildCondBr(e->b, big, bnt, bt);
+  for (int v = 0; v < 2; v++) {
+    LLVMPositionBuilderAtEnd(e->b, v ? bt : bnt);
+    x->nt = v == 0 && !has_reload(k);
+    cg_ll_loop rl;
+    x->r = cg_ll_loop_begin(e, &rl, cg_ll_i64(e, 0), x->rows, one);
+    x->rowbase = LLVMBuildMul(e->b, x->r, x->cols, "");
+    memset(x->rowv, 0, sizeof x->rowv);
+    x->w = m->width;
+    emit_row_values(x, 0);
+    for (int t = 0; t < k->nstages; t++) stage(x, t);
+    cg_ll_loop_end(e, &rl);
+    LLVMBuildRetVoid(e->b);
+  }
   LLVMDisposeBuilder(e->b);
   free(x);
 }

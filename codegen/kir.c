@@ -157,6 +157,15 @@ void cg_k_store(cg_kernel *k, int buf, int v) {
   if (stage + 1 > k->nstages) k->nstages = stage + 1;
 }
 
+int cg_k_reload(const cg_kernel *k, int node, int stage) {
+  for (int i = 0; i < k->nstore; i++) {
+    const cg_store *s = &k->store[i];
+    if (s->node == node && s->stage < stage && k->buf[s->buf].role == CG_OUT && k->buf[s->buf].shape == CG_SH_ROWS)
+      return s->buf;
+  }
+  return -1;
+}
+
 static bool fail(char *why, size_t n, const char *msg, int at) {
   snprintf(why, n, "%s (at %d)", msg, at);
   return false;

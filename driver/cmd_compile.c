@@ -16,6 +16,7 @@
 #include "frontend/frontend.h"
 #include "ir/autodiff.h"
 #include <cjson/cJSON.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char usage_line[] =

@@ -9,6 +9,8 @@
 #include "driver/common.h"
 #include "driver/driver.h"
 #include "planner/planner.h"
+#include "planner/sp.h"
+#include <cjson/cJSON.h>
 #include "util/diag.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,19 +100,32 @@ static int no_plan(const plan_result *r) {
     return EXIT_NO_PLAN;
   }
   sbpc_error("plan: no layout fits in device memory: the smallest any candidate needs is %.1f GB per device "
-             "(%s dominate), with dp=%d tp=%d pp=%d mbs=%d recompute=%s zero=%d",
+             "(mostly %s), with dp=%d tp=%d pp=%d mbs=%d recompute=%s zero=%d",
              r->min_mem_bytes / 1e9, r->min_mem_dominant ? r->min_mem_dominant : "parameters", l->dp, l->tp,
              l->pp, l->mbs, plan_recompute_name(l->recompute), l->zero);
   return EXIT_NO_PLAN;
 }
 
-static int write_json(const plan_result *r, const char *path) {
+/* write_json: the plan JSON, with an "sp" section when the training setup
+ * names a lengths file (planner/sp.h). The section is built before the file
+ * is opened, so bad lengths leave no half-written plan behind. */
+static int write_json(const plan_result *r, const drv_model *m, const ir_cluster *c, const char *path) {
+  cJSON *j = plan_json(r);
+  if (!j) return EXIT_BAD_INPUT;
+  if (m->p.train.lengths && !sp_json_section(j, m->p.g, c, &m->p.train, m->p.train.lengths)) {
+    cJSON_Delete(j);
+    return EXIT_BAD_INPUT;
+  }
+  char *s = cJSON_Print(j);
+  cJSON_Delete(j);
   FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
   if (!f) {
     sbpc_error("plan: cannot write '%s'", path);
+    free(s);
     return EXIT_BAD_INPUT;
   }
-  bool ok = plan_write_json(r, f);
+  bool ok = s && fputs(s, f) >= 0 && fputc('\n', f) != EOF;
+  free(s);
   if (f != stdout) ok = (fclose(f) == 0) && ok;
   if (!ok) sbpc_error("plan: writing '%s' failed", path);
   return ok ? EXIT_OK : EXIT_BAD_INPUT;
@@ -138,7 +153,7 @@ static int plan_model(const plan_args *a, drv_model *m) {
   else if (r->ntop == 0) rc = no_plan(r);
   else {
     plan_print_report(r, stdout, a->explain);
-    if (a->json) rc = write_json(r, a->json);
+    if (a->json) rc = write_json(r, m, c, a->json);
   }
   plan_result_free(r);
   arena_free(ar);

@@ -4,6 +4,7 @@
  *       [--weights IN.safetensors] [--lr X] [--weight-decay X] [--save CKPT]
  *       [--resume CKPT] [--log FILE.jsonl] [--seed N] [--quiet]
  *       [--dp N] [--tp N] [--pp N] [--micro M] [--batch B] [--seq S]
+ *       [--executor actors|interp|auto] [--write-actors FILE]
  *
  * DIR is what `sbpc compile` wrote: DIR/actors.json names the model file and
  * records the layout, batch and sequence length. A .sbp file may be run
@@ -15,6 +16,7 @@
 #include "runtime/rt.h"
 #include "util/diag.h"
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -32,7 +34,10 @@ static void usage(FILE *f) {
              "  --seed N             initialisation seed (default 1234)\n"
              "  --dp N --tp N --pp N --micro M   layout (overrides the plan)\n"
              "  --batch B --seq S    global batch (samples) and sequence length\n"
-             "  --quiet              no per-step lines\n");
+             "  --executor E         actors (threaded actor executor; default unless tp > 1),\n"
+             "                       interp (sequential interpreter), auto\n"
+             "  --quiet              no per-step lines\n"
+             "  --write-actors FILE  write the actor plan of this layout (actors.json) and exit\n");
 }
 
 static bool num(const char *s, double lo, double *out) {
@@ -43,12 +48,20 @@ static bool num(const char *s, double lo, double *out) {
   return true;
 }
 
+static const char *write_actors; /* --write-actors FILE */
+
 /* set one option; returns 0 ok, 1 not an option we know, 2 bad value */
 static int option(rt_config *c, const char *k, const char *v) {
-  const char *sopts[] = {"--data", "--weights", "--save", "--resume", "--log"};
-  const char **sdst[] = {&c->data, &c->weights, &c->save, &c->resume, &c->log};
-  for (int i = 0; i < 5; i++)
+  const char *sopts[] = {"--data", "--weights", "--save", "--resume", "--log", "--write-actors"};
+  const char **sdst[] = {&c->data, &c->weights, &c->save, &c->resume, &c->log, &write_actors};
+  for (int i = 0; i < 6; i++)
     if (!strcmp(k, sopts[i])) return *sdst[i] = v, 0;
+  if (!strcmp(k, "--executor")) {
+    const char *names[] = {"auto", "actors", "interp"};
+    for (int i = 0; i < 3; i++)
+      if (!strcmp(v, names[i])) return c->executor = i, 0;
+    return 2;
+  }
   double x;
   if (!strcmp(k, "--lr")) return num(v, 0, &x) ? (c->lr = x, 0) : 2;
   if (!strcmp(k, "--weight-decay")) return num(v, 0, &x) ? (c->weight_decay = x, 0) : 2;
@@ -133,7 +146,16 @@ int cmd_run(int argc, char **argv) {
     diag_init(&d, c.model, NULL, 0);
     if (!ir_infer_shapes(prog.g, &d)) st = EXIT_BAD_INPUT;
   }
-  if (st == 0) st = rt_train(prog.g, &c, &argc, &argv);
+  if (st == 0 && write_actors) {
+    /* the plan names the model by absolute path so `sbpc run DIR` finds it */
+    char *abs = realpath(c.model, NULL);
+    if (abs) c.model = abs;
+    st = rt_write_actor_plan(prog.g, &c, write_actors) ? EXIT_OK : EXIT_BAD_INPUT;
+    free(abs);
+    write_actors = NULL;
+  } else if (st == 0) {
+    st = rt_train(prog.g, &c, &argc, &argv);
+  }
   fe_program_free(&prog);
   arena_free(a);
   return st < 0 ? EXIT_OK : st;

@@ -39,7 +39,13 @@ static int parse_args(int argc, char **argv, sp_args *a) {
     const char *s = argv[i];
     int r = drv_opt(argc, argv, &i, &a->o);
     if (r < 0) return EXIT_USAGE;
-    if (r > 0) continue;
+    if (r > 0) {
+      if (a->o.batch > SP_MAXBATCH) {
+        sbpc_error("--batch %lld is over the limit of %d sequences", (long long)a->o.batch, SP_MAXBATCH);
+        return EXIT_USAGE;
+      }
+      continue;
+    }
     if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
       usage(stdout);
       return -1;
@@ -236,7 +242,13 @@ static int setup(sp_run *r, const sp_args *a, drv_model *dm, const char **length
   }
   r->len = sp_read_lengths(*lengths, &r->n, &r->lines);
   if (!r->len) return EXIT_BAD_INPUT;
-  r->batch = (int)(a->o.batch ? a->o.batch : dm->p.train.global_batch > 0 ? dm->p.train.global_batch : 512);
+  int64_t want = a->o.batch ? a->o.batch : dm->p.train.global_batch > 0 ? dm->p.train.global_batch : 512;
+  if (want > SP_MAXBATCH) {
+    fprintf(stderr, "sbpc: note: batches of %lld sequences are planned as batches of %d\n", (long long)want,
+            SP_MAXBATCH);
+    want = SP_MAXBATCH;
+  }
+  r->batch = (int)want;
   if (r->batch > r->n) r->batch = r->n;
   r->nb = (int)(a->steps < r->n / r->batch ? a->steps : r->n / r->batch);
   if (r->nb < a->steps)

@@ -13,7 +13,8 @@ sbpc_plan *ex_load_plan(const char *path); /* cmd_export.c */
 static void usage(FILE *f) {
   fputs("usage: sbpc trace PLAN.json [-o trace.json] [--svg FILE] [--per-device | --per-stage]\n\n"
         "Writes a Chrome/Perfetto trace of one predicted training step: a track per device\n"
-        "(or per pipeline stage and rank group above 64 devices) with forward, backward,\n"
+        "(or per pipeline stage and rank group above 64 devices;\n"
+        "--per-device is allowed up to 256) with forward, backward,\n"
         "recompute, each collective, pipeline sends and bubbles as slices.\n\n"
         "examples:\n  sbpc trace plan.json -o trace.json   # open in https://ui.perfetto.dev\n"
         "  sbpc trace plan.json -o trace.json --svg step.svg\n",
@@ -51,7 +52,7 @@ int cmd_trace(int argc, char **argv) {
   if (!plan) return usage(stderr), EXIT_USAGE;
   sbpc_plan *p = ex_load_plan(plan);
   if (!p) return EXIT_BAD_INPUT;
-  if (o.per_device == 1 && p->devices > 4096) {
+  if (o.per_device == 1 && p->devices > 256) {
     sbpc_error("trace: %d per-device tracks is too many; use --per-stage", p->devices);
     sbpc_plan_free(p);
     return EXIT_USAGE;

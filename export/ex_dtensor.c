@@ -67,7 +67,9 @@ static int boxed(const sbpc_plan *p, const sbpc_plan_op *op, const char *from, c
 }
 
 /* consumed_as_seq: some boxing turns this op's P output into S(1) (a
- * reduce-scatter onto the sequence axis, read by the next op). */
+ * reduce-scatter onto the sequence axis, read by the next op). With
+ * Megatron-style SP every partial output is reduce-scattered that way, which
+ * the caller also assumes when the plan's tensor names do not link up. */
 static int consumed_as_seq(const sbpc_plan *p, const sbpc_plan_op *op) {
   for (int i = 0; i < p->nboxing; i++) {
     const sbpc_plan_boxing *b = &p->boxing[i];
@@ -85,7 +87,7 @@ static const char *style(const sbpc_plan *p, const sbpc_plan_op *op) {
   if (!is(op, "matmul") && !is(op, "embedding")) return NULL;
   const char *w = in_sbp(op, 1), *o = out_sbp(op);
   if (w[0] != 'S') return NULL;
-  int seq_out = consumed_as_seq(p, op);
+  int seq_out = consumed_as_seq(p, op) || ex_megatron_sp(p);
   if (o[0] == 'P') {
     if (is(op, "embedding"))
       return seq_out ? "RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1))"

@@ -113,6 +113,22 @@ int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks);
 /* ex_tune_mpi_finalize: finalize MPI if ex_tune_mpi initialized it. */
 void ex_tune_mpi_finalize(void);
 
+/* Autotune by measurement (sbpc tune --plans K MODEL.sbp). */
+typedef struct ex_autotune_opts {
+  const char *model;            /* MODEL.sbp */
+  int k;                        /* layouts to measure (<= 16) */
+  int np;                       /* ranks (mpirun -np) */
+  int steps;                    /* steps per layout */
+  const char *batch, *seq;      /* passed to sbpc plan when given */
+  const char *cluster;          /* planner cluster; NULL: cpu:np */
+  double limit_s;               /* per child process */
+  FILE *log, *out;              /* progress; the report */
+} ex_autotune_opts;
+
+/* ex_autotune: plan the top K layouts, run each with the executor, report
+ * measured vs predicted; 0 when at least one layout ran. */
+int ex_autotune(const ex_autotune_opts *o);
+
 /* ex_calib_parse: validate a calibration JSON; 0 when valid, else 1 with a
  * one-line reason in err. */
 int ex_calib_parse(const char *text, size_t len, char *err, size_t errlen);

@@ -12,11 +12,12 @@
  * Memory: the AST lives in a scratch arena freed before fe_parse returns. The
  * program's graph owns its arena (ir_graph_new); the program's cluster and
  * train.lengths are allocated in that same graph arena, so fe_program_free is
- * ir_graph_free. A file without a model keeps its cluster and lengths in a
- * private arena that fe_program_free finds again (so it must be called with
- * the program as fe_parse filled it; replacing p->cluster is fine, the
- * original is still freed). fe_cluster_preset and fe_cluster_load copy the
- * cluster into the caller's arena. Nothing here is thread-safe. */
+ * ir_graph_free (so with a model, p->cluster and p->train may be overwritten
+ * freely). A file without a model keeps its cluster and lengths in a private
+ * arena that fe_program_free finds again by those two pointers: to override
+ * them in that case, do it in a copy of the program and free the original.
+ * fe_cluster_preset and fe_cluster_load copy the cluster into the caller's
+ * arena. Nothing here is thread-safe. */
 #ifndef SBPC_FRONTEND_H
 #define SBPC_FRONTEND_H
 #include <stdbool.h>
@@ -32,7 +33,7 @@
 #define FE_MAX_DEPTH 1000         /* nesting depth of one expression */
 #define FE_MAX_NUMEL (INT64_C(1) << 40) /* constant elements of one tensor */
 #define FE_MAX_PARAMS (INT64_C(1) << 50) /* parameters of one model */
-#define FE_MAX_OPS (1 << 22)      /* ops (and tensors) of one graph, blocks expanded */
+#define FE_MAX_OPS (1 << 18)      /* tensors (so ops) of one graph, blocks expanded */
 
 /* fe_parse: parse and lower src[0..len) (named `file` in messages) into *out.
  * d is the diagnostic context; if d->file is NULL it is initialised here

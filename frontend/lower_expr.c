@@ -162,8 +162,11 @@ static bool num_of(fe_ctx *c, const fe_val *v, const char *kw, srcloc loc, doubl
 }
 
 static bool int_kw(fe_ctx *c, const fe_val *v, const char *kw, srcloc loc, int64_t lo, int64_t hi, int64_t *out) {
-  int64_t x;
-  if (!fe_dim_const(c, v, kw, loc, &x)) return false;
+  if (v->k != V_INT || v->d.b || v->d.s) {
+    diag_error(c->d, loc, "'%s' must be a constant integer", kw);
+    return false;
+  }
+  int64_t x = v->d.c;
   if (x < lo || x > hi) {
     diag_error(c->d, loc, "'%s' is %lld; it must be between %lld and %lld", kw, (long long)x, (long long)lo,
                (long long)hi);
@@ -311,6 +314,17 @@ static bool check_call(fe_ctx *c, int k, int nin, const ir_attrs *at, srcloc loc
   return true;
 }
 
+/* A keyword given twice (checked among the first 64 arguments: calls are short). */
+static bool repeated_kw(fe_ctx *c, const fe_arg *args, const fe_arg *a, int idx) {
+  if (idx >= 64) return false;
+  for (const fe_arg *p = args; p != a; p = p->next)
+    if (p->kw && !strcmp(p->kw, a->kw)) {
+      diag_error(c->d, a->loc, "keyword '%s' is given twice", a->kw);
+      return true;
+    }
+  return false;
+}
+
 static fe_val eval_call(fe_ctx *c, const fe_expr *e) {
   int k = ir_op_lookup(e->s);
   if (k < 0 || k >= FIRST_NONFWD) {
@@ -322,9 +336,10 @@ static fe_val eval_call(fe_ctx *c, const fe_expr *e) {
   ir_ref in[IR_MAXIN];
   int nin = 0;
   bool ok = true;
-  for (const fe_arg *a = e->args; a; a = a->next) {
+  int idx = 0;
+  for (const fe_arg *a = e->args; a; a = a->next, idx++) {
     if (a->kw) {
-      ok &= set_kw(c, k, &at, a);
+      ok &= !repeated_kw(c, e->args, a, idx) && set_kw(c, k, &at, a);
       continue;
     }
     fe_val v = fe_eval(c, a->e);

@@ -48,9 +48,9 @@ static void fe_yyerror(FE_YYLTYPE *loc, void *scanner, fe_parser *P, const char 
 %token <s> IDENT "name" STRING "string" BWUNIT "bandwidth unit"
 %token <i> INT "integer"
 %token <f> FLOAT "number"
-%token MODEL "model" CLUSTER "cluster" TRAIN "train" DIMS "dims" INPUT "input"
-%token PARAM "param" BLOCK "block" DEVICE "device" NODE "node" NODES "nodes"
-%token LINK "link" NIC "nic" LATENCY "latency" TRUE "true" FALSE "false"
+%token MODEL "'model'" CLUSTER "'cluster'" TRAIN "'train'" DIMS "'dims'" INPUT "'input'"
+%token PARAM "'param'" BLOCK "'block'" DEVICE "'device'" NODE "'node'" NODES "'nodes'"
+%token LINK "'link'" NIC "'nic'" LATENCY "'latency'" TRUE "'true'" FALSE "'false'"
 
 %type <sec> sections section
 %type <it> mitems mitem

@@ -4,8 +4,8 @@
  * After SBP deduction each op records the SBP it wants at each input slot
  * (o->in_sbp). Wherever that differs from the producing tensor's SBP, this pass
  * inserts communication ops, one per mesh axis that differs (ir_boxing_plan:
- * un-splitting axes first, then splitting ones, so that every intermediate
- * layout divides the tensor), and rewires the consumer to the last one:
+ * axes ending as B or P first, then S -> S and P -> S, then slices, so that
+ * every intermediate layout divides the tensor), and rewires the consumer:
  *   P -> B all_reduce      P -> S reduce_scatter     S -> B all_gather
  *   S(i) -> S(j) all_to_all   B -> S, B -> P, S -> P slice (local, no traffic)
  *   P(sum) <-> P(max)      all_reduce then slice
@@ -65,18 +65,20 @@ int ir_boxing_plan(const ir_graph *g, ir_ref r, const ir_ndsbp *from, const ir_n
   ir_ndsbp cur = *from;
   int n = 0, m = from->n < to->n ? from->n : to->n;
   const ir_sbp B = {SBP_B, 0};
-  for (int a = 0; a < m; a++) { /* 1: give up splits and partial sums */
+  for (int a = 0; a < m; a++) { /* 1: give up splits and sums that end as B or P */
     ir_sbp f = cur.a[a], t = to->a[a];
-    if (ir_sbp_eq(f, t) || (f.kind == SBP_B && t.kind == SBP_S)) continue;
+    if (ir_sbp_eq(f, t) || t.kind == SBP_S) continue;
     if (is_p(f) && is_p(t)) add_step(g, r, &cur, a, B, steps, &n);
-    if (t.kind == SBP_S) { /* S -> S or P -> S: only if the result divides */
-      ir_ndsbp next = cur;
-      next.a[a] = t;
-      if (!ir_ndsbp_fits(g, r, &next, &g->mesh)) { add_step(g, r, &cur, a, B, steps, &n); continue; }
-    }
     add_step(g, r, &cur, a, t, steps, &n);
   }
-  for (int a = 0; a < m; a++) /* 2: split what is still B */
+  for (int a = 0; a < m; a++) { /* 2: S -> S and P -> S, through B if the result would not divide */
+    ir_sbp f = cur.a[a], t = to->a[a];
+    if (ir_sbp_eq(f, t) || f.kind == SBP_B) continue;
+    ir_ndsbp next = cur;
+    next.a[a] = t;
+    add_step(g, r, &cur, a, ir_ndsbp_fits(g, r, &next, &g->mesh) ? t : B, steps, &n);
+  }
+  for (int a = 0; a < m; a++) /* 3: slice what is still B */
     if (!ir_sbp_eq(cur.a[a], to->a[a])) add_step(g, r, &cur, a, to->a[a], steps, &n);
   return n;
 }

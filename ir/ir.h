@@ -324,10 +324,9 @@ typedef struct {
 } ir_boxstep;
 #define IR_MAXBOXSTEPS (3 * IR_MAXMESH)
 /* ir_boxing_plan: the comm ops that turn tensor r from nd-SBP *from into *to
- * on g->mesh (boxing.c), in the order boxing inserts them: first every axis
- * that gives up a split or a partial sum (to B or P), then the axes that split
- * (B -> S slices); an S(i) -> S(j) or P -> S whose intermediate layout would
- * not divide the tensor goes through B (all-gather or all-reduce, then slice). Every intermediate layout
+ * on g->mesh (boxing.c), in the order boxing inserts them: first the axes
+ * whose target is B or P, then S(i) -> S(j) and P -> S (through B when that
+ * layout would not divide the tensor), then B -> S slices. Every intermediate layout
  * divides the tensor when *from and *to do. Returns the number of steps. */
 int ir_boxing_plan(const ir_graph *g, ir_ref r, const ir_ndsbp *from, const ir_ndsbp *to, ir_boxstep *steps);
 /* ir_ndsbp_fits: every dim of tensor r split by nd-SBP *s on mesh *m is

@@ -317,15 +317,12 @@ int ir_op_sigs(const ir_graph *g, const ir_op *o, ir_sig *sigs) {
 
 /* ---- nd-SBP -------------------------------------------------------------------- */
 
-/* dim_divisible: d divisible by k (unbound symbolic dims: by their constant,
- * or assumed when it is 1, since B and S are bound later). */
+/* dim_divisible: d divisible by k; a dim with an unbound B or S counts as
+ * divisible (B and S are chosen later, and can be chosen to divide). */
 static bool dim_divisible(const ir_graph *g, ir_dim d, int64_t k) {
   if (k <= 1) return true;
-  if (d.b || d.s) {
-    if ((d.b && !g->bind_b) || (d.s && !g->bind_s)) return d.c % k == 0 || d.c == 1;
-    return ir_dim_eval(d, g->bind_b, g->bind_s) % k == 0;
-  }
-  return d.c % k == 0;
+  if ((d.b && !g->bind_b) || (d.s && !g->bind_s)) return true;
+  return ir_dim_eval(d, g->bind_b, g->bind_s) % k == 0;
 }
 
 /* slot_fits: every axis of tensor t split by the mesh axes of s divides. */

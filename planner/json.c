@@ -74,8 +74,28 @@ static cJSON *stage_devices(const plan_layout *l, int s, int ndev) {
   return d;
 }
 
+/* a TP group mixing device types splits in proportion to speed: its shares */
+static void tp_shares(const plan_result *r, const plan_layout *l, const plan_cl *cl, int rank0, cJSON *o) {
+  int st = 1;
+  for (int i = 3; i >= 0 && l->axis_order[i] != 3; i--) st *= axsize(l, l->axis_order[i]);
+  double sp[64], sum = 0;
+  bool mixed = false;
+  int t0 = cl->c->node[cl->node_type[cl->rank_node[rank0]]].devtype;
+  for (int i = 0; i < l->tp && i < 64; i++) {
+    int t = cl->c->node[cl->node_type[cl->rank_node[rank0 + i * st]]].devtype;
+    mixed |= t != t0;
+    sp[i] = plan_dev_of(cl->c, t, r->opt.precision).flops;
+    sum += sp[i];
+  }
+  if (!mixed) return;
+  cJSON *a = cJSON_AddArrayToObject(o, "tp_shares");
+  for (int i = 0; i < l->tp && i < 64; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(sp[i] / sum));
+}
+
 static cJSON *j_stages(const plan_result *r, const plan_layout *l) {
   cJSON *a = cJSON_CreateArray();
+  plan_cl cl;
+  bool have_cl = plan_cl_init(&cl, r->c, r->a);
   for (int s = 0; s < l->pp; s++) {
     const plan_stage *x = &l->stage[s];
     cJSON *o = cJSON_CreateObject();
@@ -96,6 +116,7 @@ static cJSON *j_stages(const plan_result *r, const plan_layout *l) {
     cJSON *ex = cJSON_AddArrayToObject(o, "extra");
     if (s == 0) cJSON_AddItemToArray(ex, cJSON_CreateString("embedding"));
     if (s == l->pp - 1) cJSON_AddItemToArray(ex, cJSON_CreateString("head"));
+    if (have_cl && x->rank0 >= 0 && x->rank0 < cl.ndev) tp_shares(r, l, &cl, x->rank0, o);
     cJSON_AddNumberToObject(o, "time_per_micro_batch_s", x->time_s);
     cJSON_AddNumberToObject(o, "memory_bytes", x->mem_bytes);
     cJSON_AddItemToArray(a, o);
@@ -103,17 +124,29 @@ static cJSON *j_stages(const plan_result *r, const plan_layout *l) {
   return a;
 }
 
+/* op_name: the output tensor's name when it has one; else the first
+ * parameter input's name without ".weight"/".bias" plus the op kind
+ * ("h.0.attn.c_attn.matmul"); else "op<index>" */
 static const char *op_name(const plan_result *r, ir_ref op, char *buf, size_t n) {
   const ir_op *o = &r->g->op[op];
   const char *t = o->nout > 0 ? r->g->t[o->out[0]].name : NULL;
   if (t && t[0] != '%') return t;
+  for (int i = 0; i < o->nin; i++) {
+    const ir_tensor *x = &r->g->t[o->in[i]];
+    if (x->kind != IR_T_PARAM || !x->name) continue;
+    size_t len = strlen(x->name);
+    const char *dot = strrchr(x->name, '.');
+    if (dot && (!strcmp(dot, ".weight") || !strcmp(dot, ".bias"))) len = (size_t)(dot - x->name);
+    snprintf(buf, n, "%.*s.%s", (int)len, x->name, ir_ops[o->kind].name);
+    return buf;
+  }
   snprintf(buf, n, "op%d", op);
   return buf;
 }
 
 static cJSON *j_ops(const plan_result *r) {
   cJSON *a = cJSON_CreateArray();
-  char buf[48], nb[32];
+  char buf[48], nb[160];
   for (int i = 0; i < r->nops; i++) {
     const plan_opsbp *x = &r->ops[i];
     const ir_op *o = &r->g->op[x->op];
@@ -141,7 +174,7 @@ static cJSON *j_ops(const plan_result *r) {
 
 static cJSON *j_boxing(const plan_result *r) {
   cJSON *a = cJSON_CreateArray();
-  char b1[48], b2[48], nb[32];
+  char b1[48], b2[48], nb[160];
   for (int i = 0; i < r->nbox; i++) {
     const plan_boxing *x = &r->box[i];
     const ir_op *o = &r->g->op[x->op];
@@ -228,6 +261,10 @@ static cJSON *build(const plan_result *r) {
   cJSON_AddItemToObject(j, "predicted", j_predicted(r, l));
   cJSON_AddItemToObject(j, "planner", j_planner(r));
   return j;
+}
+
+cJSON *plan_json(const plan_result *r) {
+  return r && r->ntop > 0 ? build(r) : NULL;
 }
 
 char *plan_json_string(const plan_result *r) {

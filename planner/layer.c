@@ -138,14 +138,6 @@ int plan_model_solves(const plan_model *pm) {
 int plan_model_nblocks(const plan_model *pm) { return pm->nblk; }
 bool plan_model_op_is_pre(const plan_model *pm, ir_ref op) { return op < pm->first_block_op; }
 
-int plan_model_block_of_layer(const plan_model *pm, int layer) {
-  for (int b = 0; b < pm->nblk; b++) {
-    if (layer < pm->g->blk[b].count) return b;
-    layer -= pm->g->blk[b].count;
-  }
-  return pm->nblk - 1;
-}
-
 /* ---- one solve ------------------------------------------------------------- */
 
 typedef struct {

@@ -109,12 +109,15 @@ plan_model *plan_model_new(const ir_graph *g, arena *a);
  * block and of the non-block ops for key k; the result lives in the model. */
 const plan_sol *plan_model_solve(plan_model *pm, const plan_key *k, const plan_calib *c,
                                  double tlim);
+/* plan_model_layers: repeated layers over all blocks. */
 int plan_model_layers(const plan_model *pm);
 /* plan_model_solves: SBP programs solved so far. */
 int plan_model_solves(const plan_model *pm);
+/* plan_model_nblocks: the graph's block count. */
 int plan_model_nblocks(const plan_model *pm);
-int plan_model_block_of_layer(const plan_model *pm, int layer);
+/* plan_model_op_is_pre: op lies before the first block op (the first stage's part). */
 bool plan_model_op_is_pre(const plan_model *pm, ir_ref op);
+/* plan_model_free: free the solution cache (the model itself lives in its arena). */
 void plan_model_free(plan_model *pm);
 
 /* ---- partition.c ----------------------------------------------------------------- */

@@ -13,7 +13,7 @@
  * constants; docs/plan-format.md the JSON written by plan_write_json.
  *
  *   cost.c      roofline op costs, GEMM efficiency, alpha-beta collectives
- *   sigs.c      1-D SBP signatures per op kind (the planner's view of ir_op_sigs)
+ *   sigs.c      the registry's 1-D signatures (ir_op_sigs) that fit an axis size
  *   layer.c     per-block analysis: tensors, saved activations, op costs
  *   sbp_ilp.c   GLPK: per-block SBP choice with boxing cost on edges
  *   memory.c    parameters / gradients / optimizer / activations / workspace
@@ -110,7 +110,6 @@ typedef struct {
   double model_flops, hw_flops; /* per step, whole model */
   double peak_flops;       /* per device, for MFU */
   bool fits;
-  int sbp_key;             /* internal: the SBP solution used (see plan_result) */
 } plan_layout;
 
 /* The chosen SBP of one forward op on the tp axis. */
@@ -165,6 +164,9 @@ void plan_result_free(plan_result *r);
 /* plan_write_json: the plan JSON (docs/plan-format.md) of r->top[0]; false if
  * r has no layout or the file cannot be written. */
 bool plan_write_json(const plan_result *r, FILE *f);
+/* plan_json: the same as a cJSON tree the caller owns (cJSON_Delete), so a
+ * caller can add sections (sbpc plan adds "sp"); NULL without a plan. */
+struct cJSON *plan_json(const plan_result *r);
 /* plan_json_string: the same as a malloc'ed string (caller frees), or NULL. */
 char *plan_json_string(const plan_result *r);
 /* plan_print_report: the readable report; explain adds per-op SBP and boxing. */

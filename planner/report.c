@@ -87,8 +87,9 @@ void plan_print_report(const plan_result *r, FILE *f, bool expl) {
   fprintf(f, "\nmesh:       ");
   for (int i = 0; i < 4; i++) fprintf(f, "%s%s=%d", i ? " > " : "", axn[l->axis_order[i]], axsize(l, l->axis_order[i]));
   fprintf(f, " (outermost first; the innermost axis is consecutive ranks)\n");
-  fprintf(f, "stages:     %d x %s", l->pp, r->c->dev[l->stage[0].devtype].name);
-  fprintf(f, ", layers per stage:");
+  fprintf(f, "stages:     %d (", l->pp);
+  for (int s = 0; s < l->pp && s < 16; s++) fprintf(f, "%s%s", s ? " " : "", r->c->dev[l->stage[s].devtype].name);
+  fprintf(f, "%s), layers per stage:", l->pp > 16 ? " ..." : "");
   for (int s = 0; s < l->pp && s < 16; s++) fprintf(f, " %d", l->stage[s].last - l->stage[s].first + 1);
   fprintf(f, "%s\n", l->pp > 16 ? " ..." : "");
   fprintf(f, "step:       %.3f s = compute %.3f + exposed comm %.3f + bubble %.3f\n", l->step_s, l->compute_s,
@@ -97,7 +98,7 @@ void plan_print_report(const plan_result *r, FILE *f, bool expl) {
           tok / l->step_s, l->model_flops / l->step_s / r->ndev / 1e12, l->hw_flops / l->step_s / r->ndev / 1e12,
           100 * l->model_flops / l->step_s / r->ndev / l->peak_flops);
   fprintf(f, "memory:     %.1f GB per device = params %.1f + grads %.1f + optimizer %.1f + activations %.1f"
-             " + workspace %.1f (%s dominate)\n", gb(l->mem_bytes), gb(l->mem_params), gb(l->mem_grads),
+             " + workspace %.1f (largest: %s)\n", gb(l->mem_bytes), gb(l->mem_params), gb(l->mem_grads),
           gb(l->mem_opt), gb(l->mem_act), gb(l->mem_work), plan_dominant(l));
   runner_up(r, f);
   fprintf(f, "search:     %ld candidates, %ld evaluated, %ld GLPK programs, %.3f s%s%s\n", r->candidates,

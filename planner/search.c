@@ -217,7 +217,8 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
       e += nb * k.vpp * plan_coll_time(c, COLL_SEND_RECV, l.boundary_bytes, 2, pl);
     }
     sm->pp.e[p] = e;
-    double work = c->workspace_bytes + 2 * maxt + (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) +
+    double fixed = c->workspace_bytes < 0.05 * s->st[p].dev.mem ? c->workspace_bytes : 0.05 * s->st[p].dev.mem;
+    double work = fixed + 2 * maxt + (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) +
                   (k.zero >= 3 ? 2 * l.params * (pb.wb * s->dp * s->sp) / s->tp : 0);
     sm->params_s[p] = par, sm->act_s[p] = act, sm->work_s[p] = work;
     sm->pp.mem_l[p] = l.params_local * pbt + l.act_bytes * inf;
@@ -448,7 +449,7 @@ static void factorisation(search *s) {
   plan_stage *stg = xcalloc((size_t)P, sizeof(plan_stage));
   int64_t per = s->o->global_batch / s->dp;
   for (int mbs = 1; mbs <= per && mbs <= 64; mbs *= 2) {
-    if (per % mbs || !fixed_ok(f->mbs, mbs)) continue;
+    if (per % mbs || !fixed_ok(f->mbs, mbs) || per / mbs > (1 << 30)) continue;
     knobs k = {mbs, (int)(per / mbs), 0, 0, 1};
     for (int rc = 0; rc < PLAN_NRC; rc++) {
       if (f->recompute >= 0 && f->recompute != rc) continue;

@@ -129,15 +129,18 @@ typedef struct {
 
 /* Solver options; sp_opts_default gives the documented defaults. */
 typedef struct {
-  int buckets;           /* bucket count for the MILP (default 12) */
-  double time_limit;     /* seconds for all GLPK calls of one batch (0.5) */
+  int buckets;           /* most buckets for the MILP (default 16, at most SP_MAXBUCKET) */
+  double time_limit;     /* CPU seconds for the search of one batch (0.5); past it
+                            the best plan so far stands */
   int max_micro;         /* most micro-batches tried (64) */
 } sp_opts;
 sp_opts sp_opts_default(void);
 
-/* sp_solve: the adaptive plan for batch len[0..n) (n >= 1, every len >= 1).
- * Returns false with *why (arena string) if some sequence fits no group, or
- * the batch cannot be split to fit within opts->max_micro micro-batches. */
+#define SP_MAXBATCH 4096 /* sequences per batch sp_solve accepts */
+/* sp_solve: the adaptive plan for batch len[0..n) (1 <= n <= SP_MAXBATCH,
+ * every len >= 1). Returns false with *why (arena string) if n is out of
+ * range, some sequence fits no group, or the batch cannot be split to fit
+ * within opts->max_micro micro-batches. */
 bool sp_solve(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
               const sp_opts *o, arena *a, sp_plan *out, const char **why);
 /* sp_lower_bound: LP lower bound on the slowest-group time for one micro-batch

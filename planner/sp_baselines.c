@@ -179,10 +179,19 @@ bool sp_greedy(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
   out->kind = -1;
   sp_group *lay = xmalloc(sizeof(sp_group) * (size_t)hw->ndev * 2), *tmpl = lay + hw->ndev;
   double dem[64] = {0};
-  for (int i = 0; i < nd; i++) { /* one group of each degree, the better kind */
+  if (nd > 1 && deg[nd - 1] == hw->ndev) nd--; /* leave room for more than one group */
+  for (int i = 0; i < nd; i++) { /* one group of each degree, the kind faster on this batch */
     first[i] = -1;
-    for (int k = SP_RING; k >= SP_ULYSSES && first[i] < 0; k--)
-      if (sp_layout(hw, m, deg[i], k, a, &lay[i]) > 0) first[i] = i, kind[i] = k;
+    double best = 1e300;
+    for (int k = SP_ULYSSES; k <= SP_RING; k++) {
+      sp_group *tmp = xmalloc(sizeof(sp_group) * (size_t)hw->ndev);
+      if (sp_layout(hw, m, deg[i], k, a, tmp) > 0) {
+        double t = 0;
+        for (int s = 0; s < n; s++) t += sp_seq_time(m, &tmp[0].g, (double)len[s]);
+        if (t < best) best = t, lay[i] = tmp[0], first[i] = i, kind[i] = k;
+      }
+      free(tmp);
+    }
   }
   bool ok = true;
   double target = 0; /* ideal step: every sequence at its cheapest degree, spread evenly */

@@ -131,6 +131,7 @@ bool sp_json_section(cJSON *plan, const ir_graph *g, const ir_cluster *c,
   if (ok && !why && !sp_hw_init(&hw, c, &m, tr->precision, a, &why)) ok = false;
   if (ok) {
     int b = tr->global_batch > 0 && tr->global_batch < n ? (int)tr->global_batch : n;
+    if (b > SP_MAXBATCH) b = SP_MAXBATCH; /* the first SP_MAXBATCH sequences stand for the batch */
     sp_opts o = sp_opts_default();
     sp_plan ad, st;
     ok = sp_solve(&hw, &m, len, b, &o, a, &ad, &why);

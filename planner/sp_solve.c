@@ -1,11 +1,12 @@
 /* sp_solve.c — the adaptive plan of one batch: GLPK MILP, round, repair.
  *
  * 1. Micro-batches: the fewest k whose token share fits the cluster's budget
- *    (more if packing fails); the batch is split longest-first by tokens.
+ *    (more if packing fails); the batch is split by work (sp_split_micro).
  * 2. Per micro-batch: the LP lower bound T_lb (sp_bound.c), buckets of the
- *    lengths (sp_bucket.c), then for T = T_lb (1 + d), d = 0.2%, 1%, 3%, 10%,
- *    ... until feasible, then two bisection steps, a MILP in GLPK decides how nodes are cut into groups and how much of
- *    each bucket each group type trains:
+ *    lengths (sp_bucket.c), then for T = T_lb (1 + d), d = 0.2%, 1%, 3%,
+ *    10%, ... until feasible, then two bisection steps on d, a MILP in GLPK
+ *    decides how nodes are cut into groups and how much of each bucket each
+ *    group type trains:
  *      integer x_tp  nodes of type t cut by pattern p (a partition of ndev_t)
  *      integer y_s   cross-node groups of node vector s;  n_g per kind
  *      real    m_bg  sequences of bucket b on group type g
@@ -31,7 +32,7 @@
 #define SP_TOKSLACK 1.1 /* micro-batches hold at most 1.1x their share of tokens */
 
 sp_opts sp_opts_default(void) {
-  sp_opts o = {12, 0.5, 64};
+  sp_opts o = {16, 0.5, 64};
   return o;
 }
 
@@ -84,8 +85,10 @@ typedef struct {
   int nb, end[SP_MAXBUCKET];
   double cnt[SP_MAXBUCKET], lmax[SP_MAXBUCKET], lbar[SP_MAXBUCKET];
   double *tbar;         /* tbar[b*ngt+g], < 0 if bucket b does not fit g */
+  sp_gtype *own;        /* the group types left after pruning (M->gt) */
   double memfill;       /* fraction of a type's capacity the MILP may fill */
   bool int_m;           /* sequences per bucket and type integer too */
+  int maxb;             /* most buckets (sp_opts.buckets) */
   patterns pat[SP_MAXNT];
   int nxs;              /* distinct cross node vectors */
   int xs_of[SP_MAXGT];  /* gtype -> cross structure index, -1 for intra */
@@ -98,13 +101,50 @@ static int by_len_asc(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* dominated: g is no better than h on the same devices for every bucket. */
+static bool dominated(const micro *M, int g, int h) {
+  const sp_gtype *a = &M->gt[g], *b = &M->gt[h];
+  if (a->size != b->size || a->intra != b->intra || memcmp(a->nodes, b->nodes, sizeof a->nodes) ||
+      b->c0 > a->c0 || b->cap < a->cap)
+    return false;
+  for (int k = 0; k < M->nb; k++) {
+    double x = M->tbar[k * M->ngt + g], y = M->tbar[k * M->ngt + h];
+    if (x >= 0 && (y < 0 || y > x)) return false;
+  }
+  return true;
+}
+
+/* prune: drop the kind of a group shape that the other kind dominates on
+ * this micro-batch's buckets (fewer MILP columns, same optimum). */
+static void prune(micro *M) {
+  bool *drop = xcalloc((size_t)M->ngt, 1);
+  int k = 0;
+  for (int g = 0; g < M->ngt; g++)
+    for (int h = 0; h < M->ngt && !drop[g]; h++)
+      if (h != g && !drop[h] && dominated(M, g, h)) drop[g] = true;
+  M->own = xmalloc(sizeof(sp_gtype) * (size_t)M->ngt);
+  double *tb = xmalloc(sizeof(double) * (size_t)M->nb * (size_t)M->ngt);
+  for (int g = 0; g < M->ngt; g++) {
+    if (drop[g]) continue;
+    M->own[k] = M->gt[g];
+    for (int b = 0; b < M->nb; b++) tb[b * M->ngt + k] = M->tbar[b * M->ngt + g];
+    k++;
+  }
+  for (int b = 0; b < M->nb; b++) /* re-stride to k columns */
+    for (int g = 0; g < k; g++) M->tbar[b * k + g] = tb[b * M->ngt + g];
+  M->gt = M->own;
+  M->ngt = k;
+  free(tb);
+  free(drop);
+}
+
 static void micro_init(micro *M) {
   sort_len = M->len;
   qsort(M->idx, (size_t)M->n, sizeof(int), by_len_asc);
   int64_t *l = xmalloc(sizeof(int64_t) * (size_t)M->n);
   for (int i = 0; i < M->n; i++) l[i] = M->len[M->idx[i]];
   double pad;
-  M->nb = sp_bucket(l, M->n, SP_MAXBUCKET, M->end, &pad);
+  M->nb = sp_bucket(l, M->n, M->maxb, M->end, &pad);
   free(l);
   M->tbar = xmalloc(sizeof(double) * (size_t)M->nb * (size_t)M->ngt);
   for (int b = 0, s = 0; b < M->nb; s = M->end[b++]) {
@@ -120,6 +160,7 @@ static void micro_init(micro *M) {
       M->tbar[b * M->ngt + g] = M->lmax[b] <= M->gt[g].cap ? t / M->cnt[b] : -1;
     }
   }
+  prune(M);
   for (int t = 0; t < M->hw->nt; t++) make_patterns(&M->pat[t], M->hw->t[t].ndev);
   M->nxs = 0;
   for (int g = 0; g < M->ngt; g++) {
@@ -406,10 +447,10 @@ static bool attempt(micro *M, double lb, double d, double deadline, double t_sta
 
 static bool solve_micro(micro *M, double deadline, arena *a, sp_micro *out, double *lb) {
   double t_start = now();
+  *lb = sp_lower_bound(M->hw, M->m, M->gt, M->ngt, M->len, M->idx, M->n);
   micro_init(M);
   M->memfill = 0.95;
   M->int_m = M->n <= SP_INTN;
-  *lb = sp_lower_bound(M->hw, M->m, M->gt, M->ngt, M->len, M->idx, M->n);
   static const double steps[] = {0.002, 0.01, 0.03, 0.1, 0.3, 1, 3};
   memset(out, 0, sizeof *out);
   double lo = 0, hi = -1;
@@ -432,6 +473,7 @@ static bool solve_micro(micro *M, double deadline, arena *a, sp_micro *out, doub
     try_T(M, *lb * f, 0.1, a, out, &feas, &packfail);
   }
   free(M->tbar);
+  free(M->own);
   return out->grp != NULL;
 }
 
@@ -444,8 +486,8 @@ static double total_budget(const sp_hw *hw) {
 /* solve_k: the batch as k micro-batches of at most tokcap tokens each;
  * false if some micro-batch fails. */
 static bool solve_k(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt,
-                    const int64_t *len, int n, int k, double tokcap, double deadline, arena *a,
-                    sp_plan *out) {
+                    const int64_t *len, int n, int k, double tokcap, double deadline, int maxb,
+                    arena *a, sp_plan *out) {
   int *all = xmalloc(sizeof(int) * (size_t)n), *mb = xmalloc(sizeof(int) * (size_t)n);
   for (int i = 0; i < n; i++) all[i] = i;
   double *w = xmalloc(sizeof(double) * (size_t)n), *lo = xmalloc(sizeof(double) * (size_t)n);
@@ -460,7 +502,7 @@ static bool solve_k(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int 
   out->step_time = out->lower_bound = 0;
   bool ok = true;
   for (int q = 0; q < k && ok; q++) {
-    micro M = {.hw = hw, .m = m, .gt = gt, .ngt = ngt, .len = len, .idx = all, .n = 0};
+    micro M = {.hw = hw, .m = m, .gt = gt, .ngt = ngt, .len = len, .idx = all, .n = 0, .maxb = maxb};
     for (int i = 0; i < n; i++)
       if (mb[i] == q) all[M.n++] = i;
     double lb = 0;
@@ -485,7 +527,9 @@ bool sp_solve(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
   for (int g = 0; g < ngt; g++) cap = fmax(cap, gt[g].cap);
   for (int i = 0; i < n; i++) tok += (double)len[i], lmax = len[i] > lmax ? len[i] : lmax;
   bool ok = false;
-  if ((double)lmax > cap) {
+  if (n < 1 || n > SP_MAXBATCH) {
+    *why = arena_printf(a, "a batch must hold 1 to %d sequences, not %d", SP_MAXBATCH, n);
+  } else if ((double)lmax > cap) {
     *why = arena_printf(a, "a sequence of %lld tokens does not fit the cluster (at most %.0f)",
                         (long long)lmax, cap);
   } else {
@@ -494,7 +538,8 @@ bool sp_solve(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
     for (int k0 = 1, tries = 0; tries < 40 && !ok; tries++, tokcap *= 0.93) {
       int k = (int)fmax(k0, ceil(tok / tokcap));
       if (k > o->max_micro || k > n) break;
-      ok = solve_k(hw, m, gt, ngt, len, n, k, tokcap, t0 + o->time_limit, a, out);
+      int maxb = o->buckets < 1 ? 1 : o->buckets > SP_MAXBUCKET ? SP_MAXBUCKET : o->buckets;
+      ok = solve_k(hw, m, gt, ngt, len, n, k, tokcap, t0 + o->time_limit, maxb, a, out);
       k0 = k;
     }
     if (!ok) *why = "the batch does not fit within the micro-batch limit";

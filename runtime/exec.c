@@ -18,41 +18,33 @@
  * per-parameter accumulators (scaled by the caller) as they are produced;
  * rt_exec_update all-reduces them over the data-parallel group, moves them to
  * the other holder stages, and runs adamw in place. */
-#include "runtime/rt_internal.h"
+#include "runtime/exec_priv.h"
 #include "ir/autodiff.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-struct rt_exec {
-  ir_graph *g;
-  rt_config cfg;
-  rt_comm *comm;
-  int stage, nstages, dp, dpi, tp, tpi;
-  int32_t *fwd_of;
-  int *op_stage, *t_stage, *last_use;
-  ir_ref *final_of;     /* per tensor: the param whose optimizer consumes it */
-  uint64_t *sent;       /* per tensor: stages it was sent to (this micro-batch) */
-  bool *hold;           /* per tensor: persistent here (param, state, input) */
-  uint64_t *holders;    /* per param: the stages that hold it */
-  void **buf;
-  float **acc;          /* per param: accumulated gradient (on the grad's stage) */
-  int64_t live, peak, step, micro;
-};
 
 static int64_t bytes_of(const rt_exec *e, ir_ref t) { return ir_numel(e->g, t) * 4; }
 
+void rt_exec_count(rt_exec *e, int64_t n) {
+  __atomic_add_fetch(&e->live, n, __ATOMIC_SEQ_CST);
+  int64_t cur = __atomic_load_n(&e->live, __ATOMIC_SEQ_CST), pk = __atomic_load_n(&e->peak, __ATOMIC_SEQ_CST);
+  while (cur > pk && !__atomic_compare_exchange_n(&e->peak, &pk, cur, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+  }
+}
+
 static void *alloc_t(rt_exec *e, ir_ref t) {
   int64_t n = bytes_of(e, t);
-  e->live += n;
-  if (e->live > e->peak) e->peak = e->live;
+  rt_exec_count(e, n);
   return xcalloc((size_t)(n > 0 ? n : 4), 1);
 }
 
 static void free_t(rt_exec *e, ir_ref t) {
   if (!e->buf[t]) return;
-  e->live -= bytes_of(e, t);
+  rt_exec_count(e, -bytes_of(e, t));
   free(e->buf[t]);
   e->buf[t] = NULL;
 }
@@ -148,15 +140,38 @@ static void alloc_params(rt_exec *e) {
     if (e->final_of[t] != IR_NONE && e->t_stage[t] == e->stage) e->acc[e->final_of[t]] = alloc_t(e, t);
 }
 
+/* boxing may rebuild the op table: carry fwd_of over by the ops' first
+ * output tensors, which stay the same */
+static void remap_fwd_of(rt_exec *e, const ir_ref *self_out, const ir_ref *fwd_out, int nold) {
+  ir_graph *g = e->g;
+  int *old_of = xmalloc(sizeof(int) * (size_t)g->nt), *prod = xmalloc(sizeof(int) * (size_t)g->nt);
+  for (int t = 0; t < g->nt; t++) old_of[t] = prod[t] = -1;
+  for (int k = 0; k < nold; k++) old_of[self_out[k]] = k;
+  for (int k = 0; k < g->nop; k++) prod[g->op[k].out[0]] = k;
+  free(e->fwd_of);
+  e->fwd_of = xmalloc(sizeof(int32_t) * (size_t)(g->nop + 1));
+  for (int k = 0; k < g->nop; k++) {
+    int old = old_of[g->op[k].out[0]];
+    e->fwd_of[k] = old >= 0 && fwd_out[old] != IR_NONE ? prod[fwd_out[old]] : -1;
+  }
+  free(old_of);
+  free(prod);
+}
+
 static bool lower_tp(rt_exec *e, diag *d) {
   if (e->tp <= 1) return true;
-  if (e->nstages > 1) {
-    diag_error(d, (srcloc){0, 0}, "tensor parallelism together with pipeline stages is not supported yet");
-    return false;
+  ir_graph *g = e->g;
+  int nold = g->nop;
+  ir_ref *self_out = xmalloc(sizeof(ir_ref) * (size_t)(nold + 1)), *fwd_out = xmalloc(sizeof(ir_ref) * (size_t)(nold + 1));
+  for (int k = 0; k < nold; k++) {
+    self_out[k] = g->op[k].out[0];
+    fwd_out[k] = e->fwd_of[k] >= 0 ? g->op[e->fwd_of[k]].out[0] : IR_NONE;
   }
-  free(e->fwd_of);
-  e->fwd_of = NULL;
-  return rt_tp_lower(e->g, e->tp, d);
+  bool ok = rt_tp_lower(g, e->tp, d);
+  if (ok) remap_fwd_of(e, self_out, fwd_out, nold);
+  free(self_out);
+  free(fwd_out);
+  return ok;
 }
 
 rt_exec *rt_exec_new_ranked(ir_graph *g, const rt_config *cfg, rt_comm *comm, int stage, int dpi, int tpi, diag *d) {
@@ -186,6 +201,7 @@ rt_exec *rt_exec_new_ranked(ir_graph *g, const rt_config *cfg, rt_comm *comm, in
   e->holders = xcalloc((size_t)nt, sizeof(uint64_t));
   e->buf = xcalloc((size_t)nt, sizeof(void *));
   e->acc = xcalloc((size_t)nt, sizeof(float *));
+  e->profile = getenv("SBPC_PROFILE") != NULL;
   place(e);
   holdings(e);
   last_uses(e);
@@ -245,11 +261,11 @@ static void recv_inputs(rt_exec *e, const ir_op *o) {
   }
 }
 
-static void accumulate(rt_exec *e, const ir_op *o, double gscale) {
+void rt_exec_accumulate(rt_exec *e, const ir_op *o, void *const *out, double gscale) {
   for (int i = 0; i < o->nout; i++) {
     ir_ref t = o->out[i], p = e->final_of[t];
     if (p == IR_NONE) continue;
-    float *a = e->acc[p], *x = e->buf[t];
+    float *a = e->acc[p], *x = out[i];
     int64_t n = ir_numel(e->g, t);
     for (int64_t j = 0; j < n; j++) a[j] += (float)(gscale * x[j]);
   }
@@ -264,14 +280,37 @@ static bool run_op(rt_exec *e, int k, double gscale) {
     if (!e->buf[o->out[i]]) e->buf[o->out[i]] = alloc_t(e, o->out[i]);
     out[i] = e->buf[o->out[i]];
   }
-  rt_kctx kc = {e->step + 1, e->cfg.seed, e->micro};
-  if (e->tp > 1 && ir_ops[o->kind].kclass == KC_COMM) {
-    if (!rt_tp_comm(e->comm, e->g, o, in[0], out[0], e->tp, e->tpi)) return false;
-  } else if (!rt_kernel(e->g, o, in, out, &kc)) {
-    return false;
-  }
-  accumulate(e, o, gscale);
+  if (!rt_exec_kernel(e, o, in, out, e->micro)) return false;
+  rt_exec_accumulate(e, o, out, gscale);
   return true;
+}
+
+static int64_t op_ns[IR_NOPKIND];
+static int op_calls[IR_NOPKIND];
+
+static double secs(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro) {
+  rt_kctx kc = {e->step + 1, e->cfg.seed, micro};
+  double t0 = e->profile ? secs() : 0;
+  bool ok = e->tp > 1 && ir_ops[o->kind].kclass == KC_COMM ? rt_tp_comm(e->comm, e->g, o, in[0], out[0], e->tp, e->tpi)
+                                                            : rt_kernel(e->g, o, in, out, &kc);
+  if (e->profile) {
+    __atomic_fetch_add(&op_calls[o->kind], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&op_ns[o->kind], (int64_t)((secs() - t0) * 1e9), __ATOMIC_RELAXED);
+  }
+  return ok;
+}
+
+void rt_exec_profile_report(const rt_exec *e) {
+  if (!e->profile) return;
+  fprintf(stderr, "kernel time by op (rank %d):\n", rt_exec_rank_of(e, e->stage, e->dpi) + e->tpi);
+  for (int k = 0; k < IR_NOPKIND; k++)
+    if (op_calls[k]) fprintf(stderr, "  %-20s %6d calls %9.3f s\n", ir_ops[k].name, op_calls[k], 1e-9 * (double)op_ns[k]);
 }
 
 double rt_exec_fwd_bwd(rt_exec *e, const int32_t *ids, const int32_t *labels, double gscale) {

@@ -154,6 +154,45 @@ void rt_comm_recv(rt_comm *c, float *x, int64_t n, int from, int tag) {
   wait_req(c, &r, "receive", from, MPI_COMM_WORLD);
 }
 
+struct rt_req {
+  MPI_Request r;
+  int peer;
+};
+
+static rt_req *post(const float *x, int64_t n, int peer, int tag, bool send) {
+  rt_req *q = xmalloc(sizeof *q);
+  q->peer = peer;
+  if (send) MPI_Isend(x, (int)n, MPI_FLOAT, peer, tag, MPI_COMM_WORLD, &q->r);
+  else MPI_Irecv((float *)x, (int)n, MPI_FLOAT, peer, tag, MPI_COMM_WORLD, &q->r);
+  return q;
+}
+
+rt_req *rt_comm_isend(rt_comm *c, const float *x, int64_t n, int to, int tag) { return post(x, n, to, tag, true); }
+rt_req *rt_comm_irecv(rt_comm *c, float *x, int64_t n, int from, int tag) { return post(x, n, from, tag, false); }
+
+bool rt_comm_test(rt_req *q) {
+  int done = 0;
+  MPI_Test(&q->r, &done, MPI_STATUS_IGNORE);
+  if (done) free(q);
+  return done;
+}
+
+int rt_comm_req_peer(const rt_req *q) { return q->peer; }
+
+int rt_comm_tag_ub(void) {
+  int *ub, flag = 0;
+  MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag);
+  return flag ? *ub : 32767;
+}
+
+void rt_comm_timeout_abort(rt_comm *c, int peer, const char *what) {
+  fprintf(stderr, "sbpc: error: rank %d: rank %d did not answer (%s) within %.0f s; aborting the job\n", c->rank, peer,
+          what, rt_comm_timeout);
+  fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, EXIT_BAD_INPUT);
+  exit(EXIT_BAD_INPUT);
+}
+
 void rt_comm_barrier(rt_comm *c) {
   MPI_Request r;
   MPI_Ibarrier(MPI_COMM_WORLD, &r);

@@ -34,6 +34,7 @@ typedef struct {
   double lr, weight_decay;
   uint64_t seed;
   bool quiet;            /* no per-step lines on stdout */
+  int executor;          /* 0 auto (actors unless tp > 1), 1 actors, 2 interpreter */
 } rt_config;
 
 /* rt_config_default: batch 8, seq from the model, 5 steps, lr 1e-3, weight

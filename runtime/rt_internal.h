@@ -87,6 +87,16 @@ void rt_comm_split_tp(rt_comm *c, int color);
 void rt_comm_allreduce_tp(rt_comm *c, float *x, int64_t n, bool max);
 /* rt_comm_allgather_tp: out = the n floats of every tp rank, in rank order. */
 void rt_comm_allgather_tp(rt_comm *c, const float *in, int64_t n, float *out);
+/* Non-blocking point-to-point for the actor executor (main thread only):
+ * rt_comm_test returns true (and frees the request) once it completed. */
+typedef struct rt_req rt_req;
+rt_req *rt_comm_isend(rt_comm *c, const float *x, int64_t n, int to, int tag);
+rt_req *rt_comm_irecv(rt_comm *c, float *x, int64_t n, int from, int tag);
+bool rt_comm_test(rt_req *q);
+int rt_comm_req_peer(const rt_req *q);
+int rt_comm_tag_ub(void);
+/* rt_comm_timeout_abort: report that `peer` did not answer and end the job */
+void rt_comm_timeout_abort(rt_comm *c, int peer, const char *what);
 /* rt_comm_barrier: a barrier with the same watchdog. */
 void rt_comm_barrier(rt_comm *c);
 /* rt_comm_abort: end every rank with status code. */
@@ -135,6 +145,13 @@ int rt_tp_logical_shape(const ir_graph *g, ir_ref t, int tp, int64_t *shape);
 bool rt_tp_loss_partial(const ir_graph *g);
 /* rt_tp_comm: run a boxing op as MPI collectives on the tp group */
 bool rt_tp_comm(rt_comm *c, const ir_graph *g, const ir_op *o, const float *in, float *out, int tp, int tpi);
+
+/* ---- executor.c ------------------------------------------------------------------ */
+/* rt_exec_actors: forward + backward of M micro-batches (ids/labels: M local
+ * micro-batches back to back) by the actor executor; gradients scaled by
+ * gscale into the accumulators. Returns the sum of the M losses held here
+ * (0 where the loss is not on this rank); *ok false when a kernel failed. */
+double rt_exec_actors(rt_exec *e, const int32_t *ids, const int32_t *labels, int M, double gscale, bool *ok);
 
 /* ---- ckpt.c ------------------------------------------------------------------------ */
 /* rt_ckpt_save: gather parameters and optimizer state on rank 0 and write the

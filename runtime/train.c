@@ -11,7 +11,7 @@
  * and data-parallel ranks, summed over the world (only last-stage ranks
  * contribute), as computed before the update. Rank 0 prints and logs.
  * Checkpoints are in ckpt.c. */
-#include "runtime/rt_internal.h"
+#include "runtime/exec_priv.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,27 +103,40 @@ static void inject_fault(const run *r) {
   for (;;) pause();
 }
 
+static bool use_actors(const rt_config *c) { return c->executor == 1 || (c->executor == 0 && c->lay.tp <= 1); }
+
+/* the rank's micro-batches of this step, one by one (interpreter) or all at
+ * once (actor executor); returns the sum of the losses held here */
+static double micro_batches(run *r, int32_t *ids, int32_t *lab, bool *ok) {
+  const rt_config *c = &r->cfg;
+  int64_t share = c->global_batch / c->lay.dp, mb = share / c->lay.micro, S = c->seq;
+  double lsum = 0, gs = 1.0 / (c->lay.dp * c->lay.micro);
+  for (int m = 0; m < c->lay.micro; m++)
+    rt_data_batch(&r->data, r->data_pos + r->dpi * share + m * mb, mb, ids + m * mb * S, lab + m * mb * S);
+  if (use_actors(c)) return rt_exec_actors(r->ex, ids, lab, c->lay.micro, gs, ok);
+  for (int m = 0; m < c->lay.micro && *ok; m++) {
+    double l = rt_exec_fwd_bwd(r->ex, ids + m * mb * S, lab + m * mb * S, gs);
+    if (!isnan(l)) lsum += l;
+    else if (r->stage == c->lay.pp - 1) *ok = false;
+  }
+  return lsum;
+}
+
 static bool one_step(run *r) {
   const rt_config *c = &r->cfg;
   inject_fault(r);
-  int64_t share = c->global_batch / c->lay.dp, mb = share / c->lay.micro, S = c->seq;
-  int32_t *ids = xmalloc(sizeof *ids * (size_t)(mb * S)), *lab = xmalloc(sizeof *lab * (size_t)(mb * S));
-  double t0 = wall(), lsum = 0;
+  int64_t n = c->global_batch / c->lay.dp * c->seq;
+  int32_t *ids = xmalloc(sizeof *ids * (size_t)n), *lab = xmalloc(sizeof *lab * (size_t)n);
+  double t0 = wall();
   bool ok = true;
   rt_exec_zero_grads(r->ex);
-  for (int m = 0; m < c->lay.micro && ok; m++) {
-    rt_data_batch(&r->data, r->data_pos + r->dpi * share + m * mb, mb, ids, lab);
-    double l = rt_exec_fwd_bwd(r->ex, ids, lab, 1.0 / (c->lay.dp * c->lay.micro));
-    if (!isnan(l)) lsum += l;
-    else if (r->stage == c->lay.pp - 1) ok = false;
-  }
+  double loss[1] = {micro_batches(r, ids, lab, &ok) / (c->lay.dp * c->lay.micro)};
   free(ids);
   free(lab);
-  double loss[1] = {lsum / (c->lay.dp * c->lay.micro)};
   if (r->comm) rt_comm_allreduce_world(r->comm, loss, 1);
   ok = ok && rt_exec_update(r->ex);
   r->data_pos += c->global_batch;
-  emit(r, rt_exec_step(r->ex), loss[0], (double)(c->global_batch * S) / (wall() - t0));
+  emit(r, rt_exec_step(r->ex), loss[0], (double)(c->global_batch * c->seq) / (wall() - t0));
   return ok;
 }
 
@@ -154,6 +167,7 @@ static int train_loop(run *r) {
       return EXIT_INTERNAL;
     }
   report_memory(r);
+  rt_exec_profile_report(r->ex);
   if (r->cfg.save && !rt_ckpt_save(r->ex, r->comm, r->cfg.save, r->data_pos, r->cfg.seed)) return EXIT_BAD_INPUT;
   return EXIT_OK;
 }

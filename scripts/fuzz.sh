@@ -3,6 +3,8 @@
 # for SECONDS each over its corpus in tests/fuzz/corpus/NAME (new inputs go to a
 # scratch folder, so the checked-in corpus is never changed). Exits non-zero on
 # the first finding and leaves the crashing input in build dir.
+# FUZZ_TIMEOUT (default 10) is libFuzzer's per-input timeout in seconds; raise
+# it on a machine loaded by other jobs, where wall-clock time is not CPU time.
 set -eu
 build=$1
 secs=${2:-20}
@@ -15,7 +17,7 @@ for bin in "$build"/tests/fuzz/fuzz_*; do
   scratch=$(mktemp -d)
   mkdir -p "$build/fuzz-artifacts"
   echo "fuzz: $name for ${secs}s"
-  if ! ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+  if ! ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 \
        -max_len=65536 -artifact_prefix="$build/fuzz-artifacts/$name-" "$scratch" ${corpus:+$([ -d "$corpus" ] && echo "$corpus")} \
        >"$build/fuzz-$name.log" 2>&1; then
     echo "fuzz: $name FAILED (see $build/fuzz-$name.log)"; tail -30 "$build/fuzz-$name.log"; status=1

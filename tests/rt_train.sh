@@ -1,7 +1,9 @@
 #!/bin/bash
 # rt_train.sh SBPC — the runtime's end-to-end training tests (issue 6):
 #  1. the tiny GPT-2 for 5 steps gives the same losses (1e-5 relative) on
-#     1 rank, dp=2, tp=2, pp=2 (4 micro-batches), dp=2 x tp=2 and dp=2 x pp=2;
+#     1 rank, dp=2, tp=2, pp=2 (4 micro-batches), dp=2 x tp=2, dp=2 x pp=2
+#     and tp=2 x pp=2,
+#     with the actor executor and with the sequential interpreter;
 #  2. resume: save at step 3 under one layout (dp=2; tp=2), resume under
 #     another (pp=2; pp=2 x dp=2; 1 rank): steps 4-5 equal the uninterrupted
 #     run (1e-5);
@@ -50,10 +52,24 @@ runn 2 --pp 2 --micro 4 --log "$T/pp2.jsonl" || bad "pp=2 run failed"
 same_losses "$T/base.jsonl" "$T/pp2.jsonl" || bad "pp=2 (4 micro-batches) losses differ from 1 rank"
 runn 4 --dp 2 --pp 2 --micro 2 --log "$T/dp2pp2.jsonl" || bad "dp=2 x pp=2 run failed"
 same_losses "$T/base.jsonl" "$T/dp2pp2.jsonl" || bad "dp=2 x pp=2 losses differ from 1 rank"
+# a plan directory: actors.json written for pp=2 x dp=2, then `sbpc run DIR`
+mkdir -p "$T/plan"
+"$SBPC" run $M --pp 2 --dp 2 --micro 2 --write-actors "$T/plan/actors.json" || bad "--write-actors failed"
+grep -q '"format":.*"sbpc-actors"' "$T/plan/actors.json" || bad "actors.json lacks its format"
+$MPIENV mpirun --oversubscribe -np 4 "$SBPC" run "$T/plan" --data $D --steps 5 --quiet --log "$T/dir.jsonl" ||
+  bad "run DIR failed"
+same_losses "$T/base.jsonl" "$T/dir.jsonl" || bad "run DIR (pp=2 x dp=2 plan) losses differ"
+# the sequential interpreter agrees with the actor executor
+run1 --micro 2 --executor interp --log "$T/interp1.jsonl" || bad "1-rank interpreter run failed"
+same_losses "$T/base.jsonl" "$T/interp1.jsonl" || bad "interpreter (1 rank, 2 micro-batches) differs"
+runn 2 --pp 2 --micro 4 --executor interp --log "$T/interp_pp2.jsonl" || bad "pp=2 interpreter run failed"
+same_losses "$T/base.jsonl" "$T/interp_pp2.jsonl" || bad "interpreter pp=2 losses differ"
 runn 2 --tp 2 --log "$T/tp2.jsonl" || bad "tp=2 run failed"
 same_losses "$T/base.jsonl" "$T/tp2.jsonl" || bad "tp=2 losses differ from 1 rank"
 runn 4 --dp 2 --tp 2 --log "$T/dp2tp2.jsonl" || bad "dp=2 x tp=2 run failed"
 same_losses "$T/base.jsonl" "$T/dp2tp2.jsonl" || bad "dp=2 x tp=2 losses differ from 1 rank"
+runn 4 --tp 2 --pp 2 --micro 4 --log "$T/tp2pp2.jsonl" || bad "tp=2 x pp=2 run failed"
+same_losses "$T/base.jsonl" "$T/tp2pp2.jsonl" || bad "tp=2 x pp=2 losses differ from 1 rank"
 
 # losses fall on the tiny model with a larger learning rate
 "$SBPC" run $M --data $D --steps 6 --lr 3e-3 --quiet --log "$T/lr.jsonl" || bad "lr run failed"
@@ -71,6 +87,9 @@ same_losses "$T/base.jsonl" "$T/res_1.jsonl" 4 || bad "resumed (1 rank) steps 4-
 runn 2 --tp 2 --steps 3 --save "$T/cktp" || bad "tp=2 save run failed"
 runn 4 --pp 2 --dp 2 --micro 2 --resume "$T/cktp" --log "$T/res_tp.jsonl" || bad "tp=2 -> pp=2 x dp=2 resume failed"
 same_losses "$T/base.jsonl" "$T/res_tp.jsonl" 4 || bad "resumed (tp=2 -> pp=2 x dp=2) steps 4-5 differ"
+runn 4 --tp 2 --pp 2 --micro 4 --steps 3 --save "$T/ck3d" || bad "tp=2 x pp=2 save run failed"
+run1 --resume "$T/ck3d" --log "$T/res_3d.jsonl" || bad "tp=2 x pp=2 -> 1 rank resume failed"
+same_losses "$T/base.jsonl" "$T/res_3d.jsonl" 4 || bad "resumed (tp=2 x pp=2 -> 1 rank) steps 4-5 differ"
 # a second save over the first keeps a whole checkpoint
 run1 --steps 4 --resume "$T/ck" --save "$T/ck" || bad "re-save failed"
 grep -q '"step": 4' "$T/ck/state.json" || bad "re-saved checkpoint is not at step 4"

@@ -27,7 +27,16 @@ assert c["memory"]["copy_bytes_per_s"] > 0 and c["memory"]["triad_bytes_per_s"] 
 PY
 "$sbpc" tune --quick --peak-flops 1e15 --peak-bw 1e13 -o "$tmp/p.json" 2>/dev/null || { echo "FAIL: tune with peaks"; fail=1; }
 python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert 0 < c["gemm"]["eff_max"] <= 1 and 0 < c["memory"]["bandwidth_eff"] <= 1' "$tmp/p.json" || { echo "FAIL: efficiencies"; fail=1; }
-"$sbpc" tune --plans 3 2>/dev/null; [ $? = 2 ] || { echo "FAIL: --plans should be refused"; fail=1; }
+"$sbpc" tune --plans 3 2>/dev/null; [ $? = 2 ] || { echo "FAIL: --plans without a model is bad usage"; fail=1; }
+"$sbpc" tune --plans 99 x.sbp 2>/dev/null; [ $? = 2 ] || { echo "FAIL: --plans 99 is bad usage"; fail=1; }
+# Autotune by measurement on the tiny GPT-2 (one rank: no mpirun needed).
+src=$(cd "$(dirname "$0")/.." && pwd)
+if "$sbpc" plan "$src/examples/tiny-gpt2.sbp" --cluster cpu:1 >/dev/null 2>&1; then
+  if timeout 300 "$sbpc" tune --plans 2 "$src/examples/tiny-gpt2.sbp" --np 1 --steps 3 >"$tmp/at.out" 2>"$tmp/at.err"; then
+    grep -q 'predicted s.*measured s' "$tmp/at.out" && grep -q '^fastest measured: #[12] ' "$tmp/at.out" &&
+      grep -q 'prediction error [0-9.]*%' "$tmp/at.out" || { echo "FAIL: autotune report"; cat "$tmp/at.out"; fail=1; }
+  else echo "FAIL: sbpc tune --plans 2 exited $?"; cat "$tmp/at.err"; fail=1; fi
+else echo "note: sbpc plan cannot plan the tiny GPT-2 here; --plans not checked"; fi
 "$sbpc" tune --bogus 2>/dev/null; [ $? = 2 ] || { echo "FAIL: bad option"; fail=1; }
 if command -v mpirun >/dev/null 2>&1; then
   if timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 "$sbpc" tune --quick -o "$tmp/m.json" >/dev/null 2>"$tmp/mlog"; then

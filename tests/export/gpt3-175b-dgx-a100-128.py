@@ -39,7 +39,7 @@ h_plan = {
 }
 
 model_plan = {
-    "wte": RowwiseParallel(input_layouts=Replicate()),
+    "wte": RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1)),
     "ln_f": SequenceParallel(),
     # "logits" reuses wte's weight (tied); rename to your module
     "logits": ColwiseParallel(),

@@ -186,6 +186,39 @@ static void boxing_2d(void) {
   tb_free(&b);
 }
 
+/* ir_boxing_plan orders the steps so every intermediate layout divides. */
+static void boxing_plan_order(void) {
+  tb b;
+  tb_init(&b, "m");
+  ir_ref x = TB_T(&b, "x", IR_T_INPUT, IR_F32, K(4), K(64));
+  ir_ref y = TB_T(&b, "y", IR_T_INPUT, IR_F32, K(4), K(2));
+  b.g->mesh = (ir_mesh){2, {4, 2}, {NULL, NULL}};
+  ir_boxstep st[IR_MAXBOXSTEPS];
+  /* [S(1), S(0)] -> [S(0), B]: gather mesh axis 1 first (T = 1024/4 bytes:
+   * 128 moved), then all-to-all on axis 0 (T = 1024: 1024*3/16 = 192);
+   * the other order would pass through [S(0), S(0)], 8 shards of 4 rows */
+  ir_ndsbp f = {2, {{SBP_S, 1}, {SBP_S, 0}}}, t = {2, {{SBP_S, 0}, {SBP_B, 0}}};
+  CU_ASSERT_EQUAL_FATAL(ir_boxing_plan(b.g, x, &f, &t, st), 2);
+  CU_ASSERT(st[0].kind == IR_OP_ALL_GATHER && st[0].axis == 1);
+  CU_ASSERT_DOUBLE_EQUAL(st[0].bytes, 128, 1e-9);
+  CU_ASSERT(st[1].kind == IR_OP_ALL_TO_ALL && st[1].axis == 0);
+  CU_ASSERT_DOUBLE_EQUAL(st[1].bytes, 192, 1e-9);
+  /* y[4,2] on a 2x2 mesh: [S(0), S(1)] -> [S(1), S(0)] directly would pass
+   * through [S(1), S(1)] (2 columns in 4 shards): gather, all-to-all, slice */
+  b.g->mesh = (ir_mesh){2, {2, 2}, {NULL, NULL}};
+  ir_ndsbp f2 = {2, {{SBP_S, 0}, {SBP_S, 1}}}, t2 = {2, {{SBP_S, 1}, {SBP_S, 0}}};
+  CU_ASSERT_EQUAL_FATAL(ir_boxing_plan(b.g, y, &f2, &t2, st), 3);
+  CU_ASSERT(st[0].kind == IR_OP_ALL_GATHER && st[0].axis == 0);
+  CU_ASSERT(st[1].kind == IR_OP_ALL_TO_ALL && st[1].axis == 1);
+  CU_ASSERT(st[2].kind == IR_OP_SLICE && st[2].axis == 0 && st[2].to.axis == 1);
+  /* P(sum) -> P(max): all-reduce then slice */
+  b.g->mesh = (ir_mesh){1, {2}, {NULL}};
+  ir_ndsbp f3 = {1, {{SBP_PSUM, 0}}}, t3 = {1, {{SBP_PMAX, 0}}};
+  CU_ASSERT_EQUAL(ir_boxing_plan(b.g, x, &f3, &t3, st), 2);
+  CU_ASSERT(st[0].kind == IR_OP_ALL_REDUCE && st[1].kind == IR_OP_SLICE);
+  tb_free(&b);
+}
+
 static void verify_catches(void) {
   tb b;
   tb_init(&b, "gpt2");
@@ -264,6 +297,7 @@ void cu_register(void) {
   CU_ADD(s, boxing_table);
   CU_ADD(s, boxing_all_to_all);
   CU_ADD(s, boxing_2d);
+  CU_ADD(s, boxing_plan_order);
   CU_ADD(s, verify_catches);
   CU_ADD(s, printers);
 }

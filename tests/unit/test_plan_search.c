@@ -8,6 +8,7 @@
  * describes that runtime with two calibration fields (overlap 0,
  * grad_reduce_bytes 4). Every other constant is the planner's default. */
 #include "cu.h"
+#include "frontend/frontend.h"
 #include "planner/plan_int.h"
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -199,6 +200,36 @@ static void fix_and_calibration(void) {
   remove(path);
 }
 
+/* the GPT graph built in code (used by the calibration tests and the
+ * benchmark) is what the front end makes of examples/gpt3-175b.sbp: same
+ * parameters, same predicted step and memory */
+static void builder_matches_frontend(void) {
+  ir_program p;
+  if (!fe_load(cu_src("examples/gpt3-175b.sbp"), &p)) {
+    CU_FAIL("examples/gpt3-175b.sbp does not load");
+    return;
+  }
+  diag d;
+  diag_init(&d, "gpt3-175b.sbp", NULL, 0);
+  CU_ASSERT_FATAL(ir_infer_shapes(p.g, &d));
+  ir_graph *g = plan_gpt_graph("gpt3", 96, 12288, 96, 50257, 2048);
+  arena *a = arena_new();
+  ir_cluster *c = plan_cluster_dgx(a, 128);
+  plan_options o;
+  plan_options_default(&o);
+  o.global_batch = 1536, o.seq = 2048;
+  CU_ASSERT_FATAL(plan_fix_parse("tp=8,pp=8,mbs=1,recompute=full,zero=1,vpp=1", &o));
+  plan_result *r1 = plan_search(p.g, c, &o), *r2 = plan_search(g, c, &o);
+  CU_ASSERT_FATAL(r1 && r2 && r1->ntop && r2->ntop);
+  CU_ASSERT_EQUAL(r1->params, r2->params);
+  CU_ASSERT_DOUBLE_EQUAL(r1->top[0].step_s, r2->top[0].step_s, 1e-9 * r2->top[0].step_s);
+  CU_ASSERT_DOUBLE_EQUAL(r1->top[0].mem_bytes, r2->top[0].mem_bytes, 1e-9 * r2->top[0].mem_bytes);
+  plan_result_free(r1), plan_result_free(r2);
+  arena_free(a);
+  ir_graph_free(g);
+  fe_program_free(&p);
+}
+
 void cu_register(void) {
   CU_pSuite s = CU_add_suite("plan_search", NULL, NULL);
   CU_ADD(s, megatron_1_7b);
@@ -207,4 +238,5 @@ void cu_register(void) {
   CU_ADD(s, no_fit);
   CU_ADD(s, mixed_partition);
   CU_ADD(s, fix_and_calibration);
+  CU_ADD(s, builder_matches_frontend);
 }

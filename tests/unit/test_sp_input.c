@@ -60,8 +60,8 @@ static void bucket_vs_brute(void) {
   }
 }
 
-/* A GPT-like graph by hand: embedding [V,H], L layers of 4 params + attention. */
-static void model_from_graph(void) {
+/* A GPT-like graph by hand: embedding [V,H], 3 layers of one param + attention. */
+static ir_graph *tiny_graph(void) {
   ir_graph *g = ir_graph_new("tiny");
   ir_tensor t = ir_tensor_init("wte", IR_T_PARAM, IR_F32);
   t.rank = 2, t.shape[0] = ir_const(1000), t.shape[1] = ir_const(64);
@@ -87,6 +87,11 @@ static void model_from_graph(void) {
     at.nin = 1, at.in[0] = rx, at.nout = 1, at.out[0] = ry, at.at.heads = 4, at.block = blk, at.layer = l;
     ir_op_add(g, &at);
   }
+  return g;
+}
+
+static void model_from_graph(void) {
+  ir_graph *g = tiny_graph();
   sp_model m;
   const char *why = NULL;
   CU_ASSERT_FATAL(sp_model_from_graph(g, &m, &why));
@@ -217,10 +222,34 @@ static void cli(void) {
   CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 2);
 }
 
+static void json_section(void) {
+  ir_graph *g = tiny_graph();
+  ir_devtype d = {0};
+  d.name = "gpu";
+  d.peak_flops[IR_BF16] = 100e12;
+  d.mem_bytes = 4e9;
+  ir_nodetype nt = {"node", 0, 8, "link", 100e9, 3e-6, "nic", 1, 25e9, 5e-6};
+  int cnt = 2;
+  ir_cluster c = {"c", &d, 1, &nt, 1, &cnt, {0, 0}};
+  ir_train tr = {0};
+  tr.global_batch = 40;
+  tr.precision = IR_BF16;
+  cJSON *plan = cJSON_CreateObject();
+  CU_ASSERT(sp_json_section(plan, g, &c, &tr, cu_src("tests/data/lengths/bimodal-2000.txt")));
+  cJSON *sp = cJSON_GetObjectItem(plan, "sp");
+  CU_ASSERT_FATAL(sp != NULL);
+  CU_ASSERT_EQUAL(cJSON_GetObjectItem(sp, "sequences")->valueint, 40);
+  cJSON *ad = cJSON_GetObjectItem(sp, "adaptive");
+  CU_ASSERT(ad && cJSON_GetObjectItem(ad, "step_time_s")->valuedouble >= cJSON_GetObjectItem(sp, "lower_bound_s")->valuedouble);
+  cJSON_Delete(plan);
+  ir_graph_free(g);
+}
+
 void cu_register(void) {
   CU_pSuite s = CU_add_suite("sp_input", NULL, NULL);
   CU_ADD(s, bucket_vs_brute);
   CU_ADD(s, model_from_graph);
   CU_ADD(s, lengths_files);
+  CU_ADD(s, json_section);
   if (getenv("SBPC")) CU_ADD(s, cli);
 }

@@ -164,6 +164,7 @@ static void vs_exhaustive(void) {
   CU_ASSERT(hw.t[0].budget > 2000 && hw.t[0].budget < 8000);
   sp_opts o = sp_opts_default();
   double worst = 0;
+  int compared = 0;
   for (int inst = 0; inst < 10; inst++) {
     int64_t len[12];
     double tok = 0;
@@ -174,12 +175,14 @@ static void vs_exhaustive(void) {
     CU_ASSERT_FATAL(sp_solve(&hw, &m, len, 12, &o, a, &p, &why));
     check_plan(&hw, &m, &p, len, 12);
     if (p.nmb != 1) continue; /* the exhaustive search is for one micro-batch */
+    compared++;
     CU_ASSERT(p.lower_bound <= opt * (1 + 1e-9));
     CU_ASSERT(p.step_time >= opt * (1 - 1e-9));
     worst = fmax(worst, p.step_time / opt);
     if (getenv("SP_TEST_VERBOSE")) printf("\n  opt %.6f adaptive %.6f lb %.6f", opt, p.step_time, p.lower_bound);
   }
-  printf("\n  worst adaptive / exhaustive optimum: %.4f\n", worst);
+  printf("\n  worst adaptive / exhaustive optimum over %d instances: %.4f\n", compared, worst);
+  CU_ASSERT(compared >= 8);
   CU_ASSERT(worst <= 1.10);
   arena_free(a);
 }
