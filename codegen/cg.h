@@ -250,6 +250,11 @@ void cg_jit_free(cg_jit *j);
  * JIT the given kernels in one module. NULL with why on failure. */
 cg_jit *cg_jit_compile(cg_kernel *const *ks, int n, char *why, size_t wn);
 
+/* cg_jit_from_ir: a JIT over LLVM IR texts (the DIR/kernels/NAME.ll files
+ * of `sbpc compile`, already optimised for this host), linked into one
+ * module. NULL with why on a parse or link error. */
+cg_jit *cg_jit_from_ir(const char *const *texts, int n, char *why, size_t wn);
+
 /* ---- cache (cache.c) ------------------------------------------------------- */
 /* cg_cache_dir: the cache directory ($SBPC_CACHE_DIR, $XDG_CACHE_HOME/sbpc,
  * ~/.cache/sbpc) into buf; false if none can be named. */

@@ -208,7 +208,6 @@ typedef struct {
   LLVMValueRef c; /* current column (i64) */
   int w;          /* lanes of the loop being emitted */
   int stage;      /* pass being emitted */
-  bool nt;        /* non-temporal element stores (large tensors) */
 } rk;
 
 static LLVMTypeRef f32(rk *x) { return LLVMFloatTypeInContext(x->e.c); }
@@ -287,10 +286,6 @@ static void store(rk *x, int b, LLVMValueRef v, bool row) {
   }
   LLVMValueRef s = LLVMBuildStore(x->e.b, from_f32(x, v, dt, w), p);
   LLVMSetAlignment(s, (unsigned)LLVMABISizeOfType(LLVMGetModuleDataLayout(x->e.m), storage(x, dt)));
-  if (x->nt && !row && x->k->buf[b].shape == CG_SH_ROWS && w > 1) {
-    LLVMValueRef one = LLVMConstInt(LLVMInt32TypeInContext(x->e.c), 1, 0);
-    LLVMSetMetadata(s, LLVMGetMDKindIDInContext(x->e.c, "nontemporal", 11), LLVMMDNodeInContext(x->e.c, &one, 1));
-  }
 }
 
 static LLVMValueRef value(rk *x, int i, bool row);
@@ -476,13 +471,6 @@ static void stage(rk *x, int t) {
       store(x, k->store[s].buf, value(x, k->store[s].node, true), true);
 }
 
-/* has_reload: some pass re-reads an output (keep those in cache). */
-static bool has_reload(const cg_kernel *k) {
-  for (int i = 0; i < k->nnode; i++)
-    if (cg_k_reload(k, i, k->nstages) >= 0) return true;
-  return false;
-}
-
 static void row_kernel(cg_llvm *m, const cg_kernel *k) {
   rk *x = calloc(1, sizeof *x);
   cg_ll *e = &x->e;
@@ -501,23 +489,15 @@ static void row_kernel(cg_llvm *m, const cg_kernel *k) {
   LLVMValueRef one = cg_ll_i64(e, 1);
   x->rows = LLVMBuildLoad2(e->b, i64, dims, "rows");
   x->cols = LLVMBuildLoad2(e->b, i64, LLVMBuildGEP2(e->b, i64, dims, &one, 1, ""), "cols");
-  /* two versions: non-temporal stores when the tensors exceed the caches */
-  LLVMValueRef big = LLVMBuildICmp(e->b, LLVMIntSGT, LLVMBuildMul(e->b, x->rows, x->cols, ""), cg_ll_i64(e, 1 << 22), "");
-  LLVMBasicBlockRef bnt = LLVMAppendBasicBlockInContext(e->c, e->fn, "nt"), bt = LLVMAppendBasicBlockInContext(e->c, e->fn, "t");
-  LLVMBuildCondBr(e->b, big, bnt, bt);
-  for (int v = 0; v < 2; v++) {
-    LLVMPositionBuilderAtEnd(e->b, v ? bt : bnt);
-    x->nt = v == 0 && !has_reload(k);
-    cg_ll_loop rl;
-    x->r = cg_ll_loop_begin(e, &rl, cg_ll_i64(e, 0), x->rows, one);
-    x->rowbase = LLVMBuildMul(e->b, x->r, x->cols, "");
-    memset(x->rowv, 0, sizeof x->rowv);
-    x->w = m->width;
-    emit_row_values(x, 0);
-    for (int t = 0; t < k->nstages; t++) stage(x, t);
-    cg_ll_loop_end(e, &rl);
-    LLVMBuildRetVoid(e->b);
-  }
+  cg_ll_loop rl;
+  x->r = cg_ll_loop_begin(e, &rl, cg_ll_i64(e, 0), x->rows, one);
+  x->rowbase = LLVMBuildMul(e->b, x->r, x->cols, "");
+  memset(x->rowv, 0, sizeof x->rowv);
+  x->w = m->width;
+  emit_row_values(x, 0);
+  for (int t = 0; t < k->nstages; t++) stage(x, t);
+  cg_ll_loop_end(e, &rl);
+  LLVMBuildRetVoid(e->b);
   LLVMDisposeBuilder(e->b);
   free(x);
 }

@@ -17,6 +17,7 @@
  * and a tensor used outside the group (or a graph output) is stored. */
 #include "codegen/cg.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -106,7 +107,26 @@ typedef struct {
   geom *ge;      /* per group */
   int *size;
   int n;
+  int *cstart, *cons; /* consumers of tensor t: cons[cstart[t] .. cstart[t+1]) */
 } groups;
+
+/* consumers: the CSR index of the ops reading each tensor, in op order. */
+static void consumers(const ir_graph *g, groups *gs, arena *a) {
+  gs->cstart = ARENA_ARRAY(a, int, g->nt + 1);
+  int total = 0;
+  for (int i = 0; i < g->nop; i++)
+    for (int j = 0; j < g->op[i].nin; j++)
+      if (g->op[i].in[j] >= 0 && g->op[i].in[j] < g->nt) gs->cstart[g->op[i].in[j] + 1]++, total++;
+  for (int t = 0; t < g->nt; t++) gs->cstart[t + 1] += gs->cstart[t];
+  gs->cons = ARENA_ARRAY(a, int, total + 1);
+  int *fill = xcalloc((size_t)g->nt + 1, sizeof(int));
+  for (int i = 0; i < g->nop; i++)
+    for (int j = 0; j < g->op[i].nin; j++) {
+      ir_ref t = g->op[i].in[j];
+      if (t >= 0 && t < g->nt) gs->cons[gs->cstart[t] + fill[t]++] = i;
+    }
+  free(fill);
+}
 
 static bool can_join(const ir_graph *g, const groups *gs, int grp, int op) {
   const ir_op *o = &g->op[op];
@@ -125,12 +145,13 @@ static int pick_group(const ir_graph *g, const groups *gs, int op, geom ge) {
     if (p >= 0 && gs->gid[p] >= 0 && geom_eq(gs->ge[gs->gid[p]], ge) && can_join(g, gs, gs->gid[p], op))
       return gs->gid[p];
   }
-  for (int j = 0; j < op; j++) { /* horizontal: a sibling reading the same tensor */
-    if (gs->gid[j] < 0 || !geom_eq(gs->ge[gs->gid[j]], ge)) continue;
-    for (int a = 0; a < o->nin; a++)
-      for (int b = 0; b < g->op[j].nin; b++)
-        if (o->in[a] == g->op[j].in[b] && g->t[o->in[a]].rank > 0 && can_join(g, gs, gs->gid[j], op))
-          return gs->gid[j];
+  for (int a = 0; a < o->nin; a++) { /* horizontal: a sibling reading the same tensor */
+    ir_ref t = o->in[a];
+    if (g->t[t].rank == 0) continue;
+    for (int c = gs->cstart[t]; c < gs->cstart[t + 1] && gs->cons[c] < op; c++) {
+      int j = gs->cons[c];
+      if (gs->gid[j] >= 0 && geom_eq(gs->ge[gs->gid[j]], ge) && can_join(g, gs, gs->gid[j], op)) return gs->gid[j];
+    }
   }
   return -1;
 }
@@ -142,7 +163,6 @@ typedef struct {
   arena *a;
   ir_dtype act;
   int *node;     /* per tensor: node in this kernel, or -1 */
-  int *bufof;    /* per tensor: buffer in this kernel, or -1 */
   geom ge;
 } lower;
 
@@ -281,16 +301,11 @@ static bool lower_op(lower *L, const ir_op *o, int *out) {
 
 /* used_outside: tensor t is read by an op outside group grp, or is a graph
  * output (no consumer, the loss, or a parameter/state update). */
-static bool used_outside(const ir_graph *g, const int *gid, int grp, ir_ref t) {
-  if (t == g->loss) return true;
-  bool any = false;
-  for (int i = 0; i < g->nop; i++)
-    for (int j = 0; j < g->op[i].nin; j++)
-      if (g->op[i].in[j] == t) {
-        any = true;
-        if (gid[i] != grp) return true;
-      }
-  return !any;
+static bool used_outside(const ir_graph *g, const groups *gs, int grp, ir_ref t) {
+  if (t == g->loss || gs->cstart[t] == gs->cstart[t + 1]) return true;
+  for (int c = gs->cstart[t]; c < gs->cstart[t + 1]; c++)
+    if (gs->gid[gs->cons[c]] != grp) return true;
+  return false;
 }
 
 static const char *op_list(arena *a, const ir_graph *g, const ir_ref *ops, int n) {
@@ -304,13 +319,14 @@ static const char *op_list(arena *a, const ir_graph *g, const ir_ref *ops, int n
   return s;
 }
 
-static cg_kernel *lower_group(const ir_graph *g, const int *gid, int grp, const ir_ref *ops, int n, ir_dtype act,
-                              geom ge, arena *a, int id) {
-  lower L = {g, NULL, a, act, NULL, NULL, ge};
+/* lower_group: the kernel of group grp (ops[0..n)); node is a per-tensor
+ * scratch map, all -1 on entry and on return. */
+static cg_kernel *lower_group(const ir_graph *g, const groups *gs, int grp, const ir_ref *ops, int n, ir_dtype act,
+                              arena *a, int id, int *node) {
+  geom ge = gs->ge[grp];
+  lower L = {g, NULL, a, act, node, ge};
   const char *first = ir_ops[g->op[ops[0]].kind].name;
   L.k = cg_k_new(a, arena_printf(a, "k%d_%s", id, first));
-  L.node = ARENA_ARRAY(a, int, g->nt);
-  for (int i = 0; i < g->nt; i++) L.node[i] = -1;
   for (int i = 0; i < n; i++) {
     const ir_op *o = &g->op[ops[i]];
     int out[IR_MAXOUT] = {0};
@@ -321,7 +337,7 @@ static cg_kernel *lower_group(const ir_graph *g, const int *gid, int grp, const 
     const ir_op *o = &g->op[ops[i]];
     for (int j = 0; j < o->nout; j++) {
       ir_ref t = o->out[j];
-      if (!used_outside(g, gid, grp, t)) continue;
+      if (!used_outside(g, gs, grp, t)) continue;
       int sh = classify(&g->t[t], ge);
       cg_role role = sh == CG_SH_ONE ? CG_ACC : CG_OUT;
       int b = cg_k_buf(L.k, g->t[t].name, sh == CG_SH_ONE ? IR_F32 : buf_dtype(&L, &g->t[t]), (cg_shape)sh, role);
@@ -329,6 +345,11 @@ static cg_kernel *lower_group(const ir_graph *g, const int *gid, int grp, const 
       L.k->buf[b].tensor = t;
       cg_k_store(L.k, b, L.node[t]);
     }
+  }
+  for (int i = 0; i < n; i++) { /* reset the scratch map */
+    const ir_op *o = &g->op[ops[i]];
+    for (int j = 0; j < o->nin; j++) node[o->in[j]] = -1;
+    for (int j = 0; j < o->nout; j++) node[o->out[j]] = -1;
   }
   L.k->ops = op_list(a, g, ops, n);
   int64_t bb = g->bind_b ? g->bind_b : 1, ss = g->bind_s ? g->bind_s : 1;
@@ -422,7 +443,9 @@ cg_fusion *cg_fuse_ex(const ir_graph *g, ir_dtype act, bool single, arena *a) {
   int cap = g->nop + 2;
   f->g = ARENA_ARRAY(a, cg_group, cap);
   groups gs = {ARENA_ARRAY(a, int, g->nop + 1), ARENA_ARRAY(a, int, g->nop + 1), ARENA_ARRAY(a, geom, g->nop + 1),
-               ARENA_ARRAY(a, int, g->nop + 1), 0};
+               ARENA_ARRAY(a, int, g->nop + 1), 0, NULL, NULL};
+  consumers(g, &gs, a);
+  int *next = ARENA_ARRAY(a, int, g->nop + 1), *last = ARENA_ARRAY(a, int, g->nop + 1);
   for (int i = 0; i < g->nop; i++) {
     gs.gid[i] = -1;
     if (!fusable(g, &g->op[i])) continue;
@@ -432,10 +455,16 @@ cg_fusion *cg_fuse_ex(const ir_graph *g, ir_dtype act, bool single, arena *a) {
       grp = gs.n++;
       gs.first[grp] = i;
       gs.ge[grp] = ge;
+    } else {
+      next[last[grp]] = i;
     }
+    next[i] = -1;
+    last[grp] = i;
     gs.gid[i] = grp;
     gs.size[grp]++;
   }
+  int *node = xmalloc(sizeof(int) * ((size_t)g->nt + 1));
+  for (int t = 0; t <= g->nt; t++) node[t] = -1;
   ir_ref *ops = ARENA_ARRAY(a, ir_ref, g->nop + 1);
   bool *done = ARENA_ARRAY(a, bool, gs.n + 1);
   ir_ref *adam = ARENA_ARRAY(a, ir_ref, g->nop + 1);
@@ -453,9 +482,8 @@ cg_fusion *cg_fuse_ex(const ir_graph *g, ir_dtype act, bool single, arena *a) {
       if (done[grp]) continue;
       done[grp] = true;
       int n = 0;
-      for (int j = i; j < g->nop; j++)
-        if (gs.gid[j] == grp) ops[n++] = j;
-      cg_kernel *k = lower_group(g, gs.gid, grp, ops, n, act, gs.ge[grp], a, f->nkernels);
+      for (int j = i; j >= 0; j = next[j]) ops[n++] = j;
+      cg_kernel *k = lower_group(g, &gs, grp, ops, n, act, a, f->nkernels, node);
       add_group(f, a, cap, k, ops, n, NULL, false);
     } else if (ir_ops[o->kind].kclass == KC_ATTN) {
       ops[0] = i;
@@ -471,5 +499,6 @@ cg_fusion *cg_fuse_ex(const ir_graph *g, ir_dtype act, bool single, arena *a) {
     k->ops = arena_printf(a, "adamw x%d (all parameters, packed)", nadam);
     add_group(f, a, cap, k, adam, nadam, NULL, false);
   }
+  free(node);
   return f;
 }

@@ -3,9 +3,12 @@
  * cg_jit_new hands an (optimised) module to a fresh LLJIT built from the same
  * host target machine the emitter used, with a process symbol generator so the
  * few libm calls left in the code (logf for row values) resolve. Kernels are
- * looked up by name; the code lives until cg_jit_free. */
+ * looked up by name; the code lives until cg_jit_free. cg_jit_from_ir loads
+ * the optimised .ll files `sbpc compile` wrote instead of regenerating them. */
 #include "codegen/llvm_priv.h"
+#include <llvm-c/IRReader.h>
 #include <llvm-c/LLJIT.h>
+#include <llvm-c/Linker.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +93,27 @@ cg_jit *cg_jit_compile(cg_kernel *const *ks, int n, char *why, size_t wn) {
   if (!cg_llvm_optimize(m, why, wn)) {
     cg_llvm_free(m);
     return NULL;
+  }
+  return cg_jit_new(m, why, wn);
+}
+
+cg_jit *cg_jit_from_ir(const char *const *texts, int n, char *why, size_t wn) {
+  cg_llvm *m = cg_llvm_new("sbpc_loaded");
+  for (int i = 0; i < n; i++) {
+    LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(texts[i], strlen(texts[i]), "kernel.ll");
+    LLVMModuleRef mod = NULL;
+    char *msg = NULL;
+    if (LLVMParseIRInContext(m->ctx, buf, &mod, &msg)) { /* takes buf */
+      snprintf(why, wn, "LLVM IR %d: %s", i, msg ? msg : "parse error");
+      LLVMDisposeMessage(msg);
+      cg_llvm_free(m);
+      return NULL;
+    }
+    if (LLVMLinkModules2(m->mod, mod)) { /* destroys mod */
+      snprintf(why, wn, "LLVM IR %d: cannot link (duplicate kernel?)", i);
+      cg_llvm_free(m);
+      return NULL;
+    }
   }
   return cg_jit_new(m, why, wn);
 }

@@ -1,7 +1,8 @@
 /* nvrtc.c — CUDA C -> PTX through NVRTC, opened with dlopen at run time.
  *
  * The library is searched in $CUDA_HOME/lib64 (default /usr/local/cuda), then
- * on the default search path (libnvrtc.so, .so.13, .so.12). sbpc never links
+ * on the default search path (libnvrtc.so, .so.13, .so.12); $SBPC_NVRTC, when
+ * set, names the library to use instead ("none": behave as if absent). sbpc never links
  * against CUDA: one binary runs with or without the toolkit. This is the only
  * file that includes nvrtc.h (when the build found the headers, SBPC_CUDA_HOME
  * is defined, and the header is on the include path); otherwise the few types
@@ -45,9 +46,16 @@ static void *sym(const char *name, bool *ok) {
   return p;
 }
 
+static bool resolve(void);
+
 static bool load(void) {
   if (api.tried) return api.h != NULL;
   api.tried = true;
+  const char *force = getenv("SBPC_NVRTC"); /* a library path, or "none" */
+  if (force && *force) {
+    api.h = strcmp(force, "none") ? dlopen(force, RTLD_NOW | RTLD_LOCAL) : NULL;
+    return resolve();
+  }
   const char *home = getenv("CUDA_HOME");
   if (!home || !*home) home = "/usr/local/cuda";
   char path[4096];
@@ -57,6 +65,12 @@ static bool load(void) {
     api.h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   }
   for (int i = 0; i < 3 && !api.h; i++) api.h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+  return resolve();
+}
+
+/* resolve: the entry points of the opened library; false (and closed) when
+ * one is missing. */
+static bool resolve(void) {
   if (!api.h) return false;
   bool ok = true;
   *(void **)&api.version = sym("nvrtcVersion", &ok);

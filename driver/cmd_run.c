@@ -4,7 +4,8 @@
  *       [--weights IN.safetensors] [--lr X] [--weight-decay X] [--save CKPT]
  *       [--resume CKPT] [--log FILE.jsonl] [--seed N] [--quiet]
  *       [--dp N] [--tp N] [--pp N] [--micro M] [--batch B] [--seq S]
- *       [--executor actors|interp|auto] [--write-actors FILE]
+ *       [--executor actors|interp|auto] [--write-actors FILE] [--plan PLAN.json]
+ *       [--zero N]
  *
  * DIR is what `sbpc compile` wrote: DIR/actors.json names the model file and
  * records the layout, batch and sequence length. A .sbp file may be run
@@ -32,6 +33,8 @@ static void usage(FILE *f) {
              "  --resume DIR         start from a checkpoint (any layout)\n"
              "  --log FILE           JSON lines {\"step\", \"loss\", \"tokens_per_s\"}\n"
              "  --seed N             initialisation seed (default 1234)\n"
+             "  --zero N             N >= 1: shard AdamW state over the data-parallel group\n"
+             "  --plan PLAN.json     take the layout, batch and seq from a `sbpc plan --json` file\n"
              "  --dp N --tp N --pp N --micro M   layout (overrides the plan)\n"
              "  --batch B --seq S    global batch (samples) and sequence length\n"
              "  --executor E         actors (threaded actor executor; default unless tp > 1),\n"
@@ -49,12 +52,13 @@ static bool num(const char *s, double lo, double *out) {
 }
 
 static const char *write_actors; /* --write-actors FILE */
+static const char *plan_json;    /* --plan PLAN.json */
 
 /* set one option; returns 0 ok, 1 not an option we know, 2 bad value */
 static int option(rt_config *c, const char *k, const char *v) {
-  const char *sopts[] = {"--data", "--weights", "--save", "--resume", "--log", "--write-actors"};
-  const char **sdst[] = {&c->data, &c->weights, &c->save, &c->resume, &c->log, &write_actors};
-  for (int i = 0; i < 6; i++)
+  const char *sopts[] = {"--data", "--weights", "--save", "--resume", "--log", "--write-actors", "--plan"};
+  const char **sdst[] = {&c->data, &c->weights, &c->save, &c->resume, &c->log, &write_actors, &plan_json};
+  for (int i = 0; i < 7; i++)
     if (!strcmp(k, sopts[i])) return *sdst[i] = v, 0;
   if (!strcmp(k, "--executor")) {
     const char *names[] = {"auto", "actors", "interp"};
@@ -68,6 +72,7 @@ static int option(rt_config *c, const char *k, const char *v) {
   if (!num(v, 0, &x) || x != (double)(int64_t)x) return !strncmp(k, "--", 2) ? 2 : 1;
   if (!strcmp(k, "--steps")) return c->steps = (int64_t)x, 0;
   if (!strcmp(k, "--seed")) return c->seed = (uint64_t)x, 0;
+  if (!strcmp(k, "--zero")) return x <= 3 ? (c->zero = (int)x, 0) : 2;
   if (!strcmp(k, "--batch")) return x >= 1 ? (c->global_batch = (int64_t)x, 0) : 2;
   if (!strcmp(k, "--seq")) return x >= 1 ? (c->seq = (int64_t)x, 0) : 2;
   int *lay[] = {&c->lay.dp, &c->lay.tp, &c->lay.pp, &c->lay.micro};
@@ -112,6 +117,7 @@ static int parse(int argc, char **argv, rt_config *c, arena *a, const char **tar
 }
 
 static int load_plan(const char *target, rt_config *c, arena *a) {
+  if (plan_json && !rt_read_plan_json(plan_json, c)) return EXIT_BAD_INPUT;
   if (!is_dir(target)) {
     c->model = target;
     return 0;
@@ -141,7 +147,7 @@ int cmd_run(int argc, char **argv) {
     if (!c.seq && prog.train.seq) c.seq = prog.train.seq;
     bool batch_flag = false;
     for (int i = 1; i < argc; i++) batch_flag |= !strcmp(argv[i], "--batch");
-    if (!batch_flag && prog.train.global_batch && !is_dir(target)) c.global_batch = prog.train.global_batch;
+    if (!batch_flag && prog.train.global_batch && !is_dir(target) && !plan_json) c.global_batch = prog.train.global_batch;
     diag d;
     diag_init(&d, c.model, NULL, 0);
     if (!ir_infer_shapes(prog.g, &d)) st = EXIT_BAD_INPUT;

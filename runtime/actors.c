@@ -256,3 +256,39 @@ bool rt_read_actor_plan(const char *path, rt_config *cfg, arena *a) {
   cJSON_Delete(j);
   return ok;
 }
+
+bool rt_read_plan_json(const char *path, rt_config *cfg) {
+  size_t len;
+  char *txt = read_file(path, (size_t)1 << 30, &len);
+  if (!txt) return false;
+  cJSON *j = cJSON_ParseWithLength(txt, len);
+  free(txt);
+  cJSON *par = cJSON_GetObjectItemCaseSensitive(j, "parallel"), *tr = cJSON_GetObjectItemCaseSensitive(j, "train");
+  bool ok = cJSON_IsObject(par) && get_int(j, "version", 0) == 1;
+  if (!ok) {
+    fprintf(stderr, "%s: error: not a version-1 sbpc plan (needs version and parallel)\n", path);
+  } else {
+    cfg->lay.dp = (int)get_int(par, "dp", 1), cfg->lay.tp = (int)get_int(par, "tp", 1);
+    cfg->lay.pp = (int)get_int(par, "pp", 1), cfg->lay.micro = (int)get_int(par, "num_micro_batches", 1);
+    if (cJSON_IsObject(tr)) {
+      cfg->global_batch = get_int(tr, "global_batch", cfg->global_batch);
+      cfg->seq = get_int(tr, "seq", cfg->seq);
+    }
+    int64_t sp = get_int(par, "sp", 1), vpp = get_int(par, "vpp", 1), zero = get_int(par, "zero", 0);
+    cJSON *rc = cJSON_GetObjectItemCaseSensitive(par, "recompute");
+    cfg->zero = (int)zero;
+    if (zero > 1) fprintf(stderr, "%s: note: ZeRO stage %lld runs as stage 1 (optimizer state sharded)\n", path, (long long)zero);
+    if (cJSON_IsString(rc) && strcmp(rc->valuestring, "none"))
+      fprintf(stderr, "%s: note: the runtime does not recompute yet; training without recompute\n", path);
+    ok = cfg->lay.dp >= 1 && cfg->lay.tp >= 1 && cfg->lay.pp >= 1 && cfg->lay.micro >= 1 && cfg->lay.dp <= 4096 &&
+         cfg->lay.tp <= 4096 && cfg->lay.pp <= 64 && cfg->lay.micro <= 4096;
+    if (!ok) fprintf(stderr, "%s: error: bad parallel layout in the plan\n", path);
+    else if (sp != 1 || vpp != 1) {
+      fprintf(stderr, "%s: error: the runtime does not run sequence parallelism or interleaved stages (sp %lld, vpp %lld)\n",
+              path, (long long)sp, (long long)vpp);
+      ok = false;
+    }
+  }
+  cJSON_Delete(j);
+  return ok;
+}

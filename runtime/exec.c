@@ -1,7 +1,9 @@
-/* exec.c — the interpreter: runs the training graph of one rank.
+/* exec.c — one rank's training graph: setup, the interpreter, the update.
  *
- * Setup: autodiff (ir_autodiff_map), bind B to the local micro-batch, place
- * every op on a pipeline stage and allocate the parameters this stage holds.
+ * Setup: autodiff (ir_autodiff_map), bind B to the local micro-batch, with
+ * tp > 1 lower the graph to this rank's shards (tp.c; fwd_of is carried over
+ * boxing by output tensors), place every op on a pipeline stage and allocate
+ * the parameters this stage holds (sharded from their logical init values).
  * Placement: a forward op inside block layer l goes to stage l*pp/L; a forward
  * op outside blocks to the latest stage among its inputs' producers (so the
  * embedding is on the first stage and the head on the last); a backward op to
@@ -9,7 +11,8 @@
  * holds the parameter (a tied embedding is held by the first and last stage,
  * which apply the same update to the same values).
  *
- * One micro-batch is one walk over the op list, the same order on every rank.
+ * The interpreter (the actor executor, executor.c, is the default for tp = 1):
+ * one micro-batch is one walk over the op list, the same order on every rank.
  * An op of this stage receives the inputs produced on another stage, allocates
  * its outputs, runs its CPU kernel and frees every tensor after its last use;
  * an op of another stage makes this rank send the inputs it produced. Because
@@ -125,10 +128,24 @@ static bool check_layout(rt_exec *e, diag *d) {
   return true;
 }
 
+/* ZeRO: this dp rank's slice [lo, lo+cnt) of a state tensor, padded to chunk */
+static int64_t zslice(const rt_exec *e, ir_ref t, int64_t *lo, int64_t *cnt) {
+  int64_t n = ir_numel(e->g, t), chunk = (n + e->dp - 1) / e->dp;
+  *lo = e->dpi * chunk < n ? e->dpi * chunk : n;
+  *cnt = n - *lo < chunk ? n - *lo : chunk;
+  return chunk > 0 ? chunk : 1;
+}
+
 static void alloc_params(rt_exec *e) {
   ir_graph *g = e->g;
   for (int t = 0; t < g->nt; t++) {
     if (!e->hold[t] || g->t[t].kind == IR_T_INPUT) continue;
+    if (e->zero && g->t[t].kind == IR_T_STATE) {
+      int64_t lo, cnt, chunk = zslice(e, t, &lo, &cnt);
+      e->buf[t] = xcalloc((size_t)chunk, sizeof(float));
+      rt_exec_count(e, chunk * 4);
+      continue;
+    }
     e->buf[t] = alloc_t(e, t);
     if (g->t[t].kind != IR_T_PARAM) continue;
     int64_t n = rt_tp_logical_numel(g, t, e->tp);
@@ -202,6 +219,7 @@ rt_exec *rt_exec_new_ranked(ir_graph *g, const rt_config *cfg, rt_comm *comm, in
   e->buf = xcalloc((size_t)nt, sizeof(void *));
   e->acc = xcalloc((size_t)nt, sizeof(float *));
   e->profile = getenv("SBPC_PROFILE") != NULL;
+  e->zero = cfg->zero > 0 && e->dp > 1 && comm;
   place(e);
   holdings(e);
   last_uses(e);
@@ -363,6 +381,19 @@ static float *grad_for(rt_exec *e, const ir_op *o, bool *owned) {
   return gbuf;
 }
 
+/* ZeRO-1: AdamW on this dp rank's slice, then the dp group all-gathers p */
+static void zero_adamw(rt_exec *e, const ir_op *o, const float *grad) {
+  ir_ref p = o->in[0];
+  int64_t lo, cnt, chunk = zslice(e, o->in[2], &lo, &cnt), n = ir_numel(e->g, p);
+  float *pp = e->buf[p], *mine = xcalloc((size_t)chunk, sizeof(float)), *all = xmalloc(sizeof(float) * (size_t)(chunk * e->dp));
+  rt_adamw(&o->at, pp + lo, grad + lo, e->buf[o->in[2]], e->buf[o->in[3]], cnt, e->step);
+  memcpy(mine, pp + lo, sizeof(float) * (size_t)cnt);
+  rt_comm_allgather_dp(e->comm, mine, chunk, all);
+  memcpy(pp, all, sizeof(float) * (size_t)n);
+  free(mine);
+  free(all);
+}
+
 bool rt_exec_update(rt_exec *e) {
   ir_graph *g = e->g;
   if (e->comm && e->dp > 1)
@@ -373,12 +404,13 @@ bool rt_exec_update(rt_exec *e) {
   for (int k = 0; k < g->nop; k++) {
     const ir_op *o = &g->op[k];
     if (o->kind != IR_OP_ADAMW) continue;
-    bool owned;
+    bool owned, ok = true;
     float *grad = grad_for(e, o, &owned);
     if (!grad || !e->hold[o->in[0]]) continue;
     void *in[4] = {e->buf[o->in[0]], grad, e->buf[o->in[2]], e->buf[o->in[3]]};
     void *out[3] = {in[0], in[2], in[3]};
-    bool ok = rt_kernel(g, o, in, out, &kc);
+    if (e->zero) zero_adamw(e, o, grad);
+    else ok = rt_kernel(g, o, in, out, &kc);
     if (owned) free(grad);
     if (!ok) return false;
   }
@@ -405,15 +437,30 @@ const ir_graph *rt_exec_graph(const rt_exec *e) { return e->g; }
 
 int rt_exec_rank_of(const rt_exec *e, int s, int i) { return (s * e->dp + i) * e->tp; }
 
+/* the tp-local value of t: its buffer, or for a ZeRO-sharded state the dp
+ * group's slices gathered (malloc'ed; *owned set) */
+static float *local_value(rt_exec *e, ir_ref t, bool *owned) {
+  *owned = e->zero && e->g->t[t].kind == IR_T_STATE;
+  if (!*owned) return e->buf[t];
+  int64_t lo, cnt, chunk = zslice(e, t, &lo, &cnt);
+  float *all = xmalloc(sizeof(float) * (size_t)(chunk * e->dp));
+  rt_comm_allgather_dp(e->comm, e->buf[t], chunk, all);
+  return all;
+}
+
 float *rt_exec_logical(rt_exec *e, ir_ref t) {
   int64_t n = ir_numel(e->g, t), full_n = rt_tp_logical_numel(e->g, t, e->tp);
   float *full = xmalloc(sizeof(float) * (size_t)(full_n > 0 ? full_n : 1));
+  bool owned;
+  float *loc = local_value(e, t, &owned);
   if (e->tp <= 1 || full_n == n) {
-    memcpy(full, e->buf[t], sizeof(float) * (size_t)n);
+    memcpy(full, loc, sizeof(float) * (size_t)n);
+    if (owned) free(loc);
     return full;
   }
   float *all = xmalloc(sizeof(float) * (size_t)(n * e->tp));
-  rt_comm_allgather_tp(e->comm, e->buf[t], n, all);
+  rt_comm_allgather_tp(e->comm, loc, n, all);
+  if (owned) free(loc);
   ir_ref p = e->g->t[t].kind == IR_T_STATE ? param_of_state(e, t) : t;
   rt_tp_unshard(e->g, t, e->tp, rt_tp_groups(e->g, p), all, full);
   free(all);
@@ -422,7 +469,14 @@ float *rt_exec_logical(rt_exec *e, ir_ref t) {
 
 void rt_exec_set_logical(rt_exec *e, ir_ref t, const float *full) {
   ir_ref p = e->g->t[t].kind == IR_T_STATE ? param_of_state(e, t) : t;
-  rt_tp_shard(e->g, t, e->tp, e->tpi, e->tp > 1 ? rt_tp_groups(e->g, p) : 1, full, e->buf[t]);
+  bool z = e->zero && e->g->t[t].kind == IR_T_STATE;
+  float *dst = z ? xmalloc(sizeof(float) * (size_t)(ir_numel(e->g, t) + 1)) : e->buf[t];
+  rt_tp_shard(e->g, t, e->tp, e->tpi, e->tp > 1 ? rt_tp_groups(e->g, p) : 1, full, dst);
+  if (!z) return;
+  int64_t lo, cnt;
+  zslice(e, t, &lo, &cnt);
+  memcpy(e->buf[t], dst + lo, sizeof(float) * (size_t)cnt);
+  free(dst);
 }
 
 int rt_exec_logical_shape(const rt_exec *e, ir_ref t, int64_t *shape) {

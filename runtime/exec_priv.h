@@ -19,6 +19,7 @@ struct rt_exec {
   float **acc;          /* per param: accumulated gradient (on the grad's stage) */
   int64_t live, peak, step, micro;
   bool profile;         /* SBPC_PROFILE set: time kernels by op kind */
+  bool zero;            /* AdamW state sharded over the dp group (ZeRO-1) */
 };
 
 /* rt_exec_run_op: run op k of this stage on the given buffers, accumulating

@@ -495,20 +495,26 @@ static bool k_split_concat(K *k, bool split) {
 }
 
 /* ---- optimizer ----------------------------------------------------------------- */
-static bool k_adamw(K *k) {
-  const ir_attrs *a = &k->o->at;
-  const float *p = fin(k, 0), *g = fin(k, 1), *m = fin(k, 2), *v = fin(k, 3);
-  float *po = fout(k, 0), *mo = fout(k, 1), *vo = fout(k, 2);
-  int64_t n = nel(k, k->o->in[0]);
-  double t = (double)k->kc->step, bc1 = 1.0 - pow(a->beta1, t), bc2 = 1.0 - pow(a->beta2, t);
-  double step = a->lr / bc1, sq2 = sqrt(bc2);
+void rt_adamw(const ir_attrs *a, float *po, const float *g, float *mo, float *vo, int64_t n, int64_t step) {
+  double t = (double)step, bc1 = 1.0 - pow(a->beta1, t), bc2 = 1.0 - pow(a->beta2, t);
+  double ss = a->lr / bc1, sq2 = sqrt(bc2);
   for (int64_t i = 0; i < n; i++) {
-    double pi = p[i] * (1.0 - a->lr * a->weight_decay);
-    double mi = a->beta1 * m[i] + (1.0 - a->beta1) * g[i];
-    double vi = a->beta2 * v[i] + (1.0 - a->beta2) * (double)g[i] * g[i];
+    double pi = po[i] * (1.0 - a->lr * a->weight_decay);
+    double mi = a->beta1 * mo[i] + (1.0 - a->beta1) * g[i];
+    double vi = a->beta2 * vo[i] + (1.0 - a->beta2) * (double)g[i] * g[i];
     mo[i] = (float)mi, vo[i] = (float)vi;
-    po[i] = (float)(pi - step * mo[i] / (sqrt((double)vo[i]) / sq2 + a->eps));
+    po[i] = (float)(pi - ss * mo[i] / (sqrt((double)vo[i]) / sq2 + a->eps));
   }
+}
+
+/* in place: the executor passes out[i] == the matching input */
+static bool k_adamw(K *k) {
+  int64_t n = nel(k, k->o->in[0]);
+  float *p = fout(k, 0), *m = fout(k, 1), *v = fout(k, 2);
+  if (p != fin(k, 0)) memcpy(p, fin(k, 0), sizeof(float) * (size_t)n);
+  if (m != fin(k, 2)) memcpy(m, fin(k, 2), sizeof(float) * (size_t)n);
+  if (v != fin(k, 3)) memcpy(v, fin(k, 3), sizeof(float) * (size_t)n);
+  rt_adamw(&k->o->at, p, fin(k, 1), m, v, n, k->kc->step);
   return true;
 }
 

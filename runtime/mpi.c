@@ -136,6 +136,12 @@ void rt_comm_allgather_tp(rt_comm *c, const float *in, int64_t n, float *out) {
   wait_req(c, &r, "tensor-parallel all-gather", -1, c->tp);
 }
 
+void rt_comm_allgather_dp(rt_comm *c, const float *in, int64_t n, float *out) {
+  MPI_Request r;
+  MPI_Iallgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, c->dp, &r);
+  wait_req(c, &r, "data-parallel all-gather", -1, c->dp);
+}
+
 void rt_comm_allreduce_world(rt_comm *c, double *x, int n) {
   MPI_Request r;
   MPI_Iallreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &r);

@@ -35,6 +35,7 @@ typedef struct {
   uint64_t seed;
   bool quiet;            /* no per-step lines on stdout */
   int executor;          /* 0 auto (actors unless tp > 1), 1 actors, 2 interpreter */
+  int zero;              /* ZeRO stage: >= 1 shards AdamW state over the dp group */
 } rt_config;
 
 /* rt_config_default: batch 8, seq from the model, 5 steps, lr 1e-3, weight
@@ -81,4 +82,8 @@ bool rt_write_actor_plan(ir_graph *g, const rt_config *cfg, const char *path);
 /* rt_read_actor_plan: read model path, layout, batch and seq from actors.json
  * into cfg (strings in cfg point into arena a). */
 bool rt_read_actor_plan(const char *path, rt_config *cfg, arena *a);
+/* rt_read_plan_json: the layout (dp, tp, pp, num_micro_batches) and batch/seq
+ * of a planner JSON (docs/plan-format.md) into cfg; sp or vpp other than 1 is
+ * refused. */
+bool rt_read_plan_json(const char *path, rt_config *cfg);
 #endif

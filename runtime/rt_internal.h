@@ -16,6 +16,9 @@ typedef struct {
  * buffers: in[i] / out[i] hold the op's tensors (f32, or i32 for ids). Returns
  * false with a message on stderr for an op it cannot run. */
 bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *out, const rt_kctx *kc);
+/* rt_adamw: PyTorch's AdamW on n elements in place (attrs lr, betas, eps,
+ * weight_decay; step 1-based). */
+void rt_adamw(const ir_attrs *a, float *p, const float *g, float *m, float *v, int64_t n, int64_t step);
 /* rt_kernel_flops: an estimate of the op's FLOPs (for tokens/s reports). */
 double rt_kernel_flops(const ir_graph *g, const ir_op *o);
 
@@ -75,6 +78,8 @@ int rt_comm_rank(const rt_comm *c);
 int rt_comm_size(const rt_comm *c);
 /* rt_comm_split_dp: make the data-parallel group: ranks with the same color. */
 void rt_comm_split_dp(rt_comm *c, int color);
+/* rt_comm_allgather_dp: out = the n floats of every dp rank, in rank order. */
+void rt_comm_allgather_dp(rt_comm *c, const float *in, int64_t n, float *out);
 /* rt_comm_allreduce_dp / _world: in-place float sum over the group. */
 void rt_comm_allreduce_dp(rt_comm *c, float *x, int64_t n);
 void rt_comm_allreduce_world(rt_comm *c, double *x, int n);

@@ -63,6 +63,10 @@ static bool check_layout(const rt_config *c, int nranks) {
                l->micro);
     return false;
   }
+  if (c->executor == 1 && l->tp > 1) {
+    sbpc_error("the actor executor does not run tensor parallelism yet (tp = %d): use --executor interp", l->tp);
+    return false;
+  }
   if (c->seq <= 0) {
     sbpc_error("no sequence length (train { seq = ... } or --seq)");
     return false;

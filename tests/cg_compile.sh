@@ -2,7 +2,8 @@
 # cg_compile.sh SBPC — `sbpc compile` end to end on examples/gpt2.sbp: the
 # kernels, PTX and manifest are written; a second run is served from the
 # cache; a corrupted cache entry is detected and rebuilt; every generated
-# .ptx assembles with ptxas for its architecture (skipped without ptxas).
+# .ptx assembles with ptxas for its architecture (skipped without ptxas);
+# without NVRTC (SBPC_NVRTC=none) the .cu files are still written.
 set -u
 sbpc=${1:?usage: cg_compile.sh SBPC}
 src=${SBPC_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -43,6 +44,13 @@ head -c 20 "$victim" | grep -q '^sbpc-cache 1' || fail "entry not rewritten"
 "$sbpc" compile "$src/examples/gpt2.sbp" > /dev/null 2>&1; [ $? -eq 2 ] || fail "missing -o should be exit 2"
 echo '{not json' > "$tmp/bad.json"
 "$sbpc" compile "$src/examples/gpt2.sbp" --plan "$tmp/bad.json" -o "$tmp/o4" > /dev/null 2>&1; [ $? -eq 1 ] || fail "bad plan should be exit 1"
+
+# without NVRTC: the .cu files are written and PTX is said to be skipped
+SBPC_NVRTC=none "$sbpc" compile "$src/examples/gpt2.sbp" --plan "$tmp/plan.json" -o "$tmp/o5" > "$tmp/log5" 2>&1 \
+  || { cat "$tmp/log5"; fail "compile without NVRTC"; }
+grep -q "ptx: skipped" "$tmp/log5" || fail "missing NVRTC not reported"
+[ "$(ls "$tmp/o5/kernels"/*.cu | wc -l)" -eq "$k" ] || fail ".cu files without NVRTC"
+! ls "$tmp/o5/kernels"/*.ptx > /dev/null 2>&1 || fail "PTX written without NVRTC"
 
 ptxas=${CUDA_HOME:-/usr/local/cuda}/bin/ptxas
 if ls "$tmp/out/kernels"/*.ptx > /dev/null 2>&1 && [ -x "$ptxas" ]; then

@@ -59,6 +59,15 @@ grep -q '"format":.*"sbpc-actors"' "$T/plan/actors.json" || bad "actors.json lac
 $MPIENV mpirun --oversubscribe -np 4 "$SBPC" run "$T/plan" --data $D --steps 5 --quiet --log "$T/dir.jsonl" ||
   bad "run DIR failed"
 same_losses "$T/base.jsonl" "$T/dir.jsonl" || bad "run DIR (pp=2 x dp=2 plan) losses differ"
+# a planner JSON: its layout (dp=2 x tp=2, 2 micro-batches) drives the run
+if "$SBPC" plan $M --cluster cpu:4 --precision fp32 --fix dp=2,tp=2,pp=1,mbs=2,recompute=none,zero=0 \
+     --json "$T/plan.json" >/dev/null 2>&1; then
+  $MPIENV mpirun --oversubscribe -np 4 "$SBPC" run $M --plan "$T/plan.json" --data $D --steps 5 --quiet \
+    --log "$T/plan.jsonl" || bad "run --plan failed"
+  same_losses "$T/base.jsonl" "$T/plan.jsonl" || bad "run --plan (dp=2 x tp=2) losses differ"
+else
+  echo "note: 'sbpc plan' unavailable, --plan not tested"
+fi
 # the sequential interpreter agrees with the actor executor
 run1 --micro 2 --executor interp --log "$T/interp1.jsonl" || bad "1-rank interpreter run failed"
 same_losses "$T/base.jsonl" "$T/interp1.jsonl" || bad "interpreter (1 rank, 2 micro-batches) differs"

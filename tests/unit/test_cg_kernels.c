@@ -446,6 +446,40 @@ static void adamw(void) {
   ir_graph_free(g);
 }
 
+/* the optimised IR text reloads into a JIT and computes the same bits. */
+static void reload_ir(void) {
+  ir_graph *g = ir_graph_new("t");
+  ir_ref x = act(g, "x"), b = vec(g, "b"), h = act(g, "h"), y = act(g, "y");
+  op(g, IR_OP_BIAS_ADD, x, b, -1, h, NULL);
+  ir_attrs at = {0};
+  at.tanh = true;
+  op(g, IR_OP_GELU, h, -1, -1, y, &at);
+  arena *a = arena_new();
+  cg_kernel *k = only_kernel(cg_fuse(g, IR_F32, a));
+  char why[512];
+  cg_llvm *m = cg_llvm_new("t");
+  CU_ASSERT_FATAL(cg_llvm_add(m, k, why, sizeof why) && cg_llvm_optimize(m, why, sizeof why));
+  char *text = cg_llvm_text(m);
+  cg_llvm_free(m);
+  const char *texts[1] = {text};
+  cg_jit *j1 = cg_jit_from_ir(texts, 1, why, sizeof why), *j2 = cg_jit_compile(&k, 1, why, sizeof why);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j2);
+  unsigned s = 3;
+  float *xv = randv(3 * 101, &s, -4, 4), *bv = randv(101, &s, -1, 1), *y1 = calloc(303, 4), *y2 = calloc(303, 4);
+  int64_t dims[2] = {3, 101};
+  void *b1[3] = {xv, bv, y1}, *b2[3] = {xv, bv, y2};
+  cg_jit_kernel(j1, k->name)(b1, dims, NULL);
+  cg_jit_kernel(j2, k->name)(b2, dims, NULL);
+  CU_ASSERT(memcmp(y1, y2, 303 * 4) == 0);
+  const char *bad[1] = {"this is not LLVM IR"};
+  CU_ASSERT_PTR_NULL(cg_jit_from_ir(bad, 1, why, sizeof why));
+  cg_jit_free(j1), cg_jit_free(j2);
+  free(text), free(xv), free(bv), free(y1), free(y2);
+  arena_free(a);
+  ir_graph_free(g);
+}
+
 void cu_register(void) {
   CU_pSuite s = CU_add_suite("cg_kernels", NULL, NULL);
   CU_ADD(s, bias_gelu_tanh);
@@ -460,4 +494,5 @@ void cu_register(void) {
   CU_ADD(s, softmax_grad);
   CU_ADD(s, swiglu);
   CU_ADD(s, adamw);
+  CU_ADD(s, reload_ir);
 }
