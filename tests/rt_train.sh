@@ -2,7 +2,7 @@
 # rt_train.sh SBPC — the runtime's end-to-end training tests (issue 6):
 #  1. the tiny GPT-2 for 5 steps gives the same losses (1e-5 relative) on
 #     1 rank, dp=2, tp=2, pp=2 (4 micro-batches), dp=2 x tp=2, dp=2 x pp=2
-#     and tp=2 x pp=2,
+#     tp=2 x pp=2 and dp=2 with ZeRO-1,
 #     with the actor executor and with the sequential interpreter;
 #  2. resume: save at step 3 under one layout (dp=2; tp=2), resume under
 #     another (pp=2; pp=2 x dp=2; 1 rank): steps 4-5 equal the uninterrupted
@@ -79,6 +79,8 @@ runn 4 --dp 2 --tp 2 --log "$T/dp2tp2.jsonl" || bad "dp=2 x tp=2 run failed"
 same_losses "$T/base.jsonl" "$T/dp2tp2.jsonl" || bad "dp=2 x tp=2 losses differ from 1 rank"
 runn 4 --tp 2 --pp 2 --micro 4 --log "$T/tp2pp2.jsonl" || bad "tp=2 x pp=2 run failed"
 same_losses "$T/base.jsonl" "$T/tp2pp2.jsonl" || bad "tp=2 x pp=2 losses differ from 1 rank"
+runn 2 --dp 2 --zero 1 --log "$T/zero.jsonl" || bad "dp=2 ZeRO-1 run failed"
+same_losses "$T/base.jsonl" "$T/zero.jsonl" || bad "dp=2 ZeRO-1 losses differ from 1 rank"
 
 # losses fall on the tiny model with a larger learning rate
 "$SBPC" run $M --data $D --steps 6 --lr 3e-3 --quiet --log "$T/lr.jsonl" || bad "lr run failed"
@@ -96,6 +98,9 @@ same_losses "$T/base.jsonl" "$T/res_1.jsonl" 4 || bad "resumed (1 rank) steps 4-
 runn 2 --tp 2 --steps 3 --save "$T/cktp" || bad "tp=2 save run failed"
 runn 4 --pp 2 --dp 2 --micro 2 --resume "$T/cktp" --log "$T/res_tp.jsonl" || bad "tp=2 -> pp=2 x dp=2 resume failed"
 same_losses "$T/base.jsonl" "$T/res_tp.jsonl" 4 || bad "resumed (tp=2 -> pp=2 x dp=2) steps 4-5 differ"
+runn 4 --tp 2 --dp 2 --zero 1 --steps 3 --save "$T/ckz" || bad "dp=2 x tp=2 ZeRO-1 save run failed"
+run1 --resume "$T/ckz" --log "$T/res_z.jsonl" || bad "ZeRO-1 -> 1 rank resume failed"
+same_losses "$T/base.jsonl" "$T/res_z.jsonl" 4 || bad "resumed (dp=2 x tp=2 ZeRO-1 -> 1 rank) steps 4-5 differ"
 runn 4 --tp 2 --pp 2 --micro 4 --steps 3 --save "$T/ck3d" || bad "tp=2 x pp=2 save run failed"
 run1 --resume "$T/ck3d" --log "$T/res_3d.jsonl" || bad "tp=2 x pp=2 -> 1 rank resume failed"
 same_losses "$T/base.jsonl" "$T/res_3d.jsonl" 4 || bad "resumed (tp=2 x pp=2 -> 1 rank) steps 4-5 differ"
