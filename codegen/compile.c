@@ -20,7 +20,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define CG_EMIT_VERSION "sbpc-cg 1"
+/* Part of every cache key: bump it whenever an emitter's output changes. */
+#define CG_EMIT_VERSION "sbpc-cg 2"
 
 typedef struct {
   const cg_opts *o;

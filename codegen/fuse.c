@@ -322,8 +322,7 @@ static const char *op_list(arena *a, const ir_graph *g, const ir_ref *ops, int n
 /* lower_group: the kernel of group grp (ops[0..n)); node is a per-tensor
  * scratch map, all -1 on entry and on return. */
 static cg_kernel *lower_group(const ir_graph *g, const groups *gs, int grp, const ir_ref *ops, int n, ir_dtype act,
-                              arena *a, int id, int *node) {
-  geom ge = gs->ge[grp];
+                              arena *a, int id, int *node, geom ge) {
   lower L = {g, NULL, a, act, node, ge};
   const char *first = ir_ops[g->op[ops[0]].kind].name;
   L.k = cg_k_new(a, arena_printf(a, "k%d_%s", id, first));
@@ -436,6 +435,17 @@ static const char *unfused_reason(const ir_graph *g, const ir_op *o) {
   return "cannot lower to the kernel IR (runtime)";
 }
 
+/* split_group: a group too large for the kernel IR tables becomes one kernel
+ * per op (each op gets a group id of its own, -2 - op). */
+static void split_group(cg_fusion *f, const ir_graph *g, groups *gs, const ir_ref *ops, int n, ir_dtype act, arena *a,
+                        int cap, int *node, geom ge) {
+  for (int x = 0; x < n; x++) gs->gid[ops[x]] = -2 - ops[x];
+  for (int x = 0; x < n; x++) {
+    cg_kernel *k = lower_group(g, gs, -2 - ops[x], &ops[x], 1, act, a, f->nkernels, node, ge);
+    add_group(f, a, cap, k, &ops[x], 1, NULL, false);
+  }
+}
+
 cg_fusion *cg_fuse(const ir_graph *g, ir_dtype act, arena *a) { return cg_fuse_ex(g, act, false, a); }
 
 cg_fusion *cg_fuse_ex(const ir_graph *g, ir_dtype act, bool single, arena *a) {
@@ -478,13 +488,15 @@ cg_fusion *cg_fuse_ex(const ir_graph *g, ir_dtype act, bool single, arena *a) {
       continue;
     }
     int grp = gs.gid[i];
+    if (grp <= -2) continue; /* made by split_group */
     if (grp >= 0) {
       if (done[grp]) continue;
       done[grp] = true;
       int n = 0;
       for (int j = i; j >= 0; j = next[j]) ops[n++] = j;
-      cg_kernel *k = lower_group(g, &gs, grp, ops, n, act, a, f->nkernels, node);
-      add_group(f, a, cap, k, ops, n, NULL, false);
+      cg_kernel *k = lower_group(g, &gs, grp, ops, n, act, a, f->nkernels, node, gs.ge[grp]);
+      if (k->overflow && n > 1) split_group(f, g, &gs, ops, n, act, a, cap, node, gs.ge[grp]);
+      else add_group(f, a, cap, k, ops, n, NULL, false);
     } else if (ir_ops[o->kind].kclass == KC_ATTN) {
       ops[0] = i;
       add_group(f, a, cap, attn_kernel(g, o, a, f->nkernels, act), ops, 1, NULL, false);

@@ -129,7 +129,7 @@ static bool fix_one(const char *k, const char *v, plan_fix *f) {
   if (x < 1) return false;
   int *slot = !strcmp(k, "dp") ? &f->dp : !strcmp(k, "tp") ? &f->tp : !strcmp(k, "pp") ? &f->pp
             : !strcmp(k, "sp") ? &f->sp : !strcmp(k, "vpp") ? &f->vpp
-            : !strcmp(k, "mbs") ? &f->mbs : NULL;
+            : !strcmp(k, "mbs") ? &f->mbs : !strcmp(k, "devices") ? &f->devices : NULL;
   if (!slot) return false;
   *slot = (int)x;
   return true;
@@ -150,7 +150,7 @@ bool plan_fix_parse(const char *s, plan_options *o) {
     }
     *eq = 0;
     if (!fix_one(tok, eq + 1, &o->fix)) {
-      sbpc_error("--fix: bad '%s=%s' (keys dp tp pp sp vpp mbs recompute=none|selective|full zero=0..3)",
+      sbpc_error("--fix: bad '%s=%s' (keys dp tp pp sp vpp mbs devices recompute=none|selective|full zero=0..3)",
                  tok, eq + 1);
       return false;
     }

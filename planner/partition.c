@@ -5,7 +5,8 @@
  * micro-batch time is T_s = x_s t_s + e_s. With m micro-batches and v virtual
  * stages a step takes m T + (sum_s T_s - T) / v, T = max_s T_s (for equal
  * stages and v = 1 this is the familiar (m + p - 1) T). The program: integer
- * y_s >= 0 with x_s = v y_s, continuous T >= T_s, sum_s x_s = L, and memory
+ * y_s >= 1 with x_s = v y_s (every stage holds at least one layer: an empty
+ * stage would only add devices that do nothing), continuous T >= T_s, sum_s x_s = L, and memory
  * x_s mem_l_s + mem_f_s <= cap_s (as column bounds); minimise
  * (m - 1/v) T + (1/v) sum_s T_s. On a mixed cluster faster stages get more
  * layers; a memory-tight stage gets fewer. */
@@ -30,7 +31,7 @@ void plan_part_even(const plan_part_prob *p, int *x) {
   x[p->p - 1] += p->L - p->v * chunks; /* only when L % v != 0 */
 }
 
-/* ymax: the most chunks stage s can hold in memory; -1 if not even zero */
+/* ymax: the most chunks stage s can hold in memory; -1 if not even one */
 static double ymax(const plan_part_prob *p, int s) {
   double room = p->cap[s] - p->mem_f[s];
   if (room < 0) return -1;
@@ -40,10 +41,10 @@ static double ymax(const plan_part_prob *p, int s) {
 
 int plan_part_solve(const plan_part_prob *p, int *x, double tlim) {
   plan_part_even(p, x);
-  if (p->L % p->v) return 0;
+  if (p->L % p->v || p->L / p->v < p->p) return 0;
   int P = p->p;
   for (int s = 0; s < P; s++)
-    if (ymax(p, s) < 0) return 0;
+    if (ymax(p, s) < 1) return 0;
   glp_term_out(GLP_OFF);
   glp_prob *lp = glp_create_prob();
   glp_set_obj_dir(lp, GLP_MIN);
@@ -52,7 +53,7 @@ int plan_part_solve(const plan_part_prob *p, int *x, double tlim) {
     double ub = ymax(p, s);
     if (ub > p->L / p->v) ub = p->L / p->v;
     glp_set_col_kind(lp, s + 1, GLP_IV);
-    glp_set_col_bnds(lp, s + 1, ub > 0 ? GLP_DB : GLP_FX, 0, ub);
+    glp_set_col_bnds(lp, s + 1, ub > 1 ? GLP_DB : GLP_FX, 1, ub > 1 ? ub : 1);
     glp_set_obj_coef(lp, s + 1, p->t[s]); /* (1/v) * v * t_s */
   }
   glp_set_col_bnds(lp, P + 1, GLP_LO, 0, 0);

@@ -132,7 +132,7 @@ typedef struct {
 /* plan_part_objective: pipeline step time of a partition x (layers per stage):
  * m*T + (sum_s stage_s - T)/v with T the slowest stage. */
 double plan_part_objective(const plan_part_prob *p, const int *x);
-/* plan_part_solve: layers per stage (multiples of v, summing to L, within
+/* plan_part_solve: layers per stage (multiples of v, at least v, summing to L, within
  * memory) minimising (m - 1/v) T + (1/v) sum_s (x_s t_s + e_s) with glp_intopt.
  * Returns 1 optimal, 0 infeasible, -1 solver failure (x then holds the even
  * split). */

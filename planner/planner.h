@@ -67,6 +67,7 @@ bool plan_calib_load(const char *path, plan_calib *c);
 /* Knobs fixed by --fix (0 or -1 = searched). */
 typedef struct {
   int dp, tp, pp, sp, vpp, mbs;
+  int devices;   /* devices the layout uses (the fastest first); 0 = searched */
   int recompute; /* -1 = search, else plan_recompute */
   int zero;      /* -1 = search */
 } plan_fix;
@@ -94,7 +95,7 @@ bool plan_fix_parse(const char *s, plan_options *o);
 typedef struct {
   int first, last;       /* global layer range, inclusive; last < first if empty */
   int devtype;           /* slowest device type in the stage */
-  int rank0;             /* lowest global rank in the stage */
+  int rank0;             /* lowest mesh index in the stage (global rank: used[rank0]) */
   double time_s;         /* one micro-batch forward + backward on this stage */
   double mem_bytes;      /* predicted peak memory per device */
 } plan_stage;
@@ -103,6 +104,8 @@ typedef struct {
 typedef struct {
   int dp, tp, pp, sp, vpp, mbs, m, recompute, zero;
   int axis_order[4];       /* mesh axes outermost first: 0 pp, 1 dp, 2 sp, 3 tp */
+  int nused;               /* devices used: dp * tp * pp * sp (<= the cluster's) */
+  const int *used;         /* mesh index -> global rank, nused entries (in the result's arena) */
   plan_stage *stage;       /* pp entries */
   double step_s, compute_s, comm_s, bubble_s;
   double mem_bytes;        /* max over devices */

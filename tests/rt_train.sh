@@ -1,12 +1,13 @@
 #!/bin/bash
 # rt_train.sh SBPC — the runtime's end-to-end training tests (issue 6):
 #  1. the tiny GPT-2 for 5 steps gives the same losses (1e-5 relative) on
-#     1 rank, dp=2, tp=2, pp=2 (4 micro-batches), dp=2 x tp=2, dp=2 x pp=2
-#     tp=2 x pp=2 and dp=2 with ZeRO-1,
-#     with the actor executor and with the sequential interpreter;
-#  2. resume: save at step 3 under one layout (dp=2; tp=2), resume under
-#     another (pp=2; pp=2 x dp=2; 1 rank): steps 4-5 equal the uninterrupted
-#     run (1e-5);
+#     1 rank, dp=2, tp=2, pp=2 (4 micro-batches), dp=2 x tp=2, dp=2 x pp=2,
+#     tp=2 x pp=2, dp=2 with ZeRO-1, a written actors.json (`run DIR`) and a
+#     planner JSON (`run --plan`), with the actor executor and with the
+#     sequential interpreter;
+#  2. resume: save at step 3 under one layout, resume under another (dp=2 ->
+#     pp=2 and 1 rank; tp=2 -> pp=2 x dp=2; dp=2 x tp=2 ZeRO-1 -> 1 rank;
+#     tp=2 x pp=2 -> 1 rank): steps 4-5 equal the uninterrupted run (1e-5);
 #  3. bad input is refused before any step: short data file, token outside the
 #     vocabulary, wrong rank count, weights with a missing / mis-shaped tensor,
 #     a safetensors header claiming 10 GB;

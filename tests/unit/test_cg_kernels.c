@@ -480,6 +480,25 @@ static void reload_ir(void) {
   ir_graph_free(g);
 }
 
+/* a chain with more external inputs than a kernel has buffer slots is split
+ * into one kernel per op instead of failing. */
+static void too_large(void) {
+  ir_graph *g = ir_graph_new("t");
+  ir_ref x = act(g, "x0");
+  for (int i = 0; i < 40; i++) {
+    ir_ref y = act(g, arena_printf(g->arena, "y%d", i));
+    op(g, IR_OP_ADD, x, act(g, arena_printf(g->arena, "in%d", i)), -1, y, NULL);
+    x = y;
+  }
+  arena *a = arena_new();
+  cg_fusion *f = cg_fuse(g, IR_F32, a);
+  CU_ASSERT_EQUAL(f->nkernels, 40);
+  char why[256];
+  for (int i = 0; i < f->n; i++) CU_ASSERT(f->g[i].k && cg_k_check(f->g[i].k, why, sizeof why));
+  arena_free(a);
+  ir_graph_free(g);
+}
+
 void cu_register(void) {
   CU_pSuite s = CU_add_suite("cg_kernels", NULL, NULL);
   CU_ADD(s, bias_gelu_tanh);
@@ -495,4 +514,5 @@ void cu_register(void) {
   CU_ADD(s, swiglu);
   CU_ADD(s, adamw);
   CU_ADD(s, reload_ir);
+  CU_ADD(s, too_large);
 }

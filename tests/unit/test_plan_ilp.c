@@ -61,17 +61,18 @@ static void sbp_vs_brute(void) {
   }
 }
 
-/* brute force over layers per stage (multiples of v) within memory */
+/* brute force over layers per stage (multiples of v, at least v: no empty
+ * stage) within memory */
 static double brute_part(const plan_part_prob *p, int *x, int s, int left) {
   if (s == p->p - 1) {
     x[s] = left;
-    if (left % p->v) return 1e300;
+    if (left % p->v || left < p->v) return 1e300;
     for (int k = 0; k < p->p; k++)
       if (x[k] * p->mem_l[k] + p->mem_f[k] > p->cap[k]) return 1e300;
     return plan_part_objective(p, x);
   }
   double best = 1e300;
-  for (int n = 0; n <= left; n += p->v) {
+  for (int n = p->v; n <= left; n += p->v) {
     x[s] = n;
     double o = brute_part(p, x, s + 1, left - n);
     if (o < best) best = o;
@@ -100,6 +101,7 @@ static void partition_vs_brute(void) {
     for (int s = 0; s < p.p; s++) {
       sum += x[s];
       CU_ASSERT(x[s] % p.v == 0);
+      CU_ASSERT(x[s] >= p.v);
       CU_ASSERT(x[s] * ml[s] + mf[s] <= cap[s] + 1e-9);
     }
     CU_ASSERT_EQUAL(sum, p.L);
@@ -115,6 +117,18 @@ static void partition_speed_weighted(void) {
   CU_ASSERT_EQUAL(plan_part_solve(&p, x, 5), 1);
   CU_ASSERT_EQUAL(x[0], 10); /* 10 x 1 = 10 vs 4 x 2.5 = 10 */
   CU_ASSERT_EQUAL(x[1], 4);
+  /* a stage 100x slower still holds one layer: no stage is ever empty */
+  double t2[3] = {1, 1, 100};
+  plan_part_prob q = {3, 6, 1, 4, t2, e, ml, mf, cap};
+  double e3[3] = {0, 0, 0}, z3[3] = {0, 0, 0}, c3[3] = {1, 1, 1};
+  q.e = e3, q.mem_l = z3, q.mem_f = z3, q.cap = c3;
+  int y[3];
+  CU_ASSERT_EQUAL(plan_part_solve(&q, y, 5), 1);
+  CU_ASSERT_EQUAL(y[2], 1);
+  CU_ASSERT(y[0] >= 1 && y[1] >= 1 && y[0] + y[1] == 5);
+  /* more stages than layers: infeasible */
+  q.L = 2;
+  CU_ASSERT_EQUAL(plan_part_solve(&q, y, 5), 0);
 }
 
 static void perms(int *a, int k, const plan_axis_prob *p, double *best) {
