@@ -134,34 +134,58 @@ static bool check_sbp(const ir_graph *g, diag *d) {
   return true;
 }
 
-/* layer_ops: op indices of (block b, layer l) in order; returns the count. */
-static int layer_ops(const ir_graph *g, int b, int l, int *out) {
-  int n = 0;
-  for (int i = 0; i < g->nop; i++)
-    if (g->op[i].block == b && g->op[i].layer == l) out[n++] = i;
-  return n;
-}
-
 static bool same_op(const ir_op *x, const ir_op *y) {
   return x->kind == y->kind && x->nin == y->nin && x->nout == y->nout && x->sig == y->sig && x->lidx == y->lidx;
 }
 
-static bool check_blocks(const ir_graph *g, diag *d) {
-  int *l0 = xmalloc(sizeof(int) * ((size_t)g->nop + 1)), *lk = xmalloc(sizeof(int) * ((size_t)g->nop + 1));
-  bool ok = true;
-  for (int b = 0; b < g->nblk && ok; b++) {
-    int n0 = layer_ops(g, b, 0, l0);
-    for (int l = 1; l < g->blk[b].count && ok; l++) {
-      int nk = layer_ops(g, b, l, lk);
-      if (nk != n0) { ok = bad(d, "block %s: layer %d has %d ops, layer 0 has %d", g->blk[b].name, l, nk, n0); break; }
-      for (int k = 0; k < n0 && ok; k++)
-        if (!same_op(&g->op[l0[k]], &g->op[lk[k]]))
-          ok = bad(d, "block %s: op %d of layer %d (%s) differs from layer 0's (%s)", g->blk[b].name, k, l,
-                   ir_ops[g->op[lk[k]].kind].name, ir_ops[g->op[l0[k]].kind].name);
+/* block_layers: bucket block b's ops by layer in one pass (counting sort):
+ * ops of layer l are idx[start[l] .. start[l+1]). Returns false on an op whose
+ * layer is outside the block. Linear in the op count, so verify stays cheap
+ * after every pass even for 100K-op graphs. */
+static bool block_layers(const ir_graph *g, int b, int *start, int *idx, diag *d) {
+  int L = g->blk[b].count;
+  for (int l = 0; l <= L; l++) start[l] = 0;
+  for (int i = 0; i < g->nop; i++) {
+    if (g->op[i].block != b) continue;
+    if (g->op[i].layer < 0 || g->op[i].layer >= L)
+      return bad(d, "block %s: op %d has layer %d of %d", g->blk[b].name, i, g->op[i].layer, L);
+    start[g->op[i].layer + 1]++;
+  }
+  for (int l = 0; l < L; l++) start[l + 1] += start[l];
+  int *pos = xmalloc(sizeof(int) * ((size_t)L + 1));
+  for (int l = 0; l <= L; l++) pos[l] = start[l];
+  for (int i = 0; i < g->nop; i++)
+    if (g->op[i].block == b) idx[pos[g->op[i].layer]++] = i;
+  free(pos);
+  return true;
+}
+
+/* check_layers: every layer of block b has layer 0's op structure. */
+static bool check_layers(const ir_graph *g, int b, const int *start, const int *idx, diag *d) {
+  int n0 = start[1] - start[0];
+  for (int l = 1; l < g->blk[b].count; l++) {
+    int nk = start[l + 1] - start[l];
+    if (nk != n0) return bad(d, "block %s: layer %d has %d ops, layer 0 has %d", g->blk[b].name, l, nk, n0);
+    for (int k = 0; k < n0; k++) {
+      const ir_op *o0 = &g->op[idx[start[0] + k]], *ok = &g->op[idx[start[l] + k]];
+      if (!same_op(o0, ok))
+        return bad(d, "block %s: op %d of layer %d (%s) differs from layer 0's (%s)", g->blk[b].name, k, l,
+                   ir_ops[ok->kind].name, ir_ops[o0->kind].name);
     }
   }
-  free(l0);
-  free(lk);
+  return true;
+}
+
+static bool check_blocks(const ir_graph *g, diag *d) {
+  int *idx = xmalloc(sizeof(int) * ((size_t)g->nop + 1));
+  bool ok = true;
+  for (int b = 0; b < g->nblk && ok; b++) {
+    if (g->blk[b].count <= 0) continue;
+    int *start = xmalloc(sizeof(int) * ((size_t)g->blk[b].count + 1));
+    ok = block_layers(g, b, start, idx, d) && check_layers(g, b, start, idx, d);
+    free(start);
+  }
+  free(idx);
   return ok;
 }
 

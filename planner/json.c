@@ -31,12 +31,24 @@ static cJSON *j_model(const plan_result *r) {
   return m;
 }
 
-static cJSON *j_cluster(const plan_result *r) {
+/* global rank of mesh index i */
+static int grank(const plan_layout *l, int i) {
+  return l->used ? l->used[i] : i;
+}
+
+static int cmp_int(const void *a, const void *b) {
+  return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
+static cJSON *j_cluster(const plan_result *r, const plan_layout *l) {
   const ir_cluster *c = r->c;
   cJSON *m = cJSON_CreateObject();
   cJSON_AddStringToObject(m, "name", c->name ? c->name : "cluster");
   cJSON_AddNumberToObject(m, "devices", r->ndev);
   cJSON_AddNumberToObject(m, "nodes", r->nnodes);
+  cJSON_AddNumberToObject(m, "devices_used", l->nused);
+  cJSON *u = cJSON_AddArrayToObject(m, "ranks_used");
+  for (int i = 0; i < l->nused; i++) cJSON_AddItemToArray(u, cJSON_CreateNumber(grank(l, i)));
   cJSON *nt = cJSON_AddArrayToObject(m, "node_types");
   for (int i = 0; i < c->nnode; i++) {
     cJSON *x = cJSON_CreateObject();
@@ -64,13 +76,16 @@ static cJSON *j_parallel(const plan_layout *l) {
   return p;
 }
 
-/* ranks of stage s: every rank whose pp coordinate is s */
-static cJSON *stage_devices(const plan_layout *l, int s, int ndev) {
-  int st = 1;
+/* global ranks of stage s, sorted: every mesh index whose pp coordinate is s */
+static cJSON *stage_devices(const plan_layout *l, int s) {
+  int st = 1, n = 0;
   for (int i = 3; i >= 0 && l->axis_order[i] != 0; i--) st *= axsize(l, l->axis_order[i]);
-  cJSON *d = cJSON_CreateArray();
-  for (int r = 0; r < ndev; r++)
-    if ((r / st) % l->pp == s) cJSON_AddItemToArray(d, cJSON_CreateNumber(r));
+  int *g = xcalloc((size_t)l->nused, sizeof(int));
+  for (int r = 0; r < l->nused; r++)
+    if ((r / st) % l->pp == s) g[n++] = grank(l, r);
+  qsort(g, (size_t)n, sizeof(int), cmp_int);
+  cJSON *d = cJSON_CreateIntArray(g, n);
+  free(g);
   return d;
 }
 
@@ -80,9 +95,9 @@ static void tp_shares(const plan_result *r, const plan_layout *l, const plan_cl 
   for (int i = 3; i >= 0 && l->axis_order[i] != 3; i--) st *= axsize(l, l->axis_order[i]);
   double sp[64], sum = 0;
   bool mixed = false;
-  int t0 = cl->c->node[cl->node_type[cl->rank_node[rank0]]].devtype;
+  int t0 = cl->c->node[cl->node_type[cl->rank_node[grank(l, rank0)]]].devtype;
   for (int i = 0; i < l->tp && i < 64; i++) {
-    int t = cl->c->node[cl->node_type[cl->rank_node[rank0 + i * st]]].devtype;
+    int t = cl->c->node[cl->node_type[cl->rank_node[grank(l, rank0 + i * st)]]].devtype;
     mixed |= t != t0;
     sp[i] = plan_dev_of(cl->c, t, r->opt.precision).flops;
     sum += sp[i];
@@ -100,7 +115,7 @@ static cJSON *j_stages(const plan_result *r, const plan_layout *l) {
     const plan_stage *x = &l->stage[s];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "index", s);
-    cJSON_AddItemToObject(o, "devices", stage_devices(l, s, r->ndev));
+    cJSON_AddItemToObject(o, "devices", stage_devices(l, s));
     int chunk = r->layers / (l->pp * l->vpp);
     int lr[2] = {x->first, x->last};
     if (l->vpp > 1) lr[0] = s * chunk, lr[1] = ((l->vpp - 1) * l->pp + s) * chunk + chunk - 1;
@@ -116,7 +131,7 @@ static cJSON *j_stages(const plan_result *r, const plan_layout *l) {
     cJSON *ex = cJSON_AddArrayToObject(o, "extra");
     if (s == 0) cJSON_AddItemToArray(ex, cJSON_CreateString("embedding"));
     if (s == l->pp - 1) cJSON_AddItemToArray(ex, cJSON_CreateString("head"));
-    if (have_cl && x->rank0 >= 0 && x->rank0 < cl.ndev) tp_shares(r, l, &cl, x->rank0, o);
+    if (have_cl && x->rank0 >= 0 && x->rank0 < l->nused) tp_shares(r, l, &cl, x->rank0, o);
     cJSON_AddNumberToObject(o, "time_per_micro_batch_s", x->time_s);
     cJSON_AddNumberToObject(o, "memory_bytes", x->mem_bytes);
     cJSON_AddItemToArray(a, o);
@@ -200,9 +215,9 @@ static cJSON *j_predicted(const plan_result *r, const plan_layout *l) {
   double tok = (double)r->opt.global_batch * r->opt.seq;
   cJSON_AddNumberToObject(p, "step_time_s", l->step_s);
   cJSON_AddNumberToObject(p, "tokens_per_s", tok / l->step_s);
-  cJSON_AddNumberToObject(p, "model_tflops_per_device", l->model_flops / l->step_s / r->ndev / 1e12);
-  cJSON_AddNumberToObject(p, "hardware_tflops_per_device", l->hw_flops / l->step_s / r->ndev / 1e12);
-  cJSON_AddNumberToObject(p, "mfu", l->model_flops / l->step_s / r->ndev / l->peak_flops);
+  cJSON_AddNumberToObject(p, "model_tflops_per_device", l->model_flops / l->step_s / l->nused / 1e12);
+  cJSON_AddNumberToObject(p, "hardware_tflops_per_device", l->hw_flops / l->step_s / l->nused / 1e12);
+  cJSON_AddNumberToObject(p, "mfu", l->model_flops / l->step_s / l->nused / l->peak_flops);
   cJSON_AddNumberToObject(p, "memory_per_device_bytes", l->mem_bytes);
   cJSON *b = cJSON_AddObjectToObject(p, "breakdown");
   cJSON_AddNumberToObject(b, "compute_s", l->compute_s);
@@ -243,7 +258,7 @@ static cJSON *build(const plan_result *r) {
   cJSON_AddStringToObject(j, "format", "sbpc-plan");
   cJSON_AddNumberToObject(j, "version", 1);
   cJSON_AddItemToObject(j, "model", j_model(r));
-  cJSON_AddItemToObject(j, "cluster", j_cluster(r));
+  cJSON_AddItemToObject(j, "cluster", j_cluster(r, l));
   cJSON *tr = cJSON_AddObjectToObject(j, "train");
   cJSON_AddNumberToObject(tr, "global_batch", (double)r->opt.global_batch);
   cJSON_AddNumberToObject(tr, "seq", (double)r->opt.seq);

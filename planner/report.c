@@ -74,6 +74,19 @@ static void explain(const plan_result *r, const plan_layout *l, FILE *f) {
   }
 }
 
+/* used_line: when the layout leaves devices idle, which it uses and why */
+static void used_line(const plan_result *r, const plan_layout *l, FILE *f) {
+  if (l->nused >= r->ndev || !l->used) return;
+  int lo = l->used[0], hi = l->used[0];
+  for (int i = 1; i < l->nused; i++) {
+    if (l->used[i] < lo) lo = l->used[i];
+    if (l->used[i] > hi) hi = l->used[i];
+  }
+  fprintf(f, "devices:    %d of %d used (global ranks %d..%d%s); the others stay idle: with batch %lld "
+             "and %d layers no layout on more devices is faster\n", l->nused, r->ndev, lo, hi,
+          hi - lo + 1 == l->nused ? "" : ", not contiguous", (long long)r->opt.global_batch, r->layers);
+}
+
 void plan_print_report(const plan_result *r, FILE *f, bool expl) {
   const plan_layout *l = &r->top[0];
   if (r->ntop == 0) return;
@@ -82,6 +95,7 @@ void plan_print_report(const plan_result *r, FILE *f, bool expl) {
           r->params / 1e9, r->layers);
   fprintf(f, "cluster:    %s, %d devices in %d nodes; batch %lld x seq %lld, %s\n", r->c->name, r->ndev,
           r->nnodes, (long long)r->opt.global_batch, (long long)r->opt.seq, ir_dtype_name(r->opt.precision));
+  used_line(r, l, f);
   fprintf(f, "layout:     ");
   layout_line(f, l);
   fprintf(f, "\nmesh:       ");
@@ -95,8 +109,8 @@ void plan_print_report(const plan_result *r, FILE *f, bool expl) {
   fprintf(f, "step:       %.3f s = compute %.3f + exposed comm %.3f + bubble %.3f\n", l->step_s, l->compute_s,
           l->comm_s, l->bubble_s);
   fprintf(f, "throughput: %.0f tokens/s, %.1f model / %.1f hardware TFLOP/s per device, MFU %.1f%%\n",
-          tok / l->step_s, l->model_flops / l->step_s / r->ndev / 1e12, l->hw_flops / l->step_s / r->ndev / 1e12,
-          100 * l->model_flops / l->step_s / r->ndev / l->peak_flops);
+          tok / l->step_s, l->model_flops / l->step_s / l->nused / 1e12, l->hw_flops / l->step_s / l->nused / 1e12,
+          100 * l->model_flops / l->step_s / l->nused / l->peak_flops);
   fprintf(f, "memory:     %.1f GB per device = params %.1f + grads %.1f + optimizer %.1f + activations %.1f"
              " + workspace %.1f (largest: %s)\n", gb(l->mem_bytes), gb(l->mem_params), gb(l->mem_grads),
           gb(l->mem_opt), gb(l->mem_act), gb(l->mem_work), plan_dominant(l));

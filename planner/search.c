@@ -15,7 +15,17 @@
  * sharding) and a time lower bound (all FLOPs at the best GEMM efficiency
  * plus the uniform bubble) against the K-th best so far, before any program
  * is solved; and the continuous relaxation of the partition before its
- * integer program. */
+ * integer program.
+ *
+ * Device subsets: a small batch or few layers cannot keep every device busy
+ * (dp must divide the batch, every stage needs a layer), and forcing them all
+ * in buys nothing but communication. So after the whole cluster the search
+ * also tries prefixes of the devices ordered fastest node type first: 1, 2,
+ * 4, ... devices inside one node, 1, 2, 4, ... whole nodes, and all nodes of
+ * the fastest type. A subset is searched exactly like a cluster of its own
+ * (its ranks renumbered 0..n-1, the mesh index; layout.used maps them back
+ * to global ranks) and is skipped when its compute bound cannot beat the
+ * K-th best layout. The fastest layout wins, whatever its device count. */
 #include "planner/plan_int.h"
 #include <math.h>
 #include <stdlib.h>
@@ -33,7 +43,10 @@ typedef struct {
   plan_result *r;
   const plan_options *o;
   const ir_graph *g;
-  plan_cl cl;
+  plan_cl cl;            /* the devices in use (a view of full) */
+  plan_cl full;          /* the whole cluster */
+  int *fast;             /* global ranks, fastest node type first */
+  const int *used;       /* mesh index -> global rank of the devices in use */
   plan_model *pm;
   int L, N;
   double params, hid;
@@ -322,6 +335,7 @@ static void fill_layout(const search *s, knobs k, plan_layout *l) {
   memset(l, 0, sizeof *l);
   l->dp = s->dp, l->tp = s->tp, l->pp = s->pp, l->sp = s->sp;
   l->vpp = k.vpp, l->mbs = k.mbs, l->m = k.m, l->recompute = k.rc, l->zero = k.zero;
+  l->nused = s->N, l->used = s->used;
   memcpy(l->axis_order, s->order, sizeof l->axis_order);
 }
 
@@ -491,6 +505,91 @@ static void enumerate(search *s) {
   }
 }
 
+/* ---- device subsets ------------------------------------------------------------ */
+static double node_flops(const search *s, int node) {
+  const ir_cluster *c = s->full.c;
+  return plan_dev_of(c, c->node[s->full.node_type[node]].devtype, s->o->precision).flops;
+}
+
+/* s->fast: every global rank, nodes ordered by device speed (fastest first,
+ * ties in cluster order), ranks inside a node in order */
+static void order_fast(search *s) {
+  int nn = s->full.nnodes, k = 0;
+  int *nodes = xcalloc((size_t)nn, sizeof(int));
+  for (int i = 0; i < nn; i++) {
+    int j = i;
+    for (; j > 0 && node_flops(s, nodes[j - 1]) < node_flops(s, i); j--) nodes[j] = nodes[j - 1];
+    nodes[j] = i;
+  }
+  s->fast = ARENA_ARRAY(s->r->a, int, s->full.ndev);
+  for (int i = 0; i < nn; i++)
+    for (int r = s->full.node_first[nodes[i]]; r < s->full.ndev && s->full.rank_node[r] == nodes[i]; r++)
+      s->fast[k++] = r;
+  free(nodes);
+}
+
+/* use_devices: search the n devices `ranks` (mesh index -> global rank) as
+ * a cluster of their own */
+static void use_devices(search *s, const int *ranks, int n) {
+  s->cl = s->full;
+  s->cl.ndev = n;
+  int *rn = ARENA_ARRAY(s->r->a, int, n);
+  for (int i = 0; i < n; i++) rn[i] = s->full.rank_node[ranks[i]];
+  s->cl.rank_node = rn;
+  s->used = ranks, s->N = n;
+  s->peak_sum = s->peak_max = 0;
+  for (int i = 0; i < n; i++) {
+    double f = node_flops(s, rn[i]);
+    s->peak_sum += f;
+    if (f > s->peak_max) s->peak_max = f;
+  }
+}
+
+/* subset sizes after the whole cluster: 1, 2, 4, ... devices of the first
+ * node, 1, 2, 4, ... whole nodes, all nodes of the fastest type */
+static int subset_sizes(const search *s, int *n) {
+  int k = 0, total = s->full.ndev, nn = s->full.nnodes;
+  int *pre = xcalloc((size_t)nn + 1, sizeof(int)); /* devices in the first i nodes */
+  int nfast = 0;
+  double f0 = node_flops(s, s->full.rank_node[s->fast[0]]);
+  for (int i = 0, r = 0; i < nn; i++) {
+    int node = s->full.rank_node[s->fast[r]], c = 0;
+    while (r < total && s->full.rank_node[s->fast[r]] == node) r++, c++;
+    pre[i + 1] = pre[i] + c;
+    if (node_flops(s, node) >= f0) nfast = i + 1;
+  }
+  for (int d = 1; d < pre[1]; d *= 2) n[k++] = d;
+  for (int i = 1; i < nn; i *= 2) n[k++] = pre[i];
+  if (nfast < nn) n[k++] = pre[nfast];
+  free(pre);
+  for (int i = 1; i < k; i++) /* descending, no repeats */
+    for (int j = i; j > 0 && n[j] > n[j - 1]; j--) { int t = n[j]; n[j] = n[j - 1]; n[j - 1] = t; }
+  int m = 0;
+  for (int i = 0; i < k; i++) if (n[i] < total && (m == 0 || n[m - 1] != n[i])) n[m++] = n[i];
+  return m;
+}
+
+/* subsets: the whole cluster (ranks as numbered), then the faster subsets */
+static void subsets(search *s) {
+  int total = s->full.ndev, fixn = s->o->fix.devices;
+  int *id = ARENA_ARRAY(s->r->a, int, total);
+  for (int i = 0; i < total; i++) id[i] = i;
+  order_fast(s);
+  if (fixn <= 0 || fixn == total) {
+    use_devices(s, id, total);
+    enumerate(s);
+  }
+  int n[80];
+  int k = fixn > 0 && fixn < total ? (n[0] = fixn, 1) : fixn > 0 ? 0 : subset_sizes(s, n);
+  const plan_calib *c = &s->o->calib;
+  for (int i = 0; i < k; i++) {
+    use_devices(s, s->fast, n[i]);
+    double hw = 3 * s->fwd_seq * s->o->global_batch;
+    if (fixn <= 0 && hw / (s->peak_sum * c->gemm_eff_max) >= kth_best(s)) continue;
+    enumerate(s);
+  }
+}
+
 /* copy the best layout's per-op SBP and boxings into the result */
 static void best_ops(search *s) {
   plan_result *r = s->r;
@@ -522,12 +621,12 @@ static bool setup(search *s, const ir_graph *g, const ir_cluster *c, const plan_
     sbpc_error("plan: the model has no forward ops");
     return false;
   }
+  s->full = s->cl;
   s->N = s->cl.ndev, s->L = plan_model_layers(s->pm);
   s->params = (double)ir_param_count(g);
-  for (int r = 0; r < s->N; r++) {
-    plan_dev d = plan_dev_of(c, c->node[s->cl.node_type[s->cl.rank_node[r]]].devtype, o->precision);
-    s->peak_sum += d.flops;
-    if (d.flops > s->peak_max) s->peak_max = d.flops;
+  if (o->fix.devices > s->N) {
+    sbpc_error("plan: --fix devices=%d, but the cluster has %d devices", o->fix.devices, s->N);
+    return false;
   }
   plan_key k = {0};
   k.dev = plan_dev_of(c, 0, o->precision), k.prec = o->precision, k.seq = o->seq;
@@ -563,7 +662,7 @@ plan_result *plan_search(const ir_graph *g, const ir_cluster *c, const plan_opti
     return NULL;
   }
   r->ndev = s.N, r->nnodes = s.cl.nnodes, r->layers = s.L, r->params = (int64_t)s.params;
-  enumerate(&s);
+  subsets(&s);
   best_ops(&s);
   r->ilp_solves += plan_model_solves(s.pm);
   plan_model_free(s.pm);
