@@ -245,6 +245,7 @@ static cJSON *j_planner(const plan_result *r) {
   cJSON *t = cJSON_AddArrayToObject(p, "top");
   for (int i = 0; i < r->ntop; i++) {
     cJSON *x = j_parallel(&r->top[i]);
+    cJSON_AddNumberToObject(x, "devices_used", r->top[i].nused);
     cJSON_AddNumberToObject(x, "step_time_s", r->top[i].step_s);
     cJSON_AddNumberToObject(x, "memory_per_device_bytes", r->top[i].mem_bytes);
     cJSON_AddItemToArray(t, x);

@@ -34,7 +34,7 @@ static calib_point megatron(int L, int h, int heads, int nodes, int batch, const
   CU_ASSERT_PTR_NOT_NULL_FATAL(res);
   CU_ASSERT_FATAL(res->ntop > 0);
   const plan_layout *l = &res->top[0];
-  r.hw = l->hw_flops / l->step_s / res->ndev / 1e12, r.mem = l->mem_bytes, r.step = l->step_s;
+  r.hw = l->hw_flops / l->step_s / l->nused / 1e12, r.mem = l->mem_bytes, r.step = l->step_s;
   plan_result_free(res);
   memset(&o.fix, 0, sizeof o.fix);
   o.fix.recompute = o.fix.zero = -1;
@@ -160,6 +160,64 @@ static void mixed_partition(void) {
   ir_graph_free(g);
 }
 
+/* no stage without a layer; the TP group of a stage inside one node */
+static void check_stages(const plan_layout *l, int L) {
+  int sum = 0;
+  for (int p = 0; p < l->pp; p++) {
+    CU_ASSERT(l->stage[p].last >= l->stage[p].first);
+    sum += l->stage[p].last - l->stage[p].first + 1;
+  }
+  CU_ASSERT_EQUAL(sum, L);
+  CU_ASSERT(l->tp <= 8 && 8 % l->tp == 0);
+  CU_ASSERT_EQUAL(l->axis_order[3], 3); /* tp innermost: consecutive ranks, one node */
+  CU_ASSERT_EQUAL(l->dp * l->tp * l->pp * l->sp, l->nused);
+}
+
+/* GPT-2 small, batch 8, on 64 A100 + 128 V100 (examples/mixed-cluster.sbp):
+ * every device cannot be used sensibly (dp <= 8, pp <= 12); the plan uses
+ * fewer devices, the fastest ones, says so in the JSON, and every stage
+ * holds a layer. Forced onto all 192 devices, still no empty stage. */
+static void degenerate_mixed(void) {
+  ir_graph *g = plan_gpt_graph("gpt2", 12, 768, 12, 50257, 1024);
+  arena *a = arena_new();
+  ir_cluster *c = plan_cluster_mixed(a, 8, 16);
+  plan_options o;
+  plan_options_default(&o);
+  o.global_batch = 8, o.seq = 1024;
+  plan_result *r = plan_search(g, c, &o);
+  CU_ASSERT_FATAL(r && r->ntop > 0);
+  const plan_layout *l = &r->top[0];
+  CU_ASSERT(l->nused < r->ndev);
+  check_stages(l, 12);
+  for (int i = 0; i < l->nused; i++) CU_ASSERT(l->used[i] < 64); /* the A100 nodes */
+  for (int p = 0; p < l->pp; p++) CU_ASSERT_STRING_EQUAL(c->dev[l->stage[p].devtype].name, "a100");
+  cJSON *j = plan_json(r);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+  cJSON *cl = cJSON_GetObjectItem(j, "cluster");
+  CU_ASSERT_EQUAL(cJSON_GetObjectItem(cl, "devices")->valueint, 192);
+  CU_ASSERT_EQUAL(cJSON_GetObjectItem(cl, "devices_used")->valueint, l->nused);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(cl, "ranks_used")), l->nused);
+  int ndev = 0;
+  cJSON *st;
+  cJSON_ArrayForEach(st, cJSON_GetObjectItem(j, "stages")) ndev += cJSON_GetArraySize(cJSON_GetObjectItem(st, "devices"));
+  CU_ASSERT_EQUAL(ndev, l->nused);
+  cJSON_Delete(j);
+  double best = l->step_s;
+  plan_result_free(r);
+  CU_ASSERT_FATAL(plan_fix_parse("devices=192", &o));
+  r = plan_search(g, c, &o);
+  CU_ASSERT_FATAL(r && r->ntop > 0);
+  CU_ASSERT_EQUAL(r->top[0].nused, 192);
+  check_stages(&r->top[0], 12);
+  CU_ASSERT(r->top[0].step_s >= best);
+  plan_result_free(r);
+  o.fix.devices = 500; /* more than the cluster has: an input error */
+  fprintf(stderr, "\n(expected error follows)\n");
+  CU_ASSERT_PTR_NULL(plan_search(g, c, &o));
+  arena_free(a);
+  ir_graph_free(g);
+}
+
 static void fix_and_calibration(void) {
   plan_options o;
   plan_options_default(&o);
@@ -237,6 +295,7 @@ void cu_register(void) {
   CU_ADD(s, json_fields);
   CU_ADD(s, no_fit);
   CU_ADD(s, mixed_partition);
+  CU_ADD(s, degenerate_mixed);
   CU_ADD(s, fix_and_calibration);
   CU_ADD(s, builder_matches_frontend);
 }
