@@ -90,9 +90,9 @@ int main(void) {
   printf("\nmixed cluster (GPT 39.1B, batch 1536): speed-weighted vs even stage partition\n\n");
   printf("| fixed | weighted layers | weighted step | even layers | even step | even / weighted |\n");
   printf("| --- | --- | --- | --- | --- | --- |\n");
-  partition_ratio(g39, mixed, "pp=2,tp=8,vpp=1");
-  partition_ratio(g39, mixed, "pp=4,tp=8,vpp=1");
-  partition_ratio(g39, mixed, "pp=8,tp=8,vpp=1");
+  partition_ratio(g39, mixed, "pp=2,tp=8,vpp=1,devices=512");
+  partition_ratio(g39, mixed, "pp=4,tp=8,vpp=1,devices=512");
+  partition_ratio(g39, mixed, "pp=8,tp=8,vpp=1,devices=512");
   ir_graph_free(g1t), ir_graph_free(g175), ir_graph_free(g39);
   arena_free(a);
   return 0;

@@ -16,11 +16,71 @@ static int axsize(const plan_layout *l, int a) {
   return a == 0 ? l->pp : a == 1 ? l->dp : a == 2 ? l->sp : l->tp;
 }
 
+/* ---- model dimensions read off the graph -------------------------------------- */
+typedef struct { int64_t hidden, heads, ffn, vocab, seq; } mdims;
+
+/* cdim: dim k of tensor t (negative k from the end) when constant, else 0 */
+static int64_t cdim(const ir_graph *g, ir_ref t, int k) {
+  const ir_tensor *x = &g->t[t];
+  if (k < 0) k += x->rank;
+  if (k < 0 || k >= x->rank || x->shape[k].b || x->shape[k].s) return 0;
+  return x->shape[k].c;
+}
+
+/* ffn: X with parameters [H, X] and [X, H] (X != H) in layer 0 of block 0 */
+static int64_t find_ffn(const ir_graph *g, int64_t h) {
+  for (int i = 0; i < g->nt; i++) {
+    const ir_tensor *a = &g->t[i];
+    if (a->kind != IR_T_PARAM || a->block != 0 || a->layer != 0 || a->rank != 2 || cdim(g, i, 0) != h) continue;
+    int64_t x = cdim(g, i, 1);
+    if (x <= 0 || x == h) continue;
+    for (int j = 0; j < g->nt; j++) {
+      const ir_tensor *b = &g->t[j];
+      if (b->kind == IR_T_PARAM && b->block == 0 && b->layer == 0 && b->rank == 2 && cdim(g, j, 0) == x &&
+          cdim(g, j, 1) == h)
+        return x;
+    }
+  }
+  return 0;
+}
+
+/* model_dims: heads and hidden from the first attention (its output's last
+ * dim), vocabulary from the logits of cross-entropy (else the largest
+ * embedding table), positions from the table a positions op indexes, the MLP
+ * width from find_ffn; 0 where the graph does not say */
+static mdims model_dims(const ir_graph *g) {
+  mdims d = {0, 0, 0, 0, 0};
+  for (int i = 0; i < g->nop; i++) {
+    const ir_op *o = &g->op[i];
+    if (o->backward) continue;
+    if (o->kind == IR_OP_ATTENTION && !d.heads) d.heads = o->at.heads, d.hidden = cdim(g, o->out[0], -1);
+    if (o->kind == IR_OP_CROSS_ENTROPY && !d.vocab) d.vocab = cdim(g, o->in[0], -1);
+    if (o->kind == IR_OP_EMBEDDING) {
+      ir_ref p = g->t[o->in[0]].producer;
+      int64_t rows = cdim(g, o->in[1], 0);
+      if (p >= 0 && g->op[p].kind == IR_OP_POSITIONS) d.seq = rows;
+      else if (rows > d.vocab && !d.hidden) d.vocab = rows; /* until cross-entropy says */
+    }
+  }
+  if (d.hidden) d.ffn = find_ffn(g, d.hidden);
+  return d;
+}
+
+static void add_dim(cJSON *m, const char *k, int64_t v) {
+  if (v > 0) cJSON_AddNumberToObject(m, k, (double)v);
+}
+
 static cJSON *j_model(const plan_result *r) {
   cJSON *m = cJSON_CreateObject();
   cJSON_AddStringToObject(m, "name", r->g->name ? r->g->name : "model");
   cJSON_AddNumberToObject(m, "params", (double)r->params);
   cJSON_AddNumberToObject(m, "layers", r->layers);
+  mdims d = model_dims(r->g);
+  add_dim(m, "hidden", d.hidden);
+  add_dim(m, "heads", d.heads);
+  add_dim(m, "ffn", d.ffn);
+  add_dim(m, "vocab", d.vocab);
+  add_dim(m, "seq", d.seq);
   cJSON *bl = cJSON_AddArrayToObject(m, "blocks");
   for (int b = 0; b < r->g->nblk; b++) {
     cJSON *x = cJSON_CreateObject();
@@ -139,34 +199,117 @@ static cJSON *j_stages(const plan_result *r, const plan_layout *l) {
   return a;
 }
 
-/* op_name: the output tensor's name when it has one; else the first
- * parameter input's name without ".weight"/".bias" plus the op kind
- * ("h.0.attn.c_attn.matmul"); else "op<index>" */
-static const char *op_name(const plan_result *r, ir_ref op, char *buf, size_t n) {
-  const ir_op *o = &r->g->op[op];
-  const char *t = o->nout > 0 ? r->g->t[o->out[0]].name : NULL;
-  if (t && t[0] != '%') return t;
-  for (int i = 0; i < o->nin; i++) {
-    const ir_tensor *x = &r->g->t[o->in[i]];
-    if (x->kind != IR_T_PARAM || !x->name) continue;
-    size_t len = strlen(x->name);
-    const char *dot = strrchr(x->name, '.');
-    if (dot && (!strcmp(dot, ".weight") || !strcmp(dot, ".bias"))) len = (size_t)(dot - x->name);
-    snprintf(buf, n, "%.*s.%s", (int)len, x->name, ir_ops[o->kind].name);
-    return buf;
-  }
-  snprintf(buf, n, "op%d", op);
-  return buf;
+/* ---- op names ---------------------------------------------------------------
+ * Every forward op gets a unique, readable name (computed once per JSON, in
+ * graph order):
+ *   1. its first output's name when the model named it;
+ *   2. an op consuming a parameter X.weight (or any parameter X that is not
+ *      X.bias) is named X: the module ("h.0.attn.c_attn" for the matmul with
+ *      h.0.attn.c_attn.weight, "h.0.ln_1" for its layer norm); an op that only
+ *      consumes X.bias is X.<kind> ("h.0.attn.c_attn.bias_add");
+ *   3. any other op is <scope>.<kind>, the scope being that of its latest
+ *      producer among its inputs (the module path without its last part:
+ *      "h.0.attn.attention", "h.0.mlp.gelu"), or <kind> alone at top level;
+ *   4. a name already taken gets ".<kind>" appended, then "op<index>". */
+typedef struct {
+  char **name;   /* per op (forward ops only), malloc'ed */
+  char **scope;  /* per op: module scope ("" at top level) */
+  int n;
+} opnames;
+
+static bool taken(const opnames *on, int upto, const char *s) {
+  for (int i = 0; i < upto; i++)
+    if (on->name[i] && !strcmp(on->name[i], s)) return true;
+  return false;
 }
 
-static cJSON *j_ops(const plan_result *r) {
+static char *dup_n(const char *s, size_t n) {
+  char *d = xmalloc(n + 1);
+  memcpy(d, s, n);
+  d[n] = 0;
+  return d;
+}
+
+/* param_module: the module of op o's parameter inputs: X for X.weight (or a
+ * non-bias parameter X), *bias_only when only X.bias was found */
+static const char *param_module(const ir_graph *g, const ir_op *o, size_t *len, bool *bias_only) {
+  const char *bias = NULL;
+  size_t blen = 0;
+  for (int i = 0; i < o->nin; i++) {
+    const ir_tensor *x = &g->t[o->in[i]];
+    if (x->kind != IR_T_PARAM || !x->name) continue;
+    const char *dot = strrchr(x->name, '.');
+    if (dot && !strcmp(dot, ".bias")) {
+      if (!bias) bias = x->name, blen = (size_t)(dot - x->name);
+      continue;
+    }
+    *len = dot && !strcmp(dot, ".weight") ? (size_t)(dot - x->name) : strlen(x->name);
+    *bias_only = false;
+    return x->name;
+  }
+  *len = blen, *bias_only = bias != NULL;
+  return bias;
+}
+
+static void name_op(const ir_graph *g, opnames *on, int i) {
+  const ir_op *o = &g->op[i];
+  const char *kind = ir_ops[o->kind].name;
+  const char *t = o->nout > 0 ? g->t[o->out[0]].name : NULL;
+  char buf[512];
+  size_t len = 0;
+  bool bias_only = false;
+  const char *pm = param_module(g, o, &len, &bias_only);
+  if (pm && len < 400) {
+    size_t sl = len;
+    while (sl > 0 && pm[sl - 1] != '.') sl--; /* scope: X without its last part */
+    on->scope[i] = dup_n(pm, sl > 0 ? sl - 1 : 0);
+    if (bias_only) snprintf(buf, sizeof buf, "%.*s.%s", (int)len, pm, kind);
+    else snprintf(buf, sizeof buf, "%.*s", (int)len, pm);
+  } else {
+    int best = -1;
+    for (int k = 0; k < o->nin; k++) {
+      ir_ref p = g->t[o->in[k]].producer;
+      if (p >= 0 && p < i && on->scope[p] && p > best) best = p;
+    }
+    const char *sc = best >= 0 ? on->scope[best] : "";
+    on->scope[i] = dup_n(sc, strlen(sc) < 400 ? strlen(sc) : 400);
+    snprintf(buf, sizeof buf, "%s%s%s", on->scope[i], on->scope[i][0] ? "." : "", kind);
+  }
+  if (t && t[0] != '%') snprintf(buf, sizeof buf, "%s", t);
+  if (taken(on, i, buf)) {
+    size_t l = strlen(buf);
+    snprintf(buf + l, sizeof buf - l, ".%s", kind);
+  }
+  if (taken(on, i, buf)) snprintf(buf, sizeof buf, "op%d", i);
+  on->name[i] = dup_n(buf, strlen(buf));
+}
+
+static void opnames_init(const plan_result *r, opnames *on) {
+  const ir_graph *g = r->g;
+  on->n = g->nop;
+  on->name = xcalloc((size_t)g->nop + 1, sizeof(char *));
+  on->scope = xcalloc((size_t)g->nop + 1, sizeof(char *));
+  for (int i = 0; i < g->nop; i++)
+    if (!g->op[i].backward) name_op(g, on, i);
+}
+
+static void opnames_free(opnames *on) {
+  for (int i = 0; i < on->n; i++) free(on->name[i]), free(on->scope[i]);
+  free(on->name), free(on->scope);
+}
+
+static const char *op_name(const opnames *on, ir_ref op) {
+  return op >= 0 && op < on->n && on->name[op] ? on->name[op] : "?";
+}
+
+static cJSON *j_ops(const plan_result *r, const opnames *on) {
   cJSON *a = cJSON_CreateArray();
-  char buf[48], nb[160];
+  char buf[48];
   for (int i = 0; i < r->nops; i++) {
     const plan_opsbp *x = &r->ops[i];
     const ir_op *o = &r->g->op[x->op];
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "name", op_name(r, x->op, nb, sizeof nb));
+    cJSON_AddStringToObject(j, "name", op_name(on, x->op));
     cJSON_AddStringToObject(j, "op", ir_ops[o->kind].name);
     if (o->block >= 0) cJSON_AddStringToObject(j, "block", r->g->blk[o->block].name);
     else cJSON_AddNullToObject(j, "block");
@@ -181,20 +324,25 @@ static cJSON *j_ops(const plan_result *r) {
       cJSON_AddItemToArray(e, cJSON_CreateString(ir_sbp_str(x->s.in[k], buf, sizeof buf)));
       cJSON_AddItemToArray(in, e);
     }
+    cJSON *nm = cJSON_AddArrayToObject(j, "inputs");
+    for (int k = 0; k < o->nin; k++) {
+      const char *t = r->g->t[o->in[k]].name;
+      cJSON_AddItemToArray(nm, t ? cJSON_CreateString(t) : cJSON_CreateNull());
+    }
     cJSON_AddStringToObject(j, "devices", "stage");
     cJSON_AddItemToArray(a, j);
   }
   return a;
 }
 
-static cJSON *j_boxing(const plan_result *r) {
+static cJSON *j_boxing(const plan_result *r, const opnames *on) {
   cJSON *a = cJSON_CreateArray();
-  char b1[48], b2[48], nb[160];
+  char b1[48], b2[48];
   for (int i = 0; i < r->nbox; i++) {
     const plan_boxing *x = &r->box[i];
     const ir_op *o = &r->g->op[x->op];
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "op", op_name(r, x->op, nb, sizeof nb));
+    cJSON_AddStringToObject(j, "op", op_name(on, x->op));
     cJSON_AddNumberToObject(j, "input", x->input);
     cJSON_AddStringToObject(j, "tensor", r->g->t[x->tensor].name ? r->g->t[x->tensor].name : "?");
     if (o->block >= 0) cJSON_AddStringToObject(j, "block", r->g->blk[o->block].name);
@@ -223,6 +371,11 @@ static cJSON *j_predicted(const plan_result *r, const plan_layout *l) {
   cJSON_AddNumberToObject(b, "compute_s", l->compute_s);
   cJSON_AddNumberToObject(b, "exposed_comm_s", l->comm_s);
   cJSON_AddNumberToObject(b, "bubble_s", l->bubble_s);
+  cJSON_AddNumberToObject(b, "tp_comm_s", l->tp_comm_s);
+  cJSON_AddNumberToObject(b, "sp_comm_s", l->sp_comm_s);
+  cJSON_AddNumberToObject(b, "pp_comm_s", l->pp_comm_s);
+  cJSON_AddNumberToObject(b, "dp_comm_s", l->dp_comm_s);
+  cJSON_AddNumberToObject(b, "optimizer_s", l->opt_s);
   cJSON_AddNumberToObject(b, "params_bytes", l->mem_params);
   cJSON_AddNumberToObject(b, "grads_bytes", l->mem_grads);
   cJSON_AddNumberToObject(b, "optimizer_bytes", l->mem_opt);
@@ -272,8 +425,11 @@ static cJSON *build(const plan_result *r) {
     cJSON_AddItemToArray(sh, cJSON_CreateNumber(axsize(l, l->axis_order[i])));
   }
   cJSON_AddItemToObject(j, "stages", j_stages(r, l));
-  cJSON_AddItemToObject(j, "ops", j_ops(r));
-  cJSON_AddItemToObject(j, "boxing", j_boxing(r));
+  opnames on;
+  opnames_init(r, &on);
+  cJSON_AddItemToObject(j, "ops", j_ops(r, &on));
+  cJSON_AddItemToObject(j, "boxing", j_boxing(r, &on));
+  opnames_free(&on);
   cJSON_AddItemToObject(j, "predicted", j_predicted(r, l));
   cJSON_AddItemToObject(j, "planner", j_planner(r));
   return j;

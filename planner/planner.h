@@ -108,6 +108,9 @@ typedef struct {
   const int *used;         /* mesh index -> global rank, nused entries (in the result's arena) */
   plan_stage *stage;       /* pp entries */
   double step_s, compute_s, comm_s, bubble_s;
+  /* exposed communication split by axis (tp + sp + pp + dp = comm_s) and the
+   * optimizer step (part of compute_s), on the stages that set them */
+  double tp_comm_s, sp_comm_s, pp_comm_s, dp_comm_s, opt_s;
   double mem_bytes;        /* max over devices */
   double mem_params, mem_grads, mem_opt, mem_act, mem_work; /* on the fullest device */
   double model_flops, hw_flops; /* per step, whole model */

@@ -195,6 +195,7 @@ typedef struct {
   plan_lsum *lay;
   double *params_s, *act_s, *work_s;   /* per stage fixed parts */
   double *inflight;
+  double *send_s, *sp_s;               /* per stage and micro-batch: pipeline sends, sp all-to-alls */
 } stage_model;
 
 static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *sm) {
@@ -210,6 +211,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
       spc = (2 + (k.rc == PLAN_RC_FULL)) *
             plan_coll_time(c, COLL_ALL_TO_ALL, l.attn_io_bytes * s->sp, s->sp, s->st[p].spl);
     sm->pp.t[p] = lsum_time(&l) + spc;
+    sm->sp_s[p] = spc;
     double inf = k.m < P - p ? k.m : P - p;
     if (k.vpp > 1) inf *= 1 + (double)(P - 1) / ((double)P * k.vpp);
     sm->inflight[p] = inf;
@@ -227,7 +229,10 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     int nb = (p > 0) + (p < P - 1);
     if (nb && P > 1) {
       plan_link pl = s->st[p].ppl.bw < 1e29 ? s->st[p].ppl : s->st[p > 0 ? p - 1 : p].ppl;
-      e += nb * k.vpp * plan_coll_time(c, COLL_SEND_RECV, l.boundary_bytes, 2, pl);
+      sm->send_s[p] = nb * k.vpp * plan_coll_time(c, COLL_SEND_RECV, l.boundary_bytes, 2, pl);
+      e += sm->send_s[p];
+    } else {
+      sm->send_s[p] = 0;
     }
     sm->pp.e[p] = e;
     double fixed = c->workspace_bytes < 0.05 * s->st[p].dev.mem ? c->workspace_bytes : 0.05 * s->st[p].dev.mem;
@@ -281,8 +286,9 @@ static double stage_mem(const search *s, const stage_model *sm, int p, int x, kn
   return par * (pb.wb + pb.gb + pb.ob) + act + sm->work_s[p];
 }
 
-/* step-end costs of stage p: exposed DP reduction, optimizer, tp grad sync */
-static double stage_tail(const search *s, const stage_model *sm, int p, int x, knobs k, double *opt) {
+/* step-end costs of stage p: exposed DP reduction (*dp), optimizer (*opt),
+ * tp grad sync; returns the DP and tp parts together */
+static double stage_tail(const search *s, const stage_model *sm, int p, int x, knobs k, double *opt, double *dp) {
   const plan_calib *c = &s->o->calib;
   const plan_lsum *l = &sm->lay[p];
   pbytes pb = param_bytes(s, 0);
@@ -296,6 +302,7 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   if (exposed < 0) exposed = 0;
   exposed += gather; /* the forward gathers are exposed */
   *opt = par / (k.zero >= 1 ? zd : 1) * 32 / (s->st[p].dev.bw * c->mem_eff);
+  *dp = exposed;
   return exposed + x * l->step_comm_s;
 }
 
@@ -364,12 +371,12 @@ static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, 
   if (pr == 2) return;
   if (pr == 0) plan_part_even(&sm->pp, x);
   s->r->evaluated++;
-  double mx = 0, T = 0, tail = 0, opt = 0;
+  double mx = 0, T = 0, tail = 0, opt = 0, tdp = 0;
   int first = 0, pmax = 0, pslow = 0;
   for (int p = 0; p < s->pp; p++) {
-    double m = stage_mem(s, sm, p, x[p], k, NULL), o, ts = x[p] * sm->pp.t[p] + sm->pp.e[p];
-    double tl = stage_tail(s, sm, p, x[p], k, &o);
-    if (tl + o > tail + opt) tail = tl, opt = o;
+    double m = stage_mem(s, sm, p, x[p], k, NULL), o, d, ts = x[p] * sm->pp.t[p] + sm->pp.e[p];
+    double tl = stage_tail(s, sm, p, x[p], k, &o, &d);
+    if (tl + o > tail + opt) tail = tl, opt = o, tdp = d;
     if (m > mx) mx = m, pmax = p;
     if (ts > T) T = ts, pslow = p;
     stg[p] = (plan_stage){first, first + x[p] - 1, s->st[p].devtype, s->st[p].rank0, ts, m};
@@ -388,6 +395,11 @@ static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, 
   if (pslow == s->pp - 1) comp += sol[pslow]->post.fwd_s + sol[pslow]->post.bwd_s;
   l.compute_s = k.m * comp + opt;
   l.comm_s = k.m * (T - comp) + tail;
+  l.opt_s = opt, l.dp_comm_s = tdp;
+  l.pp_comm_s = k.m * sm->send_s[pslow];
+  l.sp_comm_s = k.m * x[pslow] * sm->sp_s[pslow];
+  l.tp_comm_s = l.comm_s - l.dp_comm_s - l.pp_comm_s - l.sp_comm_s;
+  if (l.tp_comm_s < 0) l.tp_comm_s = 0;
   l.bubble_s = l.step_s - l.compute_s - l.comm_s;
   if (l.bubble_s < 0) l.bubble_s = 0;
   double fwd = 0;
@@ -454,10 +466,10 @@ static void factorisation(search *s) {
   const plan_sol **sol = xcalloc((size_t)s->pp, sizeof *sol);
   stage_model sm;
   int P = s->pp;
-  double *buf = xcalloc((size_t)P * 9, sizeof(double));
+  double *buf = xcalloc((size_t)P * 11, sizeof(double));
   sm.pp.t = buf, sm.pp.e = buf + P, sm.pp.mem_l = buf + 2 * P, sm.pp.mem_f = buf + 3 * P;
   sm.pp.cap = buf + 4 * P, sm.params_s = buf + 5 * P, sm.act_s = buf + 6 * P, sm.work_s = buf + 7 * P;
-  sm.inflight = buf + 8 * P;
+  sm.inflight = buf + 8 * P, sm.send_s = buf + 9 * P, sm.sp_s = buf + 10 * P;
   sm.lay = xcalloc((size_t)P, sizeof(plan_lsum));
   int *x = xcalloc((size_t)P, sizeof(int));
   plan_stage *stg = xcalloc((size_t)P, sizeof(plan_stage));
