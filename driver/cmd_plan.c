@@ -18,7 +18,7 @@
 
 static const char *usage_text =
     "usage: sbpc plan MODEL.sbp [--cluster PRESET:NODES | CLUSTER.sbp] [--batch N] [--seq N]\n"
-    "                 [--precision bf16|f16|fp32] [--fix dp=4,tp=8,pp=2,sp=1,mbs=1,recompute=full,zero=1,vpp=1]\n"
+    "                 [--precision bf16|f16|fp32] [--fix dp=4,tp=8,pp=2,sp=1,mbs=1,recompute=full,zero=1,vpp=1,devices=N]\n"
     "                 [--top K] [--json FILE] [--explain] [--calibration FILE] [--max-sp N]\n";
 
 typedef struct {

@@ -72,6 +72,14 @@ static int memory(chk *c, const cJSON *m) {
   return !c->bad;
 }
 
+/* attention: the planner's optional attention constants (planner/calib.c). */
+static int attention(chk *c, const cJSON *a) {
+  if (!a) return 1;
+  range(c, a, "attention.", "score_passes", 0, 100, 0);
+  range(c, a, "attention.", "saved_bytes_per_score", 0, 100, 0);
+  return !c->bad;
+}
+
 static int collectives(chk *c, const cJSON *co) {
   if (!co) return 1;
   range(c, co, "collectives.", "link_eff", 0.01, 1, 0);
@@ -108,8 +116,11 @@ int ex_calib_parse(const char *text, size_t len, char *err, size_t errlen) {
     range(&c, j, "", "kernel_overhead_s", 0, 1, 0);
     range(&c, j, "", "overlap", 0, 1, 0);
     range(&c, j, "", "memory_usable", 0.1, 1, 0);
+    range(&c, j, "", "grad_reduce_bytes", 1, 8, 0);
+    range(&c, j, "", "workspace_bytes", 0, 1e13, 0);
+    const cJSON *a = NULL;
     if (section(&c, j, "gemm", &g) && section(&c, j, "memory", &m) && section(&c, j, "collectives", &co) &&
-        gemm(&c, g) && memory(&c, m))
+        section(&c, j, "attention", &a) && gemm(&c, g) && memory(&c, m) && attention(&c, a))
       collectives(&c, co);
   }
   cJSON_Delete(j);

@@ -2,7 +2,8 @@
 # plan_cli.sh SBPC — `sbpc plan` end to end: GPT-3 175B on dgx-a100:128 gives
 # a plan with TP inside a node and memory under 80 GB, a JSON plan with every
 # field of docs/plan-format.md; --fix is honoured; no-fit exits 3 with the
-# smallest memory; bad usage exits 2.
+# smallest memory; bad usage exits 2. GPT-2 small with batch 8 on the mixed
+# cluster: no empty pipeline stage, fewer devices used and said so.
 set -u
 sbpc=${1:?usage: plan_cli.sh SBPC}
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +35,25 @@ check '[ "$(jq ".mesh.axes[3] == \"tp\"" "$j")" = true ]' "tp is the innermost m
 check '[ "$(jq ".predicted.memory_per_device_bytes < 80e9" "$j")" = true ]' "memory within 80 GB"
 check '[ "$(jq ".parallel.dp * .parallel.tp * .parallel.pp * .parallel.sp" "$j")" = 1024 ]' "dp*tp*pp*sp = devices"
 check '[ "$(jq "[.stages[].devices | length] | add" "$j")" = 1024 ]' "stages cover the devices"
+
+check '[ "$(jq -c "[.model.hidden, .model.heads, .model.ffn, .model.vocab, .model.seq]" "$j")" = "[12288,96,49152,50257,2048]" ]' "model dims read off the graph"
+check '[ "$(jq "[.ops[].name] | (length == (unique | length)) and (index(\"h.0.attn.c_attn\") != null)" "$j")" = true ]' "op names unique, module-named"
+check '[ "$(jq "[.ops[] | (.inputs | length) == (.in_sbp | length)] | all" "$j")" = true ]' "ops[].inputs"
+check '[ "$(jq ".predicted.breakdown | ((.tp_comm_s + .sp_comm_s + .pp_comm_s + .dp_comm_s) - .exposed_comm_s) | fabs < 1e-6" "$j")" = true ]' "comm breakdown sums"
+check '[ "$(jq ".cluster.devices_used" "$j")" = 1024 ]' "devices_used = all"
+
+# GPT-2 small, batch 8, on 64 A100 + 128 V100: no empty stage; fewer
+# devices are faster and the plan says so
+"$sbpc" plan examples/gpt2.sbp --cluster examples/mixed-cluster.sbp --json "$tmp/m.json" >"$tmp/out" 2>"$tmp/err"
+check '[ $? -eq 0 ]' "plan of gpt2 on the mixed cluster exits 0 ($(cat "$tmp/err"))"
+m="$tmp/m.json"
+check '[ "$(jq "[.stages[] | .layers[1] >= .layers[0]] | all" "$m")" = true ]' "mixed: every stage holds a layer"
+check '[ "$(jq ".cluster.devices_used < 192 and .cluster.devices_used == .parallel.dp * .parallel.tp * .parallel.pp * .parallel.sp" "$m")" = true ]' "mixed: devices_used"
+check '[ "$(jq "([.stages[].devices | length] | add) == (.cluster.ranks_used | length)" "$m")" = true ]' "mixed: stages cover ranks_used"
+check '[ "$(jq ".parallel.tp <= 8" "$m")" = true ]' "mixed: TP inside a node"
+check 'grep -q "^devices: .* of 192 used" "$tmp/out"' "mixed: the report says devices are left idle"
+"$sbpc" plan examples/gpt2.sbp --cluster examples/mixed-cluster.sbp --fix devices=192 --json "$tmp/m2.json" >/dev/null 2>&1
+check '[ $? -eq 0 ] && [ "$(jq "(.cluster.devices_used == 192) and ([.stages[] | .layers[1] >= .layers[0]] | all)" "$tmp/m2.json")" = true ]' "mixed: --fix devices=192 uses all, no empty stage"
 
 "$sbpc" plan examples/gpt3-175b.sbp --cluster dgx-a100:128 --fix tp=8,pp=8,recompute=full --json "$tmp/f.json" >/dev/null 2>&1
 check '[ $? -eq 0 ] && [ "$(jq "[.parallel.tp, .parallel.pp, .parallel.recompute]" -c "$tmp/f.json")" = "[8,8,\"full\"]" ]' "--fix honoured"
