@@ -4,7 +4,8 @@
 # fp32 CPU reference kernels: tokens/s on 1 rank (OpenBLAS on all cores) and on
 # 2 data-parallel ranks (mpirun, the cores split between them), and the peak
 # memory measured per rank next to the actor plan's prediction. PyTorch eager
-# is compared only when `import torch` works. Steps: STEPS (default 3); the
+# (bench/rt_torch_gpt2.py, same model,
+# batch, seq and threads) is compared when an interpreter can import torch. Steps: STEPS (default 3); the
 # first step is warm-up, the table reports the mean of the others.
 set -u
 build=${1:-build}
@@ -35,8 +36,15 @@ for lay in "cpu:1 dp=1,tp=1,pp=1,mbs=4" "cpu:2 dp=2,tp=1,pp=1,mbs=2"; do
            --fix "$2,recompute=none,zero=0" 2>/dev/null | grep '^memory:')
   echo "planner prediction ($2): ${line:-n/a (no 'sbpc plan' in this build)}"
 done
-if python3 -c 'import torch' 2>/dev/null; then
-  echo "PyTorch eager: present but the comparison script is not written yet"
+# PyTorch eager on the same model, batch, sequence and thread count
+# (bench/rt_torch_gpt2.py; Debian's python3-torch lives in /usr/bin/python3)
+PY=
+for p in "${SBPC_TORCH_PYTHON:-}" /usr/bin/python3 python3; do
+  [ -n "$p" ] && "$p" -c 'import torch' 2>/dev/null && { PY=$p; break; }
+done
+if [ -n "$PY" ]; then
+  "$PY" bench/rt_torch_gpt2.py --batch 4 --seq 256 --steps "$STEPS" --threads "$cores" > "$T/torch.jsonl" || exit 1
+  echo "PyTorch eager $("$PY" -c 'import torch; print(torch.__version__)') (1 process, $cores threads): $(mean_tps "$T/torch.jsonl") tokens/s"
 else
-  echo "PyTorch eager: absent (python3 cannot import torch), no comparison"
+  echo "PyTorch eager: absent (no python3 can import torch), no comparison"
 fi

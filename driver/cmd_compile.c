@@ -8,13 +8,17 @@
  * cache) into DIR/kernels/, and copies the plan to DIR/plan.json. From the
  * plan (docs/plan-format.md) it takes only parallel.micro_batch (B of the
  * launch shapes), train.seq, train.precision (activation dtype) and
- * parallel.tp (attention heads per device). Exit: 0 ok, 1 bad input,
- * 2 bad usage, 4 internal (NVRTC/LLVM failure, with the log). */
+ * parallel.tp (attention heads per device). For a model with a loss it also
+ * writes DIR/actors.json (runtime/rt.h, rt_write_actor_plan: the model's
+ * absolute path, the plan's layout, global batch and seq, the actors), which
+ * `sbpc run DIR` reads. Exit: 0 ok, 1 bad input, 2 bad usage, 4 internal
+ * (NVRTC/LLVM failure, with the log). */
 #include "codegen/cg.h"
 #include "driver/common.h"
 #include "driver/driver.h"
 #include "frontend/frontend.h"
 #include "ir/autodiff.h"
+#include "runtime/rt.h"
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +135,26 @@ static int copy_plan(const compile_args *a, const plan_info *p) {
   return EXIT_OK;
 }
 
+/* write_actors: DIR/actors.json for `sbpc run DIR`. The layout, global batch
+ * and seq come from the plan when there is one, else 1 device with --batch /
+ * --seq or the train section. Rebinds B and S of the graph (after codegen). */
+static int write_actors(const compile_args *a, drv_model *m) {
+  rt_config c = rt_config_default();
+  if (a->plan && !rt_read_plan_json(a->plan, &c)) return EXIT_BAD_INPUT;
+  if (!a->plan) {
+    c.global_batch = a->o.batch ? a->o.batch : m->p.train.global_batch ? m->p.train.global_batch : 1;
+    c.seq = a->o.seq ? a->o.seq : m->p.train.seq;
+  }
+  if (a->o.seq) c.seq = a->o.seq;
+  char *abs = realpath(a->file, NULL), path[4096];
+  c.model = abs ? abs : a->file;
+  snprintf(path, sizeof path, "%s/actors.json", a->out);
+  bool ok = rt_write_actor_plan(m->p.g, &c, path);
+  free(abs);
+  if (ok) fprintf(a->dump ? stderr : stdout, "wrote %s\n", path);
+  return ok ? EXIT_OK : EXIT_BAD_INPUT;
+}
+
 static int compile_model(compile_args *a, drv_model *m, const plan_info *p) {
   if (!m->p.g) {
     fprintf(stderr, "%s: error: the file has no model section\n", a->file);
@@ -151,6 +175,7 @@ static int compile_model(compile_args *a, drv_model *m, const plan_info *p) {
   o.log = a->dump ? stderr : stdout;
   rc = cg_compile(m->p.g, &o);
   if (!rc && p->text) rc = copy_plan(a, p);
+  if (!rc && m->p.g->loss != IR_NONE) rc = write_actors(a, m);
   return rc;
 }
 

@@ -8,7 +8,8 @@
  *       [--zero N]
  *
  * DIR is what `sbpc compile` wrote: DIR/actors.json names the model file and
- * records the layout, batch and sequence length. A .sbp file may be run
+ * records the layout, batch and sequence length; DIR/plan.json, when there,
+ * adds the ZeRO stage and recompute policy. A .sbp file may be run
  * directly with the layout given by flags; flags override the plan. The model
  * goes through the front end and shape inference, then the runtime (rt_train)
  * does autodiff, placement and the training loop. */
@@ -122,6 +123,11 @@ static int load_plan(const char *target, rt_config *c, arena *a) {
     c->model = target;
     return 0;
   }
+  /* a compiled directory: its plan.json (ZeRO stage, recompute) when `sbpc
+   * compile --plan` copied one, then actors.json (model, layout, batch, seq) */
+  char *pj = arena_printf(a, "%s/plan.json", target);
+  struct stat st;
+  if (!plan_json && stat(pj, &st) == 0 && !rt_read_plan_json(pj, c)) return EXIT_BAD_INPUT;
   char *p = arena_printf(a, "%s/actors.json", target);
   return rt_read_actor_plan(p, c, a) ? 0 : EXIT_BAD_INPUT;
 }

@@ -13,11 +13,10 @@
  * program's graph owns its arena (ir_graph_new); the program's cluster and
  * train.lengths are allocated in that same graph arena, so fe_program_free is
  * ir_graph_free (so with a model, p->cluster and p->train may be overwritten
- * freely). A file without a model keeps its cluster and lengths in a private
- * arena that fe_program_free finds again by those two pointers: to override
- * them in that case, do it in a copy of the program and free the original.
+ * freely). A file without a model keeps its cluster and lengths in the
+ * program's own arena (ir_program.own), which fe_program_free also frees.
  * fe_cluster_preset and fe_cluster_load copy the cluster into the caller's
- * arena. Nothing here is thread-safe. */
+ * arena. */
 #ifndef SBPC_FRONTEND_H
 #define SBPC_FRONTEND_H
 #include <stdbool.h>

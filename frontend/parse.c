@@ -4,44 +4,16 @@
  * syntax is clean does it lower the sections (a skipped item would otherwise
  * show up again as "undefined name" errors). At most one section of each kind
  * is allowed. The model's graph arena also holds the cluster and train
- * strings; a file without a model keeps them in a private arena, remembered
- * in a small table keyed by the pointers handed out, so fe_program_free can
- * release it (see frontend.h). */
+ * strings; a file without a model keeps them in the program's own arena
+ * (ir_program.own), which fe_program_free releases (see frontend.h). */
 #include "frontend/lower.h"
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-  arena *a;
-  const void *cluster, *lengths;
-} owned;
-static owned *owned_tab;
-static int nowned, capowned;
-
-static void own(arena *a, const void *cluster, const void *lengths) {
-  if (nowned == capowned) {
-    capowned = capowned ? capowned * 2 : 8;
-    owned_tab = xrealloc(owned_tab, sizeof *owned_tab * (size_t)capowned);
-  }
-  owned_tab[nowned++] = (owned){a, cluster, lengths};
-}
-
 void fe_program_free(ir_program *p) {
   if (!p) return;
   ir_graph_free(p->g);
-  for (int i = 0; i < nowned; i++) {
-    owned *o = &owned_tab[i];
-    if ((p->cluster && o->cluster == p->cluster) || (p->train.lengths && o->lengths == p->train.lengths)) {
-      arena_free(o->a);
-      owned_tab[i] = owned_tab[--nowned];
-      break;
-    }
-  }
-  if (!nowned) {
-    free(owned_tab);
-    owned_tab = NULL;
-    capowned = 0;
-  }
+  arena_free(p->own);
   memset(p, 0, sizeof *p);
 }
 
@@ -82,11 +54,7 @@ static void lower_sections(diag *d, const fe_section *secs, ir_program *out) {
     if (s->kind == FE_S_CLUSTER) out->cluster = fe_lower_cluster(d, s, a);
     if (s->kind == FE_S_TRAIN) fe_lower_train(d, s, a, &out->train);
   }
-  if (out->g) return;
-  if (out->cluster || out->train.lengths)
-    own(a, out->cluster, out->train.lengths);
-  else
-    arena_free(a);
+  if (!out->g) out->own = a;
 }
 
 bool fe_parse(const char *file, const char *src, size_t len, ir_program *out, diag *d) {

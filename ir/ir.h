@@ -206,6 +206,8 @@ typedef struct {
   ir_graph *g;           /* NULL if the file has no model */
   ir_cluster *cluster;   /* NULL if the file has no cluster */
   ir_train train;
+  arena *own;            /* holds cluster/train strings when there is no model
+                            (g->arena holds them otherwise); freed with the program */
 } ir_program;
 
 /* ---- graph building ------------------------------------------------------ */

@@ -196,6 +196,7 @@ typedef struct {
   double *params_s, *act_s, *work_s;   /* per stage fixed parts */
   double *inflight;
   double *send_s, *sp_s;               /* per stage and micro-batch: pipeline sends, sp all-to-alls */
+  double *tied_s;                      /* per stage and step: tied-embedding gradient all-reduce */
 } stage_model;
 
 static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *sm) {
@@ -234,6 +235,13 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     } else {
       sm->send_s[p] = 0;
     }
+    /* tied embeddings (first and last stage): their gradients are summed
+     * between the two stages once per step, after the backward (Megatron's
+     * embedding all-reduce) */
+    sm->tied_s[p] = 0;
+    if (P > 1 && (p == 0 || p == P - 1))
+      sm->tied_s[p] = plan_coll_time(c, COLL_ALL_REDUCE, sol[P - 1]->post.tied_local * c->grad_reduce_bytes, 2,
+                                     s->st[0].ppl);
     sm->pp.e[p] = e;
     double fixed = c->workspace_bytes < 0.05 * s->st[p].dev.mem ? c->workspace_bytes : 0.05 * s->st[p].dev.mem;
     double work = fixed + 2 * maxt + (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) +
@@ -286,24 +294,40 @@ static double stage_mem(const search *s, const stage_model *sm, int p, int x, kn
   return par * (pb.wb + pb.gb + pb.ob) + act + sm->work_s[p];
 }
 
-/* step-end costs of stage p: exposed DP reduction (*dp), optimizer (*opt),
- * tp grad sync; returns the DP and tp parts together */
-static double stage_tail(const search *s, const stage_model *sm, int p, int x, knobs k, double *opt, double *dp) {
+/* step-end costs of stage p, exposed: the data-parallel gradient reduction
+ * and ZeRO gathers (*dp), the tied-embedding gradient all-reduce between the
+ * first and the last stage (*pp), the optimizer step (*opt); returns the
+ * communication (dp + pp + the per-step tp gradient sync).
+ *
+ * The gradient reduction (all-reduce; reduce-scatter from ZeRO 1) can start
+ * as layers finish the last micro-batch's backward, so it hides behind that
+ * backward up to `overlap`. From ZeRO 1 the updated parameters are
+ * all-gathered after the optimizer step: that half cannot hide in the
+ * backward, only in the next step's first forward on the stage. ZeRO 3
+ * instead gathers every layer's parameters for each micro-batch, forward
+ * (exposed) and backward (hidden like the reduction). */
+static double stage_tail(const search *s, const stage_model *sm, int p, int x, knobs k, double *opt, double *dp,
+                         double *pp) {
   const plan_calib *c = &s->o->calib;
   const plan_lsum *l = &sm->lay[p];
   pbytes pb = param_bytes(s, 0);
   double par = x * l->params_local + sm->params_s[p];
   int zd = s->dp * s->sp;
-  double tdp = plan_coll_time(c, COLL_ALL_REDUCE, par * c->grad_reduce_bytes, zd, s->st[p].dpl);
-  double gather = k.zero >= 3 ? k.m * plan_coll_time(c, COLL_ALL_GATHER, par * pb.wb, zd, s->st[p].dpl) : 0;
-  tdp += gather; /* ZeRO-3: the backward re-gather hides like the reduction */
-  double window = x * (l->bwd_s + l->comm_bwd_s);
-  double exposed = tdp - c->overlap * window;
+  plan_link dl = s->st[p].dpl;
+  double g = par * c->grad_reduce_bytes, bwin = x * (l->bwd_s + l->comm_bwd_s), fwin = x * (l->fwd_s + l->comm_fwd_s);
+  double red, after = 0, gather = 0;
+  if (k.zero == 0) red = plan_coll_time(c, COLL_ALL_REDUCE, g, zd, dl);
+  else red = plan_coll_time(c, COLL_REDUCE_SCATTER, g, zd, dl);
+  if (k.zero == 1 || k.zero == 2) after = plan_coll_time(c, COLL_ALL_GATHER, par * pb.wb, zd, dl);
+  if (k.zero >= 3) gather = k.m * plan_coll_time(c, COLL_ALL_GATHER, par * pb.wb, zd, dl);
+  double exposed = red + gather - c->overlap * bwin; /* ZeRO-3's backward re-gathers hide likewise */
   if (exposed < 0) exposed = 0;
-  exposed += gather; /* the forward gathers are exposed */
+  double ag = after - c->overlap * fwin;
+  exposed += gather + (ag > 0 ? ag : 0);
   *opt = par / (k.zero >= 1 ? zd : 1) * 32 / (s->st[p].dev.bw * c->mem_eff);
-  *dp = exposed;
-  return exposed + x * l->step_comm_s;
+  *dp = zd > 1 ? exposed : 0;
+  *pp = sm->tied_s[p];
+  return *dp + *pp + x * l->step_comm_s;
 }
 
 /* better: faster, or as fast (within 1e-9 s) with less memory */
@@ -371,12 +395,12 @@ static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, 
   if (pr == 2) return;
   if (pr == 0) plan_part_even(&sm->pp, x);
   s->r->evaluated++;
-  double mx = 0, T = 0, tail = 0, opt = 0, tdp = 0;
+  double mx = 0, T = 0, tail = 0, opt = 0, tdp = 0, tpp = 0, pe;
   int first = 0, pmax = 0, pslow = 0;
   for (int p = 0; p < s->pp; p++) {
     double m = stage_mem(s, sm, p, x[p], k, NULL), o, d, ts = x[p] * sm->pp.t[p] + sm->pp.e[p];
-    double tl = stage_tail(s, sm, p, x[p], k, &o, &d);
-    if (tl + o > tail + opt) tail = tl, opt = o, tdp = d;
+    double tl = stage_tail(s, sm, p, x[p], k, &o, &d, &pe);
+    if (tl + o > tail + opt) tail = tl, opt = o, tdp = d, tpp = pe;
     if (m > mx) mx = m, pmax = p;
     if (ts > T) T = ts, pslow = p;
     stg[p] = (plan_stage){first, first + x[p] - 1, s->st[p].devtype, s->st[p].rank0, ts, m};
@@ -396,7 +420,7 @@ static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, 
   l.compute_s = k.m * comp + opt;
   l.comm_s = k.m * (T - comp) + tail;
   l.opt_s = opt, l.dp_comm_s = tdp;
-  l.pp_comm_s = k.m * sm->send_s[pslow];
+  l.pp_comm_s = k.m * sm->send_s[pslow] + tpp;
   l.sp_comm_s = k.m * x[pslow] * sm->sp_s[pslow];
   l.tp_comm_s = l.comm_s - l.dp_comm_s - l.pp_comm_s - l.sp_comm_s;
   if (l.tp_comm_s < 0) l.tp_comm_s = 0;
@@ -466,10 +490,10 @@ static void factorisation(search *s) {
   const plan_sol **sol = xcalloc((size_t)s->pp, sizeof *sol);
   stage_model sm;
   int P = s->pp;
-  double *buf = xcalloc((size_t)P * 11, sizeof(double));
+  double *buf = xcalloc((size_t)P * 12, sizeof(double));
   sm.pp.t = buf, sm.pp.e = buf + P, sm.pp.mem_l = buf + 2 * P, sm.pp.mem_f = buf + 3 * P;
   sm.pp.cap = buf + 4 * P, sm.params_s = buf + 5 * P, sm.act_s = buf + 6 * P, sm.work_s = buf + 7 * P;
-  sm.inflight = buf + 8 * P, sm.send_s = buf + 9 * P, sm.sp_s = buf + 10 * P;
+  sm.inflight = buf + 8 * P, sm.send_s = buf + 9 * P, sm.sp_s = buf + 10 * P, sm.tied_s = buf + 11 * P;
   sm.lay = xcalloc((size_t)P, sizeof(plan_lsum));
   int *x = xcalloc((size_t)P, sizeof(int));
   plan_stage *stg = xcalloc((size_t)P, sizeof(plan_stage));

@@ -4,7 +4,7 @@
 set -eu
 pkgs="build-essential cmake pkg-config flex bison libglpk-dev llvm-dev clang
       libclang-rt-dev libcunit1-dev libopenmpi-dev openmpi-bin libopenblas-dev
-      libcjson-dev python3"
+      libcjson-dev python3 jq bc"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

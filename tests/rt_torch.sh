@@ -4,19 +4,24 @@
 # (sbpc's initial parameters saved with --steps 0 --save), the same data and
 # torch.optim.AdamW (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01)
 # must give the same 5 losses within 1e-4 relative. Skipped (77) when
-# `import torch` fails (Debian's python3-torch is not installed here).
+# no python interpreter can `import torch` (Debian's python3-torch lives in
+# /usr/bin/python3, which may not be the first python3 on PATH).
 set -u
 SBPC=${1:?usage: rt_torch.sh SBPC}
 cd "$(dirname "$0")/.."
-python3 -c 'import torch' 2>/dev/null || { echo "skip: python3 cannot import torch"; exit 77; }
+PY=
+for p in "${SBPC_TORCH_PYTHON:-}" /usr/bin/python3 python3; do
+  [ -n "$p" ] && "$p" -c 'import torch' 2>/dev/null && { PY=$p; break; }
+done
+[ -n "$PY" ] || { echo "skip: no python3 can import torch"; exit 77; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 M=examples/tiny-gpt2.sbp
 D=tests/data/rt/tiny.bin
 "$SBPC" run $M --data $D --steps 0 --save "$T/init" --quiet || { echo "FAIL: saving the initial weights"; exit 1; }
 "$SBPC" run $M --data $D --steps 5 --quiet --log "$T/sbpc.jsonl" || { echo "FAIL: sbpc run"; exit 1; }
-python3 - "$T/init" "$D" "$T/torch.jsonl" <<'EOF' || { echo "FAIL: the PyTorch run"; exit 1; }
-import json, struct, sys
+"$PY" - "$T/init" "$D" "$T/torch.jsonl" <<'EOF' || { echo "FAIL: the PyTorch run"; exit 1; }
+import json, math, struct, sys
 import torch
 import torch.nn.functional as F
 ck, data, out = sys.argv[1:4]
@@ -31,6 +36,8 @@ for k, v in hdr.items():
     t = torch.frombuffer(bytearray(raw[8 + n + a:8 + n + b]), dtype=torch.float32).reshape(v["shape"])
     P[k] = t.clone().requires_grad_(True)
 V, H, A, L, S, B = 512, 64, 4, 2, 32, 8
+CAUSAL = torch.ones(S, S, dtype=torch.bool).triu(1)
+torch.set_num_threads(1)
 
 def ln(x, w, b):
     return F.layer_norm(x, (H,), w, b, 1e-5)
@@ -42,7 +49,9 @@ def forward(ids):
         a = ln(x, p("ln_1.weight"), p("ln_1.bias"))
         q, k, v = (a @ p("attn.c_attn.weight") + p("attn.c_attn.bias")).split(H, dim=-1)
         q, k, v = [t.view(B, S, A, H // A).transpose(1, 2) for t in (q, k, v)]
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, S, H)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(H // A)
+        att = att.masked_fill(CAUSAL, float("-inf")).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, S, H)
         x = x + (y @ p("attn.c_proj.weight") + p("attn.c_proj.bias"))
         m = ln(x, p("ln_2.weight"), p("ln_2.bias"))
         f = F.gelu(m @ p("mlp.c_fc.weight") + p("mlp.c_fc.bias"), approximate="tanh")
