@@ -5,7 +5,7 @@
  *       [--resume CKPT] [--log FILE.jsonl] [--seed N] [--quiet]
  *       [--dp N] [--tp N] [--pp N] [--micro M] [--batch B] [--seq S]
  *       [--executor actors|interp|auto] [--write-actors FILE] [--plan PLAN.json]
- *       [--zero N]
+ *       [--zero N] [--recompute none|selective|full] [--trace FILE]
  *
  * DIR is what `sbpc compile` wrote: DIR/actors.json names the model file and
  * records the layout, batch and sequence length; DIR/plan.json, when there,
@@ -40,6 +40,11 @@ static void usage(FILE *f) {
              "  --batch B --seq S    global batch (samples) and sequence length\n"
              "  --executor E         actors (threaded actor executor; default unless tp > 1),\n"
              "                       interp (sequential interpreter), auto\n"
+             "  --recompute P        none, selective (attention outputs) or full (a layer keeps\n"
+             "                       its input); runs with the interpreter\n"
+             "  --kernels K          ref (fp32 reference kernels, default) or jit (codegen's\n"
+             "                       JIT-compiled row kernels for elementwise and row ops)\n"
+             "  --trace FILE         write the last step as a Chrome/Perfetto trace (docs/trace.md)\n"
              "  --quiet              no per-step lines\n"
              "  --write-actors FILE  write the actor plan of this layout (actors.json) and exit\n");
 }
@@ -57,10 +62,12 @@ static const char *plan_json;    /* --plan PLAN.json */
 
 /* set one option; returns 0 ok, 1 not an option we know, 2 bad value */
 static int option(rt_config *c, const char *k, const char *v) {
-  const char *sopts[] = {"--data", "--weights", "--save", "--resume", "--log", "--write-actors", "--plan"};
-  const char **sdst[] = {&c->data, &c->weights, &c->save, &c->resume, &c->log, &write_actors, &plan_json};
-  for (int i = 0; i < 7; i++)
+  const char *sopts[] = {"--data", "--weights", "--save", "--resume", "--log", "--write-actors", "--plan", "--trace"};
+  const char **sdst[] = {&c->data, &c->weights, &c->save, &c->resume, &c->log, &write_actors, &plan_json, &c->trace};
+  for (int i = 0; i < 8; i++)
     if (!strcmp(k, sopts[i])) return *sdst[i] = v, 0;
+  if (!strcmp(k, "--kernels")) return !strcmp(v, "ref") || !strcmp(v, "jit") ? (c->kernels = !strcmp(v, "jit"), 0) : 2;
+  if (!strcmp(k, "--recompute")) return rt_recompute_parse(v) >= 0 ? (c->recompute = rt_recompute_parse(v), 0) : 2;
   if (!strcmp(k, "--executor")) {
     const char *names[] = {"auto", "actors", "interp"};
     for (int i = 0; i < 3; i++)

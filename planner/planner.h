@@ -2,7 +2,8 @@
  * (prefix plan_). Also the index of planner/ (except sp*.c, see sp.h).
  *
  * Given a forward model graph (shapes set), a cluster and a training setup,
- * plan_search enumerates layouts dp x tp x pp x sp = devices, micro-batch size,
+ * plan_search enumerates layouts dp x tp x pp x sp = devices (the whole cluster,
+ * or a fastest-first subset when that is faster: plan_layout.used), micro-batch size,
  * recompute policy, ZeRO stage and virtual stages; costs each with the models
  * below and keeps the K fastest that fit in memory. Inside, three GLPK
  * programs decide what enumeration cannot: the SBP signature of every op of a

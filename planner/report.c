@@ -1,6 +1,7 @@
 /* report.c — the readable report of `sbpc plan`.
  *
- * The chosen layout, the mesh order, the stages, the step time split into
+ * The devices used when the layout leaves some idle, the chosen layout, the
+ * mesh order, the stages, the step time split into
  * compute / exposed communication / bubble, memory per device split into
  * parameters / gradients / optimizer / activations / workspace with the
  * dominant part named, and why the runner-up lost (the component of the step
@@ -38,6 +39,7 @@ static void runner_up(const plan_result *r, FILE *f) {
   }
   fprintf(f, "runner-up:  ");
   layout_line(f, b);
+  if (b->nused != a->nused) fprintf(f, " on %d devices", b->nused);
   fprintf(f, "\n            step %.3f s (+%.1f%%): ", b->step_s, 100 * (b->step_s / a->step_s - 1));
   double d[3] = {b->compute_s - a->compute_s, b->comm_s - a->comm_s, b->bubble_s - a->bubble_s};
   const char *n[3] = {"compute", "exposed communication", "pipeline bubble"};

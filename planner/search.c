@@ -227,10 +227,13 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
       e += lsum_time(x), par += x->params_local + (P > 1 ? x->tied_local : 0), act += x->act_bytes * inf;
       if (x->max_tensor_bytes > maxt) maxt = x->max_tensor_bytes;
     }
-    int nb = (p > 0) + (p < P - 1);
+    /* boundaries of the stage's virtual stages q = j * P + p (j < vpp): one
+     * in for q > 0, one out for q < vpp * P - 1 (interleaved chunks also
+     * cross from the last stage back to the first) */
+    int nb = 2 * k.vpp - (p == 0) - (p == P - 1);
     if (nb && P > 1) {
       plan_link pl = s->st[p].ppl.bw < 1e29 ? s->st[p].ppl : s->st[p > 0 ? p - 1 : p].ppl;
-      sm->send_s[p] = nb * k.vpp * plan_coll_time(c, COLL_SEND_RECV, l.boundary_bytes, 2, pl);
+      sm->send_s[p] = nb * plan_coll_time(c, COLL_SEND_RECV, l.boundary_bytes, 2, pl);
       e += sm->send_s[p];
     } else {
       sm->send_s[p] = 0;

@@ -228,9 +228,19 @@ bool rt_write_actor_plan(ir_graph *g, const rt_config *cfg, const char *path) {
   return ok;
 }
 
+/* get_int: integer field k of o, dflt when absent, -1 when it is not an
+ * integer within +-INT32_MAX (so no cast below can overflow). */
 static int64_t get_int(cJSON *o, const char *k, int64_t dflt) {
   cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsNumber(x) ? (int64_t)x->valuedouble : dflt;
+  if (!cJSON_IsNumber(x)) return dflt;
+  double v = x->valuedouble;
+  return v >= -INT32_MAX && v <= INT32_MAX && v == (double)(int64_t)v ? (int64_t)v : -1;
+}
+
+/* batch_ok: batch and sequence length a run can hold: at least one sample,
+ * seq 0 (from the model) or more, at most 2^28 tokens a step. */
+static bool batch_ok(const rt_config *c) {
+  return c->global_batch >= 1 && c->seq >= 0 && c->global_batch * c->seq <= ((int64_t)1 << 28);
 }
 
 bool rt_read_actor_plan(const char *path, rt_config *cfg, arena *a) {
@@ -252,6 +262,9 @@ bool rt_read_actor_plan(const char *path, rt_config *cfg, arena *a) {
     ok = cfg->lay.dp >= 1 && cfg->lay.tp >= 1 && cfg->lay.pp >= 1 && cfg->lay.micro >= 1 && cfg->lay.dp <= 4096 &&
          cfg->lay.pp <= 64 && cfg->lay.tp <= 4096 && cfg->lay.micro <= 4096;
     if (!ok) fprintf(stderr, "%s: error: bad layout in the actor plan\n", path);
+    else if (!(ok = batch_ok(cfg)))
+      fprintf(stderr, "%s: error: bad global_batch or seq in the actor plan (%lld x %lld)\n", path,
+              (long long)cfg->global_batch, (long long)cfg->seq);
   }
   cJSON_Delete(j);
   return ok;
@@ -278,11 +291,15 @@ bool rt_read_plan_json(const char *path, rt_config *cfg) {
     cJSON *rc = cJSON_GetObjectItemCaseSensitive(par, "recompute");
     cfg->zero = (int)zero;
     if (zero > 1) fprintf(stderr, "%s: note: ZeRO stage %lld runs as stage 1 (optimizer state sharded)\n", path, (long long)zero);
-    if (cJSON_IsString(rc) && strcmp(rc->valuestring, "none"))
-      fprintf(stderr, "%s: note: the runtime does not recompute yet; training without recompute\n", path);
+    if (cJSON_IsString(rc) && rt_recompute_parse(rc->valuestring) >= 0) cfg->recompute = rt_recompute_parse(rc->valuestring);
+    else if (cJSON_IsString(rc))
+      fprintf(stderr, "%s: note: unknown recompute policy '%s'; training without recompute\n", path, rc->valuestring);
     ok = cfg->lay.dp >= 1 && cfg->lay.tp >= 1 && cfg->lay.pp >= 1 && cfg->lay.micro >= 1 && cfg->lay.dp <= 4096 &&
          cfg->lay.tp <= 4096 && cfg->lay.pp <= 64 && cfg->lay.micro <= 4096;
     if (!ok) fprintf(stderr, "%s: error: bad parallel layout in the plan\n", path);
+    else if (!(ok = batch_ok(cfg)))
+      fprintf(stderr, "%s: error: bad global_batch or seq in the plan (%lld x %lld)\n", path,
+              (long long)cfg->global_batch, (long long)cfg->seq);
     else if (sp != 1 || vpp != 1) {
       fprintf(stderr, "%s: error: the runtime does not run sequence parallelism or interleaved stages (sp %lld, vpp %lld)\n",
               path, (long long)sp, (long long)vpp);

@@ -52,6 +52,10 @@ static void free_t(rt_exec *e, ir_ref t) {
   e->buf[t] = NULL;
 }
 
+void *rt_exec_alloc_buf(rt_exec *e, ir_ref t) { return alloc_t(e, t); }
+
+void rt_exec_free_buf(rt_exec *e, ir_ref t) { free_t(e, t); }
+
 static int rank_of(const rt_exec *e, int stage) { return (stage * e->dp + e->dpi) * e->tp + e->tpi; }
 
 /* ---- placement ------------------------------------------------------------- */
@@ -220,9 +224,17 @@ rt_exec *rt_exec_new_ranked(ir_graph *g, const rt_config *cfg, rt_comm *comm, in
   e->acc = xcalloc((size_t)nt, sizeof(float *));
   e->profile = getenv("SBPC_PROFILE") != NULL;
   e->zero = cfg->zero > 0 && e->dp > 1 && comm;
+  e->recompute = cfg->recompute;
   place(e);
   holdings(e);
   last_uses(e);
+  rt_recompute_plan(e);
+  char why[512];
+  if (cfg->kernels == RT_KERNELS_JIT && !(e->jit = rt_jit_new(g, why, sizeof why))) {
+    diag_error(d, (srcloc){0, 0}, "cannot JIT-compile the kernels: %s", why);
+    rt_exec_free(e);
+    return NULL;
+  }
   alloc_params(e);
   return e;
 }
@@ -241,6 +253,9 @@ void rt_exec_free(rt_exec *e) {
     for (int t = 0; t < e->g->nt; t++) free(e->acc[t]);
   free(e->buf), free(e->acc), free(e->fwd_of), free(e->op_stage), free(e->t_stage);
   free(e->last_use), free(e->final_of), free(e->sent), free(e->hold), free(e->holders);
+  free(e->drop), free(e->fwd_last);
+  rt_trace_free(e);
+  rt_jit_free(e->jit);
   free(e);
 }
 
@@ -265,7 +280,9 @@ static void send_inputs(rt_exec *e, const ir_op *o, int k) {
   for (int i = 0; i < o->nin; i++) {
     ir_ref t = o->in[i];
     if (e->t_stage[t] != e->stage || (e->sent[t] >> to & 1) || !e->buf[t]) continue;
+    double t0 = rt_trace_now();
     rt_comm_send(e->comm, e->buf[t], ir_numel(e->g, t), rank_of(e, to), t % 30000);
+    rt_trace_slice(e, RT_LANE_P2P, "send", "p2p", t, k, e->micro, t0, rt_trace_now());
     e->sent[t] |= 1ull << to;
   }
 }
@@ -275,7 +292,9 @@ static void recv_inputs(rt_exec *e, const ir_op *o) {
     ir_ref t = o->in[i];
     if (e->buf[t] || e->t_stage[t] < 0 || e->t_stage[t] == e->stage) continue;
     e->buf[t] = alloc_t(e, t);
+    double t0 = rt_trace_now();
     rt_comm_recv(e->comm, e->buf[t], ir_numel(e->g, t), rank_of(e, e->t_stage[t]), t % 30000);
+    rt_trace_slice(e, RT_LANE_P2P, "recv", "p2p", t, -1, e->micro, t0, rt_trace_now());
   }
 }
 
@@ -314,9 +333,11 @@ static double secs(void) {
 
 bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro) {
   rt_kctx kc = {e->step + 1, e->cfg.seed, micro};
-  double t0 = e->profile ? secs() : 0;
+  bool tr = rt_tracing(e);
+  double t0 = e->profile || tr ? secs() : 0;
   bool ok = e->tp > 1 && ir_ops[o->kind].kclass == KC_COMM ? rt_tp_comm(e->comm, e->g, o, in[0], out[0], e->tp, e->tpi)
-                                                            : rt_kernel(e->g, o, in, out, &kc);
+             : rt_jit_run(e->jit, e->g, o, in, out) || rt_kernel(e->g, o, in, out, &kc);
+  if (tr) rt_trace_op(e, o, micro, t0, secs());
   if (e->profile) {
     __atomic_fetch_add(&op_calls[o->kind], 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&op_ns[o->kind], (int64_t)((secs() - t0) * 1e9), __ATOMIC_RELAXED);
@@ -348,11 +369,12 @@ double rt_exec_fwd_bwd(rt_exec *e, const int32_t *ids, const int32_t *labels, do
     if (e->op_stage[k] != e->stage) {
       send_inputs(e, o, k);
     } else {
-      if (!run_op(e, k, gscale)) return NAN;
+      if (!rt_recompute_run(e, k, run_op, gscale)) return NAN;
       if (o->out[0] == g->loss) loss = ((float *)e->buf[g->loss])[0];
       if (o->out[0] == g->loss && e->tp > 1 && e->tpi != 0 && !rt_tp_loss_partial(g)) loss = 0; /* counted once */
     }
     release(e, o, k);
+    rt_recompute_release(e, o, k);
   }
   e->micro++;
   return loss;
@@ -398,7 +420,11 @@ bool rt_exec_update(rt_exec *e) {
   ir_graph *g = e->g;
   if (e->comm && e->dp > 1)
     for (int t = 0; t < g->nt; t++)
-      if (e->acc[t]) rt_comm_allreduce_dp(e->comm, e->acc[t], ir_numel(g, t));
+      if (e->acc[t]) {
+        double t0 = rt_trace_now();
+        rt_comm_allreduce_dp(e->comm, e->acc[t], ir_numel(g, t));
+        rt_trace_slice(e, RT_LANE_COLL, "all_reduce (dp)", "collective", t, -1, -1, t0, rt_trace_now());
+      }
   e->step++;
   rt_kctx kc = {e->step, e->cfg.seed, 0};
   for (int k = 0; k < g->nop; k++) {
@@ -409,8 +435,10 @@ bool rt_exec_update(rt_exec *e) {
     if (!grad || !e->hold[o->in[0]]) continue;
     void *in[4] = {e->buf[o->in[0]], grad, e->buf[o->in[2]], e->buf[o->in[3]]};
     void *out[3] = {in[0], in[2], in[3]};
+    double t0 = rt_trace_now();
     if (e->zero) zero_adamw(e, o, grad);
     else ok = rt_kernel(g, o, in, out, &kc);
+    rt_trace_slice(e, RT_LANE_COMPUTE, "adamw", "optimizer", o->in[0], k, -1, t0, rt_trace_now());
     if (owned) free(grad);
     if (!ok) return false;
   }

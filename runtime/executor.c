@@ -49,6 +49,7 @@ typedef struct {
   int64_t next;          /* next micro-batch */
   bool busy;
   rt_req *req;
+  double posted;         /* when req was posted (--trace) */
 } actor;
 
 typedef struct {
@@ -292,6 +293,8 @@ static bool comm_round(sched *s) {
     actor *a = &s->act[i];
     if (a->kind == A_COMPUTE) continue;
     if (a->busy && rt_comm_test(a->req)) {
+      rt_trace_slice(s->e, RT_LANE_P2P, a->kind == A_SEND ? "send" : "recv", "p2p", a->t, -1, a->next, a->posted,
+                     rt_trace_now());
       if (a->kind == A_SEND) done_reading(s, a, a->next);
       else s->reg[a->out[0]].made = a->next + 1;
       a->busy = false, a->req = NULL, a->next++, moved = true;
@@ -300,7 +303,7 @@ static bool comm_round(sched *s) {
     n = ir_numel(s->e->g, a->t);
     if (a->kind == A_SEND) a->req = rt_comm_isend(s->e->comm, slot(s, s->reg_of[a->t], a->next), n, a->peer, tag_of(s, a->t, a->next));
     else a->req = rt_comm_irecv(s->e->comm, claim(s, a->out[0], a->next), n, a->peer, tag_of(s, a->t, a->next));
-    a->busy = true, moved = true;
+    a->busy = true, moved = true, a->posted = rt_trace_now();
   }
   if (moved) s->events++, pthread_cond_broadcast(&s->cv);
   return moved;

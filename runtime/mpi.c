@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 double rt_comm_timeout = 20.0;
@@ -197,6 +198,38 @@ void rt_comm_timeout_abort(rt_comm *c, int peer, const char *what) {
   fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, EXIT_BAD_INPUT);
   exit(EXIT_BAD_INPUT);
+}
+
+char **rt_comm_gather_str(rt_comm *c, const char *s) {
+  int n = (int)strlen(s) + 1, size = c ? c->size : 1, rank = c ? c->rank : 0;
+  if (!c) {
+    char **one = xmalloc(sizeof(char *));
+    one[0] = xmalloc((size_t)n);
+    memcpy(one[0], s, (size_t)n);
+    return one;
+  }
+  int *len = rank == 0 ? xcalloc((size_t)size, sizeof(int)) : NULL, *off = NULL;
+  MPI_Request r;
+  MPI_Igather(&n, 1, MPI_INT, len, 1, MPI_INT, 0, MPI_COMM_WORLD, &r);
+  wait_req(c, &r, "gather", -1, MPI_COMM_WORLD);
+  char *all = NULL;
+  if (rank == 0) {
+    off = xcalloc((size_t)size, sizeof(int));
+    for (int i = 1; i < size; i++) off[i] = off[i - 1] + len[i - 1];
+    all = xmalloc((size_t)off[size - 1] + (size_t)len[size - 1]);
+  }
+  MPI_Igatherv(s, n, MPI_CHAR, all, len, off, MPI_CHAR, 0, MPI_COMM_WORLD, &r);
+  wait_req(c, &r, "gather", -1, MPI_COMM_WORLD);
+  char **out = NULL;
+  if (rank == 0) {
+    out = xmalloc(sizeof(char *) * (size_t)size);
+    for (int i = 0; i < size; i++) {
+      out[i] = xmalloc((size_t)len[i]);
+      memcpy(out[i], all + off[i], (size_t)len[i]);
+    }
+  }
+  free(len), free(off), free(all);
+  return out;
 }
 
 void rt_comm_barrier(rt_comm *c) {

@@ -31,12 +31,21 @@ typedef struct {
   int64_t steps;
   rt_layout lay;
   const char *data, *weights, *save, *resume, *log;
+  const char *trace;     /* --trace FILE: the last step as a Chrome/Perfetto trace */
   double lr, weight_decay;
   uint64_t seed;
   bool quiet;            /* no per-step lines on stdout */
   int executor;          /* 0 auto (actors unless tp > 1), 1 actors, 2 interpreter */
   int zero;              /* ZeRO stage: >= 1 shards AdamW state over the dp group */
+  int recompute;         /* rt_recompute: activations dropped in forward, redone in backward */
+  int kernels;           /* RT_KERNELS_REF (kernels_cpu.c) or RT_KERNELS_JIT (codegen's, jit.c) */
 } rt_config;
+
+enum { RT_KERNELS_REF, RT_KERNELS_JIT };
+/* Recompute policies (runtime/recompute.c). */
+enum { RT_RECOMPUTE_NONE, RT_RECOMPUTE_SELECTIVE, RT_RECOMPUTE_FULL };
+/* rt_recompute_parse: "none", "selective" or "full" -> policy; -1 otherwise. */
+int rt_recompute_parse(const char *s);
 
 /* rt_config_default: batch 8, seq from the model, 5 steps, lr 1e-3, weight
  * decay 0.01 (PyTorch's AdamW default), seed 1234, layout 1x1x1, 1 micro-batch. */

@@ -102,6 +102,10 @@ int rt_comm_req_peer(const rt_req *q);
 int rt_comm_tag_ub(void);
 /* rt_comm_timeout_abort: report that `peer` did not answer and end the job */
 void rt_comm_timeout_abort(rt_comm *c, int peer, const char *what);
+/* rt_comm_gather_str: rank 0 gets every rank's string (malloc'ed copies, an
+ * array of size ranks, the caller frees all); others get NULL. c NULL: one
+ * process, the array holds a copy of s. */
+char **rt_comm_gather_str(rt_comm *c, const char *s);
 /* rt_comm_barrier: a barrier with the same watchdog. */
 void rt_comm_barrier(rt_comm *c);
 /* rt_comm_abort: end every rank with status code. */

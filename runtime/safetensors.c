@@ -46,20 +46,27 @@ static bool parse_entry(rt_st *s, const char *path, cJSON *e, size_t datalen, co
   t->rank = cJSON_GetArraySize(sh);
   for (int i = 0; i < t->rank; i++) {
     cJSON *x = cJSON_GetArrayItem(sh, i);
-    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 1e15) {
+    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 1e15 || x->valuedouble != (double)(int64_t)x->valuedouble) {
       fprintf(stderr, "%s: error: tensor '%s': bad dimension %d\n", path, t->name, i);
       return false;
     }
     t->shape[i] = (int64_t)x->valuedouble;
     numel *= x->valuedouble;
   }
-  double b = cJSON_GetArrayItem(off, 0)->valuedouble, e2 = cJSON_GetArrayItem(off, 1)->valuedouble;
-  if (numel * 4 > (double)datalen || b < 0 || e2 < b || e2 > (double)datalen || e2 - b != numel * 4) {
+  cJSON *o0 = cJSON_GetArrayItem(off, 0), *o1 = cJSON_GetArrayItem(off, 1);
+  double b = cJSON_IsNumber(o0) ? o0->valuedouble : -1, e2 = cJSON_IsNumber(o1) ? o1->valuedouble : -1;
+  if (numel * 4 > (double)datalen || b < 0 || e2 < b || e2 > (double)datalen || e2 - b != numel * 4 ||
+      b != (double)(int64_t)b) {
     fprintf(stderr, "%s: error: tensor '%s': shape needs %.0f bytes but the file holds %.0f for it (of %zu)\n", path,
             t->name, numel * 4, e2 - b, datalen);
     return false;
   }
   t->data = (const float *)(data + (size_t)b);
+  if ((uintptr_t)t->data % _Alignof(float)) { /* an offset not a multiple of 4: copy to aligned memory */
+    float *copy = arena_alloc(s->a, (size_t)(e2 - b) + 1);
+    memcpy(copy, data + (size_t)b, (size_t)(e2 - b));
+    t->data = copy;
+  }
   s->n++;
   return true;
 }
@@ -73,9 +80,11 @@ static bool parse_header(rt_st *s, const char *path, const char *hdr, size_t hle
   }
   s->t = ARENA_ARRAY(s->a, rt_st_tensor, cJSON_GetArraySize(j) + 1);
   bool ok = true;
-  for (cJSON *e = j->child; e && ok; e = e->next)
-    if (strcmp(e->string, "__metadata__")) ok = cJSON_IsObject(e) && parse_entry(s, path, e, datalen, data);
-  if (!ok && s->n == 0) fprintf(stderr, "%s: error: malformed safetensors header\n", path);
+  for (cJSON *e = j->child; e && ok; e = e->next) {
+    if (!strcmp(e->string, "__metadata__")) continue;
+    if (!(ok = cJSON_IsObject(e))) fprintf(stderr, "%s: error: malformed safetensors header (entry '%s')\n", path, e->string);
+    else ok = parse_entry(s, path, e, datalen, data);
+  }
   cJSON_Delete(j);
   return ok;
 }

@@ -67,6 +67,10 @@ static bool check_layout(const rt_config *c, int nranks) {
     sbpc_error("the actor executor does not run tensor parallelism yet (tp = %d): use --executor interp", l->tp);
     return false;
   }
+  if (c->executor == 1 && c->recompute != RT_RECOMPUTE_NONE) {
+    sbpc_error("the actor executor does not recompute yet: use --executor interp (or auto) with --recompute");
+    return false;
+  }
   if (c->seq <= 0) {
     sbpc_error("no sequence length (train { seq = ... } or --seq)");
     return false;
@@ -82,6 +86,7 @@ typedef struct {
   int rank, nranks, stage, dpi, tpi;
   int64_t data_pos;
   FILE *log;
+  bool trace_failed;     /* --trace could not be written */
 } run;
 
 static void emit(run *r, int64_t step, double loss, double tps) {
@@ -107,7 +112,9 @@ static void inject_fault(const run *r) {
   for (;;) pause();
 }
 
-static bool use_actors(const rt_config *c) { return c->executor == 1 || (c->executor == 0 && c->lay.tp <= 1); }
+static bool use_actors(const rt_config *c) {
+  return c->executor == 1 || (c->executor == 0 && c->lay.tp <= 1 && c->recompute == RT_RECOMPUTE_NONE);
+}
 
 /* the rank's micro-batches of this step, one by one (interpreter) or all at
  * once (actor executor); returns the sum of the losses held here */
@@ -126,11 +133,23 @@ static double micro_batches(run *r, int32_t *ids, int32_t *lab, bool *ok) {
   return lsum;
 }
 
+/* --trace: the last step is traced; the ranks start it together */
+static bool trace_this(const run *r) { return r->cfg.trace && rt_exec_step(r->ex) + 1 == r->cfg.steps; }
+
+static bool finish_trace(run *r, double secs, double loss) {
+  rt_trace_end(r->ex);
+  rt_trace_info info = {r->cfg.model, rt_exec_step(r->ex), secs, loss};
+  return rt_trace_write(r->ex, r->comm, r->cfg.trace, &info);
+}
+
 static bool one_step(run *r) {
   const rt_config *c = &r->cfg;
   inject_fault(r);
   int64_t n = c->global_batch / c->lay.dp * c->seq;
   int32_t *ids = xmalloc(sizeof *ids * (size_t)n), *lab = xmalloc(sizeof *lab * (size_t)n);
+  bool traced = trace_this(r);
+  if (traced && r->comm) rt_comm_barrier(r->comm);
+  if (traced) rt_trace_begin(r->ex);
   double t0 = wall();
   bool ok = true;
   rt_exec_zero_grads(r->ex);
@@ -140,7 +159,9 @@ static bool one_step(run *r) {
   if (r->comm) rt_comm_allreduce_world(r->comm, loss, 1);
   ok = ok && rt_exec_update(r->ex);
   r->data_pos += c->global_batch;
-  emit(r, rt_exec_step(r->ex), loss[0], (double)(c->global_batch * c->seq) / (wall() - t0));
+  double dt = wall() - t0;
+  emit(r, rt_exec_step(r->ex), loss[0], (double)(c->global_batch * c->seq) / dt);
+  if (traced && !finish_trace(r, dt, loss[0])) r->trace_failed = true;
   return ok;
 }
 
@@ -172,6 +193,7 @@ static int train_loop(run *r) {
     }
   report_memory(r);
   rt_exec_profile_report(r->ex);
+  if (r->trace_failed) return EXIT_BAD_INPUT;
   if (r->cfg.save && !rt_ckpt_save(r->ex, r->comm, r->cfg.save, r->data_pos, r->cfg.seed)) return EXIT_BAD_INPUT;
   return EXIT_OK;
 }
@@ -181,6 +203,8 @@ static int setup(run *r, ir_graph *g) {
   diag_init(&d, r->cfg.model ? r->cfg.model : "model", NULL, 0);
   r->ex = rt_exec_new_ranked(g, &r->cfg, r->comm, r->stage, r->dpi, r->tpi, &d);
   if (!r->ex || !open_data(r)) return EXIT_BAD_INPUT;
+  if (r->rank == 0 && !r->cfg.quiet && r->ex->jit)
+    printf("kernels: %d ops run codegen's JIT-compiled kernels, the rest the reference kernels\n", rt_jit_count(r->ex->jit));
   if (r->cfg.weights && !rt_load_weights(r->ex, r->cfg.weights)) return EXIT_BAD_INPUT;
   if (r->cfg.resume && !rt_ckpt_load(r->ex, r->cfg.resume, &r->data_pos)) return EXIT_BAD_INPUT;
   if (r->rank == 0 && r->cfg.log && !(r->log = fopen(r->cfg.log, "w"))) {

@@ -3,8 +3,9 @@
 #  1. the tiny GPT-2 for 5 steps gives the same losses (1e-5 relative) on
 #     1 rank, dp=2, tp=2, pp=2 (4 micro-batches), dp=2 x tp=2, dp=2 x pp=2,
 #     tp=2 x pp=2, dp=2 with ZeRO-1, a written actors.json (`run DIR`) and a
-#     planner JSON (`run --plan`), with the actor executor and with the
-#     sequential interpreter;
+#     planner JSON (`run --plan`), a `sbpc compile --plan` directory, with
+#     the actor executor and with the sequential interpreter; `--trace`
+#     writes a Perfetto trace with a track per rank;
 #  2. resume: save at step 3 under one layout, resume under another (dp=2 ->
 #     pp=2 and 1 rank; tp=2 -> pp=2 x dp=2; dp=2 x tp=2 ZeRO-1 -> 1 rank;
 #     tp=2 x pp=2 -> 1 rank): steps 4-5 equal the uninterrupted run (1e-5);
@@ -69,6 +70,43 @@ if "$SBPC" plan $M --cluster cpu:4 --precision fp32 --fix dp=2,tp=2,pp=1,mbs=2,r
 else
   echo "note: 'sbpc plan' unavailable, --plan not tested"
 fi
+# `sbpc compile --plan PLAN -o DIR` writes DIR/actors.json; `sbpc run DIR` trains it
+if [ -s "$T/plan.json" ] && "$SBPC" compile --help 2>&1 | grep -q "usage: sbpc compile"; then
+  if "$SBPC" compile $M --plan "$T/plan.json" -o "$T/cdir" >/dev/null; then
+    grep -q '"format":.*"sbpc-actors"' "$T/cdir/actors.json" || bad "compile wrote no actors.json"
+    $MPIENV mpirun --oversubscribe -np 4 "$SBPC" run "$T/cdir" --data $D --steps 5 --quiet --log "$T/cdir.jsonl" ||
+      bad "run of a compiled DIR failed"
+    same_losses "$T/base.jsonl" "$T/cdir.jsonl" || bad "run of a compiled DIR (dp=2 x tp=2) losses differ"
+  else
+    bad "sbpc compile --plan failed"
+  fi
+fi
+# --trace: the measured last step as a Perfetto trace, a track (process) per rank
+runn 4 --dp 2 --pp 2 --micro 2 --steps 2 --trace "$T/trace.json" || bad "run --trace failed"
+check_trace() { # FILE RANKS: parses, one named process per rank, compute slices on each
+  if command -v python3 >/dev/null; then
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); n = int(sys.argv[2]); ev = d["traceEvents"]
+names = {e["pid"]: e["args"]["name"] for e in ev if e.get("ph") == "M" and e["name"] == "process_name"}
+assert sorted(names) == list(range(n)), names
+assert all(names[r].startswith("rank %d " % r) for r in names), names
+for r in range(n):
+    xs = [e for e in ev if e.get("ph") == "X" and e["pid"] == r]
+    assert any(e["cat"] in ("forward", "backward") for e in xs), "rank %d has no kernel slices" % r
+    assert all(e["dur"] >= 0 and e["ts"] >= 0 for e in xs)
+    lanes = {}
+    for e in xs:
+        lanes.setdefault(e["tid"], []).append((e["ts"], e["ts"] + e["dur"]))
+    for v in lanes.values():
+        v.sort()
+        assert all(b[0] >= a[1] - 1e-3 for a, b in zip(v, v[1:])), "overlapping slices in one lane"
+PY
+  else
+    grep -q '"traceEvents"' "$1" && [ "$(grep -o '"process_name"' "$1" | wc -l)" = "$2" ]
+  fi
+}
+check_trace "$T/trace.json" 4 || bad "the --trace file is not a trace with a track per rank"
 # the sequential interpreter agrees with the actor executor
 run1 --micro 2 --executor interp --log "$T/interp1.jsonl" || bad "1-rank interpreter run failed"
 same_losses "$T/base.jsonl" "$T/interp1.jsonl" || bad "interpreter (1 rank, 2 micro-batches) differs"
