@@ -118,9 +118,14 @@ const char *ex_collective(const char *c, char *buf, size_t n) {
 }
 
 int ex_nodes(const sbpc_plan *p, ex_ctx *c, int *per) {
-  if (p->devices_per_node > 0 && p->devices % p->devices_per_node == 0) {
-    *per = p->devices_per_node;
-    return p->devices / p->devices_per_node;
+  int used = p->devices_used, dpn = p->devices_per_node;
+  if (dpn > 0 && used < dpn) { /* the planner chose part of one node */
+    *per = used;
+    return 1;
+  }
+  if (dpn > 0 && used % dpn == 0) {
+    *per = dpn;
+    return used / dpn;
   }
   ex_warn(c, "the nodes have different device counts; give each node its own process count");
   *per = 0;

@@ -157,6 +157,7 @@ static void read_cluster(rd *r, sbpc_plan *p, const cJSON *c) {
   p->cluster_name = str(r, c, "cluster", "name", NULL);
   p->devices = integer(r, c, "cluster", "devices", -1, 1, MAX_DEVICES);
   p->nodes = integer(r, c, "cluster", "nodes", 1, 1, MAX_DEVICES);
+  p->devices_used = integer(r, c, "cluster", "devices_used", p->devices, 1, p->devices > 0 ? p->devices : 1);
   p->devices_per_node = -1;
   read_node_types(r, p, c);
   if (p->devices_per_node < 0) p->devices_per_node = p->devices % p->nodes == 0 ? p->devices / p->nodes : 0;
@@ -455,9 +456,9 @@ static void read_predicted(rd *r, sbpc_plan *p, const cJSON *pr) {
 static void check_layout(rd *r, sbpc_plan *p) {
   if (r->failed) return;
   long long prod = (long long)p->dp * p->tp * p->pp * p->sp;
-  if (prod != p->devices)
-    fail(r, "dp*tp*pp*sp = %d*%d*%d*%d = %lld, but the cluster has %d devices", p->dp, p->tp, p->pp, p->sp, prod,
-         p->devices);
+  if (prod != p->devices_used)
+    fail(r, "dp*tp*pp*sp = %d*%d*%d*%d = %lld, but the plan uses %d devices", p->dp, p->tp, p->pp, p->sp, prod,
+         p->devices_used);
 }
 
 static void read_root(rd *r, sbpc_plan *p, const cJSON *root) {

@@ -83,6 +83,7 @@ typedef struct sbpc_plan {
   /* cluster */
   const char *cluster_name;
   int devices, nodes, devices_per_node; /* devices_per_node 0: differs by node type */
+  int devices_used; /* devices the layout runs on (cluster.devices_used; == devices unless the planner chose a subset) */
   int ndevice_types;
   const char *const *device_types;
   /* parallel layout */
