@@ -1,15 +1,16 @@
 # Convenience front door. Everything real lives in CMake; this file only
 # installs missing Debian packages, configures the build and runs jobs.
 #   make demo   install deps, build, run sbpc's main job on a bundled example
-#   make test   install deps, build, run the whole suite (plain + ASan/UBSan + fuzz smoke)
+#   make test   install deps, build, run the whole suite (plain + ASan/UBSan + TSan executor tests + fuzz smoke)
 #   make bench  run the benchmarks in bench/
 JOBS ?= 2
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+TSAN_BUILD ?= build-tsan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test test-plain test-asan test-fuzz bench clean install
+.PHONY: all deps build demo test test-plain test-asan test-tsan test-fuzz bench clean install
 
 all: build
 
@@ -25,7 +26,7 @@ build: deps $(BUILD)/CMakeCache.txt
 demo: build
 	@bash scripts/demo.sh $(BUILD)/sbpc
 
-test: test-plain test-asan test-fuzz
+test: test-plain test-asan test-tsan test-fuzz
 
 test-plain: build
 	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure
@@ -35,6 +36,15 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest -j$(JOBS) --output-on-failure -LE noasan
+
+# ThreadSanitizer over the tests labelled "executor" (they run the actor
+# executor's worker threads through `sbpc`, the only binary they need);
+# tests/tsan.supp silences OpenMPI's own internals only.
+test-tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DSBPC_WERROR=ON -DSBPC_TSAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build $(TSAN_BUILD) -j$(JOBS) --target sbpc
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
+	  ctest -j$(JOBS) --output-on-failure -L executor
 
 test-fuzz: deps
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DSBPC_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
@@ -49,4 +59,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # rt_train.sh BUILD_DIR — training throughput of `sbpc run` (issue 6):
 # GPT-2 small (examples/gpt2.sbp, 124M parameters), seq 256, global batch 4,
-# fp32 CPU reference kernels: tokens/s on 1 rank (OpenBLAS on all cores) and on
-# 2 data-parallel ranks (mpirun, the cores split between them), and the peak
-# memory measured per rank next to the actor plan's prediction. PyTorch eager
-# (bench/rt_torch_gpt2.py, same model,
-# batch, seq and threads) is compared when an interpreter can import torch. Steps: STEPS (default 3); the
-# first step is warm-up, the table reports the mean of the others.
+# fp32 CPU reference kernels: tokens/s on 1 rank (OpenBLAS on all cores; also
+# with --kernels jit, codegen's JIT row kernels) and on 2 data-parallel ranks
+# (mpirun, the cores split between them), and the peak memory measured per
+# rank next to the planner's prediction. PyTorch eager (bench/rt_torch_gpt2.py:
+# the same model, batch, seq and thread count) is compared when an interpreter
+# can import torch. Steps: STEPS (default 3); the first step is warm-up, the
+# table reports the mean of the others.
 set -u
 build=${1:-build}
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +24,9 @@ mean_tps() { awk 'NR > 1 { match($0, /"tokens_per_s": *[0-9.]+/); s += substr($0
 echo "GPT-2 small, seq 256, global batch 4, $STEPS steps (first is warm-up), $cores cores"
 OPENBLAS_NUM_THREADS=$cores "$SBPC" run examples/gpt2.sbp --seq 256 --batch 4 --steps "$STEPS" --log "$T/1.jsonl" > "$T/1.out" || exit 1
 echo "1 rank:  $(mean_tps "$T/1.jsonl") tokens/s; $(grep peak "$T/1.out")"
+OPENBLAS_NUM_THREADS=$cores "$SBPC" run examples/gpt2.sbp --seq 256 --batch 4 --steps "$STEPS" --kernels jit \
+  --log "$T/1j.jsonl" > "$T/1j.out" || exit 1
+echo "1 rank, --kernels jit:  $(mean_tps "$T/1j.jsonl") tokens/s; $(grep peak "$T/1j.out")"
 if command -v mpirun >/dev/null; then
   half=$(( cores / 2 > 0 ? cores / 2 : 1 ))
   OPENBLAS_NUM_THREADS=$half mpirun --oversubscribe -np 2 -x OPENBLAS_NUM_THREADS "$SBPC" run examples/gpt2.sbp \

@@ -85,7 +85,7 @@ static int parse_args(int argc, char **argv, compile_args *a) {
 typedef struct {
   char *text;
   size_t len;
-  int64_t micro_batch, seq, tp;
+  int64_t micro_batch, seq, tp, sp, vpp;
   int precision;
 } plan_info;
 
@@ -109,6 +109,8 @@ static int read_plan(const char *path, plan_info *p) {
   }
   p->micro_batch = num(j, "parallel", "micro_batch");
   p->tp = num(j, "parallel", "tp");
+  p->sp = num(j, "parallel", "sp");
+  p->vpp = num(j, "parallel", "vpp");
   p->seq = num(j, "train", "seq");
   const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "train");
   const cJSON *pr = t ? cJSON_GetObjectItemCaseSensitive(t, "precision") : NULL;
@@ -137,8 +139,14 @@ static int copy_plan(const compile_args *a, const plan_info *p) {
 
 /* write_actors: DIR/actors.json for `sbpc run DIR`. The layout, global batch
  * and seq come from the plan when there is one, else 1 device with --batch /
- * --seq or the train section. Rebinds B and S of the graph (after codegen). */
-static int write_actors(const compile_args *a, drv_model *m) {
+ * --seq or the train section. Rebinds B and S of the graph (after codegen).
+ * Plans the runtime cannot run (sp or vpp > 1) get a note and no file. */
+static int write_actors(const compile_args *a, drv_model *m, const plan_info *p) {
+  if (p->sp > 1 || p->vpp > 1) {
+    printf("note: no actors.json: the runtime does not run sequence parallelism or interleaved stages (sp %lld, vpp %lld)\n",
+           (long long)p->sp, (long long)p->vpp);
+    return EXIT_OK;
+  }
   rt_config c = rt_config_default();
   if (a->plan && !rt_read_plan_json(a->plan, &c)) return EXIT_BAD_INPUT;
   if (!a->plan) {
@@ -175,7 +183,7 @@ static int compile_model(compile_args *a, drv_model *m, const plan_info *p) {
   o.log = a->dump ? stderr : stdout;
   rc = cg_compile(m->p.g, &o);
   if (!rc && p->text) rc = copy_plan(a, p);
-  if (!rc && m->p.g->loss != IR_NONE) rc = write_actors(a, m);
+  if (!rc && m->p.g->loss != IR_NONE) rc = write_actors(a, m, p);
   return rc;
 }
 

@@ -42,8 +42,9 @@ static void usage(FILE *f) {
              "                       interp (sequential interpreter), auto\n"
              "  --recompute P        none, selective (attention outputs) or full (a layer keeps\n"
              "                       its input); runs with the interpreter\n"
-             "  --kernels K          ref (fp32 reference kernels, default) or jit (codegen's\n"
-             "                       JIT-compiled row kernels for elementwise and row ops)\n"
+             "  --kernels K          ref (fp32 reference kernels, default; SBPC_KERNELS=jit\n"
+             "                       changes it) or jit (codegen's JIT-compiled row kernels\n"
+             "                       for elementwise and row ops)\n"
              "  --trace FILE         write the last step as a Chrome/Perfetto trace (docs/trace.md)\n"
              "  --quiet              no per-step lines\n"
              "  --write-actors FILE  write the actor plan of this layout (actors.json) and exit\n");
@@ -141,6 +142,8 @@ static int load_plan(const char *target, rt_config *c, arena *a) {
 
 int cmd_run(int argc, char **argv) {
   rt_config c = rt_config_default();
+  const char *kern = getenv("SBPC_KERNELS"); /* the default of --kernels */
+  if (kern && !strcmp(kern, "jit")) c.kernels = RT_KERNELS_JIT;
   arena *a = arena_new();
   const char *target;
   int st = parse(argc, argv, &c, a, &target);
