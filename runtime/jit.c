@@ -15,7 +15,12 @@
  * Everything else (GEMMs, attention, embedding, collectives, adamw) keeps its
  * reference kernel. A kernel accumulating into a one-value output (CG_ACC:
  * the mean loss) gets that output zeroed first. Kernels run single-threaded
- * on the whole row range. */
+ * on the whole row range.
+ *
+ * The optimised module is kept in codegen's kernel cache (cg_cache_*, key:
+ * the kernels' structure and names, the host CPU and LLVM version), so later
+ * runs (other ranks, other layouts with the same kernels) parse it and skip
+ * emission and O3 (SBPC_NO_KERNEL_CACHE=1 turns the cache off). */
 #include "runtime/exec_priv.h"
 #include "codegen/cg.h"
 #include <stdio.h>
@@ -61,6 +66,38 @@ static bool usable(const ir_graph *g, const ir_op *o, const cg_kernel *k) {
   return true;
 }
 
+static uint64_t cache_key(cg_kernel *const *ks, int n) {
+  uint64_t h = cg_hash("rt-jit-1", 8, 0);
+  for (int i = 0; i < n; i++) {
+    char *t = cg_k_text(ks[i]);
+    h = cg_hash(t, strlen(t), cg_hash(ks[i]->name, strlen(ks[i]->name) + 1, h));
+    free(t);
+  }
+  const char *host = cg_llvm_host(), *ver = cg_llvm_version();
+  return cg_hash(ver, strlen(ver), cg_hash(host, strlen(host), h));
+}
+
+/* the JIT of kernels ks: from the cache, or emitted, optimised and cached */
+static cg_jit *compile(cg_kernel *const *ks, int n, char *why, size_t wn) {
+  char dir[4096];
+  const char *off = getenv("SBPC_NO_KERNEL_CACHE");
+  if ((off && *off && strcmp(off, "0")) || !cg_cache_dir(dir, sizeof dir)) return cg_jit_compile(ks, n, why, wn);
+  uint64_t key = cache_key(ks, n);
+  size_t len;
+  char *text = cg_cache_get(dir, key, "rtjit.ll", &len);
+  cg_jit *j = text ? cg_jit_from_ir((const char *const *)&text, 1, why, wn) : NULL;
+  free(text);
+  if (j) return j;
+  cg_llvm *m = cg_llvm_new("sbpc_rt_kernels");
+  for (int i = 0; i < n; i++)
+    if (!cg_llvm_add(m, ks[i], why, wn)) return cg_llvm_free(m), NULL;
+  if (!cg_llvm_optimize(m, why, wn)) return cg_llvm_free(m), NULL;
+  text = cg_llvm_text(m);
+  if (text) cg_cache_put(dir, key, "rtjit.ll", text, strlen(text)); /* best effort */
+  free(text);
+  return cg_jit_new(m, why, wn);
+}
+
 rt_jit *rt_jit_new(const ir_graph *g, char *why, size_t wn) {
   rt_jit *J = xcalloc(1, sizeof *J);
   J->a = arena_new();
@@ -74,7 +111,7 @@ rt_jit *rt_jit_new(const ir_graph *g, char *why, size_t wn) {
     J->kof[gr->ops[0]] = gr->k;
     ks[J->nkernels++] = gr->k;
   }
-  if (J->nkernels) J->j = cg_jit_compile(ks, J->nkernels, why, wn);
+  if (J->nkernels) J->j = compile(ks, J->nkernels, why, wn);
   free(ks);
   if (J->nkernels && !J->j) {
     rt_jit_free(J);
