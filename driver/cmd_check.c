@@ -148,14 +148,10 @@ static void print_summary(const ir_program *p) {
   print_boxing(g);
 }
 
-static bool run_passes(ir_graph *g, diag *d) {
-  return ir_infer_shapes(g, d) && ir_deduce_sbp(g, d) && ir_insert_boxing(g, d) && ir_verify(g, d);
-}
-
 static int check_model(const check_args *a, drv_model *m) {
   int rc = drv_bind(&a->o, &m->p);
   if (rc) return rc;
-  if (!run_passes(m->p.g, &m->d)) return EXIT_BAD_INPUT;
+  if (!drv_passes(m->p.g, DRV_SBP, &m->d)) return EXIT_BAD_INPUT;
   if (a->dump_ir) ir_print(m->p.g, stdout);
   if (a->dot) ir_print_dot(m->p.g, -1, stdout);
   if (a->dump_ir || a->dot) return EXIT_OK;

@@ -119,13 +119,6 @@ static int read_plan(const char *path, plan_info *p) {
   return EXIT_OK;
 }
 
-static int passes(drv_model *m) {
-  ir_graph *g = m->p.g;
-  if (!ir_infer_shapes(g, &m->d)) return EXIT_BAD_INPUT;
-  if (g->loss != IR_NONE && !ir_autodiff(g, NULL, &m->d)) return EXIT_BAD_INPUT;
-  return ir_verify(g, &m->d) ? EXIT_OK : EXIT_BAD_INPUT;
-}
-
 static int copy_plan(const compile_args *a, const plan_info *p) {
   char path[4096];
   snprintf(path, sizeof path, "%s/plan.json", a->out);
@@ -171,7 +164,8 @@ static int compile_model(compile_args *a, drv_model *m, const plan_info *p) {
   if (!a->o.batch && p->micro_batch) a->o.batch = p->micro_batch;
   if (!a->o.seq && p->seq) a->o.seq = p->seq;
   int rc = drv_bind(&a->o, &m->p);
-  if (rc || (rc = passes(m))) return rc;
+  if (rc) return rc;
+  if (!drv_passes(m->p.g, DRV_TRAIN, &m->d)) return EXIT_BAD_INPUT;
   cg_opts o = {0};
   o.outdir = a->out;
   o.act = a->precision >= 0 ? (ir_dtype)a->precision

@@ -138,7 +138,7 @@ static int plan_model(const plan_args *a, drv_model *m) {
     sbpc_error("plan: '%s' has no model section", a->file);
     return EXIT_BAD_INPUT;
   }
-  if (!ir_infer_shapes(m->p.g, &m->d)) return EXIT_BAD_INPUT;
+  if (!drv_passes(m->p.g, DRV_SHAPES, &m->d)) return EXIT_BAD_INPUT;
   plan_options po;
   if ((rc = options(a, &m->p, &po))) return rc;
   arena *ar = arena_new();

@@ -13,6 +13,7 @@
  * directly with the layout given by flags; flags override the plan. The model
  * goes through the front end and shape inference, then the runtime (rt_train)
  * does autodiff, placement and the training loop. */
+#include "driver/common.h"
 #include "driver/driver.h"
 #include "frontend/frontend.h"
 #include "runtime/rt.h"
@@ -166,7 +167,7 @@ int cmd_run(int argc, char **argv) {
     if (!batch_flag && prog.train.global_batch && !is_dir(target) && !plan_json) c.global_batch = prog.train.global_batch;
     diag d;
     diag_init(&d, c.model, NULL, 0);
-    if (!ir_infer_shapes(prog.g, &d)) st = EXIT_BAD_INPUT;
+    if (!drv_passes(prog.g, DRV_SHAPES, &d)) st = EXIT_BAD_INPUT;
   }
   if (st == 0 && write_actors) {
     /* the plan names the model by absolute path so `sbpc run DIR` finds it */

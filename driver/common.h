@@ -54,6 +54,13 @@ ir_cluster *drv_cluster(const drv_opts *o, const ir_program *p, arena *a, const 
  * values for which a tensor would pass 2^62 elements. Returns an exit status. */
 int drv_bind(const drv_opts *o, ir_program *p);
 
+/* Which optional passes drv_passes runs (driver/passes.c lists them all). */
+enum { DRV_SHAPES = 0, DRV_TRAIN = 1, DRV_SBP = 2 };
+/* drv_passes: run the IR passes on g in the compiler's order: shapes, then
+ * autodiff (DRV_TRAIN, when g has a loss), then SBP deduction and boxing
+ * (DRV_SBP), then verify. Errors go to d; returns false on the first failure. */
+bool drv_passes(ir_graph *g, unsigned flags, diag *d);
+
 /* drv_thousands: n with thousands separators ("124,439,808") in buf. */
 const char *drv_thousands(int64_t n, char *buf, size_t len);
 #endif
