@@ -24,6 +24,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* The most tokens one training step may hold (batch x seq), as the plan readers allow. */
+#define MAX_TOKENS ((int64_t)1 << 28)
+
 static void usage(FILE *f) {
   fprintf(f, "usage: [mpirun -np N] sbpc run DIR|MODEL.sbp [options]\n"
              "  --steps K            train until step K (default 5; counts resumed steps)\n"
@@ -83,8 +86,8 @@ static int option(rt_config *c, const char *k, const char *v) {
   if (!strcmp(k, "--steps")) return c->steps = (int64_t)x, 0;
   if (!strcmp(k, "--seed")) return c->seed = (uint64_t)x, 0;
   if (!strcmp(k, "--zero")) return x <= 3 ? (c->zero = (int)x, 0) : 2;
-  if (!strcmp(k, "--batch")) return x >= 1 ? (c->global_batch = (int64_t)x, 0) : 2;
-  if (!strcmp(k, "--seq")) return x >= 1 ? (c->seq = (int64_t)x, 0) : 2;
+  if (!strcmp(k, "--batch")) return x >= 1 && x <= MAX_TOKENS ? (c->global_batch = (int64_t)x, 0) : 2;
+  if (!strcmp(k, "--seq")) return x >= 1 && x <= MAX_TOKENS ? (c->seq = (int64_t)x, 0) : 2;
   int *lay[] = {&c->lay.dp, &c->lay.tp, &c->lay.pp, &c->lay.micro};
   const char *lopts[] = {"--dp", "--tp", "--pp", "--micro"};
   for (int i = 0; i < 4; i++)
@@ -176,6 +179,10 @@ int cmd_run(int argc, char **argv) {
     st = rt_write_actor_plan(prog.g, &c, write_actors) ? EXIT_OK : EXIT_BAD_INPUT;
     free(abs);
     write_actors = NULL;
+  } else if (st == 0 && c.global_batch * c.seq > MAX_TOKENS) {
+    sbpc_error("run: a step of %lld sequences of %lld tokens is more than the %lld tokens a step may hold",
+               (long long)c.global_batch, (long long)c.seq, (long long)MAX_TOKENS);
+    st = EXIT_BAD_INPUT;
   } else if (st == 0) {
     st = rt_train(prog.g, &c, &argc, &argv);
   }
