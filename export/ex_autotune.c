@@ -4,7 +4,7 @@
  * Asks the planner (`sbpc plan MODEL --top K --json`, run as a child of this
  * same executable) for its K best layouts on the measuring cluster (default
  * cpu:N for N ranks on this machine), runs each for a few steps with the
- * executor (`[mpirun -np N] sbpc run MODEL --dp --tp --pp --micro --batch
+ * executor (`[mpirun -np N] sbpc run MODEL --dp --tp --pp --micro --zero --recompute --batch
  * --seq --steps --log`), reads the step rates from the run's JSON-lines log
  * and reports measured against predicted step time per layout, the fastest
  * measured layout, and the prediction error (mean |predicted - measured| /
@@ -150,9 +150,13 @@ static void measure(const ex_autotune_opts *o, const char *exe, const char *dir,
   snprintf(np, sizeof np, "%d", o->np);
   char steps[16];
   snprintf(steps, sizeof steps, "%d", o->steps);
+  char zero[8];
+  snprintf(zero, sizeof zero, "%d", l->zero);
+  const char *rc_policy = strcmp(l->recompute, "?") ? l->recompute : "none";
   char *run[] = {(char *)exe, "run", (char *)o->model, "--dp", v[0], "--tp", v[1], "--pp", v[2], "--micro", v[3],
-                 "--batch", v[4], "--seq", v[5], "--steps", steps, "--log", jl, "--quiet", NULL};
-  char *mpi[32] = {"mpirun", "-np", np};
+                 "--batch", v[4], "--seq", v[5], "--zero", zero, "--recompute", (char *)rc_policy,
+                 "--steps", steps, "--log", jl, "--quiet", NULL};
+  char *mpi[40] = {"mpirun", "-np", np};
   for (int k = 0; run[k]; k++) mpi[3 + k] = run[k];
   int rc = run_child(o->np > 1 ? mpi : run, lg, o->limit_s);
   l->measured = rc ? -1 : measured_step(jl, (double)b * s);
@@ -201,7 +205,9 @@ static void cleanup(const char *dir, int k) {
 /* same_run: an earlier layout that runs with the same executor flags, or -1. */
 static int same_run(const layout *L, int i) {
   for (int j = 0; j < i; j++)
-    if (L[j].dp == L[i].dp && L[j].tp == L[i].tp && L[j].pp == L[i].pp && L[j].m == L[i].m) return j;
+    if (L[j].dp == L[i].dp && L[j].tp == L[i].tp && L[j].pp == L[i].pp && L[j].m == L[i].m &&
+        L[j].zero == L[i].zero && !strcmp(L[j].recompute, L[i].recompute))
+      return j;
   return -1;
 }
 
@@ -217,10 +223,9 @@ int ex_autotune(const ex_autotune_opts *o) {
   if (k == 0 || b <= 0 || s <= 0) return fprintf(o->log, "tune: error: no layouts to measure (work folder %s)\n", dir), 1;
   for (int i = 0; i < k; i++) {
     int same = same_run(L, i);
-    if (same >= 0) { /* the executor takes dp/tp/pp/micro-batches only: one run serves both */
+    if (same >= 0) { /* the same executor flags: one run serves both */
       L[i].measured = L[same].measured, L[i].ok = L[same].ok;
-      fprintf(o->log, "tune: layout %d runs as layout %d (the executor has no recompute/ZeRO switch)\n", i + 1,
-              same + 1);
+      fprintf(o->log, "tune: layout %d runs as layout %d (same executor flags)\n", i + 1, same + 1);
       continue;
     }
     fprintf(o->log, "tune: measuring layout %d of %d\n", i + 1, k);
