@@ -22,8 +22,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mean_tps() { awk 'NR > 1 { match($0, /"tokens_per_s": *[0-9.]+/); s += substr($0, RSTART + 16, RLENGTH - 16); n++ }
                   END { if (n) printf "%.0f", s / n; else print "n/a" }' "$1"; }
 echo "GPT-2 small, seq 256, global batch 4, $STEPS steps (first is warm-up), $cores cores"
-OPENBLAS_NUM_THREADS=$cores "$SBPC" run examples/gpt2.sbp --seq 256 --batch 4 --steps "$STEPS" --log "$T/1.jsonl" > "$T/1.out" || exit 1
-echo "1 rank:  $(mean_tps "$T/1.jsonl") tokens/s; $(grep peak "$T/1.out")"
+OPENBLAS_NUM_THREADS=$cores "$SBPC" run examples/gpt2.sbp --seq 256 --batch 4 --steps "$STEPS" --kernels ref \
+  --log "$T/1.jsonl" > "$T/1.out" || exit 1
+echo "1 rank, --kernels ref:  $(mean_tps "$T/1.jsonl") tokens/s; $(grep peak "$T/1.out")"
 OPENBLAS_NUM_THREADS=$cores "$SBPC" run examples/gpt2.sbp --seq 256 --batch 4 --steps "$STEPS" --kernels jit \
   --log "$T/1j.jsonl" > "$T/1j.out" || exit 1
 echo "1 rank, --kernels jit:  $(mean_tps "$T/1j.jsonl") tokens/s; $(grep peak "$T/1j.out")"

@@ -8,7 +8,8 @@
  * into place, so a reader never sees half an entry; an entry whose header,
  * length or checksum does not match is removed and reported as a miss, so the
  * caller rebuilds it. Keys hash the kernel text, the target and the compiler
- * versions (compile.c). */
+ * versions (compile.c, runtime/jit.c). Payloads may be binary (the runtime's
+ * KEY.rtjit.o object files); readers get them NUL-terminated all the same. */
 #include "codegen/cg.h"
 #include <errno.h>
 #include <stdlib.h>

@@ -255,6 +255,16 @@ cg_jit *cg_jit_compile(cg_kernel *const *ks, int n, char *why, size_t wn);
  * module. NULL with why on a parse or link error. */
 cg_jit *cg_jit_from_ir(const char *const *texts, int n, char *why, size_t wn);
 
+/* cg_llvm_object: run the backend of the host target machine on m (optimise
+ * it first) and return the object file in *obj (malloc'ed, *len bytes); m
+ * stays the caller's (its IR may be changed by the backend: JIT it no more).
+ * False with why on failure. */
+bool cg_llvm_object(cg_llvm *m, char **obj, size_t *len, char *why, size_t n);
+/* cg_jit_from_object: an LLJIT over an object file cg_llvm_object made on
+ * this host (same CPU, features and LLVM version: the caller keys its cache
+ * on them); the bytes are copied. NULL with why when LLVM refuses it. */
+cg_jit *cg_jit_from_object(const char *obj, size_t len, char *why, size_t n);
+
 /* ---- cache (cache.c) ------------------------------------------------------- */
 /* cg_cache_dir: the cache directory ($SBPC_CACHE_DIR, $XDG_CACHE_HOME/sbpc,
  * ~/.cache/sbpc) into buf; false if none can be named. */

@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 
 /* Part of every cache key: bump it whenever an emitter's output changes. */
-#define CG_EMIT_VERSION "sbpc-cg 2"
+#define CG_EMIT_VERSION "sbpc-cg 3"
 
 typedef struct {
   const cg_opts *o;

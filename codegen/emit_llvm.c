@@ -3,15 +3,17 @@
  * A row kernel becomes `void NAME(i8** bufs, i64* dims, float* scalars)`: a
  * loop over rows; per row, one column loop per stage. Each column loop is
  * vectorised explicitly: a <W x float> loop over the first cols - cols % W
- * columns, then a scalar loop over the rest, where W is 8 on AVX hosts and 4
- * otherwise (float reductions would not be vectorised by LLVM without
- * fast-math flags, which LLVM-C 14 cannot set). Reductions keep vector
+ * columns, then a scalar loop over the rest, where W is 16 on AVX-512 hosts,
+ * 8 on AVX hosts and 4 otherwise (float reductions would not be vectorised
+ * by LLVM without fast-math flags, which LLVM-C 14 cannot set). Reductions keep vector
  * accumulators, reduced pairwise after the vector loop. Row values are
  * computed once per row, before the first loop that needs them. exp, tanh,
  * erf(c) and sigmoid are inline polynomials (Cephes / Numerical Recipes) so
  * they vectorise; log and sqrt use LLVM intrinsics. The module targets the
  * host CPU and its features and is optimised with the new pass manager's
- * default<O3> (LLVMRunPasses). */
+ * default<O3> (LLVMRunPasses). The row loop is emitted twice: a copy with
+ * non-temporal stores for large, aligned calls (stream_cond), and the
+ * ordinary one. */
 #include "codegen/llvm_priv.h"
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -208,6 +210,7 @@ typedef struct {
   LLVMValueRef c; /* current column (i64) */
   int w;          /* lanes of the loop being emitted */
   int stage;      /* pass being emitted */
+  bool nt;        /* this copy of the row loop streams large f32 outputs */
 } rk;
 
 static LLVMTypeRef f32(rk *x) { return LLVMFloatTypeInContext(x->e.c); }
@@ -276,6 +279,17 @@ static LLVMValueRef load(rk *x, int b, bool row) {
   return to_f32(x, v, dt, w);
 }
 
+/* streamable: output b may take non-temporal vector stores: a full-size
+ * f32 output written in the last pass (one written in an earlier pass is
+ * re-read by the later passes, cg_k_reload, and must stay in cache). */
+static bool streamable(const cg_kernel *k, int b) {
+  const cg_buf *bf = &k->buf[b];
+  if (bf->role != CG_OUT || bf->shape != CG_SH_ROWS || (bf->dtype != IR_F32 && bf->dtype != IR_I32)) return false;
+  for (int s = 0; s < k->nstore; s++)
+    if (k->store[s].buf == b && k->store[s].stage != k->nstages - 1) return false;
+  return true;
+}
+
 static void store(rk *x, int b, LLVMValueRef v, bool row) {
   int w = row ? 1 : x->w;
   ir_dtype dt = (ir_dtype)x->k->buf[b].dtype;
@@ -286,6 +300,11 @@ static void store(rk *x, int b, LLVMValueRef v, bool row) {
   }
   LLVMValueRef s = LLVMBuildStore(x->e.b, from_f32(x, v, dt, w), p);
   LLVMSetAlignment(s, (unsigned)LLVMABISizeOfType(LLVMGetModuleDataLayout(x->e.m), storage(x, dt)));
+  if (x->nt && w > 1 && streamable(x->k, b)) { /* aligned: checked at entry */
+    LLVMValueRef one = LLVMConstInt(LLVMInt32TypeInContext(x->e.c), 1, 0);
+    LLVMSetMetadata(s, LLVMGetMDKindIDInContext(x->e.c, "nontemporal", 11), LLVMMDNodeInContext(x->e.c, &one, 1));
+    LLVMSetAlignment(s, (unsigned)(4 * w));
+  }
 }
 
 static LLVMValueRef value(rk *x, int i, bool row);
@@ -471,6 +490,43 @@ static void stage(rk *x, int t) {
       store(x, k->store[s].buf, value(x, k->store[s].node, true), true);
 }
 
+/* row_loop: the loop over rows (one copy; nt selects streaming stores). */
+static void row_loop(rk *x, int width, bool nt) {
+  cg_ll *e = &x->e;
+  cg_ll_loop rl;
+  x->nt = nt;
+  x->r = cg_ll_loop_begin(e, &rl, cg_ll_i64(e, 0), x->rows, cg_ll_i64(e, 1));
+  x->rowbase = LLVMBuildMul(e->b, x->r, x->cols, "");
+  memset(x->rowv, 0, sizeof x->rowv);
+  memset(x->memo, 0, sizeof x->memo);
+  x->w = width;
+  emit_row_values(x, 0);
+  for (int t = 0; t < x->k->nstages; t++) stage(x, t);
+  cg_ll_loop_end(e, &rl);
+}
+
+/* stream_cond: i1, true when the kernel's f32 outputs are large enough
+ * (CG_NT_BYTES each: they cannot stay in cache for their consumer, so a
+ * normal store would first read every line for nothing) and every such
+ * output and its rows are aligned to the vector size, so the vector loop
+ * covers whole rows with aligned non-temporal stores. */
+#define CG_NT_BYTES ((int64_t)16 << 20)
+static LLVMValueRef stream_cond(rk *x, int width) {
+  cg_ll *e = &x->e;
+  LLVMTypeRef i64 = LLVMInt64TypeInContext(e->c);
+  LLVMValueRef zero = cg_ll_i64(e, 0), bytes = LLVMBuildMul(e->b, LLVMBuildMul(e->b, x->rows, x->cols, ""), cg_ll_i64(e, 4), "");
+  LLVMValueRef ok = LLVMBuildICmp(e->b, LLVMIntSGE, bytes, cg_ll_i64(e, CG_NT_BYTES), "");
+  ok = LLVMBuildAnd(e->b, ok, LLVMBuildICmp(e->b, LLVMIntEQ, LLVMBuildSRem(e->b, x->cols, cg_ll_i64(e, width), ""), zero, ""), "");
+  bool any = false;
+  for (int i = 0; i < x->k->nbuf; i++) {
+    if (!streamable(x->k, i)) continue;
+    any = true;
+    LLVMValueRef mis = LLVMBuildAnd(e->b, LLVMBuildPtrToInt(e->b, x->base[i], i64, ""), cg_ll_i64(e, 4 * width - 1), "");
+    ok = LLVMBuildAnd(e->b, ok, LLVMBuildICmp(e->b, LLVMIntEQ, mis, zero, ""), "");
+  }
+  return any && width > 1 ? ok : NULL;
+}
+
 static void row_kernel(cg_llvm *m, const cg_kernel *k) {
   rk *x = calloc(1, sizeof *x);
   cg_ll *e = &x->e;
@@ -489,14 +545,23 @@ static void row_kernel(cg_llvm *m, const cg_kernel *k) {
   LLVMValueRef one = cg_ll_i64(e, 1);
   x->rows = LLVMBuildLoad2(e->b, i64, dims, "rows");
   x->cols = LLVMBuildLoad2(e->b, i64, LLVMBuildGEP2(e->b, i64, dims, &one, 1, ""), "cols");
-  cg_ll_loop rl;
-  x->r = cg_ll_loop_begin(e, &rl, cg_ll_i64(e, 0), x->rows, one);
-  x->rowbase = LLVMBuildMul(e->b, x->r, x->cols, "");
-  memset(x->rowv, 0, sizeof x->rowv);
-  x->w = m->width;
-  emit_row_values(x, 0);
-  for (int t = 0; t < k->nstages; t++) stage(x, t);
-  cg_ll_loop_end(e, &rl);
+  LLVMValueRef nt = stream_cond(x, m->width);
+  if (nt) {
+    LLVMBasicBlockRef bs = LLVMAppendBasicBlockInContext(e->c, e->fn, "stream");
+    LLVMBasicBlockRef bn = LLVMAppendBasicBlockInContext(e->c, e->fn, "cached");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->c, e->fn, "done");
+    LLVMBuildCondBr(e->b, nt, bs, bn);
+    LLVMPositionBuilderAtEnd(e->b, bs);
+    row_loop(x, m->width, true);
+    LLVMBuildFence(e->b, LLVMAtomicOrderingSequentiallyConsistent, 0, ""); /* order the streaming stores */
+    LLVMBuildBr(e->b, done);
+    LLVMPositionBuilderAtEnd(e->b, bn);
+    row_loop(x, m->width, false);
+    LLVMBuildBr(e->b, done);
+    LLVMPositionBuilderAtEnd(e->b, done);
+  } else {
+    row_loop(x, m->width, false);
+  }
   LLVMBuildRetVoid(e->b);
   LLVMDisposeBuilder(e->b);
   free(x);
@@ -519,6 +584,7 @@ const char *cg_llvm_version(void) { return LLVM_VERSION_STRING; }
 
 int cg_llvm_vector_width(void) {
   const char *h = cg_llvm_host();
+  if (strstr(h, "+avx512f")) return 16;
   return strstr(h, "+avx,") || strstr(h, "+avx2") ? 8 : 4;
 }
 

@@ -46,9 +46,10 @@ static void usage(FILE *f) {
              "                       interp (sequential interpreter), auto\n"
              "  --recompute P        none, selective (attention outputs) or full (a layer keeps\n"
              "                       its input); runs with the interpreter\n"
-             "  --kernels K          ref (fp32 reference kernels, default; SBPC_KERNELS=jit\n"
-             "                       changes it) or jit (codegen's JIT-compiled row kernels\n"
-             "                       for elementwise and row ops)\n"
+             "  --kernels K          jit (codegen's JIT-compiled row kernels for elementwise\n"
+             "                       and row ops; the default, falling back to ref with a note\n"
+             "                       when the JIT cannot be set up) or ref (the fp32 reference\n"
+             "                       kernels); SBPC_KERNELS=ref|jit sets the default\n"
              "  --trace FILE         write the last step as a Chrome/Perfetto trace (docs/trace.md)\n"
              "  --quiet              no per-step lines\n"
              "  --write-actors FILE  write the actor plan of this layout (actors.json) and exit\n");
@@ -71,7 +72,8 @@ static int option(rt_config *c, const char *k, const char *v) {
   const char **sdst[] = {&c->data, &c->weights, &c->save, &c->resume, &c->log, &write_actors, &plan_json, &c->trace};
   for (int i = 0; i < 8; i++)
     if (!strcmp(k, sopts[i])) return *sdst[i] = v, 0;
-  if (!strcmp(k, "--kernels")) return !strcmp(v, "ref") || !strcmp(v, "jit") ? (c->kernels = !strcmp(v, "jit"), 0) : 2;
+  if (!strcmp(k, "--kernels"))
+    return !strcmp(v, "ref") || !strcmp(v, "jit") ? (c->kernels = !strcmp(v, "jit") ? RT_KERNELS_JIT : RT_KERNELS_REF, 0) : 2;
   if (!strcmp(k, "--recompute")) return rt_recompute_parse(v) >= 0 ? (c->recompute = rt_recompute_parse(v), 0) : 2;
   if (!strcmp(k, "--executor")) {
     const char *names[] = {"auto", "actors", "interp"};
@@ -148,6 +150,7 @@ int cmd_run(int argc, char **argv) {
   rt_config c = rt_config_default();
   const char *kern = getenv("SBPC_KERNELS"); /* the default of --kernels */
   if (kern && !strcmp(kern, "jit")) c.kernels = RT_KERNELS_JIT;
+  if (kern && !strcmp(kern, "ref")) c.kernels = RT_KERNELS_REF;
   arena *a = arena_new();
   const char *target;
   int st = parse(argc, argv, &c, a, &target);

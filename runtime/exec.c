@@ -230,10 +230,13 @@ rt_exec *rt_exec_new_ranked(ir_graph *g, const rt_config *cfg, rt_comm *comm, in
   last_uses(e);
   rt_recompute_plan(e);
   char why[512];
-  if (cfg->kernels == RT_KERNELS_JIT && !(e->jit = rt_jit_new(g, why, sizeof why))) {
-    diag_error(d, (srcloc){0, 0}, "cannot JIT-compile the kernels: %s", why);
-    rt_exec_free(e);
-    return NULL;
+  if (cfg->kernels != RT_KERNELS_REF && !(e->jit = rt_jit_new(g, why, sizeof why))) {
+    if (cfg->kernels == RT_KERNELS_JIT) {
+      diag_error(d, (srcloc){0, 0}, "cannot JIT-compile the kernels: %s", why);
+      rt_exec_free(e);
+      return NULL;
+    }
+    if (rank_of(e, e->stage) == 0) fprintf(stderr, "sbpc: note: no JIT (%s); running the reference kernels\n", why);
   }
   alloc_params(e);
   return e;

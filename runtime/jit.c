@@ -17,15 +17,21 @@
  * the mean loss) gets that output zeroed first. Kernels run single-threaded
  * on the whole row range.
  *
- * The optimised module is kept in codegen's kernel cache (cg_cache_*, key:
- * the kernels' structure and names, the host CPU and LLVM version), so later
- * runs (other ranks, other layouts with the same kernels) parse it and skip
- * emission and O3 (SBPC_NO_KERNEL_CACHE=1 turns the cache off). */
+ * The machine code is kept in codegen's kernel cache (cg_cache_*): on a miss
+ * the module is optimised and compiled to a host object file once
+ * (cg_llvm_object), stored as KEY.rtjit.o and linked into the LLJIT
+ * (cg_jit_from_object); on a hit the object is linked directly, skipping O3
+ * and the backend (about 2 s -> under 1 ms for the tiny GPT-2). KEY hashes
+ * the kernels' text and names, the unoptimised LLVM IR (a changed emitter
+ * gets a new key), the host CPU and features and the LLVM version. A corrupt
+ * entry (checksum) or one LLVM refuses is rebuilt; SBPC_NO_KERNEL_CACHE=1
+ * turns the cache off, SBPC_JIT_TIMES=1 prints the time of each phase. */
 #include "runtime/exec_priv.h"
 #include "codegen/cg.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct rt_jit {
   arena *a;
@@ -66,39 +72,84 @@ static bool usable(const ir_graph *g, const ir_op *o, const cg_kernel *k) {
   return true;
 }
 
-static uint64_t cache_key(cg_kernel *const *ks, int n) {
-  uint64_t h = cg_hash("rt-jit-1", 8, 0);
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* SBPC_JIT_TIMES=1: one line per phase on stderr */
+static void phase(const char *what, double *t) {
+  const char *on = getenv("SBPC_JIT_TIMES");
+  double t1 = now_s();
+  if (on && *on && strcmp(on, "0")) fprintf(stderr, "jit: %-28s %8.1f ms\n", what, 1e3 * (t1 - *t));
+  *t = t1;
+}
+
+/* the cache key of the machine code for kernels ks: the kernels' text and
+ * names, the host CPU and features, the LLVM version, and the emitter's LLVM
+ * IR (ir, unoptimised) so a changed emitter never meets a stale object */
+static uint64_t cache_key(cg_kernel *const *ks, int n, const char *ir) {
+  uint64_t h = cg_hash("rt-jit-obj-2", 12, 0);
   for (int i = 0; i < n; i++) {
     char *t = cg_k_text(ks[i]);
     h = cg_hash(t, strlen(t), cg_hash(ks[i]->name, strlen(ks[i]->name) + 1, h));
     free(t);
   }
   const char *host = cg_llvm_host(), *ver = cg_llvm_version();
+  h = cg_hash(ir, strlen(ir), h);
   return cg_hash(ver, strlen(ver), cg_hash(host, strlen(host), h));
 }
 
-/* the JIT of kernels ks: from the cache, or emitted, optimised and cached */
-static cg_jit *compile(cg_kernel *const *ks, int n, char *why, size_t wn) {
-  char dir[4096];
+static bool cache_off(void) {
   const char *off = getenv("SBPC_NO_KERNEL_CACHE");
-  if ((off && *off && strcmp(off, "0")) || !cg_cache_dir(dir, sizeof dir)) return cg_jit_compile(ks, n, why, wn);
-  uint64_t key = cache_key(ks, n);
-  size_t len;
-  char *text = cg_cache_get(dir, key, "rtjit.ll", &len);
-  cg_jit *j = text ? cg_jit_from_ir((const char *const *)&text, 1, why, wn) : NULL;
-  free(text);
-  if (j) return j;
+  return off && *off && strcmp(off, "0");
+}
+
+/* the JIT of kernels ks: the host object file from the cache (key above), or
+ * emitted, optimised at O3, compiled to an object once, cached and loaded */
+static cg_jit *compile(cg_kernel *const *ks, int n, char *why, size_t wn) {
+  double t = now_s();
+  char dir[4096];
+  bool cached = !cache_off() && cg_cache_dir(dir, sizeof dir);
   cg_llvm *m = cg_llvm_new("sbpc_rt_kernels");
   for (int i = 0; i < n; i++)
     if (!cg_llvm_add(m, ks[i], why, wn)) return cg_llvm_free(m), NULL;
+  phase("emit LLVM IR", &t);
+  char *ir = cached ? cg_llvm_text(m) : NULL;
+  uint64_t key = ir ? cache_key(ks, n, ir) : 0;
+  cached = ir != NULL;
+  free(ir);
+  size_t len = 0;
+  char *obj = cached ? cg_cache_get(dir, key, "rtjit.o", &len) : NULL;
+  phase(obj ? "key + cache hit" : "key + cache miss", &t);
+  if (obj) {
+    cg_jit *j = cg_jit_from_object(obj, len, why, wn);
+    free(obj);
+    obj = NULL;
+    phase("load object into LLJIT", &t);
+    if (j) return cg_llvm_free(m), j;
+    /* LLVM refused the entry: rebuild it below */
+  }
   if (!cg_llvm_optimize(m, why, wn)) return cg_llvm_free(m), NULL;
-  text = cg_llvm_text(m);
-  if (text) cg_cache_put(dir, key, "rtjit.ll", text, strlen(text)); /* best effort */
-  free(text);
-  return cg_jit_new(m, why, wn);
+  phase("O3 passes", &t);
+  bool ok = cg_llvm_object(m, &obj, &len, why, wn);
+  cg_llvm_free(m);
+  phase("backend (object file)", &t);
+  if (!ok) return NULL;
+  if (cached) cg_cache_put(dir, key, "rtjit.o", obj, len); /* best effort */
+  cg_jit *j = cg_jit_from_object(obj, len, why, wn);
+  free(obj);
+  phase("cache put + load object", &t);
+  return j;
 }
 
 rt_jit *rt_jit_new(const ir_graph *g, char *why, size_t wn) {
+  const char *fault = getenv("SBPC_TEST_FAULT");
+  if (fault && !strcmp(fault, "nojit")) { /* tests: the fallback to the reference kernels */
+    snprintf(why, wn, "JIT disabled by SBPC_TEST_FAULT=nojit");
+    return NULL;
+  }
   rt_jit *J = xcalloc(1, sizeof *J);
   J->a = arena_new();
   J->kof = xcalloc((size_t)g->nop + 1, sizeof *J->kof);

@@ -38,10 +38,12 @@ typedef struct {
   int executor;          /* 0 auto (actors unless tp > 1), 1 actors, 2 interpreter */
   int zero;              /* ZeRO stage: >= 1 shards AdamW state over the dp group */
   int recompute;         /* rt_recompute: activations dropped in forward, redone in backward */
-  int kernels;           /* RT_KERNELS_REF (kernels_cpu.c) or RT_KERNELS_JIT (codegen's, jit.c) */
+  int kernels;           /* RT_KERNELS_REF (kernels_cpu.c), _JIT (codegen's, jit.c) or _AUTO */
 } rt_config;
 
-enum { RT_KERNELS_REF, RT_KERNELS_JIT };
+/* --kernels: ref, jit (an error when the JIT cannot be set up), or auto, the
+ * default: jit, falling back to ref with a one-line note. */
+enum { RT_KERNELS_REF, RT_KERNELS_JIT, RT_KERNELS_AUTO };
 /* Recompute policies (runtime/recompute.c). */
 enum { RT_RECOMPUTE_NONE, RT_RECOMPUTE_SELECTIVE, RT_RECOMPUTE_FULL };
 /* rt_recompute_parse: "none", "selective" or "full" -> policy; -1 otherwise. */

@@ -28,6 +28,7 @@ rt_config rt_config_default(void) {
   c.lr = 1e-3;
   c.weight_decay = 0.01;
   c.seed = 1234;
+  c.kernels = RT_KERNELS_AUTO;
   return c;
 }
 
