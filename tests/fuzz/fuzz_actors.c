@@ -5,41 +5,26 @@
  * leak, and what it accepts must be a usable configuration: a model path and
  * a layout inside the runtime's limits. Seeds: tests/fuzz/corpus/actors/
  * (`sbpc compile` and `sbpc run --write-actors` outputs, and broken ones). */
+#include "fuzz_file.h"
 #include "runtime/rt.h"
 #include "util/arena.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <fcntl.h>
-#include <unistd.h>
 
-static char path[64];
-static int devnull = -1;
-
-/* quiet_read: the reader with its messages sent to /dev/null (fd 2 is
- * restored at once so libFuzzer's and the sanitizers' reports stay visible). */
-static bool quiet_read(rt_config *c, arena *a) {
-  int saved = dup(2);
-  dup2(devnull, 2);
+/* quiet_read: the reader on path with its messages silenced. */
+static bool quiet_read(const char *path, rt_config *c, arena *a) {
+  fuzz_quiet();
   bool ok = rt_read_actor_plan(path, c, a);
-  dup2(saved, 2);
-  close(saved);
+  fuzz_loud();
   return ok;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (!path[0]) {
-    snprintf(path, sizeof path, "/tmp/sbpc-fuzz-actors-%d.json", (int)getpid());
-    devnull = open("/dev/null", O_WRONLY);
-    if (devnull < 0) abort();
-  }
-  FILE *f = fopen(path, "wb");
-  if (!f) abort();
-  fwrite(data, 1, size, f);
-  fclose(f);
+  const char *path = fuzz_file("actors", "json", data, size);
   rt_config c = rt_config_default();
   arena *a = arena_new();
-  if (quiet_read(&c, a)) {
+  if (quiet_read(path, &c, a)) {
     const rt_layout *l = &c.lay;
     if (!c.model || l->dp < 1 || l->tp < 1 || l->pp < 1 || l->micro < 1 || l->dp > 4096 || l->tp > 4096 ||
         l->pp > 64 || l->micro > 4096 || c.global_batch < 1 || c.seq < 0)

@@ -5,39 +5,24 @@
  * be at least one positive length, each with a line number inside the file
  * and in increasing order. Seeds: tests/fuzz/corpus/lengths/
  * (tests/data/lengths samples and broken ones). */
+#include "fuzz_file.h"
 #include "planner/sp.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <fcntl.h>
-#include <unistd.h>
 
-static char path[64];
-static int devnull = -1;
-
-/* quiet_read: the reader with its messages sent to /dev/null (fd 2 is
- * restored at once so libFuzzer's and the sanitizers' reports stay visible). */
-static int64_t *quiet_read(int *n, int **lines) {
-  int saved = dup(2);
-  dup2(devnull, 2);
+/* quiet_read: the reader on path with its messages silenced. */
+static int64_t *quiet_read(const char *path, int *n, int **lines) {
+  fuzz_quiet();
   int64_t *v = sp_read_lengths(path, n, lines);
-  dup2(saved, 2);
-  close(saved);
+  fuzz_loud();
   return v;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (!path[0]) {
-    snprintf(path, sizeof path, "/tmp/sbpc-fuzz-lengths-%d.txt", (int)getpid());
-    devnull = open("/dev/null", O_WRONLY);
-    if (devnull < 0) abort();
-  }
-  FILE *f = fopen(path, "wb");
-  if (!f) abort();
-  fwrite(data, 1, size, f);
-  fclose(f);
+  const char *path = fuzz_file("lengths", "txt", data, size);
   int n = -1, *lines = NULL;
-  int64_t *v = quiet_read(&n, &lines);
+  int64_t *v = quiet_read(path, &n, &lines);
   if (!v) {
     if (n != 0 || lines) abort(); /* failure leaves nothing behind */
     return 0;

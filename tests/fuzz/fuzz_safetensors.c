@@ -5,25 +5,18 @@
  * header's word (a 10 GB shape in a small file is refused). Every tensor it
  * accepts is read whole: shape and data must agree, inside the file. Seeds:
  * tests/fuzz/corpus/safetensors/ (`sbpc run --save` outputs and broken ones). */
+#include "fuzz_file.h"
 #include "runtime/rt_internal.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <unistd.h>
 
-static char path[64];
-static int devnull = -1;
-
-/* quiet_read: the reader with its messages sent to /dev/null (fd 2 is
- * restored at once so libFuzzer's and the sanitizers' reports stay visible). */
-static rt_st *quiet_read(void) {
-  int saved = dup(2);
-  dup2(devnull, 2);
+/* quiet_read: the reader on path with its messages silenced. */
+static rt_st *quiet_read(const char *path) {
+  fuzz_quiet();
   rt_st *s = rt_st_read(path);
-  dup2(saved, 2);
-  close(saved);
+  fuzz_loud();
   return s;
 }
 
@@ -44,16 +37,7 @@ static void touch(const rt_st_tensor *t, size_t file_size) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (!path[0]) {
-    snprintf(path, sizeof path, "/tmp/sbpc-fuzz-st-%d.safetensors", (int)getpid());
-    devnull = open("/dev/null", O_WRONLY);
-    if (devnull < 0) abort();
-  }
-  FILE *f = fopen(path, "wb");
-  if (!f) abort();
-  fwrite(data, 1, size, f);
-  fclose(f);
-  rt_st *s = quiet_read();
+  rt_st *s = quiet_read(fuzz_file("st", "safetensors", data, size));
   if (!s) return 0;
   for (int i = 0; i < rt_st_count(s); i++) {
     const rt_st_tensor *t = rt_st_at(s, i);
