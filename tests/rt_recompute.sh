@@ -17,16 +17,7 @@ M=examples/tiny-gpt2.sbp
 D=tests/data/rt/tiny.bin
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
-same_losses() {
-  awk 'FNR == 1 { f++ }
-    { match($0, /"step": *[0-9]+/); s = substr($0, RSTART + 7, RLENGTH - 7) + 0
-      match($0, /"loss": *[-0-9.eE+]+/); l = substr($0, RSTART + 7, RLENGTH - 7) + 0
-      if (f == 1) a[s] = l; else { b[s] = l; n++ } }
-    END { if (n == 0) { print "no steps compared"; exit 1 }
-          for (s in b) { if (!(s in a)) { print "step " s " missing"; exit 1 }
-            d = a[s] - b[s]; if (d < 0) d = -d; r = a[s] < 0 ? -a[s] : a[s]
-            if (d > 1e-5 * r) { printf "step %d: %.9g vs %.9g\n", s, a[s], b[s]; exit 1 } } }' "$1" "$2"
-}
+. tests/lib/losses.sh
 peak() { sed -n 's/^peak memory per rank (MiB): \([0-9.]*\).*/\1/p' "$1"; }
 
 for r in none selective full; do

@@ -29,19 +29,7 @@ D=tests/data/rt/tiny.bin
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
-# same_losses A B [first_step]: every step >= first_step in A and B agrees
-same_losses() {
-  awk -v first="${3:-1}" '
-    FNR == 1 { f++ }
-    { match($0, /"step": *[0-9]+/); s = substr($0, RSTART + 7, RLENGTH - 7) + 0
-      match($0, /"loss": *[-0-9.eE+]+/); l = substr($0, RSTART + 7, RLENGTH - 7) + 0
-      if (s < first) next
-      if (f == 1) a[s] = l; else { b[s] = l; n++ } }
-    END { if (n == 0) { print "no steps compared"; exit 1 }
-          for (s in b) { if (!(s in a)) { print "step " s " missing"; exit 1 }
-            d = a[s] - b[s]; if (d < 0) d = -d; r = a[s] < 0 ? -a[s] : a[s]
-            if (d > 1e-5 * r) { printf "step %d: %.9g vs %.9g\n", s, a[s], b[s]; exit 1 } } }' "$1" "$2"
-}
+. tests/lib/losses.sh
 
 run1() { "$SBPC" run $M --data $D --steps 5 --quiet "$@"; }
 runn() { local n=$1; shift; $MPIENV mpirun --oversubscribe -np "$n" "$SBPC" run $M --data $D --steps 5 --quiet "$@"; }
