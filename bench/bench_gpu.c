@@ -216,7 +216,6 @@ static void check_rows(ir_graph *g) {
   arena_free(a);
 }
 
-static ir_graph *extras_graph(void);
 
 /* ---- 2. bandwidth ---------------------------------------------------------- */
 static const char *copy_src =
@@ -493,7 +492,7 @@ int main(int argc, char **argv) {
   ir_graph *g = cg_demo_block(768, 12, 64);
   check_rows(g);
   ir_graph_free(g);
-  g = extras_graph();
+  g = cg_demo_extras(64);
   check_rows(g);
   ir_graph_free(g);
   attention();
@@ -503,46 +502,3 @@ int main(int argc, char **argv) {
   return failures ? 1 : 0;
 }
 
-/* extras_graph: cross-entropy fwd+bwd, causal softmax, rms_norm, swiglu, AdamW. */
-static ir_ref tn(ir_graph *g, const char *n, ir_tkind k, ir_dtype dt, int rank, int64_t cols) {
-  ir_tensor t = ir_tensor_init(n, k, dt);
-  t.rank = (uint8_t)rank;
-  ir_dim S = {1, 0, 1};
-  if (rank == 2) t.shape[0] = S, t.shape[1] = ir_const(cols);
-  if (rank == 1) t.shape[0] = k == IR_T_INPUT ? S : ir_const(cols);
-  return ir_tensor_add(g, &t);
-}
-
-static void opn(ir_graph *g, ir_opkind kind, int nin, const ir_ref *in, int nout, const ir_ref *o, ir_attrs at) {
-  ir_op x = ir_op_init(kind);
-  x.nin = (uint8_t)nin, x.nout = (uint8_t)nout;
-  memcpy(x.in, in, sizeof(ir_ref) * (size_t)nin);
-  memcpy(x.out, o, sizeof(ir_ref) * (size_t)nout);
-  x.at = at;
-  ir_op_add(g, &x);
-}
-
-static ir_graph *extras_graph(void) {
-  ir_graph *g = ir_graph_new("extras");
-  ir_attrs none = {0}, sm = {0}, ad = {0};
-  sm.causal = true, sm.scale = 0.125;
-  ir_ref lg = tn(g, "logits", IR_T_ACT, IR_F32, 2, 50257), lab = tn(g, "labels", IR_T_INPUT, IR_I32, 1, 0);
-  ir_ref loss = tn(g, "loss", IR_T_ACT, IR_F32, 0, 0), dl = tn(g, "dlogits", IR_T_GRAD, IR_F32, 2, 50257);
-  opn(g, IR_OP_CROSS_ENTROPY, 2, (ir_ref[]){lg, lab}, 1, &loss, none);
-  opn(g, IR_OP_CROSS_ENTROPY_GRAD, 2, (ir_ref[]){lg, lab}, 1, &dl, none);
-  g->loss = loss;
-  ir_ref sc = tn(g, "scores", IR_T_ACT, IR_F32, 2, 1024), pr = tn(g, "probs", IR_T_ACT, IR_F32, 2, 1024);
-  opn(g, IR_OP_SOFTMAX, 1, &sc, 1, &pr, sm);
-  ir_ref x = tn(g, "h", IR_T_ACT, IR_F32, 2, 4096), w = tn(g, "norm.weight", IR_T_PARAM, IR_F32, 1, 4096);
-  ir_ref y = tn(g, "hn", IR_T_ACT, IR_F32, 2, 4096);
-  opn(g, IR_OP_RMS_NORM, 2, (ir_ref[]){x, w}, 1, &y, none);
-  ir_ref ga = tn(g, "gate", IR_T_ACT, IR_F32, 2, 11008), up = tn(g, "up", IR_T_ACT, IR_F32, 2, 11008);
-  ir_ref sw = tn(g, "swiglu", IR_T_ACT, IR_F32, 2, 11008);
-  opn(g, IR_OP_SWIGLU, 2, (ir_ref[]){ga, up}, 1, &sw, none);
-  ir_ref p[4];
-  for (int i = 0; i < 4; i++) p[i] = tn(g, arena_printf(g->arena, "adam%d", i), IR_T_PARAM, IR_F32, 1, 4096);
-  ad.lr = 1e-4, ad.beta1 = 0.9, ad.beta2 = 0.95, ad.eps = 1e-8, ad.weight_decay = 0.1;
-  opn(g, IR_OP_ADAMW, 4, p, 3, p, ad);
-  g->bind_b = 1, g->bind_s = 64;
-  return g;
-}

@@ -5,7 +5,8 @@
  * heads with fused qkv, causal attention, dropout 0.1, tanh GELU. The
  * backward part is the one autodiff makes for the fusable ops: dropout_grad,
  * gelu_grad, the residual adds, attention_grad; the GEMMs, bias gradients
- * (sum_rows) and layer_norm_grad are there as the boundaries they are. */
+ * (sum_rows) and layer_norm_grad are there as the boundaries they are.
+ * cg_demo_extras adds the fusion patterns a GPT-2 block lacks. */
 #include "codegen/cg.h"
 #include <string.h>
 
@@ -113,4 +114,42 @@ ir_graph *cg_demo_block(int64_t h, int heads, int64_t tokens) {
   d.g->bind_b = 1; /* the rows are B*S tokens: bind S = tokens */
   d.g->bind_s = tokens;
   return d.g;
+}
+
+/* The extras graph: the fusion patterns the GPT-2 block does not have
+ * (cross-entropy forward and backward, causal softmax, rms_norm, swiglu,
+ * AdamW), over one symbolic token axis. */
+
+static ir_ref ex_tens(ir_graph *g, const char *name, ir_tkind kind, ir_dtype dt, int rank, int64_t cols) {
+  ir_tensor t = ir_tensor_init(name, kind, dt);
+  t.rank = (uint8_t)rank;
+  if (rank == 2) t.shape[0] = (ir_dim){1, 0, 1}, t.shape[1] = ir_const(cols);
+  if (rank == 1) t.shape[0] = kind == IR_T_INPUT ? (ir_dim){1, 0, 1} : ir_const(cols);
+  return ir_tensor_add(g, &t);
+}
+
+ir_graph *cg_demo_extras(int64_t tokens) {
+  ir_graph *g = ir_graph_new("extras");
+  dg d = {g, {1, 0, 1}};
+  ir_attrs none = {0}, sm = {0}, ad = {0};
+  sm.causal = true, sm.scale = 0.125;
+  ir_ref lg = ex_tens(g, "logits", IR_T_ACT, IR_F32, 2, 50257), lab = ex_tens(g, "labels", IR_T_INPUT, IR_I32, 1, 0);
+  ir_ref loss = ex_tens(g, "loss", IR_T_ACT, IR_F32, 0, 0), dl = ex_tens(g, "dlogits", IR_T_GRAD, IR_F32, 2, 50257);
+  op(&d, IR_OP_CROSS_ENTROPY, 2, (ir_ref[]){lg, lab}, 1, &loss, &none, false);
+  op(&d, IR_OP_CROSS_ENTROPY_GRAD, 2, (ir_ref[]){lg, lab}, 1, &dl, &none, false);
+  g->loss = loss;
+  ir_ref sc = ex_tens(g, "scores", IR_T_ACT, IR_F32, 2, 1024), pr = ex_tens(g, "probs", IR_T_ACT, IR_F32, 2, 1024);
+  op(&d, IR_OP_SOFTMAX, 1, &sc, 1, &pr, &sm, false);
+  ir_ref x = ex_tens(g, "h", IR_T_ACT, IR_F32, 2, 4096), w = ex_tens(g, "norm.weight", IR_T_PARAM, IR_F32, 1, 4096);
+  ir_ref y = ex_tens(g, "hn", IR_T_ACT, IR_F32, 2, 4096);
+  op(&d, IR_OP_RMS_NORM, 2, (ir_ref[]){x, w}, 1, &y, &none, false);
+  ir_ref ga = ex_tens(g, "gate", IR_T_ACT, IR_F32, 2, 11008), up = ex_tens(g, "up", IR_T_ACT, IR_F32, 2, 11008);
+  ir_ref sw = ex_tens(g, "swiglu", IR_T_ACT, IR_F32, 2, 11008);
+  op(&d, IR_OP_SWIGLU, 2, (ir_ref[]){ga, up}, 1, &sw, &none, false);
+  ir_ref p[4];
+  for (int i = 0; i < 4; i++) p[i] = ex_tens(g, arena_printf(g->arena, "adam%d", i), IR_T_PARAM, IR_F32, 1, 4096);
+  ad.lr = 1e-4, ad.beta1 = 0.9, ad.beta2 = 0.95, ad.eps = 1e-8, ad.weight_decay = 0.1;
+  op(&d, IR_OP_ADAMW, 4, p, 3, p, &ad, false);
+  g->bind_b = 1, g->bind_s = tokens;
+  return g;
 }

@@ -12,51 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static ir_dim S_ = {1, 0, 1};
-
-static ir_ref tens(ir_graph *g, const char *name, ir_tkind kind, ir_dtype dt, int rank, int64_t cols) {
-  ir_tensor t = ir_tensor_init(name, kind, dt);
-  t.rank = (uint8_t)rank;
-  if (rank == 2) t.shape[0] = S_, t.shape[1] = ir_const(cols);
-  if (rank == 1) t.shape[0] = kind == IR_T_INPUT ? S_ : ir_const(cols);
-  return ir_tensor_add(g, &t);
-}
-
-static void add(ir_graph *g, ir_opkind k, int nin, const ir_ref *in, int nout, const ir_ref *out, ir_attrs at) {
-  ir_op o = ir_op_init(k);
-  o.nin = (uint8_t)nin, o.nout = (uint8_t)nout;
-  memcpy(o.in, in, sizeof(ir_ref) * (size_t)nin);
-  memcpy(o.out, out, sizeof(ir_ref) * (size_t)nout);
-  o.at = at;
-  ir_op_add(g, &o);
-}
-
-/* extras: the fusion patterns the GPT-2 block does not have. */
-static ir_graph *extras(void) {
-  ir_graph *g = ir_graph_new("extras");
-  ir_attrs none = {0}, sm = {0}, ad = {0};
-  sm.causal = true, sm.scale = 0.125;
-  ir_ref lg = tens(g, "logits", IR_T_ACT, IR_F32, 2, 50257), lab = tens(g, "labels", IR_T_INPUT, IR_I32, 1, 0);
-  ir_ref loss = tens(g, "loss", IR_T_ACT, IR_F32, 0, 0), dl = tens(g, "dlogits", IR_T_GRAD, IR_F32, 2, 50257);
-  add(g, IR_OP_CROSS_ENTROPY, 2, (ir_ref[]){lg, lab}, 1, &loss, none);
-  add(g, IR_OP_CROSS_ENTROPY_GRAD, 2, (ir_ref[]){lg, lab}, 1, &dl, none);
-  g->loss = loss;
-  ir_ref sc = tens(g, "scores", IR_T_ACT, IR_F32, 2, 1024), pr = tens(g, "probs", IR_T_ACT, IR_F32, 2, 1024);
-  add(g, IR_OP_SOFTMAX, 1, &sc, 1, &pr, sm);
-  ir_ref x = tens(g, "h", IR_T_ACT, IR_F32, 2, 4096), w = tens(g, "norm.weight", IR_T_PARAM, IR_F32, 1, 4096);
-  ir_ref y = tens(g, "hn", IR_T_ACT, IR_F32, 2, 4096);
-  add(g, IR_OP_RMS_NORM, 2, (ir_ref[]){x, w}, 1, &y, none);
-  ir_ref ga = tens(g, "gate", IR_T_ACT, IR_F32, 2, 11008), up = tens(g, "up", IR_T_ACT, IR_F32, 2, 11008);
-  ir_ref sw = tens(g, "swiglu", IR_T_ACT, IR_F32, 2, 11008);
-  add(g, IR_OP_SWIGLU, 2, (ir_ref[]){ga, up}, 1, &sw, none);
-  ir_ref p[4];
-  for (int i = 0; i < 4; i++) p[i] = tens(g, arena_printf(g->arena, "adam%d", i), IR_T_PARAM, IR_F32, 1, 4096);
-  ad.lr = 1e-4, ad.beta1 = 0.9, ad.beta2 = 0.95, ad.eps = 1e-8, ad.weight_decay = 0.1;
-  add(g, IR_OP_ADAMW, 4, p, 3, p, ad);
-  g->bind_b = 1, g->bind_s = 4096;
-  return g;
-}
-
 static int nchecked;
 
 static void check_graph(ir_graph *g, ir_dtype act, int maxarch) {
@@ -111,7 +66,7 @@ static void ptx_block(void) {
 }
 
 static void ptx_extras(void) {
-  ir_graph *g = extras();
+  ir_graph *g = cg_demo_extras(4096);
   check_graph(g, IR_F32, 90);
   check_graph(g, IR_BF16, 90);
   check_graph(g, IR_F16, 90);
