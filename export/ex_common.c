@@ -63,7 +63,28 @@ int ex_uneven_stages(const sbpc_plan *p) {
   return 0;
 }
 
+/* rank_type: the device type of global rank d from cluster.node_types. */
+static const char *rank_type(const sbpc_plan *p, int d) {
+  for (int i = 0; i < p->ntype_ranges; i++)
+    if (d < p->type_rank_end[i]) return p->type_device[i];
+  return NULL;
+}
+
+/* used_types_mixed: 1 when the ranks the stages run on span two device types
+ * (so a plan on the A100 subset of a mixed cluster is not mixed). */
+static int used_types_mixed(const sbpc_plan *p) {
+  const char *first = NULL;
+  for (int i = 0; i < p->nstages; i++)
+    for (int k = 0; k < p->stages[i].ndevices; k++) {
+      const char *t = rank_type(p, p->stages[i].devices[k]);
+      if (!t || (first && strcmp(first, t))) return 1;
+      first = t;
+    }
+  return 0;
+}
+
 int ex_mixed_devices(const sbpc_plan *p) {
+  if (p->ntype_ranges && p->nstages) return used_types_mixed(p);
   if (p->ndevice_types > 1) return 1;
   const char *first = NULL;
   for (int i = 0; i < p->nstages; i++) {

@@ -134,8 +134,11 @@ static void add_type(sbpc_plan *p, const char **types, const char *t) {
 
 static void read_node_types(rd *r, sbpc_plan *p, const cJSON *c) {
   const cJSON *nt = array(r, c, "cluster", "node_types");
-  int n = nt ? cJSON_GetArraySize(nt) : 0, i = 0, dpn = -1;
+  int n = nt ? cJSON_GetArraySize(nt) : 0, i = 0, dpn = -1, ranges = 1;
   const char **types = ARENA_ARRAY(r->a, const char *, n + 1);
+  const char **tdev = ARENA_ARRAY(r->a, const char *, n + 1);
+  int *tend = ARENA_ARRAY(r->a, int, n + 1);
+  long end = 0;
   const cJSON *e;
   cJSON_ArrayForEach(e, nt) {
     char path[48];
@@ -146,10 +149,15 @@ static void read_node_types(rd *r, sbpc_plan *p, const cJSON *c) {
     }
     const char *dev = str(r, e, path, "device", NULL);
     int k = integer(r, e, path, "devices_per_node", 0, 0, MAX_DEVICES);
+    int count = integer(r, e, path, "count", 0, 0, MAX_DEVICES);
     if (dev) add_type(p, types, dev);
     if (k) dpn = dpn < 0 || dpn == k ? k : 0;
+    end += (long)count * k;
+    ranges = ranges && dev && count && k && end <= MAX_DEVICES;
+    tdev[i - 1] = dev, tend[i - 1] = (int)(ranges ? end : 0);
   }
   p->device_types = types;
+  if (ranges && n > 0 && end == p->devices) p->ntype_ranges = n, p->type_rank_end = tend, p->type_device = tdev;
   if (dpn >= 0) p->devices_per_node = dpn;
 }
 

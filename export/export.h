@@ -44,7 +44,9 @@ void ex_note(ex_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3
 int ex_global_batch(const sbpc_plan *p);
 /* ex_uneven_stages: 1 when stages hold different layer counts. */
 int ex_uneven_stages(const sbpc_plan *p);
-/* ex_mixed_devices: 1 when the plan spans more than one device type. */
+/* ex_mixed_devices: 1 when the devices the plan runs on are of more than one
+ * type (by cluster.node_types where it gives counts, else by the stages'
+ * device_type and the cluster's type list). */
 int ex_mixed_devices(const sbpc_plan *p);
 /* ex_uneven_tp: the first op with uneven (speed-weighted) shards, or NULL. */
 const sbpc_plan_op *ex_uneven_tp(const sbpc_plan *p);

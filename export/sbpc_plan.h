@@ -86,6 +86,12 @@ typedef struct sbpc_plan {
   int devices_used; /* devices the layout runs on (cluster.devices_used; == devices unless the planner chose a subset) */
   int ndevice_types;
   const char *const *device_types;
+  /* cluster.node_types in order: node type i holds global ranks
+   * [type_rank_end[i-1], type_rank_end[i]) (0 for i == 0) of device type
+   * type_device[i]; ntype_ranges == 0 when the plan does not give counts. */
+  int ntype_ranges;
+  const int *type_rank_end;
+  const char *const *type_device;
   /* parallel layout */
   int dp, tp, pp, sp, vpp, micro_batch, num_micro_batches, zero;
   const char *recompute;       /* "none", "selective" or "full" */

@@ -101,7 +101,7 @@ static void lower_decl(fe_ctx *c, const fe_item *it) {
   ir_tensor t = ir_tensor_init(full, param ? IR_T_PARAM : IR_T_INPUT,
                                it->type.dtype >= 0 ? (ir_dtype)it->type.dtype : IR_F32);
   t.rank = (uint8_t)rank;
-  memcpy(t.shape, shape, sizeof(ir_dim) * (size_t)rank);
+  if (rank) memcpy(t.shape, shape, sizeof(ir_dim) * (size_t)rank);
   t.loc = it->loc;
   t.has_hint = it->sbp.v.n > 0;
   t.hint = it->sbp.v;

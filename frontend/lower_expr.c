@@ -199,7 +199,7 @@ static bool shape_kw(fe_ctx *c, const fe_val *v, srcloc loc, ir_attrs *at) {
   }
   if (!fe_shape_ok(c, v->list, v->n, loc)) return false;
   at->rank = (uint8_t)v->n;
-  memcpy(at->shape, v->list, sizeof(ir_dim) * (size_t)v->n);
+  if (v->n) memcpy(at->shape, v->list, sizeof(ir_dim) * (size_t)v->n);
   return true;
 }
 

@@ -90,7 +90,7 @@ static bool same_tensor_shape(const ir_tensor *a, const ir_tensor *b) {
 static bool check_shapes(const ir_graph *g, diag *d) {
   ir_graph s = *g; /* scratch: same ops, private tensor table */
   s.t = xmalloc(sizeof *s.t * ((size_t)g->nt + 1));
-  memcpy(s.t, g->t, sizeof *s.t * (size_t)g->nt);
+  if (g->nt) memcpy(s.t, g->t, sizeof *s.t * (size_t)g->nt);
   bool ok = true;
   for (int i = 0; i < g->nop && ok; i++) {
     ir_op o = g->op[i];

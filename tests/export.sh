@@ -94,6 +94,18 @@ else
   echo "note: sbpc plan unavailable here ($(head -1 "$tmp/live.err")); live export not checked"
 fi
 
+# The mixed-devices warning follows the devices the plan runs on: on the A100
+# subset of the mixed A100/V100 cluster (ranks 0..63, all A100) it is not
+# given; the goldens check it is given when both types are used.
+if "$sbpc" plan examples/gpt3-175b.sbp --cluster examples/mixed-cluster.sbp --fix devices=64 \
+     --json "$tmp/subset.json" >/dev/null 2>&1; then
+  "$sbpc" export megatron "$tmp/subset.json" >/dev/null 2>"$tmp/subset.err" || { echo "FAIL: subset export"; fail=1; }
+  if grep -q "mixes device types" "$tmp/subset.err"; then echo "FAIL: A100-only subset warned as mixed"; fail=1; fi
+  jq '.cluster.ranks_used |= map(. + 32) | .stages[].devices |= map(. + 32)' "$tmp/subset.json" >"$tmp/shifted.json"
+  "$sbpc" export megatron "$tmp/shifted.json" >/dev/null 2>"$tmp/shifted.err"
+  grep -q "mixes device types" "$tmp/shifted.err" || { echo "FAIL: ranks 32..95 (A100 and V100) not warned as mixed"; fail=1; }
+fi
+
 # Hostile names (quotes, newlines, '$') stay inside strings and comments.
 if [ $have_py = 1 ]; then
   python3 - "$dir/gpt2-tiny-cpu8.json" "$tmp/evil.json" <<'PY'
