@@ -39,7 +39,8 @@ test-asan: deps
 
 # ThreadSanitizer over the tests labelled "executor" (they run the actor
 # executor's worker threads through `sbpc`, the only binary they need);
-# tests/tsan.supp silences OpenMPI's own internals only.
+# tests/tsan.supp silences OpenMPI's own internals, and races reported
+# inside the uninstrumented OpenBLAS (see the comment there).
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DSBPC_WERROR=ON -DSBPC_TSAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build $(TSAN_BUILD) -j$(JOBS) --target sbpc
