@@ -11,8 +11,8 @@
  * warning on stderr, and then writes the nearest faithful layout.
  * ex_trace writes a Chrome/Perfetto trace of one predicted step; ex_trace_svg
  * a small SVG timeline drawn from the same schedule. ex_tune measures the
- * machine and writes a calibration JSON (docs/calibration.md); ex_calib_parse
- * reads one back. */
+ * machine and writes a calibration JSON (docs/calibration.md); the planner's
+ * plan_calib_parse (planner/calib_read.c) is the one reader of it. */
 #ifndef SBPC_EXPORT_H
 #define SBPC_EXPORT_H
 #include "export/sbpc_plan.h"
@@ -131,7 +131,4 @@ typedef struct ex_autotune_opts {
  * measured vs predicted; 0 when at least one layout ran. */
 int ex_autotune(const ex_autotune_opts *o);
 
-/* ex_calib_parse: validate a calibration JSON; 0 when valid, else 1 with a
- * one-line reason in err. */
-int ex_calib_parse(const char *text, size_t len, char *err, size_t errlen);
 #endif

@@ -22,7 +22,8 @@
  *   axismap.c   GLPK: mesh axes onto the node hierarchy
  *   cluster.c   groups of ranks, the links they cross, device speeds
  *   search.c    enumeration, pruning, pipeline time, top K
- *   calib.c     defaults and the calibration JSON (cJSON)
+ *   calib.c     default constants, options, --fix
+ *   calib_read.c the calibration JSON (cJSON), the one reader of it
  *   json.c      the plan JSON (cJSON)
  *   report.c    the human-readable report
  *   models.c    GPT graphs and clusters built in code (tests and benchmarks) */
@@ -61,8 +62,13 @@ typedef struct {
 
 /* plan_calib_default: the built-in constants. */
 void plan_calib_default(plan_calib *c);
-/* plan_calib_load: read a calibration JSON (schema in docs/planner.md) over
- * the defaults in *c. Prints "path: error: ..." and returns false on bad input. */
+/* plan_calib_parse: check text[0..len) against the calibration schema
+ * (docs/calibration.md) and overlay the keys the planner models onto *c.
+ * False on bad input, with *c untouched and the first offending field named
+ * in err (one line, no file name). */
+bool plan_calib_parse(const char *text, size_t len, plan_calib *c, char *err, size_t errlen);
+/* plan_calib_load: plan_calib_parse on the file at path. Prints
+ * "path: error: ..." and returns false on bad input. */
 bool plan_calib_load(const char *path, plan_calib *c);
 
 /* Knobs fixed by --fix (0 or -1 = searched). */

@@ -1,6 +1,7 @@
-/* test_ex_calib.c — `sbpc tune --quick` writes a calibration that both the
- * schema check (ex_calib_parse) and the planner's loader (plan_calib_load)
- * accept, with sane measured values; malformed calibrations are refused. */
+/* test_ex_calib.c — `sbpc tune --quick` writes a calibration that the one
+ * calibration reader (plan_calib_parse / plan_calib_load, planner/calib_read.c)
+ * accepts, with sane measured values; malformed calibrations are refused with
+ * the offending field named and the planner's constants left untouched. */
 #include "cu.h"
 #include "export/export.h"
 #include "planner/planner.h"
@@ -20,7 +21,10 @@ static void tune_roundtrip(void) {
   char *text = read_file(path, 1 << 20, &len);
   CU_ASSERT_PTR_NOT_NULL_FATAL(text);
   char err[256];
-  CU_ASSERT_EQUAL(ex_calib_parse(text, len, err, sizeof err), 0);
+  plan_calib pc;
+  plan_calib_default(&pc);
+  CU_ASSERT(plan_calib_parse(text, len, &pc, err, sizeof err));
+  CU_ASSERT(pc.loaded);
   cJSON *j = cJSON_Parse(text);
   const cJSON *g = cJSON_GetObjectItem(j, "gemm");
   CU_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItem(g, "shapes")) >= 4);
@@ -54,8 +58,12 @@ static void refusals(void) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char err[256];
-    CU_ASSERT_EQUAL(ex_calib_parse(cases[i].text, strlen(cases[i].text), err, sizeof err), 1);
+    plan_calib c, d;
+    plan_calib_default(&c);
+    d = c;
+    CU_ASSERT_FALSE(plan_calib_parse(cases[i].text, strlen(cases[i].text), &c, err, sizeof err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].want));
+    CU_ASSERT_EQUAL(memcmp(&c, &d, sizeof c), 0); /* untouched on error */
   }
 }
 

@@ -1,0 +1,164 @@
+/* calib_read.c — the one reader of calibration JSON (docs/calibration.md).
+ *
+ * `sbpc tune` writes a calibration; `sbpc plan --calibration` reads it. This
+ * file checks the whole schema tune writes (its measured sections too, so a
+ * file that passes is a file tune could have written or a person edited
+ * within range) and, in the same walk, overlays the keys the planner models
+ * onto a plan_calib. cJSON parses; each section is one short function; the
+ * first offending field is named in the error ("'gemm.shapes[0].m' must be a
+ * number in [1, 1.67772e+07]"). Nothing is written to the caller's
+ * plan_calib unless the whole file is valid. */
+#include "planner/planner.h"
+#include "util/diag.h"
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  char *err;
+  size_t errlen;
+  bool bad;
+  plan_calib *c; /* the overlay being built */
+} chk;
+
+static bool bad(chk *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool bad(chk *k, const char *fmt, ...) {
+  if (!k->bad && k->err && k->errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(k->err, k->errlen, fmt, ap);
+    va_end(ap);
+  }
+  k->bad = true;
+  return false;
+}
+
+/* num: o.key, when present (or required), is a number in [lo, hi]; stored in
+ * *v when v is not NULL. */
+static bool num(chk *k, const cJSON *o, const char *path, const char *key, double lo, double hi,
+                bool required, double *v) {
+  const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+  if (!x) return required ? bad(k, "missing '%s%s'", path, key) : true;
+  if (!cJSON_IsNumber(x) || !(x->valuedouble >= lo && x->valuedouble <= hi))
+    return bad(k, "'%s%s' must be a number in [%g, %g]", path, key, lo, hi);
+  if (v) *v = x->valuedouble;
+  return true;
+}
+
+/* section: j.key is absent or an object. */
+static bool section(chk *k, const cJSON *j, const char *key, const cJSON **out) {
+  *out = cJSON_GetObjectItemCaseSensitive(j, key);
+  if (*out && !cJSON_IsObject(*out)) return bad(k, "'%s' must be an object", key);
+  return true;
+}
+
+static bool gemm(chk *k, const cJSON *g) {
+  if (!g) return true;
+  num(k, g, "gemm.", "half_dim", 0, 1e6, false, &k->c->gemm_half_dim);
+  num(k, g, "gemm.", "eff_max", 0.01, 1, false, &k->c->gemm_eff_max);
+  num(k, g, "gemm.", "fit_peak_flops_per_s", 0, 1e18, false, NULL);
+  const cJSON *s = cJSON_GetObjectItemCaseSensitive(g, "shapes"), *e;
+  if (s && !cJSON_IsArray(s)) return bad(k, "'gemm.shapes' must be an array");
+  int i = 0;
+  cJSON_ArrayForEach(e, s) {
+    char p[32];
+    snprintf(p, sizeof p, "gemm.shapes[%d].", i++);
+    if (!cJSON_IsObject(e)) return bad(k, "'%s' must be an object", p);
+    num(k, e, p, "m", 1, 1 << 24, true, NULL), num(k, e, p, "n", 1, 1 << 24, true, NULL);
+    num(k, e, p, "k", 1, 1 << 24, true, NULL), num(k, e, p, "seconds", 0, 1e6, true, NULL);
+    num(k, e, p, "flops_per_s", 0, 1e18, true, NULL);
+  }
+  return !k->bad;
+}
+
+static bool memory(chk *k, const cJSON *m) {
+  if (!m) return true;
+  num(k, m, "memory.", "copy_bytes_per_s", 0, 1e15, false, NULL);
+  num(k, m, "memory.", "triad_bytes_per_s", 0, 1e15, false, NULL);
+  num(k, m, "memory.", "bandwidth_eff", 0.01, 1, false, &k->c->mem_eff);
+  return !k->bad;
+}
+
+static bool attention(chk *k, const cJSON *a) {
+  if (!a) return true;
+  num(k, a, "attention.", "score_passes", 0, 100, false, &k->c->attn_score_passes);
+  num(k, a, "attention.", "saved_bytes_per_score", 0, 100, false, &k->c->attn_saved_bytes);
+  return !k->bad;
+}
+
+/* by_group: collectives.by_group_size, n strictly increasing integers. */
+static bool by_group(chk *k, const cJSON *by) {
+  if (!by) return true;
+  if (!cJSON_IsArray(by) || cJSON_GetArraySize(by) > PLAN_MAXCOLL)
+    return bad(k, "'collectives.by_group_size' must be an array of at most %d entries", PLAN_MAXCOLL);
+  plan_calib *c = k->c;
+  const cJSON *e;
+  c->ncoll = 0;
+  cJSON_ArrayForEach(e, by) {
+    char p[48];
+    int i = c->ncoll;
+    double n = 0;
+    snprintf(p, sizeof p, "collectives.by_group_size[%d].", i);
+    if (!cJSON_IsObject(e)) return bad(k, "'%s' must be an object", p);
+    if (!num(k, e, p, "n", 1, 1 << 24, true, &n) || !num(k, e, p, "bus_bw", 0, 1e15, true, &c->coll_bw[i]) ||
+        !num(k, e, p, "alpha_s", 0, 1, true, &c->coll_alpha[i]))
+      return false;
+    if (n != floor(n) || (i > 0 && n <= c->coll_n[i - 1]))
+      return bad(k, "'%sn' must be an integer above the previous entry's", p);
+    c->coll_n[i] = (int)n;
+    c->ncoll = i + 1;
+  }
+  return true;
+}
+
+static bool collectives(chk *k, const cJSON *co) {
+  if (!co) return true;
+  num(k, co, "collectives.", "link_eff", 0.01, 1, false, &k->c->coll_eff);
+  return !k->bad && by_group(k, cJSON_GetObjectItemCaseSensitive(co, "by_group_size"));
+}
+
+/* top: the format and the top-level scalars. */
+static bool top(chk *k, const cJSON *j) {
+  const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "format");
+  if (!cJSON_IsString(f) || strcmp(f->valuestring, "sbpc-calibration"))
+    return bad(k, "not a calibration (format must be \"sbpc-calibration\")");
+  plan_calib *c = k->c;
+  num(k, j, "", "version", 1, 1, false, NULL);
+  num(k, j, "", "kernel_overhead_s", 0, 1, false, &c->kernel_overhead_s);
+  num(k, j, "", "overlap", 0, 1, false, &c->overlap);
+  num(k, j, "", "memory_usable", 0.1, 1, false, &c->mem_usable);
+  num(k, j, "", "grad_reduce_bytes", 1, 8, false, &c->grad_reduce_bytes);
+  num(k, j, "", "workspace_bytes", 0, 1e13, false, &c->workspace_bytes);
+  return !k->bad;
+}
+
+bool plan_calib_parse(const char *text, size_t len, plan_calib *c, char *err, size_t errlen) {
+  plan_calib t = *c;
+  chk k = {err, errlen, false, &t};
+  if (err && errlen) err[0] = 0;
+  cJSON *j = cJSON_ParseWithLength(text, len);
+  const cJSON *g, *m, *a, *co;
+  if (!j || !cJSON_IsObject(j)) bad(&k, "a calibration must be a JSON object");
+  else if (top(&k, j) && section(&k, j, "gemm", &g) && section(&k, j, "memory", &m) &&
+           section(&k, j, "collectives", &co) && section(&k, j, "attention", &a) && gemm(&k, g) &&
+           memory(&k, m) && attention(&k, a))
+    collectives(&k, co);
+  cJSON_Delete(j);
+  if (k.bad) return false;
+  t.loaded = true;
+  *c = t;
+  return true;
+}
+
+bool plan_calib_load(const char *path, plan_calib *c) {
+  size_t len;
+  char *txt = read_file(path, 1 << 20, &len);
+  if (!txt) return false;
+  char err[256];
+  bool ok = plan_calib_parse(txt, len, c, err, sizeof err);
+  free(txt);
+  if (!ok) fprintf(stderr, "%s: error: %s (docs/calibration.md has the schema)\n", path, err);
+  return ok;
+}
