@@ -344,6 +344,59 @@ static void gelu_grad(void) {
   ir_graph_free(g);
 }
 
+/* bias_add + tanh fuse into one kernel; x covers both branches of the
+ * emitter's tanh (|x| < 0.625: polynomial, else through exp) and saturation */
+static void bias_tanh(void) {
+  ir_graph *g = ir_graph_new("t");
+  ir_ref x = act(g, "x"), b = vec(g, "b"), h = act(g, "h"), y = act(g, "y");
+  op(g, IR_OP_BIAS_ADD, x, b, -1, h, NULL);
+  op(g, IR_OP_TANH, h, -1, -1, y, NULL);
+  arena *a = arena_new();
+  cg_kernel *k = only_kernel(cg_fuse(g, IR_F32, a));
+  CU_ASSERT_EQUAL(k->nbuf, 3); /* h is not materialised */
+  unsigned s = 17;
+  for (int z = 0; z < NSIZES; z++) {
+    int64_t R = sizes[z][0], C = sizes[z][1];
+    size_t n = (size_t)(R * C);
+    float *xv = randv(n, &s, -6, 6), *bv = randv((size_t)C, &s, -1, 1), *yv = calloc(n, sizeof(float));
+    double *ref = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) ref[i] = tanh((double)xv[i] + bv[i % (size_t)C]);
+    binding bd[] = {{"x", xv}, {"b", bv}, {"y", yv}};
+    run(k, bd, 3, R, C, NULL);
+    double e = maxrel(yv, ref, n);
+    if (!(e <= 1e-5)) fprintf(stderr, "bias_tanh %ldx%ld: %g\n", (long)R, (long)C, e);
+    CU_ASSERT(e <= 1e-5);
+    free(xv), free(bv), free(yv), free(ref);
+  }
+  arena_free(a);
+  ir_graph_free(g);
+}
+
+/* tanh_grad(y, dy) = dy * (1 - y*y), y a tanh output in (-1, 1) */
+static void tanh_grad(void) {
+  ir_graph *g = ir_graph_new("t");
+  ir_ref y = act(g, "y"), dy = act(g, "dy"), dx = act(g, "dx");
+  op(g, IR_OP_TANH_GRAD, y, dy, -1, dx, NULL);
+  arena *a = arena_new();
+  cg_kernel *k = only_kernel(cg_fuse(g, IR_F32, a));
+  unsigned s = 19;
+  for (int z = 0; z < NSIZES; z++) {
+    int64_t R = sizes[z][0], C = sizes[z][1];
+    size_t n = (size_t)(R * C);
+    float *yv = randv(n, &s, -1, 1), *dyv = randv(n, &s, -1, 1), *dxv = calloc(n, 4);
+    double *ref = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) ref[i] = dyv[i] * (1.0 - (double)yv[i] * yv[i]);
+    binding bd[] = {{"y", yv}, {"dy", dyv}, {"dx", dxv}};
+    run(k, bd, 3, R, C, NULL);
+    double e = maxrel(dxv, ref, n);
+    if (!(e <= 1e-5)) fprintf(stderr, "tanh_grad %ldx%ld: %g\n", (long)R, (long)C, e);
+    CU_ASSERT(e <= 1e-5);
+    free(yv), free(dyv), free(dxv), free(ref);
+  }
+  arena_free(a);
+  ir_graph_free(g);
+}
+
 static void softmax_grad(void) {
   ir_graph *g = ir_graph_new("t");
   ir_ref y = act(g, "y"), dy = act(g, "dy"), dx = act(g, "dx");
@@ -510,6 +563,8 @@ void cu_register(void) {
   CU_ADD(s, softmax_causal);
   CU_ADD(s, cross_entropy);
   CU_ADD(s, gelu_grad);
+  CU_ADD(s, bias_tanh);
+  CU_ADD(s, tanh_grad);
   CU_ADD(s, softmax_grad);
   CU_ADD(s, swiglu);
   CU_ADD(s, adamw);
