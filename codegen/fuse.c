@@ -73,7 +73,8 @@ static bool lowerable_kind(ir_opkind k) {
   case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_SCALE: case IR_OP_BIAS_ADD:
   case IR_OP_GELU: case IR_OP_GELU_GRAD: case IR_OP_SILU: case IR_OP_SILU_GRAD:
   case IR_OP_SWIGLU: case IR_OP_SWIGLU_GRAD: case IR_OP_TANH: case IR_OP_TANH_GRAD:
-  case IR_OP_DROPOUT: case IR_OP_DROPOUT_GRAD: case IR_OP_LAYER_NORM: case IR_OP_RMS_NORM: case IR_OP_SOFTMAX: case IR_OP_SOFTMAX_GRAD:
+  case IR_OP_DROPOUT: case IR_OP_DROPOUT_GRAD: case IR_OP_LAYER_NORM: case IR_OP_RMS_NORM:
+  case IR_OP_SOFTMAX: case IR_OP_SOFTMAX_GRAD:
   case IR_OP_CROSS_ENTROPY: case IR_OP_CROSS_ENTROPY_GRAD:
     return true;
   default:

@@ -214,8 +214,9 @@ static int axis_of(const sctx *c) {
 
 /* sig_select: select drops axis ax of its input, select_grad puts it back in
  * its output; a split on any other axis passes through, renumbered past ax. A
- * split of ax itself is no input signature: each device would hold other
- * positions, so boxing gathers first. Both are linear, so P passes. */
+ * split of ax itself is no input signature (each device holds other
+ * positions): boxing converts it first, by an all_gather or, as both ops are
+ * linear and P passes through them, by the free S -> P zero-padding slice. */
 static void sig_select(sctx *c) {
   bool grad = c->o->kind == IR_OP_SELECT_GRAD;
   int full = grad ? OUT(c, 0)->rank : rank_in(c, 0);
