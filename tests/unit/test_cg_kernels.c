@@ -344,6 +344,29 @@ static void gelu_grad(void) {
   ir_graph_free(g);
 }
 
+/* elem2_check: kernel k over buffers (a, b) -> y on every size against
+ * ref(a, b) per element; a is uniform in [lo, hi], b in [-1, 1] and, when
+ * bvec, one value per column (a bias). */
+static void elem2_check(cg_kernel *k, const char *what, const char *const nm[3], bool bvec, double lo, double hi,
+                        double (*ref)(double, double), unsigned s) {
+  for (int z = 0; z < NSIZES; z++) {
+    int64_t R = sizes[z][0], C = sizes[z][1];
+    size_t n = (size_t)(R * C), nb = bvec ? (size_t)C : n;
+    float *av = randv(n, &s, lo, hi), *bv = randv(nb, &s, -1, 1), *yv = calloc(n, sizeof(float));
+    double *want = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) want[i] = ref(av[i], bv[i % nb]);
+    binding bd[] = {{nm[0], av}, {nm[1], bv}, {nm[2], yv}};
+    run(k, bd, 3, R, C, NULL);
+    double e = maxrel(yv, want, n);
+    if (!(e <= 1e-5)) fprintf(stderr, "%s %ldx%ld: %g\n", what, (long)R, (long)C, e);
+    CU_ASSERT(e <= 1e-5);
+    free(av), free(bv), free(yv), free(want);
+  }
+}
+
+static double ref_bias_tanh(double x, double b) { return tanh(x + b); }
+static double ref_tanh_grad(double y, double dy) { return dy * (1.0 - y * y); }
+
 /* bias_add + tanh fuse into one kernel; x covers both branches of the
  * emitter's tanh (|x| < 0.625: polynomial, else through exp) and saturation */
 static void bias_tanh(void) {
@@ -354,20 +377,8 @@ static void bias_tanh(void) {
   arena *a = arena_new();
   cg_kernel *k = only_kernel(cg_fuse(g, IR_F32, a));
   CU_ASSERT_EQUAL(k->nbuf, 3); /* h is not materialised */
-  unsigned s = 17;
-  for (int z = 0; z < NSIZES; z++) {
-    int64_t R = sizes[z][0], C = sizes[z][1];
-    size_t n = (size_t)(R * C);
-    float *xv = randv(n, &s, -6, 6), *bv = randv((size_t)C, &s, -1, 1), *yv = calloc(n, sizeof(float));
-    double *ref = malloc(n * sizeof(double));
-    for (size_t i = 0; i < n; i++) ref[i] = tanh((double)xv[i] + bv[i % (size_t)C]);
-    binding bd[] = {{"x", xv}, {"b", bv}, {"y", yv}};
-    run(k, bd, 3, R, C, NULL);
-    double e = maxrel(yv, ref, n);
-    if (!(e <= 1e-5)) fprintf(stderr, "bias_tanh %ldx%ld: %g\n", (long)R, (long)C, e);
-    CU_ASSERT(e <= 1e-5);
-    free(xv), free(bv), free(yv), free(ref);
-  }
+  static const char *const nm[3] = {"x", "b", "y"};
+  elem2_check(k, "bias_tanh", nm, true, -6, 6, ref_bias_tanh, 17);
   arena_free(a);
   ir_graph_free(g);
 }
@@ -378,21 +389,8 @@ static void tanh_grad(void) {
   ir_ref y = act(g, "y"), dy = act(g, "dy"), dx = act(g, "dx");
   op(g, IR_OP_TANH_GRAD, y, dy, -1, dx, NULL);
   arena *a = arena_new();
-  cg_kernel *k = only_kernel(cg_fuse(g, IR_F32, a));
-  unsigned s = 19;
-  for (int z = 0; z < NSIZES; z++) {
-    int64_t R = sizes[z][0], C = sizes[z][1];
-    size_t n = (size_t)(R * C);
-    float *yv = randv(n, &s, -1, 1), *dyv = randv(n, &s, -1, 1), *dxv = calloc(n, 4);
-    double *ref = malloc(n * sizeof(double));
-    for (size_t i = 0; i < n; i++) ref[i] = dyv[i] * (1.0 - (double)yv[i] * yv[i]);
-    binding bd[] = {{"y", yv}, {"dy", dyv}, {"dx", dxv}};
-    run(k, bd, 3, R, C, NULL);
-    double e = maxrel(dxv, ref, n);
-    if (!(e <= 1e-5)) fprintf(stderr, "tanh_grad %ldx%ld: %g\n", (long)R, (long)C, e);
-    CU_ASSERT(e <= 1e-5);
-    free(yv), free(dyv), free(dxv), free(ref);
-  }
+  static const char *const nm[3] = {"y", "dy", "dx"};
+  elem2_check(only_kernel(cg_fuse(g, IR_F32, a)), "tanh_grad", nm, false, -1, 1, ref_tanh_grad, 19);
   arena_free(a);
   ir_graph_free(g);
 }
