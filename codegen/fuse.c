@@ -72,8 +72,9 @@ static bool lowerable_kind(ir_opkind k) {
   switch (k) {
   case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_SCALE: case IR_OP_BIAS_ADD:
   case IR_OP_GELU: case IR_OP_GELU_GRAD: case IR_OP_SILU: case IR_OP_SILU_GRAD:
-  case IR_OP_SWIGLU: case IR_OP_SWIGLU_GRAD: case IR_OP_DROPOUT: case IR_OP_DROPOUT_GRAD:
-  case IR_OP_LAYER_NORM: case IR_OP_RMS_NORM: case IR_OP_SOFTMAX: case IR_OP_SOFTMAX_GRAD:
+  case IR_OP_SWIGLU: case IR_OP_SWIGLU_GRAD: case IR_OP_TANH: case IR_OP_TANH_GRAD:
+  case IR_OP_DROPOUT: case IR_OP_DROPOUT_GRAD: case IR_OP_LAYER_NORM: case IR_OP_RMS_NORM:
+  case IR_OP_SOFTMAX: case IR_OP_SOFTMAX_GRAD:
   case IR_OP_CROSS_ENTROPY: case IR_OP_CROSS_ENTROPY_GRAD:
     return true;
   default:
@@ -271,6 +272,8 @@ static bool lower_op(lower *L, const ir_op *o, int *out) {
     out[0] = K2(MUL, K2(MUL, x[2], x[1]), silu_d(k, x[0]));
     out[1] = K2(MUL, x[2], K2(MUL, x[0], K1(SIGMOID, x[0])));
     break;
+  case IR_OP_TANH: out[0] = K1(TANH, x[0]); break;
+  case IR_OP_TANH_GRAD: out[0] = K2(MUL, x[1], K2(SUB, C(1), K2(MUL, x[0], x[0]))); break; /* (y, dy) */
   case IR_OP_DROPOUT: case IR_OP_DROPOUT_GRAD: out[0] = dropout(L, o, x[0]); break;
   case IR_OP_LAYER_NORM: out[0] = norm(k, o, x[0], x[1], x[2]); break;
   case IR_OP_RMS_NORM: out[0] = norm(k, o, x[0], x[1], -1); break;

@@ -639,9 +639,9 @@ static void write_bert(const fe_hf_config *c, const char *name, const char *orig
   fprintf(out, "\n");
   bert_block(c, out);
   linear(out, "  ", "pooler.dense", "H", "H", true);
-  fprintf(out, "  # the pooler, kept as a value (HF takes token 0 and applies tanh)\n  pooled = ");
-  proj(out, "x", "pooler.dense", true);
-  fprintf(out, "\n  logits = matmul(x, embeddings.word_embeddings.weight, trans_b=true)\n"
+  fprintf(out, "  # the pooler, kept as a value: HF's BertPooler, tanh(dense(x[:, 0]))\n  pooled = tanh(");
+  proj(out, "select(x, axis=1, index=0)", "pooler.dense", true);
+  fprintf(out, ")\n  logits = matmul(x, embeddings.word_embeddings.weight, trans_b=true)\n"
                "  loss = cross_entropy(logits, labels)\n}\n");
   write_train(c, out);
 }

@@ -138,6 +138,7 @@ static const char *op_keywords(int k) {
   case IR_OP_SCALE: return "scale";
   case IR_OP_SPLIT: return "axis, n";
   case IR_OP_CONCAT: return "axis";
+  case IR_OP_SELECT: return "axis, index";
   case IR_OP_RESHAPE: return "shape";
   default: return "";
   }
@@ -219,6 +220,7 @@ static bool set_kw(fe_ctx *c, int k, ir_attrs *at, const fe_arg *a) {
   if (!strcmp(kw, "kv_heads")) return int_kw(c, &v, kw, l, 1, 1 << 20, &at->kv_heads);
   if (!strcmp(kw, "axis")) return int_kw(c, &v, kw, l, -IR_MAXRANK, IR_MAXRANK - 1, &at->axis);
   if (!strcmp(kw, "n")) return int_kw(c, &v, kw, l, 1, IR_MAXOUT, &at->n);
+  if (!strcmp(kw, "index")) return int_kw(c, &v, kw, l, 0, INT32_MAX, &at->index);
   if (!strcmp(kw, "causal")) return bool_kw(c, &v, kw, l, &at->causal);
   if (!strcmp(kw, "trans_a")) return bool_kw(c, &v, kw, l, &at->trans_a);
   if (!strcmp(kw, "trans_b")) return bool_kw(c, &v, kw, l, &at->trans_b);

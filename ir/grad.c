@@ -10,6 +10,9 @@
  *  - matmul gradients are matmuls with trans flags; an unbatched weight under a
  *    batched activation is reached by flattening both to 2-D with reshape;
  *  - dropout_grad finds its mask again from attr n = the forward output tensor;
+ *  - tanh_grad reads the forward output y (dy * (1 - y*y)), not the input;
+ *  - select_grad scatters dy into zeros of the select input's shape (attr
+ *    shape, with the forward axis normalised and the same index);
  *  - communication ops are identities on logical values, so their gradient is
  *    passed through (SBP deduction re-derives the conjugate collective). */
 #include "ir/autodiff.h"
@@ -161,6 +164,22 @@ static bool g_silu(ir_grad_ctx *c, const ir_ref *dy, const bool *need, ir_ref *d
   return true;
 }
 
+static bool g_tanh(ir_grad_ctx *c, const ir_ref *dy, const bool *need, ir_ref *din) {
+  if (need[0]) din[0] = emit1(c, IR_OP_TANH_GRAD, c->fwd.out[0], dy[0], NULL, c->fwd.in[0]);
+  return true;
+}
+
+static bool g_select(ir_grad_ctx *c, const ir_ref *dy, const bool *need, ir_ref *din) {
+  const ir_tensor *x = T(c, c->fwd.in[0]);
+  ir_attrs at = at0();
+  at.axis = c->fwd.at.axis < 0 ? c->fwd.at.axis + x->rank : c->fwd.at.axis;
+  at.index = c->fwd.at.index;
+  at.rank = x->rank;
+  memcpy(at.shape, x->shape, sizeof at.shape);
+  if (need[0]) din[0] = emit1(c, IR_OP_SELECT_GRAD, dy[0], IR_NONE, &at, c->fwd.in[0]);
+  return true;
+}
+
 static bool g_swiglu(ir_grad_ctx *c, const ir_ref *dy, const bool *need, ir_ref *din) {
   ir_ref ins[3] = {c->fwd.in[0], c->fwd.in[1], dy[0]}, outs[2];
   ir_grad_emit(c, IR_OP_SWIGLU_GRAD, ins, 3, NULL, ins, 2, outs);
@@ -269,6 +288,7 @@ static const ir_grad_rule rules[IR_NOPKIND] = {
     [IR_OP_DROPOUT] = g_dropout,       [IR_OP_CROSS_ENTROPY] = g_cross_entropy,
     [IR_OP_RESHAPE] = g_reshape,       [IR_OP_TRANSPOSE] = g_transpose,
     [IR_OP_SPLIT] = g_split,           [IR_OP_CONCAT] = g_concat,
+    [IR_OP_TANH] = g_tanh,             [IR_OP_SELECT] = g_select,
     [IR_OP_ALL_REDUCE] = g_identity,   [IR_OP_ALL_GATHER] = g_identity,
     [IR_OP_REDUCE_SCATTER] = g_identity, [IR_OP_ALL_TO_ALL] = g_identity,
     [IR_OP_SEND_RECV] = g_identity,    [IR_OP_SLICE] = g_identity,

@@ -86,14 +86,15 @@ typedef enum {
 /* Attributes of an op; each op reads the fields it documents in ops.def. */
 typedef struct {
   int64_t heads, kv_heads; /* attention, rotary */
-  int64_t axis;            /* softmax, split, concat (-1 = last) */
+  int64_t axis;            /* softmax, split, concat, select (-1 = last) */
+  int64_t index;           /* select, select_grad: the position along axis */
   int64_t n;               /* split parts */
   int64_t mesh_axis;       /* comm ops: which mesh axis they run over */
   bool causal, trans_a, trans_b;
   bool tanh;               /* gelu: tanh approximation (else erf) */
   double eps, scale, p, theta;
   double lr, beta1, beta2, weight_decay; /* adamw */
-  uint8_t rank;            /* reshape / positions: target shape */
+  uint8_t rank;            /* reshape / positions / select_grad: target shape */
   ir_dim shape[IR_MAXRANK];
   ir_sbp from, to;         /* comm ops: the boxing they perform on mesh_axis */
   int32_t stage_from, stage_to; /* send_recv: pipeline stages */

@@ -387,6 +387,37 @@ static bool infer_concat(ictx *c) {
   return true;
 }
 
+/* index_ok: attr index picks a position of axis ax, of size d. A symbolic
+ * dim c*B^b*S^s is at least c (B, S >= 1), so an index below c is valid for
+ * every binding; a larger one may not be and is refused. */
+static bool index_ok(ictx *c, int ax, ir_dim d) {
+  long long i = (long long)c->o->at.index;
+  if (i < 0) return fail(c, "index %lld must not be negative", i);
+  if (i < d.c) return true;
+  if (d.b || d.s)
+    return fail(c, "index %lld may be out of range for axis %d of size %s (it must be below %lld, the size when B = S = 1)",
+                i, ax, ds(d), (long long)d.c);
+  return fail(c, "index %lld out of range for axis %d of size %s", i, ax, ds(d));
+}
+
+/* drop_axis: shape sh[0..r) without axis ax into out. */
+static void drop_axis(const ir_dim *sh, int r, int ax, ir_dim *out) {
+  for (int i = 0, k = 0; i < r; i++)
+    if (i != ax) out[k++] = sh[i];
+}
+
+static bool infer_select(ictx *c) {
+  ir_tensor *x = IN(c, 0);
+  if (!need_float(c, 0, "input") || !need_rank(c, 0, 1, "input")) return false;
+  int ax = norm_axis(c->o->at.axis, x->rank);
+  if (ax < 0) return fail(c, "axis %lld out of range for %s", (long long)c->o->at.axis, shs(x));
+  if (!index_ok(c, ax, x->shape[ax])) return false;
+  ir_dim sh[IR_MAXRANK];
+  drop_axis(x->shape, x->rank, ax, sh);
+  set_out(c, 0, x->dtype, x->rank - 1, sh);
+  return true;
+}
+
 static bool infer_same(ictx *c) {
   copy_out(c, 0, IN(c, 0));
   return true;
@@ -407,6 +438,24 @@ static bool infer_embedding_grad(ictx *c) {
   else return fail(c, "needs the table shape [V, H] (attr shape)");
   if (!ir_dim_eq(sh[1], last(dy))) return fail(c, "table width differs from dy: %s vs %s", ds(sh[1]), ds(last(dy)));
   set_out(c, 0, dy->dtype, 2, sh);
+  return true;
+}
+
+/* select_grad: dy is the attr shape (the select input) without attr axis. */
+static bool infer_select_grad(ictx *c) {
+  ir_tensor *dy = IN(c, 0);
+  const ir_attrs *a = &c->o->at;
+  if (!need_float(c, 0, "dy")) return false;
+  if (a->rank < 1 || a->rank > IR_MAXRANK) return fail(c, "needs the input shape (attr shape) of rank 1..%d", IR_MAXRANK);
+  int ax = norm_axis(a->axis, a->rank);
+  if (ax < 0) return fail(c, "axis %lld out of range for rank %d", (long long)a->axis, a->rank);
+  ir_dim sh[IR_MAXRANK];
+  drop_axis(a->shape, a->rank, ax, sh);
+  bool ok = dy->rank == a->rank - 1;
+  for (int i = 0; ok && i < dy->rank; i++) ok = ir_dim_eq(dy->shape[i], sh[i]);
+  if (!ok) return fail(c, "dy must be the input shape without axis %d: %s", ax, shs(dy));
+  if (!index_ok(c, ax, a->shape[ax])) return false;
+  set_out(c, 0, dy->dtype, a->rank, a->shape);
   return true;
 }
 
@@ -475,7 +524,7 @@ static infer_fn infer_rule(ir_opkind k) {
   case IR_OP_EMBEDDING: return infer_embedding;
   case IR_OP_POSITIONS: return infer_positions;
   case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: return infer_binary;
-  case IR_OP_SCALE: case IR_OP_GELU: case IR_OP_SILU: case IR_OP_DROPOUT:
+  case IR_OP_SCALE: case IR_OP_GELU: case IR_OP_SILU: case IR_OP_TANH: case IR_OP_DROPOUT:
   case IR_OP_ROTARY_GRAD: case IR_OP_DROPOUT_GRAD: return infer_unary;
   case IR_OP_MATMUL: return infer_matmul;
   case IR_OP_BIAS_ADD: return infer_bias_add;
@@ -489,12 +538,14 @@ static infer_fn infer_rule(ir_opkind k) {
   case IR_OP_TRANSPOSE: return infer_transpose;
   case IR_OP_SPLIT: return infer_split;
   case IR_OP_CONCAT: return infer_concat;
+  case IR_OP_SELECT: return infer_select;
   case IR_OP_ALL_REDUCE: case IR_OP_ALL_GATHER: case IR_OP_REDUCE_SCATTER:
   case IR_OP_ALL_TO_ALL: case IR_OP_SEND_RECV: case IR_OP_SLICE: return infer_same;
   case IR_OP_EMBEDDING_GRAD: return infer_embedding_grad;
   case IR_OP_SUM_ROWS: return infer_sum_rows;
+  case IR_OP_SELECT_GRAD: return infer_select_grad;
   case IR_OP_LAYER_NORM_GRAD: case IR_OP_RMS_NORM_GRAD: return infer_norm_grad;
-  case IR_OP_GELU_GRAD: case IR_OP_SILU_GRAD: case IR_OP_SWIGLU_GRAD:
+  case IR_OP_GELU_GRAD: case IR_OP_SILU_GRAD: case IR_OP_SWIGLU_GRAD: case IR_OP_TANH_GRAD:
   case IR_OP_SOFTMAX_GRAD: return infer_elem_grad;
   case IR_OP_ATTENTION_GRAD: return infer_attention_grad;
   case IR_OP_CROSS_ENTROPY_GRAD: return infer_ce_grad;

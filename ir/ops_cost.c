@@ -10,7 +10,8 @@
  * FLOPs per element (table below); views, gathers and comm ops count 0 (the
  * cost model prices comm by bytes). Bytes are everything read plus written,
  * floating tensors at dtype_bytes each and integer tensors at their own size;
- * views move nothing, gathers read only the rows they pick. */
+ * views move nothing, gathers read only the rows they pick (select reads the
+ * one slice it returns; select_grad writes its whole zero-filled output). */
 #include "ir/ir.h"
 
 static double numel(const ir_graph *g, ir_ref r) { return (double)ir_numel(g, r); }
@@ -22,8 +23,9 @@ static double per_elem(ir_opkind k) {
   switch (k) {
   case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_SCALE: case IR_OP_BIAS_ADD: return 1;
   case IR_OP_DROPOUT: case IR_OP_DROPOUT_GRAD: return 2;
+  case IR_OP_TANH_GRAD: return 3; /* dy * (1 - y*y) */
   case IR_OP_ROTARY: case IR_OP_ROTARY_GRAD: return 3;
-  case IR_OP_SILU: return 4;
+  case IR_OP_SILU: case IR_OP_TANH: return 4;
   case IR_OP_SWIGLU: case IR_OP_SOFTMAX: case IR_OP_RMS_NORM: case IR_OP_CROSS_ENTROPY_GRAD: return 5;
   case IR_OP_SILU_GRAD: case IR_OP_SOFTMAX_GRAD: return 6;
   case IR_OP_GELU: case IR_OP_LAYER_NORM: case IR_OP_RMS_NORM_GRAD: return 8;
@@ -76,6 +78,7 @@ double ir_op_bytes(const ir_graph *g, const ir_op *o, int dtype_bytes) {
   double b = 0;
   if (k == IR_OP_EMBEDDING) /* ids + the picked rows, written once */
     return tbytes(g, o->in[0], dtype_bytes) + 2 * tbytes(g, o->out[0], dtype_bytes);
+  if (k == IR_OP_SELECT) return 2 * tbytes(g, o->out[0], dtype_bytes); /* the slice, read and written */
   for (int i = 0; i < o->nin; i++) b += tbytes(g, o->in[i], dtype_bytes);
   for (int i = 0; i < o->nout; i++) b += tbytes(g, o->out[i], dtype_bytes);
   return b;

@@ -10,6 +10,8 @@
  *   attention          B, S(batch axes), S(heads = last)
  *   cross_entropy      S(token axes) -> P, (S(last), B) -> P vocab-parallel, B
  *   comm ops           from -> to (on their mesh axis), then B, S(i), P unchanged
+ *   select(_grad)      B, S(i) for i off the selected axis (renumbered past
+ *                      it), P (linear); never S(selected axis)
  * B comes first where the op has no preferred parallel form, so that the
  * greedy deduction (sbp.c), which breaks ties by this order, keeps activations
  * replicated inside a tensor-parallel block rather than splitting them.
@@ -210,6 +212,25 @@ static int axis_of(const sctx *c) {
   return ax >= 0 && ax < r ? (int)ax : r - 1;
 }
 
+/* sig_select: select drops axis ax of its input, select_grad puts it back in
+ * its output; a split on any other axis passes through, renumbered past ax. A
+ * split of ax itself is no input signature (each device holds other
+ * positions): boxing converts it first, by an all_gather or, as both ops are
+ * linear and P passes through them, by the free S -> P zero-padding slice. */
+static void sig_select(sctx *c) {
+  bool grad = c->o->kind == IR_OP_SELECT_GRAD;
+  int full = grad ? OUT(c, 0)->rank : rank_in(c, 0);
+  int64_t a = c->o->at.axis < 0 ? c->o->at.axis + full : c->o->at.axis;
+  uniform(c, B);
+  for (int i = 0; i < full; i++) {
+    if (i == a) continue;
+    int j = i < a ? i : i - 1; /* the axis in the reduced-rank tensor */
+    ir_sbp in[1] = {S(grad ? j : i)}, out[1] = {S(grad ? i : j)};
+    add(c, in, out);
+  }
+  uniform(c, P);
+}
+
 /* ---- backward ops ----------------------------------------------------------- */
 
 static void sig_embedding_grad(sctx *c) {
@@ -287,8 +308,8 @@ int ir_op_sigs(const ir_graph *g, const ir_op *o, ir_sig *sigs) {
   sctx c = {g, o, sigs, 0};
   switch ((ir_opkind)o->kind) {
   case IR_OP_SCALE: sig_elem(&c, -1, true); break;
-  case IR_OP_GELU: case IR_OP_SILU: case IR_OP_DROPOUT: case IR_OP_ROTARY:
-  case IR_OP_ROTARY_GRAD: case IR_OP_DROPOUT_GRAD: case IR_OP_GELU_GRAD:
+  case IR_OP_GELU: case IR_OP_SILU: case IR_OP_TANH: case IR_OP_DROPOUT: case IR_OP_ROTARY:
+  case IR_OP_ROTARY_GRAD: case IR_OP_DROPOUT_GRAD: case IR_OP_GELU_GRAD: case IR_OP_TANH_GRAD:
   case IR_OP_SILU_GRAD: case IR_OP_SWIGLU: case IR_OP_SWIGLU_GRAD: sig_elem(&c, -1, false); break;
   case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: sig_binary(&c); break;
   case IR_OP_BIAS_ADD: sig_bias_add(&c); break;
@@ -302,6 +323,7 @@ int ir_op_sigs(const ir_graph *g, const ir_op *o, ir_sig *sigs) {
   case IR_OP_RESHAPE: sig_reshape(&c); break;
   case IR_OP_TRANSPOSE: sig_transpose(&c); break;
   case IR_OP_SPLIT: case IR_OP_CONCAT: sig_elem(&c, axis_of(&c), true); break;
+  case IR_OP_SELECT: case IR_OP_SELECT_GRAD: sig_select(&c); break;
   case IR_OP_ALL_REDUCE: case IR_OP_ALL_GATHER: case IR_OP_REDUCE_SCATTER:
   case IR_OP_ALL_TO_ALL: case IR_OP_SLICE: sig_comm(&c); break;
   case IR_OP_SEND_RECV: sig_pass(&c); break;

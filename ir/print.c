@@ -68,6 +68,7 @@ static void put_attrs(const ir_op *o, FILE *f) {
   if (a->kv_heads && a->kv_heads != a->heads) fprintf(f, " kv_heads=%lld", (long long)a->kv_heads);
   if ((k == IR_OP_SOFTMAX || k == IR_OP_SPLIT || k == IR_OP_CONCAT) && a->axis != -1) fprintf(f, " axis=%lld", (long long)a->axis);
   if (k == IR_OP_SPLIT && a->n) fprintf(f, " n=%lld", (long long)a->n);
+  if (k == IR_OP_SELECT || k == IR_OP_SELECT_GRAD) fprintf(f, " axis=%lld index=%lld", (long long)a->axis, (long long)a->index);
   if (a->causal) fputs(" causal", f);
   if (a->trans_a) fputs(" trans_a", f);
   if (a->trans_b) fputs(" trans_b", f);

@@ -227,6 +227,7 @@ static opcost op_cost(const solver *sv, const ir_op *o, const ir_sig *s) {
   double by = 0;
   for (int i = 0; i < o->nin; i++) by += tbytes(sv, o->in[i], s->in[i]);
   for (int i = 0; i < o->nout; i++) by += tbytes(sv, o->out[i], s->out[i]);
+  if (o->kind == IR_OP_SELECT) by = 2 * tbytes(sv, o->out[0], s->out[0]); /* reads only its slice */
   if (o->kind == IR_OP_DROPOUT) by += numel_local(sv, o->out[0], s->out[0]);
   if (o->kind == IR_OP_CROSS_ENTROPY) by += 2 * 4 * numel_local(sv, o->in[0], s->in[0]);
   double bm = kc == KC_ELEM ? 1.5 : 2;
@@ -264,7 +265,7 @@ static void op_saved(const solver *sv, const ir_op *o, const ir_sig *s, char *ma
   case IR_OP_GELU: case IR_OP_SILU: case IR_OP_LAYER_NORM: case IR_OP_RMS_NORM: case IR_OP_EMBEDDING:
     save_t(sv, o->in[0], s->in[0], mark, sa);
     break;
-  case IR_OP_SOFTMAX: save_t(sv, o->out[0], s->out[0], mark, sa); break;
+  case IR_OP_SOFTMAX: case IR_OP_TANH: save_t(sv, o->out[0], s->out[0], mark, sa); break;
   case IR_OP_DROPOUT: sa->all += numel_local(sv, o->out[0], s->out[0]); break;
   case IR_OP_CROSS_ENTROPY:
     save_t(sv, o->in[0], s->in[0], mark, sa);

@@ -12,7 +12,10 @@
  *  - sum_rows sums its input down to the output's element count;
  *  - matmul: a[...,m,k] (trans_a: [...,k,m]) times b[k,n] or batched b;
  *  - softmax/attention causal masks use the second-to-last axis as queries;
- *  - cross_entropy_grad is the gradient of the mean loss (no upstream dy). */
+ *  - cross_entropy_grad is the gradient of the mean loss (no upstream dy);
+ *  - tanh_grad takes the forward output y; select_grad zero-fills its output
+ *    and writes dy at the selected position (shapes from the tensors, so the
+ *    tp-local shapes work unchanged). */
 #include "runtime/rt_internal.h"
 #include <cblas.h>
 #include <math.h>
@@ -243,6 +246,22 @@ static bool k_unary_grad(K *k) {
     double d = k->o->kind == IR_OP_GELU_GRAD ? gelu_d(x[i], th) : s * (1.0 + x[i] * (1.0 - s));
     dx[i] = (float)(dy[i] * d);
   }
+  return true;
+}
+
+static bool k_tanh(K *k) {
+  const float *x = fin(k, 0);
+  float *y = fout(k, 0);
+  int64_t n = nel(k, k->o->out[0]);
+  for (int64_t i = 0; i < n; i++) y[i] = (float)tanh((double)x[i]);
+  return true;
+}
+
+static bool k_tanh_grad(K *k) {
+  const float *y = fin(k, 0), *dy = fin(k, 1);
+  float *dx = fout(k, 0);
+  int64_t n = nel(k, k->o->out[0]);
+  for (int64_t i = 0; i < n; i++) dx[i] = (float)(dy[i] * (1.0 - (double)y[i] * y[i]));
   return true;
 }
 
@@ -494,6 +513,23 @@ static bool k_split_concat(K *k, bool split) {
   return true;
 }
 
+/* select moves one position of an axis: the whole tensor is outer x size x
+ * inner elements (size = the axis), the slice outer x inner */
+static bool k_select(K *k, bool grad) {
+  ir_ref whole = grad ? k->o->out[0] : k->o->in[0];
+  int64_t ax = axis_of(k, whole), span = inner(k, whole, ax), size = dimv(k->g, whole, (int)ax);
+  int64_t rest = span / size, outer = nel(k, whole) / span, at = k->o->at.index;
+  if (at < 0 || at >= size) return false;
+  float *w = grad ? fout(k, 0) : fin(k, 0), *part = grad ? fin(k, 0) : fout(k, 0);
+  if (grad) memset(w, 0, (size_t)nel(k, whole) * 4);
+  for (int64_t o = 0; o < outer; o++) {
+    float *wp = w + o * span + at * rest, *pp = part + o * rest;
+    if (grad) memcpy(wp, pp, (size_t)rest * 4);
+    else memcpy(pp, wp, (size_t)rest * 4);
+  }
+  return true;
+}
+
 /* ---- optimizer ----------------------------------------------------------------- */
 void rt_adamw(const ir_attrs *a, float *po, const float *g, float *mo, float *vo, int64_t n, int64_t step) {
   double t = (double)step, bc1 = 1.0 - pow(a->beta1, t), bc2 = 1.0 - pow(a->beta2, t);
@@ -530,6 +566,7 @@ bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *
   case IR_OP_RMS_NORM: return k_rms_norm(&k);
   case IR_OP_GELU: case IR_OP_SILU: return k_unary(&k);
   case IR_OP_SWIGLU: return k_swiglu(&k);
+  case IR_OP_TANH: return k_tanh(&k);
   case IR_OP_SOFTMAX: return k_softmax(&k);
   case IR_OP_ATTENTION: return k_attention(&k);
   case IR_OP_ROTARY: case IR_OP_ROTARY_GRAD: return k_rotary(&k);
@@ -539,6 +576,7 @@ bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *
   case IR_OP_TRANSPOSE: return k_transpose(&k);
   case IR_OP_SPLIT: return k_split_concat(&k, true);
   case IR_OP_CONCAT: return k_split_concat(&k, false);
+  case IR_OP_SELECT: return k_select(&k, false);
   case IR_OP_ALL_REDUCE: case IR_OP_ALL_GATHER: case IR_OP_REDUCE_SCATTER:
   case IR_OP_ALL_TO_ALL: case IR_OP_SEND_RECV: case IR_OP_SLICE: return k_copy(&k);
   case IR_OP_EMBEDDING_GRAD: return k_embedding_grad(&k);
@@ -547,6 +585,8 @@ bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *
   case IR_OP_RMS_NORM_GRAD: return k_rms_norm_grad(&k);
   case IR_OP_GELU_GRAD: case IR_OP_SILU_GRAD: return k_unary_grad(&k);
   case IR_OP_SWIGLU_GRAD: return k_swiglu_grad(&k);
+  case IR_OP_TANH_GRAD: return k_tanh_grad(&k);
+  case IR_OP_SELECT_GRAD: return k_select(&k, true);
   case IR_OP_SOFTMAX_GRAD: return k_softmax_grad(&k);
   case IR_OP_ATTENTION_GRAD: return k_attention_grad(&k);
   case IR_OP_CROSS_ENTROPY_GRAD: return k_cross_entropy(&k, true);

@@ -344,6 +344,57 @@ static void gelu_grad(void) {
   ir_graph_free(g);
 }
 
+/* elem2_check: kernel k over buffers (a, b) -> y on every size against
+ * ref(a, b) per element; a is uniform in [lo, hi], b in [-1, 1] and, when
+ * bvec, one value per column (a bias). */
+static void elem2_check(cg_kernel *k, const char *what, const char *const nm[3], bool bvec, double lo, double hi,
+                        double (*ref)(double, double), unsigned s) {
+  for (int z = 0; z < NSIZES; z++) {
+    int64_t R = sizes[z][0], C = sizes[z][1];
+    size_t n = (size_t)(R * C), nb = bvec ? (size_t)C : n;
+    float *av = randv(n, &s, lo, hi), *bv = randv(nb, &s, -1, 1), *yv = calloc(n, sizeof(float));
+    double *want = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) want[i] = ref(av[i], bv[i % nb]);
+    binding bd[] = {{nm[0], av}, {nm[1], bv}, {nm[2], yv}};
+    run(k, bd, 3, R, C, NULL);
+    double e = maxrel(yv, want, n);
+    if (!(e <= 1e-5)) fprintf(stderr, "%s %ldx%ld: %g\n", what, (long)R, (long)C, e);
+    CU_ASSERT(e <= 1e-5);
+    free(av), free(bv), free(yv), free(want);
+  }
+}
+
+static double ref_bias_tanh(double x, double b) { return tanh(x + b); }
+static double ref_tanh_grad(double y, double dy) { return dy * (1.0 - y * y); }
+
+/* bias_add + tanh fuse into one kernel; x covers both branches of the
+ * emitter's tanh (|x| < 0.625: polynomial, else through exp) and saturation */
+static void bias_tanh(void) {
+  ir_graph *g = ir_graph_new("t");
+  ir_ref x = act(g, "x"), b = vec(g, "b"), h = act(g, "h"), y = act(g, "y");
+  op(g, IR_OP_BIAS_ADD, x, b, -1, h, NULL);
+  op(g, IR_OP_TANH, h, -1, -1, y, NULL);
+  arena *a = arena_new();
+  cg_kernel *k = only_kernel(cg_fuse(g, IR_F32, a));
+  CU_ASSERT_EQUAL(k->nbuf, 3); /* h is not materialised */
+  static const char *const nm[3] = {"x", "b", "y"};
+  elem2_check(k, "bias_tanh", nm, true, -6, 6, ref_bias_tanh, 17);
+  arena_free(a);
+  ir_graph_free(g);
+}
+
+/* tanh_grad(y, dy) = dy * (1 - y*y), y a tanh output in (-1, 1) */
+static void tanh_grad(void) {
+  ir_graph *g = ir_graph_new("t");
+  ir_ref y = act(g, "y"), dy = act(g, "dy"), dx = act(g, "dx");
+  op(g, IR_OP_TANH_GRAD, y, dy, -1, dx, NULL);
+  arena *a = arena_new();
+  static const char *const nm[3] = {"y", "dy", "dx"};
+  elem2_check(only_kernel(cg_fuse(g, IR_F32, a)), "tanh_grad", nm, false, -1, 1, ref_tanh_grad, 19);
+  arena_free(a);
+  ir_graph_free(g);
+}
+
 static void softmax_grad(void) {
   ir_graph *g = ir_graph_new("t");
   ir_ref y = act(g, "y"), dy = act(g, "dy"), dx = act(g, "dx");
@@ -510,6 +561,8 @@ void cu_register(void) {
   CU_ADD(s, softmax_causal);
   CU_ADD(s, cross_entropy);
   CU_ADD(s, gelu_grad);
+  CU_ADD(s, bias_tanh);
+  CU_ADD(s, tanh_grad);
   CU_ADD(s, softmax_grad);
   CU_ADD(s, swiglu);
   CU_ADD(s, adamw);

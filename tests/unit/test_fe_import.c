@@ -190,7 +190,7 @@ static void text_shape(void) {
        "param lm_head.weight : [V, H]", "kv_heads=KV", "rms_norm(x, input_layernorm.weight",
        "swiglu(", "theta=10000"},
       {"model bert {", "block encoder.layer[L] {", "param attention.output.LayerNorm.bias : [H]",
-       "causal=false", "approximate=\"none\"", "pooled = ", "eps=1e-12",
+       "causal=false", "approximate=\"none\"", "pooled = tanh(matmul(select(x, axis=1, index=0), pooler.dense.weight", "eps=1e-12",
        "embeddings.word_embeddings.weight, trans_b=true"},
   };
   for (int i = 0; i < 3; i++) {

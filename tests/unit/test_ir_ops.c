@@ -161,6 +161,59 @@ static void backward_shapes(void) {
   tb_free(&b);
 }
 
+/* tanh, tanh_grad, select, select_grad: shapes and the exact diagnostics */
+static void tanh_select_shapes(void) {
+  tb b;
+  tb_init(&b, "m");
+  ir_ref x = TB_T(&b, "x", IR_T_INPUT, IR_F32, DB, DS, K(64));
+  ir_ref h = TB_T(&b, "h", IR_T_INPUT, IR_F32, DB, K(4), DS, K(8));
+  ir_ref s2 = TB_T(&b, "s2", IR_T_INPUT, IR_F32, DB, (ir_dim){2, 0, 1}, K(8));
+  ir_ref ids = TB_T(&b, "ids", IR_T_INPUT, IR_I32, DB, DS);
+  CU_ASSERT(SHAPE_IS(&b, TB_OP(&b, IR_OP_TANH, NULL, x), DB, DS, K(64)));
+  CU_ASSERT(SHAPE_IS(&b, TB_OP(&b, IR_OP_TANH_GRAD, NULL, x, x), DB, DS, K(64)));
+  ir_attrs a = attrs();
+  a.axis = 1, a.index = 0;
+  CU_ASSERT(SHAPE_IS(&b, TB_OP(&b, IR_OP_SELECT, &a, x), DB, K(64)));    /* the BERT pooler's token 0 */
+  a.axis = -3, a.index = 3;
+  CU_ASSERT(SHAPE_IS(&b, TB_OP(&b, IR_OP_SELECT, &a, h), DB, DS, K(8))); /* axis 1 of size 4 */
+  a.axis = -1, a.index = 7;
+  CU_ASSERT(SHAPE_IS(&b, TB_OP(&b, IR_OP_SELECT, &a, h), DB, K(4), DS));
+  a.axis = 1, a.index = 1; /* 2*S is at least 2 */
+  CU_ASSERT(SHAPE_IS(&b, TB_OP(&b, IR_OP_SELECT, &a, s2), DB, K(8)));
+  ir_attrs g = attrs();
+  g.axis = 1, g.index = 0, g.rank = 3, g.shape[0] = DB, g.shape[1] = DS, g.shape[2] = K(64);
+  ir_ref first = TB_T(&b, "first", IR_T_INPUT, IR_F32, DB, K(64));
+  CU_ASSERT(SHAPE_IS(&b, TB_OP(&b, IR_OP_SELECT_GRAD, &g, first), DB, DS, K(64)));
+  /* bad inputs, one diagnostic each */
+  CU_ASSERT_EQUAL(TB_OP(&b, IR_OP_TANH_GRAD, NULL, x, first), IR_NONE);
+  a.axis = 3, a.index = 0;
+  CU_ASSERT_EQUAL(TB_OP(&b, IR_OP_SELECT, &a, x), IR_NONE);
+  a.axis = 1, a.index = 4;
+  CU_ASSERT_EQUAL(TB_OP(&b, IR_OP_SELECT, &a, h), IR_NONE);
+  a.axis = 1, a.index = 1;
+  CU_ASSERT_EQUAL(TB_OP(&b, IR_OP_SELECT, &a, x), IR_NONE);
+  a.axis = 0, a.index = -1;
+  CU_ASSERT_EQUAL(TB_OP(&b, IR_OP_SELECT, &a, x), IR_NONE);
+  a.index = 0;
+  CU_ASSERT_EQUAL(TB_OP(&b, IR_OP_SELECT, &a, ids), IR_NONE);
+  CU_ASSERT_EQUAL(TB_OP(&b, IR_OP_SELECT_GRAD, &g, x), IR_NONE);
+  g.index = 2;
+  CU_ASSERT_EQUAL(TB_OP(&b, IR_OP_SELECT_GRAD, &g, first), IR_NONE);
+  g.rank = 0;
+  CU_ASSERT_EQUAL(TB_OP(&b, IR_OP_SELECT_GRAD, &g, first), IR_NONE);
+  CU_ASSERT_STRING_EQUAL(tb_msg(&b),
+                         "t.sbp:1:1: error: tanh_grad: x and dy differ: [B, S, 64] vs [B, 64]\n"
+                         "t.sbp:1:1: error: select: axis 3 out of range for [B, S, 64]\n"
+                         "t.sbp:1:1: error: select: index 4 out of range for axis 1 of size 4\n"
+                         "t.sbp:1:1: error: select: index 1 may be out of range for axis 1 of size S (it must be below 1, the size when B = S = 1)\n"
+                         "t.sbp:1:1: error: select: index -1 must not be negative\n"
+                         "t.sbp:1:1: error: select: input must be floating point, got i32\n"
+                         "t.sbp:1:1: error: select_grad: dy must be the input shape without axis 1: [B, S, 64]\n"
+                         "t.sbp:1:1: error: select_grad: index 2 may be out of range for axis 1 of size S (it must be below 1, the size when B = S = 1)\n"
+                         "t.sbp:1:1: error: select_grad: needs the input shape (attr shape) of rank 1..6\n");
+  tb_free(&b);
+}
+
 /* sig_str: "in,in->out" of a 1-D signature. */
 static const char *sig_str(const ir_op *o, const ir_sig *s) {
   static char buf[128];
@@ -208,6 +261,21 @@ static void signatures(void) {
   CU_ASSERT_STRING_EQUAL(sigs_str(&b), "B,B->B S(0),B->S(0) S(1),B->S(1) S(2),S(0)->S(2) P(sum),P(sum)->P(sum)");
   TB_OP(&b, IR_OP_LAYER_NORM, NULL, x, v, v);
   CU_ASSERT_STRING_EQUAL(sigs_str(&b), "B,B,B->B S(0),B,B->S(0) S(1),B,B->S(1)");
+  TB_OP(&b, IR_OP_TANH, NULL, x); /* elementwise, not linear: no P */
+  CU_ASSERT_STRING_EQUAL(sigs_str(&b), "B->B S(0)->S(0) S(1)->S(1) S(2)->S(2)");
+  TB_OP(&b, IR_OP_TANH_GRAD, NULL, x, x);
+  CU_ASSERT_STRING_EQUAL(sigs_str(&b), "B,B->B S(0),S(0)->S(0) S(1),S(1)->S(1) S(2),S(2)->S(2)");
+  ir_attrs se = attrs();
+  se.axis = 1, se.index = 0; /* S(1) is no input signature: boxing gathers it first */
+  ir_ref first = TB_OP(&b, IR_OP_SELECT, &se, x);
+  CU_ASSERT_STRING_EQUAL(sigs_str(&b), "B->B S(0)->S(0) S(2)->S(1) P(sum)->P(sum)");
+  ir_attrs sg = se;
+  sg.rank = 3, sg.shape[0] = DB, sg.shape[1] = DS, sg.shape[2] = K(64);
+  TB_OP(&b, IR_OP_SELECT_GRAD, &sg, first);
+  CU_ASSERT_STRING_EQUAL(sigs_str(&b), "B->B S(0)->S(0) S(1)->S(2) P(sum)->P(sum)");
+  se.axis = -1; /* the last axis: every other split keeps its number */
+  TB_OP(&b, IR_OP_SELECT, &se, x);
+  CU_ASSERT_STRING_EQUAL(sigs_str(&b), "B->B S(0)->S(0) S(1)->S(1) P(sum)->P(sum)");
   tb_free(&b);
 }
 
@@ -272,6 +340,16 @@ static void costs(void) {
   CU_ASSERT_DOUBLE_EQUAL(ir_op_flops(b.g, at), 4.0 * 2 * 64 * 64 + 5.0 * 2 * 4 * 64, 0.5);
   CU_ASSERT_DOUBLE_EQUAL(ir_op_bytes(b.g, mm, 2), 2.0 * (16 * 64 + 64 * 192 + 16 * 192), 0.5);
   CU_ASSERT_DOUBLE_EQUAL(ir_op_bytes(b.g, at, 4), 4.0 * (16 * 192 + 16 * 64), 0.5);
+  /* select reads only the slice it returns; tanh is 4 FLOPs an element */
+  ir_attrs se = attrs();
+  se.axis = 1, se.index = 0;
+  TB_OP(&b, IR_OP_TANH, NULL, TB_OP(&b, IR_OP_SELECT, &se, x));
+  const ir_op *sel = &b.g->op[2], *th = &b.g->op[3];
+  CU_ASSERT_DOUBLE_EQUAL(ir_op_bytes(b.g, sel, 2), 2.0 * 2 * (2 * 64), 0.5);
+  CU_ASSERT_DOUBLE_EQUAL(ir_op_flops(b.g, sel), 0, 0.5);
+  CU_ASSERT_DOUBLE_EQUAL(ir_op_flops(b.g, th), 4.0 * 2 * 64, 0.5);
+  CU_ASSERT_EQUAL(ir_op_kclass(IR_OP_SELECT), KC_GATHER);
+  CU_ASSERT_EQUAL(ir_op_kclass(IR_OP_TANH), KC_ELEM);
   CU_ASSERT_PTR_NULL(ir_op_grad(IR_OP_ALL_REDUCE));
   CU_ASSERT_EQUAL(ir_op_kclass(IR_OP_MATMUL), KC_GEMM);
   tb_free(&b);
@@ -285,6 +363,7 @@ void cu_register(void) {
   CU_ADD(s, gather_and_loss_shapes);
   CU_ADD(s, view_shapes);
   CU_ADD(s, backward_shapes);
+  CU_ADD(s, tanh_select_shapes);
   CU_ADD(s, signatures);
   CU_ADD(s, nd_filtering);
   CU_ADD(s, costs);

@@ -48,11 +48,12 @@ static void rop(tb *b, ir_ref *pool, int *np) {
   static const ir_opkind kinds[] = {IR_OP_ADD, IR_OP_MUL, IR_OP_MATMUL, IR_OP_BIAS_ADD, IR_OP_LAYER_NORM,
                                     IR_OP_RMS_NORM, IR_OP_GELU, IR_OP_SOFTMAX, IR_OP_ATTENTION, IR_OP_EMBEDDING,
                                     IR_OP_CROSS_ENTROPY, IR_OP_TRANSPOSE, IR_OP_DROPOUT, IR_OP_SCALE, IR_OP_SWIGLU,
-                                    IR_OP_SUM_ROWS, IR_OP_ROTARY, IR_OP_CONCAT};
+                                    IR_OP_SUM_ROWS, IR_OP_ROTARY, IR_OP_CONCAT, IR_OP_TANH, IR_OP_SELECT};
   ir_opkind k = kinds[rnd((int)(sizeof kinds / sizeof kinds[0]))];
   ir_attrs at;
   memset(&at, 0, sizeof at);
   at.axis = -1, at.heads = 1 + rnd(4), at.trans_b = rnd(4) == 0;
+  if (k == IR_OP_SELECT) at.axis = rnd(3) - 1; /* index 0: valid on any axis, split ones need boxing */
   int nin = ir_ops[k].min_in + rnd(ir_ops[k].max_in - ir_ops[k].min_in + 1);
   ir_ref in[IR_MAXIN];
   for (int i = 0; i < nin; i++) in[i] = pool[rnd(*np)];

@@ -5,7 +5,9 @@
  * analytic gradients (autodiff + CPU kernels), and each parameter is checked
  * at a few elements against central differences of the loss. Parameters are
  * refilled with uniform [-0.5, 0.5] values so gradients are large enough for
- * fp32 differences. The training graph must also re-infer through the IR
+ * fp32 differences. The pooler model (tanh, select) runs twice: with the
+ * default kernels (codegen's JIT for elementwise ops) and with the reference
+ * kernels only. The training graph must also re-infer through the IR
  * registry's shape rules (ir_infer_shapes) unchanged. */
 #include "cu.h"
 #include "ir/autodiff.h"
@@ -188,15 +190,57 @@ static ir_graph *model_misc(void) {
   return g;
 }
 
+/* model 5: a BERT-like pooler, tanh(select(x, axis=1, index=0) @ w), fed
+ * back into every token's logits through a batched matmul (pre-activation
+ * scaled by 4 so tanh is far from linear), and a select at
+ * index 1 of a constant axis (given as -2) of a reshape, through tanh */
+static ir_graph *model_pooler(void) {
+  ir_graph *g = ir_graph_new("pooler");
+  ir_ref labels, wte, x = front(g, 6, &labels, &wte);
+  ir_ref wp = ten(g, "pooler.weight", IR_T_PARAM, IR_F32, 2, D(6), D(6), D(0));
+  ir_attrs se = A0(), tb = A0();
+  se.axis = 1, se.index = 0, tb.trans_b = true;
+  ir_ref first = op(g, IR_OP_SELECT, x, IR_NONE, IR_NONE, &se, ten(g, "%f", IR_T_ACT, IR_F32, 2, DB, D(6), D(0)));
+  ir_ref pd = op(g, IR_OP_MATMUL, first, wp, IR_NONE, NULL, ten(g, "%pd", IR_T_ACT, IR_F32, 2, DB, D(6), D(0)));
+  ir_attrs x4s = A0();
+  x4s.scale = 4.0; /* into tanh's curved range, so 1 - y*y matters */
+  pd = op(g, IR_OP_SCALE, pd, IR_NONE, IR_NONE, &x4s, ten(g, "%ps", IR_T_ACT, IR_F32, 2, DB, D(6), D(0)));
+  ir_ref pooled = op(g, IR_OP_TANH, pd, IR_NONE, IR_NONE, NULL, ten(g, "%po", IR_T_ACT, IR_F32, 2, DB, D(6), D(0)));
+  ir_attrs rs = A0();
+  rs.rank = 3, rs.shape[0] = DB, rs.shape[1] = D(6), rs.shape[2] = D(1);
+  ir_ref col = op(g, IR_OP_RESHAPE, pooled, IR_NONE, IR_NONE, &rs, ten(g, "%col", IR_T_ACT, IR_F32, 3, DB, D(6), D(1)));
+  ir_ref sc = op(g, IR_OP_MATMUL, x, col, IR_NONE, NULL, act3(g, 1));
+  ir_ref wr = ten(g, "row.weight", IR_T_PARAM, IR_F32, 2, D(1), D(V), D(0));
+  ir_ref l1 = op(g, IR_OP_MATMUL, sc, wr, IR_NONE, NULL, act3(g, V));
+  ir_attrs r4 = A0();
+  r4.rank = 4, r4.shape[0] = DB, r4.shape[1] = DS, r4.shape[2] = D(2), r4.shape[3] = D(3);
+  ir_ref x4 = ten(g, "%x4", IR_T_ACT, IR_F32, 4, DB, DS, D(2));
+  g->t[x4].shape[3] = D(3);
+  op(g, IR_OP_RESHAPE, x, IR_NONE, IR_NONE, &r4, x4);
+  ir_attrs s2 = A0();
+  s2.axis = -2, s2.index = 1;
+  ir_ref half = op(g, IR_OP_TANH, op(g, IR_OP_SELECT, x4, IR_NONE, IR_NONE, &s2, act3(g, 3)), IR_NONE, IR_NONE, NULL,
+                   act3(g, 3));
+  ir_ref wh = ten(g, "half.weight", IR_T_PARAM, IR_F32, 2, D(3), D(V), D(0));
+  ir_ref l2 = op(g, IR_OP_MATMUL, half, wh, IR_NONE, NULL, act3(g, V));
+  ir_ref lg = op(g, IR_OP_ADD, op(g, IR_OP_MATMUL, x, wte, IR_NONE, &tb, act3(g, V)), l1, IR_NONE, NULL, act3(g, V));
+  finish(g, op(g, IR_OP_ADD, lg, l2, IR_NONE, NULL, act3(g, V)), labels);
+  return g;
+}
+
 static uint64_t rng = 88172645463325252ull;
 static double urand(void) {
   rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
   return (double)(rng >> 11) / 9007199254740992.0;
 }
 
-static void check_model(ir_graph *g) {
+/* check_model: gradient check of g with the given kernels (RT_KERNELS_AUTO:
+ * codegen's JIT kernels for the elementwise and row ops where LLVM is there,
+ * RT_KERNELS_REF: the reference kernels of kernels_cpu.c only). */
+static void check_model_with(ir_graph *g, int kernels) {
   rt_config cfg = rt_config_default();
   cfg.global_batch = 2, cfg.seq = 5;
+  cfg.kernels = kernels;
   diag d;
   diag_init(&d, "test", NULL, 0);
   rt_exec *e = rt_exec_new(g, &cfg, &d);
@@ -258,10 +302,14 @@ static void check_model(ir_graph *g) {
   ir_graph_free(g);
 }
 
+static void check_model(ir_graph *g) { check_model_with(g, RT_KERNELS_AUTO); }
+
 static void test_mlp(void) { check_model(model_mlp()); }
 static void test_attn(void) { check_model(model_attn()); }
 static void test_llama(void) { check_model(model_llama()); }
 static void test_misc(void) { check_model(model_misc()); }
+static void test_pooler(void) { check_model(model_pooler()); }
+static void test_pooler_ref(void) { check_model_with(model_pooler(), RT_KERNELS_REF); }
 
 static void test_adamw_struct(void) {
   ir_graph *g = model_mlp();
@@ -298,6 +346,8 @@ void cu_register(void) {
   CU_ADD(s, test_attn);
   CU_ADD(s, test_llama);
   CU_ADD(s, test_misc);
+  CU_ADD(s, test_pooler);
+  CU_ADD(s, test_pooler_ref);
   CU_ADD(s, test_adamw_struct);
   CU_ADD(s, test_no_loss);
 }
