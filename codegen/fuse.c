@@ -288,7 +288,10 @@ static bool lower_op(lower *L, const ir_op *o, int *out) {
     int m, s, e;
     ce_parts(k, x[0], &m, &s, &e);
     int hit = K2(EQ, cg_k_leaf(k, CG_COLIDX), x[1]);
-    int inv_rows = K2(DIV, C(1), cg_k_leaf(k, CG_NROWS));
+    /* at.scale: this rank's share of the tokens when tp splits the batch
+     * (runtime/tp.c), so the loss is a partial sum; 0 means 1 */
+    double sc = o->at.scale != 0 ? o->at.scale : 1.0;
+    int inv_rows = K2(DIV, C(sc), cg_k_leaf(k, CG_NROWS));
     if (o->kind == IR_OP_CROSS_ENTROPY) {
       int xl = K1(RSUM, cg_k_op(k, CG_SELECT, hit, x[0], C(0)));
       out[0] = K2(MUL, K2(SUB, K2(ADD, m, K1(LOG, s)), xl), inv_rows);

@@ -36,6 +36,10 @@ typedef struct {
   int32_t *tok;
   int64_t ntok, nsamples, seq;
 } rt_data;
+/* rt_data_check_inputs: true when the model's inputs are what the loader
+ * feeds (at most two i32[B, S]: token ids, then labels); else prints
+ * "model: error: input 'x' is ..." and returns false. */
+bool rt_data_check_inputs(const ir_graph *g, const char *model);
 /* rt_data_open: load a token file (little-endian int32) and validate it against
  * the sequence length and vocabulary; prints "path: error: ..." and returns
  * false on a bad file. */

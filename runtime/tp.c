@@ -20,6 +20,7 @@
  * Unsupported layouts (vocab-parallel embedding or cross-entropy, a split
  * normalised axis, adamw state that would need boxing) are refused. */
 #include "runtime/rt_internal.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,18 @@ static void slice_axis(const ir_graph *g, ir_ref local_t, int ax, int tp, int tp
   for (int64_t o = 0; o < outer; o++) memcpy(out + o * chunk, full + (o * tp + tpi) * chunk, sizeof(float) * (size_t)chunk);
 }
 
+/* embed_axis: the full tensor with this rank's slice (local) in place along
+ * axis ax and `fill` everywhere else (S(ax) -> P: 0 for a sum, -inf for max). */
+static void embed_axis(const ir_graph *g, ir_ref local_t, int ax, int tp, int tpi, const float *local, float *full,
+                       float fill) {
+  const ir_tensor *x = &g->t[local_t];
+  int64_t n = ir_numel(g, local_t), outer = 1, chunk = 1;
+  for (int i = 0; i < ax; i++) outer *= x->shape[i].c;
+  for (int i = ax; i < x->rank; i++) chunk *= x->shape[i].c;
+  for (int64_t i = 0; i < n * tp; i++) full[i] = fill;
+  for (int64_t o = 0; o < outer; o++) memcpy(full + (o * tp + tpi) * chunk, local + o * chunk, sizeof(float) * (size_t)chunk);
+}
+
 static void gather_axis(rt_comm *c, const ir_graph *g, ir_ref local_t, int ax, int tp, const float *in, float *full) {
   const ir_tensor *x = &g->t[local_t];
   int64_t n = ir_numel(g, local_t), outer = 1, chunk = 1;
@@ -219,6 +232,8 @@ bool rt_tp_comm(rt_comm *c, const ir_graph *g, const ir_op *o, const float *in, 
   } else if (from.kind == SBP_B && (to.kind == SBP_PSUM || to.kind == SBP_PMAX)) {
     if (tpi == 0) memcpy(out, in, sizeof(float) * (size_t)nin);
     else memset(out, 0, sizeof(float) * (size_t)nin);
+  } else if (from.kind == SBP_S && (to.kind == SBP_PSUM || to.kind == SBP_PMAX)) {
+    embed_axis(g, x, from.axis, tp, tpi, in, out, to.kind == SBP_PMAX ? -INFINITY : 0.0f);
   } else if (from.kind == SBP_S && to.kind == SBP_S) {
     float *full = xmalloc(sizeof(float) * (size_t)(nin * tp));
     gather_axis(c, g, x, from.axis, tp, in, full);

@@ -161,7 +161,7 @@ static bool one_step(run *r) {
   ok = ok && rt_exec_update(r->ex);
   r->data_pos += c->global_batch;
   double dt = wall() - t0;
-  emit(r, rt_exec_step(r->ex), loss[0], (double)(c->global_batch * c->seq) / dt);
+  if (ok) emit(r, rt_exec_step(r->ex), loss[0], (double)(c->global_batch * c->seq) / dt);
   if (traced && !finish_trace(r, dt, loss[0])) r->trace_failed = true;
   return ok;
 }
@@ -202,6 +202,7 @@ static int train_loop(run *r) {
 static int setup(run *r, ir_graph *g) {
   diag d;
   diag_init(&d, r->cfg.model ? r->cfg.model : "model", NULL, 0);
+  if (!rt_data_check_inputs(g, r->cfg.model ? r->cfg.model : "model")) return EXIT_BAD_INPUT;
   r->ex = rt_exec_new_ranked(g, &r->cfg, r->comm, r->stage, r->dpi, r->tpi, &d);
   if (!r->ex || !open_data(r)) return EXIT_BAD_INPUT;
   if (r->rank == 0 && !r->cfg.quiet && r->ex->jit)
