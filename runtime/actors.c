@@ -290,7 +290,9 @@ bool rt_read_plan_json(const char *path, rt_config *cfg) {
     int64_t sp = get_int(par, "sp", 1), vpp = get_int(par, "vpp", 1), zero = get_int(par, "zero", 0);
     cJSON *rc = cJSON_GetObjectItemCaseSensitive(par, "recompute");
     cfg->zero = (int)zero;
-    if (zero > 1) fprintf(stderr, "%s: note: ZeRO stage %lld runs as stage 1 (optimizer state sharded)\n", path, (long long)zero);
+    if (zero > 2)
+      fprintf(stderr, "%s: note: ZeRO stage %lld runs as stage 2 (gradients and optimizer state sharded)\n", path,
+              (long long)zero);
     if (cJSON_IsString(rc) && rt_recompute_parse(rc->valuestring) >= 0) cfg->recompute = rt_recompute_parse(rc->valuestring);
     else if (cJSON_IsString(rc))
       fprintf(stderr, "%s: note: unknown recompute policy '%s'; training without recompute\n", path, rc->valuestring);

@@ -224,6 +224,7 @@ rt_exec *rt_exec_new_ranked(ir_graph *g, const rt_config *cfg, rt_comm *comm, in
   e->acc = xcalloc((size_t)nt, sizeof(float *));
   e->profile = getenv("SBPC_PROFILE") != NULL;
   e->zero = cfg->zero > 0 && e->dp > 1 && comm;
+  e->zero_grads = e->zero && cfg->zero >= 2;
   e->recompute = cfg->recompute;
   place(e);
   holdings(e);
@@ -406,12 +407,40 @@ static float *grad_for(rt_exec *e, const ir_op *o, bool *owned) {
   return gbuf;
 }
 
-/* ZeRO-1: AdamW on this dp rank's slice, then the dp group all-gathers p */
-static void zero_adamw(rt_exec *e, const ir_op *o, const float *grad) {
+/* grad_shard (ZeRO >= 2): this dp rank's chunk of p's gradient summed over
+ * the dp group, by reduce-scatter on the grad's stage (and sent from there to
+ * the other stages that hold p, a tied embedding), or received; NULL when p
+ * is not held here. Malloc'ed, chunk floats. */
+static float *grad_shard(rt_exec *e, const ir_op *o) {
+  ir_ref p = o->in[0], gt = o->in[1];
+  int gs = e->t_stage[gt];
+  int64_t lo, cnt, chunk = zslice(e, o->in[2], &lo, &cnt), n = ir_numel(e->g, p);
+  float *mine = xmalloc(sizeof(float) * (size_t)chunk);
+  if (gs == e->stage) {
+    float *all = xcalloc((size_t)(chunk * e->dp), sizeof(float));
+    memcpy(all, e->acc[p], sizeof(float) * (size_t)n);
+    double t0 = rt_trace_now();
+    rt_comm_reduce_scatter_dp(e->comm, all, chunk, mine);
+    rt_trace_slice(e, RT_LANE_COLL, "reduce_scatter (dp)", "collective", p, -1, -1, t0, rt_trace_now());
+    free(all);
+    for (int s = 0; s < e->nstages; s++)
+      if (s != e->stage && (e->holders[p] >> s & 1)) rt_comm_send(e->comm, mine, chunk, rank_of(e, s), p % 30000);
+    if (e->hold[p]) return mine;
+  } else if (e->hold[p]) {
+    rt_comm_recv(e->comm, mine, chunk, rank_of(e, gs), p % 30000);
+    return mine;
+  }
+  free(mine);
+  return NULL;
+}
+
+/* ZeRO: AdamW on this dp rank's slice of p (gslice: the slice's summed
+ * gradient), then the dp group all-gathers p */
+static void zero_adamw(rt_exec *e, const ir_op *o, const float *gslice) {
   ir_ref p = o->in[0];
   int64_t lo, cnt, chunk = zslice(e, o->in[2], &lo, &cnt), n = ir_numel(e->g, p);
   float *pp = e->buf[p], *mine = xcalloc((size_t)chunk, sizeof(float)), *all = xmalloc(sizeof(float) * (size_t)(chunk * e->dp));
-  rt_adamw(&o->at, pp + lo, grad + lo, e->buf[o->in[2]], e->buf[o->in[3]], cnt, e->step);
+  rt_adamw(&o->at, pp + lo, gslice, e->buf[o->in[2]], e->buf[o->in[3]], cnt, e->step);
   memcpy(mine, pp + lo, sizeof(float) * (size_t)cnt);
   rt_comm_allgather_dp(e->comm, mine, chunk, all);
   memcpy(pp, all, sizeof(float) * (size_t)n);
@@ -419,32 +448,41 @@ static void zero_adamw(rt_exec *e, const ir_op *o, const float *grad) {
   free(all);
 }
 
+/* the dp all-reduce of every accumulated gradient (not under ZeRO >= 2) */
+static void allreduce_grads(rt_exec *e) {
+  ir_graph *g = e->g;
+  if (!e->comm || e->dp <= 1 || e->zero_grads) return;
+  for (int t = 0; t < g->nt; t++)
+    if (e->acc[t]) {
+      double t0 = rt_trace_now();
+      rt_comm_allreduce_dp(e->comm, e->acc[t], ir_numel(g, t));
+      rt_trace_slice(e, RT_LANE_COLL, "all_reduce (dp)", "collective", t, -1, -1, t0, rt_trace_now());
+    }
+}
+
+/* adamw_one: the update of one parameter (o: its adamw op, index k) */
+static bool adamw_one(rt_exec *e, const ir_op *o, int k, const rt_kctx *kc) {
+  bool owned = true, ok = true;
+  int64_t lo, cnt;
+  float *grad = e->zero_grads ? grad_shard(e, o) : grad_for(e, o, &owned);
+  if (!grad || !e->hold[o->in[0]]) return true;
+  void *in[4] = {e->buf[o->in[0]], grad, e->buf[o->in[2]], e->buf[o->in[3]]};
+  void *out[3] = {in[0], in[2], in[3]};
+  double t0 = rt_trace_now();
+  if (e->zero) zslice(e, o->in[2], &lo, &cnt), zero_adamw(e, o, e->zero_grads ? grad : grad + lo);
+  else ok = rt_kernel(e->g, o, in, out, kc);
+  rt_trace_slice(e, RT_LANE_COMPUTE, "adamw", "optimizer", o->in[0], k, -1, t0, rt_trace_now());
+  if (owned) free(grad);
+  return ok;
+}
+
 bool rt_exec_update(rt_exec *e) {
   ir_graph *g = e->g;
-  if (e->comm && e->dp > 1)
-    for (int t = 0; t < g->nt; t++)
-      if (e->acc[t]) {
-        double t0 = rt_trace_now();
-        rt_comm_allreduce_dp(e->comm, e->acc[t], ir_numel(g, t));
-        rt_trace_slice(e, RT_LANE_COLL, "all_reduce (dp)", "collective", t, -1, -1, t0, rt_trace_now());
-      }
+  allreduce_grads(e);
   e->step++;
   rt_kctx kc = {e->step, e->cfg.seed, 0};
-  for (int k = 0; k < g->nop; k++) {
-    const ir_op *o = &g->op[k];
-    if (o->kind != IR_OP_ADAMW) continue;
-    bool owned, ok = true;
-    float *grad = grad_for(e, o, &owned);
-    if (!grad || !e->hold[o->in[0]]) continue;
-    void *in[4] = {e->buf[o->in[0]], grad, e->buf[o->in[2]], e->buf[o->in[3]]};
-    void *out[3] = {in[0], in[2], in[3]};
-    double t0 = rt_trace_now();
-    if (e->zero) zero_adamw(e, o, grad);
-    else ok = rt_kernel(g, o, in, out, &kc);
-    rt_trace_slice(e, RT_LANE_COMPUTE, "adamw", "optimizer", o->in[0], k, -1, t0, rt_trace_now());
-    if (owned) free(grad);
-    if (!ok) return false;
-  }
+  for (int k = 0; k < g->nop; k++)
+    if (g->op[k].kind == IR_OP_ADAMW && !adamw_one(e, &g->op[k], k, &kc)) return false;
   return true;
 }
 

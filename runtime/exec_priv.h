@@ -22,7 +22,8 @@ struct rt_exec {
   float **acc;          /* per param: accumulated gradient (on the grad's stage) */
   int64_t live, peak, step, micro;
   bool profile;         /* SBPC_PROFILE set: time kernels by op kind */
-  bool zero;            /* AdamW state sharded over the dp group (ZeRO-1) */
+  bool zero;            /* AdamW state sharded over the dp group (ZeRO >= 1) */
+  bool zero_grads;      /* gradients reduce-scattered, not all-reduced (ZeRO >= 2) */
   int recompute;        /* RT_RECOMPUTE_* (recompute.c) */
   bool *drop;           /* per tensor: freed after its last forward reader, redone in backward */
   int *fwd_last;        /* per tensor: its last forward reader (op index) */

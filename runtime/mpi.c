@@ -143,6 +143,19 @@ void rt_comm_allgather_dp(rt_comm *c, const float *in, int64_t n, float *out) {
   wait_req(c, &r, "data-parallel all-gather", -1, c->dp);
 }
 
+void rt_comm_reduce_scatter_dp(rt_comm *c, float *x, int64_t chunk, float *mine) {
+  if (chunk > INT_MAX / 2) { /* one rank's block must fit an int: sum it all, keep ours */
+    int i;
+    MPI_Comm_rank(c->dp, &i);
+    rt_comm_allreduce_dp(c, x, chunk * c->dp_size);
+    memcpy(mine, x + (int64_t)i * chunk, sizeof(float) * (size_t)chunk);
+    return;
+  }
+  MPI_Request r;
+  MPI_Ireduce_scatter_block(x, mine, (int)chunk, MPI_FLOAT, MPI_SUM, c->dp, &r);
+  wait_req(c, &r, "data-parallel reduce-scatter", -1, c->dp);
+}
+
 void rt_comm_allreduce_world(rt_comm *c, double *x, int n) {
   MPI_Request r;
   MPI_Iallreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &r);
