@@ -478,6 +478,19 @@ static double search_T(micro *M, double lb, double deadline, arena *a, sp_micro 
   return hi;
 }
 
+/* int_counts: the MILP with integer sequence counts (capped) at the T the
+ * search found, then at half and a quarter of its margin over the bound
+ * while it stays feasible; further candidates for out. */
+static void int_counts(micro *M, double lb, double d, double deadline, arena *a, sp_micro *out) {
+  M->int_m = true;
+  for (int k = 0; k < 3 && now() < deadline; k++, d *= 0.5) {
+    bool feas, packfail;
+    try_T(M, lb * (1 + d), (deadline - now()) / 3, a, out, &feas, &packfail);
+    if (!feas) break;
+  }
+  M->int_m = false;
+}
+
 static bool solve_micro(micro *M, double deadline, arena *a, sp_micro *out, double *lb) {
   *lb = sp_lower_bound(M->hw, M->m, M->gt, M->ngt, M->len, M->idx, M->n);
   micro_init(M);
@@ -485,13 +498,9 @@ static bool solve_micro(micro *M, double deadline, arena *a, sp_micro *out, doub
   M->int_m = false;
   memset(out, 0, sizeof *out);
   double hi = search_T(M, *lb, deadline, a, out);
-  bool feas, packfail;
-  if (M->n <= SP_INTN && hi > 0 && now() < deadline) { /* integer counts at that T, capped */
-    M->int_m = true;
-    try_T(M, *lb * (1 + hi), (deadline - now()) / 3, a, out, &feas, &packfail);
-    M->int_m = false;
-  }
+  if (M->n <= SP_INTN && hi > 0) int_counts(M, *lb, hi, deadline, a, out);
   try_uniform(M, a, out);
+  bool feas, packfail;
   for (double f = 10; !out->grp && f <= 1e6; f *= 100) { /* last resort */
     M->memfill = 0.6;
     try_T(M, *lb * f, 0.1, a, out, &feas, &packfail);
