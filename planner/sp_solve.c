@@ -21,11 +21,11 @@
  *    by plain longest-first, each repaired, and the better is kept. If the
  *    packing fails the MILP is re-solved with emptier bins (memfill); if that
  *    is infeasible the search stops (memory-bound). Small micro-batches (<=
- *    SP_INTN sequences) then get one more MILP at the T found, with integer
- *    counts m_bg (node cap SP_INTWORK / (rows + cols)), as a further
- *    candidate: never worse than the rounded LP answer. The uniform layouts
- *    are candidates too. All GLPK calls share the time limit; past it the
- *    best plan so far stands. */
+ *    SP_INTN sequences) then run the MILP with integer counts m_bg (node cap
+ *    SP_INTWORK / (rows + cols)) at the step that held and, if it holds, two
+ *    bisection steps below it: further candidates, so never worse than the
+ *    rounded LP answer. The uniform layouts are candidates too. All GLPK
+ *    calls share the time limit; past it the best plan so far stands. */
 #include "planner/sp.h"
 #include <glpk.h>
 #include <math.h>
@@ -456,39 +456,32 @@ static bool attempt(micro *M, double lb, double d, double deadline, arena *a, sp
   }
 }
 
-/* search_T: the MILP at T = lb (1 + d) for growing d until it is feasible and
- * packs, then two bisection steps on d (none when the first step, 0.2% over
- * the bound, already holds); candidates go to out. Returns the d that held,
- * or -1. */
-static double search_T(micro *M, double lb, double deadline, arena *a, sp_micro *out) {
-  static const double steps[] = {0.002, 0.01, 0.03, 0.1, 0.3, 1, 3};
-  double lo = 0, hi = -1;
-  M->membound = false;
-  for (int s = 0; s < (int)(sizeof steps / sizeof steps[0]) && hi < 0 && !M->membound; s++) {
-    if (now() > deadline && out->grp) break;
-    if (attempt(M, lb, steps[s], deadline, a, out)) hi = steps[s];
-    else lo = steps[s];
-  }
-  for (int it = 0; it < 2 && hi > steps[0] && now() < deadline; it++) { /* bisection on T */
+/* bisect: two bisection steps on d between lo (failed) and hi (held), each
+ * an attempt; candidates go to out. */
+static void bisect(micro *M, double lb, double lo, double hi, double deadline, arena *a, sp_micro *out) {
+  for (int it = 0; it < 2 && now() < deadline; it++) {
     if (out->grp && out->time <= lb * (1 + lo)) break;
     double mid = 0.5 * (lo + hi);
     if (attempt(M, lb, mid, deadline, a, out)) hi = mid;
     else lo = mid;
   }
-  return hi;
 }
 
-/* int_counts: the MILP with integer sequence counts (capped) at the T the
- * search found, then at half and a quarter of its margin over the bound
- * while it stays feasible; further candidates for out. */
-static void int_counts(micro *M, double lb, double d, double deadline, arena *a, sp_micro *out) {
-  M->int_m = true;
-  for (int k = 0; k < 3 && now() < deadline; k++, d *= 0.5) {
-    bool feas, packfail;
-    try_T(M, lb * (1 + d), (deadline - now()) / 3, a, out, &feas, &packfail);
-    if (!feas) break;
+/* search_T: the MILP at T = lb (1 + d) for growing d until it is feasible and
+ * packs, then bisect (not when the first step, 0.2% over the bound, holds).
+ * Returns the step that held, or -1; *lo gets the one below it (or 0). */
+static double search_T(micro *M, double lb, double deadline, arena *a, sp_micro *out, double *lo) {
+  static const double steps[] = {0.002, 0.01, 0.03, 0.1, 0.3, 1, 3};
+  double hi = -1;
+  *lo = 0;
+  M->membound = false;
+  for (int s = 0; s < (int)(sizeof steps / sizeof steps[0]) && hi < 0 && !M->membound; s++) {
+    if (now() > deadline && out->grp) break;
+    if (attempt(M, lb, steps[s], deadline, a, out)) hi = steps[s];
+    else *lo = steps[s];
   }
-  M->int_m = false;
+  if (hi > steps[0]) bisect(M, lb, *lo, hi, deadline, a, out);
+  return hi;
 }
 
 static bool solve_micro(micro *M, double deadline, arena *a, sp_micro *out, double *lb) {
@@ -497,8 +490,12 @@ static bool solve_micro(micro *M, double deadline, arena *a, sp_micro *out, doub
   M->memfill = 0.95;
   M->int_m = false;
   memset(out, 0, sizeof *out);
-  double hi = search_T(M, *lb, deadline, a, out);
-  if (M->n <= SP_INTN && hi > 0) int_counts(M, *lb, hi, deadline, a, out);
+  double lo, hi = search_T(M, *lb, deadline, a, out, &lo);
+  if (M->n <= SP_INTN && hi > 0) { /* integer counts (capped) from the step that held */
+    M->int_m = true;
+    if (now() < deadline && attempt(M, *lb, hi, deadline, a, out)) bisect(M, *lb, lo, hi, deadline, a, out);
+    M->int_m = false;
+  }
   try_uniform(M, a, out);
   bool feas, packfail;
   for (double f = 10; !out->grp && f <= 1e6; f *= 100) { /* last resort */
