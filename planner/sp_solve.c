@@ -22,7 +22,7 @@
  *    packing fails the MILP is re-solved with emptier bins (memfill); if that
  *    is infeasible the search stops (memory-bound). Small micro-batches (<=
  *    SP_INTN sequences) then run the MILP with integer counts m_bg (node cap
- *    SP_INTWORK / (rows + cols)) at the step that held and, if it holds, two
+ *    SP_INTWORK / (rows + cols)^2) at the step that held and, if it holds, two
  *    bisection steps below it: further candidates, so never worse than the
  *    rounded LP answer. The uniform layouts are candidates too. All GLPK
  *    calls share the time limit; past it the best plan so far stands. */
@@ -37,7 +37,7 @@
 #define SP_MAXPAT 256
 #define SP_INTN 16 /* micro-batches this small get integer sequence counts */
 #define SP_NODEWORK 50000 /* B&B nodes of a MILP: at most this / (rows + cols) */
-#define SP_INTWORK 300000 /* the same for the integer-count MILP */
+#define SP_INTWORK 1.3e8 /* integer-count MILP: at most this / (rows + cols)^2 */
 #define SP_TOKSLACK 1.1 /* micro-batches hold at most 1.1x their share of tokens */
 
 sp_opts sp_opts_default(void) {
@@ -270,7 +270,8 @@ static bool solve_milp(const micro *M, double T, double tlim, int *n, double *sh
   cp.presolve = GLP_ON;
   cp.msg_lev = GLP_MSG_OFF;
   cp.tm_lim = (int)(4000 * tlim) > 20 ? (int)(4000 * tlim) : 20; /* GLPK counts wall time */
-  int cap = (M->int_m ? SP_INTWORK : SP_NODEWORK) / (glp_get_num_rows(lp) + glp_get_num_cols(lp));
+  double size = glp_get_num_rows(lp) + glp_get_num_cols(lp);
+  int cap = (int)(M->int_m ? SP_INTWORK / (size * size) : SP_NODEWORK / size);
   cp.cb_func = cb_nodes;
   cp.cb_info = &cap;
   int rc = glp_intopt(lp, &cp);
