@@ -9,6 +9,7 @@
  *   sp_cost.c       token budget, time of a sequence on a group, group types
  *   sp_bucket.c     DP bucketing of lengths (minimum padding)
  *   sp_bound.c      the LP lower bound (per-sequence decomposition)
+ *   sp_prune.c      dominated and unneeded group shapes, dropped before the MILP
  *   sp_solve.c      GLPK MILP over group counts + LP assignment, round, repair
  *   sp_assign.c     instance-level packing (LPT with memory) and repair moves
  *   sp_baselines.c  static / per-batch-best degree, greedy longest-first
@@ -133,6 +134,7 @@ typedef struct {
   double time_limit;     /* CPU seconds for the search of one batch (0.5); past it
                             the best plan so far stands */
   int max_micro;         /* most micro-batches tried (64) */
+  bool prune;            /* drop group shapes the MILP cannot need (true) */
 } sp_opts;
 sp_opts sp_opts_default(void);
 
@@ -147,6 +149,17 @@ bool sp_solve(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
  * len[idx[0..n)] over the group types gt[0..ngt) and hw->ndev devices. */
 double sp_lower_bound(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt,
                       const int64_t *len, const int *idx, int n);
+
+/* sp_prune: which of the shapes gt[0..ngt) a micro-batch's MILP may need.
+ * Bucket b's sequences take on shape g tbar[b*ngt+g] seconds on average and
+ * tmax[b*ngt+g] for its longest (tbar < 0: b does not fit g). g is dropped
+ * (keep[g] = false) when a kept shape uses no more devices of any node type
+ * and has no larger c0, no smaller capacity, and no larger tbar or tmax on
+ * every bucket g fits; or when g has more than one device and fits no
+ * bucket. Either way the MILP's optimum is unchanged (docs/sp.md). Keeps
+ * everything when a node type has more than 16 devices. Returns the count kept. */
+int sp_prune(const sp_hw *hw, const sp_gtype *gt, int ngt, int nb, const double *tbar,
+             const double *tmax, bool *keep);
 
 /* ---- instance packing (sp_assign.c) ---------------------------------------------- */
 /* sp_pack: assign sequences idx[0..n) (any order) to the groups grp[0..ng)

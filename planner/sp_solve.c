@@ -3,22 +3,29 @@
  * 1. Micro-batches: the fewest k whose token share fits the cluster's budget
  *    (more if packing fails); the batch is split by work (sp_split_micro).
  * 2. Per micro-batch: the LP lower bound T_lb (sp_bound.c), buckets of the
- *    lengths (sp_bucket.c), then for T = T_lb (1 + d), d = 0.2%, 1%, 3%,
- *    10%, ... until feasible, then two bisection steps on d, a MILP in GLPK
- *    decides how nodes are cut into groups and how much of each bucket each
- *    group type trains:
+ *    lengths (sp_bucket.c), the group shapes the MILP cannot need dropped
+ *    (sp_prune.c), then for T = T_lb (1 + d), d = 0.2%, 1%, 3%, 10%, ...
+ *    until feasible, then two bisection steps on d (none if 0.2% held), a
+ *    MILP in GLPK decides how nodes are cut into groups and how much of each
+ *    bucket each group type trains:
  *      integer x_tp  nodes of type t cut by pattern p (a partition of ndev_t)
  *      integer y_s   cross-node groups of node vector s;  n_g per kind
  *      real    m_bg  sequences of bucket b on group type g
  *      sum_g m_bg = c_b;   sum_b tbar_bg m_bg <= (T - c0_g) n_g;
  *      sum_b Lbar_b m_bg <= cap_g n_g;   nodes of each type covered exactly;
  *      minimise the device-seconds sum size_g tbar_bg m_bg.
+ *    Every branch and bound stops after SP_NODEWORK / (rows + cols) nodes
+ *    with its best integer solution.
  * 3. Round and repair: the group multiset is kept; sequences are packed onto
  *    the concrete groups (sp_assign.c) both by the MILP's per-type shares and
  *    by plain longest-first, each repaired, and the better is kept. If the
- *    packing fails the MILP is re-solved with emptier bins (memfill). Small
- *    micro-batches (<= SP_INTN sequences) get integer counts m_bg too. All
- *    GLPK calls share the time limit; past it the best plan so far stands. */
+ *    packing fails the MILP is re-solved with emptier bins (memfill); if that
+ *    is infeasible the search stops (memory-bound). Small micro-batches (<=
+ *    SP_INTN sequences) then run the MILP with integer counts m_bg (node cap
+ *    SP_INTWORK / (rows + cols)^2) at the step that held and, if it holds, two
+ *    bisection steps below it: further candidates, so never worse than the
+ *    rounded LP answer. The uniform layouts are candidates too. All GLPK
+ *    calls share the time limit; past it the best plan so far stands. */
 #include "planner/sp.h"
 #include <glpk.h>
 #include <math.h>
@@ -29,10 +36,12 @@
 #define SP_MAXGT 512
 #define SP_MAXPAT 256
 #define SP_INTN 16 /* micro-batches this small get integer sequence counts */
+#define SP_NODEWORK 50000 /* B&B nodes of a MILP: at most this / (rows + cols) */
+#define SP_INTWORK 1.3e8 /* integer-count MILP: at most this / (rows + cols)^2 */
 #define SP_TOKSLACK 1.1 /* micro-batches hold at most 1.1x their share of tokens */
 
 sp_opts sp_opts_default(void) {
-  sp_opts o = {16, 0.5, 64};
+  sp_opts o = {16, 0.5, 64, true};
   return o;
 }
 
@@ -85,9 +94,12 @@ typedef struct {
   int nb, end[SP_MAXBUCKET];
   double cnt[SP_MAXBUCKET], lmax[SP_MAXBUCKET], lbar[SP_MAXBUCKET];
   double *tbar;         /* tbar[b*ngt+g], < 0 if bucket b does not fit g */
+  double *tmax;         /* tmax[b*ngt+g]: time of bucket b's longest sequence */
+  bool prune;           /* drop shapes the MILP cannot need (sp_prune) */
   sp_gtype *own;        /* the group types left after pruning (M->gt) */
   double memfill;       /* fraction of a type's capacity the MILP may fill */
   bool int_m;           /* sequences per bucket and type integer too */
+  bool membound;        /* emptier bins made a feasible T infeasible */
   int maxb;             /* most buckets (sp_opts.buckets) */
   patterns pat[SP_MAXNT];
   int nxs;              /* distinct cross node vectors */
@@ -101,41 +113,29 @@ static int by_len_asc(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* dominated: g is no better than h on the same devices for every bucket. */
-static bool dominated(const micro *M, int g, int h) {
-  const sp_gtype *a = &M->gt[g], *b = &M->gt[h];
-  if (a->size != b->size || a->intra != b->intra || memcmp(a->nodes, b->nodes, sizeof a->nodes) ||
-      b->c0 > a->c0 || b->cap < a->cap)
-    return false;
-  for (int k = 0; k < M->nb; k++) {
-    double x = M->tbar[k * M->ngt + g], y = M->tbar[k * M->ngt + h];
-    if (x >= 0 && (y < 0 || y > x)) return false;
-  }
-  return true;
+/* compact: keep the columns g of a[b*ngt+g] with keep[g], packed
+ * per row (in place: every entry moves to a lower index, in order). */
+static void compact(double *a, int nb, int ngt, const bool *keep) {
+  for (int b = 0, j = 0; b < nb; b++)
+    for (int g = 0; g < ngt; g++)
+      if (keep[g]) a[j++] = a[b * ngt + g];
 }
 
-/* prune: drop the kind of a group shape that the other kind dominates on
- * this micro-batch's buckets (fewer MILP columns, same optimum). */
+/* prune: keep the shapes sp_prune says the MILP may need (all if the
+ * option is off); gt, tbar and tmax become the kept ones (M->own). */
 static void prune(micro *M) {
-  bool *drop = xcalloc((size_t)M->ngt, 1);
-  int k = 0;
-  for (int g = 0; g < M->ngt; g++)
-    for (int h = 0; h < M->ngt && !drop[g]; h++)
-      if (h != g && !drop[h] && dominated(M, g, h)) drop[g] = true;
+  bool *keep = xmalloc((size_t)M->ngt);
+  int k = M->ngt;
+  if (M->prune) k = sp_prune(M->hw, M->gt, M->ngt, M->nb, M->tbar, M->tmax, keep);
+  else memset(keep, 1, (size_t)M->ngt);
   M->own = xmalloc(sizeof(sp_gtype) * (size_t)M->ngt);
-  double *tb = xmalloc(sizeof(double) * (size_t)M->nb * (size_t)M->ngt);
-  for (int g = 0; g < M->ngt; g++) {
-    if (drop[g]) continue;
-    M->own[k] = M->gt[g];
-    for (int b = 0; b < M->nb; b++) tb[b * M->ngt + k] = M->tbar[b * M->ngt + g];
-    k++;
-  }
-  for (int b = 0; b < M->nb; b++) /* re-stride to k columns */
-    for (int g = 0; g < k; g++) M->tbar[b * k + g] = tb[b * M->ngt + g];
+  for (int g = 0, j = 0; g < M->ngt; g++)
+    if (keep[g]) M->own[j++] = M->gt[g];
+  compact(M->tbar, M->nb, M->ngt, keep);
+  compact(M->tmax, M->nb, M->ngt, keep);
   M->gt = M->own;
   M->ngt = k;
-  free(tb);
-  free(drop);
+  free(keep);
 }
 
 static void micro_init(micro *M) {
@@ -147,6 +147,7 @@ static void micro_init(micro *M) {
   M->nb = sp_bucket(l, M->n, M->maxb, M->end, &pad);
   free(l);
   M->tbar = xmalloc(sizeof(double) * (size_t)M->nb * (size_t)M->ngt);
+  M->tmax = xmalloc(sizeof(double) * (size_t)M->nb * (size_t)M->ngt);
   for (int b = 0, s = 0; b < M->nb; s = M->end[b++]) {
     M->cnt[b] = M->end[b] - s;
     M->lmax[b] = (double)M->len[M->idx[M->end[b] - 1]];
@@ -158,6 +159,7 @@ static void micro_init(micro *M) {
       if (M->lmax[b] <= M->gt[g].cap)
         for (int i = s; i < M->end[b]; i++) t += sp_seq_time(M->m, &M->gt[g], (double)M->len[M->idx[i]]);
       M->tbar[b * M->ngt + g] = M->lmax[b] <= M->gt[g].cap ? t / M->cnt[b] : -1;
+      M->tmax[b * M->ngt + g] = sp_seq_time(M->m, &M->gt[g], M->lmax[b]);
     }
   }
   prune(M);
@@ -196,7 +198,7 @@ static glp_prob *build_milp(const micro *M, double T, layout *L) {
   for (int b = 0; b < nb; b++)
     for (int g = 0; g < ng; g++) {
       double tb = M->tbar[b * ng + g];
-      bool ok = tb >= 0 && sp_seq_time(M->m, &M->gt[g], M->lmax[b]) <= T - M->gt[g].c0;
+      bool ok = tb >= 0 && M->tmax[b * ng + g] <= T - M->gt[g].c0;
       int col = L->cm + b * ng + g;
       if (ok) glp_set_col_bnds(lp, col, GLP_DB, 0, M->cnt[b]);
       else glp_set_col_bnds(lp, col, GLP_FX, 0, 0);
@@ -250,6 +252,14 @@ static glp_prob *build_milp(const micro *M, double T, layout *L) {
   return lp;
 }
 
+/* cb_nodes: stop the branch and bound after *(int *)info nodes; the best
+ * integer solution found so far stands (glp_intopt returns GLP_ESTOP). */
+static void cb_nodes(glp_tree *tree, void *info) {
+  int active, live, total;
+  glp_ios_tree_size(tree, &active, &live, &total);
+  if (glp_ios_reason(tree) == GLP_ISELECT && total > *(const int *)info) glp_ios_terminate(tree);
+}
+
 /* solve_milp: true and fills n[] (groups per type) and share[b*ngt+g]. */
 static bool solve_milp(const micro *M, double T, double tlim, int *n, double *share,
                        int (*xp)[SP_MAXPAT], int *ys) {
@@ -260,9 +270,13 @@ static bool solve_milp(const micro *M, double T, double tlim, int *n, double *sh
   cp.presolve = GLP_ON;
   cp.msg_lev = GLP_MSG_OFF;
   cp.tm_lim = (int)(4000 * tlim) > 20 ? (int)(4000 * tlim) : 20; /* GLPK counts wall time */
+  double size = glp_get_num_rows(lp) + glp_get_num_cols(lp);
+  int cap = (int)(M->int_m ? SP_INTWORK / (size * size) : SP_NODEWORK / size);
+  cp.cb_func = cb_nodes;
+  cp.cb_info = &cap;
   int rc = glp_intopt(lp, &cp);
   int st = glp_mip_status(lp);
-  bool ok = rc == 0 || rc == GLP_ETMLIM;
+  bool ok = rc == 0 || rc == GLP_ETMLIM || rc == GLP_ESTOP;
   ok = ok && (st == GLP_OPT || st == GLP_FEAS);
   if (ok) {
     for (int g = 0; g < M->ngt; g++) n[g] = (int)lround(glp_mip_col_val(lp, L.cn + g));
@@ -425,18 +439,16 @@ static void try_uniform(const micro *M, arena *a, sp_micro *best) {
   free(tmpl);
 }
 
-/* attempt: try_T at lb (1 + d), again with emptier bins while packing fails
- * (and without integer counts if they ran out of time); true if the MILP
- * was feasible. */
-static bool attempt(micro *M, double lb, double d, double deadline, double t_start, arena *a, sp_micro *out) {
-  for (;;) {
+/* attempt: try_T at lb (1 + d), again with emptier bins while packing fails;
+ * true if the MILP was feasible and packed. When emptier bins make the same
+ * T infeasible, the micro-batch is memory-bound (M->membound): a larger T
+ * does not give it room, so the search stops there. */
+static bool attempt(micro *M, double lb, double d, double deadline, arena *a, sp_micro *out) {
+  for (bool cut = false;; cut = true) {
     double left = deadline - now();
     bool feas, packfail;
     try_T(M, lb * (1 + d), left > 0.01 ? left / 3 : 0.01, a, out, &feas, &packfail);
-    if (!out->grp && M->int_m && now() > deadline - 0.5 * (deadline - t_start)) {
-      M->int_m = false; /* integer counts too slow here */
-      continue;
-    }
+    if (cut && !feas) M->membound = true;
     if (packfail && M->memfill > 0.5) { /* bins too full: same T, emptier bins */
       M->memfill *= 0.9;
       continue;
@@ -445,34 +457,54 @@ static bool attempt(micro *M, double lb, double d, double deadline, double t_sta
   }
 }
 
+/* bisect: two bisection steps on d between lo (failed) and hi (held), each
+ * an attempt; candidates go to out. */
+static void bisect(micro *M, double lb, double lo, double hi, double deadline, arena *a, sp_micro *out) {
+  for (int it = 0; it < 2 && now() < deadline; it++) {
+    if (out->grp && out->time <= lb * (1 + lo)) break;
+    double mid = 0.5 * (lo + hi);
+    if (attempt(M, lb, mid, deadline, a, out)) hi = mid;
+    else lo = mid;
+  }
+}
+
+/* search_T: the MILP at T = lb (1 + d) for growing d until it is feasible and
+ * packs, then bisect (not when the first step, 0.2% over the bound, holds).
+ * Returns the step that held, or -1; *lo gets the one below it (or 0). */
+static double search_T(micro *M, double lb, double deadline, arena *a, sp_micro *out, double *lo) {
+  static const double steps[] = {0.002, 0.01, 0.03, 0.1, 0.3, 1, 3};
+  double hi = -1;
+  *lo = 0;
+  M->membound = false;
+  for (int s = 0; s < (int)(sizeof steps / sizeof steps[0]) && hi < 0 && !M->membound; s++) {
+    if (now() > deadline && out->grp) break;
+    if (attempt(M, lb, steps[s], deadline, a, out)) hi = steps[s];
+    else *lo = steps[s];
+  }
+  if (hi > steps[0]) bisect(M, lb, *lo, hi, deadline, a, out);
+  return hi;
+}
+
 static bool solve_micro(micro *M, double deadline, arena *a, sp_micro *out, double *lb) {
-  double t_start = now();
   *lb = sp_lower_bound(M->hw, M->m, M->gt, M->ngt, M->len, M->idx, M->n);
   micro_init(M);
   M->memfill = 0.95;
-  M->int_m = M->n <= SP_INTN;
-  static const double steps[] = {0.002, 0.01, 0.03, 0.1, 0.3, 1, 3};
+  M->int_m = false;
   memset(out, 0, sizeof *out);
-  double lo = 0, hi = -1;
-  for (int s = 0; s < (int)(sizeof steps / sizeof steps[0]) && hi < 0; s++) {
-    if (now() > deadline && out->grp) break;
-    if (attempt(M, *lb, steps[s], deadline, t_start, a, out)) hi = steps[s];
-    else lo = steps[s];
-  }
-  for (int it = 0; it < 2 && hi > 0 && now() < deadline; it++) { /* bisection on T */
-    if (out->grp && out->time <= *lb * (1 + lo)) break;
-    double mid = 0.5 * (lo + hi);
-    if (attempt(M, *lb, mid, deadline, t_start, a, out)) hi = mid;
-    else lo = mid;
+  double lo, hi = search_T(M, *lb, deadline, a, out, &lo);
+  if (M->n <= SP_INTN && hi > 0) { /* integer counts (capped) from the step that held */
+    M->int_m = true;
+    if (now() < deadline && attempt(M, *lb, hi, deadline, a, out)) bisect(M, *lb, lo, hi, deadline, a, out);
+    M->int_m = false;
   }
   try_uniform(M, a, out);
+  bool feas, packfail;
   for (double f = 10; !out->grp && f <= 1e6; f *= 100) { /* last resort */
-    bool feas, packfail;
-    M->int_m = false;
     M->memfill = 0.6;
     try_T(M, *lb * f, 0.1, a, out, &feas, &packfail);
   }
   free(M->tbar);
+  free(M->tmax);
   free(M->own);
   return out->grp != NULL;
 }
@@ -486,8 +518,9 @@ static double total_budget(const sp_hw *hw) {
 /* solve_k: the batch as k micro-batches of at most tokcap tokens each;
  * false if some micro-batch fails. */
 static bool solve_k(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt,
-                    const int64_t *len, int n, int k, double tokcap, double deadline, int maxb,
-                    arena *a, sp_plan *out) {
+                    const int64_t *len, int n, int k, double tokcap, double deadline,
+                    const sp_opts *o, arena *a, sp_plan *out) {
+  int maxb = o->buckets < 1 ? 1 : o->buckets > SP_MAXBUCKET ? SP_MAXBUCKET : o->buckets;
   int *all = xmalloc(sizeof(int) * (size_t)n), *mb = xmalloc(sizeof(int) * (size_t)n);
   for (int i = 0; i < n; i++) all[i] = i;
   double *w = xmalloc(sizeof(double) * (size_t)n), *lo = xmalloc(sizeof(double) * (size_t)n);
@@ -502,7 +535,8 @@ static bool solve_k(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int 
   out->step_time = out->lower_bound = 0;
   bool ok = true;
   for (int q = 0; q < k && ok; q++) {
-    micro M = {.hw = hw, .m = m, .gt = gt, .ngt = ngt, .len = len, .idx = all, .n = 0, .maxb = maxb};
+    micro M = {.hw = hw, .m = m, .gt = gt, .ngt = ngt, .len = len, .idx = all, .n = 0, .maxb = maxb,
+             .prune = o->prune};
     for (int i = 0; i < n; i++)
       if (mb[i] == q) all[M.n++] = i;
     double lb = 0;
@@ -538,8 +572,7 @@ bool sp_solve(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
     for (int k0 = 1, tries = 0; tries < 40 && !ok; tries++, tokcap *= 0.93) {
       int k = (int)fmax(k0, ceil(tok / tokcap));
       if (k > o->max_micro || k > n) break;
-      int maxb = o->buckets < 1 ? 1 : o->buckets > SP_MAXBUCKET ? SP_MAXBUCKET : o->buckets;
-      ok = solve_k(hw, m, gt, ngt, len, n, k, tokcap, t0 + o->time_limit, maxb, a, out);
+      ok = solve_k(hw, m, gt, ngt, len, n, k, tokcap, t0 + o->time_limit, o, a, out);
       k0 = k;
     }
     if (!ok) *why = "the batch does not fit within the micro-batch limit";

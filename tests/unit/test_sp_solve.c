@@ -1,6 +1,8 @@
 /* test_sp_solve.c — the adaptive SP solver against exhaustive search, the
  * token budget under random clusters and batches, the LP lower bound against
- * glp_simplex on the explicit LP, and the plans' structural validity. */
+ * glp_simplex on the explicit LP, the plans' structural validity, and the
+ * pruning of group shapes before the MILP (by hand, and the same plans with
+ * and without it). */
 #include "cu.h"
 #include "planner/sp.h"
 #include <glpk.h>
@@ -379,6 +381,112 @@ static void dp_balance(void) {
   CU_ASSERT(fabs(load[0] - load[1]) <= 1e-12);
 }
 
+/* ---- pruning (sp_prune) ------------------------------------------------- */
+static sp_gtype shape(int intra, int size, double cap, double c0) {
+  sp_gtype g;
+  memset(&g, 0, sizeof g);
+  g.intra = intra, g.size = size, g.cap = cap, g.c0 = c0;
+  return g;
+}
+
+/* Two buckets; tb[g] = {tbar b0, tbar b1, tmax b0, tmax b1} (tbar < 0: no fit). */
+static void prune_by_hand(void) {
+  sp_model m = small_model();
+  arena *a = arena_new();
+  int ndev[] = {8, 8}, count[] = {2, 1};
+  double mem[] = {4e9, 2e9}, tf[] = {100, 50};
+  sp_hw hw;
+  const char *why;
+  CU_ASSERT_FATAL(sp_hw_init(&hw, make_cluster(a, 2, ndev, count, mem, tf), &m, IR_BF16, a, &why));
+  enum { N = 11 };
+  sp_gtype gt[N] = {
+      shape(0, 1, 10, 1),     /* 0 fits nothing, but single devices stay */
+      shape(0, 4, 1000, 1),   /* 1 dominated by 2: half the devices, no slower */
+      shape(0, 2, 1000, 1),   /* 2 kept */
+      shape(0, 8, 2000, 1),   /* 3 faster with more devices: kept (or its twin 9) */
+      shape(0, 4, 1000, 1),   /* 4 fits no bucket: unneeded */
+      shape(1, 2, 1000, 1),   /* 5 fast but on the other node type: dominates only 6 */
+      shape(1, 4, 1000, 1),   /* 6 dominated by 5 */
+      shape(-1, 16, 2000, 1), /* 7 two whole type-0 nodes, slower than 3: dominated */
+      shape(0, 2, 1000, 0.5), /* 8 slower than 1 and 2 but a smaller c0: kept */
+      shape(0, 8, 2000, 1),   /* 9 twin of 3: exactly one of them stays */
+      shape(0, 4, 5000, 1),   /* 10 slower than 1 and 2 but more capacity: kept */
+  };
+  gt[7].nodes[0] = 2;
+  static const double tb[N][4] = {
+      {-1, -1, -1, -1}, {2, 3, 2.5, 3.5}, {1, 3, 2.5, 3}, {0.5, 1, 0.6, 1.2}, {-1, -1, -1, -1},
+      {0.1, 0.1, 0.1, 0.1}, {0.2, 0.2, 0.2, 0.2}, {0.6, 1.2, 0.7, 1.3}, {1.5, 3.2, 2.5, 3.2},
+      {0.5, 1, 0.6, 1.2}, {2.2, 3, 2.6, 3.5}};
+  double tbar[2 * N], tmax[2 * N];
+  for (int g = 0; g < N; g++)
+    for (int b = 0; b < 2; b++) tbar[b * N + g] = tb[g][b], tmax[b * N + g] = tb[g][2 + b];
+  bool keep[N];
+  int k = sp_prune(&hw, gt, N, 2, tbar, tmax, keep);
+  CU_ASSERT(keep[0] && !keep[1] && keep[2] && !keep[4] && keep[5] && !keep[6] && !keep[7]);
+  CU_ASSERT(keep[8] && keep[10] && keep[3] != keep[9]);
+  CU_ASSERT_EQUAL(k, 6);
+  tmax[1 * N + 2] = 3.6; /* 2 now slower than 1 on bucket 1's longest sequence */
+  sp_prune(&hw, gt, N, 2, tbar, tmax, keep);
+  CU_ASSERT(keep[1] && keep[2]);
+  tmax[1 * N + 2] = 3;
+  tbar[1 * N + 2] = -1; /* 2 no longer holds bucket 1, which 1 holds */
+  sp_prune(&hw, gt, N, 2, tbar, tmax, keep);
+  CU_ASSERT(keep[1]);
+  hw.t[0].ndev = 32; /* wide nodes (no single-device pattern): nothing dropped */
+  CU_ASSERT_EQUAL(sp_prune(&hw, gt, N, 2, tbar, tmax, keep), N);
+  arena_free(a);
+}
+
+/* dropped_one_bucket: shapes sp_prune drops for the batch as one bucket. */
+static int dropped_one_bucket(const sp_hw *hw, const sp_model *m, const int64_t *len, int n) {
+  sp_gtype gt[256];
+  double tbar[256], tmax[256];
+  bool keep[256];
+  int ngt = sp_gtypes(hw, m, gt, 256);
+  int64_t lmax = 0;
+  for (int i = 0; i < n; i++) lmax = len[i] > lmax ? len[i] : lmax;
+  for (int g = 0; g < ngt; g++) {
+    tbar[g] = 0;
+    for (int i = 0; i < n; i++) tbar[g] += sp_seq_time(m, &gt[g], (double)len[i]) / n;
+    tbar[g] = (double)lmax <= gt[g].cap ? tbar[g] : -1;
+    tmax[g] = sp_seq_time(m, &gt[g], (double)lmax);
+  }
+  return ngt - sp_prune(hw, gt, ngt, 1, tbar, tmax, keep);
+}
+
+/* The same plan with and without pruning: one- and two-type clusters. */
+static void prune_same_plans(void) {
+  sp_model m = small_model();
+  int same = 0, runs = 0, dropped = 0;
+  for (int inst = 0; inst < 12; inst++) {
+    arena *a = arena_new();
+    int nt = 1 + inst % 2, ndev[] = {8, 8}, count[] = {1 + inst % 3, 1};
+    double mem[] = {0.5e9, 0.35e9}, tf[] = {100, 40};
+    sp_hw hw;
+    const char *why;
+    CU_ASSERT_FATAL(sp_hw_init(&hw, make_cluster(a, nt, ndev, count, mem, tf), &m, IR_BF16, a, &why));
+    int n = 8 + (int)(rnd() % 24);
+    int64_t len[32];
+    for (int i = 0; i < n; i++) len[i] = longtail(64, (int64_t)(hw.t[0].budget * 3));
+    sp_opts on = sp_opts_default(), off = on;
+    on.time_limit = off.time_limit = 5; /* no answer cut short by time */
+    off.prune = false;
+    sp_plan p, q;
+    CU_ASSERT_FATAL(sp_solve(&hw, &m, len, n, &on, a, &p, &why));
+    CU_ASSERT_FATAL(sp_solve(&hw, &m, len, n, &off, a, &q, &why));
+    check_plan(&hw, &m, &p, len, n);
+    dropped += dropped_one_bucket(&hw, &m, len, n);
+    runs++;
+    same += fabs(p.step_time - q.step_time) <= 1e-9 * q.step_time;
+    if (getenv("SP_TEST_VERBOSE")) printf("\n  pruned %.6f unpruned %.6f", p.step_time, q.step_time);
+    arena_free(a);
+  }
+  printf("\n  same plan time with and without pruning: %d of %d (%d shapes pruned)\n", same, runs,
+         dropped);
+  CU_ASSERT_EQUAL(same, runs);
+  CU_ASSERT(dropped > 0); /* the comparison exercised pruning */
+}
+
 void cu_register(void) {
   glp_term_out(GLP_OFF);
   CU_pSuite s = CU_add_suite("sp_solve", NULL, NULL);
@@ -388,4 +496,6 @@ void cu_register(void) {
   CU_ADD(s, bound_vs_glpk);
   CU_ADD(s, vs_exhaustive);
   CU_ADD(s, budget_random);
+  CU_ADD(s, prune_by_hand);
+  CU_ADD(s, prune_same_plans);
 }
