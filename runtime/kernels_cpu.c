@@ -124,7 +124,9 @@ static bool k_sum_rows(K *k) {
   float *y = fout(k, 0);
   int64_t n = nel(k, k->o->in[0]), m = nel(k, k->o->out[0]);
   double *acc = xcalloc((size_t)m, sizeof *acc);
-  for (int64_t i = 0; i < n; i++) acc[i % m] += x[i];
+  for (int64_t r = 0; r + m <= n; r += m) /* row by row: each acc[j] adds x[j], x[m + j], ... in order */
+    for (int64_t j = 0; j < m; j++) acc[j] += x[r + j];
+  for (int64_t i = n / m * m; i < n; i++) acc[i % m] += x[i];
   for (int64_t j = 0; j < m; j++) y[j] = (float)acc[j];
   free(acc);
   return true;
@@ -341,21 +343,35 @@ static void attn_probs(const attn *a, const float *Q, const float *Kp, float *P)
   for (int i = 0; i < S; i++) softmax_row(P + (int64_t)i * S, S, a->causal ? i : S);
 }
 
-static bool k_attention(K *k) {
+typedef struct {
   attn a;
-  attn_setup(k, &a);
-  float *out = fout(k, 0), *P = xmalloc(sizeof(float) * (size_t)(a.S * a.S));
-  int S = (int)a.S, d = (int)a.d;
-  for (int64_t b = 0; b < a.bt; b++)
-    for (int64_t h = 0; h < a.heads; h++) {
-      int64_t kh = h / (a.heads / a.kvh);
-      const float *Q = a.q + b * a.S * a.ldq + h * a.d, *Kp = a.k + b * a.S * a.ldk + kh * a.d;
-      const float *V = a.v + b * a.S * a.ldk + kh * a.d;
-      attn_probs(&a, Q, Kp, P);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, 1.0f, P, S, V, (int)a.ldk, 0.0f,
-                  out + b * a.S * a.H + h * a.d, (int)a.H);
-    }
+  float *out;
+  const float *dO;
+} attn_job;
+
+/* heads [lo, hi) of the bt * heads (batch, head) pairs, forward */
+static void attn_fwd_heads(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const attn_job *j = ctx;
+  const attn *a = &j->a;
+  int S = (int)a->S, d = (int)a->d;
+  float *P = xmalloc(sizeof(float) * (size_t)(a->S * a->S));
+  (void)chunk;
+  for (int64_t bh = lo; bh < hi; bh++) {
+    int64_t b = bh / a->heads, h = bh % a->heads, kh = h / (a->heads / a->kvh);
+    const float *Q = a->q + b * a->S * a->ldq + h * a->d, *Kp = a->k + b * a->S * a->ldk + kh * a->d;
+    const float *V = a->v + b * a->S * a->ldk + kh * a->d;
+    attn_probs(a, Q, Kp, P);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, 1.0f, P, S, V, (int)a->ldk, 0.0f,
+                j->out + b * a->S * a->H + h * a->d, (int)a->H);
+  }
   free(P);
+}
+
+/* heads split over threads (par.c): each head writes its own columns */
+static bool k_attention(K *k) {
+  attn_job j = {.out = fout(k, 0)};
+  attn_setup(k, &j.a);
+  rt_par_for(j.a.bt * j.a.heads, j.a.S * j.a.S * j.a.d, attn_fwd_heads, &j);
   return true;
 }
 
@@ -378,19 +394,28 @@ static void attn_grad_head(const attn *a, int64_t b, int64_t h, const float *dO,
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, d, S, a->sc, dP, S, Q, (int)a->ldq, 1.0f, dK, (int)a->ldk);
 }
 
-static bool k_attention_grad(K *k) {
-  attn a;
-  attn_setup(k, &a);
-  int nfwd = k->o->nin - 2;
-  const float *dO = fin(k, nfwd + 1);
-  for (int i = 0; i < k->o->nout; i++) memset(k->out[i], 0, (size_t)nel(k, k->o->out[i]) * 4);
-  a.dq = fout(k, 0);
-  a.dk = nfwd == 1 ? a.dq + a.H : fout(k, 1);
-  a.dv = nfwd == 1 ? a.dq + 2 * a.H : fout(k, 2);
-  float *P = xmalloc(sizeof(float) * (size_t)(2 * a.S * a.S));
-  for (int64_t b = 0; b < a.bt; b++)
-    for (int64_t h = 0; h < a.heads; h++) attn_grad_head(&a, b, h, dO, P, P + a.S * a.S);
+static void attn_bwd_heads(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const attn_job *j = ctx;
+  float *P = xmalloc(sizeof(float) * (size_t)(2 * j->a.S * j->a.S));
+  (void)chunk;
+  for (int64_t bh = lo; bh < hi; bh++) attn_grad_head(&j->a, bh / j->a.heads, bh % j->a.heads, j->dO, P, P + j->a.S * j->a.S);
   free(P);
+}
+
+/* heads split over threads (par.c) when each head has its own k/v heads (no
+ * two heads accumulate into the same dK/dV); grouped-query heads run on one */
+static bool k_attention_grad(K *k) {
+  attn_job j;
+  attn_setup(k, &j.a);
+  int nfwd = k->o->nin - 2;
+  j.dO = fin(k, nfwd + 1);
+  for (int i = 0; i < k->o->nout; i++) memset(k->out[i], 0, (size_t)nel(k, k->o->out[i]) * 4);
+  j.a.dq = fout(k, 0);
+  j.a.dk = nfwd == 1 ? j.a.dq + j.a.H : fout(k, 1);
+  j.a.dv = nfwd == 1 ? j.a.dq + 2 * j.a.H : fout(k, 2);
+  int64_t n = j.a.bt * j.a.heads;
+  if (j.a.kvh == j.a.heads) rt_par_for(n, j.a.S * j.a.S * j.a.d, attn_bwd_heads, &j);
+  else attn_bwd_heads(&j, 0, 0, n);
   return true;
 }
 
@@ -432,25 +457,43 @@ static bool k_dropout(K *k) {
 }
 
 /* ---- loss ----------------------------------------------------------------- */
-static bool k_cross_entropy(K *k, bool grad) {
-  const float *x = fin(k, 0);
-  const int32_t *lab = k->in[1];
-  int64_t V = last(k, k->o->in[0]), N = nel(k, k->o->in[0]) / V;
-  double loss = 0, sc = k->o->at.scale != 0 ? k->o->at.scale : 1.0; /* sc: tp share of the tokens */
-  for (int64_t r = 0; r < N; r++) {
-    const float *xr = x + r * V;
+typedef struct {
+  const float *x;
+  const int32_t *lab;
+  float *g;                 /* gradient out, or NULL */
+  int64_t V, N;
+  double sc, part[64];      /* per-chunk loss partials */
+} xent;
+
+static void xent_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  xent *c = ctx;
+  int64_t V = c->V;
+  double loss = 0;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *xr = c->x + r * V;
     double mx = -INFINITY, s = 0;
     for (int64_t j = 0; j < V; j++) mx = xr[j] > mx ? xr[j] : mx;
     for (int64_t j = 0; j < V; j++) s += exp((double)xr[j] - mx);
-    int64_t l = lab[r] >= 0 && lab[r] < V ? lab[r] : 0;
+    int64_t l = c->lab[r] >= 0 && c->lab[r] < V ? c->lab[r] : 0;
     loss += log(s) + mx - xr[l];
-    if (grad) {
-      float *g = fout(k, 0) + r * V;
-      for (int64_t j = 0; j < V; j++) g[j] = (float)(sc * exp((double)xr[j] - mx) / s / (double)N);
-      g[l] -= (float)(sc / (double)N);
+    if (c->g) {
+      float *g = c->g + r * V;
+      for (int64_t j = 0; j < V; j++) g[j] = (float)(c->sc * exp((double)xr[j] - mx) / s / (double)c->N);
+      g[l] -= (float)(c->sc / (double)c->N);
     }
   }
-  if (!grad) fout(k, 0)[0] = (float)(sc * loss / (double)N);
+  c->part[chunk] = loss;
+}
+
+/* rows split over threads (par.c); the loss partials summed in chunk order */
+static bool k_cross_entropy(K *k, bool grad) {
+  xent c = {.x = fin(k, 0), .lab = k->in[1], .g = grad ? fout(k, 0) : NULL, .V = last(k, k->o->in[0])};
+  c.N = nel(k, k->o->in[0]) / c.V;
+  c.sc = k->o->at.scale != 0 ? k->o->at.scale : 1.0; /* sc: tp share of the tokens */
+  rt_par_for(c.N, c.V, xent_rows, &c);
+  double loss = 0;
+  for (int i = 0; i < rt_par_chunks(c.N, c.V); i++) loss += c.part[i];
+  if (!grad) fout(k, 0)[0] = (float)(c.sc * loss / (double)c.N);
   return true;
 }
 
@@ -495,16 +538,34 @@ static bool k_split_concat(K *k, bool split) {
 }
 
 /* ---- optimizer ----------------------------------------------------------------- */
+typedef struct {
+  const ir_attrs *a;
+  float *p, *m, *v;
+  const float *g;
+  double ss, sq2;
+} adamw_job;
+
+static void adamw_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const adamw_job *j = ctx;
+  float *restrict po = j->p, *restrict mo = j->m, *restrict vo = j->v;
+  const float *restrict g = j->g;
+  const double decay = 1.0 - j->a->lr * j->a->weight_decay, b1 = j->a->beta1, b2 = j->a->beta2, eps = j->a->eps;
+  const double ss = j->ss, sq2 = j->sq2;
+  (void)chunk;
+  for (int64_t i = lo; i < hi; i++) {
+    double pi = po[i] * decay;
+    float mf = (float)(b1 * mo[i] + (1.0 - b1) * g[i]);
+    float vf = (float)(b2 * vo[i] + (1.0 - b2) * (double)g[i] * g[i]);
+    mo[i] = mf, vo[i] = vf;
+    po[i] = (float)(pi - ss * mf / (sqrt((double)vf) / sq2 + eps));
+  }
+}
+
+/* elementwise, split over threads (par.c): the same bits for any split */
 void rt_adamw(const ir_attrs *a, float *po, const float *g, float *mo, float *vo, int64_t n, int64_t step) {
   double t = (double)step, bc1 = 1.0 - pow(a->beta1, t), bc2 = 1.0 - pow(a->beta2, t);
-  double ss = a->lr / bc1, sq2 = sqrt(bc2);
-  for (int64_t i = 0; i < n; i++) {
-    double pi = po[i] * (1.0 - a->lr * a->weight_decay);
-    double mi = a->beta1 * mo[i] + (1.0 - a->beta1) * g[i];
-    double vi = a->beta2 * vo[i] + (1.0 - a->beta2) * (double)g[i] * g[i];
-    mo[i] = (float)mi, vo[i] = (float)vi;
-    po[i] = (float)(pi - ss * mo[i] / (sqrt((double)vo[i]) / sq2 + a->eps));
-  }
+  adamw_job j = {a, po, mo, vo, g, a->lr / bc1, sqrt(bc2)};
+  rt_par_for(n, 1, adamw_range, &j);
 }
 
 /* in place: the executor passes out[i] == the matching input */
