@@ -343,35 +343,21 @@ static void attn_probs(const attn *a, const float *Q, const float *Kp, float *P)
   for (int i = 0; i < S; i++) softmax_row(P + (int64_t)i * S, S, a->causal ? i : S);
 }
 
-typedef struct {
-  attn a;
-  float *out;
-  const float *dO;
-} attn_job;
-
-/* heads [lo, hi) of the bt * heads (batch, head) pairs, forward */
-static void attn_fwd_heads(void *ctx, int chunk, int64_t lo, int64_t hi) {
-  const attn_job *j = ctx;
-  const attn *a = &j->a;
-  int S = (int)a->S, d = (int)a->d;
-  float *P = xmalloc(sizeof(float) * (size_t)(a->S * a->S));
-  (void)chunk;
-  for (int64_t bh = lo; bh < hi; bh++) {
-    int64_t b = bh / a->heads, h = bh % a->heads, kh = h / (a->heads / a->kvh);
-    const float *Q = a->q + b * a->S * a->ldq + h * a->d, *Kp = a->k + b * a->S * a->ldk + kh * a->d;
-    const float *V = a->v + b * a->S * a->ldk + kh * a->d;
-    attn_probs(a, Q, Kp, P);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, 1.0f, P, S, V, (int)a->ldk, 0.0f,
-                j->out + b * a->S * a->H + h * a->d, (int)a->H);
-  }
-  free(P);
-}
-
-/* heads split over threads (par.c): each head writes its own columns */
 static bool k_attention(K *k) {
-  attn_job j = {.out = fout(k, 0)};
-  attn_setup(k, &j.a);
-  rt_par_for(j.a.bt * j.a.heads, j.a.S * j.a.S * j.a.d, attn_fwd_heads, &j);
+  attn a;
+  attn_setup(k, &a);
+  float *out = fout(k, 0), *P = xmalloc(sizeof(float) * (size_t)(a.S * a.S));
+  int S = (int)a.S, d = (int)a.d;
+  for (int64_t b = 0; b < a.bt; b++)
+    for (int64_t h = 0; h < a.heads; h++) {
+      int64_t kh = h / (a.heads / a.kvh);
+      const float *Q = a.q + b * a.S * a.ldq + h * a.d, *Kp = a.k + b * a.S * a.ldk + kh * a.d;
+      const float *V = a.v + b * a.S * a.ldk + kh * a.d;
+      attn_probs(&a, Q, Kp, P);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, 1.0f, P, S, V, (int)a.ldk, 0.0f,
+                  out + b * a.S * a.H + h * a.d, (int)a.H);
+    }
+  free(P);
   return true;
 }
 
@@ -394,28 +380,19 @@ static void attn_grad_head(const attn *a, int64_t b, int64_t h, const float *dO,
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, d, S, a->sc, dP, S, Q, (int)a->ldq, 1.0f, dK, (int)a->ldk);
 }
 
-static void attn_bwd_heads(void *ctx, int chunk, int64_t lo, int64_t hi) {
-  const attn_job *j = ctx;
-  float *P = xmalloc(sizeof(float) * (size_t)(2 * j->a.S * j->a.S));
-  (void)chunk;
-  for (int64_t bh = lo; bh < hi; bh++) attn_grad_head(&j->a, bh / j->a.heads, bh % j->a.heads, j->dO, P, P + j->a.S * j->a.S);
-  free(P);
-}
-
-/* heads split over threads (par.c) when each head has its own k/v heads (no
- * two heads accumulate into the same dK/dV); grouped-query heads run on one */
 static bool k_attention_grad(K *k) {
-  attn_job j;
-  attn_setup(k, &j.a);
+  attn a;
+  attn_setup(k, &a);
   int nfwd = k->o->nin - 2;
-  j.dO = fin(k, nfwd + 1);
+  const float *dO = fin(k, nfwd + 1);
   for (int i = 0; i < k->o->nout; i++) memset(k->out[i], 0, (size_t)nel(k, k->o->out[i]) * 4);
-  j.a.dq = fout(k, 0);
-  j.a.dk = nfwd == 1 ? j.a.dq + j.a.H : fout(k, 1);
-  j.a.dv = nfwd == 1 ? j.a.dq + 2 * j.a.H : fout(k, 2);
-  int64_t n = j.a.bt * j.a.heads;
-  if (j.a.kvh == j.a.heads) rt_par_for(n, j.a.S * j.a.S * j.a.d, attn_bwd_heads, &j);
-  else attn_bwd_heads(&j, 0, 0, n);
+  a.dq = fout(k, 0);
+  a.dk = nfwd == 1 ? a.dq + a.H : fout(k, 1);
+  a.dv = nfwd == 1 ? a.dq + 2 * a.H : fout(k, 2);
+  float *P = xmalloc(sizeof(float) * (size_t)(2 * a.S * a.S));
+  for (int64_t b = 0; b < a.bt; b++)
+    for (int64_t h = 0; h < a.heads; h++) attn_grad_head(&a, b, h, dO, P, P + a.S * a.S);
+  free(P);
   return true;
 }
 
