@@ -18,11 +18,12 @@
  * Accounting: the pool reports bytes it takes from and gives back to the
  * system through the caller's count function, so the executor's measured peak
  * is the memory really held for activations, idle pooled buffers included.
- * A miss first frees idle buffers of other sizes worth the new buffer
- * (trim), so what the pool holds grows only when no idle buffer is left, and
- * then equals the live tensors: the measured peak is the peak of the live
- * tensors, as with malloc/free. In steady state a step takes from the system
- * only where its sizes differ from what is idle.
+ * A miss first frees idle buffers (trim) until what the pool holds plus the
+ * new buffer is within the peak of the live bytes so far (or nothing is
+ * idle): so the held bytes never exceed the live peak and the measured peak
+ * is that of the live tensors, as with malloc/free, while idle buffers below
+ * that peak stay for the next step (freeing them eagerly made every step
+ * fault its large buffers in again).
  *
  * Aliases: a reshape's output shares its input's buffer (the executors call
  * rt_pool_share); the buffer returns to its free list when the last owner
@@ -56,6 +57,7 @@ struct rt_pool {
   int nc, capc;
   pool_share *sh;        /* buffers with several owners (aliases) */
   int nsh, capsh;
+  int64_t held, idle, peak_live; /* bytes: taken from the system, in free lists, max of held - idle */
   void (*count)(void *ctx, int64_t delta);
   void *ctx;
 };
@@ -101,15 +103,19 @@ static void poison(void *q, int64_t bytes) {
 #endif
 }
 
-/* before taking `bytes` more from the system: give idle buffers of other
- * sizes back until as much is freed (or none is left); under the lock */
+/* before taking `bytes` more from the system: give idle buffers back until
+ * what is held stays within the peak of the live bytes (or none is idle);
+ * under the lock */
 static void trim(rt_pool *p, int64_t bytes) {
-  int64_t freed = 0;
-  for (int i = 0; i < p->nc && freed < bytes; i++)
-    while (p->c[i].n && freed < bytes) {
+  int64_t live = p->held - p->idle + bytes, need, freed = 0;
+  if (live > p->peak_live) p->peak_live = live;
+  need = p->held + bytes - p->peak_live;
+  for (int i = 0; i < p->nc && freed < need; i++)
+    while (p->c[i].n && freed < need) {
       free(p->c[i].v[--p->c[i].n]);
       freed += p->c[i].bytes;
     }
+  p->held -= freed, p->idle -= freed;
   if (freed) p->count(p->ctx, -freed);
 }
 
@@ -118,9 +124,11 @@ void *rt_pool_get(rt_pool *p, int64_t bytes) {
   pthread_mutex_lock(&p->mu);
   pool_class *c = class_of(p, bytes);
   void *q = c->n ? c->v[--c->n] : NULL;
-  if (!q) {
+  if (q) p->idle -= bytes;
+  else {
     trim(p, bytes);
     q = rt_huge_alloc(bytes);
+    p->held += bytes;
     p->count(p->ctx, bytes);
   }
   pthread_mutex_unlock(&p->mu);
@@ -167,6 +175,7 @@ void rt_pool_put(rt_pool *p, void *q, int64_t bytes) {
     c->v = xrealloc(c->v, sizeof *c->v * (size_t)c->cap);
   }
   c->v[c->n++] = q;
+  p->idle += bytes;
   pthread_mutex_unlock(&p->mu);
 }
 
