@@ -6,6 +6,8 @@
  * this rank has regst_num buffers (a ring; micro-batch i uses slot i % n) and
  * a count of consumers still to read each slot. A forward activation that a
  * backward op reads keeps pp - stage buffers, a received tensor 2, the rest 1.
+ * Slot buffers come from the rank's pool (pool.c) and go back to it when no
+ * consumer is left; a reshape's slot aliases its input's buffer.
  *
  * An actor handles micro-batches in order, one at a time. It fires for
  * micro-batch i when every input register holds i ("ready") and every output
@@ -241,12 +243,12 @@ static bool alias_reshape(sched *s, const actor *a, const ir_op *o, int64_t mb, 
   return true;
 }
 
-static bool fire_compute(sched *s, actor *a, int64_t mb, void **out, bool moved) {
+static bool fire_compute(sched *s, actor *a, int64_t mb, void **out, bool aliased) {
   rt_exec *e = s->e;
   const ir_op *o = &e->g->op[a->op];
   void *in[IR_MAXIN];
   for (int i = 0; i < o->nin; i++) in[i] = input_ptr(s, o->in[i], a->in[i], mb);
-  if (!moved && !rt_exec_kernel(e, o, in, out, mb)) return false;
+  if (!aliased && !rt_exec_kernel(e, o, in, out, mb)) return false;
   rt_exec_accumulate(e, o, out, s->gscale);
   if (o->out[0] == e->g->loss) s->loss += ((float *)out[0])[0];
   return true;
@@ -280,10 +282,10 @@ static void *worker(void *arg) {
     int64_t mb = a->next;
     void *out[IR_MAXOUT];
     a->busy = true;
-    bool moved = alias_reshape(s, a, o, mb, out);
-    for (int i = 0; i < o->nout && !moved; i++) out[i] = claim(s, s->reg_of[o->out[i]], mb);
+    bool aliased = alias_reshape(s, a, o, mb, out);
+    for (int i = 0; i < o->nout && !aliased; i++) out[i] = claim(s, s->reg_of[o->out[i]], mb);
     pthread_mutex_unlock(&s->mu);
-    bool ok = fire_compute(s, a, mb, out, moved);
+    bool ok = fire_compute(s, a, mb, out, aliased);
     pthread_mutex_lock(&s->mu);
     done_reading(s, a, mb);
     for (int i = 0; i < o->nout; i++) {
