@@ -39,20 +39,26 @@ void rt_exec_count(rt_exec *e, int64_t n) {
   }
 }
 
+/* a persistent buffer (parameter, state, accumulator, input): zeroed,
+ * counted, huge pages when large */
 static void *alloc_t(rt_exec *e, ir_ref t) {
-  int64_t n = bytes_of(e, t);
-  rt_exec_count(e, n);
-  return xcalloc((size_t)(n > 0 ? n : 4), 1);
+  int64_t n = bytes_of(e, t) > 0 ? bytes_of(e, t) : 4;
+  rt_exec_count(e, bytes_of(e, t));
+  return memset(rt_huge_alloc(n), 0, (size_t)n);
 }
+
+/* an activation: from the pool, which counts what it holds */
+static void *act_t(rt_exec *e, ir_ref t) { return rt_pool_get(e->pool, bytes_of(e, t)); }
 
 static void free_t(rt_exec *e, ir_ref t) {
   if (!e->buf[t]) return;
-  rt_exec_count(e, -bytes_of(e, t));
-  free(e->buf[t]);
+  rt_pool_put(e->pool, e->buf[t], bytes_of(e, t));
   e->buf[t] = NULL;
 }
 
-void *rt_exec_alloc_buf(rt_exec *e, ir_ref t) { return alloc_t(e, t); }
+static void count_cb(void *e, int64_t n) { rt_exec_count(e, n); }
+
+void *rt_exec_alloc_buf(rt_exec *e, ir_ref t) { return act_t(e, t); }
 
 void rt_exec_free_buf(rt_exec *e, ir_ref t) { free_t(e, t); }
 
@@ -226,6 +232,7 @@ rt_exec *rt_exec_new_ranked(ir_graph *g, const rt_config *cfg, rt_comm *comm, in
   e->zero = cfg->zero > 0 && e->dp > 1 && comm;
   e->zero_grads = e->zero && cfg->zero >= 2;
   e->recompute = cfg->recompute;
+  e->pool = rt_pool_new(count_cb, e);
   place(e);
   holdings(e);
   last_uses(e);
@@ -252,7 +259,11 @@ rt_exec *rt_exec_new(ir_graph *g, const rt_config *cfg, diag *d) {
 void rt_exec_free(rt_exec *e) {
   if (!e) return;
   if (e->buf)
-    for (int t = 0; t < e->g->nt; t++) free(e->buf[t]);
+    for (int t = 0; t < e->g->nt; t++) {
+      if (e->hold[t]) free(e->buf[t]);
+      else free_t(e, t);
+    }
+  rt_pool_free(e->pool);
   if (e->acc)
     for (int t = 0; t < e->g->nt; t++) free(e->acc[t]);
   free(e->buf), free(e->acc), free(e->fwd_of), free(e->op_stage), free(e->t_stage);
@@ -295,30 +306,58 @@ static void recv_inputs(rt_exec *e, const ir_op *o) {
   for (int i = 0; i < o->nin; i++) {
     ir_ref t = o->in[i];
     if (e->buf[t] || e->t_stage[t] < 0 || e->t_stage[t] == e->stage) continue;
-    e->buf[t] = alloc_t(e, t);
+    e->buf[t] = act_t(e, t);
     double t0 = rt_trace_now();
     rt_comm_recv(e->comm, e->buf[t], ir_numel(e->g, t), rank_of(e, e->t_stage[t]), t % 30000);
     rt_trace_slice(e, RT_LANE_P2P, "recv", "p2p", t, -1, e->micro, t0, rt_trace_now());
   }
 }
 
+typedef struct {
+  float *a;
+  const float *x;
+  double gscale;
+} acc_job;
+
+RT_VECTORIZE static void acc_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const acc_job *j = ctx;
+  float *restrict a = j->a;
+  const float *restrict x = j->x;
+  const double gs = j->gscale;
+  (void)chunk;
+  for (int64_t i = lo; i < hi; i++) a[i] += (float)(gs * x[i]);
+}
+
 void rt_exec_accumulate(rt_exec *e, const ir_op *o, void *const *out, double gscale) {
   for (int i = 0; i < o->nout; i++) {
     ir_ref t = o->out[i], p = e->final_of[t];
     if (p == IR_NONE) continue;
-    float *a = e->acc[p], *x = out[i];
-    int64_t n = ir_numel(e->g, t);
-    for (int64_t j = 0; j < n; j++) a[j] += (float)(gscale * x[j]);
+    acc_job j = {e->acc[p], out[i], gscale};
+    rt_par_for(ir_numel(e->g, t), 1, acc_range, &j); /* elementwise: the same bits for any split */
   }
+}
+
+/* a reshape of an activation aliases its input's buffer (same bytes, same
+ * layout; nothing writes an op's input) instead of copying it */
+static bool alias_reshape(rt_exec *e, const ir_op *o) {
+  ir_ref x = o->in[0], y = o->out[0];
+  if (o->kind != IR_OP_RESHAPE || e->hold[x] || !e->buf[x] || e->buf[y]) return false;
+  rt_pool_share(e->pool, e->buf[x]);
+  e->buf[y] = e->buf[x];
+  return true;
 }
 
 static bool run_op(rt_exec *e, int k, double gscale) {
   const ir_op *o = &e->g->op[k];
   void *in[IR_MAXIN], *out[IR_MAXOUT];
   recv_inputs(e, o);
+  if (alias_reshape(e, o)) {
+    rt_exec_accumulate(e, o, &e->buf[o->out[0]], gscale);
+    return true;
+  }
   for (int i = 0; i < o->nin; i++) in[i] = e->buf[o->in[i]];
   for (int i = 0; i < o->nout; i++) {
-    if (!e->buf[o->out[i]]) e->buf[o->out[i]] = alloc_t(e, o->out[i]);
+    if (!e->buf[o->out[i]]) e->buf[o->out[i]] = act_t(e, o->out[i]);
     out[i] = e->buf[o->out[i]];
   }
   if (!rt_exec_kernel(e, o, in, out, e->micro)) return false;
@@ -327,7 +366,7 @@ static bool run_op(rt_exec *e, int k, double gscale) {
 }
 
 static int64_t op_ns[IR_NOPKIND];
-static int op_calls[IR_NOPKIND];
+static int op_calls[IR_NOPKIND], op_jit[IR_NOPKIND];
 
 static double secs(void) {
   struct timespec ts;
@@ -335,25 +374,32 @@ static double secs(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* SBPC_PROFILE: one more call of op kind `kind` that began at t0 */
+static void profile_add(const rt_exec *e, int kind, double t0, bool jit) {
+  if (!e->profile) return;
+  __atomic_fetch_add(&op_calls[kind], 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&op_jit[kind], jit, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&op_ns[kind], (int64_t)((secs() - t0) * 1e9), __ATOMIC_RELAXED);
+}
+
 bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro) {
   rt_kctx kc = {e->step + 1, e->cfg.seed, micro};
-  bool tr = rt_tracing(e);
+  bool tr = rt_tracing(e), jit = false;
   double t0 = e->profile || tr ? secs() : 0;
   bool ok = e->tp > 1 && ir_ops[o->kind].kclass == KC_COMM ? rt_tp_comm(e->comm, e->g, o, in[0], out[0], e->tp, e->tpi)
-             : rt_jit_run(e->jit, e->g, o, in, out) || rt_kernel(e->g, o, in, out, &kc);
+             : (jit = rt_jit_run(e->jit, e->g, o, in, out)) || rt_kernel(e->g, o, in, out, &kc);
   if (tr) rt_trace_op(e, o, micro, t0, secs());
-  if (e->profile) {
-    __atomic_fetch_add(&op_calls[o->kind], 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&op_ns[o->kind], (int64_t)((secs() - t0) * 1e9), __ATOMIC_RELAXED);
-  }
+  profile_add(e, o->kind, t0, jit);
   return ok;
 }
 
 void rt_exec_profile_report(const rt_exec *e) {
   if (!e->profile) return;
-  fprintf(stderr, "kernel time by op (rank %d):\n", rt_exec_rank_of(e, e->stage, e->dpi) + e->tpi);
+  fprintf(stderr, "kernel time by op (rank %d; summed over threads; jit: calls on JIT kernels):\n",
+          rt_exec_rank_of(e, e->stage, e->dpi) + e->tpi);
   for (int k = 0; k < IR_NOPKIND; k++)
-    if (op_calls[k]) fprintf(stderr, "  %-20s %6d calls %9.3f s\n", ir_ops[k].name, op_calls[k], 1e-9 * (double)op_ns[k]);
+    if (op_calls[k])
+      fprintf(stderr, "  %-20s %6d calls %9.3f s  jit %d\n", ir_ops[k].name, op_calls[k], 1e-9 * (double)op_ns[k], op_jit[k]);
 }
 
 double rt_exec_fwd_bwd(rt_exec *e, const int32_t *ids, const int32_t *labels, double gscale) {
@@ -468,9 +514,10 @@ static bool adamw_one(rt_exec *e, const ir_op *o, int k, const rt_kctx *kc) {
   if (!grad || !e->hold[o->in[0]]) return true;
   void *in[4] = {e->buf[o->in[0]], grad, e->buf[o->in[2]], e->buf[o->in[3]]};
   void *out[3] = {in[0], in[2], in[3]};
-  double t0 = rt_trace_now();
+  double t0 = rt_trace_now(), p0 = e->profile ? secs() : 0;
   if (e->zero) zslice(e, o->in[2], &lo, &cnt), zero_adamw(e, o, e->zero_grads ? grad : grad + lo);
   else ok = rt_kernel(e->g, o, in, out, kc);
+  profile_add(e, IR_OP_ADAMW, p0, false);
   rt_trace_slice(e, RT_LANE_COMPUTE, "adamw", "optimizer", o->in[0], k, -1, t0, rt_trace_now());
   if (owned) free(grad);
   return ok;

@@ -6,6 +6,7 @@
 
 typedef struct rt_trace rt_trace;
 typedef struct rt_jit rt_jit;
+typedef struct rt_pool rt_pool;
 
 struct rt_exec {
   ir_graph *g;
@@ -30,6 +31,7 @@ struct rt_exec {
   bool recomputing;     /* kernels now run are recomputation (trace category) */
   rt_trace *trace;      /* --trace: slices of the traced step (trace.c) */
   rt_jit *jit;          /* --kernels jit: codegen's kernels per op (jit.c) */
+  rt_pool *pool;        /* activation buffers by size (pool.c); its own lock */
 };
 
 /* rt_exec_run_op: run op k of this stage on the given buffers, accumulating
@@ -38,8 +40,9 @@ bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *ou
 void rt_exec_accumulate(rt_exec *e, const ir_op *o, void *const *out, double gscale);
 /* rt_exec_count: add n bytes to the live count (negative frees); thread-safe. */
 void rt_exec_count(rt_exec *e, int64_t n);
-/* rt_exec_alloc_buf / rt_exec_free_buf: allocate (zeroed, counted) / free
- * tensor t's buffer e->buf[t]. */
+/* rt_exec_alloc_buf / rt_exec_free_buf: an activation buffer for tensor t from
+ * the pool (not zeroed; counted when the pool grows) / give e->buf[t] back to
+ * the pool and clear it. */
 void *rt_exec_alloc_buf(rt_exec *e, ir_ref t);
 void rt_exec_free_buf(rt_exec *e, ir_ref t);
 
@@ -53,6 +56,21 @@ void rt_recompute_release(rt_exec *e, const ir_op *o, int k);
 /* rt_recompute_run: run op k with run(e, k, gscale), first regenerating the
  * dropped inputs of a backward op; frees what was regenerated only for it. */
 bool rt_recompute_run(rt_exec *e, int k, bool (*run)(rt_exec *, int, double), double gscale);
+/* ---- pool.c ---- */
+/* rt_pool_new: an empty pool; count(ctx, +-bytes) is told what it takes from
+ * and gives back to the system. rt_pool_get: a buffer of exactly `bytes`
+ * (contents undefined; NaN in debug builds); rt_pool_put: give it back (same
+ * size); rt_pool_share: q gets one more owner (an alias), each owner puts
+ * it once, the last put returns it; rt_pool_free: release every pooled
+ * buffer. Get, put and share are thread-safe (one mutex). */
+rt_pool *rt_pool_new(void (*count)(void *ctx, int64_t delta), void *ctx);
+void *rt_pool_get(rt_pool *p, int64_t bytes);
+void rt_pool_put(rt_pool *p, void *q, int64_t bytes);
+void rt_pool_share(rt_pool *p, void *q);
+void rt_pool_free(rt_pool *p);
+/* rt_huge_alloc: malloc (dies on failure; free() releases it); 1 MiB and
+ * more are 2 MiB aligned and advised as transparent huge pages. */
+void *rt_huge_alloc(int64_t bytes);
 /* ---- jit.c ---- */
 /* rt_jit_new: JIT-compile codegen's row kernels for the ops of g that have a
  * usable one (B, S bound; tp lowered). NULL with why when LLVM fails. */

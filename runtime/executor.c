@@ -6,6 +6,8 @@
  * this rank has regst_num buffers (a ring; micro-batch i uses slot i % n) and
  * a count of consumers still to read each slot. A forward activation that a
  * backward op reads keeps pp - stage buffers, a received tensor 2, the rest 1.
+ * Slot buffers come from the rank's pool (pool.c) and go back to it when no
+ * consumer is left; a reshape's slot aliases its input's buffer.
  *
  * An actor handles micro-batches in order, one at a time. It fires for
  * micro-batch i when every input register holds i ("ready") and every output
@@ -179,27 +181,30 @@ static bool can_fire(const sched *s, const actor *a) {
   return a->kind == A_SEND || free_out(s, a->out[0], a->next);
 }
 
-static float *claim(sched *s, int r, int64_t mb) {
+/* mark register r's slot for micro-batch mb taken; returns the slot */
+static int take_slot(sched *s, int r, int64_t mb) {
   reg *g = &s->reg[r];
   int sl = (int)(mb % g->n);
   g->slot_mb[sl] = (int)mb;
   g->left[sl] = g->ncons;
-  if (!g->buf[sl]) {
-    g->buf[sl] = xcalloc((size_t)(g->bytes > 0 ? g->bytes : 4), 1);
-    rt_exec_count(s->e, g->bytes);
-  }
+  return sl;
+}
+
+static float *claim(sched *s, int r, int64_t mb) {
+  reg *g = &s->reg[r];
+  int sl = take_slot(s, r, mb);
+  if (!g->buf[sl]) g->buf[sl] = rt_pool_get(s->e->pool, g->bytes);
   return g->buf[sl];
 }
 
 static float *slot(const sched *s, int r, int64_t mb) { return s->reg[r].buf[mb % s->reg[r].n]; }
 
-/* a slot nobody will read again gives its memory back (claim reallocates) */
+/* a slot nobody will read again gives its buffer back to the pool (claim takes one) */
 static void release(sched *s, int r, int sl) {
   reg *g = &s->reg[r];
   if (g->left[sl] > 0 || !g->buf[sl]) return;
-  free(g->buf[sl]);
+  rt_pool_put(s->e->pool, g->buf[sl], g->bytes);
   g->buf[sl] = NULL;
-  rt_exec_count(s->e, -g->bytes);
 }
 
 static void done_reading(sched *s, const actor *a, int64_t mb) {
@@ -223,12 +228,27 @@ static void *input_ptr(sched *s, ir_ref t, int r, int64_t mb) {
   return e->buf[t];
 }
 
-static bool fire_compute(sched *s, actor *a, int64_t mb, void **out) {
+/* a reshape aliases its input's slot buffer (same bytes, same layout;
+ * nothing writes an op's input) instead of copying it: the pool keeps the
+ * buffer until both slots let go; under the lock */
+static bool alias_reshape(sched *s, const actor *a, const ir_op *o, int64_t mb, void **out) {
+  if (o->kind != IR_OP_RESHAPE || a->in[0] < 0) return false;
+  float *b = slot(s, a->in[0], mb);
+  reg *ro = &s->reg[s->reg_of[o->out[0]]];
+  int so = take_slot(s, s->reg_of[o->out[0]], mb);
+  if (ro->buf[so]) rt_pool_put(s->e->pool, ro->buf[so], ro->bytes);
+  rt_pool_share(s->e->pool, b);
+  ro->buf[so] = b;
+  out[0] = b;
+  return true;
+}
+
+static bool fire_compute(sched *s, actor *a, int64_t mb, void **out, bool aliased) {
   rt_exec *e = s->e;
   const ir_op *o = &e->g->op[a->op];
   void *in[IR_MAXIN];
   for (int i = 0; i < o->nin; i++) in[i] = input_ptr(s, o->in[i], a->in[i], mb);
-  if (!rt_exec_kernel(e, o, in, out, mb)) return false;
+  if (!aliased && !rt_exec_kernel(e, o, in, out, mb)) return false;
   rt_exec_accumulate(e, o, out, s->gscale);
   if (o->out[0] == e->g->loss) s->loss += ((float *)out[0])[0];
   return true;
@@ -262,9 +282,10 @@ static void *worker(void *arg) {
     int64_t mb = a->next;
     void *out[IR_MAXOUT];
     a->busy = true;
-    for (int i = 0; i < o->nout; i++) out[i] = claim(s, s->reg_of[o->out[i]], mb);
+    bool aliased = alias_reshape(s, a, o, mb, out);
+    for (int i = 0; i < o->nout && !aliased; i++) out[i] = claim(s, s->reg_of[o->out[i]], mb);
     pthread_mutex_unlock(&s->mu);
-    bool ok = fire_compute(s, a, mb, out);
+    bool ok = fire_compute(s, a, mb, out, aliased);
     pthread_mutex_lock(&s->mu);
     done_reading(s, a, mb);
     for (int i = 0; i < o->nout; i++) {
@@ -351,7 +372,7 @@ static void drive(sched *s) {
 static void free_sched(sched *s) {
   for (int i = 0; i < s->nreg; i++) {
     for (int j = 0; j < s->reg[i].n; j++)
-      if (s->reg[i].buf[j]) free(s->reg[i].buf[j]), rt_exec_count(s->e, -s->reg[i].bytes);
+      rt_pool_put(s->e->pool, s->reg[i].buf[j], s->reg[i].bytes);
     free(s->reg[i].slot_mb), free(s->reg[i].left), free(s->reg[i].buf);
   }
   free(s->reg), free(s->act), free(s->reg_of);

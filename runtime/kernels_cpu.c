@@ -127,7 +127,9 @@ static bool k_sum_rows(K *k) {
   float *y = fout(k, 0);
   int64_t n = nel(k, k->o->in[0]), m = nel(k, k->o->out[0]);
   double *acc = xcalloc((size_t)m, sizeof *acc);
-  for (int64_t i = 0; i < n; i++) acc[i % m] += x[i];
+  for (int64_t r = 0; r + m <= n; r += m) /* row by row: each acc[j] adds x[j], x[m + j], ... in order */
+    for (int64_t j = 0; j < m; j++) acc[j] += x[r + j];
+  for (int64_t i = n / m * m; i < n; i++) acc[i % m] += x[i];
   for (int64_t j = 0; j < m; j++) y[j] = (float)acc[j];
   free(acc);
   return true;
@@ -451,25 +453,43 @@ static bool k_dropout(K *k) {
 }
 
 /* ---- loss ----------------------------------------------------------------- */
-static bool k_cross_entropy(K *k, bool grad) {
-  const float *x = fin(k, 0);
-  const int32_t *lab = k->in[1];
-  int64_t V = last(k, k->o->in[0]), N = nel(k, k->o->in[0]) / V;
-  double loss = 0, sc = k->o->at.scale != 0 ? k->o->at.scale : 1.0; /* sc: tp share of the tokens */
-  for (int64_t r = 0; r < N; r++) {
-    const float *xr = x + r * V;
+typedef struct {
+  const float *x;
+  const int32_t *lab;
+  float *g;                 /* gradient out, or NULL */
+  int64_t V, N;
+  double sc, part[64];      /* per-chunk loss partials */
+} xent;
+
+static void xent_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  xent *c = ctx;
+  int64_t V = c->V;
+  double loss = 0;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *xr = c->x + r * V;
     double mx = -INFINITY, s = 0;
     for (int64_t j = 0; j < V; j++) mx = xr[j] > mx ? xr[j] : mx;
     for (int64_t j = 0; j < V; j++) s += exp((double)xr[j] - mx);
-    int64_t l = lab[r] >= 0 && lab[r] < V ? lab[r] : 0;
+    int64_t l = c->lab[r] >= 0 && c->lab[r] < V ? c->lab[r] : 0;
     loss += log(s) + mx - xr[l];
-    if (grad) {
-      float *g = fout(k, 0) + r * V;
-      for (int64_t j = 0; j < V; j++) g[j] = (float)(sc * exp((double)xr[j] - mx) / s / (double)N);
-      g[l] -= (float)(sc / (double)N);
+    if (c->g) {
+      float *g = c->g + r * V;
+      for (int64_t j = 0; j < V; j++) g[j] = (float)(c->sc * exp((double)xr[j] - mx) / s / (double)c->N);
+      g[l] -= (float)(c->sc / (double)c->N);
     }
   }
-  if (!grad) fout(k, 0)[0] = (float)(sc * loss / (double)N);
+  c->part[chunk] = loss;
+}
+
+/* rows split over threads (par.c); the loss partials summed in chunk order */
+static bool k_cross_entropy(K *k, bool grad) {
+  xent c = {.x = fin(k, 0), .lab = k->in[1], .g = grad ? fout(k, 0) : NULL, .V = last(k, k->o->in[0])};
+  c.N = nel(k, k->o->in[0]) / c.V;
+  c.sc = k->o->at.scale != 0 ? k->o->at.scale : 1.0; /* sc: tp share of the tokens */
+  rt_par_for(c.N, c.V, xent_rows, &c);
+  double loss = 0;
+  for (int i = 0; i < rt_par_chunks(c.N, c.V); i++) loss += c.part[i];
+  if (!grad) fout(k, 0)[0] = (float)(c.sc * loss / (double)c.N);
   return true;
 }
 
@@ -531,16 +551,34 @@ static bool k_select(K *k, bool grad) {
 }
 
 /* ---- optimizer ----------------------------------------------------------------- */
+typedef struct {
+  const ir_attrs *a;
+  float *p, *m, *v;
+  const float *g;
+  double ss, sq2;
+} adamw_job;
+
+static void adamw_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const adamw_job *j = ctx;
+  float *restrict po = j->p, *restrict mo = j->m, *restrict vo = j->v;
+  const float *restrict g = j->g;
+  const double decay = 1.0 - j->a->lr * j->a->weight_decay, b1 = j->a->beta1, b2 = j->a->beta2, eps = j->a->eps;
+  const double ss = j->ss, sq2 = j->sq2;
+  (void)chunk;
+  for (int64_t i = lo; i < hi; i++) {
+    double pi = po[i] * decay;
+    float mf = (float)(b1 * mo[i] + (1.0 - b1) * g[i]);
+    float vf = (float)(b2 * vo[i] + (1.0 - b2) * (double)g[i] * g[i]);
+    mo[i] = mf, vo[i] = vf;
+    po[i] = (float)(pi - ss * mf / (sqrt((double)vf) / sq2 + eps));
+  }
+}
+
+/* elementwise, split over threads (par.c): the same bits for any split */
 void rt_adamw(const ir_attrs *a, float *po, const float *g, float *mo, float *vo, int64_t n, int64_t step) {
   double t = (double)step, bc1 = 1.0 - pow(a->beta1, t), bc2 = 1.0 - pow(a->beta2, t);
-  double ss = a->lr / bc1, sq2 = sqrt(bc2);
-  for (int64_t i = 0; i < n; i++) {
-    double pi = po[i] * (1.0 - a->lr * a->weight_decay);
-    double mi = a->beta1 * mo[i] + (1.0 - a->beta1) * g[i];
-    double vi = a->beta2 * vo[i] + (1.0 - a->beta2) * (double)g[i] * g[i];
-    mo[i] = (float)mi, vo[i] = (float)vi;
-    po[i] = (float)(pi - ss * mo[i] / (sqrt((double)vo[i]) / sq2 + a->eps));
-  }
+  adamw_job j = {a, po, mo, vo, g, a->lr / bc1, sqrt(bc2)};
+  rt_par_for(n, 1, adamw_range, &j);
 }
 
 /* in place: the executor passes out[i] == the matching input */

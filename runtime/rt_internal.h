@@ -22,6 +22,28 @@ void rt_adamw(const ir_attrs *a, float *p, const float *g, float *m, float *v, i
 /* rt_kernel_flops: an estimate of the op's FLOPs (for tokens/s reports). */
 double rt_kernel_flops(const ir_graph *g, const ir_op *o);
 
+/* ---- par.c ---------------------------------------------------------------- */
+/* rt_par_fn: one chunk [lo, hi) of a split loop; chunk: its index. */
+typedef void (*rt_par_fn)(void *ctx, int chunk, int64_t lo, int64_t hi);
+/* rt_threads: threads for split loops (SBPC_THREADS, default the online CPUs,
+ * at most 8). rt_par_chunks: how many chunks rt_par_for cuts n items of
+ * `grain` elements each into (1 for small loops): size per-chunk partials by
+ * it. rt_par_for: run fn on each chunk, the calling thread on chunk 0, others
+ * on threads, all joined before it returns; chunk bounds depend only on n and
+ * the thread count, so a reduction combining per-chunk partials in chunk
+ * order is deterministic. Callable from several threads at once. */
+int rt_threads(void);
+/* RT_VECTORIZE: on a memory-bound elementwise loop function, let GCC
+ * vectorize it (the build is -O2 without -march; SSE2 lanes give the same
+ * IEEE results as scalar code). Loops calling sqrt stay scalar: errno. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define RT_VECTORIZE __attribute__((optimize("O3")))
+#else
+#define RT_VECTORIZE
+#endif
+int rt_par_chunks(int64_t n, int64_t grain);
+void rt_par_for(int64_t n, int64_t grain, rt_par_fn fn, void *ctx);
+
 /* ---- init.c -------------------------------------------------------------- */
 /* rt_init_param: fill a parameter from a hash of (seed, its logical name,
  * element index): independent of how it is sharded. LayerNorm/RMSNorm weights

@@ -154,13 +154,18 @@ static bool one_step(run *r) {
   double t0 = wall();
   bool ok = true;
   rt_exec_zero_grads(r->ex);
+  double t1 = wall();
   double loss[1] = {micro_batches(r, ids, lab, &ok) / (c->lay.dp * c->lay.micro)};
   free(ids);
   free(lab);
+  double t2 = wall();
   if (r->comm) rt_comm_allreduce_world(r->comm, loss, 1);
   ok = ok && rt_exec_update(r->ex);
   r->data_pos += c->global_batch;
   double dt = wall() - t0;
+  if (getenv("SBPC_PROFILE") && !c->quiet)
+    fprintf(stderr, "rank %d step %lld: zero grads %.3f s, forward+backward %.3f s, update %.3f s\n", r->rank,
+            (long long)rt_exec_step(r->ex), t1 - t0, t2 - t1, t0 + dt - t2);
   if (ok) emit(r, rt_exec_step(r->ex), loss[0], (double)(c->global_batch * c->seq) / dt);
   if (traced && !finish_trace(r, dt, loss[0])) r->trace_failed = true;
   return ok;

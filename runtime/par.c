@@ -1,0 +1,70 @@
+/* par.c — the memory-bound CPU loops (AdamW over a parameter, gradient
+ * accumulation, cross-entropy over the vocabulary) split over threads.
+ *
+ * rt_par_for cuts [0, n) into rt_threads() contiguous chunks whose bounds
+ * depend only on n and the thread count (multiples of 16 elements, the last
+ * chunk takes the rest), runs chunk 0 on the calling thread and the others on
+ * short-lived pthreads, and joins them all before returning. Each chunk
+ * writes only its own elements, so elementwise loops give the same bits for
+ * any thread count; a reduction keeps one partial per chunk and the caller
+ * combines the partials in chunk order (fixed for a given thread count).
+ * Loops below PAR_MIN elements (items times their grain) run inline: a
+ * thread start costs more.
+ *
+ * Thread count: SBPC_THREADS (1-64), default the online CPUs (at most 8). The
+ * actor executor's workers may call it concurrently: nothing is shared between
+ * calls. */
+#include "runtime/rt_internal.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+enum { PAR_MIN = 1 << 16, PAR_MAX = 64 };
+
+int rt_threads(void) {
+  static int n;
+  int v = __atomic_load_n(&n, __ATOMIC_RELAXED);
+  if (v) return v;
+  const char *s = getenv("SBPC_THREADS");
+  long c = s && atoi(s) > 0 ? atoi(s) : sysconf(_SC_NPROCESSORS_ONLN);
+  if (!(s && atoi(s) > 0) && c > 8) c = 8;
+  v = c < 1 ? 1 : c > PAR_MAX ? PAR_MAX : (int)c;
+  __atomic_store_n(&n, v, __ATOMIC_RELAXED);
+  return v;
+}
+
+int rt_par_chunks(int64_t n, int64_t grain) {
+  int T = n * grain < PAR_MIN ? 1 : rt_threads();
+  return n / 16 < T ? (int)(n / 16 > 1 ? n / 16 : 1) : T; /* every chunk but the last at least 16 items */
+}
+
+typedef struct {
+  rt_par_fn fn;
+  void *ctx;
+  int64_t lo, hi;
+  int chunk;
+} par_job;
+
+static void *par_run(void *arg) {
+  par_job *j = arg;
+  j->fn(j->ctx, j->chunk, j->lo, j->hi);
+  return NULL;
+}
+
+void rt_par_for(int64_t n, int64_t grain, rt_par_fn fn, void *ctx) {
+  int T = rt_par_chunks(n, grain);
+  int64_t step = (n / T + 15) / 16 * 16;
+  par_job job[PAR_MAX];
+  pthread_t th[PAR_MAX];
+  bool started[PAR_MAX] = {0};
+  for (int c = 0; c < T; c++) {
+    int64_t lo = c * step < n ? c * step : n, hi = c == T - 1 ? n : (lo + step < n ? lo + step : n);
+    job[c] = (par_job){fn, ctx, lo, hi, c};
+    if (c > 0) started[c] = pthread_create(&th[c], NULL, par_run, &job[c]) == 0;
+  }
+  par_run(&job[0]);
+  for (int c = 1; c < T; c++) {
+    if (started[c]) pthread_join(th[c], NULL);
+    else par_run(&job[c]); /* no thread to be had: run it here */
+  }
+}
