@@ -40,11 +40,12 @@ test-asan: deps
 # ThreadSanitizer over the tests labelled "executor" (they run the actor
 # executor's worker threads through `sbpc`, the only binary they need);
 # tests/tsan.supp silences OpenMPI's own internals, and races reported
-# inside the uninstrumented OpenBLAS (see the comment there).
+# inside the uninstrumented OpenBLAS (see the comment there). SBPC_WORKERS=2
+# keeps two actor workers per rank (the default is 1 on 2 cores).
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DSBPC_WERROR=ON -DSBPC_TSAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build $(TSAN_BUILD) -j$(JOBS) --target sbpc
-	cd $(TSAN_BUILD) && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
+	cd $(TSAN_BUILD) && SBPC_WORKERS=2 TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
 	  ctest -j$(JOBS) --output-on-failure -L executor
 
 test-fuzz: deps

@@ -16,7 +16,8 @@
  * 1F1B pipeline schedule comes from the buffer counts alone: stage s can run
  * at most pp - s forward passes ahead of their backward passes.
  *
- * Threads: SBPC_WORKERS worker threads (default 2) run compute actors; the
+ * Threads: SBPC_WORKERS worker threads (default: 2 when the cores hold two
+ * GEMMs with all of OpenBLAS's threads each, else 1) run compute actors; the
  * calling thread runs send/recv actors with non-blocking MPI (MPI stays on one
  * thread: MPI_THREAD_FUNNELED), polls them, and is the watchdog: no progress
  * for rt_comm_timeout seconds while a transfer is pending names the peer and
@@ -24,12 +25,14 @@
  * run outside the lock. Tensor parallelism (collectives inside compute
  * actors) is left to the sequential interpreter (exec.c). */
 #include "runtime/exec_priv.h"
+#include <cblas.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { A_COMPUTE, A_SEND, A_RECV };
 
@@ -269,6 +272,18 @@ static bool all_done(const sched *s) {
   return true;
 }
 
+/* workers: SBPC_WORKERS, else as many as the cores hold next to OpenBLAS's
+ * own threads (1 or 2): two GEMMs at once, each with all of OpenBLAS's
+ * threads, oversubscribe the cores (GPT-2 small on 2 cores, 2 BLAS threads:
+ * 129/140 tokens/s with 1 worker vs 110/115 with 2, bench/README.md). */
+static int workers(void) {
+  const char *w = getenv("SBPC_WORKERS");
+  if (w && atoi(w) > 0 && atoi(w) <= 64) return atoi(w);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int blas = openblas_get_num_threads();
+  return cpus >= 2L * (blas > 0 ? blas : 1) ? 2 : 1;
+}
+
 static void *worker(void *arg) {
   sched *s = arg;
   pthread_mutex_lock(&s->mu);
@@ -395,8 +410,7 @@ double rt_exec_actors(rt_exec *e, const int32_t *ids, const int32_t *labels, int
   pthread_cond_init(&s.cv, NULL);
   build_regs(&s);
   build_actors(&s);
-  const char *w = getenv("SBPC_WORKERS");
-  int nw = w && atoi(w) > 0 && atoi(w) <= 64 ? atoi(w) : 2;
+  int nw = workers();
   pthread_t th[64];
   for (int i = 0; i < nw; i++) pthread_create(&th[i], NULL, worker, &s);
   drive(&s);
