@@ -480,13 +480,13 @@ static float *grad_shard(rt_exec *e, const ir_op *o) {
   return NULL;
 }
 
-/* ZeRO: AdamW on this dp rank's slice of p (gslice: the slice's summed
- * gradient), then the dp group all-gathers p */
-static void zero_adamw(rt_exec *e, const ir_op *o, const float *gslice) {
+/* ZeRO: AdamW on this dp rank's slice of p, then the dp group all-gathers p;
+ * grad is p's whole reduced gradient (ZeRO-1) or the slice's (ZeRO-2) */
+static void zero_adamw(rt_exec *e, const ir_op *o, const float *grad) {
   ir_ref p = o->in[0];
   int64_t lo, cnt, chunk = zslice(e, o->in[2], &lo, &cnt), n = ir_numel(e->g, p);
   float *pp = e->buf[p], *mine = xcalloc((size_t)chunk, sizeof(float)), *all = xmalloc(sizeof(float) * (size_t)(chunk * e->dp));
-  rt_adamw(&o->at, pp + lo, gslice, e->buf[o->in[2]], e->buf[o->in[3]], cnt, e->step);
+  rt_adamw(&o->at, pp + lo, e->zero_grads ? grad : grad + lo, e->buf[o->in[2]], e->buf[o->in[3]], cnt, e->step);
   memcpy(mine, pp + lo, sizeof(float) * (size_t)cnt);
   rt_comm_allgather_dp(e->comm, mine, chunk, all);
   memcpy(pp, all, sizeof(float) * (size_t)n);
@@ -509,13 +509,12 @@ static void allreduce_grads(rt_exec *e) {
 /* adamw_one: the update of one parameter (o: its adamw op, index k) */
 static bool adamw_one(rt_exec *e, const ir_op *o, int k, const rt_kctx *kc) {
   bool owned = true, ok = true;
-  int64_t lo, cnt;
   float *grad = e->zero_grads ? grad_shard(e, o) : grad_for(e, o, &owned);
   if (!grad || !e->hold[o->in[0]]) return true;
   void *in[4] = {e->buf[o->in[0]], grad, e->buf[o->in[2]], e->buf[o->in[3]]};
   void *out[3] = {in[0], in[2], in[3]};
   double t0 = rt_trace_now(), p0 = e->profile ? secs() : 0;
-  if (e->zero) zslice(e, o->in[2], &lo, &cnt), zero_adamw(e, o, e->zero_grads ? grad : grad + lo);
+  if (e->zero) zero_adamw(e, o, grad);
   else ok = rt_kernel(e->g, o, in, out, kc);
   profile_add(e, IR_OP_ADAMW, p0, false);
   rt_trace_slice(e, RT_LANE_COMPUTE, "adamw", "optimizer", o->in[0], k, -1, t0, rt_trace_now());

@@ -12,20 +12,13 @@
 set -u
 SBPC=${1:?usage: rt_jit.sh SBPC}
 cd "$(dirname "$0")/.."
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-M=examples/tiny-gpt2.sbp
-D=tests/data/rt/tiny.bin
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
-. tests/lib/losses.sh
+. tests/lib/rt.sh
 "$SBPC" run $M --data $D --steps 5 --kernels ref --quiet --log "$T/ref.jsonl" || bad "reference run failed"
 "$SBPC" run $M --data $D --steps 5 --kernels jit --log "$T/jit.jsonl" > "$T/jit.out" || bad "jit run failed"
 n=$(sed -n "s/^kernels: \([0-9]*\) ops run codegen's JIT-compiled kernels.*/\1/p" "$T/jit.out")
 [ "${n:-0}" -ge 10 ] || bad "too few ops on JIT kernels: '${n:-none}'"
 same_losses "$T/ref.jsonl" "$T/jit.jsonl" 1 5 || bad "jit losses differ from the reference kernels"
 "$SBPC" run $M --data $D --kernels fast 2>/dev/null; [ $? = 2 ] || bad "bad --kernels value not a usage error"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 # the default is jit (here on an empty private cache: a miss that writes an
 # object file); without a JIT it falls back to ref with a note
 export SBPC_CACHE_DIR="$T/cache" SBPC_JIT_TIMES=1

@@ -11,14 +11,8 @@
 set -u
 SBPC=${1:?usage: rt_models.sh SBPC}
 cd "$(dirname "$0")/.."
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+. tests/lib/rt.sh
 M=tests/data/rt/tp-batch-split.sbp
-D=tests/data/rt/tiny.bin
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
-. tests/lib/losses.sh
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 MPIENV="env ASAN_OPTIONS=detect_leaks=0"
 run=(--data $D --batch 4 --seq 16 --steps 3 --quiet)
 

@@ -11,13 +11,7 @@
 set -u
 SBPC=${1:?usage: rt_recompute.sh SBPC}
 cd "$(dirname "$0")/.."
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-M=examples/tiny-gpt2.sbp
-D=tests/data/rt/tiny.bin
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
-. tests/lib/losses.sh
+. tests/lib/rt.sh
 peak() { sed -n 's/^peak memory per rank (MiB): \([0-9.]*\).*/\1/p' "$1"; }
 
 for r in none selective full; do
@@ -35,7 +29,6 @@ grep -q "does not recompute" "$T/err" || bad "actors + recompute: no clear messa
 "$SBPC" run $M --data $D --recompute sometimes 2>/dev/null; [ $? = 2 ] || bad "bad --recompute value not a usage error"
 
 if command -v mpirun >/dev/null; then
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
   MPIENV="env ASAN_OPTIONS=detect_leaks=0"
   for lay in "--pp 2 --micro 4" "--tp 2" "--dp 2 --micro 2"; do
     $MPIENV mpirun --oversubscribe -np 2 "$SBPC" run $M --data $D --steps 4 --batch 32 --recompute full $lay \

@@ -19,17 +19,9 @@ set -u
 SBPC=${1:?usage: rt_train.sh SBPC}
 cd "$(dirname "$0")/.."
 command -v mpirun >/dev/null || { echo "skip: no mpirun"; exit 77; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 # OpenMPI's own allocations are not ours to free: no leak checks under mpirun.
 MPIENV="env ASAN_OPTIONS=detect_leaks=0"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-M=examples/tiny-gpt2.sbp
-D=tests/data/rt/tiny.bin
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
-
-. tests/lib/losses.sh
+. tests/lib/rt.sh
 
 run1() { "$SBPC" run $M --data $D --steps 5 --quiet "$@"; }
 runn() { local n=$1; shift; $MPIENV mpirun --oversubscribe -np "$n" "$SBPC" run $M --data $D --steps 5 --quiet "$@"; }

@@ -11,14 +11,7 @@ set -u
 SBPC=${1:?usage: rt_zero.sh SBPC}
 cd "$(dirname "$0")/.."
 command -v mpirun >/dev/null || { echo "no mpirun: skipped"; exit 77; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-M=examples/tiny-gpt2.sbp
-D=tests/data/rt/tiny.bin
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
-. tests/lib/losses.sh
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+. tests/lib/rt.sh
 runn() { local n=$1; shift; mpirun -np "$n" env ASAN_OPTIONS=detect_leaks=0 "$SBPC" run $M --data $D --quiet "$@"; }
 
 "$SBPC" run $M --data $D --steps 4 --quiet --log "$T/one.jsonl" || bad "1-rank run failed"
