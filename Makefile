@@ -10,12 +10,16 @@ FUZZ_BUILD ?= build-fuzz
 TSAN_BUILD ?= build-tsan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test test-plain test-asan test-tsan test-fuzz bench clean install
+.PHONY: all deps deps-test build demo test test-plain test-asan test-tsan test-fuzz bench clean install
 
 all: build
 
 deps:
 	@bash scripts/deps.sh
+
+# what only the tests need (python3-torch for the PyTorch reference tests)
+deps-test:
+	@bash scripts/deps.sh test
 
 $(BUILD)/CMakeCache.txt: | deps
 	cmake -S . -B $(BUILD) -DSBPC_WERROR=ON $(CMAKE_FLAGS) >/dev/null
@@ -26,7 +30,7 @@ build: deps $(BUILD)/CMakeCache.txt
 demo: build
 	@bash scripts/demo.sh $(BUILD)/sbpc
 
-test: test-plain test-asan test-tsan test-fuzz
+test: deps-test test-plain test-asan test-tsan test-fuzz
 
 test-plain: build
 	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure
