@@ -4,7 +4,7 @@
 # so the targets it refers to exist whatever the include's position.
 #
 # Installs: bin/sbpc; lib/libsbpc.so (the plan reader, a small C API for
-# external runtimes: export/ex_plan.c + util arena/diag, linked to cJSON);
+# external runtimes: format/plan.c + util arena/diag, linked to cJSON);
 # include/sbpc/sbpc_plan.h; lib/pkgconfig/sbpc.pc; share/man/man1/sbpc.1;
 # the docs under share/doc/sbpc. Also links the export module with MPI and
 # OpenBLAS, which `sbpc tune` measures (export/ex_tune.c, export/tune_mpi.c).
@@ -16,11 +16,11 @@ function(sbpc_install_rules)
   target_link_libraries(sbpc_export PUBLIC MPI::MPI_C ${OPENBLAS_LIBRARIES})
 
   # libsbpc: read plans from C.
-  add_library(sbpc_lib SHARED ${CMAKE_SOURCE_DIR}/export/ex_plan.c
+  add_library(sbpc_lib SHARED ${CMAKE_SOURCE_DIR}/format/plan.c
               ${CMAKE_SOURCE_DIR}/util/arena.c ${CMAKE_SOURCE_DIR}/util/diag.c)
   set_target_properties(sbpc_lib PROPERTIES OUTPUT_NAME sbpc VERSION 0.1.0 SOVERSION 0
                         C_VISIBILITY_PRESET default
-                        PUBLIC_HEADER ${CMAKE_SOURCE_DIR}/export/sbpc_plan.h)
+                        PUBLIC_HEADER ${CMAKE_SOURCE_DIR}/format/sbpc_plan.h)
   target_include_directories(sbpc_lib PRIVATE ${CMAKE_SOURCE_DIR} ${CJSON_INCLUDE_DIRS})
   target_link_libraries(sbpc_lib PRIVATE ${CJSON_LINK_LIBRARIES} ${CJSON_LIBRARIES} m)
 

@@ -1,6 +1,6 @@
 /* cmd_export.c — `sbpc export FORMAT PLAN.json [-o FILE]`.
  *
- * Reads the plan through the public reader (export/sbpc_plan.h), picks the
+ * Reads the plan through the public reader (format/sbpc_plan.h), picks the
  * exporter for FORMAT and writes to FILE (default stdout). Warnings about
  * what the target cannot express go to stderr (and into the file as comments
  * where the format has them). Exit: 0 ok, 1 bad plan, 2 bad usage. */

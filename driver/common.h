@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "ir/ir.h"
+#include "lower/lower.h"
 
 /* The shared options; zero = not given. */
 typedef struct {
@@ -60,6 +61,30 @@ enum { DRV_SHAPES = 0, DRV_TRAIN = 1, DRV_SBP = 2 };
  * autodiff (DRV_TRAIN, when g has a loss), then SBP deduction and boxing
  * (DRV_SBP), then verify. Errors go to d; returns false on the first failure. */
 bool drv_passes(ir_graph *g, unsigned flags, diag *d);
+
+/* drv_lower: the lowering passes (lower/lower.h), in order, on forward graph
+ * g (shapes inferred) for layout lay. On success the program owns g; on
+ * failure (errors in d) NULL and g is still the caller's. */
+fmt_prog *drv_lower(ir_graph *g, const lw_layout *lay, diag *d);
+
+/* The layout options of compile and run (driver/layout.c); 0 / -1 = not given. */
+typedef struct {
+  const char *plan;          /* --plan PLAN.json */
+  int dp, tp, pp, micro;     /* --dp --tp --pp --micro */
+  int zero, recompute;       /* --zero, --recompute (-1: not given) */
+  int64_t batch, seq;        /* --batch, --seq (from drv_opts) */
+} drv_layout_opts;
+/* drv_layout_opts_init: nothing given. */
+void drv_layout_opts_init(drv_layout_opts *o);
+/* drv_layout_opt: like drv_opt, for --plan --dp --tp --pp --micro --zero
+ * --recompute (1 taken, 0 not one of them, -1 after an error). */
+int drv_layout_opt(int argc, char **argv, int *i, drv_layout_opts *o);
+/* drv_layout: the layout from the plan (read into *plan, which the caller
+ * frees with sbpc_plan_free), the flags (which win) and the train section.
+ * Returns an exit status after printing the error. */
+int drv_layout(const drv_layout_opts *o, const ir_program *prog, sbpc_plan **plan, lw_layout *lay);
+/* drv_recompute_parse: "none", "selective", "full" -> 0, 1, 2; else -1. */
+int drv_recompute_parse(const char *s);
 
 /* drv_thousands: n with thousands separators ("124,439,808") in buf. */
 const char *drv_thousands(int64_t n, char *buf, size_t len);

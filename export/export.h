@@ -15,7 +15,7 @@
  * plan_calib_parse (planner/calib_read.c) is the one reader of it. */
 #ifndef SBPC_EXPORT_H
 #define SBPC_EXPORT_H
-#include "export/sbpc_plan.h"
+#include "format/sbpc_plan.h"
 #include <stdio.h>
 
 typedef struct ex_ctx {

@@ -65,6 +65,17 @@ const char *ir_ndsbp_str(const ir_ndsbp *s, char *buf, size_t n) {
   return buf;
 }
 
+bool ir_sbp_parse(const char *s, ir_sbp *out) {
+  int ax, n = 0;
+  out->axis = 0;
+  if (!strcmp(s, "B")) return out->kind = SBP_B, true;
+  if (!strcmp(s, "P(sum)") || !strcmp(s, "P")) return out->kind = SBP_PSUM, true;
+  if (!strcmp(s, "P(max)")) return out->kind = SBP_PMAX, true;
+  if (sscanf(s, "S(%d)%n", &ax, &n) == 1 && s[n] == 0 && ax >= 0 && ax < IR_MAXRANK && s[2] >= '0' && s[2] <= '9')
+    return out->kind = SBP_S, out->axis = (int8_t)ax, true;
+  return false;
+}
+
 bool ir_sbp_eq(ir_sbp x, ir_sbp y) {
   return x.kind == y.kind && (x.kind != SBP_S || x.axis == y.axis);
 }

@@ -66,6 +66,9 @@ typedef struct {
 const char *ir_sbp_str(ir_sbp s, char *buf, size_t n);
 const char *ir_ndsbp_str(const ir_ndsbp *s, char *buf, size_t n);
 bool ir_sbp_eq(ir_sbp x, ir_sbp y);
+/* ir_sbp_parse: "S(i)" (0 <= i < IR_MAXRANK), "B", "P(sum)" / "P", "P(max)"
+ * into *out; false for anything else. */
+bool ir_sbp_parse(const char *s, ir_sbp *out);
 bool ir_ndsbp_eq(const ir_ndsbp *x, const ir_ndsbp *y);
 
 /* ---- ops --------------------------------------------------------------- */
@@ -310,6 +313,10 @@ bool ir_infer_shapes(ir_graph *g, diag *d);
 /* ir_deduce_sbp: choose an SBP for every tensor on g->mesh from the hints,
  * greedily minimising boxing bytes; checks hints against shapes (sbp.c). */
 bool ir_deduce_sbp(ir_graph *g, diag *d);
+/* ir_deduce_sbp_fixed: ir_deduce_sbp where, on a 1-D mesh, op i takes
+ * signature fixed[i] whenever has[i] (the planner's choice); an error when
+ * that is not one of the op's signatures (sbp.c). */
+bool ir_deduce_sbp_fixed(ir_graph *g, const ir_sig *fixed, const bool *has, diag *d);
 /* ir_insert_boxing: insert comm ops where a producer's SBP differs from what a
  * consumer's signature needs, with bytes per device on each (boxing.c). */
 bool ir_insert_boxing(ir_graph *g, diag *d);
@@ -338,6 +345,10 @@ bool ir_ndsbp_fits(const ir_graph *g, ir_ref r, const ir_ndsbp *s, const ir_mesh
 /* ir_verify: structural checks (refs in range, producers, shapes, acyclic, SBP
  * consistent); prints what is wrong (verify.c). */
 bool ir_verify(const ir_graph *g, diag *d);
+/* ir_verify_structure: checks 1-3 of ir_verify only (refs, producers, a
+ * topological op table): what a graph whose shapes are one rank's shards
+ * (a compiled program's) must still satisfy (verify.c). */
+bool ir_verify_structure(const ir_graph *g, diag *d);
 
 /* ir_verify_after: in builds without NDEBUG, ir_verify plus a note naming the
  * pass that broke the graph; with NDEBUG, true. The passes call it last. */

@@ -16,6 +16,10 @@
  *      one all-reduce after attention and one after the MLP.
  *   3. Ops of layers 1.. of a block take the signature layer 0 chose for the
  *      op with the same lidx, so all layers stay structurally identical.
+ *   A plan may fix the signature of any op on a 1-D mesh (ir_deduce_sbp_fixed:
+ *   the planner's choice, which `sbpc compile` executes); such an op takes it
+ *   instead of steps 2 and 3, and a fixed signature the op does not have is an
+ *   error naming the op.
  *   4. Look-ahead for params without a hint: when every consumer wants the
  *      same split layout of it (no P), the param is stored that way instead of
  *      as B plus a slice.
@@ -96,6 +100,8 @@ typedef struct {
   ir_ndsig *buf;
   int *layer0;   /* per block * maxl: op index of layer 0 with that lidx, or -1 */
   int maxl;
+  const ir_sig *fixed;  /* per op, 1-D mesh: the signature a plan fixed (NULL: none) */
+  const bool *has;      /* per op: fixed[i] is set */
 } sctx;
 
 static void apply(ir_graph *g, ir_op *o, const ir_ndsig *s) {
@@ -130,6 +136,20 @@ static int from_layer0(const ir_graph *g, const sctx *c, const ir_op *o, const i
   return -1;
 }
 
+/* from_fixed: the index in sigs of the signature the plan fixed for op i
+ * (1-D mesh), -1 when none is fixed, -2 when the fixed one is not valid here */
+static int from_fixed(const ir_graph *g, const sctx *c, int i, const ir_ndsig *sigs, int n) {
+  if (!c->has || !c->has[i] || g->mesh.n != 1) return -1;
+  const ir_op *o = &g->op[i];
+  for (int k = 0; k < n; k++) {
+    bool same = true;
+    for (int j = 0; j < o->nin; j++) same &= ir_sbp_eq(sigs[k].in[j].a[0], c->fixed[i].in[j]);
+    for (int j = 0; j < o->nout; j++) same &= ir_sbp_eq(sigs[k].out[j].a[0], c->fixed[i].out[j]);
+    if (same) return k;
+  }
+  return -2;
+}
+
 static bool choose(ir_graph *g, sctx *c, int i, diag *d) {
   ir_op *o = &g->op[i];
   int n = ir_op_ndsigs(g, o, &g->mesh, c->buf, MAXND);
@@ -137,7 +157,14 @@ static bool choose(ir_graph *g, sctx *c, int i, diag *d) {
     diag_error(d, o->loc, "%s: no SBP signature fits the mesh", ir_ops[o->kind].name);
     return false;
   }
-  int k = from_layer0(g, c, o, c->buf, n);
+  int k = from_fixed(g, c, i, c->buf, n);
+  if (k == -2) {
+    char b[16];
+    diag_error(d, o->loc, "%s (op %d): the plan's signature (output %s) is not valid for this op on a mesh of %lld",
+               ir_ops[o->kind].name, i, ir_sbp_str(c->fixed[i].out[0], b, sizeof b), (long long)g->mesh.size[0]);
+    return false;
+  }
+  if (k < 0) k = from_layer0(g, c, o, c->buf, n);
   if (k < 0) k = pick(g, o, c->buf, n);
   apply(g, o, &c->buf[k]);
   if (o->block >= 0 && o->block < g->nblk && o->layer == 0 && o->lidx >= 0 && o->lidx < c->maxl) c->layer0[o->block * c->maxl + o->lidx] = i;
@@ -175,7 +202,9 @@ static int max_lidx(const ir_graph *g) {
   return m;
 }
 
-bool ir_deduce_sbp(ir_graph *g, diag *d) {
+bool ir_deduce_sbp(ir_graph *g, diag *d) { return ir_deduce_sbp_fixed(g, NULL, NULL, d); }
+
+bool ir_deduce_sbp_fixed(ir_graph *g, const ir_sig *fixed, const bool *has, diag *d) {
   g->boxed = false; /* a new deduction invalidates earlier boxing */
   if (g->mesh.n <= 0) { /* one device */
     for (int i = 0; i < g->nt; i++) memset(&g->t[i].sbp, 0, sizeof g->t[i].sbp);
@@ -183,7 +212,7 @@ bool ir_deduce_sbp(ir_graph *g, diag *d) {
     return ir_verify_after(g, d, "SBP deduction");
   }
   if (!init_leaves(g, d)) return false;
-  sctx c = {xmalloc(sizeof(ir_ndsig) * MAXND), NULL, max_lidx(g)};
+  sctx c = {xmalloc(sizeof(ir_ndsig) * MAXND), NULL, max_lidx(g), fixed, has};
   size_t nl = (size_t)(g->nblk > 0 ? g->nblk : 1) * (size_t)(c.maxl > 0 ? c.maxl : 1);
   c.layer0 = xmalloc(sizeof(int) * nl);
   for (size_t i = 0; i < nl; i++) c.layer0[i] = -1;

@@ -19,31 +19,6 @@ static int32_t le32(const unsigned char *p) {
   return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
 }
 
-/* is_bs: the dims are exactly [B, S] */
-static bool is_bs(const ir_tensor *t) {
-  return t->rank == 2 && t->shape[0].c == 1 && t->shape[0].b == 1 && t->shape[0].s == 0 && t->shape[1].c == 1 &&
-         t->shape[1].b == 0 && t->shape[1].s == 1;
-}
-
-bool rt_data_check_inputs(const ir_graph *g, const char *model) {
-  int n = 0;
-  for (int t = 0; t < g->nt; t++) {
-    const ir_tensor *x = &g->t[t];
-    if (x->kind != IR_T_INPUT) continue;
-    if (x->dtype == IR_I32 && is_bs(x) && ++n <= 2) continue;
-    char shape[IR_MAXRANK * 50] = "", d[48];
-    for (int i = 0; i < x->rank; i++) {
-      strcat(shape, i ? ", " : "");
-      strcat(shape, ir_dim_str(x->shape[i], d, sizeof d));
-    }
-    fprintf(stderr,
-            "%s: error: input '%s' is %s[%s]; sbpc run feeds two inputs, token ids and labels, both i32[B, S]\n",
-            model, x->name, ir_dtype_name(x->dtype), shape);
-    return false;
-  }
-  return true;
-}
-
 bool rt_data_open(rt_data *d, const char *path, int64_t seq, int64_t vocab) {
   memset(d, 0, sizeof *d);
   size_t len;

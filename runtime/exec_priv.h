@@ -1,79 +1,57 @@
-/* exec_priv.h — the interpreter's state, shared by exec.c (placement, the
- * sequential walk, the update) and executor.c (the actor executor). */
+/* exec_priv.h — the rank's state, shared by exec.c (loading, parameters,
+ * logical values), executor.c (the actors), coll.c (collectives), jit.c and
+ * trace.c. */
 #ifndef SBPC_EXEC_PRIV_H
 #define SBPC_EXEC_PRIV_H
 #include "runtime/rt_internal.h"
 
 typedef struct rt_trace rt_trace;
 typedef struct rt_jit rt_jit;
-typedef struct rt_pool rt_pool;
 
 struct rt_exec {
-  ir_graph *g;
+  const fmt_prog *p;
+  const fmt_stage *st;  /* this rank's stage program */
+  ir_graph *g;          /* the program's graph (lr and weight decay set from cfg) */
   rt_config cfg;
   rt_comm *comm;
-  int stage, nstages, dp, dpi, tp, tpi;
-  int32_t *fwd_of;
-  int *op_stage, *t_stage, *last_use;
-  ir_ref *final_of;     /* per tensor: the param whose optimizer consumes it */
-  uint64_t *sent;       /* per tensor: stages it was sent to (this micro-batch) */
-  bool *hold;           /* per tensor: persistent here (param, state, input) */
-  uint64_t *holders;    /* per param: the stages that hold it */
-  void **buf;
-  float **acc;          /* per param: accumulated gradient (on the grad's stage) */
-  int64_t live, peak, step, micro;
-  bool profile;         /* SBPC_PROFILE set: time kernels by op kind */
-  bool zero;            /* AdamW state sharded over the dp group (ZeRO >= 1) */
-  bool zero_grads;      /* gradients reduce-scattered, not all-reduced (ZeRO >= 2) */
-  int recompute;        /* RT_RECOMPUTE_* (recompute.c) */
-  bool *drop;           /* per tensor: freed after its last forward reader, redone in backward */
-  int *fwd_last;        /* per tensor: its last forward reader (op index) */
-  bool recomputing;     /* kernels now run are recomputation (trace category) */
+  int rank, stage, dpi, tpi, dp, tp, pp, M;
+  char *arena;          /* activations: st->arena_bytes */
+  char *pers;           /* persistent tensors: st->persist_bytes */
+  void **buf;           /* per tensor: its persistent buffer (param, state), or NULL */
+  float **acc;          /* per parameter tensor: gradient accumulator (or ZeRO-2 slice) */
+  int64_t step;
+  int64_t live, peak;   /* bytes held: arenas + temporaries */
+  bool profile;         /* SBPC_PROFILE: time kernels by op kind */
   rt_trace *trace;      /* --trace: slices of the traced step (trace.c) */
   rt_jit *jit;          /* --kernels jit: codegen's kernels per op (jit.c) */
-  rt_pool *pool;        /* activation buffers by size (pool.c); its own lock */
+  double gscale;        /* 1 / (dp * micro-batches): each gradient's share */
 };
 
-/* rt_exec_run_op: run op k of this stage on the given buffers, accumulating
- * gradients the optimizer consumes (gscale) into e->acc. */
-bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro);
-void rt_exec_accumulate(rt_exec *e, const ir_op *o, void *const *out, double gscale);
-/* rt_exec_count: add n bytes to the live count (negative frees); thread-safe. */
+/* rt_exec_count: add n bytes to what the rank holds (negative frees); thread-safe. */
 void rt_exec_count(rt_exec *e, int64_t n);
-/* rt_exec_alloc_buf / rt_exec_free_buf: an activation buffer for tensor t from
- * the pool (not zeroed; counted when the pool grows) / give e->buf[t] back to
- * the pool and clear it. */
-void *rt_exec_alloc_buf(rt_exec *e, ir_ref t);
-void rt_exec_free_buf(rt_exec *e, ir_ref t);
+/* rt_exec_kernel: run compute op o (reference or JIT kernel) on its buffers
+ * for micro-batch micro; false with a message when it cannot. Thread-safe. */
+bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro);
+/* rt_exec_accumulate: acc[p] += gscale * x (n floats), split over threads */
+void rt_exec_accumulate(rt_exec *e, ir_ref p, const float *x, int64_t n);
+/* rt_exec_slice: this dp rank's slice [*lo, *lo + *cnt) of a tensor of n
+ * elements under ZeRO (chunk = ceil(n / dp) returned; the last may be short) */
+int64_t rt_exec_slice(const rt_exec *e, int64_t n, int64_t *lo, int64_t *cnt);
+/* rt_exec_update: AdamW of bucket b's parameters held here (on their ZeRO
+ * slices when sharded); worker thread. */
+bool rt_exec_update(rt_exec *e, int b);
 
-/* ---- recompute.c ---- */
-/* rt_recompute_plan: after placement and last uses: choose the dropped
- * tensors of this stage (e->drop) and extend the last uses recompute needs. */
-void rt_recompute_plan(rt_exec *e);
-/* rt_recompute_release: after forward op k ran: free dropped tensors whose
- * last forward reader it was. */
-void rt_recompute_release(rt_exec *e, const ir_op *o, int k);
-/* rt_recompute_run: run op k with run(e, k, gscale), first regenerating the
- * dropped inputs of a backward op; frees what was regenerated only for it. */
-bool rt_recompute_run(rt_exec *e, int k, bool (*run)(rt_exec *, int, double), double gscale);
-/* ---- pool.c ---- */
-/* rt_pool_new: an empty pool; count(ctx, +-bytes) is told what it takes from
- * and gives back to the system. rt_pool_get: a buffer of exactly `bytes`
- * (contents undefined; NaN in debug builds); rt_pool_put: give it back (same
- * size); rt_pool_share: q gets one more owner (an alias), each owner puts
- * it once, the last put returns it; rt_pool_free: release every pooled
- * buffer. Get, put and share are thread-safe (one mutex). */
-rt_pool *rt_pool_new(void (*count)(void *ctx, int64_t delta), void *ctx);
-void *rt_pool_get(rt_pool *p, int64_t bytes);
-void rt_pool_put(rt_pool *p, void *q, int64_t bytes);
-void rt_pool_share(rt_pool *p, void *q);
-void rt_pool_free(rt_pool *p);
-/* rt_huge_alloc: malloc (dies on failure; free() releases it); 1 MiB and
- * more are 2 MiB aligned and advised as transparent huge pages. */
-void *rt_huge_alloc(int64_t bytes);
+/* ---- coll.c: an op that needs the tp group, as a non-blocking state machine */
+typedef struct rt_coll rt_coll;
+/* rt_coll_start: begin op o on its buffers (posts its first collective, or
+ * finishes at once for local re-layouts); rt_coll_poll: advance; true once
+ * the op is complete (the rt_coll is freed then). Main thread only. */
+rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const *out);
+bool rt_coll_poll(rt_coll *c);
+
 /* ---- jit.c ---- */
 /* rt_jit_new: JIT-compile codegen's row kernels for the ops of g that have a
- * usable one (B, S bound; tp lowered). NULL with why when LLVM fails. */
+ * usable one. NULL with why when LLVM fails. */
 rt_jit *rt_jit_new(const ir_graph *g, char *why, size_t wn);
 /* rt_jit_count: ops that run a JIT kernel. */
 int rt_jit_count(const rt_jit *J);

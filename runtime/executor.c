@@ -1,31 +1,39 @@
-/* executor.c — the actor executor: one step's micro-batches on one rank.
+/* executor.c — the actor executor: one training step of one rank, exactly
+ * as the program's stage lists it (docs/actor-plan.md).
  *
- * Actors (docs/actor-plan.md): a compute actor per op of this stage, a recv
- * actor per tensor this stage reads from another one, a send actor per
- * (tensor made here, other stage reading it). Registers: every tensor made on
- * this rank has regst_num buffers (a ring; micro-batch i uses slot i % n) and
- * a count of consumers still to read each slot. A forward activation that a
- * backward op reads keeps pp - stage buffers, a received tensor 2, the rest 1.
- * Slot buffers come from the rank's pool (pool.c) and go back to it when no
- * consumer is left; a reshape's slot aliases its input's buffer.
+ * State: per register and micro-batch an instance (free, claimed, made,
+ * released) at its planned arena offset; per actor the next micro-batch it
+ * fires for (per-micro actors, in order) or whether it ran (per-step ones).
  *
- * An actor handles micro-batches in order, one at a time. It fires for
- * micro-batch i when every input register holds i ("ready") and every output
- * register's slot for i is free; when done it marks its outputs ready and
- * gives its input slots back ("free"). Nothing else orders the work, so the
- * 1F1B pipeline schedule comes from the buffer counts alone: stage s can run
- * at most pp - s forward passes ahead of their backward passes.
+ * Firing rules, all under one lock:
+ *  - an instance may be claimed when the instances that held its bytes
+ *    earlier in the schedule (its wait list) are released, and the
+ *    instance regst_num micro-batches back is released too (the register's
+ *    buffers: this is where 1F1B comes from);
+ *  - compute / coll / recv actors fire when their input instances are made
+ *    and their outputs can be claimed; sends when their input is made;
+ *    per-step actors (reduce, optim, gather, gsend, grecv) when every actor
+ *    they depend on has fired for the step's last micro-batch;
+ *  - the tp group's ops (coll) are started one at a time in the order the
+ *    schedule lists them, the dp group's (reduce, gather) posted in that
+ *    order, so every member of a group issues the same sequence;
+ *  - an instance is released when its last consumer has read it.
+ * Because the static schedule satisfies all of these, the earliest actor of
+ * the schedule that has not fired can always fire: no deadlock, and the
+ * offsets are never used by two live instances.
  *
  * Threads: SBPC_WORKERS worker threads (default: 2 when the cores hold two
- * GEMMs with all of OpenBLAS's threads each, else 1) run compute actors; the
- * calling thread runs send/recv actors with non-blocking MPI (MPI stays on one
- * thread: MPI_THREAD_FUNNELED), polls them, and is the watchdog: no progress
- * for rt_comm_timeout seconds while a transfer is pending names the peer and
- * aborts. One mutex and one condition variable guard all actor state; kernels
- * run outside the lock. Tensor parallelism (collectives inside compute
- * actors) is left to the sequential interpreter (exec.c). */
+ * GEMMs with all of OpenBLAS's threads each, else 1) run compute and optim
+ * actors; the calling thread runs everything that talks to MPI
+ * (MPI_THREAD_FUNNELED) with non-blocking calls, polls them, and is the
+ * watchdog: no progress for rt_comm_timeout seconds while a transfer is
+ * pending names the peer and aborts. Kernels run outside the lock. A compute
+ * actor that makes a parameter's gradient also adds it, times 1/(dp * M),
+ * into the parameter's accumulator (ZeRO-2: the reduce actor does, after
+ * the reduce-scatter). */
 #include "runtime/exec_priv.h"
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -34,282 +42,165 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { A_COMPUTE, A_SEND, A_RECV };
+enum { I_FREE, I_CLAIMED, I_MADE, I_RELEASED };
 
 typedef struct {
-  ir_ref t;
-  int n, ncons;          /* slots, consumers on this rank */
-  int64_t made;          /* micro-batches produced so far */
-  int *slot_mb, *left;   /* per slot: micro-batch held (-1), consumers still to read */
-  float **buf;
-  int64_t bytes;
-} reg;
-
-typedef struct {
-  int kind, op;          /* op index (compute), or -1 */
-  ir_ref t;              /* send/recv: the tensor */
-  int peer;              /* send/recv: world rank */
-  int nin, nout;
-  int in[IR_MAXIN], out[1]; /* register ids (-1: param or input, read directly) */
-  int64_t next;          /* next micro-batch */
+  int64_t next;          /* per-micro: next micro-batch; per-step: 0 or 1 */
   bool busy;
-  rt_req *req;
-  double posted;         /* when req was posted (--trace) */
-} actor;
+  int64_t mb;            /* micro-batch in flight */
+  rt_req **req; int nreq; /* requests in flight (comm thread) */
+  rt_coll *coll;
+  float **tmp; int ntmp; /* ZeRO-2 reduce: the received slices */
+  double posted;
+} astate;
 
 typedef struct {
   rt_exec *e;
-  reg *reg;
-  actor *act;
-  int nreg, nact, M;
-  int *reg_of;           /* per tensor: register id or -1 */
+  const fmt_stage *st;
+  int M;
+  uint8_t *ist;          /* per instance (reg * M + m): I_* */
+  int32_t *left;         /* per instance: consumers still to read */
+  astate *as;
+  fmt_step *tp_order, *dp_order;
+  int ntp, ndp, tp_pos, dp_pos;
   const int32_t *ids, *labels;
   int64_t mb_elems;
-  double gscale, loss;
-  bool failed;
-  int tag_ub;
-  int64_t events;        /* actors started or finished: progress for the watchdog */
+  double loss;
+  bool failed, loss_here;
+  int64_t events;
   pthread_mutex_t mu;
   pthread_cond_t cv;
 } sched;
 
-static int regst_num(const rt_exec *e, ir_ref t, bool cross) {
-  const ir_graph *g = e->g;
-  ir_ref p = g->t[t].producer;
-  bool fwd = p >= 0 && !g->op[p].backward, bwd_use = false;
-  for (int k = 0; k < g->nop && fwd && !bwd_use; k++)
-    for (int i = 0; i < g->op[k].nin; i++) bwd_use |= g->op[k].in[i] == t && g->op[k].backward;
-  int n = fwd && bwd_use ? e->nstages - e->stage : 1;
-  if (cross && n < 2) n = 2;
-  return n;
-}
+static int64_t inst(const sched *s, int r, int64_t m) { return (int64_t)r * s->M + m; }
+static void *buf_of(const sched *s, int r, int64_t m) { return s->e->arena + s->st->reg[r].offset[m]; }
 
-static int new_reg(sched *s, ir_ref t, bool cross) {
-  reg *r = &s->reg[s->nreg];
-  memset(r, 0, sizeof *r);
-  r->t = t;
-  r->n = regst_num(s->e, t, cross);
-  r->slot_mb = xmalloc(sizeof(int) * (size_t)r->n);
-  r->left = xcalloc((size_t)r->n, sizeof(int));
-  r->buf = xcalloc((size_t)r->n, sizeof(float *));
-  for (int i = 0; i < r->n; i++) r->slot_mb[i] = -1;
-  r->bytes = ir_numel(s->e->g, t) * 4;
-  s->reg_of[t] = s->nreg;
-  return s->nreg++;
-}
-
-static actor *new_actor(sched *s, int kind, int op, ir_ref t, int peer) {
-  actor *a = &s->act[s->nact++];
-  memset(a, 0, sizeof *a);
-  a->kind = kind, a->op = op, a->t = t, a->peer = peer;
-  for (int i = 0; i < IR_MAXIN; i++) a->in[i] = -1;
-  a->out[0] = -1;
-  return a;
-}
-
-static bool mine(const rt_exec *e, int k) { return e->g->op[k].kind != IR_OP_ADAMW && e->op_stage[k] == e->stage; }
-
-/* registers for everything made here, recv actors for what comes from elsewhere */
-static void build_regs(sched *s) {
-  rt_exec *e = s->e;
-  const ir_graph *g = e->g;
-  for (int k = 0; k < g->nop; k++) {
-    if (!mine(e, k)) continue;
-    for (int i = 0; i < g->op[k].nout; i++) new_reg(s, g->op[k].out[i], false);
-    for (int i = 0; i < g->op[k].nin; i++) {
-      ir_ref t = g->op[k].in[i];
-      if (e->t_stage[t] < 0 || e->t_stage[t] == e->stage || s->reg_of[t] >= 0) continue;
-      actor *a = new_actor(s, A_RECV, -1, t, (e->t_stage[t] * e->dp + e->dpi) * e->tp + e->tpi);
-      a->nout = 1;
-      a->out[0] = new_reg(s, t, true);
-    }
-  }
-}
-
-static void consume(sched *s, actor *a, ir_ref t) {
-  int r = s->reg_of[t];
-  if (r < 0) return;
-  a->in[a->nin++] = r;
-  s->reg[r].ncons++;
-}
-
-static void build_actors(sched *s) {
-  rt_exec *e = s->e;
-  const ir_graph *g = e->g;
-  uint64_t *sent = xcalloc((size_t)g->nt, sizeof *sent);
-  for (int k = 0; k < g->nop; k++) {
-    const ir_op *o = &g->op[k];
-    if (o->kind == IR_OP_ADAMW) continue;
-    if (mine(e, k)) {
-      actor *a = new_actor(s, A_COMPUTE, k, IR_NONE, -1);
-      for (int i = 0; i < o->nin; i++) {
-        int r = s->reg_of[o->in[i]];
-        a->in[a->nin++] = r;
-        if (r >= 0) s->reg[r].ncons++;
-      }
-      continue;
-    }
-    int to = e->op_stage[k];
-    for (int i = 0; i < o->nin; i++) {
-      ir_ref t = o->in[i];
-      if (e->t_stage[t] != e->stage || (sent[t] >> to & 1)) continue;
-      sent[t] |= 1ull << to;
-      consume(s, new_actor(s, A_SEND, -1, t, (to * e->dp + e->dpi) * e->tp + e->tpi), t);
-    }
-  }
-  free(sent);
-}
-
-/* ---- firing rules (under the lock) ---------------------------------------- */
-static bool ready_in(const sched *s, const actor *a, int64_t mb) {
-  for (int i = 0; i < a->nin; i++)
-    if (a->in[i] >= 0 && s->reg[a->in[i]].made <= mb) return false;
+/* ---- instances ----------------------------------------------------------------- */
+static bool can_claim(const sched *s, int r, int64_t m) {
+  const fmt_reg *g = &s->st->reg[r];
+  if (s->ist[inst(s, r, m)] != I_FREE) return false;
+  if (m >= g->regst_num && s->ist[inst(s, r, m - g->regst_num)] != I_RELEASED) return false;
+  for (int i = 0; i < g->nwait[m]; i++)
+    if (s->ist[g->wait[m][i]] != I_RELEASED) return false;
   return true;
 }
 
-static bool free_out(const sched *s, int r, int64_t mb) {
-  const reg *g = &s->reg[r];
-  int sl = (int)(mb % g->n);
-  return g->slot_mb[sl] < 0 || g->left[sl] == 0;
+static void claim(sched *s, int r, int64_t m) { s->ist[inst(s, r, m)] = I_CLAIMED; }
+
+static void made(sched *s, int r, int64_t m) {
+  int64_t i = inst(s, r, m);
+  s->left[i] = s->st->reg[r].ncons;
+  s->ist[i] = s->left[i] == 0 ? I_RELEASED : I_MADE;
 }
 
-static bool can_fire(const sched *s, const actor *a) {
-  if (a->busy || a->next >= s->M || !ready_in(s, a, a->next)) return false;
-  if (a->kind == A_COMPUTE) {
-    const ir_op *o = &s->e->g->op[a->op];
-    for (int i = 0; i < o->nout; i++)
-      if (!free_out(s, s->reg_of[o->out[i]], a->next)) return false;
-    return true;
-  }
-  return a->kind == A_SEND || free_out(s, a->out[0], a->next);
+static void read_done(sched *s, int r, int64_t m) {
+  int64_t i = inst(s, r, m);
+  if (--s->left[i] <= 0) s->ist[i] = I_RELEASED;
 }
 
-/* mark register r's slot for micro-batch mb taken; returns the slot */
-static int take_slot(sched *s, int r, int64_t mb) {
-  reg *g = &s->reg[r];
-  int sl = (int)(mb % g->n);
-  g->slot_mb[sl] = (int)mb;
-  g->left[sl] = g->ncons;
-  return sl;
-}
-
-static float *claim(sched *s, int r, int64_t mb) {
-  reg *g = &s->reg[r];
-  int sl = take_slot(s, r, mb);
-  if (!g->buf[sl]) g->buf[sl] = rt_pool_get(s->e->pool, g->bytes);
-  return g->buf[sl];
-}
-
-static float *slot(const sched *s, int r, int64_t mb) { return s->reg[r].buf[mb % s->reg[r].n]; }
-
-/* a slot nobody will read again gives its buffer back to the pool (claim takes one) */
-static void release(sched *s, int r, int sl) {
-  reg *g = &s->reg[r];
-  if (g->left[sl] > 0 || !g->buf[sl]) return;
-  rt_pool_put(s->e->pool, g->buf[sl], g->bytes);
-  g->buf[sl] = NULL;
-}
-
-static void done_reading(sched *s, const actor *a, int64_t mb) {
+static bool inputs_made(const sched *s, const fmt_actor *a, int64_t m) {
   for (int i = 0; i < a->nin; i++)
-    if (a->in[i] >= 0) {
-      int sl = (int)(mb % s->reg[a->in[i]].n);
-      s->reg[a->in[i]].left[sl]--;
-      release(s, a->in[i], sl);
-    }
+    if (a->in[i] >= 0 && s->ist[inst(s, a->in[i], m)] != I_MADE) return false;
+  return true;
 }
 
-/* ---- compute actors (worker threads) ---------------------------------------- */
-static void *input_ptr(sched *s, ir_ref t, int r, int64_t mb) {
-  rt_exec *e = s->e;
-  if (r >= 0) return slot(s, r, mb);
+static bool outputs_free(const sched *s, const fmt_actor *a, int64_t m) {
+  for (int i = 0; i < a->nout; i++)
+    if (!can_claim(s, a->out[i], m)) return false;
+  return true;
+}
+
+static bool deps_done(const sched *s, const fmt_actor *a) {
+  for (int i = 0; i < a->ndep; i++) {
+    const fmt_actor *d = &s->st->act[a->dep[i]];
+    const astate *x = &s->as[a->dep[i]];
+    if (x->busy || x->next < (d->per_micro ? s->M : 1)) return false;
+  }
+  return true;
+}
+
+/* ---- compute actors (worker threads) ------------------------------------------- */
+static bool is_worker(const fmt_actor *a) { return a->kind == FMT_A_COMPUTE || a->kind == FMT_A_OPTIM; }
+
+static bool can_fire_worker(const sched *s, int k) {
+  const fmt_actor *a = &s->st->act[k];
+  const astate *x = &s->as[k];
+  if (x->busy) return false;
+  if (a->kind == FMT_A_OPTIM) return x->next == 0 && deps_done(s, a);
+  return x->next < s->M && inputs_made(s, a, x->next) && outputs_free(s, a, x->next);
+}
+
+/* op input i of actor a for micro-batch m: its instance, a data slice or a
+ * persistent buffer */
+static void *input_ptr(const sched *s, const fmt_actor *a, int i, int64_t m) {
+  const rt_exec *e = s->e;
+  ir_ref t = e->g->op[a->op].in[i];
+  if (i < a->nin && a->in[i] >= 0) return buf_of(s, a->in[i], m);
   if (e->g->t[t].kind == IR_T_INPUT) {
     int which = 0;
-    for (int i = 0; i < t; i++) which += e->g->t[i].kind == IR_T_INPUT && e->g->t[i].dtype == IR_I32;
-    return (void *)((which ? s->labels : s->ids) + mb * s->mb_elems);
+    for (int j = 0; j < t; j++) which += e->g->t[j].kind == IR_T_INPUT && e->g->t[j].dtype == IR_I32;
+    return (void *)((which ? s->labels : s->ids) + m * s->mb_elems);
   }
   return e->buf[t];
 }
 
-/* a reshape aliases its input's slot buffer (same bytes, same layout;
- * nothing writes an op's input) instead of copying it: the pool keeps the
- * buffer until both slots let go; under the lock */
-static bool alias_reshape(sched *s, const actor *a, const ir_op *o, int64_t mb, void **out) {
-  if (o->kind != IR_OP_RESHAPE || a->in[0] < 0) return false;
-  float *b = slot(s, a->in[0], mb);
-  reg *ro = &s->reg[s->reg_of[o->out[0]]];
-  int so = take_slot(s, s->reg_of[o->out[0]], mb);
-  if (ro->buf[so]) rt_pool_put(s->e->pool, ro->buf[so], ro->bytes);
-  rt_pool_share(s->e->pool, b);
-  ro->buf[so] = b;
-  out[0] = b;
-  return true;
+static void op_buffers(const sched *s, const fmt_actor *a, int64_t m, void **in, void **out) {
+  const ir_op *o = &s->e->g->op[a->op];
+  for (int i = 0; i < o->nin; i++) in[i] = input_ptr(s, a, i, m);
+  for (int i = 0; i < o->nout; i++) out[i] = buf_of(s, a->out[i], m);
 }
 
-static bool fire_compute(sched *s, actor *a, int64_t mb, void **out, bool aliased) {
+static bool run_compute(sched *s, const fmt_actor *a, int64_t m) {
   rt_exec *e = s->e;
   const ir_op *o = &e->g->op[a->op];
-  void *in[IR_MAXIN];
-  for (int i = 0; i < o->nin; i++) in[i] = input_ptr(s, o->in[i], a->in[i], mb);
-  if (!aliased && !rt_exec_kernel(e, o, in, out, mb)) return false;
-  rt_exec_accumulate(e, o, out, s->gscale);
-  if (o->out[0] == e->g->loss) s->loss += ((float *)out[0])[0];
+  void *in[IR_MAXIN], *out[IR_MAXOUT];
+  op_buffers(s, a, m, in, out);
+  if (!rt_exec_kernel(e, o, in, out, m)) return false;
+  for (int i = 0; i < o->nout; i++)
+    if (a->acc[i] >= 0) rt_exec_accumulate(e, a->acc[i], out[i], ir_numel(e->g, o->out[i]));
+  if (o->out[0] == e->g->loss && s->loss_here) s->loss += ((float *)out[0])[0];
   return true;
 }
 
-static actor *pick(sched *s) {
-  actor *best = NULL;
-  for (int i = 0; i < s->nact; i++) {
-    actor *a = &s->act[i];
-    if (a->kind == A_COMPUTE && can_fire(s, a) && (!best || a->next < best->next)) best = a;
-  }
+static int pick(const sched *s) {
+  int best = -1;
+  for (int k = 0; k < s->st->nact; k++)
+    if (is_worker(&s->st->act[k]) && can_fire_worker(s, k) && (best < 0 || s->as[k].next < s->as[best].next)) best = k;
   return best;
 }
 
 static bool all_done(const sched *s) {
-  for (int i = 0; i < s->nact; i++)
-    if (s->act[i].next < s->M || s->act[i].busy) return false;
+  for (int k = 0; k < s->st->nact; k++)
+    if (s->as[k].busy || s->as[k].next < (s->st->act[k].per_micro ? s->M : 1)) return false;
   return true;
 }
 
-/* workers: SBPC_WORKERS, else as many as the cores hold next to OpenBLAS's
- * own threads (1 or 2): two GEMMs at once, each with all of OpenBLAS's
- * threads, oversubscribe the cores (GPT-2 small on 2 cores, 2 BLAS threads:
- * 129/140 tokens/s with 1 worker vs 110/115 with 2, bench/README.md). */
-static int workers(void) {
-  const char *w = getenv("SBPC_WORKERS");
-  if (w && atoi(w) > 0 && atoi(w) <= 64) return atoi(w);
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  int blas = openblas_get_num_threads();
-  return cpus >= 2L * (blas > 0 ? blas : 1) ? 2 : 1;
+static void finish_outputs(sched *s, const fmt_actor *a, int64_t m) {
+  for (int i = 0; i < a->nout; i++) made(s, a->out[i], m);
+  for (int i = 0; i < a->nin; i++)
+    if (a->in[i] >= 0) read_done(s, a->in[i], m);
 }
 
 static void *worker(void *arg) {
   sched *s = arg;
   pthread_mutex_lock(&s->mu);
   while (!s->failed && !all_done(s)) {
-    actor *a = pick(s);
-    if (!a) {
+    int k = pick(s);
+    if (k < 0) {
       pthread_cond_wait(&s->cv, &s->mu);
       continue;
     }
-    const ir_op *o = &s->e->g->op[a->op];
-    int64_t mb = a->next;
-    void *out[IR_MAXOUT];
-    a->busy = true;
-    bool aliased = alias_reshape(s, a, o, mb, out);
-    for (int i = 0; i < o->nout && !aliased; i++) out[i] = claim(s, s->reg_of[o->out[i]], mb);
+    const fmt_actor *a = &s->st->act[k];
+    astate *x = &s->as[k];
+    int64_t m = x->next;
+    x->busy = true;
+    for (int i = 0; i < a->nout; i++) claim(s, a->out[i], m);
     pthread_mutex_unlock(&s->mu);
-    bool ok = fire_compute(s, a, mb, out, aliased);
+    bool ok = a->kind == FMT_A_OPTIM ? rt_exec_update(s->e, a->bucket) : run_compute(s, a, m);
     pthread_mutex_lock(&s->mu);
-    done_reading(s, a, mb);
-    for (int i = 0; i < o->nout; i++) {
-      int r = s->reg_of[o->out[i]];
-      s->reg[r].made = mb + 1;
-      release(s, r, (int)(mb % s->reg[r].n)); /* no consumer here */
-    }
-    a->busy = false;
-    a->next++;
+    if (a->kind != FMT_A_OPTIM) finish_outputs(s, a, m);
+    x->busy = false;
+    x->next++;
     s->events++;
     s->failed |= !ok;
     pthread_cond_broadcast(&s->cv);
@@ -318,33 +209,202 @@ static void *worker(void *arg) {
   return NULL;
 }
 
-/* ---- send/recv actors (the calling thread) ------------------------------------ */
-static int tag_of(const sched *s, ir_ref t, int64_t mb) { return (int)((t * 64 + mb % 64) % s->tag_ub); }
+/* ---- actors of the main thread ------------------------------------------------------ */
+static int peer_rank(const rt_exec *e, int stage) { return (stage * e->dp + e->dpi) * e->tp + e->tpi; }
+static int tag_of(ir_ref t, int64_t mb, bool grad) { return (int)(((int64_t)t * 65 + (grad ? 64 : mb % 64)) % INT_MAX); }
 
-/* post what can start, complete what finished; returns whether anything moved */
+static void add_req(astate *x, rt_req *q) {
+  x->req = xrealloc(x->req, sizeof *x->req * (size_t)(x->nreq + 1));
+  x->req[x->nreq++] = q;
+}
+
+static bool reqs_done(astate *x) {
+  int n = 0;
+  for (int i = 0; i < x->nreq; i++)
+    if (!rt_comm_test(x->req[i])) x->req[n++] = x->req[i];
+  x->nreq = n;
+  return n == 0;
+}
+
+static int64_t pnumel(const rt_exec *e, const fmt_param *q) { return ir_numel(e->g, q->tensor); }
+
+/* a bucket's accumulators are contiguous in the persistent arena */
+static void start_reduce_all(sched *s, const fmt_actor *a, astate *x) {
+  rt_exec *e = s->e;
+  const fmt_bucket *b = &e->p->bucket[a->bucket];
+  float *lo = NULL, *hi = NULL;
+  for (int i = 0; i < b->nparam; i++) {
+    const fmt_param *q = &e->p->param[b->param[i]];
+    float *g = e->acc[q->tensor], *end = g + pnumel(e, q);
+    lo = !lo || g < lo ? g : lo;
+    hi = !hi || end > hi ? end : hi;
+  }
+  for (float *p = lo; p < hi; p += INT_MAX / 2)
+    add_req(x, rt_comm_iallreduce(e->comm, RT_DP, p, hi - p < INT_MAX / 2 ? hi - p : INT_MAX / 2, false));
+}
+
+static int *slice_counts(const rt_exec *e, int64_t n, int *displs) {
+  int *c = xmalloc(sizeof(int) * (size_t)e->dp);
+  int64_t chunk = (n + e->dp - 1) / e->dp;
+  for (int r = 0; r < e->dp; r++) {
+    int64_t lo = r * chunk < n ? r * chunk : n, cnt = n - lo < chunk ? n - lo : chunk;
+    c[r] = (int)cnt;
+    if (displs) displs[r] = (int)lo;
+  }
+  return c;
+}
+
+/* ZeRO-2: each gradient of micro-batch m reduce-scattered into a slice */
+static void start_reduce_scatter(sched *s, const fmt_actor *a, astate *x, int64_t m) {
+  rt_exec *e = s->e;
+  const fmt_bucket *b = &e->p->bucket[a->bucket];
+  x->tmp = xcalloc((size_t)b->nparam, sizeof *x->tmp);
+  x->ntmp = b->nparam;
+  for (int i = 0; i < b->nparam; i++) {
+    const fmt_param *q = &e->p->param[b->param[i]];
+    int64_t n = pnumel(e, q), lo, cnt;
+    rt_exec_slice(e, n, &lo, &cnt);
+    x->tmp[i] = xmalloc(sizeof(float) * (size_t)(cnt + 1));
+    rt_exec_count(e, (cnt + 1) * 4);
+    int *counts = slice_counts(e, n, NULL);
+    add_req(x, rt_comm_ireduce_scatter(e->comm, RT_DP, buf_of(s, a->in[i], m), counts, x->tmp[i]));
+    free(counts);
+  }
+}
+
+static void finish_reduce_scatter(sched *s, const fmt_actor *a, astate *x) {
+  rt_exec *e = s->e;
+  const fmt_bucket *b = &e->p->bucket[a->bucket];
+  for (int i = 0; i < x->ntmp; i++) {
+    const fmt_param *q = &e->p->param[b->param[i]];
+    int64_t lo, cnt;
+    rt_exec_slice(e, pnumel(e, q), &lo, &cnt);
+    rt_exec_accumulate(e, q->tensor, x->tmp[i], cnt);
+    free(x->tmp[i]);
+    rt_exec_count(e, -(cnt + 1) * 4);
+  }
+  free(x->tmp);
+  x->tmp = NULL, x->ntmp = 0;
+}
+
+static void start_gather(sched *s, const fmt_actor *a, astate *x) {
+  rt_exec *e = s->e;
+  const fmt_bucket *b = &e->p->bucket[a->bucket];
+  for (int i = 0; i < b->nparam; i++) {
+    const fmt_param *q = &e->p->param[b->param[i]];
+    if (!e->buf[q->tensor]) continue;
+    int *displs = xmalloc(sizeof(int) * (size_t)e->dp), *counts = slice_counts(e, pnumel(e, q), displs);
+    add_req(x, rt_comm_iallgatherv(e->comm, RT_DP, e->buf[q->tensor], counts, displs));
+    free(counts), free(displs);
+  }
+}
+
+/* a tied parameter's reduced gradient (its slice under ZeRO-2) */
+static int64_t grad_len(const rt_exec *e, ir_ref p) {
+  int64_t n = ir_numel(e->g, p), lo, cnt;
+  if (e->dp > 1 && e->p->zero >= 2) rt_exec_slice(e, n, &lo, &cnt), n = cnt;
+  return n;
+}
+
+/* start actor k for micro-batch m on the main thread; false: not now */
+static bool start_main(sched *s, int k, int64_t m) {
+  rt_exec *e = s->e;
+  const fmt_actor *a = &s->st->act[k];
+  astate *x = &s->as[k];
+  switch (a->kind) {
+  case FMT_A_SEND:
+    add_req(x, rt_comm_isend(e->comm, buf_of(s, a->in[0], m), ir_numel(e->g, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, m, false)));
+    break;
+  case FMT_A_RECV:
+    claim(s, a->out[0], m);
+    add_req(x, rt_comm_irecv(e->comm, buf_of(s, a->out[0], m), ir_numel(e->g, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, m, false)));
+    break;
+  case FMT_A_COLL: {
+    void *in[IR_MAXIN], *out[IR_MAXOUT];
+    for (int i = 0; i < a->nout; i++) claim(s, a->out[i], m);
+    op_buffers(s, a, m, in, out);
+    x->coll = rt_coll_start(e, &e->g->op[a->op], in, out);
+    break;
+  }
+  case FMT_A_REDUCE:
+    if (a->per_micro) start_reduce_scatter(s, a, x, m);
+    else start_reduce_all(s, a, x);
+    break;
+  case FMT_A_GATHER: start_gather(s, a, x); break;
+  case FMT_A_GSEND: add_req(x, rt_comm_isend(e->comm, e->acc[a->tensor], grad_len(e, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, 0, true))); break;
+  case FMT_A_GRECV: add_req(x, rt_comm_irecv(e->comm, e->acc[a->tensor], grad_len(e, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, 0, true))); break;
+  default: return false;
+  }
+  x->busy = true, x->mb = m, x->posted = rt_trace_now();
+  return true;
+}
+
+static const char *lane_name(const fmt_actor *a) { return fmt_akind_name[a->kind]; }
+
+/* finish actor k when its requests completed; true when it did */
+static bool finish_main(sched *s, int k) {
+  const fmt_actor *a = &s->st->act[k];
+  astate *x = &s->as[k];
+  rt_exec *e = s->e;
+  if (x->coll ? !rt_coll_poll(x->coll) : !reqs_done(x)) return false;
+  if (x->coll) x->coll = NULL;
+  if (a->kind == FMT_A_COLL) {
+    const ir_op *o = &e->g->op[a->op];
+    for (int i = 0; i < o->nout; i++)
+      if (a->acc[i] >= 0) rt_exec_accumulate(e, a->acc[i], buf_of(s, a->out[i], x->mb), ir_numel(e->g, o->out[i]));
+    if (o->out[0] == e->g->loss && s->loss_here) s->loss += ((float *)buf_of(s, a->out[0], x->mb))[0];
+    rt_trace_op(e, o, x->mb, x->posted, rt_trace_now());
+    s->tp_pos++;
+  } else {
+    int lane = a->kind == FMT_A_SEND || a->kind == FMT_A_RECV || a->kind == FMT_A_GSEND || a->kind == FMT_A_GRECV ? RT_LANE_P2P : RT_LANE_COLL;
+    rt_trace_slice(e, lane, lane_name(a), lane == RT_LANE_P2P ? "p2p" : "collective", a->tensor, a->op, a->per_micro ? x->mb : -1, x->posted, rt_trace_now());
+  }
+  if (a->kind == FMT_A_REDUCE && a->per_micro) finish_reduce_scatter(s, a, x);
+  if (a->per_micro) finish_outputs(s, a, x->mb);
+  x->busy = false;
+  x->next++;
+  return true;
+}
+
+/* may actor k start now on the main thread? (inputs, outputs, deps, group order) */
+static bool ready_main(const sched *s, int k, int64_t *m) {
+  const fmt_actor *a = &s->st->act[k];
+  const astate *x = &s->as[k];
+  *m = x->next;
+  if (x->busy || x->next >= (a->per_micro ? s->M : 1)) return false;
+  switch (a->kind) {
+  case FMT_A_SEND: return inputs_made(s, a, *m);
+  case FMT_A_RECV: return outputs_free(s, a, *m);
+  case FMT_A_COLL:
+    return s->tp_pos < s->ntp && s->tp_order[s->tp_pos].actor == k && s->tp_order[s->tp_pos].micro == *m &&
+           inputs_made(s, a, *m) && outputs_free(s, a, *m);
+  case FMT_A_REDUCE: case FMT_A_GATHER:
+    if (!(s->dp_pos < s->ndp && s->dp_order[s->dp_pos].actor == k && s->dp_order[s->dp_pos].micro == *m)) return false;
+    return a->per_micro ? inputs_made(s, a, *m) : deps_done(s, a);
+  case FMT_A_GSEND: case FMT_A_GRECV: return deps_done(s, a);
+  default: return false;
+  }
+}
+
+/* post what can start, complete what finished; under the lock */
 static bool comm_round(sched *s) {
   bool moved = false;
-  int64_t n = 0;
-  for (int i = 0; i < s->nact; i++) {
-    actor *a = &s->act[i];
-    if (a->kind == A_COMPUTE) continue;
-    if (a->busy && rt_comm_test(a->req)) {
-      rt_trace_slice(s->e, RT_LANE_P2P, a->kind == A_SEND ? "send" : "recv", "p2p", a->t, -1, a->next, a->posted,
-                     rt_trace_now());
-      if (a->kind == A_SEND) done_reading(s, a, a->next);
-      else s->reg[a->out[0]].made = a->next + 1;
-      a->busy = false, a->req = NULL, a->next++, moved = true;
+  for (int k = 0; k < s->st->nact; k++) {
+    const fmt_actor *a = &s->st->act[k];
+    if (is_worker(a)) continue;
+    if (s->as[k].busy && finish_main(s, k)) moved = true;
+    int64_t m;
+    if (ready_main(s, k, &m) && start_main(s, k, m)) {
+      if (a->kind == FMT_A_REDUCE || a->kind == FMT_A_GATHER) s->dp_pos++;
+      moved = true;
+      if (s->as[k].busy && a->kind == FMT_A_COLL && finish_main(s, k)) moved = true; /* local re-layouts */
     }
-    if (!can_fire(s, a)) continue;
-    n = ir_numel(s->e->g, a->t);
-    if (a->kind == A_SEND) a->req = rt_comm_isend(s->e->comm, slot(s, s->reg_of[a->t], a->next), n, a->peer, tag_of(s, a->t, a->next));
-    else a->req = rt_comm_irecv(s->e->comm, claim(s, a->out[0], a->next), n, a->peer, tag_of(s, a->t, a->next));
-    a->busy = true, moved = true, a->posted = rt_trace_now();
   }
   if (moved) s->events++, pthread_cond_broadcast(&s->cv);
   return moved;
 }
 
+/* ---- the step ----------------------------------------------------------------------- */
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -352,28 +412,31 @@ static double now(void) {
 }
 
 static void watchdog(sched *s) {
-  for (int i = 0; i < s->nact; i++)
-    if (s->act[i].kind != A_COMPUTE && s->act[i].busy)
-      rt_comm_timeout_abort(s->e->comm, s->act[i].peer, s->act[i].kind == A_SEND ? "send" : "receive");
-  fprintf(stderr, "sbpc: error: rank %d: no actor could fire for %.0f s (internal deadlock)\n", rt_comm_rank(s->e->comm),
-          rt_comm_timeout);
+  for (int k = 0; k < s->st->nact; k++) {
+    const fmt_actor *a = &s->st->act[k];
+    if (!s->as[k].busy || is_worker(a)) continue;
+    if (a->kind == FMT_A_SEND || a->kind == FMT_A_RECV || a->kind == FMT_A_GSEND || a->kind == FMT_A_GRECV)
+      rt_comm_timeout_abort(s->e->comm, peer_rank(s->e, a->peer), a->kind == FMT_A_SEND || a->kind == FMT_A_GSEND ? "send" : "receive");
+    rt_comm_timeout_abort(s->e->comm, -1, a->kind == FMT_A_COLL ? "tensor-parallel collective" : "data-parallel collective");
+  }
+  fprintf(stderr, "sbpc: error: rank %d: no actor could fire for %.0f s (internal deadlock)\n", s->e->rank, rt_comm_timeout);
   if (s->e->comm) rt_comm_abort(s->e->comm, EXIT_INTERNAL);
   s->failed = true;
 }
 
 static bool computing(const sched *s) {
-  for (int i = 0; i < s->nact; i++)
-    if (s->act[i].kind == A_COMPUTE && s->act[i].busy) return true;
+  for (int k = 0; k < s->st->nact; k++)
+    if (s->as[k].busy && is_worker(&s->st->act[k])) return true;
   return false;
 }
 
 static void drive(sched *s) {
   double last = now();
   int64_t seen = -1;
-  struct timespec nap = {0, 50000};
+  struct timespec nap = {0, 20000};
   pthread_mutex_lock(&s->mu);
   while (!s->failed && !all_done(s)) {
-    if (s->e->comm) comm_round(s);
+    comm_round(s);
     if (s->events != seen || computing(s)) seen = s->events, last = now();
     else if (now() - last > rt_comm_timeout) watchdog(s);
     pthread_mutex_unlock(&s->mu);
@@ -384,40 +447,58 @@ static void drive(sched *s) {
   pthread_mutex_unlock(&s->mu);
 }
 
-static void free_sched(sched *s) {
-  for (int i = 0; i < s->nreg; i++) {
-    for (int j = 0; j < s->reg[i].n; j++)
-      rt_pool_put(s->e->pool, s->reg[i].buf[j], s->reg[i].bytes);
-    free(s->reg[i].slot_mb), free(s->reg[i].left), free(s->reg[i].buf);
-  }
-  free(s->reg), free(s->act), free(s->reg_of);
-  pthread_mutex_destroy(&s->mu);
-  pthread_cond_destroy(&s->cv);
+/* workers: SBPC_WORKERS, else as many as the cores hold next to OpenBLAS's
+ * own threads (1 or 2): two GEMMs at once, each with all of OpenBLAS's
+ * threads, oversubscribe the cores. */
+static int workers(void) {
+  const char *w = getenv("SBPC_WORKERS");
+  if (w && atoi(w) > 0 && atoi(w) <= 64) return atoi(w);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int blas = openblas_get_num_threads();
+  return cpus >= 2L * (blas > 0 ? blas : 1) ? 2 : 1;
 }
 
-double rt_exec_actors(rt_exec *e, const int32_t *ids, const int32_t *labels, int M, double gscale, bool *ok) {
-  const ir_graph *g = e->g;
+/* the tp and dp groups' orders: their actors as the schedule lists them */
+static void orders(sched *s) {
+  const fmt_stage *st = s->st;
+  s->tp_order = xmalloc(sizeof(fmt_step) * (size_t)(st->nsched + 1));
+  s->dp_order = xmalloc(sizeof(fmt_step) * (size_t)(st->nsched + 1));
+  for (int i = 0; i < st->nsched; i++) {
+    int kind = st->act[st->sched[i].actor].kind;
+    if (kind == FMT_A_COLL) s->tp_order[s->ntp++] = st->sched[i];
+    if (kind == FMT_A_REDUCE || kind == FMT_A_GATHER) s->dp_order[s->ndp++] = st->sched[i];
+  }
+}
+
+static bool loss_partial(const rt_exec *e) {
+  const ir_tensor *l = &e->g->t[e->g->loss];
+  return l->sbp.n == 1 && l->sbp.a[0].kind == SBP_PSUM;
+}
+
+double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, bool *ok) {
   sched s;
   memset(&s, 0, sizeof s);
-  s.e = e, s.M = M, s.ids = ids, s.labels = labels, s.gscale = gscale;
-  s.mb_elems = g->bind_b * g->bind_s;
-  s.tag_ub = e->comm ? rt_comm_tag_ub() : 32767;
-  s.reg = xcalloc(2 * (size_t)g->nt + 1, sizeof *s.reg);
-  s.act = xcalloc(2 * (size_t)g->nop + (size_t)g->nt + 1, sizeof *s.act);
-  s.reg_of = xmalloc(sizeof(int) * (size_t)g->nt);
-  for (int t = 0; t < g->nt; t++) s.reg_of[t] = -1;
+  s.e = e, s.st = e->st, s.M = e->M, s.ids = ids, s.labels = labels;
+  s.mb_elems = e->p->micro_batch * e->p->seq;
+  s.loss_here = e->tpi == 0 || loss_partial(e);
+  int64_t ninst = (int64_t)s.st->nreg * s.M + 1;
+  s.ist = xcalloc((size_t)ninst, 1);
+  s.left = xcalloc((size_t)ninst, sizeof(int32_t));
+  s.as = xcalloc((size_t)s.st->nact + 1, sizeof *s.as);
+  orders(&s);
+  for (int i = 0; i < s.st->npers; i++) /* the accumulators start the step at zero */
+    if (s.st->pers[i].role == FMT_P_GRAD) memset(e->pers + s.st->pers[i].offset, 0, (size_t)s.st->pers[i].bytes);
   pthread_mutex_init(&s.mu, NULL);
   pthread_cond_init(&s.cv, NULL);
-  build_regs(&s);
-  build_actors(&s);
   int nw = workers();
   pthread_t th[64];
   for (int i = 0; i < nw; i++) pthread_create(&th[i], NULL, worker, &s);
   drive(&s);
   for (int i = 0; i < nw; i++) pthread_join(th[i], NULL);
   *ok = !s.failed;
-  double loss = s.loss;
-  e->micro += M;
-  free_sched(&s);
-  return loss;
+  for (int k = 0; k < s.st->nact; k++) free(s.as[k].req);
+  free(s.ist), free(s.left), free(s.as), free(s.tp_order), free(s.dp_order);
+  pthread_mutex_destroy(&s.mu);
+  pthread_cond_destroy(&s.cv);
+  return s.loss;
 }

@@ -46,9 +46,13 @@ static bool k_embedding(K *k) {
   const float *tab = fin(k, 1);
   float *y = fout(k, 0);
   int64_t n = nel(k, k->o->in[0]), V = dimv(k->g, k->o->in[1], 0), H = last(k, k->o->in[1]);
+  /* a vocabulary-split table (S(0) on the tp axis) holds rows [lo, lo + V) */
+  const ir_ndsbp *ts = &k->o->in_sbp[1];
+  int64_t lo = ts->n == 1 && ts->a[0].kind == SBP_S && ts->a[0].axis == 0 ? (int64_t)k->kc->tpi * V : 0;
   for (int64_t i = 0; i < n; i++) {
-    if (ids[i] < 0 || ids[i] >= V) memset(y + i * H, 0, sizeof(float) * (size_t)H);
-    else memcpy(y + i * H, tab + (int64_t)ids[i] * H, sizeof(float) * (size_t)H);
+    int64_t r = (int64_t)ids[i] - lo;
+    if (r < 0 || r >= V) memset(y + i * H, 0, sizeof(float) * (size_t)H);
+    else memcpy(y + i * H, tab + r * H, sizeof(float) * (size_t)H);
   }
   return true;
 }
@@ -442,7 +446,8 @@ static bool k_dropout(K *k) {
   float *y = fout(k, 0);
   int64_t n = nel(k, k->o->out[0]);
   double p = k->o->at.p;
-  uint64_t key = k->o->kind == IR_OP_DROPOUT ? (uint64_t)k->o->out[0] : (uint64_t)k->o->at.n;
+  /* the mask's key: the forward output (a recompute clone's at.n names the original's) */
+  uint64_t key = k->o->kind == IR_OP_DROPOUT && !k->o->recompute ? (uint64_t)k->o->out[0] : (uint64_t)k->o->at.n;
   uint64_t base = rt_hash64(k->kc->seed ^ rt_hash64(key * 1000003u + (uint64_t)k->kc->step * 7919u +
                                                     (uint64_t)k->kc->micro));
   for (int64_t i = 0; i < n; i++) {

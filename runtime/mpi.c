@@ -199,6 +199,38 @@ bool rt_comm_test(rt_req *q) {
 
 int rt_comm_req_peer(const rt_req *q) { return q->peer; }
 
+static MPI_Comm group(const rt_comm *c, rt_group g) { return g == RT_TP ? c->tp : c->dp; }
+
+static rt_req *req_new(void) {
+  rt_req *q = xmalloc(sizeof *q);
+  q->peer = -1;
+  return q;
+}
+
+rt_req *rt_comm_iallreduce(rt_comm *c, rt_group g, float *x, int64_t n, bool max) {
+  rt_req *q = req_new();
+  MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, max ? MPI_MAX : MPI_SUM, group(c, g), &q->r);
+  return q;
+}
+
+rt_req *rt_comm_iallgather(rt_comm *c, rt_group g, const float *in, int64_t n, float *out) {
+  rt_req *q = req_new();
+  MPI_Iallgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, group(c, g), &q->r);
+  return q;
+}
+
+rt_req *rt_comm_ireduce_scatter(rt_comm *c, rt_group g, const float *in, const int *counts, float *out) {
+  rt_req *q = req_new();
+  MPI_Ireduce_scatter(in, out, counts, MPI_FLOAT, MPI_SUM, group(c, g), &q->r);
+  return q;
+}
+
+rt_req *rt_comm_iallgatherv(rt_comm *c, rt_group g, float *buf, const int *counts, const int *displs) {
+  rt_req *q = req_new();
+  MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, group(c, g), &q->r);
+  return q;
+}
+
 int rt_comm_tag_ub(void) {
   int *ub, flag = 0;
   MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag);

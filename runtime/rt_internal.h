@@ -1,9 +1,11 @@
 /* rt_internal.h — what the runtime's files share and nobody else needs:
  * the CPU kernels, the MPI wrapper (mpi.c is the only file with mpi.h), the
- * data loader, seeded initialisation, safetensors and the interpreter. */
+ * data loader, seeded initialisation, safetensors and the rank's state. */
 #ifndef SBPC_RT_INTERNAL_H
 #define SBPC_RT_INTERNAL_H
 #include "runtime/rt.h"
+#include "format/program.h"
+#include "ir/ir.h"
 #include <stdint.h>
 
 /* ---- kernels_cpu.c ----------------------------------------------------- */
@@ -11,6 +13,7 @@ typedef struct {
   int64_t step;      /* optimizer step, 1-based (adamw bias correction) */
   uint64_t seed;     /* dropout masks */
   int64_t micro;     /* micro-batch index (dropout masks) */
+  int tp, tpi;       /* the tp group: a vocabulary-split table's rows are tpi's */
 } rt_kctx;
 /* rt_kernel: run op o of g (B and S bound to the local micro-batch) on host
  * buffers: in[i] / out[i] hold the op's tensors (f32, or i32 for ids). Returns
@@ -58,10 +61,6 @@ typedef struct {
   int32_t *tok;
   int64_t ntok, nsamples, seq;
 } rt_data;
-/* rt_data_check_inputs: true when the model's inputs are what the loader
- * feeds (at most two i32[B, S]: token ids, then labels); else prints
- * "model: error: input 'x' is ..." and returns false. */
-bool rt_data_check_inputs(const ir_graph *g, const char *model);
 /* rt_data_open: load a token file (little-endian int32) and validate it against
  * the sequence length and vocabulary; prints "path: error: ..." and returns
  * false on a bad file. */
@@ -130,6 +129,19 @@ rt_req *rt_comm_irecv(rt_comm *c, float *x, int64_t n, int from, int tag);
 bool rt_comm_test(rt_req *q);
 int rt_comm_req_peer(const rt_req *q);
 int rt_comm_tag_ub(void);
+/* Non-blocking collectives on a group (the tp or dp communicator), for the
+ * executor's main thread; complete them with rt_comm_test. A group's
+ * collectives must be posted in the same order on every member.
+ * iallreduce: x in place (sum, or max); iallgather: out = every member's n
+ * floats in member order; ireduce_scatter: out = the sum over the group of
+ * member i's block of in (counts[i] floats each, in member order);
+ * iallgatherv: buf holds counts[i] floats of member i at displs[i], this
+ * member's in place, the others' filled in. */
+typedef enum { RT_TP, RT_DP } rt_group;
+rt_req *rt_comm_iallreduce(rt_comm *c, rt_group g, float *x, int64_t n, bool max);
+rt_req *rt_comm_iallgather(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
+rt_req *rt_comm_ireduce_scatter(rt_comm *c, rt_group g, const float *in, const int *counts, float *out);
+rt_req *rt_comm_iallgatherv(rt_comm *c, rt_group g, float *buf, const int *counts, const int *displs);
 /* rt_comm_timeout_abort: report that `peer` did not answer and end the job */
 void rt_comm_timeout_abort(rt_comm *c, int peer, const char *what);
 /* rt_comm_gather_str: rank 0 gets every rank's string (malloc'ed copies, an
@@ -143,54 +155,52 @@ void rt_comm_abort(rt_comm *c, int code);
 void rt_comm_finalize(rt_comm *c);
 extern double rt_comm_timeout;
 
-/* ---- exec.c (beyond rt.h) ------------------------------------------------------ */
-/* rt_exec_new_ranked: the interpreter of one rank: pipeline stage `stage`,
- * data-parallel index dpi, comm for point-to-point and the dp all-reduce. */
-rt_exec *rt_exec_new_ranked(ir_graph *g, const rt_config *cfg, rt_comm *comm, int stage, int dpi, int tpi, diag *d);
-int rt_exec_stage(const rt_exec *e);
-/* rt_exec_holds: tensor t (param or optimizer state) is allocated on this rank */
-bool rt_exec_holds(const rt_exec *e, ir_ref t);
-/* rt_exec_holders: bit s set when stage s holds parameter p */
-uint64_t rt_exec_holders(const rt_exec *e, ir_ref p);
+/* ---- exec.c: the rank's state ---------------------------------------------------- */
+typedef struct rt_exec rt_exec;
+/* rt_exec_new: the state of world rank `rank` of program p (p stays the
+ * caller's): both arenas, parameters initialised from the seed, the JIT
+ * kernels. comm is NULL for one process. NULL + message on error. */
+rt_exec *rt_exec_new(const fmt_prog *p, const rt_config *cfg, rt_comm *comm, int rank, diag *d);
+void rt_exec_free(rt_exec *e);
+const ir_graph *rt_exec_graph(const rt_exec *e);
+/* rt_exec_step / rt_exec_set_step: optimizer steps done */
 int64_t rt_exec_step(const rt_exec *e);
 void rt_exec_set_step(rt_exec *e, int64_t step);
-const ir_graph *rt_exec_graph(const rt_exec *e);
-/* rt_place: the pipeline stage of every op (adamw: -1, it runs on every stage
- * holding its parameter) and of every tensor produced (-1: not produced).
- * fwd_of (may be NULL) maps backward ops to their forward op. */
-void rt_place(const ir_graph *g, const int32_t *fwd_of, int nstages, int *op_stage, int *t_stage);
-/* rt_exec_rank_of: the world rank of pipeline stage s, data-parallel index i */
+/* rt_exec_peak_bytes: the most bytes this rank held so far (arenas and
+ * temporaries) */
+int64_t rt_exec_peak_bytes(const rt_exec *e);
+/* rt_exec_rank_of: the world rank of stage s, dp index i, tp index 0 */
 int rt_exec_rank_of(const rt_exec *e, int s, int i);
-
+/* rt_exec_holders: bit s set when stage s holds parameter p */
+uint64_t rt_exec_holders(const rt_exec *e, ir_ref p);
+/* rt_exec_holds: tensor t (parameter or optimizer state) is held here */
+bool rt_exec_holds(const rt_exec *e, ir_ref t);
+/* rt_exec_param: this rank's buffer of a held parameter or state (its tp
+ * shard; under ZeRO its dp slice for state), else NULL */
+float *rt_exec_param(rt_exec *e, ir_ref t);
+/* rt_exec_grad: the gradient accumulator of parameter p after a step (its
+ * ZeRO-2 slice when sliced), or NULL when this rank has none */
+float *rt_exec_grad(rt_exec *e, ir_ref p);
 /* rt_exec_logical: a malloc'ed copy of tensor t's logical value (collective
- * over the tp group when tp > 1); rt_exec_set_logical: take this rank's shard
- * of a logical value; rt_exec_logical_shape: the logical shape, returns rank. */
+ * over the tp group, and over the dp group for ZeRO-sliced state: every
+ * rank holding t calls it); rt_exec_set_logical: take this rank's part of a
+ * logical value; rt_exec_logical_shape: the logical shape, returns rank. */
 float *rt_exec_logical(rt_exec *e, ir_ref t);
 void rt_exec_set_logical(rt_exec *e, ir_ref t, const float *full);
 int rt_exec_logical_shape(const rt_exec *e, ir_ref t, int64_t *shape);
+/* rt_exec_step_run: one training step of the rank's micro-batches (ids and
+ * labels: M local micro-batches back to back) by the actor executor
+ * (executor.c), the update included. Returns the sum of the M losses held
+ * here (0 where the loss is not); *ok false when a kernel failed. */
+double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, bool *ok);
 
-/* ---- tp.c --------------------------------------------------------------------------- */
-/* rt_tp_lower: SBP deduction + boxing on a 1-D mesh of tp, then local shapes
- * and attrs for one rank (every rank gets the same shapes). */
-bool rt_tp_lower(ir_graph *g, int tp, diag *d);
-/* rt_tp_groups: 3 for parameters that feed a fused qkv (interleaved shards) */
-int rt_tp_groups(const ir_graph *g, ir_ref p);
-void rt_tp_shard(const ir_graph *g, ir_ref t, int tp, int tpi, int groups, const float *full, float *local);
-/* rt_tp_unshard: all = the tp local shards in rank order -> full */
-void rt_tp_unshard(const ir_graph *g, ir_ref t, int tp, int groups, const float *all, float *full);
-int64_t rt_tp_logical_numel(const ir_graph *g, ir_ref t, int tp);
-int rt_tp_logical_shape(const ir_graph *g, ir_ref t, int tp, int64_t *shape);
-/* rt_tp_loss_partial: the loss is P(sum) over the tp group */
-bool rt_tp_loss_partial(const ir_graph *g);
-/* rt_tp_comm: run a boxing op as MPI collectives on the tp group */
-bool rt_tp_comm(rt_comm *c, const ir_graph *g, const ir_op *o, const float *in, float *out, int tp, int tpi);
-
-/* ---- executor.c ------------------------------------------------------------------ */
-/* rt_exec_actors: forward + backward of M micro-batches (ids/labels: M local
- * micro-batches back to back) by the actor executor; gradients scaled by
- * gscale into the accumulators. Returns the sum of the M losses held here
- * (0 where the loss is not on this rank); *ok false when a kernel failed. */
-double rt_exec_actors(rt_exec *e, const int32_t *ids, const int32_t *labels, int M, double gscale, bool *ok);
+/* ---- shard.c: tp shards of logical values ---------------------------------------- */
+/* rt_shard: this rank's part of a logical tensor split on axis `split` into
+ * tp parts (groups interleaved groups each; split < 0: the whole); local has
+ * n_local floats. rt_unshard: the logical tensor from all ranks' parts
+ * (all = tp blocks of n_local, in rank order). */
+void rt_shard(const int64_t *shape, int rank, int split, int tp, int tpi, int groups, const float *full, float *local);
+void rt_unshard(const int64_t *shape, int rank, int split, int tp, int groups, const float *all, float *full);
 
 /* ---- ckpt.c ------------------------------------------------------------------------ */
 /* rt_ckpt_save: gather parameters and optimizer state on rank 0 and write the

@@ -89,7 +89,7 @@ void rt_trace_slice(rt_exec *e, int lane, const char *name, const char *cat, ir_
 
 void rt_trace_op(rt_exec *e, const ir_op *o, int64_t micro, double t0, double t1) {
   bool comm = ir_ops[o->kind].kclass == KC_COMM;
-  const char *cat = comm ? "collective" : e->recomputing ? "recompute" : o->backward ? "backward" : "forward";
+  const char *cat = comm ? "collective" : o->recompute ? "recompute" : o->backward ? "backward" : "forward";
   rt_trace_slice(e, comm ? RT_LANE_COLL : RT_LANE_COMPUTE, ir_ops[o->kind].name, cat, o->out[0], (int)(o - e->g->op),
                  micro, t0, t1);
 }

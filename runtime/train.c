@@ -1,15 +1,17 @@
-/* train.c — `sbpc run`: the training loop of one rank.
+/* train.c — `sbpc run DIR`: the training loop of one rank.
  *
- * Order: MPI (only when launched by mpirun), layout checks (rank count, batch
- * divisibility), the interpreter (exec.c), the data file, then weights or a
- * checkpoint — all refused with a named culprit before any step runs. A step:
- * for each of the rank's micro-batches, forward + backward on its share of the
- * global batch (data-parallel rank i takes samples [i*B/dp, (i+1)*B/dp) of the
- * step's B samples, split into `micro` micro-batches), gradients scaled by
- * 1/(dp*micro) so the sum is the gradient of the mean loss over all B*S
- * tokens; then the update. The loss printed is the mean over the micro-batches
- * and data-parallel ranks, summed over the world (only last-stage ranks
- * contribute), as computed before the update. Rank 0 prints and logs.
+ * Order: MPI (only when launched by mpirun), the program (format/: every
+ * rank reads DIR/program.json), the checks that the ranks agree (world size
+ * equals the program's ranks; one hash of the program and the run's flags,
+ * compared over the world, so ranks started with different programs or
+ * flags stop before any step instead of training silently), the rank's state
+ * (exec.c), the data file, then weights or a checkpoint: all refused with a
+ * named culprit before any step runs. A step: data-parallel rank i takes
+ * samples [i*B/dp, (i+1)*B/dp) of the step's B samples, split into the
+ * program's micro-batches; the actor executor (executor.c) runs them and the
+ * update; the loss printed is the mean over the micro-batches and
+ * data-parallel ranks, summed over the world, as computed before the update.
+ * A non-finite loss stops the run naming the step. Rank 0 prints and logs.
  * Checkpoints are in ckpt.c. */
 #include "runtime/exec_priv.h"
 #include <math.h>
@@ -22,11 +24,8 @@
 rt_config rt_config_default(void) {
   rt_config c;
   memset(&c, 0, sizeof c);
-  c.global_batch = 8;
   c.steps = 5;
-  c.lay.dp = c.lay.tp = c.lay.pp = c.lay.micro = 1;
-  c.lr = 1e-3;
-  c.weight_decay = 0.01;
+  c.lr = c.weight_decay = -1;
   c.seed = 1234;
   c.kernels = RT_KERNELS_AUTO;
   return c;
@@ -38,49 +37,9 @@ static double wall(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int64_t vocab_of(const ir_graph *g) {
-  for (int k = 0; k < g->nop; k++) {
-    const ir_op *o = &g->op[k];
-    if (o->kind == IR_OP_EMBEDDING && g->t[o->in[0]].kind == IR_T_INPUT)
-      return ir_dim_eval(g->t[o->in[1]].shape[0], 1, 1);
-  }
-  return INT32_MAX;
-}
-
-static bool under_mpirun(void) {
-  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
-}
-
-static bool check_layout(const rt_config *c, int nranks) {
-  const rt_layout *l = &c->lay;
-  int want = l->dp * l->tp * l->pp;
-  if (want != nranks) {
-    sbpc_error("the plan is for %d rank%s (dp %d x tp %d x pp %d) but %d %s started", want, want == 1 ? "" : "s", l->dp,
-               l->tp, l->pp, nranks, nranks == 1 ? "process was" : "processes were");
-    return false;
-  }
-  if (c->global_batch <= 0 || c->global_batch % (l->dp * l->micro)) {
-    sbpc_error("global batch %lld does not divide into dp %d x %d micro-batches", (long long)c->global_batch, l->dp,
-               l->micro);
-    return false;
-  }
-  if (c->executor == 1 && l->tp > 1) {
-    sbpc_error("the actor executor does not run tensor parallelism yet (tp = %d): use --executor interp", l->tp);
-    return false;
-  }
-  if (c->executor == 1 && c->recompute != RT_RECOMPUTE_NONE) {
-    sbpc_error("the actor executor does not recompute yet: use --executor interp (or auto) with --recompute");
-    return false;
-  }
-  if (c->seq <= 0) {
-    sbpc_error("no sequence length (train { seq = ... } or --seq)");
-    return false;
-  }
-  return true;
-}
-
 typedef struct {
   rt_config cfg;
+  const fmt_prog *p;
   rt_comm *comm;
   rt_exec *ex;
   rt_data data;
@@ -89,6 +48,22 @@ typedef struct {
   FILE *log;
   bool trace_failed;     /* --trace could not be written */
 } run;
+
+/* the logical vocabulary: rows of the table the token ids index */
+static int64_t vocab_of(const fmt_prog *p) {
+  const ir_graph *g = p->g;
+  for (int k = 0; k < g->nop; k++) {
+    const ir_op *o = &g->op[k];
+    if (o->kind != IR_OP_EMBEDDING || g->t[o->in[0]].kind != IR_T_INPUT) continue;
+    int i = fmt_prog_param_of(p, o->in[1]);
+    if (i >= 0) return p->param[i].shape[0];
+  }
+  return INT32_MAX;
+}
+
+static bool under_mpirun(void) {
+  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
 
 static void emit(run *r, int64_t step, double loss, double tps) {
   if (r->rank != 0) return;
@@ -113,69 +88,45 @@ static void inject_fault(const run *r) {
   for (;;) pause();
 }
 
-static bool use_actors(const rt_config *c) {
-  return c->executor == 1 || (c->executor == 0 && c->lay.tp <= 1 && c->recompute == RT_RECOMPUTE_NONE);
-}
-
-/* the rank's micro-batches of this step, one by one (interpreter) or all at
- * once (actor executor); returns the sum of the losses held here */
-static double micro_batches(run *r, int32_t *ids, int32_t *lab, bool *ok) {
-  const rt_config *c = &r->cfg;
-  int64_t share = c->global_batch / c->lay.dp, mb = share / c->lay.micro, S = c->seq;
-  double lsum = 0, gs = 1.0 / (c->lay.dp * c->lay.micro);
-  for (int m = 0; m < c->lay.micro; m++)
-    rt_data_batch(&r->data, r->data_pos + r->dpi * share + m * mb, mb, ids + m * mb * S, lab + m * mb * S);
-  if (use_actors(c)) return rt_exec_actors(r->ex, ids, lab, c->lay.micro, gs, ok);
-  for (int m = 0; m < c->lay.micro && *ok; m++) {
-    double l = rt_exec_fwd_bwd(r->ex, ids + m * mb * S, lab + m * mb * S, gs);
-    if (!isnan(l)) lsum += l;
-    else if (r->stage == c->lay.pp - 1) *ok = false;
-  }
-  return lsum;
-}
-
 /* --trace: the last step is traced; the ranks start it together */
 static bool trace_this(const run *r) { return r->cfg.trace && rt_exec_step(r->ex) + 1 == r->cfg.steps; }
 
 static bool finish_trace(run *r, double secs, double loss) {
   rt_trace_end(r->ex);
-  rt_trace_info info = {r->cfg.model, rt_exec_step(r->ex), secs, loss};
+  rt_trace_info info = {r->p->model, rt_exec_step(r->ex), secs, loss};
   return rt_trace_write(r->ex, r->comm, r->cfg.trace, &info);
 }
 
-static bool one_step(run *r) {
-  const rt_config *c = &r->cfg;
+/* one step; *loss is the step's loss; false when a kernel failed */
+static bool one_step(run *r, double *loss) {
+  const fmt_prog *p = r->p;
   inject_fault(r);
-  int64_t n = c->global_batch / c->lay.dp * c->seq;
+  int64_t mb = p->micro_batch, S = p->seq, share = p->global_batch / p->dp, n = share * S;
   int32_t *ids = xmalloc(sizeof *ids * (size_t)n), *lab = xmalloc(sizeof *lab * (size_t)n);
+  for (int m = 0; m < p->micro; m++)
+    rt_data_batch(&r->data, r->data_pos + r->dpi * share + m * mb, mb, ids + m * mb * S, lab + m * mb * S);
   bool traced = trace_this(r);
   if (traced && r->comm) rt_comm_barrier(r->comm);
   if (traced) rt_trace_begin(r->ex);
   double t0 = wall();
   bool ok = true;
-  rt_exec_zero_grads(r->ex);
-  double t1 = wall();
-  double loss[1] = {micro_batches(r, ids, lab, &ok) / (c->lay.dp * c->lay.micro)};
+  double l[1] = {rt_exec_step_run(r->ex, ids, lab, &ok) / ((double)p->dp * p->micro)};
   free(ids);
   free(lab);
-  double t2 = wall();
-  if (r->comm) rt_comm_allreduce_world(r->comm, loss, 1);
-  ok = ok && rt_exec_update(r->ex);
-  r->data_pos += c->global_batch;
+  if (r->comm) rt_comm_allreduce_world(r->comm, l, 1);
+  rt_exec_set_step(r->ex, rt_exec_step(r->ex) + 1);
+  r->data_pos += p->global_batch;
   double dt = wall() - t0;
-  if (getenv("SBPC_PROFILE") && !c->quiet)
-    fprintf(stderr, "rank %d step %lld: zero grads %.3f s, forward+backward %.3f s, update %.3f s\n", r->rank,
-            (long long)rt_exec_step(r->ex), t1 - t0, t2 - t1, t0 + dt - t2);
-  if (ok) emit(r, rt_exec_step(r->ex), loss[0], (double)(c->global_batch * c->seq) / dt);
-  if (traced && !finish_trace(r, dt, loss[0])) r->trace_failed = true;
+  *loss = l[0];
+  if (ok && isfinite(l[0])) emit(r, rt_exec_step(r->ex), l[0], (double)(p->global_batch * S) / dt);
+  if (traced && !finish_trace(r, dt, l[0])) r->trace_failed = true;
   return ok;
 }
 
 static bool open_data(run *r) {
-  const ir_graph *g = rt_exec_graph(r->ex);
-  if (r->cfg.data) return rt_data_open(&r->data, r->cfg.data, r->cfg.seq, vocab_of(g));
-  int64_t v = vocab_of(g);
-  rt_data_synthetic(&r->data, r->cfg.seq, v == INT32_MAX ? 256 : v, 4 * r->cfg.global_batch);
+  int64_t v = vocab_of(r->p);
+  if (r->cfg.data) return rt_data_open(&r->data, r->cfg.data, r->p->seq, v);
+  rt_data_synthetic(&r->data, r->p->seq, v == INT32_MAX ? 256 : v, 4 * r->p->global_batch);
   return true;
 }
 
@@ -186,17 +137,23 @@ static void report_memory(run *r) {
   if (r->rank == 0 && !r->cfg.quiet) {
     printf("peak memory per rank (MiB):");
     for (int i = 0; i < r->nranks; i++) printf(" %.1f", peak[i] / 1048576.0);
-    printf("\n");
+    printf(" (planned %.1f)\n", (double)r->p->predicted_peak / 1048576.0);
   }
   free(peak);
 }
 
 static int train_loop(run *r) {
-  for (int64_t s = rt_exec_step(r->ex); s < r->cfg.steps; s++)
-    if (!one_step(r)) {
+  for (int64_t s = rt_exec_step(r->ex); s < r->cfg.steps; s++) {
+    double loss = 0;
+    if (!one_step(r, &loss)) {
       sbpc_error("rank %d: a kernel failed at step %lld", r->rank, (long long)s + 1);
       return EXIT_INTERNAL;
     }
+    if (!isfinite(loss)) {
+      sbpc_error("the loss is not finite at step %lld (%g); stopping", (long long)s + 1, loss);
+      return EXIT_BAD_INPUT;
+    }
+  }
   report_memory(r);
   rt_exec_profile_report(r->ex);
   if (r->trace_failed) return EXIT_BAD_INPUT;
@@ -204,11 +161,10 @@ static int train_loop(run *r) {
   return EXIT_OK;
 }
 
-static int setup(run *r, ir_graph *g) {
+static int setup(run *r) {
   diag d;
-  diag_init(&d, r->cfg.model ? r->cfg.model : "model", NULL, 0);
-  if (!rt_data_check_inputs(g, r->cfg.model ? r->cfg.model : "model")) return EXIT_BAD_INPUT;
-  r->ex = rt_exec_new_ranked(g, &r->cfg, r->comm, r->stage, r->dpi, r->tpi, &d);
+  diag_init(&d, r->p->model, NULL, 0);
+  r->ex = rt_exec_new(r->p, &r->cfg, r->comm, r->rank, &d);
   if (!r->ex || !open_data(r)) return EXIT_BAD_INPUT;
   if (r->rank == 0 && !r->cfg.quiet && r->ex->jit)
     printf("kernels: %d ops run codegen's JIT-compiled kernels, the rest the reference kernels\n", rt_jit_count(r->ex->jit));
@@ -229,7 +185,62 @@ static int agree(run *r, int st) {
   return st != EXIT_OK ? st : v[0] > 0 ? EXIT_BAD_INPUT : EXIT_OK;
 }
 
-int rt_train(ir_graph *g, const rt_config *cfg, int *argc, char ***argv) {
+static uint64_t mix(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
+/* the program and the flags that change what a step computes, hashed */
+static uint64_t run_hash(const run *r) {
+  const fmt_prog *p = r->p;
+  uint64_t h = mix(1469598103934665603ull, &p->model_hash, sizeof p->model_hash);
+  int32_t lay[6] = {p->dp, p->tp, p->pp, p->micro, p->zero, p->recompute};
+  int64_t sz[3] = {p->global_batch, p->seq, (int64_t)p->predicted_peak};
+  h = mix(mix(h, lay, sizeof lay), sz, sizeof sz);
+  const rt_config *c = &r->cfg;
+  double hyper[2] = {c->lr, c->weight_decay};
+  h = mix(mix(mix(h, &c->seed, sizeof c->seed), hyper, sizeof hyper), &c->steps, sizeof c->steps);
+  const char *s[3] = {c->data ? c->data : "", c->weights ? c->weights : "", c->resume ? c->resume : ""};
+  for (int i = 0; i < 3; i++) h = mix(h, s[i], strlen(s[i]) + 1);
+  return h;
+}
+
+/* the ranks run one program with one set of flags: each of the hash's four
+ * 16-bit parts has zero variance over the world */
+static bool same_everywhere(run *r) {
+  if (!r->comm) return true;
+  uint64_t h = run_hash(r);
+  double s[8];
+  for (int i = 0; i < 4; i++) s[i] = (double)(h >> (16 * i) & 0xffff), s[4 + i] = s[i] * s[i];
+  rt_comm_allreduce_world(r->comm, s, 8); /* sums of x and x^2: exact in doubles */
+  bool same = true;
+  for (int i = 0; i < 4; i++) same &= s[4 + i] * r->nranks == s[i] * s[i]; /* zero variance */
+  if (!same && r->rank == 0)
+    sbpc_error("the ranks were not started with the same program and flags (model, layout, seed, steps, lr, data, "
+               "weights or resume differ); every rank must run the same `sbpc run DIR ...`");
+  return same;
+}
+
+static int start(run *r, const char *dir) {
+  fmt_prog *p = fmt_prog_read(dir);
+  if (agree(r, p ? EXIT_OK : EXIT_BAD_INPUT) != EXIT_OK) return fmt_prog_free(p), EXIT_BAD_INPUT;
+  r->p = p;
+  int want = p->dp * p->tp * p->pp;
+  if (want != r->nranks) {
+    if (r->rank == 0)
+      sbpc_error("the program is for %d rank%s (dp %d x tp %d x pp %d) but %d %s started", want, want == 1 ? "" : "s",
+                 p->dp, p->tp, p->pp, r->nranks, r->nranks == 1 ? "process was" : "processes were");
+    return EXIT_BAD_INPUT;
+  }
+  if (!same_everywhere(r)) return EXIT_BAD_INPUT;
+  fmt_prog_rank(p, r->rank, &r->stage, &r->dpi, &r->tpi);
+  if (r->comm) rt_comm_split_dp(r->comm, r->stage * p->tp + r->tpi);
+  if (r->comm) rt_comm_split_tp(r->comm, r->rank / p->tp);
+  return setup(r);
+}
+
+int rt_run(const char *dir, const rt_config *cfg, int *argc, char ***argv) {
   run r;
   memset(&r, 0, sizeof r);
   r.cfg = *cfg;
@@ -241,18 +252,12 @@ int rt_train(ir_graph *g, const rt_config *cfg, int *argc, char ***argv) {
     }
     r.rank = rt_comm_rank(r.comm), r.nranks = rt_comm_size(r.comm);
   }
-  int st = check_layout(&r.cfg, r.nranks) ? EXIT_OK : EXIT_BAD_INPUT;
-  if (st == EXIT_OK) {
-    int dp = r.cfg.lay.dp, tp = r.cfg.lay.tp; /* rank = (stage * dp + dpi) * tp + tpi */
-    r.stage = r.rank / (dp * tp), r.dpi = r.rank / tp % dp, r.tpi = r.rank % tp;
-    if (r.comm) rt_comm_split_dp(r.comm, r.stage * tp + r.tpi);
-    if (r.comm) rt_comm_split_tp(r.comm, r.rank / tp);
-    st = agree(&r, setup(&r, g));
-  }
+  int st = agree(&r, start(&r, dir));
   if (st == EXIT_OK) st = agree(&r, train_loop(&r));
   if (r.log) fclose(r.log);
   rt_exec_free(r.ex);
   rt_data_free(&r.data);
+  fmt_prog_free((fmt_prog *)r.p);
   rt_comm_finalize(r.comm);
   return st;
 }

@@ -1,4 +1,4 @@
-/* test_ex_plan.c — the plan reader (export/sbpc_plan.h): the fixture plans
+/* test_ex_plan.c — the plan reader (format/sbpc_plan.h): the fixture plans
  * read back with the right fields; malformed or inconsistent plans are
  * refused with the expected one-line reason, never a crash. */
 #include "cu.h"

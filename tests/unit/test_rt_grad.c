@@ -1,17 +1,19 @@
 /* test_rt_grad.c — gradient check of every backward kernel and rule.
  *
  * Small graphs built with the builder API cover every differentiable forward
- * op; each ends in a cross_entropy. The runtime's interpreter computes the
- * analytic gradients (autodiff + CPU kernels), and each parameter is checked
+ * op; each ends in a cross_entropy. Each is compiled to a 1-rank program
+ * (lower/: autodiff and the rest) and the executor computes the analytic
+ * gradients (one step with lr 0: the gradients stay in the accumulators),
+ * and each parameter is checked
  * at a few elements against central differences of the loss. Parameters are
  * refilled with uniform [-0.5, 0.5] values so gradients are large enough for
  * fp32 differences. The pooler model (tanh, select) runs twice: with the
  * default kernels (codegen's JIT for elementwise ops) and with the reference
- * kernels only. The training graph must also re-infer through the IR
- * registry's shape rules (ir_infer_shapes) unchanged. */
+ * kernels only. */
 #include "cu.h"
 #include "ir/autodiff.h"
-#include "runtime/rt.h"
+#include "lower/lower.h"
+#include "runtime/exec_priv.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,23 +239,35 @@ static double urand(void) {
 /* check_model: gradient check of g with the given kernels (RT_KERNELS_AUTO:
  * codegen's JIT kernels for the elementwise and row ops where LLVM is there,
  * RT_KERNELS_REF: the reference kernels of kernels_cpu.c only). */
+/* step: one step of the program (lr and weight decay 0, so the parameters
+ * stay); returns the loss, the gradients stay in the accumulators */
+static double step(rt_exec *e, const int32_t *ids, const int32_t *lab) {
+  bool ok = true;
+  double l = rt_exec_step_run(e, ids, lab, &ok);
+  CU_ASSERT(ok);
+  return l;
+}
+
 static void check_model_with(ir_graph *g, int kernels) {
   rt_config cfg = rt_config_default();
-  cfg.global_batch = 2, cfg.seq = 5;
   cfg.kernels = kernels;
+  cfg.lr = 0, cfg.weight_decay = 0;
+  lw_layout lay = {1, 1, 1, 1, 0, 0, 2, 5, NULL, 0};
   diag d;
   diag_init(&d, "test", NULL, 0);
-  rt_exec *e = rt_exec_new(g, &cfg, &d);
+  fmt_prog *p = lw_compile(g, &lay, &d);
+  CU_ASSERT_FATAL(p != NULL);
+  g = p->g;
+  rt_exec *e = rt_exec_new(p, &cfg, NULL, 0, &d);
   CU_ASSERT_FATAL(e != NULL);
   int32_t ids[10], lab[10];
   for (int i = 0; i < 10; i++) ids[i] = (int32_t)(urand() * V), lab[i] = (int32_t)(urand() * V);
   for (int t = 0; t < g->nt; t++)
     if (g->t[t].kind == IR_T_PARAM) {
-      float *p = rt_exec_param(e, t);
-      for (int64_t i = 0; i < ir_numel(g, t); i++) p[i] = (float)(urand() - 0.5);
+      float *q = rt_exec_param(e, t);
+      for (int64_t i = 0; i < ir_numel(g, t); i++) q[i] = (float)(urand() - 0.5);
     }
-  rt_exec_zero_grads(e);
-  double l0 = rt_exec_fwd_bwd(e, ids, lab, 1.0);
+  double l0 = step(e, ids, lab);
   CU_ASSERT(isfinite(l0));
   int checked = 0, bad = 0;
   float **saved = calloc((size_t)g->nt, sizeof *saved);
@@ -264,22 +278,19 @@ static void check_model_with(ir_graph *g, int kernels) {
     }
   for (int t = 0; t < g->nt; t++) {
     if (g->t[t].kind != IR_T_PARAM) continue;
-    float *p = rt_exec_param(e, t), *gr = rt_exec_grad(e, t);
+    float *q = rt_exec_param(e, t), *gr = saved[t];
     CU_ASSERT_PTR_NOT_NULL(gr);
     if (!gr) continue;
     int64_t n = ir_numel(g, t);
-    gr = saved[t]; /* zero_grads below resets the micro-batch counter (dropout masks) */
     for (int s = 0; s < 5; s++) {
       int64_t i = (int64_t)(urand() * (double)n);
-      float keep = p[i];
+      float keep = q[i];
       double h = 1e-2;
-      p[i] = (float)(keep + h);
-      rt_exec_zero_grads(e);
-      double lp = rt_exec_fwd_bwd(e, ids, lab, 0.0);
-      p[i] = (float)(keep - h);
-      rt_exec_zero_grads(e);
-      double lm = rt_exec_fwd_bwd(e, ids, lab, 0.0);
-      p[i] = keep;
+      q[i] = (float)(keep + h);
+      double lp = step(e, ids, lab);
+      q[i] = (float)(keep - h);
+      double lm = step(e, ids, lab);
+      q[i] = keep;
       double num = (lp - lm) / (2 * h), ana = gr[i];
       checked++;
       if (getenv("GRAD_VERBOSE")) fprintf(stderr, "%s[%lld] %g %g\n", g->t[t].name, (long long)i, ana, num);
@@ -294,12 +305,8 @@ static void check_model_with(ir_graph *g, int kernels) {
   free(saved);
   CU_ASSERT(checked > 10);
   CU_ASSERT_EQUAL(bad, 0);
-  /* the training graph re-infers through the registry's shape rules */
-  diag d2;
-  diag_init(&d2, "test", NULL, 0);
-  CU_ASSERT(ir_infer_shapes(g, &d2));
   rt_exec_free(e);
-  ir_graph_free(g);
+  fmt_prog_free(p);
 }
 
 static void check_model(ir_graph *g) { check_model_with(g, RT_KERNELS_AUTO); }

@@ -1,9 +1,7 @@
-/* test_rt_par.c — the runtime's split loops (runtime/par.c) and activation
- * pool (runtime/pool.c): rt_par_for covers [0, n) once in contiguous chunks
- * in chunk order, also called from two threads at once; the split AdamW
- * equals the one-thread formula bit for bit; the pool reuses buffers by size,
- * keeps a shared (aliased) buffer until its last owner puts it, trims idle
- * buffers before taking more from the system, and its count returns to 0. */
+/* test_rt_par.c — the runtime's split loops (runtime/par.c): rt_par_for
+ * covers [0, n) once in contiguous chunks in chunk order, also called from
+ * two threads at once; the split AdamW equals the one-thread formula bit for
+ * bit. */
 #include "cu.h"
 #include "runtime/exec_priv.h"
 #include <math.h>
@@ -83,37 +81,8 @@ static void test_par_adamw(void) {
   free(p), free(g), free(m), free(v), free(p2), free(m2), free(v2);
 }
 
-static void count(void *ctx, int64_t d) { *(int64_t *)ctx += d; }
-
-static void test_pool(void) {
-  int64_t held = 0;
-  rt_pool *p = rt_pool_new(count, &held);
-  float *a = rt_pool_get(p, 4096), *b = rt_pool_get(p, 4096);
-  CU_ASSERT(a != b);
-  CU_ASSERT_EQUAL(held, 8192);
-  a[1023] = 1.0f; /* writable to the end */
-  rt_pool_put(p, a, 4096);
-  CU_ASSERT(rt_pool_get(p, 4096) == a); /* reused, nothing new */
-  CU_ASSERT_EQUAL(held, 8192);
-  rt_pool_share(p, b); /* an alias: two owners */
-  rt_pool_put(p, b, 4096);
-  rt_pool_put(p, a, 4096); /* a idle */
-  CU_ASSERT(rt_pool_get(p, 4096) == a); /* b still owned */
-  rt_pool_put(p, b, 4096);                /* last owner: b idle */
-  CU_ASSERT(rt_pool_get(p, 4096) == b);
-  rt_pool_put(p, a, 4096);
-  rt_pool_put(p, b, 4096); /* 8192 idle */
-  float *c = rt_pool_get(p, 3 << 20); /* a miss: the idle 4 KiB buffers go first */
-  CU_ASSERT_EQUAL(held, 3 << 20);
-  c[(3 << 18) - 1] = 2.0f;
-  rt_pool_put(p, c, 3 << 20);
-  rt_pool_free(p);
-  CU_ASSERT_EQUAL(held, 0);
-}
-
 void cu_register(void) {
   CU_pSuite s = CU_add_suite("rt_par", NULL, NULL);
   CU_ADD(s, test_par_cover);
   CU_ADD(s, test_par_adamw);
-  CU_ADD(s, test_pool);
 }

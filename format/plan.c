@@ -1,4 +1,4 @@
-/* ex_plan.c — the plan JSON reader behind sbpc_plan.h (libsbpc's C API).
+/* plan.c — the one plan JSON reader (format/; runtime, compile and export all read plans here) behind sbpc_plan.h (libsbpc's C API).
  *
  * cJSON parses the text; this file walks the tree into the sbpc_plan structs,
  * all carved from one arena owned by the plan. Every field access goes through
@@ -11,7 +11,7 @@
  * its own size. Semantics checked: format and version, degrees positive and
  * multiplying to the device count, stages contiguous and covering the layers,
  * device ids in range, recompute and ZeRO values known. */
-#include "export/sbpc_plan.h"
+#include "format/sbpc_plan.h"
 #include "util/arena.h"
 #include "util/diag.h"
 #include <cjson/cJSON.h>
@@ -380,6 +380,8 @@ static void read_op(rd *r, sbpc_plan_op *op, const cJSON *e, int i) {
   op->block = str(r, e, path, "block", NULL);
   op->kind = str(r, e, path, "op", NULL);
   op->uneven = uneven_shares(r, e, path);
+  op->index = integer(r, e, path, "index", -1, -1, 1 << 30);
+  op->lidx = integer(r, e, path, "lidx", -1, -1, 1 << 30);
   op->nout = sbp_list(r, e, path, "sbp", &op->out_sbp);
   op->nin = sbp_list(r, e, path, "in_sbp", &op->in_sbp);
   const char **names = ARENA_ARRAY(r->a, const char *, op->nin + 1);

@@ -48,6 +48,8 @@ typedef struct sbpc_plan_op {
   const char *const *in_names;
   const char *const *out_sbp;
   int uneven;
+  int index;  /* the op's index in the forward graph the plan was made from (-1: not given) */
+  int lidx;   /* its index inside one block layer (-1 outside blocks or not given) */
 } sbpc_plan_op;
 
 /* One boxing (re-layout) collective per layer: the consuming op, its input

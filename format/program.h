@@ -1,0 +1,167 @@
+/* program.h — a compiled program: everything `sbpc run` needs, nothing else
+ * (prefix fmt_). `sbpc compile` (lower/) builds one and writes it as
+ * DIR/program.json with fmt_prog_write; the executor (runtime/) reads it with
+ * fmt_prog_read, which checks the whole schema and every cross reference
+ * before anything is allocated from it. The format is docs/actor-plan.md.
+ *
+ * What a program holds:
+ *  - the training graph after every compiler pass (autodiff, the planner's
+ *    SBP on the tensor-parallel axis, boxing, recompute clones), with the
+ *    shapes of one tensor-parallel rank's shard and B, S bound to the local
+ *    micro-batch: every rank of the program runs this graph on its shards;
+ *  - the layout (dp, tp, pp, micro-batches, ZeRO stage) and the batch;
+ *  - per pipeline stage: the actors, the registers that connect them (bytes,
+ *    regst_num, producer, consumers, and an offset in the stage's activation
+ *    arena for each micro-batch), the persistent tensors at their offsets in
+ *    the persistent arena, the static schedule (the order in which a rank of
+ *    the stage issues its collectives and in which arena memory changes
+ *    hands), and the planned peak;
+ *  - per parameter: its Hugging Face name, logical shape, the axis the
+ *    tensor-parallel ranks split it on (and its interleave groups), the
+ *    stages that hold it, so checkpoints stay universal;
+ *  - the data-parallel gradient buckets.
+ * Ranks: rank = (stage * dp + dp_index) * tp + tp_index.
+ *
+ * Memory: a program and everything in it live in its arena (p->a), freed by
+ * fmt_prog_free; the graph has its own (ir_graph_free). */
+#ifndef SBPC_FMT_PROGRAM_H
+#define SBPC_FMT_PROGRAM_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "ir/ir.h"
+
+#define FMT_PROG_VERSION 1
+
+/* Actor kinds. "comm thread" actors run on the rank's main thread (MPI is
+ * used from one thread only), compute actors on worker threads. */
+typedef enum {
+  FMT_A_COMPUTE,  /* runs op `op`'s kernel on its registers (worker) */
+  FMT_A_COLL,     /* op `op` needs the tp group (a boxing collective, or a
+                     vocabulary-parallel cross-entropy): comm thread, issued
+                     in the schedule's order on every rank of the group */
+  FMT_A_SEND,     /* tensor `tensor` to stage `peer` (same dp and tp index) */
+  FMT_A_RECV,     /* tensor `tensor` from stage `peer` */
+  FMT_A_REDUCE,   /* bucket `bucket`'s gradients over the dp group: all-reduce
+                     (ZeRO < 2) once after the last micro-batch, or, ZeRO-2,
+                     reduce-scatter of each micro-batch's gradient into the
+                     shard (comm thread) */
+  FMT_A_OPTIM,    /* AdamW of the parameters of bucket `bucket` (worker) */
+  FMT_A_GATHER,   /* ZeRO: all-gather bucket `bucket`'s updated slices (comm) */
+  FMT_A_GSEND,    /* tied parameter `tensor`: its reduced gradient to stage `peer` */
+  FMT_A_GRECV,    /* ... and received from stage `peer` */
+  FMT_NAKINDS
+} fmt_akind;
+extern const char *const fmt_akind_name[FMT_NAKINDS];
+
+typedef struct {
+  uint8_t kind;       /* fmt_akind */
+  bool per_micro;     /* fires once per micro-batch (else once per step) */
+  int32_t op;         /* COMPUTE, COLL: op index; else -1 */
+  ir_ref tensor;      /* SEND, RECV, GSEND, GRECV: the tensor; else -1 */
+  int32_t peer;       /* SEND, RECV, GSEND, GRECV: the other stage; else -1 */
+  int32_t bucket;     /* REDUCE, OPTIM, GATHER: bucket index; else -1 */
+  int32_t nin, nout, ndep;
+  int32_t *in, *out;  /* registers read / written (per micro-batch) */
+  int32_t *dep;       /* actors whose last firing of the step must be done first */
+  ir_ref acc[IR_MAXOUT]; /* COMPUTE, COLL: per output, the parameter whose
+                         gradient accumulator it is also added into (-1: none) */
+} fmt_actor;
+
+typedef struct {
+  ir_ref tensor;
+  int64_t bytes;
+  int32_t regst_num;  /* buffers: micro-batches in flight at once */
+  int32_t producer;   /* actor */
+  int32_t ncons, *cons;
+  int64_t *offset;    /* per micro-batch: byte offset in the stage's arena */
+  int32_t *nwait;     /* per micro-batch: how many instances it waits for */
+  int32_t **wait;     /* per micro-batch: the instances (register * micro + m)
+                         that held its bytes last, earlier in the schedule:
+                         they must be released before it takes the bytes */
+} fmt_reg;
+
+/* One step of the static schedule: actor `actor` for micro-batch `micro`. */
+typedef struct {
+  int32_t actor, micro;
+} fmt_step;
+
+typedef enum { FMT_P_PARAM, FMT_P_GRAD, FMT_P_EXP_AVG, FMT_P_EXP_AVG_SQ } fmt_prole;
+
+/* A tensor that lives for the whole run: a parameter, its gradient
+ * accumulator (or, under ZeRO-2, its reduced slice) or AdamW state (a slice
+ * under ZeRO >= 1). bytes is what this rank holds. */
+typedef struct {
+  ir_ref tensor;      /* the parameter or state tensor (for GRAD: the parameter) */
+  uint8_t role;       /* fmt_prole */
+  int64_t bytes, offset;
+} fmt_pers;
+
+typedef struct {
+  int32_t nact, nreg, nsched, npers;
+  fmt_actor *act;
+  fmt_reg *reg;
+  fmt_step *sched;
+  fmt_pers *pers;
+  int64_t arena_bytes;    /* activation arena: max over the schedule */
+  int64_t persist_bytes;  /* persistent arena */
+} fmt_stage;
+
+/* A parameter's layout, for checkpoints and --weights. */
+typedef struct {
+  ir_ref tensor;
+  const char *name;   /* Hugging Face name */
+  int32_t rank;
+  int64_t shape[IR_MAXRANK]; /* logical */
+  int32_t split;      /* axis the tp ranks split it on, or -1 (replicated) */
+  int32_t groups;     /* interleave groups of the split (3: fused q, k, v) */
+  uint64_t stages;    /* bit s: stage s holds it */
+  ir_ref exp_avg, exp_avg_sq, grad; /* its optimizer state and the gradient adamw reads */
+  int32_t adamw;      /* its adamw op */
+  int32_t grad_stage; /* the stage that makes its gradient */
+  int32_t bucket;
+} fmt_param;
+
+/* A data-parallel gradient bucket: parameters whose gradients are reduced
+ * (and updated) together, in the order the backward pass finishes them. */
+typedef struct {
+  int32_t stage, nparam;
+  int32_t *param;     /* indices into fmt_prog.param */
+} fmt_bucket;
+
+typedef struct {
+  arena *a;
+  ir_graph *g;        /* the local training graph */
+  const char *model;  /* the model's name */
+  uint64_t model_hash;/* hash of the forward graph the program was made from */
+  int32_t dp, tp, pp, micro, zero, recompute;
+  int64_t global_batch, seq, micro_batch;
+  int32_t *op_stage;  /* per op: pipeline stage (adamw: the grad's stage) */
+  int32_t *fwd_of;    /* per op: the forward op a backward op differentiates, or -1 */
+  int32_t nstage, nparam, nbucket;
+  fmt_stage *stage;
+  fmt_param *param;
+  fmt_bucket *bucket;
+  int64_t predicted_peak;    /* max over stages: persistent + arena */
+} fmt_prog;
+
+/* fmt_prog_new: an empty program with its own arena. */
+fmt_prog *fmt_prog_new(void);
+/* fmt_prog_free: the program, its arena and its graph. NULL is ok. */
+void fmt_prog_free(fmt_prog *p);
+/* fmt_prog_write: write p as JSON to path (a temporary file renamed into
+ * place). False with a message on stderr when it cannot be written. */
+bool fmt_prog_write(const fmt_prog *p, const char *path);
+/* fmt_prog_parse: a program from text[0..len): the JSON is checked against
+ * the schema (types, ranges, every index in range, shapes consistent with
+ * the byte sizes, arena offsets inside the arena) before the graph is built.
+ * NULL with a one-line reason (naming the field) in err on bad input. */
+fmt_prog *fmt_prog_parse(const char *text, size_t len, char *err, size_t errlen);
+/* fmt_prog_read: fmt_prog_parse of DIR/program.json; prints
+ * "DIR/program.json: error: ..." and returns NULL on failure. */
+fmt_prog *fmt_prog_read(const char *dir);
+/* fmt_prog_rank: the stage, dp and tp index of a world rank. */
+void fmt_prog_rank(const fmt_prog *p, int rank, int *stage, int *dpi, int *tpi);
+/* fmt_prog_param_of: the fmt_prog.param index of tensor t (a parameter or
+ * its state), or -1. */
+int fmt_prog_param_of(const fmt_prog *p, ir_ref t);
+#endif

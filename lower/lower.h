@@ -1,0 +1,70 @@
+/* lower.h — the compiler's back half (prefix lw_): from a forward graph and a
+ * plan to a program (format/program.h) that the executor runs as written.
+ *
+ * The passes, one file each, in the order driver/passes.c (drv_lower) runs
+ * them on one lw_ctx:
+ *   train.c      autodiff (backward ops, AdamW per parameter), B and S bound
+ *                to the local micro-batch
+ *   sbp.c        the planner's SBP of every forward op on the tp axis (from
+ *                the plan's ops), the rest deduced, boxing inserted
+ *   local.c      one tp rank's shard: every shape made local, head counts
+ *                divided, the executable signatures checked
+ *   place.c      every op on a pipeline stage
+ *   recompute.c  the recompute policy as clones of forward ops in backward
+ *   params.c     parameter layouts (logical shape, split, interleave groups,
+ *                holders) and data-parallel gradient buckets
+ *   actors.c     per stage: actors, registers, regst_num, the static 1F1B
+ *                schedule, persistent tensors
+ *   arena.c      arena offsets from the schedule's lifetimes, the peak
+ * Every pass reports problems through ctx->d and returns false. */
+#ifndef SBPC_LOWER_H
+#define SBPC_LOWER_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "format/program.h"
+#include "format/sbpc_plan.h"
+#include "ir/ir.h"
+
+typedef struct {
+  int dp, tp, pp, micro, zero, recompute; /* recompute: 0 none, 1 selective, 2 full */
+  int64_t global_batch, seq;
+  const sbpc_plan *plan;  /* the planner's per-op SBP; NULL: deduce from the @ hints */
+  int64_t bucket_bytes;   /* data-parallel gradient bucket size (0: 25 MB, as PyTorch DDP) */
+} lw_layout;
+
+typedef struct {
+  fmt_prog *p;           /* being built; p->g is the graph the passes change */
+  lw_layout lay;
+  diag *d;
+  int nfwd;              /* ops of the forward graph (plan op indices refer to these) */
+  int32_t *fwd_of;       /* per op of p->g (malloc'ed): forward op it differentiates */
+  int32_t *groups;       /* per tensor (malloc'ed, after local.c): tp interleave groups */
+  int32_t *split;        /* per tensor (malloc'ed, after sbp.c): split axis on tp, or -1 */
+  int64_t (*logical)[IR_MAXRANK]; /* per tensor (malloc'ed, after local.c): logical shape */
+} lw_ctx;
+
+/* lw_ctx_init: a context taking ownership of forward graph g (shapes
+ * inferred, a loss set); lw_ctx_done: frees the context's tables (not the
+ * program, which the caller takes from ctx->p). */
+void lw_ctx_init(lw_ctx *c, ir_graph *g, const lw_layout *lay, diag *d);
+void lw_ctx_done(lw_ctx *c);
+
+/* The passes, in order (see above). */
+bool lw_train(lw_ctx *c);
+bool lw_sbp(lw_ctx *c);
+bool lw_local(lw_ctx *c);
+bool lw_place(lw_ctx *c);
+bool lw_recompute(lw_ctx *c);
+bool lw_params(lw_ctx *c);
+bool lw_actors(lw_ctx *c);
+bool lw_arena(lw_ctx *c);
+
+/* lw_compile: every pass above, in order, on forward graph g (shapes
+ * inferred). On success the program owns g; on failure (errors in d) NULL,
+ * and g is still the caller's (changed by the passes that ran). */
+fmt_prog *lw_compile(ir_graph *g, const lw_layout *lay, diag *d);
+
+/* lw_model_hash: a hash of forward graph g's structure (tensor names, kinds,
+ * shapes, ops): what a program and a plan record to tell their model. */
+uint64_t lw_model_hash(const ir_graph *g);
+#endif

@@ -1,0 +1,141 @@
+/* sbp.c — the planner's SBP on the tensor-parallel axis, then boxing.
+ *
+ * With tp > 1 the training graph is put on a 1-D mesh of tp devices. Every
+ * forward op the plan lists (its "ops": layer 0 of each block and the ops
+ * outside blocks, by their index in the forward graph) gets the signature
+ * the planner chose; the other layers of a block take layer 0's (ir/sbp.c
+ * keeps layers identical); a parameter whose forward consumers all want one
+ * split layout is stored that way (as if hinted), so the planner's sharding
+ * is the storage. Backward and optimizer ops, which the planner does not
+ * list, are deduced greedily from there. A plan made for another model (an
+ * op index out of range, an op kind that differs, another parameter count)
+ * is refused. Without a plan the model's @ hints drive the same deduction.
+ * Then adamw's parameter and state must need no boxing (they are updated in
+ * place), and ir_insert_boxing adds the collectives. Boxing rebuilds the op
+ * table, so fwd_of is carried over by the ops' first outputs, which stay. */
+#include "lower/lower.h"
+#include <stdlib.h>
+#include <string.h>
+
+static bool refuse_plan(lw_ctx *c, const char *why, int i) {
+  diag_error(c->d, (srcloc){0, 0}, "the plan does not fit this model: %s (plan op %d); was it made for another model?", why, i);
+  return false;
+}
+
+static bool parse_list(const char *const *s, int n, ir_sbp *out) {
+  for (int i = 0; i < n; i++)
+    if (!ir_sbp_parse(s[i], &out[i])) return false;
+  return true;
+}
+
+/* fixed_from_plan: fixed[k] for every forward op the plan lists */
+static bool fixed_from_plan(lw_ctx *c, ir_sig *fixed, bool *has) {
+  const sbpc_plan *pl = c->lay.plan;
+  const ir_graph *g = c->p->g;
+  if (pl->params > 0 && (int64_t)pl->params != ir_param_count(g)) return refuse_plan(c, "another parameter count", -1);
+  for (int i = 0; i < pl->nops; i++) {
+    const sbpc_plan_op *po = &pl->ops[i];
+    if (po->index < 0) continue; /* an old plan without indices: deduce */
+    if (po->index >= c->nfwd) return refuse_plan(c, "op index out of range", i);
+    const ir_op *o = &g->op[po->index];
+    if (!po->kind || strcmp(po->kind, ir_ops[o->kind].name)) return refuse_plan(c, "op kind differs", i);
+    if (po->nin != o->nin || po->nout != o->nout) return refuse_plan(c, "op arity differs", i);
+    if (!parse_list(po->in_sbp, po->nin, fixed[po->index].in) || !parse_list(po->out_sbp, po->nout, fixed[po->index].out))
+      return refuse_plan(c, "an SBP the executor does not know", i);
+    has[po->index] = true;
+  }
+  return true;
+}
+
+/* hint_params: a parameter every fixed forward consumer wants in one split
+ * layout is stored in it */
+static void hint_params(lw_ctx *c, const ir_sig *fixed, const bool *has) {
+  ir_graph *g = c->p->g;
+  for (int t = 0; t < g->nt; t++) {
+    ir_tensor *x = &g->t[t];
+    if (x->kind != IR_T_PARAM || x->has_hint) continue;
+    int seen = 0;
+    ir_sbp want = {SBP_B, 0};
+    for (int k = 0; k < c->nfwd && seen >= 0; k++)
+      for (int i = 0; i < g->op[k].nin && seen >= 0; i++) {
+        if (g->op[k].in[i] != t) continue;
+        ir_sbp s = has[k] ? fixed[k].in[i] : (ir_sbp){SBP_B, 0};
+        if (seen && !ir_sbp_eq(s, want)) seen = -1;
+        else seen = 1, want = s;
+      }
+    if (seen == 1 && want.kind == SBP_S) x->has_hint = true, x->hint.n = 1, x->hint.a[0] = want;
+  }
+}
+
+/* adamw updates param and state in place: they must need no boxing */
+static bool fix_states(lw_ctx *c) {
+  ir_graph *g = c->p->g;
+  for (int k = 0; k < g->nop; k++) {
+    ir_op *o = &g->op[k];
+    if (o->kind != IR_OP_ADAMW) continue;
+    if (!ir_ndsbp_eq(&g->t[o->in[0]].sbp, &o->in_sbp[0])) {
+      diag_error(c->d, o->loc, "tensor parallelism: the update of '%s' needs its parameter re-laid out", g->t[o->in[0]].name);
+      return false;
+    }
+    g->t[o->in[2]].sbp = o->in_sbp[2];
+    g->t[o->in[3]].sbp = o->in_sbp[3];
+  }
+  return true;
+}
+
+/* carry fwd_of over boxing, which rebuilds the op table, by the ops' first
+ * output tensors (nold ops before; self_out / fwd_out: their first outputs
+ * and those of the forward ops they differentiate) */
+static void remap_fwd_of(lw_ctx *c, const ir_ref *self_out, const ir_ref *fwd_out, int nold) {
+  ir_graph *g = c->p->g;
+  int *old_of = xmalloc(sizeof(int) * (size_t)g->nt), *prod = xmalloc(sizeof(int) * (size_t)g->nt);
+  for (int t = 0; t < g->nt; t++) old_of[t] = prod[t] = -1;
+  for (int k = 0; k < nold; k++) old_of[self_out[k]] = k;
+  for (int k = 0; k < g->nop; k++) prod[g->op[k].out[0]] = k;
+  free(c->fwd_of);
+  c->fwd_of = xmalloc(sizeof(int32_t) * (size_t)(g->nop + 1));
+  for (int k = 0; k < g->nop; k++) {
+    int old = old_of[g->op[k].out[0]];
+    c->fwd_of[k] = old >= 0 && fwd_out[old] != IR_NONE ? prod[fwd_out[old]] : -1;
+  }
+  free(old_of);
+  free(prod);
+}
+
+static bool box(lw_ctx *c) {
+  ir_graph *g = c->p->g;
+  int nold = g->nop;
+  ir_ref *self_out = xmalloc(sizeof(ir_ref) * (size_t)(nold + 1)), *fwd_out = xmalloc(sizeof(ir_ref) * (size_t)(nold + 1));
+  for (int k = 0; k < nold; k++) {
+    self_out[k] = g->op[k].out[0];
+    fwd_out[k] = c->fwd_of[k] >= 0 ? g->op[c->fwd_of[k]].out[0] : IR_NONE;
+  }
+  bool ok = ir_insert_boxing(g, c->d);
+  if (ok) remap_fwd_of(c, self_out, fwd_out, nold);
+  free(self_out);
+  free(fwd_out);
+  return ok;
+}
+
+bool lw_sbp(lw_ctx *c) {
+  ir_graph *g = c->p->g;
+  c->split = xmalloc(sizeof(int32_t) * (size_t)(g->nt + 1));
+  if (c->lay.tp <= 1) {
+    for (int t = 0; t < g->nt; t++) c->split[t] = -1;
+    return true;
+  }
+  g->mesh.n = 1;
+  g->mesh.size[0] = c->lay.tp;
+  g->mesh.axis_name[0] = "tp";
+  ir_sig *fixed = xcalloc((size_t)g->nop + 1, sizeof *fixed);
+  bool *has = xcalloc((size_t)g->nop + 1, sizeof *has);
+  bool ok = !c->lay.plan || fixed_from_plan(c, fixed, has);
+  if (ok) hint_params(c, fixed, has);
+  ok = ok && ir_deduce_sbp_fixed(g, fixed, has, c->d) && fix_states(c) && box(c);
+  free(fixed);
+  free(has);
+  if (!ok) return false;
+  c->split = xrealloc(c->split, sizeof(int32_t) * (size_t)(g->nt + 1));
+  for (int t = 0; t < g->nt; t++) c->split[t] = g->t[t].sbp.n == 1 && g->t[t].sbp.a[0].kind == SBP_S ? g->t[t].sbp.a[0].axis : -1;
+  return true;
+}

@@ -1,0 +1,115 @@
+/* train.c — the first lowering pass: the training graph.
+ *
+ * ir_autodiff_map appends the backward ops and one AdamW op per parameter
+ * (ir/autodiff.h) and tells, for every backward op, the forward op it
+ * differentiates (placement puts it on that op's stage). Then B is bound to
+ * the local micro-batch (global batch / dp / micro-batches) and S to the
+ * sequence length, so every later pass sees concrete shapes. The layout is
+ * checked here, before any pass depends on it. */
+#include "lower/lower.h"
+#include "ir/autodiff.h"
+#include <stdlib.h>
+#include <string.h>
+
+void lw_ctx_init(lw_ctx *c, ir_graph *g, const lw_layout *lay, diag *d) {
+  memset(c, 0, sizeof *c);
+  c->p = fmt_prog_new();
+  c->p->g = g;
+  c->p->model = arena_strdup(c->p->a, g->name ? g->name : "model");
+  c->lay = *lay;
+  c->d = d;
+  c->nfwd = g->nop;
+}
+
+void lw_ctx_done(lw_ctx *c) {
+  free(c->fwd_of);
+  free(c->groups);
+  free(c->split);
+  free(c->logical);
+  c->fwd_of = NULL, c->groups = NULL, c->split = NULL, c->logical = NULL;
+}
+
+uint64_t lw_model_hash(const ir_graph *g) {
+  uint64_t h = 1469598103934665603ull;
+#define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
+  for (int t = 0; t < g->nt; t++) {
+    for (const char *s = g->t[t].name ? g->t[t].name : ""; *s; s++) MIX((unsigned char)*s);
+    MIX(g->t[t].kind), MIX(g->t[t].rank);
+    for (int i = 0; i < g->t[t].rank; i++) MIX(g->t[t].shape[i].c), MIX(g->t[t].shape[i].b), MIX(g->t[t].shape[i].s);
+  }
+  for (int k = 0; k < g->nop; k++) {
+    MIX(g->op[k].kind);
+    for (int i = 0; i < g->op[k].nin; i++) MIX(g->op[k].in[i]);
+  }
+#undef MIX
+  return h;
+}
+
+/* is_bs: the dims are exactly [B, S] */
+static bool is_bs(const ir_tensor *t) {
+  return t->rank == 2 && t->shape[0].c == 1 && t->shape[0].b == 1 && t->shape[0].s == 0 && t->shape[1].c == 1 &&
+         t->shape[1].b == 0 && t->shape[1].s == 1;
+}
+
+/* the executor feeds two inputs, token ids and labels, both i32[B, S] */
+static bool check_inputs(lw_ctx *c) {
+  const ir_graph *g = c->p->g;
+  int n = 0;
+  for (int t = 0; t < g->nt; t++) {
+    const ir_tensor *x = &g->t[t];
+    if (x->kind != IR_T_INPUT) continue;
+    if (x->dtype == IR_I32 && is_bs(x) && ++n <= 2) continue;
+    char shape[IR_MAXRANK * 50] = "", d[48];
+    for (int i = 0; i < x->rank; i++) {
+      strcat(shape, i ? ", " : "");
+      strcat(shape, ir_dim_str(x->shape[i], d, sizeof d));
+    }
+    diag_error(c->d, x->loc, "input '%s' is %s[%s]; sbpc run feeds two inputs, token ids and labels, both i32[B, S]",
+               x->name, ir_dtype_name(x->dtype), shape);
+    return false;
+  }
+  return true;
+}
+
+static bool check_layout(lw_ctx *c) {
+  const lw_layout *l = &c->lay;
+  const ir_graph *g = c->p->g;
+  if (l->dp < 1 || l->tp < 1 || l->pp < 1 || l->micro < 1 || l->pp > 64) {
+    diag_error(c->d, (srcloc){0, 0}, "layout dp %d tp %d pp %d micro %d: degrees must be >= 1 (pp <= 64)", l->dp, l->tp, l->pp, l->micro);
+    return false;
+  }
+  if (l->global_batch <= 0 || l->global_batch % ((int64_t)l->dp * l->micro)) {
+    diag_error(c->d, (srcloc){0, 0}, "global batch %lld does not divide into dp %d x %d micro-batches", (long long)l->global_batch, l->dp, l->micro);
+    return false;
+  }
+  if (l->seq <= 0) {
+    diag_error(c->d, (srcloc){0, 0}, "no sequence length (train { seq = ... } or --seq)");
+    return false;
+  }
+  int maxl = 0;
+  for (int b = 0; b < g->nblk; b++) maxl = g->blk[b].count > maxl ? g->blk[b].count : maxl;
+  if (l->pp > 1 && maxl < l->pp) {
+    diag_error(c->d, (srcloc){0, 0}, "pipeline of %d stages needs at least %d layers, the model has %d", l->pp, l->pp, maxl);
+    return false;
+  }
+  if (g->loss == IR_NONE) {
+    diag_error(c->d, (srcloc){0, 0}, "the model has no loss to train");
+    return false;
+  }
+  return true;
+}
+
+bool lw_train(lw_ctx *c) {
+  ir_graph *g = c->p->g;
+  fmt_prog *p = c->p;
+  if (!check_layout(c) || !check_inputs(c)) return false;
+  p->model_hash = lw_model_hash(g);
+  p->dp = c->lay.dp, p->tp = c->lay.tp, p->pp = c->lay.pp, p->micro = c->lay.micro;
+  p->zero = c->lay.dp > 1 ? c->lay.zero : 0;
+  p->recompute = c->lay.recompute;
+  p->global_batch = c->lay.global_batch, p->seq = c->lay.seq;
+  p->micro_batch = c->lay.global_batch / c->lay.dp / c->lay.micro;
+  if (!ir_autodiff_map(g, NULL, c->d, &c->fwd_of)) return false;
+  ir_bind(g, p->micro_batch, p->seq);
+  return true;
+}
