@@ -196,6 +196,7 @@ static void bucket_actors(sb *b) {
       if (dp) {
         last = new_actor(b, FMT_A_REDUCE, zero2);
         b->act[last].bucket = bi;
+        b->ins[last] = xrealloc(b->ins[last], sizeof(int32_t) * (size_t)(bk->nparam + 1));
         for (int i = 0; i < bk->nparam; i++) {
           int ga = grad_actor(b, &p->param[bk->param[i]]);
           dep(b, last, ga);

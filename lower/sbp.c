@@ -117,6 +117,20 @@ static bool box(lw_ctx *c) {
   return ok;
 }
 
+/* a boxing op inserted before a backward op's input is part of the backward
+ * pass (its phase and stage are the consumer's): mark it so */
+static void mark_backward(lw_ctx *c) {
+  ir_graph *g = c->p->g;
+  for (int k = 0; k < g->nop; k++) {
+    ir_op *o = &g->op[k];
+    if (o->backward || ir_ops[o->kind].kclass != KC_COMM) continue;
+    ir_ref pr = g->t[o->in[0]].producer;
+    if (pr < 0 || !g->op[pr].backward) continue;
+    o->backward = true;
+    c->fwd_of[k] = c->fwd_of[pr];
+  }
+}
+
 bool lw_sbp(lw_ctx *c) {
   ir_graph *g = c->p->g;
   c->split = xmalloc(sizeof(int32_t) * (size_t)(g->nt + 1));
@@ -135,6 +149,7 @@ bool lw_sbp(lw_ctx *c) {
   free(fixed);
   free(has);
   if (!ok) return false;
+  mark_backward(c);
   c->split = xrealloc(c->split, sizeof(int32_t) * (size_t)(g->nt + 1));
   for (int t = 0; t < g->nt; t++) c->split[t] = g->t[t].sbp.n == 1 && g->t[t].sbp.a[0].kind == SBP_S ? g->t[t].sbp.a[0].axis : -1;
   return true;

@@ -17,7 +17,10 @@
  *  - the tp group's ops (coll) are started one at a time in the order the
  *    schedule lists them, the dp group's (reduce, gather) posted in that
  *    order, so every member of a group issues the same sequence;
- *  - an instance is released when its last consumer has read it.
+ *  - an instance is released when its last consumer has read it; a send
+ *    reads it into a staging copy when it is posted, so a peer that posts
+ *    its receive late (its schedule is another stage's) never holds this
+ *    rank's arena bytes.
  * Because the static schedule satisfies all of these, the earliest actor of
  * the schedule that has not fired can always fire: no deadlock, and the
  * offsets are never used by two live instances.
@@ -312,9 +315,16 @@ static bool start_main(sched *s, int k, int64_t m) {
   const fmt_actor *a = &s->st->act[k];
   astate *x = &s->as[k];
   switch (a->kind) {
-  case FMT_A_SEND:
-    add_req(x, rt_comm_isend(e->comm, buf_of(s, a->in[0], m), ir_numel(e->g, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, m, false)));
+  case FMT_A_SEND: { /* from a staging copy: the register's bytes are free at once */
+    int64_t n = ir_numel(e->g, a->tensor);
+    x->tmp = xmalloc(sizeof *x->tmp), x->ntmp = 1;
+    x->tmp[0] = xmalloc(sizeof(float) * (size_t)(n + 1));
+    rt_exec_count(e, (n + 1) * 4);
+    memcpy(x->tmp[0], buf_of(s, a->in[0], m), sizeof(float) * (size_t)n);
+    read_done(s, a->in[0], m);
+    add_req(x, rt_comm_isend(e->comm, x->tmp[0], n, peer_rank(e, a->peer), tag_of(a->tensor, m, false)));
     break;
+  }
   case FMT_A_RECV:
     claim(s, a->out[0], m);
     add_req(x, rt_comm_irecv(e->comm, buf_of(s, a->out[0], m), ir_numel(e->g, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, m, false)));
@@ -360,7 +370,14 @@ static bool finish_main(sched *s, int k) {
     rt_trace_slice(e, lane, lane_name(a), lane == RT_LANE_P2P ? "p2p" : "collective", a->tensor, a->op, a->per_micro ? x->mb : -1, x->posted, rt_trace_now());
   }
   if (a->kind == FMT_A_REDUCE && a->per_micro) finish_reduce_scatter(s, a, x);
-  if (a->per_micro) finish_outputs(s, a, x->mb);
+  if (a->kind == FMT_A_SEND) {
+    rt_exec_count(e, -(ir_numel(e->g, a->tensor) + 1) * 4);
+    free(x->tmp[0]), free(x->tmp);
+    x->tmp = NULL, x->ntmp = 0;
+    for (int i = 0; i < a->nout; i++) made(s, a->out[i], x->mb);
+  } else if (a->per_micro) {
+    finish_outputs(s, a, x->mb);
+  }
   x->busy = false;
   x->next++;
   return true;
@@ -411,7 +428,27 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* SBPC_DEBUG_STALL: what every unfinished actor waits on, to stderr */
+static void dump_stall(const sched *s) {
+  if (!getenv("SBPC_DEBUG_STALL")) return;
+  for (int k = 0; k < s->st->nact; k++) {
+    const fmt_actor *a = &s->st->act[k];
+    const astate *x = &s->as[k];
+    if (x->next >= (a->per_micro ? s->M : 1)) continue;
+    fprintf(stderr, "rank %d actor %d %s op %d tensor %d peer %d next %lld busy %d\n", s->e->rank, k,
+            fmt_akind_name[a->kind], a->op, a->tensor, a->peer, (long long)x->next, x->busy);
+    for (int i = 0; i < a->nout && !x->busy && x->next < s->M; i++) {
+      const fmt_reg *g = &s->st->reg[a->out[i]];
+      for (int w = 0; w < g->nwait[x->next]; w++)
+        if (s->ist[g->wait[x->next][w]] != I_RELEASED)
+          fprintf(stderr, "  waits for register %d (tensor %d) micro %d: state %d\n", g->wait[x->next][w] / s->M,
+                  s->st->reg[g->wait[x->next][w] / s->M].tensor, g->wait[x->next][w] % s->M, s->ist[g->wait[x->next][w]]);
+    }
+  }
+}
+
 static void watchdog(sched *s) {
+  dump_stall(s);
   for (int k = 0; k < s->st->nact; k++) {
     const fmt_actor *a = &s->st->act[k];
     if (!s->as[k].busy || is_worker(a)) continue;
