@@ -101,7 +101,7 @@ int drv_layout(const drv_layout_opts *o, const ir_program *prog, sbpc_plan **pla
   if (o->seq) lay->seq = o->seq;
   if (!lay->global_batch) lay->global_batch = 8;
   if (lay->zero > 2) {
-    printf("note: ZeRO-3 runs as ZeRO-2 (parameters are not sharded at rest yet)\n");
+    fprintf(stderr, "sbpc: note: ZeRO stage 3 runs as stage 2 (parameters are not sharded at rest yet)\n");
     lay->zero = 2;
   }
   return EXIT_OK;

@@ -10,11 +10,12 @@
  * local/logical tokens (its value is then a partial sum, P(sum)).
  *
  * Signatures that need the rank's place in the group are kept on the op
- * (in_sbp) for the executor: a vocabulary-split embedding table (rows
- * outside the rank's range give zeros: P(sum)) and a vocabulary-split
+ * (in_sbp, out_sbp) for the executor: a vocabulary-split embedding table
+ * (rows outside the rank's range give zeros: P(sum)), split positions (the
+ * rank's run of positions) and a vocabulary-split
  * cross-entropy (Megatron's: the row max and sum of exponentials are
  * all-reduced over the group; a collective actor). What no kernel can run
- * (a split normalised axis, a split position table) is refused here.
+ * (a split normalised axis) is refused here.
  *
  * Fused qkv: attention's qkv[..., 3H] split on its last axis must give each
  * rank the q, k and v columns of its heads, so a parameter feeding a fused
@@ -43,9 +44,6 @@ static bool check_op(lw_ctx *c, const ir_op *o) {
   case IR_OP_LAYER_NORM: case IR_OP_LAYER_NORM_GRAD: case IR_OP_RMS_NORM: case IR_OP_RMS_NORM_GRAD:
   case IR_OP_SOFTMAX: case IR_OP_SOFTMAX_GRAD:
     if (split_of(x) == x->rank - 1) return refuse(c, o, "with its reduced (last) axis split is not supported");
-    break;
-  case IR_OP_POSITIONS:
-    if (split_of(&g->t[o->out[0]]) >= 0) return refuse(c, o, "split is not supported");
     break;
   case IR_OP_SEND_RECV: return refuse(c, o, "is not supported");
   default: break;

@@ -349,7 +349,15 @@ static bool start_main(sched *s, int k, int64_t m) {
   return true;
 }
 
-static const char *lane_name(const fmt_actor *a) { return fmt_akind_name[a->kind]; }
+static const char *lane_name(const fmt_actor *a) {
+  switch (a->kind) {
+  case FMT_A_REDUCE: return a->per_micro ? "reduce_scatter (dp)" : "all_reduce (dp)";
+  case FMT_A_GATHER: return "all_gather (dp)";
+  case FMT_A_GSEND: return "send (tied gradient)";
+  case FMT_A_GRECV: return "recv (tied gradient)";
+  default: return fmt_akind_name[a->kind];
+  }
+}
 
 /* finish actor k when its requests completed; true when it did */
 static bool finish_main(sched *s, int k) {
@@ -454,7 +462,8 @@ static void watchdog(sched *s) {
     if (!s->as[k].busy || is_worker(a)) continue;
     if (a->kind == FMT_A_SEND || a->kind == FMT_A_RECV || a->kind == FMT_A_GSEND || a->kind == FMT_A_GRECV)
       rt_comm_timeout_abort(s->e->comm, peer_rank(s->e, a->peer), a->kind == FMT_A_SEND || a->kind == FMT_A_GSEND ? "send" : "receive");
-    rt_comm_timeout_abort(s->e->comm, -1, a->kind == FMT_A_COLL ? "tensor-parallel collective" : "data-parallel collective");
+    rt_comm_group_timeout_abort(s->e->comm, a->kind == FMT_A_COLL ? RT_TP : RT_DP,
+                                a->kind == FMT_A_COLL ? "tensor-parallel collective" : "data-parallel collective");
   }
   fprintf(stderr, "sbpc: error: rank %d: no actor could fire for %.0f s (internal deadlock)\n", s->e->rank, rt_comm_timeout);
   if (s->e->comm) rt_comm_abort(s->e->comm, EXIT_INTERNAL);

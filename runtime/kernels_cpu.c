@@ -72,7 +72,10 @@ static bool k_embedding_grad(K *k) {
 static bool k_positions(K *k) {
   int32_t *y = k->out[0];
   int64_t n = nel(k, k->o->out[0]), L = last(k, k->o->out[0]);
-  for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(i % L);
+  /* split on the position axis (S(last) on the tp axis): this rank's run of positions */
+  const ir_ndsbp *s = &k->o->out_sbp[0];
+  int64_t lo = s->n == 1 && s->a[0].kind == SBP_S && s->a[0].axis == k->g->t[k->o->out[0]].rank - 1 ? (int64_t)k->kc->tpi * L : 0;
+  for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(lo + i % L);
   return true;
 }
 

@@ -245,6 +245,16 @@ void rt_comm_timeout_abort(rt_comm *c, int peer, const char *what) {
   exit(EXIT_BAD_INPUT);
 }
 
+void rt_comm_group_timeout_abort(rt_comm *c, rt_group g, const char *what) {
+  char who[256];
+  name_silent(c, group(c, g), who, sizeof who);
+  fprintf(stderr, "sbpc: error: rank %d: rank %s did not answer (%s) within %.0f s; aborting the job\n", c->rank,
+          who[0] ? who : "?", what, rt_comm_timeout);
+  fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, EXIT_BAD_INPUT);
+  exit(EXIT_BAD_INPUT);
+}
+
 char **rt_comm_gather_str(rt_comm *c, const char *s) {
   int n = (int)strlen(s) + 1, size = c ? c->size : 1, rank = c ? c->rank : 0;
   if (!c) {

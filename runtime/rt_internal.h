@@ -142,6 +142,10 @@ rt_req *rt_comm_iallreduce(rt_comm *c, rt_group g, float *x, int64_t n, bool max
 rt_req *rt_comm_iallgather(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
 rt_req *rt_comm_ireduce_scatter(rt_comm *c, rt_group g, const float *in, const int *counts, float *out);
 rt_req *rt_comm_iallgatherv(rt_comm *c, rt_group g, float *buf, const int *counts, const int *displs);
+/* rt_comm_group_timeout_abort: a collective of group g did not complete in
+ * time: ping the group's members for 2 s, name those that stay silent, end
+ * the job */
+void rt_comm_group_timeout_abort(rt_comm *c, rt_group g, const char *what);
 /* rt_comm_timeout_abort: report that `peer` did not answer and end the job */
 void rt_comm_timeout_abort(rt_comm *c, int peer, const char *what);
 /* rt_comm_gather_str: rank 0 gets every rank's string (malloc'ed copies, an

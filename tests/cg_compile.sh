@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cg_compile.sh SBPC — `sbpc compile` end to end on examples/gpt2.sbp: the
-# kernels, PTX and manifest are written; a second run is served from the
+# cg_compile.sh SBPC — `sbpc compile` end to end on examples/gpt2.sbp with a
+# plan from `sbpc plan`: the program, kernels, PTX and manifest are written; a second run is served from the
 # cache; a corrupted cache entry is detected and rebuilt; every generated
 # .ptx assembles with ptxas for its architecture (skipped without ptxas);
 # without NVRTC (SBPC_NVRTC=none) the .cu files are still written.
@@ -12,10 +12,9 @@ trap 'rm -rf "$tmp"' EXIT
 export SBPC_CACHE_DIR="$tmp/cache"
 fail() { echo "FAIL: $*"; exit 1; }
 
-cat > "$tmp/plan.json" <<'JSON'
-{"version": 1, "train": {"global_batch": 8, "seq": 256, "precision": "bf16"},
- "parallel": {"dp": 1, "tp": 1, "pp": 1, "sp": 1, "micro_batch": 2, "num_micro_batches": 4}}
-JSON
+# a real plan: 1 CPU device, batch 8 of 256 tokens in micro-batches of 2
+"$sbpc" plan "$src/examples/gpt2.sbp" --cluster cpu:1 --batch 8 --seq 256 --fix mbs=2 --json "$tmp/plan.json" > /dev/null \
+  || fail "sbpc plan"
 "$sbpc" compile "$src/examples/gpt2.sbp" --plan "$tmp/plan.json" -o "$tmp/out" > "$tmp/log1" 2>&1 \
   || { cat "$tmp/log1"; fail "first compile"; }
 cat "$tmp/log1"
@@ -23,7 +22,8 @@ k=$(sed -n 's/^kernels: \([0-9]*\) .*/\1/p' "$tmp/log1")
 [ -n "$k" ] && [ "$k" -ge 8 ] || fail "expected at least 8 kernels"
 grep -q "kernels: $k (0 from cache)" "$tmp/log1" || fail "first run should build every kernel"
 [ -f "$tmp/out/kernels/manifest.json" ] || fail "no manifest"
-[ -f "$tmp/out/plan.json" ] || fail "plan not copied"
+[ -f "$tmp/out/program.json" ] || fail "no program.json"
+grep -q '"micro":4' "$tmp/out/program.json" || fail "the program is not the plan's 4 micro-batches"
 [ "$(ls "$tmp/out/kernels"/*.cu | wc -l)" -eq "$k" ] || fail ".cu count"
 [ "$(ls "$tmp/out/kernels"/*.ll | wc -l)" -eq "$k" ] || fail ".ll count"
 grep -q '"fused_ops":[[:space:]]*"bias_add+gelu"' "$tmp/out/kernels/manifest.json" || fail "no bias+gelu kernel"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# hardened.sh SBPC — the malformed seeds of the actor-plan, safetensors and
-# lengths fuzz corpora (tests/fuzz/corpus/{actors,safetensors,lengths}/bad-*)
+# hardened.sh SBPC — the malformed seeds of the program, safetensors and
+# lengths fuzz corpora (tests/fuzz/corpus/{program,safetensors,lengths}/bad-*)
 # through the command line: each must end with exit status 1 and an
 # "error:" line naming the file, never a crash, hang or sanitizer report.
-#   actors:      sbpc run DIR            (DIR/actors.json is the seed)
+#   program:     sbpc run DIR            (DIR/program.json is the seed)
 #   safetensors: sbpc run MODEL --weights SEED
 #   lengths:     sbpc sp MODEL --cluster dgx-a100:1 --lengths SEED
 set -u
@@ -21,9 +21,9 @@ expect1() { # expect1 NAME-IN-MESSAGE CMD...
   ! grep -qE "Sanitizer|runtime error|^step " "$T/err" "$T/out" || { echo "FAIL: '$*' ran a step or tripped a sanitizer"; fail=1; }
 }
 n=0
-for f in $C/actors/bad-*; do
-  mkdir -p "$T/plan" && cp "$f" "$T/plan/actors.json"
-  expect1 "actors.json" "$sbpc" run "$T/plan" --steps 1 --quiet; n=$((n + 1))
+for f in $C/program/bad-*; do
+  mkdir -p "$T/plan" && cp "$f" "$T/plan/program.json"
+  expect1 "program.json" "$sbpc" run "$T/plan" --steps 1 --quiet; n=$((n + 1))
 done
 for f in $C/safetensors/bad-*; do
   expect1 "$(basename "$f")" "$sbpc" run examples/tiny-gpt2.sbp --data tests/data/rt/tiny.bin --steps 1 --quiet --weights "$f"

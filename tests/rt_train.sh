@@ -2,10 +2,10 @@
 # rt_train.sh SBPC — the runtime's end-to-end training tests (issue 6):
 #  1. the tiny GPT-2 for 5 steps gives the same losses (1e-5 relative) on
 #     1 rank, dp=2, tp=2, pp=2 (4 micro-batches), dp=2 x tp=2, dp=2 x pp=2,
-#     tp=2 x pp=2, dp=2 with ZeRO-1, a written actors.json (`run DIR`) and a
-#     planner JSON (`run --plan`), a `sbpc compile --plan` directory, with
-#     the actor executor and with the sequential interpreter; `--trace`
-#     writes a Perfetto trace with a track per rank;
+#     tp=2 x pp=2, dp=2 with ZeRO-1, a `sbpc compile` directory run after
+#     it was moved (`run DIR`), a planner JSON (`run --plan`) and a
+#     `sbpc compile --plan` directory; `--trace` writes a Perfetto trace with
+#     a track per rank;
 #  2. resume: save at step 3 under one layout, resume under another (dp=2 ->
 #     pp=2 and 1 rank; tp=2 -> pp=2 x dp=2; dp=2 x tp=2 ZeRO-1 -> 1 rank;
 #     tp=2 x pp=2 -> 1 rank): steps 4-5 equal the uninterrupted run (1e-5);
@@ -34,13 +34,13 @@ runn 2 --pp 2 --micro 4 --log "$T/pp2.jsonl" || bad "pp=2 run failed"
 same_losses "$T/base.jsonl" "$T/pp2.jsonl" || bad "pp=2 (4 micro-batches) losses differ from 1 rank"
 runn 4 --dp 2 --pp 2 --micro 2 --log "$T/dp2pp2.jsonl" || bad "dp=2 x pp=2 run failed"
 same_losses "$T/base.jsonl" "$T/dp2pp2.jsonl" || bad "dp=2 x pp=2 losses differ from 1 rank"
-# a plan directory: actors.json written for pp=2 x dp=2, then `sbpc run DIR`
-mkdir -p "$T/plan"
-"$SBPC" run $M --pp 2 --dp 2 --micro 2 --write-actors "$T/plan/actors.json" || bad "--write-actors failed"
-grep -q '"format":.*"sbpc-actors"' "$T/plan/actors.json" || bad "actors.json lacks its format"
-$MPIENV mpirun --oversubscribe -np 4 "$SBPC" run "$T/plan" --data $D --steps 5 --quiet --log "$T/dir.jsonl" ||
+# a compiled program for pp=2 x dp=2, moved elsewhere, then `sbpc run DIR`
+"$SBPC" compile $M --pp 2 --dp 2 --micro 2 -o "$T/plan" >/dev/null || bad "compile --pp 2 --dp 2 failed"
+grep -q '"format":"sbpc-program"' "$T/plan/program.json" || bad "program.json lacks its format"
+mv "$T/plan" "$T/moved"
+$MPIENV mpirun --oversubscribe -np 4 "$SBPC" run "$T/moved" --data $D --steps 5 --quiet --log "$T/dir.jsonl" ||
   bad "run DIR failed"
-same_losses "$T/base.jsonl" "$T/dir.jsonl" || bad "run DIR (pp=2 x dp=2 plan) losses differ"
+same_losses "$T/base.jsonl" "$T/dir.jsonl" || bad "run DIR (pp=2 x dp=2 program) losses differ"
 # a planner JSON: its layout (dp=2 x tp=2, 2 micro-batches) drives the run
 if "$SBPC" plan $M --cluster cpu:4 --precision fp32 --fix dp=2,tp=2,pp=1,mbs=2,recompute=none,zero=0 \
      --json "$T/plan.json" >/dev/null 2>&1; then
@@ -50,10 +50,10 @@ if "$SBPC" plan $M --cluster cpu:4 --precision fp32 --fix dp=2,tp=2,pp=1,mbs=2,r
 else
   echo "note: 'sbpc plan' unavailable, --plan not tested"
 fi
-# `sbpc compile --plan PLAN -o DIR` writes DIR/actors.json; `sbpc run DIR` trains it
+# `sbpc compile --plan PLAN -o DIR` writes DIR/program.json; `sbpc run DIR` trains it
 if [ -s "$T/plan.json" ] && "$SBPC" compile --help 2>&1 | grep -q "usage: sbpc compile"; then
   if "$SBPC" compile $M --plan "$T/plan.json" -o "$T/cdir" >/dev/null; then
-    grep -q '"format":.*"sbpc-actors"' "$T/cdir/actors.json" || bad "compile wrote no actors.json"
+    grep -q '"format":"sbpc-program"' "$T/cdir/program.json" || bad "compile wrote no program.json"
     $MPIENV mpirun --oversubscribe -np 4 "$SBPC" run "$T/cdir" --data $D --steps 5 --quiet --log "$T/cdir.jsonl" ||
       bad "run of a compiled DIR failed"
     same_losses "$T/base.jsonl" "$T/cdir.jsonl" || bad "run of a compiled DIR (dp=2 x tp=2) losses differ"
@@ -87,11 +87,8 @@ PY
   fi
 }
 check_trace "$T/trace.json" 4 || bad "the --trace file is not a trace with a track per rank"
-# the sequential interpreter agrees with the actor executor
-run1 --micro 2 --executor interp --log "$T/interp1.jsonl" || bad "1-rank interpreter run failed"
-same_losses "$T/base.jsonl" "$T/interp1.jsonl" || bad "interpreter (1 rank, 2 micro-batches) differs"
-runn 2 --pp 2 --micro 4 --executor interp --log "$T/interp_pp2.jsonl" || bad "pp=2 interpreter run failed"
-same_losses "$T/base.jsonl" "$T/interp_pp2.jsonl" || bad "interpreter pp=2 losses differ"
+run1 --micro 2 --log "$T/m2.jsonl" || bad "1-rank run with 2 micro-batches failed"
+same_losses "$T/base.jsonl" "$T/m2.jsonl" || bad "1 rank, 2 micro-batches differs"
 runn 2 --tp 2 --log "$T/tp2.jsonl" || bad "tp=2 run failed"
 same_losses "$T/base.jsonl" "$T/tp2.jsonl" || bad "tp=2 losses differ from 1 rank"
 runn 4 --dp 2 --tp 2 --log "$T/dp2tp2.jsonl" || bad "dp=2 x tp=2 run failed"
@@ -137,7 +134,7 @@ expect_err() { # expect_err PATTERN CMD...: exit 1, PATTERN on stderr, no step l
 }
 expect_err "short.bin.*fewer than one sample" "$SBPC" run $M --data tests/data/rt/short.bin
 expect_err "oov.bin.*token 600.*outside the vocabulary" "$SBPC" run $M --data tests/data/rt/oov.bin
-expect_err "plan is for 1 rank.*2 processes" $MPIENV mpirun --oversubscribe -np 2 "$SBPC" run $M --data $D
+expect_err "program is for 1 rank.*2 processes" $MPIENV mpirun --oversubscribe -np 2 "$SBPC" run $M --data $D
 cp "$T/ck/model.safetensors" "$T/w.safetensors"
 "$SBPC" run $M --data $D --steps 1 --quiet --weights "$T/w.safetensors" || bad "--weights with a valid file failed"
 # files with a missing, an extra, a mis-shaped tensor and one claiming 10 GB
