@@ -243,7 +243,7 @@ static double op_comm(const solver *sv, const ir_op *o, const ir_sig *s) {
   int r = sv->pm->g->t[o->in[0]].rank;
   if (s->in[0].axis != r - 1) return 0;
   double T = 2 * 4 * numel_local(sv, o->in[1], s->in[1]);
-  return plan_coll_time(sv->c, COLL_ALL_REDUCE, T, sv->k->tp, sv->k->tpl);
+  return plan_coll_time(sv->c, IR_OP_ALL_REDUCE, T, sv->k->tp, sv->k->tpl);
 }
 
 /* ---- saved activations --------------------------------------------------- */
@@ -329,18 +329,18 @@ static eparts edge_parts(const solver *sv, const prog *p, const edge *e, int cu,
   ir_sbp none = {SBP_B, 0};
   double T = numel_local(sv, e->t, none) * elt(sv, e->t);
   int n = sv->k->tp;
-  eparts r = {0, 0, 0, plan_boxing_coll(from, to), COLL_NONE, from, to, from, from};
+  eparts r = {0, 0, 0, ir_boxing_kind(from, to), IR_NOPKIND, from, to, from, from};
   r.fwd = plan_coll_time(sv->c, r.coll_f, T, n, sv->k->tpl);
   if (e->type == E_INPUT) return r;
   if (e->type == E_PARAM) {
     r.bwd = r.fwd; /* regather for backward */
     ir_sbp gs = plan_grad_sbp(to, repl);
-    r.step = plan_coll_time(sv->c, plan_boxing_coll(gs, from), T, n, sv->k->tpl);
+    r.step = plan_coll_time(sv->c, ir_boxing_kind(gs, from), T, n, sv->k->tpl);
     return r;
   }
   r.gfrom = v->kind == N_OP ? plan_grad_sbp(to, repl) : plan_need_sbp(to);
   r.gto = plan_need_sbp(from);
-  r.coll_b = plan_boxing_coll(r.gfrom, r.gto);
+  r.coll_b = ir_boxing_kind(r.gfrom, r.gto);
   r.bwd = plan_coll_time(sv->c, r.coll_b, T, n, sv->k->tpl);
   return r;
 }
@@ -505,7 +505,7 @@ static plan_lsum *part_of(solver *sv, int b, ir_ref op) {
 
 static void add_box(plan_sol *s, ir_ref op, int slot, ir_ref t, ir_sbp from, ir_sbp to, int coll,
                     double bytes, bool bwd) {
-  if (coll == COLL_NONE) return;
+  if (coll == IR_NOPKIND) return;
   s->box = xrealloc(s->box, sizeof(plan_boxing) * (size_t)(s->nbox + 1));
   s->box[s->nbox++] = (plan_boxing){op, slot, t, from, to, coll, bytes, bwd};
 }
@@ -555,8 +555,8 @@ static void sum_edges(solver *sv, const prog *p, const int *ch, int b, char *see
     eparts r = edge_parts(sv, p, ed, ch[ed->u], ch[ed->v]);
     l->comm_fwd_s += r.fwd, l->comm_bwd_s += r.bwd + r.fwd * (fm - 1), l->step_comm_s += r.step;
     double T = numel_local(sv, ed->t, none) * elt(sv, ed->t);
-    add_box(sv->sol, op, ed->vslot, ed->t, r.from, r.to, r.coll_f, plan_coll_bytes(r.coll_f, T, sv->k->tp), false);
-    add_box(sv->sol, op, ed->vslot, ed->t, r.gfrom, r.gto, r.coll_b, plan_coll_bytes(r.coll_b, T, sv->k->tp), true);
+    add_box(sv->sol, op, ed->vslot, ed->t, r.from, r.to, r.coll_f, ir_coll_bytes(r.coll_f, T, sv->k->tp), false);
+    add_box(sv->sol, op, ed->vslot, ed->t, r.gfrom, r.gto, r.coll_b, ir_coll_bytes(r.coll_b, T, sv->k->tp), true);
     if (ed->type == E_PARAM) { /* count each parameter once per part; tied copies apart */
       int part = b >= 0 ? 0 : (l == &sv->sol->post ? 2 : 1);
       char *f = &seen[ed->t];

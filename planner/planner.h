@@ -139,7 +139,7 @@ typedef struct {
   int input;
   ir_ref tensor;
   ir_sbp from, to;
-  int coll;                /* plan_coll */
+  int coll;                /* ir_opkind of the collective (ir_boxing_kind) */
   double bytes;            /* per device per micro-batch */
   bool backward;
 } plan_boxing;

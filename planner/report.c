@@ -69,7 +69,7 @@ static void explain(const plan_result *r, const plan_layout *l, FILE *f) {
   fprintf(f, "\nboxing per layer and micro-batch:\n");
   for (int i = 0; i < r->nbox; i++) {
     const plan_boxing *x = &r->box[i];
-    if (x->coll == COLL_SLICE) continue;
+    if (x->coll == IR_OP_SLICE) continue;
     fprintf(f, "  op %-6d %-8s %-7s -> %-7s %-15s %10.1f MB\n", x->op, x->backward ? "backward" : "forward",
             ir_sbp_str(x->from, b1, sizeof b1), ir_sbp_str(x->to, b2, sizeof b2), plan_coll_name(x->coll),
             x->bytes / 1e6);

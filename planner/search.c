@@ -127,7 +127,7 @@ static void axis_order(search *s) {
                    2 * 2 * s->params / (s->tp * s->pp),          /* dp: gradients */
                    4 * act * s->L / s->pp,                        /* sp: all-to-all */
                    8 * act * s->L / s->pp};                       /* tp: 4 all-reduces x fwd/bwd */
-  int kind[4] = {COLL_SEND_RECV, COLL_ALL_REDUCE, COLL_ALL_TO_ALL, COLL_ALL_REDUCE};
+  int kind[4] = {IR_OP_SEND_RECV, IR_OP_ALL_REDUCE, IR_OP_ALL_TO_ALL, IR_OP_ALL_REDUCE};
   for (int a = 0; a < 4; a++)
     for (int m = 0; m < 16; m++) {
       if (m & (1 << a)) continue;
@@ -210,7 +210,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     double spc = 0;
     if (s->sp > 1)
       spc = (2 + (k.rc == PLAN_RC_FULL)) *
-            plan_coll_time(c, COLL_ALL_TO_ALL, l.attn_io_bytes * s->sp, s->sp, s->st[p].spl);
+            plan_coll_time(c, IR_OP_ALL_TO_ALL, l.attn_io_bytes * s->sp, s->sp, s->st[p].spl);
     sm->pp.t[p] = lsum_time(&l) + spc;
     sm->sp_s[p] = spc;
     double inf = k.m < P - p ? k.m : P - p;
@@ -233,7 +233,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     int nb = 2 * k.vpp - (p == 0) - (p == P - 1);
     if (nb && P > 1) {
       plan_link pl = s->st[p].ppl.bw < 1e29 ? s->st[p].ppl : s->st[p > 0 ? p - 1 : p].ppl;
-      sm->send_s[p] = nb * plan_coll_time(c, COLL_SEND_RECV, l.boundary_bytes, 2, pl);
+      sm->send_s[p] = nb * plan_coll_time(c, IR_OP_SEND_RECV, l.boundary_bytes, 2, pl);
       e += sm->send_s[p];
     } else {
       sm->send_s[p] = 0;
@@ -243,7 +243,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
      * embedding all-reduce) */
     sm->tied_s[p] = 0;
     if (P > 1 && (p == 0 || p == P - 1))
-      sm->tied_s[p] = plan_coll_time(c, COLL_ALL_REDUCE, sol[P - 1]->post.tied_local * c->grad_reduce_bytes, 2,
+      sm->tied_s[p] = plan_coll_time(c, IR_OP_ALL_REDUCE, sol[P - 1]->post.tied_local * c->grad_reduce_bytes, 2,
                                      s->st[0].ppl);
     sm->pp.e[p] = e;
     double fixed = c->workspace_bytes < 0.05 * s->st[p].dev.mem ? c->workspace_bytes : 0.05 * s->st[p].dev.mem;
@@ -319,10 +319,10 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   plan_link dl = s->st[p].dpl;
   double g = par * c->grad_reduce_bytes, bwin = x * (l->bwd_s + l->comm_bwd_s), fwin = x * (l->fwd_s + l->comm_fwd_s);
   double red, after = 0, gather = 0;
-  if (k.zero == 0) red = plan_coll_time(c, COLL_ALL_REDUCE, g, zd, dl);
-  else red = plan_coll_time(c, COLL_REDUCE_SCATTER, g, zd, dl);
-  if (k.zero == 1 || k.zero == 2) after = plan_coll_time(c, COLL_ALL_GATHER, par * pb.wb, zd, dl);
-  if (k.zero >= 3) gather = k.m * plan_coll_time(c, COLL_ALL_GATHER, par * pb.wb, zd, dl);
+  if (k.zero == 0) red = plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
+  else red = plan_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl);
+  if (k.zero == 1 || k.zero == 2) after = plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl);
+  if (k.zero >= 3) gather = k.m * plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl);
   double exposed = red + gather - c->overlap * bwin; /* ZeRO-3's backward re-gathers hide likewise */
   if (exposed < 0) exposed = 0;
   double ag = after - c->overlap * fwin;
