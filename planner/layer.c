@@ -199,22 +199,44 @@ static opcost cost_gemm(const solver *sv, const ir_op *o, const ir_sig *s) {
   return r;
 }
 
-/* attention: materialised scores unless score_passes is 0; with sp > 1 the
- * sequence is whole inside attention and the heads are split (Ulysses) */
-static opcost cost_attn(const solver *sv, const ir_op *o, const ir_sig *s) {
+/* attention_shape: per device batch, whole sequence, local hidden, head
+ * dim, local heads of attention op o under signature s (with sp > 1 the
+ * sequence is whole inside attention and the heads are split: Ulysses) */
+typedef struct { double b, s, hl, dh, heads; } attn_shape;
+
+static attn_shape attention_shape(const solver *sv, const ir_op *o, const ir_sig *s) {
   int64_t q[IR_MAXRANK], qg[IR_MAXRANK];
   int r = local_dims(sv, o->in[0], s->in[0], q);
   plan_tshape(sv->pm->g, o->in[0], sv->b, sv->seq, qg);
   double div = o->nin == 1 ? 3 : 1, hl = q[r - 1] / div, hg = qg[r - 1] / div;
-  double heads = o->at.heads > 0 ? (double)o->at.heads : 1, dh = hg / heads;
-  double sp = sv->k->sp, bl = r >= 3 ? (double)q[0] : 1, sfull = (r >= 3 ? (double)q[1] : (double)q[0]) * sp;
-  double fl = 4 * bl * sfull * sfull * hl / sp, scores = bl * (hl / dh / sp) * sfull * sfull;
+  double heads = o->at.heads > 0 ? (double)o->at.heads : 1, sp = sv->k->sp;
+  attn_shape a = {r >= 3 ? (double)q[0] : 1, (r >= 3 ? (double)q[1] : (double)q[0]) * sp, hl / sp, hg / heads, 0};
+  a.heads = a.hl / a.dh;
+  return a;
+}
+
+/* attention: 4 b s^2 h FLOPs (QK^T and AV; not halved for causal, as
+ * Megatron counts). Materialised (runtime without flash attention): the two
+ * GEMMs at the efficiency of an s x s x d_head GEMM plus score_passes passes
+ * over the b*heads*s^2 scores; backward 2x. Flash: one fused kernel at
+ * attn_flash_eff that never writes the scores and skips the masked half of
+ * a causal score matrix; its backward recomputes QK^T, 5 GEMMs against the
+ * forward's 2 (2.5x) (Dao 2023, FlashAttention-2, section 3). */
+static opcost cost_attn(const solver *sv, const ir_op *o, const ir_sig *s) {
+  attn_shape a = attention_shape(sv, o, s);
+  double fl = 4 * a.b * a.s * a.s * a.hl, scores = a.b * a.heads * a.s * a.s;
   double by = 0;
   for (int i = 0; i < o->nin; i++) by += tbytes(sv, o->in[i], s->in[i]);
-  by += tbytes(sv, o->out[0], s->out[0]) + sv->c->attn_score_passes * scores * ir_dtype_size(sv->k->prec);
-  double eff = plan_gemm_eff(sv->c, sfull, sfull, dh), kn = 2 + sv->c->attn_score_passes;
-  opcost c = {plan_kernel_time(sv->c, &sv->k->dev, fl, eff, by, kn),
-              plan_kernel_time(sv->c, &sv->k->dev, 2 * fl, eff, 2 * by, 2 * kn), fl};
+  by += tbytes(sv, o->out[0], s->out[0]);
+  const plan_dev *d = &sv->k->dev;
+  if (sv->c->rt.flash_attention) {
+    double work = o->at.causal ? fl / 2 : fl, e = sv->c->attn_flash_eff;
+    opcost c = {plan_kernel_time(sv->c, d, work, e, by, 1), plan_kernel_time(sv->c, d, 2.5 * work, e, 2 * by, 2), fl};
+    return c;
+  }
+  by += sv->c->attn_score_passes * scores * ir_dtype_size(sv->k->prec);
+  double eff = plan_gemm_eff(sv->c, a.s, a.s, a.dh), kn = 2 + sv->c->attn_score_passes;
+  opcost c = {plan_kernel_time(sv->c, d, fl, eff, by, kn), plan_kernel_time(sv->c, d, 2 * fl, eff, 2 * by, 2 * kn), fl};
   return c;
 }
 
@@ -257,9 +279,18 @@ static void save_t(const solver *sv, ir_ref t, ir_sbp x, char *mark, saved *sa) 
   sa->all += tbytes(sv, t, x);
 }
 
-static void op_saved(const solver *sv, const ir_op *o, const ir_sig *s, char *mark, saved *sa) {
+/* op_saved: what op o keeps for its backward under signature s. An input
+ * of a matmul is kept in the layout it was produced in (src[i]): when boxing
+ * all-gathered a split tensor into it (a column-parallel matmul under
+ * sequence parallelism) it keeps its shard and gathers it again in backward, as
+ * Megatron-LM does (Korthikanti et al. 2022, section 4.2.2; the re-gather
+ * overlaps the input-gradient GEMM there and is not charged). */
+static void op_saved(const solver *sv, const ir_op *o, const ir_sig *s, const ir_sbp *src, char *mark, saved *sa) {
   switch (o->kind) {
-  case IR_OP_MATMUL: case IR_OP_MUL: case IR_OP_SWIGLU:
+  case IR_OP_MATMUL:
+    for (int i = 0; i < o->nin; i++) save_t(sv, o->in[i], src[i], mark, sa);
+    break;
+  case IR_OP_MUL: case IR_OP_SWIGLU:
     for (int i = 0; i < o->nin; i++) save_t(sv, o->in[i], s->in[i], mark, sa);
     break;
   case IR_OP_GELU: case IR_OP_SILU: case IR_OP_LAYER_NORM: case IR_OP_RMS_NORM: case IR_OP_EMBEDDING:
@@ -274,15 +305,13 @@ static void op_saved(const solver *sv, const ir_op *o, const ir_sig *s, char *ma
   case IR_OP_ATTENTION: {
     for (int i = 0; i < o->nin; i++) save_t(sv, o->in[i], s->in[i], mark, sa);
     save_t(sv, o->out[0], s->out[0], mark, sa);
-    opcost c = cost_attn(sv, o, s);
-    int64_t q[IR_MAXRANK];
-    int r = plan_tshape(sv->pm->g, o->in[0], sv->b, sv->seq, q);
-    double hg = (double)q[r - 1] / (o->nin == 1 ? 3 : 1), sfull = (double)sv->seq * sv->k->sp;
-    /* scores = flops / (4 s^2 h / heads) * ... : derive from FLOPs to share the shape logic */
-    double heads = o->at.heads > 0 ? (double)o->at.heads : 1;
-    double sc = c.flops / (4 * sfull * sfull * (hg / heads)) * sfull * sfull;
-    sa->scores += sv->c->attn_saved_bytes * sc;
-    sa->all += sv->c->attn_saved_bytes * sc;
+    attn_shape a = attention_shape(sv, o, s);
+    if (sv->c->rt.flash_attention) { /* the softmax statistics (fp32 log-sum-exp per row) */
+      sa->all += 4 * a.b * a.heads * a.s;
+      break;
+    }
+    double sc = sv->c->attn_saved_bytes * a.b * a.heads * a.s * a.s;
+    sa->scores += sc, sa->all += sc;
     break;
   }
   default: break;
@@ -316,6 +345,19 @@ typedef struct {
 static ir_sbp out_sbp(const prog *p, int u, int c, int slot) {
   const node *x = &p->n[u];
   return x->kind == N_OP ? x->sig[c].out[slot] : x->lay[c];
+}
+
+/* kept_layouts: per input of op node v (signature s), the layout a backward
+ * keeps it in: the producer's split when boxing all-gathered it, else the
+ * signature's (op_saved) */
+static void kept_layouts(const prog *p, const int *ch, int v, const ir_sig *s, int nin, ir_sbp *src) {
+  for (int i = 0; i < nin; i++) src[i] = s->in[i];
+  for (int e = 0; e < p->ne; e++) {
+    const edge *ed = &p->e[e];
+    if (ed->v != v || (ed->type != E_ACT && ed->type != E_EXT)) continue;
+    ir_sbp f = out_sbp(p, ed->u, ch[ed->u], ed->uslot);
+    if (f.kind == SBP_S && s->in[ed->vslot].kind == SBP_B) src[ed->vslot] = f;
+  }
 }
 
 typedef struct { double fwd, bwd, step; int coll_f, coll_b; ir_sbp from, to, gfrom, gto; } eparts;
@@ -363,7 +405,8 @@ static void free_layouts(solver *sv, node *x) {
   x->lay[0] = (ir_sbp){SBP_B, 0};
   x->nch = 1;
   for (int i = 0; i < r && sv->k->tp > 1; i++)
-    if (d[i] % sv->k->tp == 0 && d[i] >= sv->k->tp) x->lay[x->nch++] = (ir_sbp){SBP_S, (int8_t)i};
+    if (d[i] % sv->k->tp == 0 && d[i] >= sv->k->tp && (sv->c->rt.seq_parallel || !plan_token_axis(sv->pm->g, x->ref, i)))
+      x->lay[x->nch++] = (ir_sbp){SBP_S, (int8_t)i};
 }
 
 static void fixed_layout(solver *sv, node *x, ir_sbp l) {
@@ -395,7 +438,7 @@ static void op_nodes(solver *sv, prog *p, const region *r) {
     int u = add_node(p, N_OP, r->ops[k]);
     node *x = &p->n[u];
     x->sig = ARENA_ARRAY(sv->s, ir_sig, IR_MAXSIGS);
-    x->nch = plan_op_sigs(g, o, sv->k->tp, sv->b, sv->seq, x->sig);
+    x->nch = plan_op_sigs(g, o, sv->k->tp, sv->b, sv->seq, sv->c->rt.seq_parallel, x->sig);
     p->opnode[r->ops[k]] = u;
   }
 }
@@ -463,6 +506,17 @@ static double rc_extra(const solver *sv, const ir_op *o, opcost c) {
   return 0;
 }
 
+/* no_seq_split: a runtime without sequence parallelism keeps every tensor
+ * between the column- and row-parallel regions whole on the tp axis: it
+ * all-reduces partial activations (never a reduce-scatter) and never slices
+ * a whole activation into shards. Such an edge is forbidden. */
+static double no_seq_split(const solver *sv, const edge *e, const eparts *r) {
+  if (sv->c->rt.seq_parallel || e->type == E_PARAM || e->type == E_INPUT) return 0;
+  bool rs = r->coll_f == IR_OP_REDUCE_SCATTER || r->coll_b == IR_OP_REDUCE_SCATTER;
+  bool slice = r->coll_f == IR_OP_SLICE && r->to.kind == SBP_S;
+  return rs || slice ? PLAN_FORBID : 0;
+}
+
 static void fill_costs(solver *sv, prog *p, bool rest) {
   const ir_graph *g = sv->pm->g;
   plan_sbp_prob *P = &p->P;
@@ -492,7 +546,7 @@ static void fill_costs(solver *sv, prog *p, bool rest) {
     for (int i = 0; i < nu; i++)
       for (int j = 0; j < nv; j++) {
         eparts r = edge_parts(sv, p, ed, i, j);
-        P->ecost[e][i * nv + j] = fm * r.fwd + r.bwd + r.step * inv_m;
+        P->ecost[e][i * nv + j] = fm * r.fwd + r.bwd + r.step * inv_m + no_seq_split(sv, ed, &r);
       }
   }
 }
@@ -536,7 +590,9 @@ static void sum_ops(solver *sv, const prog *p, const int *ch, int b, char *mark)
       if (by > l->max_tensor_bytes) l->max_tensor_bytes = by;
     }
     saved sa = {0, 0};
-    op_saved(sv, o, s, mark + (size_t)(l == &sv->sol->post) * g->nt, &sa);
+    ir_sbp src[IR_MAXIN];
+    kept_layouts(p, ch, v, s, o->nin, src);
+    op_saved(sv, o, s, src, mark + (size_t)(l == &sv->sol->post) * g->nt, &sa);
     l->act_full_bytes += sa.all;
     l->act_bytes += sa.all - (sv->k->rc == PLAN_RC_SELECTIVE && b >= 0 ? sa.scores : 0);
     sv->sol->choice[x->ref] = ch[v];

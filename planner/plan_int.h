@@ -39,11 +39,17 @@ ir_sbp plan_need_sbp(ir_sbp out);
 /* plan_tshape: tensor t's shape with B = b, S = s; returns the rank. */
 int plan_tshape(const ir_graph *g, ir_ref t, int64_t b, int64_t s, int64_t *dims);
 /* plan_op_sigs: the 1-D signatures of forward op o on a tp axis of n devices
- * (splits only where the axis divides by n; n == 1 gives the one all-B
- * signature). Returns the count (>= 1). */
-int plan_op_sigs(const ir_graph *g, const ir_op *o, int n, int64_t b, int64_t s, ir_sig *sigs);
+ * (splits only where the axis divides by n, and of token axes only when tok:
+ * sequence parallelism; n == 1 gives the one all-B signature). Returns the
+ * count (>= 1). */
+int plan_op_sigs(const ir_graph *g, const ir_op *o, int n, int64_t b, int64_t s, bool tok, ir_sig *sigs);
+/* plan_token_axis: axis of tensor t is a token axis (its size involves B or S). */
+bool plan_token_axis(const ir_graph *g, ir_ref t, int axis);
 
 /* ---- sbp_ilp.c: the per-block SBP program ------------------------------------ */
+/* An edge cost at or above PLAN_FORBID marks a pair of choices the program
+ * must not take (a collective the runtime does not run). */
+#define PLAN_FORBID 1e9
 typedef struct {
   int nnode;
   int *nch;          /* choices per node */

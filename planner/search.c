@@ -243,11 +243,10 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
      * embedding all-reduce) */
     sm->tied_s[p] = 0;
     if (P > 1 && (p == 0 || p == P - 1))
-      sm->tied_s[p] = plan_coll_time(c, IR_OP_ALL_REDUCE, sol[P - 1]->post.tied_local * c->grad_reduce_bytes, 2,
+      sm->tied_s[p] = plan_coll_time(c, IR_OP_ALL_REDUCE, sol[P - 1]->post.tied_local * c->rt.grad_reduce_bytes, 2,
                                      s->st[0].ppl);
     sm->pp.e[p] = e;
-    double fixed = c->workspace_bytes < 0.05 * s->st[p].dev.mem ? c->workspace_bytes : 0.05 * s->st[p].dev.mem;
-    double work = fixed + 2 * maxt + (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) +
+    double work = plan_workspace(c, s->st[p].dev.mem) + 2 * maxt + (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) +
                   (k.zero >= 3 ? 2 * l.params * (pb.wb * s->dp * s->sp) / s->tp : 0);
     sm->params_s[p] = par, sm->act_s[p] = act, sm->work_s[p] = work;
     sm->pp.mem_l[p] = l.params_local * pbt + l.act_bytes * inf;
@@ -317,15 +316,15 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   double par = x * l->params_local + sm->params_s[p];
   int zd = s->dp * s->sp;
   plan_link dl = s->st[p].dpl;
-  double g = par * c->grad_reduce_bytes, bwin = x * (l->bwd_s + l->comm_bwd_s), fwin = x * (l->fwd_s + l->comm_fwd_s);
+  double g = par * c->rt.grad_reduce_bytes, bwin = x * (l->bwd_s + l->comm_bwd_s), fwin = x * (l->fwd_s + l->comm_fwd_s);
   double red, after = 0, gather = 0;
   if (k.zero == 0) red = plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
   else red = plan_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl);
   if (k.zero == 1 || k.zero == 2) after = plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl);
   if (k.zero >= 3) gather = k.m * plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl);
-  double exposed = red + gather - c->overlap * bwin; /* ZeRO-3's backward re-gathers hide likewise */
+  double exposed = red + gather - c->rt.grad_overlap * bwin; /* ZeRO-3's backward re-gathers hide likewise */
   if (exposed < 0) exposed = 0;
-  double ag = after - c->overlap * fwin;
+  double ag = after - c->rt.grad_overlap * fwin;
   exposed += gather + (ag > 0 ? ag : 0);
   *opt = par / (k.zero >= 1 ? zd : 1) * 32 / (s->st[p].dev.bw * c->mem_eff);
   *dp = zd > 1 ? exposed : 0;
@@ -464,9 +463,11 @@ static void knob_loop(search *s, knobs k, const plan_sol **sol, stage_model *sm,
     if (z > 0 && s->dp * s->sp == 1) continue;
     k.zero = z;
     pbytes pb = param_bytes(s, z);
-    double lb = s->params / ((double)s->tp * s->pp) * (pb.wb + pb.gb + pb.ob) + c->workspace_bytes;
     double maxmem = 0;
     for (int p = 0; p < s->pp; p++) if (s->st[p].dev.mem > maxmem) maxmem = s->st[p].dev.mem;
+    /* the same workspace the memory model charges (issue 13 item 8: a full
+     * 2 GiB here pruned every layout on small devices) */
+    double lb = s->params / ((double)s->tp * s->pp) * (pb.wb + pb.gb + pb.ob) + plan_workspace(c, maxmem);
     for (int v = 1; v <= 8; v *= 2) {
       if (!fixed_ok(f->vpp, v)) continue;
       if (v > 1 && (s->pp == 1 || k.m % s->pp || s->L % (s->pp * v))) continue;

@@ -174,6 +174,52 @@ static void gpt_activations(void) {
   ir_graph_free(g);
 }
 
+/* one GPT layer's saved activations on a tp group of t, by hand from
+ * Korthikanti et al. 2022 (Reducing Activation Recomputation in Large
+ * Transformer Models, section 4, 2-byte activations, a = heads):
+ *   no sequence parallelism (megatron-2021): s b h (10 + 24/t + 5 a s/(h t)),
+ *     selective recompute s b h (10 + 24/t), full 2 s b h (the layer input);
+ *   sequence parallelism (megatron-2022): s b h (34/t + 5 a s/(h t)),
+ *     selective 34 s b h / t, full 2 s b h / t;
+ *   flash attention (stack-2024): no score terms, the fp32 log-sum-exp
+ *     4 b (a/t) s instead: 34 s b h / t + 4 b a s / t with or without
+ *     selective recompute, full 2 s b h / t. */
+static double layer_act(plan_model *pm, const plan_calib *c, int t, int rc) {
+  plan_key k = {0};
+  k.dev = (plan_dev){312e12, 2e12, 80e9}, k.prec = IR_BF16, k.seq = 1024;
+  k.tp = t, k.sp = 1, k.m = 8, k.mbs = 2, k.rc = rc;
+  k.tpl = (plan_link){300e9, 3e-6};
+  return plan_model_solve(pm, &k, c, 2)->blk[0].act_bytes;
+}
+
+static void korthikanti_activations(void) {
+  double s = 1024, b = 2, h = 4096, a = 32;
+  ir_graph *g = plan_gpt_graph("gpt", 2, (int64_t)h, (int64_t)a, 51200, 1024);
+  const char *prof[3] = {"megatron-2021", "megatron-2022", "stack-2024"};
+  for (int i = 0; i < 3; i++)
+    for (int t = 1; t <= 8; t *= 2) {
+      arena *ar = arena_new();
+      plan_model *pm = plan_model_new(g, ar);
+      plan_calib c = cal();
+      c.attn_saved_bytes = 5;
+      CU_ASSERT_FATAL(plan_runtime_set(&c, prof[i]));
+      double sbh = s * b * h, score = 5 * a * s * s * b / t, want[3];
+      if (i == 0) want[0] = sbh * (10 + 24.0 / t) + score, want[1] = sbh * (10 + 24.0 / t), want[2] = 2 * sbh;
+      else if (i == 1) want[0] = 34 * sbh / t + score, want[1] = 34 * sbh / t, want[2] = 2 * sbh / t;
+      else want[0] = want[1] = 34 * sbh / t + 4 * b * a * s / t, want[2] = 2 * sbh / t;
+      if (t == 1) want[2] = 2 * sbh; /* nothing to split */
+      for (int rc = 0; rc < PLAN_NRC; rc++) {
+        double got = layer_act(pm, &c, t, rc);
+        if (fabs(got - want[rc]) > 1e-9 * want[rc])
+          printf("\n  %s t=%d rc=%d: %.6g, want %.6g (%.3f sbh)", prof[i], t, rc, got, want[rc], got / sbh);
+        NEAR(got, want[rc]);
+      }
+      plan_model_free(pm);
+      arena_free(ar);
+    }
+  ir_graph_free(g);
+}
+
 void cu_register(void) {
   CU_pSuite s = CU_add_suite("plan_cost", NULL, NULL);
   CU_ADD(s, gemm_efficiency);
@@ -184,4 +230,5 @@ void cu_register(void) {
   CU_ADD(s, pipeline);
   CU_ADD(s, matmul_layer);
   CU_ADD(s, gpt_activations);
+  CU_ADD(s, korthikanti_activations);
 }

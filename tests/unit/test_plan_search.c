@@ -29,7 +29,7 @@ static calib_point megatron(int L, int h, int heads, int nodes, int batch, const
   plan_options o;
   plan_options_default(&o);
   o.global_batch = batch, o.seq = 2048;
-  o.calib.overlap = 0, o.calib.grad_reduce_bytes = 4;
+  CU_ASSERT_FATAL(plan_runtime_set(&o.calib, "megatron-2021"));
   CU_ASSERT_FATAL(plan_fix_parse(fix, &o));
   calib_point r = {0, 0, 0, 0};
   plan_result *res = plan_search(g, c, &o);
@@ -270,7 +270,7 @@ static void fix_and_calibration(void) {
   CU_ASSERT(plan_calib_load(path, &o.calib));
   CU_ASSERT_DOUBLE_EQUAL(o.calib.gemm_eff_max, 0.7, 1e-12);
   CU_ASSERT_DOUBLE_EQUAL(o.calib.gemm_half_dim, 64, 1e-12);
-  CU_ASSERT_DOUBLE_EQUAL(o.calib.overlap, 0.5, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(o.calib.rt.grad_overlap, 0.5, 1e-12);
   CU_ASSERT_EQUAL(o.calib.ncoll, 2);
   f = fopen(path, "w");
   fputs("{\"gemm\": {\"eff_max\": 7}}", f);
