@@ -43,6 +43,7 @@ struct plan_model {
   ir_ref **lidx_op;  /* per block: layer-0 op by lidx */
   int *nlidx;
   region rest;
+  char *fused;       /* per tensor: internal to a chain of elementwise ops (never in memory) */
   ir_ref first_block_op;
   plan_sol **cache;
   int ncache, capcache;
@@ -81,6 +82,30 @@ static void find_carries(plan_model *pm, int b) {
   }
 }
 
+/* find_fused: tensors produced by an elementwise op and consumed only by
+ * elementwise ops stay in registers: a chain such as bias-add, dropout,
+ * residual add is one kernel (Megatron-LM's fused bias-GELU and
+ * bias-dropout-add; sbpc's codegen fusion groups), which reads the chain's
+ * inputs and writes its outputs once */
+static void find_fused(plan_model *pm) {
+  const ir_graph *g = pm->g;
+  pm->fused = ARENA_ARRAY(pm->a, char, g->nt + 1);
+  int *uses = xcalloc((size_t)g->nt + 1, sizeof(int));
+  for (int i = 0; i < g->nop; i++) {
+    const ir_op *o = &g->op[i];
+    if (!fwd_op(o)) continue;
+    for (int k = 0; k < o->nin; k++)
+      if (ir_ops[o->kind].kclass == KC_ELEM) uses[o->in[k]]++;
+      else uses[o->in[k]] = -(1 << 20); /* a non-elementwise consumer: in memory */
+  }
+  for (int i = 0; i < g->nop; i++) {
+    const ir_op *o = &g->op[i];
+    if (!fwd_op(o) || ir_ops[o->kind].kclass != KC_ELEM) continue;
+    for (int k = 0; k < o->nout; k++) pm->fused[o->out[k]] = uses[o->out[k]] > 0 && o->out[k] != g->loss;
+  }
+  free(uses);
+}
+
 plan_model *plan_model_new(const ir_graph *g, arena *a) {
   plan_model *pm = ARENA_NEW(a, plan_model);
   pm->g = g, pm->a = a, pm->nblk = g->nblk;
@@ -109,6 +134,7 @@ plan_model *plan_model_new(const ir_graph *g, arena *a) {
     }
   }
   if (nfwd == 0) return NULL;
+  find_fused(pm);
   for (int b = 0; b < g->nblk; b++) {
     pm->L += g->blk[b].count;
     pm->lidx_op[b] = ARENA_ARRAY(a, ir_ref, pm->nlidx[b] + 1);
@@ -247,14 +273,15 @@ static opcost op_cost(const solver *sv, const ir_op *o, const ir_sig *s) {
   opcost c = {0, 0, 0};
   if (kc == KC_VIEW || kc == KC_SOURCE) return c;
   double by = 0;
-  for (int i = 0; i < o->nin; i++) by += tbytes(sv, o->in[i], s->in[i]);
-  for (int i = 0; i < o->nout; i++) by += tbytes(sv, o->out[i], s->out[i]);
+  const char *fu = sv->pm->fused;
+  for (int i = 0; i < o->nin; i++) by += fu[o->in[i]] ? 0 : tbytes(sv, o->in[i], s->in[i]);
+  for (int i = 0; i < o->nout; i++) by += fu[o->out[i]] ? 0 : tbytes(sv, o->out[i], s->out[i]);
   if (o->kind == IR_OP_SELECT) by = 2 * tbytes(sv, o->out[0], s->out[0]); /* reads only its slice */
   if (o->kind == IR_OP_DROPOUT) by += numel_local(sv, o->out[0], s->out[0]);
   if (o->kind == IR_OP_CROSS_ENTROPY) by += 2 * 4 * numel_local(sv, o->in[0], s->in[0]);
-  double bm = kc == KC_ELEM ? 1.5 : 2;
-  c.fwd = plan_kernel_time(sv->c, &sv->k->dev, 0, 1, by, 1);
-  c.bwd = plan_kernel_time(sv->c, &sv->k->dev, 0, 1, bm * by, 1);
+  double bm = kc == KC_ELEM ? 1.5 : 2, kn = o->nout > 0 && fu[o->out[0]] ? 0 : 1; /* one kernel per chain */
+  c.fwd = plan_kernel_time(sv->c, &sv->k->dev, 0, 1, by, kn);
+  c.bwd = plan_kernel_time(sv->c, &sv->k->dev, 0, 1, bm * by, kn);
   return c;
 }
 
@@ -564,7 +591,7 @@ static void add_box(plan_sol *s, ir_ref op, int slot, ir_ref t, ir_sbp from, ir_
   s->box[s->nbox++] = (plan_boxing){op, slot, t, from, to, coll, bytes, bwd};
 }
 
-static void sum_ops(solver *sv, const prog *p, const int *ch, int b, char *mark) {
+static void sum_ops(solver *sv, const prog *p, const int *ch, int b, char *mark, double *gemm) {
   const ir_graph *g = sv->pm->g;
   for (int v = 0; v < p->nn; v++) {
     const node *x = &p->n[v];
@@ -578,6 +605,7 @@ static void sum_ops(solver *sv, const prog *p, const int *ch, int b, char *mark)
     l->fwd_s += oc.fwd;
     l->bwd_s += oc.bwd + (b >= 0 ? rc_extra(sv, o, oc) : 0);
     l->comm_fwd_s += cm, l->comm_bwd_s += cm * fm;
+    if (ir_ops[o->kind].kclass == KC_GEMM) gemm[0] += oc.fwd, gemm[1] += oc.bwd + (b >= 0 ? rc_extra(sv, o, oc) : 0);
     double fl = oc.flops * (repl ? 1 : sv->k->tp);
     l->flops += fl;
     if (ir_ops[o->kind].kclass == KC_ATTN) {
@@ -632,6 +660,16 @@ static void sum_edges(solver *sv, const prog *p, const int *ch, int b, char *see
   }
 }
 
+/* tp_overlap: a runtime that overlaps tp communication with GEMMs
+ * (Megatron-Core's --tp-comm-overlap, Transformer Engine's userbuffers:
+ * the all-gather or reduce-scatter of chunk i runs while chunk i-1
+ * multiplies) exposes only what the layer's GEMMs of the same pass cannot
+ * cover */
+static void tp_overlap(plan_lsum *l, const double *gemm) {
+  l->comm_fwd_s = l->comm_fwd_s > gemm[0] ? l->comm_fwd_s - gemm[0] : 0;
+  l->comm_bwd_s = l->comm_bwd_s > gemm[1] ? l->comm_bwd_s - gemm[1] : 0;
+}
+
 static bool solve_region(solver *sv, const region *r, int b) {
   const ir_graph *g = sv->pm->g;
   if (r->nops == 0) return true;
@@ -655,9 +693,11 @@ static bool solve_region(solver *sv, const region *r, int b) {
   sv->sol->solves++;
   char *mark = ARENA_ARRAY(sv->s, char, 2 * (size_t)g->nt);
   char *seen = ARENA_ARRAY(sv->s, char, g->nt);
-  sum_ops(sv, &p, ch, b, mark);
+  double gemm[2] = {0, 0};
+  sum_ops(sv, &p, ch, b, mark, gemm);
   if (!rest && sv->k->rc == PLAN_RC_FULL) sv->sol->blk[b].act_bytes = 0;
   sum_edges(sv, &p, ch, b, seen);
+  if (!rest && sv->c->rt.tp_comm_overlap) tp_overlap(&sv->sol->blk[b], gemm);
   if (!rest)
     for (int v = 0; v < p.nn; v++)
       if (p.n[v].kind == N_FREE) sv->tlay[p.n[v].ref] = p.n[v].lay[ch[v]];

@@ -180,6 +180,8 @@ typedef struct {
   double min_mem_bytes;
   const char *min_mem_dominant;
   plan_layout min_mem_layout;
+  /* when a knob fixed by --fix rules out every layout: which and why */
+  const char *why;
   long candidates, evaluated, ilp_solves;
   double solve_time_s;
   bool fallback;           /* a GLPK program failed or timed out */

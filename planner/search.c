@@ -57,6 +57,7 @@ typedef struct {
   stinfo *st;
   const plan_sol *cursol, **topsol; /* stage 0's SBP solution of each top layout */
   double fwd_seq, attn_seq;          /* forward FLOPs per sequence (whole model, attention) */
+  int64_t heads, kv;                 /* gcd of the attention heads and KV heads (0: no attention) */
 } search;
 
 static double now(void) {
@@ -375,7 +376,7 @@ static void fill_layout(const search *s, knobs k, plan_layout *l) {
 static int partition(search *s, stage_model *sm, int *x) {
   plan_part_prob *pp = &sm->pp;
   if (s->pp == 1) return x[0] = s->L, 1;
-  if (s->o->even_partition || pp->v > 1) return plan_part_even(pp, x), 1;
+  if (s->o->even_partition) return plan_part_even(pp, x), 1;
   if (part_lb(pp) >= kth_best(s)) return 2; /* pruned */
   s->r->ilp_solves++;
   int rc = plan_part_solve(pp, x, s->o->ilp_time_limit_s);
@@ -455,12 +456,28 @@ static plan_key stage_key(const search *s, int p, knobs k) {
 
 static bool fixed_ok(int fix, int v) { return fix <= 0 || fix == v; }
 
+/* vpp_ok: v virtual stages per device: v chunks of equal size on every
+ * stage (so v divides every stage's layer count: L % v == 0 and a chunk per
+ * stage at least), and Megatron's interleaved schedule needs m % pp == 0 */
+static bool vpp_ok(const search *s, int v, int m) {
+  if (v == 1) return true;
+  return s->pp > 1 && m % s->pp == 0 && s->L % v == 0 && s->L / v >= s->pp;
+}
+
+/* vpp_max: the largest vpp searched (any with --fix vpp=) */
+static int vpp_max(const search *s) {
+  int f = s->o->fix.vpp;
+  if (f > 0) return f;
+  int v = s->L / (s->pp > 0 ? s->pp : 1);
+  return v < 16 ? v : 16;
+}
+
 static void knob_loop(search *s, knobs k, const plan_sol **sol, stage_model *sm, int *x, plan_stage *stg) {
   const plan_fix *f = &s->o->fix;
   const plan_calib *c = &s->o->calib;
   for (int z = 0; z <= 3; z++) {
     if (!fixed_ok(f->zero < 0 ? 0 : f->zero + 1, z + 1) || (z == 3 && s->pp > 1)) continue;
-    if (z > 0 && s->dp * s->sp == 1) continue;
+    if (z > 0 && (s->dp * s->sp == 1 || !c->rt.dist_optimizer)) continue;
     k.zero = z;
     pbytes pb = param_bytes(s, z);
     double maxmem = 0;
@@ -468,9 +485,8 @@ static void knob_loop(search *s, knobs k, const plan_sol **sol, stage_model *sm,
     /* the same workspace the memory model charges (issue 13 item 8: a full
      * 2 GiB here pruned every layout on small devices) */
     double lb = s->params / ((double)s->tp * s->pp) * (pb.wb + pb.gb + pb.ob) + plan_workspace(c, maxmem);
-    for (int v = 1; v <= 8; v *= 2) {
-      if (!fixed_ok(f->vpp, v)) continue;
-      if (v > 1 && (s->pp == 1 || k.m % s->pp || s->L % (s->pp * v))) continue;
+    for (int v = 1; v <= vpp_max(s); v++) {
+      if (!fixed_ok(f->vpp, v) || !vpp_ok(s, v, k.m)) continue;
       k.vpp = v;
       s->r->candidates++;
       if (lb > maxmem * c->mem_usable) {
@@ -526,6 +542,16 @@ static void factorisation(search *s) {
   s->st = NULL;
 }
 
+/* heads_ok: what every runtime asks of tp and sp (Megatron-LM's
+ * TransformerConfig): tp divides the attention heads, and the KV heads (or
+ * tp is a multiple of them: KV heads replicated); Ulysses sp divides the
+ * heads a tp rank holds */
+static bool heads_ok(const search *s, int tp, int sp) {
+  if (s->heads <= 0) return true;
+  if (s->heads % tp || (s->kv % tp && tp % s->kv)) return false;
+  return (s->heads / tp) % sp == 0;
+}
+
 static void enumerate(search *s) {
   const plan_fix *f = &s->o->fix;
   int N = s->N;
@@ -533,7 +559,7 @@ static void enumerate(search *s) {
     if (N % tp || !fixed_ok(f->tp, tp)) continue;
     for (int sp = 1; sp <= N / tp; sp++) {
       if ((N / tp) % sp || !fixed_ok(f->sp, sp) || (sp > s->o->max_sp && f->sp != sp)) continue;
-      if (s->o->seq % sp) continue;
+      if (s->o->seq % sp || !heads_ok(s, tp, sp)) continue;
       for (int pp = 1; pp <= N / (tp * sp); pp++) {
         if ((N / (tp * sp)) % pp || !fixed_ok(f->pp, pp) || (pp > 1 && pp > s->L)) continue;
         int dp = N / (tp * sp * pp);
@@ -647,6 +673,18 @@ static void best_ops(search *s) {
   r->nbox = sol->nbox;
 }
 
+static int64_t gcd64(int64_t a, int64_t b) { return b ? gcd64(b, a % b) : a; }
+
+/* model_heads: the gcd of every attention op's heads and KV heads */
+static void model_heads(search *s) {
+  for (int i = 0; i < s->g->nop; i++) {
+    const ir_op *o = &s->g->op[i];
+    if (o->kind != IR_OP_ATTENTION || o->backward || o->at.heads <= 0) continue;
+    s->heads = gcd64(s->heads, o->at.heads);
+    s->kv = gcd64(s->kv, o->at.kv_heads > 0 ? o->at.kv_heads : o->at.heads);
+  }
+}
+
 static bool setup(search *s, const ir_graph *g, const ir_cluster *c, const plan_options *o) {
   if (o->global_batch <= 0 || o->seq <= 0) {
     sbpc_error("plan: the global batch and the sequence length must be set (--batch, --seq or a train section)");
@@ -681,7 +719,48 @@ static bool setup(search *s, const ir_graph *g, const ir_cluster *c, const plan_
   }
   int nb = plan_model_nblocks(s->pm);
   s->hid = sqrt((nb ? blk_params / nb : s->params) / 12);
+  model_heads(s);
   return true;
+}
+
+/* fix_conflict: why the knobs fixed by --fix rule out every layout (each
+ * checked against the constraints the search obeys), or NULL */
+static const char *fix_conflict(const search *s) {
+  const plan_fix *f = &s->o->fix;
+  arena *a = s->r->a;
+  int64_t B = s->o->global_batch;
+  const char *prof = s->o->calib.rt.name;
+  if (f->tp > 0 && s->heads > 0 && s->heads % f->tp)
+    return arena_printf(a, "--fix tp=%d: tp must divide the %lld attention heads (each rank holds whole heads)", f->tp,
+                        (long long)s->heads);
+  if (f->tp > 0 && s->heads > 0 && s->kv % f->tp && f->tp % s->kv)
+    return arena_printf(a, "--fix tp=%d: tp must divide the %lld KV heads or be a multiple of them", f->tp,
+                        (long long)s->kv);
+  if (f->tp > 64) return arena_printf(a, "--fix tp=%d: tp is at most 64", f->tp);
+  if (f->pp > 1 && f->pp > s->L)
+    return arena_printf(a, "--fix pp=%d: every pipeline stage needs a layer and the model has %d", f->pp, s->L);
+  if (f->dp > 0 && B % f->dp)
+    return arena_printf(a, "--fix dp=%d: dp must divide the global batch %lld", f->dp, (long long)B);
+  if (f->sp > 0 && s->o->seq % f->sp)
+    return arena_printf(a, "--fix sp=%d: sp must divide the sequence length %lld", f->sp, (long long)s->o->seq);
+  if (f->mbs > 0 && B % ((int64_t)f->mbs * (f->dp > 0 ? f->dp : 1)))
+    return arena_printf(a, "--fix mbs=%d: the micro-batch must divide the batch of a replica (%lld / dp)", f->mbs,
+                        (long long)B);
+  if (f->zero > 0 && !s->o->calib.rt.dist_optimizer)
+    return arena_printf(a, "--fix zero=%d: the runtime profile %s has no distributed optimizer (pick another with "
+                        "--runtime)", f->zero, prof);
+  if (f->zero == 3 && f->pp > 1) return arena_printf(a, "--fix zero=3 with pp=%d: ZeRO-3 is searched without pipelining", f->pp);
+  if (f->vpp > 1 && f->pp == 1) return arena_printf(a, "--fix vpp=%d: interleaving needs pp > 1", f->vpp);
+  if (f->vpp > 1 && s->L % f->vpp)
+    return arena_printf(a, "--fix vpp=%d: vpp must divide the layers of every stage, so the model's %d layers", f->vpp,
+                        s->L);
+  if (f->vpp > 1 && f->pp > 1 && s->L / f->vpp < f->pp)
+    return arena_printf(a, "--fix vpp=%d,pp=%d: %d layers make only %d chunks of %d for %d stages", f->vpp, f->pp, s->L,
+                        s->L / f->vpp, f->vpp, f->pp);
+  if (f->vpp > 1 && f->pp > 1 && f->dp > 0 && f->mbs > 0 && (B / f->dp / f->mbs) % f->pp)
+    return arena_printf(a, "--fix vpp=%d: the interleaved schedule needs the %lld micro-batches to be a multiple of pp=%d",
+                        f->vpp, (long long)(B / f->dp / f->mbs), f->pp);
+  return NULL;
 }
 
 plan_result *plan_search(const ir_graph *g, const ir_cluster *c, const plan_options *o) {
@@ -702,7 +781,8 @@ plan_result *plan_search(const ir_graph *g, const ir_cluster *c, const plan_opti
     return NULL;
   }
   r->ndev = s.N, r->nnodes = s.cl.nnodes, r->layers = s.L, r->params = (int64_t)s.params;
-  subsets(&s);
+  r->why = fix_conflict(&s);
+  if (!r->why) subsets(&s);
   best_ops(&s);
   r->ilp_solves += plan_model_solves(s.pm);
   plan_model_free(s.pm);
