@@ -155,10 +155,33 @@ static const run sc21[] = {
     {"1008.0B", 128, 25600, 160, 0, 0, 51200, 2048, 3072, "dgx-a100:384", "tp=8,pp=64,recompute=full", "megatron-2021", 163, "hw"},
 };
 
+/* other published runs (sources in bench/README.md); model or hardware
+ * TFLOP/s per GPU as each source reports it */
+static const run others[] = {
+    {"22B (Korthikanti 2022)", 48, 6144, 64, 0, 0, 51200, 2048, 4, "dgx-a100:1", "tp=8,pp=1,mbs=4,recompute=selective",
+     "megatron-2022", 0.415 * 312, "model"},
+    {"175B (Korthikanti 2022)", 96, 12288, 96, 0, 0, 51200, 2048, 64, "dgx-a100:8",
+     "tp=8,pp=8,mbs=1,vpp=3,recompute=selective", "megatron-2022", 0.514 * 312, "model"},
+    {"530B (Korthikanti 2022)", 105, 20480, 128, 0, 0, 51200, 2048, 280, "dgx-a100:35",
+     "tp=8,pp=35,mbs=1,vpp=3,recompute=selective", "megatron-2022", 0.560 * 312, "model"},
+    {"1T (Korthikanti 2022)", 128, 25600, 160, 0, 0, 51200, 2048, 512, "dgx-a100:64", "tp=8,pp=64,mbs=1,recompute=selective",
+     "megatron-2022", 0.563 * 312, "model"},
+    {"MT-NLG 530B, 280 nodes", 105, 20480, 128, 0, 0, 51200, 2048, 1920, "dgx-a100:280", "tp=8,pp=35,recompute=full",
+     "megatron-2021", 126, "hw"},
+    {"BLOOM 176B", 70, 14336, 112, 0, 0, 250880, 2048, 2048, "dgx-a100:48", "tp=4,pp=12,mbs=2,recompute=full",
+     "megatron-2021", 150, "hw"},
+    {"Llama 3 405B, 8192 H100", 126, 16384, 128, 8, 53248, 128256, 8192, 2048, "dgx-h100:1024", "tp=8,pp=16",
+     "stack-2024", 430, "model"},
+    {"Llama 3 405B, 16384 H100", 126, 16384, 128, 8, 53248, 128256, 8192, 2048, "dgx-h100:2048", "tp=8,pp=16",
+     "stack-2024", 400, "model"},
+};
+
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "published")) {
     printf("| model | fixed | runtime | published | predicted | error | searched | memory |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (size_t i = 0; i < sizeof sc21 / sizeof sc21[0]; i++) published(&sc21[i]);
+    printf("\n| run | fixed | runtime | published | predicted | error | searched | memory |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) published(&others[i]);
     return 0;
   }
   arena *a = arena_new();

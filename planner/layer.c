@@ -533,6 +533,20 @@ static double rc_extra(const solver *sv, const ir_op *o, opcost c) {
   return 0;
 }
 
+/* The memory term (plan_key.memw > 0, when the time-only layout does not
+ * fit): a parameter costs its model states, 16 bytes per element in mixed
+ * precision (weight, gradient, fp32 master, m, v: no ZeRO assumed), an op
+ * what it keeps for backward under the recompute policy */
+#define STATE_BYTES 16.0
+
+static double kept_bytes(const solver *sv, const ir_op *o, const ir_sig *s) {
+  if (sv->k->memw <= 0 || sv->k->rc == PLAN_RC_FULL) return 0;
+  char *mark = ARENA_ARRAY(sv->s, char, sv->pm->g->nt);
+  saved sa = {0, 0};
+  op_saved(sv, o, s, s->in, mark, &sa);
+  return sa.all - (sv->k->rc == PLAN_RC_SELECTIVE ? sa.scores : 0);
+}
+
 /* no_seq_split: a runtime without sequence parallelism keeps every tensor
  * between the column- and row-parallel regions whole on the tp axis: it
  * all-reduces partial activations (never a reduce-scatter) and never slices
@@ -558,11 +572,14 @@ static void fill_costs(solver *sv, prog *p, bool rest) {
     node *x = &p->n[v];
     P->nch[v] = x->nch;
     P->ncost[v] = ARENA_ARRAY(sv->s, double, x->nch);
+    if (x->kind == N_FREE && g->t[x->ref].kind == IR_T_PARAM && sv->k->memw > 0)
+      for (int c = 0; c < x->nch; c++) P->ncost[v][c] = sv->k->memw * STATE_BYTES * numel_local(sv, x->ref, x->lay[c]);
     if (x->kind != N_OP) continue;
     const ir_op *o = &g->op[x->ref];
     for (int c = 0; c < x->nch; c++) {
       opcost oc = op_cost(sv, o, &x->sig[c]);
-      P->ncost[v][c] = oc.fwd + oc.bwd + (rest ? 0 : rc_extra(sv, o, oc)) + (fm + 1) * op_comm(sv, o, &x->sig[c]);
+      P->ncost[v][c] = oc.fwd + oc.bwd + (rest ? 0 : rc_extra(sv, o, oc)) + (fm + 1) * op_comm(sv, o, &x->sig[c]) +
+                       sv->k->memw * kept_bytes(sv, o, &x->sig[c]);
     }
   }
   for (int e = 0; e < p->ne; e++) {
@@ -708,7 +725,7 @@ static bool key_eq(const plan_key *a, const plan_key *b) {
   return a->devtype == b->devtype && a->dev.flops == b->dev.flops && a->dev.bw == b->dev.bw &&
          a->prec == b->prec && a->seq == b->seq && a->tp == b->tp && a->sp == b->sp &&
          a->mbs == b->mbs && a->rc == b->rc && a->tpl.bw == b->tpl.bw && a->tpl.lat == b->tpl.lat &&
-         a->m == b->m;
+         a->m == b->m && a->memw == b->memw;
 }
 
 const plan_sol *plan_model_solve(plan_model *pm, const plan_key *k, const plan_calib *c, double tlim) {

@@ -74,6 +74,7 @@ typedef struct {
   int tp, sp, mbs, rc;
   plan_link tpl, spl;   /* tp and sp axis links */
   int m;                /* micro-batches (weights per-step costs) */
+  double memw;          /* seconds the SBP program charges per byte kept (0: time only) */
 } plan_key;
 
 typedef struct {       /* one layer of a block (or the pre/post parts) */

@@ -58,6 +58,7 @@ typedef struct {
   const plan_sol *cursol, **topsol; /* stage 0's SBP solution of each top layout */
   double fwd_seq, attn_seq;          /* forward FLOPs per sequence (whole model, attention) */
   int64_t heads, kv;                 /* gcd of the attention heads and KV heads (0: no attention) */
+  bool fit_seen, mem_fail;           /* this setting: a layout fitted / one failed on memory */
 } search;
 
 static double now(void) {
@@ -414,6 +415,7 @@ static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, 
   l.mem_bytes = mx;
   for (int p = 0; p < s->pp; p++) l.fits &= stg[p].mem_bytes <= sm->pp.cap[p];
   note_mem(s, &l);
+  s->fit_seen |= l.fits, s->mem_fail |= !l.fits;
   if (!l.fits) return;
   l.step_s = plan_part_objective(&sm->pp, x) + tail + opt;
   const plan_lsum *ls = &sm->lay[pslow];
@@ -443,7 +445,7 @@ static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, 
 }
 
 /* ---- enumeration ----------------------------------------------------------------- */
-static plan_key stage_key(const search *s, int p, knobs k) {
+static plan_key stage_key(const search *s, int p, knobs k, double memw) {
   plan_key key;
   memset(&key, 0, sizeof key);
   key.devtype = s->st[p].devtype, key.dev = s->st[p].dev, key.prec = s->o->precision;
@@ -451,6 +453,7 @@ static plan_key stage_key(const search *s, int p, knobs k) {
   key.tpl = s->tp > 1 ? s->st[p].tpl : (plan_link){0, 0};
   key.spl = s->st[p].spl;
   key.m = 8; /* per-step costs weigh 1/8 inside the SBP program (docs/planner.md) */
+  key.memw = memw;
   return key;
 }
 
@@ -501,6 +504,14 @@ static void knob_loop(search *s, knobs k, const plan_sol **sol, stage_model *sm,
   }
 }
 
+/* Memory inside the per-block SBP program: when no layout of a setting fits
+ * with the time-only program, it is solved again charging memw seconds per
+ * byte a choice keeps (parameters' model states, saved activations), up to a
+ * weight where memory dominates time, so a layout that fits is found when
+ * one exists (a 22B model at mbs=4 no longer replicates every weight). */
+static const double memw_levels[] = {0, 1e-13, 1e-11, 1e-9, 1e-6};
+#define NMEMW (int)(sizeof memw_levels / sizeof memw_levels[0])
+
 static void factorisation(search *s) {
   const plan_fix *f = &s->o->fix;
   const plan_calib *c = &s->o->calib;
@@ -526,16 +537,20 @@ static void factorisation(search *s) {
       k.rc = rc;
       double hw = (3 * s->fwd_seq + (rc == PLAN_RC_FULL ? s->fwd_seq : rc ? s->attn_seq : 0)) * s->o->global_batch;
       if (hw / (s->peak_sum * c->gemm_eff_max) >= kth_best(s)) continue;
-      for (int p = 0; p < P; p++) {
-        plan_key key = stage_key(s, p, k);
-        sol[p] = plan_model_solve(s->pm, &key, c, s->o->ilp_time_limit_s);
-        if (!sol[p]->optimal && !s->r->fallback) {
-          s->r->fallback = true;
-          s->r->note = "an SBP program did not prove optimality in its time limit; kept its best solution";
+      for (int w = 0; w < NMEMW; w++) { /* time only; then ever more weight on memory until one fits */
+        s->fit_seen = s->mem_fail = false;
+        for (int p = 0; p < P; p++) {
+          plan_key key = stage_key(s, p, k, memw_levels[w]);
+          sol[p] = plan_model_solve(s->pm, &key, c, s->o->ilp_time_limit_s);
+          if (!sol[p]->optimal && !s->r->fallback) {
+            s->r->fallback = true;
+            s->r->note = "an SBP program did not prove optimality in its time limit; kept its best solution";
+          }
         }
+        s->cursol = sol[0];
+        knob_loop(s, k, sol, &sm, x, stg);
+        if (s->fit_seen || !s->mem_fail) break;
       }
-      s->cursol = sol[0];
-      knob_loop(s, k, sol, &sm, x, stg);
     }
   }
   free(sol), free(buf), free(sm.lay), free(x), free(stg), free(s->st);
