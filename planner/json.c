@@ -135,21 +135,6 @@ static void chunk_range(const plan_layout *l, int s, int k, int out[2]) {
   out[0] = start, out[1] = start + stage_layers(l, s) / l->vpp - 1;
 }
 
-/* pipeline_layout: Megatron-LM's --pipeline-model-parallel-layout string,
- * virtual stages in order split by '|': "Et*12|t*12|...|t*12L" */
-static char *pipeline_layout(const plan_layout *l) {
-  int nq = l->pp * l->vpp;
-  size_t cap = (size_t)nq * 16 + 8, n = 0;
-  char *b = xmalloc(cap);
-  for (int q = 0; q < nq; q++) {
-    int k = stage_layers(l, q % l->pp) / l->vpp;
-    n += (size_t)snprintf(b + n, cap - n, "%s%s", q ? "|" : "", q == 0 ? "E" : "");
-    if (k > 0) n += (size_t)snprintf(b + n, cap - n, "t*%d", k);
-    if (q == nq - 1) n += (size_t)snprintf(b + n, cap - n, "L");
-  }
-  return b;
-}
-
 static cJSON *j_parallel(const plan_layout *l) {
   cJSON *p = cJSON_CreateObject();
   cJSON_AddNumberToObject(p, "dp", l->dp);
@@ -165,9 +150,6 @@ static cJSON *j_parallel(const plan_layout *l) {
   if (!l->stage) return p;
   cJSON *ls = cJSON_AddArrayToObject(p, "layers_per_stage");
   for (int s = 0; s < l->pp; s++) cJSON_AddItemToArray(ls, cJSON_CreateNumber(stage_layers(l, s)));
-  char *pl = pipeline_layout(l);
-  cJSON_AddStringToObject(p, "pipeline_layout", pl);
-  free(pl);
   return p;
 }
 
