@@ -467,12 +467,12 @@ static bool vpp_ok(const search *s, int v, int m) {
   return s->pp > 1 && m % s->pp == 0 && s->L % v == 0 && s->L / v >= s->pp;
 }
 
-/* vpp_max: the largest vpp searched (any with --fix vpp=) */
+/* vpp_max: the largest vpp searched, 8 (any with --fix vpp=) */
 static int vpp_max(const search *s) {
   int f = s->o->fix.vpp;
   if (f > 0) return f;
   int v = s->L / (s->pp > 0 ? s->pp : 1);
-  return v < 16 ? v : 16;
+  return v < 8 ? v : 8;
 }
 
 static void knob_loop(search *s, knobs k, const plan_sol **sol, stage_model *sm, int *x, plan_stage *stg) {
@@ -506,10 +506,13 @@ static void knob_loop(search *s, knobs k, const plan_sol **sol, stage_model *sm,
 
 /* Memory inside the per-block SBP program: when no layout of a setting fits
  * with the time-only program, it is solved again charging memw seconds per
- * byte a choice keeps (parameters' model states, saved activations), up to a
- * weight where memory dominates time, so a layout that fits is found when
- * one exists (a 22B model at mbs=4 no longer replicates every weight). */
-static const double memw_levels[] = {0, 1e-13, 1e-11, 1e-9, 1e-6};
+ * byte a choice keeps (parameters' model states, saved activations): first
+ * at a weight where memory dominates time (if even that layout does not
+ * fit, none does: stop), then at smaller weights that trade less time for
+ * memory; the fastest layout that fits wins. So a layout that fits is found
+ * when one exists (a 22B model at mbs=4 no longer replicates every weight),
+ * at one extra solve for settings that cannot fit at all. */
+static const double memw_levels[] = {0, 1e-6, 1e-13, 1e-11, 1e-9};
 #define NMEMW (int)(sizeof memw_levels / sizeof memw_levels[0])
 
 static void factorisation(search *s) {
@@ -549,7 +552,7 @@ static void factorisation(search *s) {
         }
         s->cursol = sol[0];
         knob_loop(s, k, sol, &sm, x, stg);
-        if (s->fit_seen || !s->mem_fail) break;
+        if (w == 0 ? s->fit_seen || !s->mem_fail : w == 1 && !s->fit_seen) break;
       }
     }
   }
