@@ -7,8 +7,11 @@
  * Each search runs 3 times; the best CPU time (clock()) and wall time are
  * printed. The graphs are built in code (planner/models.c), the same
  * structure the front end makes from a GPT .sbp. Goal: < 1 s each. */
+#include "frontend/frontend.h"
 #include "planner/planner.h"
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double wall(void) {
@@ -75,7 +78,116 @@ static void partition_ratio(const ir_graph *g, const ir_cluster *c, const char *
   plan_result_free(b);
 }
 
-int main(void) {
+/* ---- published runs, each predicted with its published layout fixed ------ */
+typedef struct {
+  const char *name;
+  int L;
+  int64_t h, heads, kv, ffn, vocab; /* kv, ffn > 0: a Llama (SwiGLU, GQA, RMSNorm) */
+  int64_t seq, batch;
+  const char *cluster, *fix, *runtime;
+  double pub;       /* published TFLOP/s per GPU */
+  const char *what; /* "hw": hardware FLOPs (recompute counted), "model" */
+} run;
+
+/* llama: examples/llama-7b.sbp's structure with other dims (parsed and shaped) */
+static ir_program *llama(const run *r) {
+  size_t len;
+  const char *src = getenv("SBPC_SRC");
+  char path[512];
+  snprintf(path, sizeof path, "%s/examples/llama-7b.sbp", src ? src : ".");
+  char *t = read_file(path, 1 << 20, &len);
+  if (!t) return NULL;
+  char *d0 = strstr(t, "dims {"), *d1 = d0 ? strchr(d0, '}') : NULL;
+  if (!d1) return free(t), NULL;
+  char *txt = malloc(len + 512);
+  int n = snprintf(txt, 512, "%.*sdims { V = %lld, P = %lld, H = %lld, F = %lld, A = %lld, KV = %lld, D = H/A, L = %d ",
+                   (int)(d0 - t), t, (long long)r->vocab, (long long)r->seq, (long long)r->h, (long long)r->ffn,
+                   (long long)r->heads, (long long)r->kv, r->L);
+  strcpy(txt + n, d1);
+  free(t);
+  ir_program *p = calloc(1, sizeof *p);
+  diag d;
+  diag_init(&d, "llama", txt, strlen(txt));
+  bool ok = fe_parse("llama", txt, strlen(txt), p, &d) && p->g && ir_infer_shapes(p->g, &d);
+  free(txt);
+  if (!ok) return fe_program_free(p), free(p), NULL;
+  return p;
+}
+
+static void published(const run *r) {
+  arena *a = arena_new();
+  char err[256];
+  ir_cluster *c = fe_cluster_preset(r->cluster, a, err, sizeof err);
+  ir_program *lp = r->kv ? llama(r) : NULL;
+  ir_graph *g = r->kv ? (lp ? lp->g : NULL) : plan_gpt_graph(r->name, r->L, r->h, r->heads, r->vocab, r->seq);
+  plan_options o;
+  plan_options_default(&o);
+  o.global_batch = r->batch, o.seq = r->seq;
+  plan_result *res = NULL;
+  if (c && g && plan_runtime_set(&o.calib, r->runtime) && plan_fix_parse(r->fix, &o)) res = plan_search(g, c, &o);
+  if (res && res->ntop) {
+    const plan_layout *l = &res->top[0];
+    double f = (!strcmp(r->what, "hw") ? l->hw_flops : l->model_flops) / l->step_s / l->nused / 1e12;
+    printf("| %s | %s | %s | %.0f | %.1f | %+.1f %% | dp=%d mbs=%d vpp=%d zero=%d | %.1f GB |\n", r->name, r->fix,
+           r->runtime, r->pub, f, 100 * (f / r->pub - 1), l->dp, l->mbs, l->vpp, l->zero, l->mem_bytes / 1e9);
+  } else {
+    printf("| %s | %s | %s | %.0f | no plan%s%s | | | |\n", r->name, r->fix, r->runtime, r->pub,
+           res && res->why ? ": " : "", res && res->why ? res->why : "");
+  }
+  plan_result_free(res);
+  if (lp) fe_program_free(lp), free(lp);
+  else if (g) ir_graph_free(g);
+  arena_free(a);
+}
+
+/* Narayanan et al., SC'21, Table 1 (A100 80GB, vocab 51200, seq 2048, full
+ * recompute, Megatron-LM of 2021); hardware TFLOP/s per GPU */
+static const run sc21[] = {
+    {"1.7B", 24, 2304, 24, 0, 0, 51200, 2048, 512, "dgx-a100:4", "tp=1,pp=1,recompute=full", "megatron-2021", 137, "hw"},
+    {"3.6B", 30, 3072, 32, 0, 0, 51200, 2048, 512, "dgx-a100:8", "tp=2,pp=1,recompute=full", "megatron-2021", 138, "hw"},
+    {"7.5B", 36, 4096, 32, 0, 0, 51200, 2048, 512, "dgx-a100:16", "tp=4,pp=1,recompute=full", "megatron-2021", 142, "hw"},
+    {"18.4B", 40, 6144, 48, 0, 0, 51200, 2048, 1024, "dgx-a100:32", "tp=8,pp=1,recompute=full", "megatron-2021", 135, "hw"},
+    {"39.1B", 48, 8192, 64, 0, 0, 51200, 2048, 1536, "dgx-a100:64", "tp=8,pp=2,recompute=full", "megatron-2021", 138, "hw"},
+    {"76.1B", 60, 10240, 80, 0, 0, 51200, 2048, 1792, "dgx-a100:128", "tp=8,pp=4,recompute=full", "megatron-2021", 140, "hw"},
+    {"145.6B", 80, 12288, 96, 0, 0, 51200, 2048, 2304, "dgx-a100:192", "tp=8,pp=8,recompute=full", "megatron-2021", 148, "hw"},
+    {"310.1B", 96, 16384, 128, 0, 0, 51200, 2048, 2160, "dgx-a100:240", "tp=8,pp=16,recompute=full", "megatron-2021", 155, "hw"},
+    {"529.6B", 105, 20480, 128, 0, 0, 51200, 2048, 2520, "dgx-a100:315", "tp=8,pp=35,recompute=full", "megatron-2021", 163, "hw"},
+    {"1008.0B", 128, 25600, 160, 0, 0, 51200, 2048, 3072, "dgx-a100:384", "tp=8,pp=64,recompute=full", "megatron-2021", 163, "hw"},
+};
+
+/* other published runs (sources in bench/README.md); model or hardware
+ * TFLOP/s per GPU as each source reports it */
+static const run others[] = {
+    {"22B (Korthikanti 2022)", 48, 6144, 64, 0, 0, 51200, 2048, 4, "dgx-a100:1", "tp=8,pp=1,mbs=4,recompute=selective",
+     "megatron-2022", 0.415 * 312, "model"},
+    {"175B (Korthikanti 2022)", 96, 12288, 96, 0, 0, 51200, 2048, 64, "dgx-a100:8",
+     "tp=8,pp=8,mbs=1,vpp=3,recompute=selective", "megatron-2022", 0.514 * 312, "model"},
+    {"530B (Korthikanti 2022)", 105, 20480, 128, 0, 0, 51200, 2048, 280, "dgx-a100:35",
+     "tp=8,pp=35,mbs=1,vpp=3,recompute=selective", "megatron-2022", 0.560 * 312, "model"},
+    {"530B, 2240 A100 (Korthikanti 2022, abstract)", 105, 20480, 128, 0, 0, 51200, 2048, 1920, "dgx-a100:280",
+     "tp=8,pp=35,mbs=1,recompute=selective", "megatron-2022", 0.542 * 312, "model"},
+    {"530B, 2240 A100, full recompute (same)", 105, 20480, 128, 0, 0, 51200, 2048, 1920, "dgx-a100:280",
+     "tp=8,pp=35,mbs=1,recompute=full", "megatron-2022", 0.421 * 312, "model"},
+    {"1T (Korthikanti 2022)", 128, 25600, 160, 0, 0, 51200, 2048, 512, "dgx-a100:64", "tp=8,pp=64,mbs=1,recompute=selective",
+     "megatron-2022", 0.563 * 312, "model"},
+    {"MT-NLG 530B, 280 nodes", 105, 20480, 128, 0, 0, 51200, 2048, 1920, "dgx-a100:280", "tp=8,pp=35,recompute=full",
+     "megatron-2021", 126, "hw"},
+    {"BLOOM 176B", 70, 14336, 112, 0, 0, 250880, 2048, 2048, "dgx-a100:48", "tp=4,pp=12,mbs=2,recompute=full",
+     "megatron-2021", 150, "hw"},
+    {"Llama 3 405B, 8192 H100", 126, 16384, 128, 8, 53248, 128256, 8192, 2048, "dgx-h100:1024", "tp=8,pp=16",
+     "stack-2024", 430, "model"},
+    {"Llama 3 405B, 16384 H100", 126, 16384, 128, 8, 53248, 128256, 8192, 2048, "dgx-h100:2048", "tp=8,pp=16",
+     "stack-2024", 400, "model"},
+};
+
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "published")) {
+    printf("| model | fixed | runtime | published | predicted | error | searched | memory |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for (size_t i = 0; i < sizeof sc21 / sizeof sc21[0]; i++) published(&sc21[i]);
+    printf("\n| run | fixed | runtime | published | predicted | error | searched | memory |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) published(&others[i]);
+    return 0;
+  }
   arena *a = arena_new();
   ir_graph *g1t = plan_gpt_graph("gpt-1t", 128, 25600, 160, 51200, 2048);
   ir_graph *g175 = plan_gpt_graph("gpt3-175b", 96, 12288, 96, 51200, 2048);

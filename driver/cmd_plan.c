@@ -19,11 +19,12 @@
 static const char *usage_text =
     "usage: sbpc plan MODEL.sbp [--cluster PRESET:NODES | CLUSTER.sbp] [--batch N] [--seq N]\n"
     "                 [--precision bf16|f16|fp32] [--fix dp=4,tp=8,pp=2,sp=1,mbs=1,recompute=full,zero=1,vpp=1,devices=N]\n"
-    "                 [--top K] [--json FILE] [--explain] [--calibration FILE] [--max-sp N]\n";
+    "                 [--top K] [--json FILE] [--explain] [--calibration FILE] [--max-sp N]\n"
+    "                 [--runtime megatron-2021|megatron-2022|stack-2024|sbpc]\n";
 
 typedef struct {
   drv_opts o;
-  const char *file, *json, *precision, *fix, *calib;
+  const char *file, *json, *precision, *fix, *calib, *runtime;
   int top, max_sp;
   bool explain;
 } plan_args;
@@ -54,6 +55,7 @@ static int parse_args(int argc, char **argv, plan_args *a) {
     else if (!strcmp(s, "--precision")) { if (!(a->precision = value(argc, argv, &i))) return bad("--precision needs a value", NULL); }
     else if (!strcmp(s, "--fix")) { if (!(a->fix = value(argc, argv, &i))) return bad("--fix needs a list", NULL); }
     else if (!strcmp(s, "--calibration")) { if (!(a->calib = value(argc, argv, &i))) return bad("--calibration needs a file", NULL); }
+    else if (!strcmp(s, "--runtime")) { if (!(a->runtime = value(argc, argv, &i))) return bad("--runtime needs a profile", NULL); }
     else if (!strcmp(s, "--top") || !strcmp(s, "--max-sp")) {
       const char *x = value(argc, argv, &i);
       if (!x || !drv_parse_int(x, 1, 64, &v)) return bad("expected an integer 1..64 after", s);
@@ -73,7 +75,10 @@ static bool set_precision(const char *p, ir_dtype *out) {
   return false;
 }
 
-static int options(const plan_args *a, const ir_program *p, plan_options *po) {
+/* options: the planner's options. The runtime profile is the cluster's
+ * default (plan_runtime_default), then the calibration file's, then
+ * --runtime. */
+static int options(const plan_args *a, const ir_program *p, const ir_cluster *c, plan_options *po) {
   plan_options_default(po);
   po->top_k = a->top, po->max_sp = a->max_sp;
   po->global_batch = a->o.batch ? a->o.batch : p->train.global_batch;
@@ -81,9 +86,15 @@ static int options(const plan_args *a, const ir_program *p, plan_options *po) {
   if (p->train.set && p->train.precision != IR_I32 && p->train.precision != IR_I64) po->precision = p->train.precision;
   if (a->precision && !set_precision(a->precision, &po->precision)) return bad("--precision takes bf16, f16 or fp32", a->precision);
   if (a->fix && !plan_fix_parse(a->fix, po)) return EXIT_USAGE;
+  plan_runtime_set(&po->calib, plan_runtime_default(c));
   if (a->calib) {
     if (!plan_calib_load(a->calib, &po->calib)) return EXIT_BAD_INPUT;
     po->calib_path = a->calib;
+  }
+  if (a->runtime && !plan_runtime_set(&po->calib, a->runtime)) {
+    sbpc_error("plan: unknown runtime profile '%s' (one of %s)", a->runtime, plan_runtime_names());
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
   }
   if (po->global_batch <= 0 || po->seq <= 0) {
     sbpc_error("plan: no batch or sequence length (give --batch and --seq, or a train section)");
@@ -94,9 +105,14 @@ static int options(const plan_args *a, const ir_program *p, plan_options *po) {
 
 static int no_plan(const plan_result *r) {
   const plan_layout *l = &r->min_mem_layout;
+  if (r->why) {
+    sbpc_error("plan: no layout: %s", r->why);
+    return EXIT_NO_PLAN;
+  }
   if (r->min_mem_bytes >= 1e299) {
-    sbpc_error("plan: no layout fits: no candidate layout exists for this device count and batch "
-               "(the batch must divide by the data-parallel degree; check --fix)");
+    sbpc_error("plan: no layout fits: no candidate layout exists for %d devices and batch %lld (dp must divide "
+               "the batch, tp the attention heads, every stage needs a layer; check --fix)", r->ndev,
+               (long long)r->opt.global_batch);
     return EXIT_NO_PLAN;
   }
   sbpc_error("plan: no layout fits in device memory: the smallest any candidate needs is %.1f GB per device "
@@ -139,14 +155,17 @@ static int plan_model(const plan_args *a, drv_model *m) {
     return EXIT_BAD_INPUT;
   }
   if (!drv_passes(m->p.g, DRV_SHAPES, &m->d)) return EXIT_BAD_INPUT;
-  plan_options po;
-  if ((rc = options(a, &m->p, &po))) return rc;
   arena *ar = arena_new();
   const ir_cluster *c = drv_cluster(&a->o, &m->p, ar, NULL);
   if (!c) {
     if (!a->o.cluster && !m->p.cluster) sbpc_error("plan: no cluster (give --cluster PRESET:NODES or a cluster section)");
     arena_free(ar);
     return EXIT_BAD_INPUT;
+  }
+  plan_options po;
+  if ((rc = options(a, &m->p, c, &po))) {
+    arena_free(ar);
+    return rc;
   }
   plan_result *r = plan_search(m->p.g, c, &po);
   if (!r) rc = EXIT_BAD_INPUT;

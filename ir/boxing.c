@@ -9,6 +9,8 @@
  *   P -> B all_reduce      P -> S reduce_scatter     S -> B all_gather
  *   S(i) -> S(j) all_to_all   B -> S, B -> P, S -> P slice (local, no traffic)
  *   P(sum) <-> P(max)      all_reduce then slice
+ * That table is ir_boxing_kind, with the bytes of each collective in
+ * ir_coll_bytes; it is the only copy: the planner's cost model calls both.
  * Each inserted op carries comm_bytes, the bytes moved per device from the
  * DESIGN.md table, with T the tensor's logical bytes as held by one group of
  * that mesh axis (divided by the splits on the other mesh axes) and n the
@@ -24,23 +26,30 @@
 
 static bool is_p(ir_sbp s) { return s.kind == SBP_PSUM || s.kind == SBP_PMAX; }
 
-double ir_boxing_bytes(ir_sbp f, ir_sbp t, double T, int64_t n) {
-  if (ir_sbp_eq(f, t) || n <= 1) return 0;
-  double k = (double)(n - 1) / (double)n;
-  if (is_p(f)) return t.kind == SBP_S ? T * k : 2 * T * k; /* P->P: all-reduce + slice */
-  if (f.kind == SBP_S) {
-    if (t.kind == SBP_B) return T * k;
-    if (t.kind == SBP_S) return T * k / (double)n;
-    return 0; /* S -> P: zero-pad locally */
-  }
-  return 0; /* B -> S, B -> P */
-}
-
-static ir_opkind comm_kind(ir_sbp f, ir_sbp t) {
-  if (is_p(f)) return t.kind == SBP_S ? IR_OP_REDUCE_SCATTER : IR_OP_ALL_REDUCE;
+/* The one boxing table (the planner's cost model reads it too): the
+ * collective that turns one mesh axis from SBP f into t. */
+ir_opkind ir_boxing_kind(ir_sbp f, ir_sbp t) {
+  if (ir_sbp_eq(f, t)) return IR_NOPKIND;
+  if (is_p(f)) return t.kind == SBP_S ? IR_OP_REDUCE_SCATTER : IR_OP_ALL_REDUCE; /* P->P: all-reduce + slice */
   if (f.kind == SBP_S && t.kind == SBP_B) return IR_OP_ALL_GATHER;
   if (f.kind == SBP_S && t.kind == SBP_S) return IR_OP_ALL_TO_ALL;
-  return IR_OP_SLICE;
+  return IR_OP_SLICE; /* B -> S, B -> P, S -> P (zero-padded locally) */
+}
+
+double ir_coll_bytes(ir_opkind k, double T, int64_t n) {
+  if (k == IR_OP_SEND_RECV) return T;
+  if (n <= 1) return 0;
+  double f = (double)(n - 1) / (double)n;
+  switch (k) {
+  case IR_OP_ALL_REDUCE: return 2 * T * f;
+  case IR_OP_ALL_GATHER: case IR_OP_REDUCE_SCATTER: return T * f;
+  case IR_OP_ALL_TO_ALL: return T * f / (double)n;
+  default: return 0; /* slice, none */
+  }
+}
+
+double ir_boxing_bytes(ir_sbp f, ir_sbp t, double T, int64_t n) {
+  return ir_coll_bytes(ir_boxing_kind(f, t), T, n);
 }
 
 /* ---- planning ------------------------------------------------------------- */
@@ -56,7 +65,7 @@ static double axis_T(const ir_graph *g, ir_ref r, const ir_ndsbp *cur, int a) {
 static void add_step(const ir_graph *g, ir_ref r, ir_ndsbp *cur, int a, ir_sbp t, ir_boxstep *st, int *n) {
   ir_boxstep *s = &st[(*n)++];
   s->axis = a, s->from = cur->a[a], s->to = t;
-  s->kind = comm_kind(s->from, t);
+  s->kind = ir_boxing_kind(s->from, t);
   s->bytes = ir_boxing_bytes(s->from, t, axis_T(g, r, cur, a), g->mesh.size[a]);
   cur->a[a] = t;
 }

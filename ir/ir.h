@@ -325,6 +325,16 @@ bool ir_insert_boxing(ir_graph *g, diag *d);
  * into `to` (DESIGN.md table: P->B 2T(n-1)/n, P->S and S->B T(n-1)/n,
  * S(i)->S(j) T(n-1)/n^2, B->S, B->P and S->P 0) (boxing.c). */
 double ir_boxing_bytes(ir_sbp from, ir_sbp to, double T, int64_t n);
+/* ir_boxing_kind: the one SBP-to-collective table (boxing.c): the comm op that
+ * turns one mesh axis from `from` into `to` (IR_OP_ALL_REDUCE for P -> B and
+ * P -> P, IR_OP_REDUCE_SCATTER for P -> S, IR_OP_ALL_GATHER for S -> B,
+ * IR_OP_ALL_TO_ALL for S(i) -> S(j), IR_OP_SLICE for the local B -> S,
+ * B -> P, S -> P); IR_NOPKIND when they are equal. The planner costs with it. */
+ir_opkind ir_boxing_kind(ir_sbp from, ir_sbp to);
+/* ir_coll_bytes: bytes moved per device by comm op k on a group of n for a
+ * tensor of logical size T (the DESIGN.md table; IR_OP_SEND_RECV moves T,
+ * IR_OP_SLICE and IR_NOPKIND nothing) (boxing.c). */
+double ir_coll_bytes(ir_opkind k, double T, int64_t n);
 /* One comm op of a boxing: convert mesh axis `axis` from `from` to `to`. */
 typedef struct {
   ir_opkind kind;     /* IR_OP_ALL_REDUCE, ..., IR_OP_SLICE */

@@ -2,7 +2,9 @@
  *
  * plan_calib_default holds the built-in constants (their sources are in
  * docs/planner.md); a calibration file overlays them (calib_read.c, the one
- * reader of that format). plan_fix_parse reads the --fix list. */
+ * reader of that format). The runtime profiles (what software runs the
+ * plan) are one table here, with the preset each is the default of.
+ * plan_fix_parse reads the --fix list. */
 #include "planner/plan_int.h"
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,44 @@ const char *plan_recompute_name(int rc) {
   return rc >= 0 && rc < PLAN_NRC ? rc_names[rc] : "?";
 }
 
+/* The runtime profiles (docs/planner.md, "Runtime profiles"):
+ *   megatron-2021  Megatron-LM of SC'21: materialised attention, no sequence
+ *                  parallelism, fp32 gradients all-reduced after the backward,
+ *                  no distributed optimizer, no tp overlap;
+ *   megatron-2022  Korthikanti et al. 2022: adds sequence parallelism (and the
+ *                  distributed optimizer); still fp32 gradients, not overlapped;
+ *   stack-2024     Megatron-Core / NeMo / torchtitan of 2024: flash attention,
+ *                  bf16 gradients reduced during the backward, distributed
+ *                  optimizer, tp communication overlapped with GEMMs;
+ *   sbpc           sbpc's own executor: materialised attention, gradients in
+ *                  the compute precision reduced during the backward, ZeRO. */
+static const plan_runtime profiles[] = {
+    {"megatron-2021", false, false, false, false, 4, 0},
+    {"megatron-2022", false, true, true, false, 4, 0},
+    {"stack-2024", true, true, true, true, 2, 1},
+    {"sbpc", false, true, true, false, 2, 1},
+};
+#define NPROFILES (int)(sizeof profiles / sizeof profiles[0])
+
+bool plan_runtime_set(plan_calib *c, const char *name) {
+  for (int i = 0; i < NPROFILES; i++)
+    if (name && !strcmp(name, profiles[i].name)) return c->rt = profiles[i], true;
+  return false;
+}
+
+const char *plan_runtime_default(const ir_cluster *c) {
+  const char *n = c && c->name ? c->name : "";
+  if (!strcmp(n, "dgx-h100")) return "stack-2024";
+  if (!strcmp(n, "dgx-a100")) return "megatron-2022";
+  return "sbpc";
+}
+
+const char *plan_runtime_names(void) { return "megatron-2021, megatron-2022, stack-2024, sbpc"; }
+
+double plan_workspace(const plan_calib *c, double mem) {
+  return c->workspace_bytes < 0.05 * mem ? c->workspace_bytes : 0.05 * mem;
+}
+
 void plan_calib_default(plan_calib *c) {
   memset(c, 0, sizeof *c);
   c->gemm_eff_max = 0.80;
@@ -21,11 +61,11 @@ void plan_calib_default(plan_calib *c) {
   c->kernel_overhead_s = 4e-6;
   c->attn_score_passes = 6;
   c->attn_saved_bytes = 5;
+  c->attn_flash_eff = 0.6;
   c->coll_eff = 0.80;
-  c->overlap = 1.0;
-  c->grad_reduce_bytes = 2;
   c->workspace_bytes = 2.0 * (1 << 30);
   c->mem_usable = 0.95;
+  plan_runtime_set(c, "sbpc");
 }
 
 void plan_options_default(plan_options *o) {

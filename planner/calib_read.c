@@ -85,6 +85,47 @@ static bool attention(chk *k, const cJSON *a) {
   if (!a) return true;
   num(k, a, "attention.", "score_passes", 0, 100, false, &k->c->attn_score_passes);
   num(k, a, "attention.", "saved_bytes_per_score", 0, 100, false, &k->c->attn_saved_bytes);
+  num(k, a, "attention.", "flash_eff", 0.01, 1, false, &k->c->attn_flash_eff);
+  return !k->bad;
+}
+
+/* flag: o.key, when present, is true or false. */
+static bool flag(chk *k, const cJSON *o, const char *key, bool *v) {
+  const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+  if (!x) return true;
+  if (!cJSON_IsBool(x)) return bad(k, "'runtime.%s' must be true or false", key);
+  *v = cJSON_IsTrue(x);
+  return true;
+}
+
+/* word: o.key, when present, is one of the two strings a and b (*v = is b). */
+static bool word(chk *k, const cJSON *o, const char *key, const char *a, const char *b, bool *v) {
+  const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+  if (!x) return true;
+  if (!cJSON_IsString(x) || (strcmp(x->valuestring, a) && strcmp(x->valuestring, b)))
+    return bad(k, "'runtime.%s' must be \"%s\" or \"%s\"", key, a, b);
+  *v = !strcmp(x->valuestring, b);
+  return true;
+}
+
+/* runtime: the runtime profile, by name, then field by field; then the
+ * older top-level spellings "overlap" and "grad_reduce_bytes" of j. */
+static bool runtime(chk *k, const cJSON *j, const cJSON *r) {
+  plan_runtime *rt = &k->c->rt;
+  num(k, j, "", "overlap", 0, 1, false, &rt->grad_overlap);
+  num(k, j, "", "grad_reduce_bytes", 1, 8, false, &rt->grad_reduce_bytes);
+  if (!r) return !k->bad;
+  const cJSON *p = cJSON_GetObjectItemCaseSensitive(r, "profile");
+  if (p && (!cJSON_IsString(p) || !plan_runtime_set(k->c, p->valuestring)))
+    return bad(k, "'runtime.profile' must be one of %s", plan_runtime_names());
+  bool fp32 = rt->grad_reduce_bytes >= 4;
+  flag(k, r, "flash_attention", &rt->flash_attention), flag(k, r, "sequence_parallel", &rt->seq_parallel);
+  flag(k, r, "distributed_optimizer", &rt->dist_optimizer), flag(k, r, "tp_comm_overlap", &rt->tp_comm_overlap);
+  if (word(k, r, "grad_reduce_dtype", "bf16", "fp32", &fp32)) rt->grad_reduce_bytes = fp32 ? 4 : 2;
+  num(k, r, "runtime.", "grad_overlap", 0, 1, false, &rt->grad_overlap);
+  if (!cJSON_GetObjectItemCaseSensitive(r, "grad_overlap")) num(k, j, "", "overlap", 0, 1, false, &rt->grad_overlap);
+  if (!cJSON_GetObjectItemCaseSensitive(r, "grad_reduce_dtype"))
+    num(k, j, "", "grad_reduce_bytes", 1, 8, false, &rt->grad_reduce_bytes);
   return !k->bad;
 }
 
@@ -127,9 +168,7 @@ static bool top(chk *k, const cJSON *j) {
   plan_calib *c = k->c;
   num(k, j, "", "version", 1, 1, false, NULL);
   num(k, j, "", "kernel_overhead_s", 0, 1, false, &c->kernel_overhead_s);
-  num(k, j, "", "overlap", 0, 1, false, &c->overlap);
   num(k, j, "", "memory_usable", 0.1, 1, false, &c->mem_usable);
-  num(k, j, "", "grad_reduce_bytes", 1, 8, false, &c->grad_reduce_bytes);
   num(k, j, "", "workspace_bytes", 0, 1e13, false, &c->workspace_bytes);
   return !k->bad;
 }
@@ -139,11 +178,11 @@ bool plan_calib_parse(const char *text, size_t len, plan_calib *c, char *err, si
   chk k = {err, errlen, false, &t};
   if (err && errlen) err[0] = 0;
   cJSON *j = cJSON_ParseWithLength(text, len);
-  const cJSON *g, *m, *a, *co;
+  const cJSON *g, *m, *a, *co, *rt;
   if (!j || !cJSON_IsObject(j)) bad(&k, "a calibration must be a JSON object");
   else if (top(&k, j) && section(&k, j, "gemm", &g) && section(&k, j, "memory", &m) &&
-           section(&k, j, "collectives", &co) && section(&k, j, "attention", &a) && gemm(&k, g) &&
-           memory(&k, m) && attention(&k, a))
+           section(&k, j, "collectives", &co) && section(&k, j, "attention", &a) &&
+           section(&k, j, "runtime", &rt) && runtime(&k, j, rt) && gemm(&k, g) && memory(&k, m) && attention(&k, a))
     collectives(&k, co);
   cJSON_Delete(j);
   if (k.bad) return false;

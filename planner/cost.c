@@ -12,16 +12,15 @@
  * (cluster.c finds it): ring all-reduce 2(n-1)a + 2T(n-1)/(n bw), tree
  * all-reduce 2 ceil(log2 n) a + 2T/bw (the faster is used), all-gather and
  * reduce-scatter (n-1)a + T(n-1)/(n bw), all-to-all (n-1)a + T(n-1)/(n^2 bw),
- * send/recv a + T/bw. A calibration table of measured bus bandwidth by group
+ * send/recv a + T/bw. Which collective a re-layout needs, and the bytes it
+ * moves, are ir/boxing.c's table (ir_boxing_kind, ir_coll_bytes); only the
+ * times are here. A calibration table of measured bus bandwidth by group
  * size replaces bw (interpolated in log n) when present. */
 #include "planner/plan_int.h"
 #include <math.h>
 
-static const char *coll_names[] = {"none", "all_reduce", "all_gather", "reduce_scatter",
-                                   "all_to_all", "send_recv", "slice", "invalid"};
-
 const char *plan_coll_name(int k) {
-  return k >= 0 && k <= COLL_INVALID ? coll_names[k] : "?";
+  return k >= 0 && k < IR_NOPKIND ? ir_ops[k].name : "none";
 }
 
 double plan_gemm_eff(const plan_calib *c, double m, double n, double k) {
@@ -58,51 +57,24 @@ static void coll_link(const plan_calib *c, int n, plan_link l, double *bw, doubl
   if (ca > 0) *a = ca;
 }
 
-double plan_coll_bytes(int k, double T, int n) {
-  if (n <= 1 && k != COLL_SEND_RECV) return 0;
-  switch (k) {
-  case COLL_ALL_REDUCE: return 2 * T * (n - 1) / n;
-  case COLL_ALL_GATHER:
-  case COLL_REDUCE_SCATTER: return T * (n - 1) / n;
-  case COLL_ALL_TO_ALL: return T * (n - 1) / ((double)n * n);
-  case COLL_SEND_RECV: return T;
-  default: return 0;
-  }
-}
-
 double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l) {
-  if (k == COLL_INVALID) return 1e9;
-  if (k == COLL_NONE || k == COLL_SLICE || T <= 0) return 0;
-  if (n <= 1 && k != COLL_SEND_RECV) return 0;
+  if (k == IR_NOPKIND || k == IR_OP_SLICE || T <= 0) return 0;
+  if (n <= 1 && k != IR_OP_SEND_RECV) return 0;
   double bw, a;
   coll_link(c, n, l, &bw, &a);
   if (bw <= 0) return 1e9;
   switch (k) {
-  case COLL_ALL_REDUCE: {
+  case IR_OP_ALL_REDUCE: {
     double ring = 2 * (n - 1) * a + 2 * T * (n - 1) / (n * bw);
     double tree = 2 * ceil(log2((double)n)) * a + 2 * T / bw;
     return ring < tree ? ring : tree;
   }
-  case COLL_ALL_GATHER:
-  case COLL_REDUCE_SCATTER: return (n - 1) * a + T * (n - 1) / (n * bw);
-  case COLL_ALL_TO_ALL: return (n - 1) * a + T * (n - 1) / ((double)n * n * bw);
-  case COLL_SEND_RECV: return a + T / bw;
+  case IR_OP_ALL_GATHER:
+  case IR_OP_REDUCE_SCATTER: return (n - 1) * a + T * (n - 1) / (n * bw);
+  case IR_OP_ALL_TO_ALL: return (n - 1) * a + T * (n - 1) / ((double)n * n * bw);
+  case IR_OP_SEND_RECV: return a + T / bw;
   default: return 0;
   }
-}
-
-int plan_boxing_coll(ir_sbp from, ir_sbp to) {
-  if (ir_sbp_eq(from, to)) return COLL_NONE;
-  bool fp = from.kind == SBP_PSUM || from.kind == SBP_PMAX;
-  bool tp = to.kind == SBP_PSUM || to.kind == SBP_PMAX;
-  if (fp && tp) return COLL_INVALID;                 /* P(sum) <-> P(max) */
-  if (fp) return to.kind == SBP_B ? COLL_ALL_REDUCE : COLL_REDUCE_SCATTER;
-  if (from.kind == SBP_S) {
-    if (to.kind == SBP_B) return COLL_ALL_GATHER;
-    if (to.kind == SBP_S) return COLL_ALL_TO_ALL;
-    return to.kind == SBP_PSUM ? COLL_SLICE : COLL_INVALID; /* S -> P(sum): pad */
-  }
-  return to.kind == SBP_PMAX ? COLL_INVALID : COLL_SLICE; /* B -> S, B -> P(sum) */
 }
 
 ir_sbp plan_grad_sbp(ir_sbp in, bool replicated) {

@@ -121,6 +121,20 @@ static cJSON *j_cluster(const plan_result *r, const plan_layout *l) {
   return m;
 }
 
+/* layers of stage s (all its chunks) */
+static int stage_layers(const plan_layout *l, int s) {
+  return l->stage ? l->stage[s].last - l->stage[s].first + 1 : 0;
+}
+
+/* chunk_range: the layers of chunk k of stage s. Virtual stage q = k pp + s
+ * holds x_s / vpp layers, and the layers go to the virtual stages in order
+ * (Megatron-LM's interleaved assignment, stages of any size) */
+static void chunk_range(const plan_layout *l, int s, int k, int out[2]) {
+  int start = 0, q = k * l->pp + s;
+  for (int i = 0; i < q; i++) start += stage_layers(l, i % l->pp) / l->vpp;
+  out[0] = start, out[1] = start + stage_layers(l, s) / l->vpp - 1;
+}
+
 static cJSON *j_parallel(const plan_layout *l) {
   cJSON *p = cJSON_CreateObject();
   cJSON_AddNumberToObject(p, "dp", l->dp);
@@ -133,7 +147,24 @@ static cJSON *j_parallel(const plan_layout *l) {
   cJSON_AddStringToObject(p, "recompute", plan_recompute_name(l->recompute));
   cJSON_AddNumberToObject(p, "zero", l->zero);
   cJSON_AddStringToObject(p, "schedule", l->vpp > 1 ? "interleaved" : "1f1b");
+  if (!l->stage) return p;
+  cJSON *ls = cJSON_AddArrayToObject(p, "layers_per_stage");
+  for (int s = 0; s < l->pp; s++) cJSON_AddItemToArray(ls, cJSON_CreateNumber(stage_layers(l, s)));
   return p;
+}
+
+/* the runtime profile the plan was costed for (docs/plan-format.md) */
+static cJSON *j_runtime(const plan_calib *c) {
+  const plan_runtime *rt = &c->rt;
+  cJSON *r = cJSON_CreateObject();
+  cJSON_AddStringToObject(r, "profile", rt->name ? rt->name : "custom");
+  cJSON_AddStringToObject(r, "attention", rt->flash_attention ? "flash" : "materialised");
+  cJSON_AddBoolToObject(r, "sequence_parallel", rt->seq_parallel);
+  cJSON_AddStringToObject(r, "grad_reduce_dtype", rt->grad_reduce_bytes >= 4 ? "fp32" : "bf16");
+  cJSON_AddNumberToObject(r, "grad_overlap", rt->grad_overlap);
+  cJSON_AddBoolToObject(r, "distributed_optimizer", rt->dist_optimizer);
+  cJSON_AddBoolToObject(r, "tp_comm_overlap", rt->tp_comm_overlap);
+  return r;
 }
 
 /* global ranks of stage s, sorted: every mesh index whose pp coordinate is s */
@@ -176,14 +207,14 @@ static cJSON *j_stages(const plan_result *r, const plan_layout *l) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "index", s);
     cJSON_AddItemToObject(o, "devices", stage_devices(l, s));
-    int chunk = r->layers / (l->pp * l->vpp);
-    int lr[2] = {x->first, x->last};
-    if (l->vpp > 1) lr[0] = s * chunk, lr[1] = ((l->vpp - 1) * l->pp + s) * chunk + chunk - 1;
+    int lr[2] = {x->first, x->last}, c2[2];
+    if (l->vpp > 1) chunk_range(l, s, 0, lr), chunk_range(l, s, l->vpp - 1, c2), lr[1] = c2[1];
     cJSON_AddItemToObject(o, "layers", cJSON_CreateIntArray(lr, 2));
+    cJSON_AddNumberToObject(o, "num_layers", stage_layers(l, s));
     if (l->vpp > 1) {
       cJSON *ch = cJSON_AddArrayToObject(o, "layers_chunks");
       for (int k = 0; k < l->vpp; k++) {
-        int c2[2] = {(k * l->pp + s) * chunk, (k * l->pp + s) * chunk + chunk - 1};
+        chunk_range(l, s, k, c2);
         cJSON_AddItemToArray(ch, cJSON_CreateIntArray(c2, 2));
       }
     }
@@ -418,6 +449,7 @@ static cJSON *build(const plan_result *r) {
   cJSON_AddNumberToObject(tr, "seq", (double)r->opt.seq);
   cJSON_AddStringToObject(tr, "precision", ir_dtype_name(r->opt.precision));
   cJSON_AddItemToObject(j, "parallel", j_parallel(l));
+  cJSON_AddItemToObject(j, "runtime", j_runtime(&r->opt.calib));
   cJSON *mesh = cJSON_AddObjectToObject(j, "mesh");
   cJSON *ax = cJSON_AddArrayToObject(mesh, "axes"), *sh = cJSON_AddArrayToObject(mesh, "shape");
   for (int i = 0; i < 4; i++) {

@@ -43,6 +43,7 @@ struct plan_model {
   ir_ref **lidx_op;  /* per block: layer-0 op by lidx */
   int *nlidx;
   region rest;
+  char *fused;       /* per tensor: internal to a chain of elementwise ops (never in memory) */
   ir_ref first_block_op;
   plan_sol **cache;
   int ncache, capcache;
@@ -81,6 +82,30 @@ static void find_carries(plan_model *pm, int b) {
   }
 }
 
+/* find_fused: tensors produced by an elementwise op and consumed only by
+ * elementwise ops stay in registers: a chain such as bias-add, dropout,
+ * residual add is one kernel (Megatron-LM's fused bias-GELU and
+ * bias-dropout-add; sbpc's codegen fusion groups), which reads the chain's
+ * inputs and writes its outputs once */
+static void find_fused(plan_model *pm) {
+  const ir_graph *g = pm->g;
+  pm->fused = ARENA_ARRAY(pm->a, char, g->nt + 1);
+  int *uses = xcalloc((size_t)g->nt + 1, sizeof(int));
+  for (int i = 0; i < g->nop; i++) {
+    const ir_op *o = &g->op[i];
+    if (!fwd_op(o)) continue;
+    for (int k = 0; k < o->nin; k++)
+      if (ir_ops[o->kind].kclass == KC_ELEM) uses[o->in[k]]++;
+      else uses[o->in[k]] = -(1 << 20); /* a non-elementwise consumer: in memory */
+  }
+  for (int i = 0; i < g->nop; i++) {
+    const ir_op *o = &g->op[i];
+    if (!fwd_op(o) || ir_ops[o->kind].kclass != KC_ELEM) continue;
+    for (int k = 0; k < o->nout; k++) pm->fused[o->out[k]] = uses[o->out[k]] > 0 && o->out[k] != g->loss;
+  }
+  free(uses);
+}
+
 plan_model *plan_model_new(const ir_graph *g, arena *a) {
   plan_model *pm = ARENA_NEW(a, plan_model);
   pm->g = g, pm->a = a, pm->nblk = g->nblk;
@@ -109,6 +134,7 @@ plan_model *plan_model_new(const ir_graph *g, arena *a) {
     }
   }
   if (nfwd == 0) return NULL;
+  find_fused(pm);
   for (int b = 0; b < g->nblk; b++) {
     pm->L += g->blk[b].count;
     pm->lidx_op[b] = ARENA_ARRAY(a, ir_ref, pm->nlidx[b] + 1);
@@ -199,22 +225,44 @@ static opcost cost_gemm(const solver *sv, const ir_op *o, const ir_sig *s) {
   return r;
 }
 
-/* attention: materialised scores unless score_passes is 0; with sp > 1 the
- * sequence is whole inside attention and the heads are split (Ulysses) */
-static opcost cost_attn(const solver *sv, const ir_op *o, const ir_sig *s) {
+/* attention_shape: per device batch, whole sequence, local hidden, head
+ * dim, local heads of attention op o under signature s (with sp > 1 the
+ * sequence is whole inside attention and the heads are split: Ulysses) */
+typedef struct { double b, s, hl, dh, heads; } attn_shape;
+
+static attn_shape attention_shape(const solver *sv, const ir_op *o, const ir_sig *s) {
   int64_t q[IR_MAXRANK], qg[IR_MAXRANK];
   int r = local_dims(sv, o->in[0], s->in[0], q);
   plan_tshape(sv->pm->g, o->in[0], sv->b, sv->seq, qg);
   double div = o->nin == 1 ? 3 : 1, hl = q[r - 1] / div, hg = qg[r - 1] / div;
-  double heads = o->at.heads > 0 ? (double)o->at.heads : 1, dh = hg / heads;
-  double sp = sv->k->sp, bl = r >= 3 ? (double)q[0] : 1, sfull = (r >= 3 ? (double)q[1] : (double)q[0]) * sp;
-  double fl = 4 * bl * sfull * sfull * hl / sp, scores = bl * (hl / dh / sp) * sfull * sfull;
+  double heads = o->at.heads > 0 ? (double)o->at.heads : 1, sp = sv->k->sp;
+  attn_shape a = {r >= 3 ? (double)q[0] : 1, (r >= 3 ? (double)q[1] : (double)q[0]) * sp, hl / sp, hg / heads, 0};
+  a.heads = a.hl / a.dh;
+  return a;
+}
+
+/* attention: 4 b s^2 h FLOPs (QK^T and AV; not halved for causal, as
+ * Megatron counts). Materialised (runtime without flash attention): the two
+ * GEMMs at the efficiency of an s x s x d_head GEMM plus score_passes passes
+ * over the b*heads*s^2 scores; backward 2x. Flash: one fused kernel at
+ * attn_flash_eff that never writes the scores and skips the masked half of
+ * a causal score matrix; its backward recomputes QK^T, 5 GEMMs against the
+ * forward's 2 (2.5x) (Dao 2023, FlashAttention-2, section 3). */
+static opcost cost_attn(const solver *sv, const ir_op *o, const ir_sig *s) {
+  attn_shape a = attention_shape(sv, o, s);
+  double fl = 4 * a.b * a.s * a.s * a.hl, scores = a.b * a.heads * a.s * a.s;
   double by = 0;
   for (int i = 0; i < o->nin; i++) by += tbytes(sv, o->in[i], s->in[i]);
-  by += tbytes(sv, o->out[0], s->out[0]) + sv->c->attn_score_passes * scores * ir_dtype_size(sv->k->prec);
-  double eff = plan_gemm_eff(sv->c, sfull, sfull, dh), kn = 2 + sv->c->attn_score_passes;
-  opcost c = {plan_kernel_time(sv->c, &sv->k->dev, fl, eff, by, kn),
-              plan_kernel_time(sv->c, &sv->k->dev, 2 * fl, eff, 2 * by, 2 * kn), fl};
+  by += tbytes(sv, o->out[0], s->out[0]);
+  const plan_dev *d = &sv->k->dev;
+  if (sv->c->rt.flash_attention) {
+    double work = o->at.causal ? fl / 2 : fl, e = sv->c->attn_flash_eff;
+    opcost c = {plan_kernel_time(sv->c, d, work, e, by, 1), plan_kernel_time(sv->c, d, 2.5 * work, e, 2 * by, 2), fl};
+    return c;
+  }
+  by += sv->c->attn_score_passes * scores * ir_dtype_size(sv->k->prec);
+  double eff = plan_gemm_eff(sv->c, a.s, a.s, a.dh), kn = 2 + sv->c->attn_score_passes;
+  opcost c = {plan_kernel_time(sv->c, d, fl, eff, by, kn), plan_kernel_time(sv->c, d, 2 * fl, eff, 2 * by, 2 * kn), fl};
   return c;
 }
 
@@ -225,14 +273,15 @@ static opcost op_cost(const solver *sv, const ir_op *o, const ir_sig *s) {
   opcost c = {0, 0, 0};
   if (kc == KC_VIEW || kc == KC_SOURCE) return c;
   double by = 0;
-  for (int i = 0; i < o->nin; i++) by += tbytes(sv, o->in[i], s->in[i]);
-  for (int i = 0; i < o->nout; i++) by += tbytes(sv, o->out[i], s->out[i]);
+  const char *fu = sv->pm->fused;
+  for (int i = 0; i < o->nin; i++) by += fu[o->in[i]] ? 0 : tbytes(sv, o->in[i], s->in[i]);
+  for (int i = 0; i < o->nout; i++) by += fu[o->out[i]] ? 0 : tbytes(sv, o->out[i], s->out[i]);
   if (o->kind == IR_OP_SELECT) by = 2 * tbytes(sv, o->out[0], s->out[0]); /* reads only its slice */
   if (o->kind == IR_OP_DROPOUT) by += numel_local(sv, o->out[0], s->out[0]);
   if (o->kind == IR_OP_CROSS_ENTROPY) by += 2 * 4 * numel_local(sv, o->in[0], s->in[0]);
-  double bm = kc == KC_ELEM ? 1.5 : 2;
-  c.fwd = plan_kernel_time(sv->c, &sv->k->dev, 0, 1, by, 1);
-  c.bwd = plan_kernel_time(sv->c, &sv->k->dev, 0, 1, bm * by, 1);
+  double bm = kc == KC_ELEM ? 1.5 : 2, kn = o->nout > 0 && fu[o->out[0]] ? 0 : 1; /* one kernel per chain */
+  c.fwd = plan_kernel_time(sv->c, &sv->k->dev, 0, 1, by, kn);
+  c.bwd = plan_kernel_time(sv->c, &sv->k->dev, 0, 1, bm * by, kn);
   return c;
 }
 
@@ -243,7 +292,7 @@ static double op_comm(const solver *sv, const ir_op *o, const ir_sig *s) {
   int r = sv->pm->g->t[o->in[0]].rank;
   if (s->in[0].axis != r - 1) return 0;
   double T = 2 * 4 * numel_local(sv, o->in[1], s->in[1]);
-  return plan_coll_time(sv->c, COLL_ALL_REDUCE, T, sv->k->tp, sv->k->tpl);
+  return plan_coll_time(sv->c, IR_OP_ALL_REDUCE, T, sv->k->tp, sv->k->tpl);
 }
 
 /* ---- saved activations --------------------------------------------------- */
@@ -257,9 +306,18 @@ static void save_t(const solver *sv, ir_ref t, ir_sbp x, char *mark, saved *sa) 
   sa->all += tbytes(sv, t, x);
 }
 
-static void op_saved(const solver *sv, const ir_op *o, const ir_sig *s, char *mark, saved *sa) {
+/* op_saved: what op o keeps for its backward under signature s. An input
+ * of a matmul is kept in the layout it was produced in (src[i]): when boxing
+ * all-gathered a split tensor into it (a column-parallel matmul under
+ * sequence parallelism) it keeps its shard and gathers it again in backward, as
+ * Megatron-LM does (Korthikanti et al. 2022, section 4.2.2; the re-gather
+ * overlaps the input-gradient GEMM there and is not charged). */
+static void op_saved(const solver *sv, const ir_op *o, const ir_sig *s, const ir_sbp *src, char *mark, saved *sa) {
   switch (o->kind) {
-  case IR_OP_MATMUL: case IR_OP_MUL: case IR_OP_SWIGLU:
+  case IR_OP_MATMUL:
+    for (int i = 0; i < o->nin; i++) save_t(sv, o->in[i], src[i], mark, sa);
+    break;
+  case IR_OP_MUL: case IR_OP_SWIGLU:
     for (int i = 0; i < o->nin; i++) save_t(sv, o->in[i], s->in[i], mark, sa);
     break;
   case IR_OP_GELU: case IR_OP_SILU: case IR_OP_LAYER_NORM: case IR_OP_RMS_NORM: case IR_OP_EMBEDDING:
@@ -274,15 +332,13 @@ static void op_saved(const solver *sv, const ir_op *o, const ir_sig *s, char *ma
   case IR_OP_ATTENTION: {
     for (int i = 0; i < o->nin; i++) save_t(sv, o->in[i], s->in[i], mark, sa);
     save_t(sv, o->out[0], s->out[0], mark, sa);
-    opcost c = cost_attn(sv, o, s);
-    int64_t q[IR_MAXRANK];
-    int r = plan_tshape(sv->pm->g, o->in[0], sv->b, sv->seq, q);
-    double hg = (double)q[r - 1] / (o->nin == 1 ? 3 : 1), sfull = (double)sv->seq * sv->k->sp;
-    /* scores = flops / (4 s^2 h / heads) * ... : derive from FLOPs to share the shape logic */
-    double heads = o->at.heads > 0 ? (double)o->at.heads : 1;
-    double sc = c.flops / (4 * sfull * sfull * (hg / heads)) * sfull * sfull;
-    sa->scores += sv->c->attn_saved_bytes * sc;
-    sa->all += sv->c->attn_saved_bytes * sc;
+    attn_shape a = attention_shape(sv, o, s);
+    if (sv->c->rt.flash_attention) { /* the softmax statistics (fp32 log-sum-exp per row) */
+      sa->all += 4 * a.b * a.heads * a.s;
+      break;
+    }
+    double sc = sv->c->attn_saved_bytes * a.b * a.heads * a.s * a.s;
+    sa->scores += sc, sa->all += sc;
     break;
   }
   default: break;
@@ -318,6 +374,19 @@ static ir_sbp out_sbp(const prog *p, int u, int c, int slot) {
   return x->kind == N_OP ? x->sig[c].out[slot] : x->lay[c];
 }
 
+/* kept_layouts: per input of op node v (signature s), the layout a backward
+ * keeps it in: the producer's split when boxing all-gathered it, else the
+ * signature's (op_saved) */
+static void kept_layouts(const prog *p, const int *ch, int v, const ir_sig *s, int nin, ir_sbp *src) {
+  for (int i = 0; i < nin; i++) src[i] = s->in[i];
+  for (int e = 0; e < p->ne; e++) {
+    const edge *ed = &p->e[e];
+    if (ed->v != v || (ed->type != E_ACT && ed->type != E_EXT)) continue;
+    ir_sbp f = out_sbp(p, ed->u, ch[ed->u], ed->uslot);
+    if (f.kind == SBP_S && s->in[ed->vslot].kind == SBP_B) src[ed->vslot] = f;
+  }
+}
+
 typedef struct { double fwd, bwd, step; int coll_f, coll_b; ir_sbp from, to, gfrom, gto; } eparts;
 
 static eparts edge_parts(const solver *sv, const prog *p, const edge *e, int cu, int cv) {
@@ -329,18 +398,18 @@ static eparts edge_parts(const solver *sv, const prog *p, const edge *e, int cu,
   ir_sbp none = {SBP_B, 0};
   double T = numel_local(sv, e->t, none) * elt(sv, e->t);
   int n = sv->k->tp;
-  eparts r = {0, 0, 0, plan_boxing_coll(from, to), COLL_NONE, from, to, from, from};
+  eparts r = {0, 0, 0, ir_boxing_kind(from, to), IR_NOPKIND, from, to, from, from};
   r.fwd = plan_coll_time(sv->c, r.coll_f, T, n, sv->k->tpl);
   if (e->type == E_INPUT) return r;
   if (e->type == E_PARAM) {
     r.bwd = r.fwd; /* regather for backward */
     ir_sbp gs = plan_grad_sbp(to, repl);
-    r.step = plan_coll_time(sv->c, plan_boxing_coll(gs, from), T, n, sv->k->tpl);
+    r.step = plan_coll_time(sv->c, ir_boxing_kind(gs, from), T, n, sv->k->tpl);
     return r;
   }
   r.gfrom = v->kind == N_OP ? plan_grad_sbp(to, repl) : plan_need_sbp(to);
   r.gto = plan_need_sbp(from);
-  r.coll_b = plan_boxing_coll(r.gfrom, r.gto);
+  r.coll_b = ir_boxing_kind(r.gfrom, r.gto);
   r.bwd = plan_coll_time(sv->c, r.coll_b, T, n, sv->k->tpl);
   return r;
 }
@@ -363,7 +432,8 @@ static void free_layouts(solver *sv, node *x) {
   x->lay[0] = (ir_sbp){SBP_B, 0};
   x->nch = 1;
   for (int i = 0; i < r && sv->k->tp > 1; i++)
-    if (d[i] % sv->k->tp == 0 && d[i] >= sv->k->tp) x->lay[x->nch++] = (ir_sbp){SBP_S, (int8_t)i};
+    if (d[i] % sv->k->tp == 0 && d[i] >= sv->k->tp && (sv->c->rt.seq_parallel || !plan_token_axis(sv->pm->g, x->ref, i)))
+      x->lay[x->nch++] = (ir_sbp){SBP_S, (int8_t)i};
 }
 
 static void fixed_layout(solver *sv, node *x, ir_sbp l) {
@@ -395,7 +465,7 @@ static void op_nodes(solver *sv, prog *p, const region *r) {
     int u = add_node(p, N_OP, r->ops[k]);
     node *x = &p->n[u];
     x->sig = ARENA_ARRAY(sv->s, ir_sig, IR_MAXSIGS);
-    x->nch = plan_op_sigs(g, o, sv->k->tp, sv->b, sv->seq, x->sig);
+    x->nch = plan_op_sigs(g, o, sv->k->tp, sv->b, sv->seq, sv->c->rt.seq_parallel, x->sig);
     p->opnode[r->ops[k]] = u;
   }
 }
@@ -463,6 +533,31 @@ static double rc_extra(const solver *sv, const ir_op *o, opcost c) {
   return 0;
 }
 
+/* The memory term (plan_key.memw > 0, when the time-only layout does not
+ * fit): a parameter costs its model states, 16 bytes per element in mixed
+ * precision (weight, gradient, fp32 master, m, v: no ZeRO assumed), an op
+ * what it keeps for backward under the recompute policy */
+#define STATE_BYTES 16.0
+
+static double kept_bytes(const solver *sv, const ir_op *o, const ir_sig *s) {
+  if (sv->k->memw <= 0 || sv->k->rc == PLAN_RC_FULL) return 0;
+  char *mark = ARENA_ARRAY(sv->s, char, sv->pm->g->nt);
+  saved sa = {0, 0};
+  op_saved(sv, o, s, s->in, mark, &sa);
+  return sa.all - (sv->k->rc == PLAN_RC_SELECTIVE ? sa.scores : 0);
+}
+
+/* no_seq_split: a runtime without sequence parallelism keeps every tensor
+ * between the column- and row-parallel regions whole on the tp axis: it
+ * all-reduces partial activations (never a reduce-scatter) and never slices
+ * a whole activation into shards. Such an edge is forbidden. */
+static double no_seq_split(const solver *sv, const edge *e, const eparts *r) {
+  if (sv->c->rt.seq_parallel || e->type == E_PARAM || e->type == E_INPUT) return 0;
+  bool rs = r->coll_f == IR_OP_REDUCE_SCATTER || r->coll_b == IR_OP_REDUCE_SCATTER;
+  bool slice = r->coll_f == IR_OP_SLICE && r->to.kind == SBP_S;
+  return rs || slice ? PLAN_FORBID : 0;
+}
+
 static void fill_costs(solver *sv, prog *p, bool rest) {
   const ir_graph *g = sv->pm->g;
   plan_sbp_prob *P = &p->P;
@@ -477,11 +572,14 @@ static void fill_costs(solver *sv, prog *p, bool rest) {
     node *x = &p->n[v];
     P->nch[v] = x->nch;
     P->ncost[v] = ARENA_ARRAY(sv->s, double, x->nch);
+    if (x->kind == N_FREE && g->t[x->ref].kind == IR_T_PARAM && sv->k->memw > 0)
+      for (int c = 0; c < x->nch; c++) P->ncost[v][c] = sv->k->memw * STATE_BYTES * numel_local(sv, x->ref, x->lay[c]);
     if (x->kind != N_OP) continue;
     const ir_op *o = &g->op[x->ref];
     for (int c = 0; c < x->nch; c++) {
       opcost oc = op_cost(sv, o, &x->sig[c]);
-      P->ncost[v][c] = oc.fwd + oc.bwd + (rest ? 0 : rc_extra(sv, o, oc)) + (fm + 1) * op_comm(sv, o, &x->sig[c]);
+      P->ncost[v][c] = oc.fwd + oc.bwd + (rest ? 0 : rc_extra(sv, o, oc)) + (fm + 1) * op_comm(sv, o, &x->sig[c]) +
+                       sv->k->memw * kept_bytes(sv, o, &x->sig[c]);
     }
   }
   for (int e = 0; e < p->ne; e++) {
@@ -492,7 +590,7 @@ static void fill_costs(solver *sv, prog *p, bool rest) {
     for (int i = 0; i < nu; i++)
       for (int j = 0; j < nv; j++) {
         eparts r = edge_parts(sv, p, ed, i, j);
-        P->ecost[e][i * nv + j] = fm * r.fwd + r.bwd + r.step * inv_m;
+        P->ecost[e][i * nv + j] = fm * r.fwd + r.bwd + r.step * inv_m + no_seq_split(sv, ed, &r);
       }
   }
 }
@@ -505,12 +603,12 @@ static plan_lsum *part_of(solver *sv, int b, ir_ref op) {
 
 static void add_box(plan_sol *s, ir_ref op, int slot, ir_ref t, ir_sbp from, ir_sbp to, int coll,
                     double bytes, bool bwd) {
-  if (coll == COLL_NONE) return;
+  if (coll == IR_NOPKIND) return;
   s->box = xrealloc(s->box, sizeof(plan_boxing) * (size_t)(s->nbox + 1));
   s->box[s->nbox++] = (plan_boxing){op, slot, t, from, to, coll, bytes, bwd};
 }
 
-static void sum_ops(solver *sv, const prog *p, const int *ch, int b, char *mark) {
+static void sum_ops(solver *sv, const prog *p, const int *ch, int b, char *mark, double *gemm) {
   const ir_graph *g = sv->pm->g;
   for (int v = 0; v < p->nn; v++) {
     const node *x = &p->n[v];
@@ -524,6 +622,7 @@ static void sum_ops(solver *sv, const prog *p, const int *ch, int b, char *mark)
     l->fwd_s += oc.fwd;
     l->bwd_s += oc.bwd + (b >= 0 ? rc_extra(sv, o, oc) : 0);
     l->comm_fwd_s += cm, l->comm_bwd_s += cm * fm;
+    if (ir_ops[o->kind].kclass == KC_GEMM) gemm[0] += oc.fwd, gemm[1] += oc.bwd + (b >= 0 ? rc_extra(sv, o, oc) : 0);
     double fl = oc.flops * (repl ? 1 : sv->k->tp);
     l->flops += fl;
     if (ir_ops[o->kind].kclass == KC_ATTN) {
@@ -536,7 +635,9 @@ static void sum_ops(solver *sv, const prog *p, const int *ch, int b, char *mark)
       if (by > l->max_tensor_bytes) l->max_tensor_bytes = by;
     }
     saved sa = {0, 0};
-    op_saved(sv, o, s, mark + (size_t)(l == &sv->sol->post) * g->nt, &sa);
+    ir_sbp src[IR_MAXIN];
+    kept_layouts(p, ch, v, s, o->nin, src);
+    op_saved(sv, o, s, src, mark + (size_t)(l == &sv->sol->post) * g->nt, &sa);
     l->act_full_bytes += sa.all;
     l->act_bytes += sa.all - (sv->k->rc == PLAN_RC_SELECTIVE && b >= 0 ? sa.scores : 0);
     sv->sol->choice[x->ref] = ch[v];
@@ -555,8 +656,8 @@ static void sum_edges(solver *sv, const prog *p, const int *ch, int b, char *see
     eparts r = edge_parts(sv, p, ed, ch[ed->u], ch[ed->v]);
     l->comm_fwd_s += r.fwd, l->comm_bwd_s += r.bwd + r.fwd * (fm - 1), l->step_comm_s += r.step;
     double T = numel_local(sv, ed->t, none) * elt(sv, ed->t);
-    add_box(sv->sol, op, ed->vslot, ed->t, r.from, r.to, r.coll_f, plan_coll_bytes(r.coll_f, T, sv->k->tp), false);
-    add_box(sv->sol, op, ed->vslot, ed->t, r.gfrom, r.gto, r.coll_b, plan_coll_bytes(r.coll_b, T, sv->k->tp), true);
+    add_box(sv->sol, op, ed->vslot, ed->t, r.from, r.to, r.coll_f, ir_coll_bytes(r.coll_f, T, sv->k->tp), false);
+    add_box(sv->sol, op, ed->vslot, ed->t, r.gfrom, r.gto, r.coll_b, ir_coll_bytes(r.coll_b, T, sv->k->tp), true);
     if (ed->type == E_PARAM) { /* count each parameter once per part; tied copies apart */
       int part = b >= 0 ? 0 : (l == &sv->sol->post ? 2 : 1);
       char *f = &seen[ed->t];
@@ -574,6 +675,16 @@ static void sum_edges(solver *sv, const prog *p, const int *ch, int b, char *see
       if (sv->k->rc == PLAN_RC_FULL) l->act_bytes += by;
     }
   }
+}
+
+/* tp_overlap: a runtime that overlaps tp communication with GEMMs
+ * (Megatron-Core's --tp-comm-overlap, Transformer Engine's userbuffers:
+ * the all-gather or reduce-scatter of chunk i runs while chunk i-1
+ * multiplies) exposes only what the layer's GEMMs of the same pass cannot
+ * cover */
+static void tp_overlap(plan_lsum *l, const double *gemm) {
+  l->comm_fwd_s = l->comm_fwd_s > gemm[0] ? l->comm_fwd_s - gemm[0] : 0;
+  l->comm_bwd_s = l->comm_bwd_s > gemm[1] ? l->comm_bwd_s - gemm[1] : 0;
 }
 
 static bool solve_region(solver *sv, const region *r, int b) {
@@ -599,9 +710,11 @@ static bool solve_region(solver *sv, const region *r, int b) {
   sv->sol->solves++;
   char *mark = ARENA_ARRAY(sv->s, char, 2 * (size_t)g->nt);
   char *seen = ARENA_ARRAY(sv->s, char, g->nt);
-  sum_ops(sv, &p, ch, b, mark);
+  double gemm[2] = {0, 0};
+  sum_ops(sv, &p, ch, b, mark, gemm);
   if (!rest && sv->k->rc == PLAN_RC_FULL) sv->sol->blk[b].act_bytes = 0;
   sum_edges(sv, &p, ch, b, seen);
+  if (!rest && sv->c->rt.tp_comm_overlap) tp_overlap(&sv->sol->blk[b], gemm);
   if (!rest)
     for (int v = 0; v < p.nn; v++)
       if (p.n[v].kind == N_FREE) sv->tlay[p.n[v].ref] = p.n[v].lay[ch[v]];
@@ -612,7 +725,7 @@ static bool key_eq(const plan_key *a, const plan_key *b) {
   return a->devtype == b->devtype && a->dev.flops == b->dev.flops && a->dev.bw == b->dev.bw &&
          a->prec == b->prec && a->seq == b->seq && a->tp == b->tp && a->sp == b->sp &&
          a->mbs == b->mbs && a->rc == b->rc && a->tpl.bw == b->tpl.bw && a->tpl.lat == b->tpl.lat &&
-         a->m == b->m;
+         a->m == b->m && a->memw == b->memw;
 }
 
 const plan_sol *plan_model_solve(plan_model *pm, const plan_key *k, const plan_calib *c, double tlim) {

@@ -6,11 +6,12 @@
 #include "planner/planner.h"
 
 /* ---- cost.c --------------------------------------------------------------- */
-typedef enum {
-  COLL_NONE, COLL_ALL_REDUCE, COLL_ALL_GATHER, COLL_REDUCE_SCATTER,
-  COLL_ALL_TO_ALL, COLL_SEND_RECV, COLL_SLICE, COLL_INVALID
-} plan_coll;
-/* plan_coll_name: "all_reduce", ... */
+/* Collectives are the IR's comm op kinds (IR_OP_ALL_REDUCE, IR_OP_ALL_GATHER,
+ * IR_OP_REDUCE_SCATTER, IR_OP_ALL_TO_ALL, IR_OP_SEND_RECV, IR_OP_SLICE;
+ * IR_NOPKIND for none). Which collective a boxing needs and the bytes it
+ * moves come from ir/boxing.c (ir_boxing_kind, ir_coll_bytes), the one
+ * table; this file has only their times. */
+/* plan_coll_name: "all_reduce", ..., "none" for IR_NOPKIND. */
 const char *plan_coll_name(int k);
 
 typedef struct { double flops, bw, mem; } plan_dev;   /* one device's rates */
@@ -28,10 +29,6 @@ double plan_kernel_time(const plan_calib *c, const plan_dev *d, double flops, do
  * T = the logical tensor size in bytes (the DESIGN.md table). All-reduce is
  * the faster of ring and tree. */
 double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l);
-/* plan_coll_bytes: bytes moved per device by collective k (the same table). */
-double plan_coll_bytes(int k, double T, int n);
-/* plan_boxing_coll: the collective that turns SBP `from` into `to`. */
-int plan_boxing_coll(ir_sbp from, ir_sbp to);
 /* plan_grad_sbp: SBP of the gradient an op hands back for an input it consumed
  * as `in` under a signature; replicated: the signature is all-B. */
 ir_sbp plan_grad_sbp(ir_sbp in, bool replicated);
@@ -42,11 +39,17 @@ ir_sbp plan_need_sbp(ir_sbp out);
 /* plan_tshape: tensor t's shape with B = b, S = s; returns the rank. */
 int plan_tshape(const ir_graph *g, ir_ref t, int64_t b, int64_t s, int64_t *dims);
 /* plan_op_sigs: the 1-D signatures of forward op o on a tp axis of n devices
- * (splits only where the axis divides by n; n == 1 gives the one all-B
- * signature). Returns the count (>= 1). */
-int plan_op_sigs(const ir_graph *g, const ir_op *o, int n, int64_t b, int64_t s, ir_sig *sigs);
+ * (splits only where the axis divides by n, and of token axes only when tok:
+ * sequence parallelism; n == 1 gives the one all-B signature). Returns the
+ * count (>= 1). */
+int plan_op_sigs(const ir_graph *g, const ir_op *o, int n, int64_t b, int64_t s, bool tok, ir_sig *sigs);
+/* plan_token_axis: axis of tensor t is a token axis (its size involves B or S). */
+bool plan_token_axis(const ir_graph *g, ir_ref t, int axis);
 
 /* ---- sbp_ilp.c: the per-block SBP program ------------------------------------ */
+/* An edge cost at or above PLAN_FORBID marks a pair of choices the program
+ * must not take (a collective the runtime does not run). */
+#define PLAN_FORBID 1e9
 typedef struct {
   int nnode;
   int *nch;          /* choices per node */
@@ -71,6 +74,7 @@ typedef struct {
   int tp, sp, mbs, rc;
   plan_link tpl, spl;   /* tp and sp axis links */
   int m;                /* micro-batches (weights per-step costs) */
+  double memw;          /* seconds the SBP program charges per byte kept (0: time only) */
 } plan_key;
 
 typedef struct {       /* one layer of a block (or the pre/post parts) */

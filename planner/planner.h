@@ -38,6 +38,19 @@ typedef enum { PLAN_RC_NONE, PLAN_RC_SELECTIVE, PLAN_RC_FULL, PLAN_NRC } plan_re
 /* plan_recompute_name: "none", "selective", "full". */
 const char *plan_recompute_name(int rc);
 
+/* What software runs the plan: a named runtime profile (calib.c holds the
+ * table; docs/planner.md, "Runtime profiles", gives the defaults per preset).
+ * The plan JSON carries it ("runtime") so exports can set the same flags. */
+typedef struct {
+  const char *name;         /* "megatron-2021", "megatron-2022", "stack-2024", "sbpc" */
+  bool flash_attention;     /* fused attention: no score matrix, causal blocks skipped */
+  bool seq_parallel;        /* tp may split activations by token (Megatron --sequence-parallel) */
+  bool dist_optimizer;      /* optimizer state sharded over dp (ZeRO 1 and up searched) */
+  bool tp_comm_overlap;     /* tp all-gather / reduce-scatter hidden behind the layer's GEMMs */
+  double grad_reduce_bytes; /* bytes per gradient element in the DP reduction (4 fp32, 2 bf16) */
+  double grad_overlap;      /* fraction of the DP reduction that can hide in backward */
+} plan_runtime;
+
 /* Model constants; calib.c sets the defaults, a calibration file replaces them.
  * docs/planner.md gives the meaning and source of each. */
 #define PLAN_MAXCOLL 16
@@ -46,13 +59,13 @@ typedef struct {
   double gemm_half_dim;     /* a GEMM dimension of this size halves its factor */
   double mem_eff;           /* achieved fraction of peak memory bandwidth */
   double kernel_overhead_s; /* per kernel launch */
-  double attn_score_passes; /* passes over the b*a*s*s score matrix (0 = flash) */
-  double attn_saved_bytes;  /* bytes per score element kept for backward */
+  double attn_score_passes; /* passes over the b*a*s*s score matrix (materialised attention) */
+  double attn_saved_bytes;  /* bytes per score element kept for backward (materialised) */
+  double attn_flash_eff;    /* fraction of peak a flash attention kernel reaches */
   double coll_eff;          /* achieved fraction of link bandwidth */
-  double overlap;           /* fraction of the DP reduction that can hide in backward */
-  double grad_reduce_bytes; /* bytes per gradient element in the DP reduction */
   double workspace_bytes;   /* fixed per-device runtime reserve (context, cuBLAS) */
   double mem_usable;        /* fraction of device memory a plan may fill */
+  plan_runtime rt;          /* the software stack (plan_runtime_set) */
   /* measured collective bus bandwidth by group size (sbpc tune); 0 = none */
   int ncoll;
   int coll_n[PLAN_MAXCOLL];
@@ -60,6 +73,16 @@ typedef struct {
   bool loaded;
 } plan_calib;
 
+/* plan_runtime_set: replace c->rt by the named profile; false if unknown. */
+bool plan_runtime_set(plan_calib *c, const char *name);
+/* plan_runtime_default: the profile name a cluster defaults to (its preset:
+ * dgx-h100 "stack-2024", dgx-a100 "megatron-2022", anything else "sbpc"). */
+const char *plan_runtime_default(const ir_cluster *c);
+/* plan_runtime_names: the profile names, comma-separated (for messages). */
+const char *plan_runtime_names(void);
+/* plan_workspace: the fixed workspace reserve on a device of mem bytes:
+ * workspace_bytes, at most 5 % of the device (small devices). */
+double plan_workspace(const plan_calib *c, double mem);
 /* plan_calib_default: the built-in constants. */
 void plan_calib_default(plan_calib *c);
 /* plan_calib_parse: check text[0..len) against the calibration schema
@@ -139,7 +162,7 @@ typedef struct {
   int input;
   ir_ref tensor;
   ir_sbp from, to;
-  int coll;                /* plan_coll */
+  int coll;                /* ir_opkind of the collective (ir_boxing_kind) */
   double bytes;            /* per device per micro-batch */
   bool backward;
 } plan_boxing;
@@ -157,6 +180,8 @@ typedef struct {
   double min_mem_bytes;
   const char *min_mem_dominant;
   plan_layout min_mem_layout;
+  /* when a knob fixed by --fix rules out every layout: which and why */
+  const char *why;
   long candidates, evaluated, ilp_solves;
   double solve_time_s;
   bool fallback;           /* a GLPK program failed or timed out */

@@ -1,6 +1,7 @@
 /* report.c — the readable report of `sbpc plan`.
  *
- * The devices used when the layout leaves some idle, the chosen layout, the
+ * The devices used when the layout leaves some idle, the runtime profile
+ * it was costed for, the chosen layout, the
  * mesh order, the stages, the step time split into
  * compute / exposed communication / bubble, memory per device split into
  * parameters / gradients / optimizer / activations / workspace with the
@@ -69,7 +70,7 @@ static void explain(const plan_result *r, const plan_layout *l, FILE *f) {
   fprintf(f, "\nboxing per layer and micro-batch:\n");
   for (int i = 0; i < r->nbox; i++) {
     const plan_boxing *x = &r->box[i];
-    if (x->coll == COLL_SLICE) continue;
+    if (x->coll == IR_OP_SLICE) continue;
     fprintf(f, "  op %-6d %-8s %-7s -> %-7s %-15s %10.1f MB\n", x->op, x->backward ? "backward" : "forward",
             ir_sbp_str(x->from, b1, sizeof b1), ir_sbp_str(x->to, b2, sizeof b2), plan_coll_name(x->coll),
             x->bytes / 1e6);
@@ -98,6 +99,11 @@ void plan_print_report(const plan_result *r, FILE *f, bool expl) {
   fprintf(f, "cluster:    %s, %d devices in %d nodes; batch %lld x seq %lld, %s\n", r->c->name, r->ndev,
           r->nnodes, (long long)r->opt.global_batch, (long long)r->opt.seq, ir_dtype_name(r->opt.precision));
   used_line(r, l, f);
+  const plan_runtime *rt = &r->opt.calib.rt;
+  fprintf(f, "runtime:    %s (%s attention, %ssequence parallel, %s gradients%s, %sdistributed optimizer%s)\n",
+          rt->name ? rt->name : "custom", rt->flash_attention ? "flash" : "materialised", rt->seq_parallel ? "" : "no ",
+          rt->grad_reduce_bytes >= 4 ? "fp32" : "bf16", rt->grad_overlap > 0 ? " overlapped" : " after the backward",
+          rt->dist_optimizer ? "" : "no ", rt->tp_comm_overlap ? ", tp comm overlapped" : "");
   fprintf(f, "layout:     ");
   layout_line(f, l);
   fprintf(f, "\nmesh:       ");

@@ -7,7 +7,9 @@
  * program is the usual linearisation: binary x[v][c] with sum_c x[v][c] = 1,
  * and per edge continuous y[e][cu][cv] >= 0 with sum_cv y = x[u][cu] and
  * sum_cu y = x[v][cv], so y is the product of the two choices at the optimum;
- * minimise sum x*node cost + sum y*edge cost. glp_intopt runs with presolve,
+ * minimise sum x*node cost + sum y*edge cost. A pair whose edge cost is
+ * PLAN_FORBID or more gets y fixed at 0 (never a huge objective coefficient,
+ * which would drown the real costs in the LP's tolerances). glp_intopt runs with presolve,
  * messages off and a time limit. If GLPK fails or finds no integer solution,
  * a greedy choice improved by coordinate descent is returned and the caller
  * is told (it says so in the plan). */
@@ -96,8 +98,9 @@ static glp_prob *build(const plan_sbp_prob *p, int *xcol, triples *t) {
     for (int i = 0; i < nu; i++)
       for (int j = 0; j < nv; j++) {
         ++col;
-        glp_set_col_bnds(lp, col, GLP_LO, 0, 0);
-        glp_set_obj_coef(lp, col, p->ecost[e][i * nv + j]);
+        double ec = p->ecost[e][i * nv + j];
+        glp_set_col_bnds(lp, col, ec >= PLAN_FORBID ? GLP_FX : GLP_LO, 0, 0); /* a forbidden pair */
+        glp_set_obj_coef(lp, col, ec >= PLAN_FORBID ? 0 : ec);
         put(t, r0 + 1 + i, col, 1);
         put(t, r0 + 1 + nu + j, col, 1);
       }

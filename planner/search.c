@@ -57,6 +57,8 @@ typedef struct {
   stinfo *st;
   const plan_sol *cursol, **topsol; /* stage 0's SBP solution of each top layout */
   double fwd_seq, attn_seq;          /* forward FLOPs per sequence (whole model, attention) */
+  int64_t heads, kv;                 /* gcd of the attention heads and KV heads (0: no attention) */
+  bool fit_seen, mem_fail;           /* this setting: a layout fitted / one failed on memory */
 } search;
 
 static double now(void) {
@@ -127,7 +129,7 @@ static void axis_order(search *s) {
                    2 * 2 * s->params / (s->tp * s->pp),          /* dp: gradients */
                    4 * act * s->L / s->pp,                        /* sp: all-to-all */
                    8 * act * s->L / s->pp};                       /* tp: 4 all-reduces x fwd/bwd */
-  int kind[4] = {COLL_SEND_RECV, COLL_ALL_REDUCE, COLL_ALL_TO_ALL, COLL_ALL_REDUCE};
+  int kind[4] = {IR_OP_SEND_RECV, IR_OP_ALL_REDUCE, IR_OP_ALL_TO_ALL, IR_OP_ALL_REDUCE};
   for (int a = 0; a < 4; a++)
     for (int m = 0; m < 16; m++) {
       if (m & (1 << a)) continue;
@@ -210,7 +212,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     double spc = 0;
     if (s->sp > 1)
       spc = (2 + (k.rc == PLAN_RC_FULL)) *
-            plan_coll_time(c, COLL_ALL_TO_ALL, l.attn_io_bytes * s->sp, s->sp, s->st[p].spl);
+            plan_coll_time(c, IR_OP_ALL_TO_ALL, l.attn_io_bytes * s->sp, s->sp, s->st[p].spl);
     sm->pp.t[p] = lsum_time(&l) + spc;
     sm->sp_s[p] = spc;
     double inf = k.m < P - p ? k.m : P - p;
@@ -233,7 +235,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     int nb = 2 * k.vpp - (p == 0) - (p == P - 1);
     if (nb && P > 1) {
       plan_link pl = s->st[p].ppl.bw < 1e29 ? s->st[p].ppl : s->st[p > 0 ? p - 1 : p].ppl;
-      sm->send_s[p] = nb * plan_coll_time(c, COLL_SEND_RECV, l.boundary_bytes, 2, pl);
+      sm->send_s[p] = nb * plan_coll_time(c, IR_OP_SEND_RECV, l.boundary_bytes, 2, pl);
       e += sm->send_s[p];
     } else {
       sm->send_s[p] = 0;
@@ -243,11 +245,10 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
      * embedding all-reduce) */
     sm->tied_s[p] = 0;
     if (P > 1 && (p == 0 || p == P - 1))
-      sm->tied_s[p] = plan_coll_time(c, COLL_ALL_REDUCE, sol[P - 1]->post.tied_local * c->grad_reduce_bytes, 2,
+      sm->tied_s[p] = plan_coll_time(c, IR_OP_ALL_REDUCE, sol[P - 1]->post.tied_local * c->rt.grad_reduce_bytes, 2,
                                      s->st[0].ppl);
     sm->pp.e[p] = e;
-    double fixed = c->workspace_bytes < 0.05 * s->st[p].dev.mem ? c->workspace_bytes : 0.05 * s->st[p].dev.mem;
-    double work = fixed + 2 * maxt + (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) +
+    double work = plan_workspace(c, s->st[p].dev.mem) + 2 * maxt + (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) +
                   (k.zero >= 3 ? 2 * l.params * (pb.wb * s->dp * s->sp) / s->tp : 0);
     sm->params_s[p] = par, sm->act_s[p] = act, sm->work_s[p] = work;
     sm->pp.mem_l[p] = l.params_local * pbt + l.act_bytes * inf;
@@ -317,15 +318,15 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   double par = x * l->params_local + sm->params_s[p];
   int zd = s->dp * s->sp;
   plan_link dl = s->st[p].dpl;
-  double g = par * c->grad_reduce_bytes, bwin = x * (l->bwd_s + l->comm_bwd_s), fwin = x * (l->fwd_s + l->comm_fwd_s);
+  double g = par * c->rt.grad_reduce_bytes, bwin = x * (l->bwd_s + l->comm_bwd_s), fwin = x * (l->fwd_s + l->comm_fwd_s);
   double red, after = 0, gather = 0;
-  if (k.zero == 0) red = plan_coll_time(c, COLL_ALL_REDUCE, g, zd, dl);
-  else red = plan_coll_time(c, COLL_REDUCE_SCATTER, g, zd, dl);
-  if (k.zero == 1 || k.zero == 2) after = plan_coll_time(c, COLL_ALL_GATHER, par * pb.wb, zd, dl);
-  if (k.zero >= 3) gather = k.m * plan_coll_time(c, COLL_ALL_GATHER, par * pb.wb, zd, dl);
-  double exposed = red + gather - c->overlap * bwin; /* ZeRO-3's backward re-gathers hide likewise */
+  if (k.zero == 0) red = plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
+  else red = plan_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl);
+  if (k.zero == 1 || k.zero == 2) after = plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl);
+  if (k.zero >= 3) gather = k.m * plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl);
+  double exposed = red + gather - c->rt.grad_overlap * bwin; /* ZeRO-3's backward re-gathers hide likewise */
   if (exposed < 0) exposed = 0;
-  double ag = after - c->overlap * fwin;
+  double ag = after - c->rt.grad_overlap * fwin;
   exposed += gather + (ag > 0 ? ag : 0);
   *opt = par / (k.zero >= 1 ? zd : 1) * 32 / (s->st[p].dev.bw * c->mem_eff);
   *dp = zd > 1 ? exposed : 0;
@@ -376,7 +377,7 @@ static void fill_layout(const search *s, knobs k, plan_layout *l) {
 static int partition(search *s, stage_model *sm, int *x) {
   plan_part_prob *pp = &sm->pp;
   if (s->pp == 1) return x[0] = s->L, 1;
-  if (s->o->even_partition || pp->v > 1) return plan_part_even(pp, x), 1;
+  if (s->o->even_partition) return plan_part_even(pp, x), 1;
   if (part_lb(pp) >= kth_best(s)) return 2; /* pruned */
   s->r->ilp_solves++;
   int rc = plan_part_solve(pp, x, s->o->ilp_time_limit_s);
@@ -414,6 +415,7 @@ static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, 
   l.mem_bytes = mx;
   for (int p = 0; p < s->pp; p++) l.fits &= stg[p].mem_bytes <= sm->pp.cap[p];
   note_mem(s, &l);
+  s->fit_seen |= l.fits, s->mem_fail |= !l.fits;
   if (!l.fits) return;
   l.step_s = plan_part_objective(&sm->pp, x) + tail + opt;
   const plan_lsum *ls = &sm->lay[pslow];
@@ -443,7 +445,7 @@ static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, 
 }
 
 /* ---- enumeration ----------------------------------------------------------------- */
-static plan_key stage_key(const search *s, int p, knobs k) {
+static plan_key stage_key(const search *s, int p, knobs k, double memw) {
   plan_key key;
   memset(&key, 0, sizeof key);
   key.devtype = s->st[p].devtype, key.dev = s->st[p].dev, key.prec = s->o->precision;
@@ -451,25 +453,43 @@ static plan_key stage_key(const search *s, int p, knobs k) {
   key.tpl = s->tp > 1 ? s->st[p].tpl : (plan_link){0, 0};
   key.spl = s->st[p].spl;
   key.m = 8; /* per-step costs weigh 1/8 inside the SBP program (docs/planner.md) */
+  key.memw = memw;
   return key;
 }
 
 static bool fixed_ok(int fix, int v) { return fix <= 0 || fix == v; }
+
+/* vpp_ok: v virtual stages per device: v chunks of equal size on every
+ * stage (so v divides every stage's layer count: L % v == 0 and a chunk per
+ * stage at least), and Megatron's interleaved schedule needs m % pp == 0 */
+static bool vpp_ok(const search *s, int v, int m) {
+  if (v == 1) return true;
+  return s->pp > 1 && m % s->pp == 0 && s->L % v == 0 && s->L / v >= s->pp;
+}
+
+/* vpp_max: the largest vpp searched, 8 (any with --fix vpp=) */
+static int vpp_max(const search *s) {
+  int f = s->o->fix.vpp;
+  if (f > 0) return f;
+  int v = s->L / (s->pp > 0 ? s->pp : 1);
+  return v < 8 ? v : 8;
+}
 
 static void knob_loop(search *s, knobs k, const plan_sol **sol, stage_model *sm, int *x, plan_stage *stg) {
   const plan_fix *f = &s->o->fix;
   const plan_calib *c = &s->o->calib;
   for (int z = 0; z <= 3; z++) {
     if (!fixed_ok(f->zero < 0 ? 0 : f->zero + 1, z + 1) || (z == 3 && s->pp > 1)) continue;
-    if (z > 0 && s->dp * s->sp == 1) continue;
+    if (z > 0 && (s->dp * s->sp == 1 || !c->rt.dist_optimizer)) continue;
     k.zero = z;
     pbytes pb = param_bytes(s, z);
-    double lb = s->params / ((double)s->tp * s->pp) * (pb.wb + pb.gb + pb.ob) + c->workspace_bytes;
     double maxmem = 0;
     for (int p = 0; p < s->pp; p++) if (s->st[p].dev.mem > maxmem) maxmem = s->st[p].dev.mem;
-    for (int v = 1; v <= 8; v *= 2) {
-      if (!fixed_ok(f->vpp, v)) continue;
-      if (v > 1 && (s->pp == 1 || k.m % s->pp || s->L % (s->pp * v))) continue;
+    /* the same workspace the memory model charges (issue 13 item 8: a full
+     * 2 GiB here pruned every layout on small devices) */
+    double lb = s->params / ((double)s->tp * s->pp) * (pb.wb + pb.gb + pb.ob) + plan_workspace(c, maxmem);
+    for (int v = 1; v <= vpp_max(s); v++) {
+      if (!fixed_ok(f->vpp, v) || !vpp_ok(s, v, k.m)) continue;
       k.vpp = v;
       s->r->candidates++;
       if (lb > maxmem * c->mem_usable) {
@@ -483,6 +503,17 @@ static void knob_loop(search *s, knobs k, const plan_sol **sol, stage_model *sm,
     }
   }
 }
+
+/* Memory inside the per-block SBP program: when no layout of a setting fits
+ * with the time-only program, it is solved again charging memw seconds per
+ * byte a choice keeps (parameters' model states, saved activations): first
+ * at a weight where memory dominates time (if even that layout does not
+ * fit, none does: stop), then at smaller weights that trade less time for
+ * memory; the fastest layout that fits wins. So a layout that fits is found
+ * when one exists (a 22B model at mbs=4 no longer replicates every weight),
+ * at one extra solve for settings that cannot fit at all. */
+static const double memw_levels[] = {0, 1e-6, 1e-13, 1e-11, 1e-9};
+#define NMEMW (int)(sizeof memw_levels / sizeof memw_levels[0])
 
 static void factorisation(search *s) {
   const plan_fix *f = &s->o->fix;
@@ -509,20 +540,34 @@ static void factorisation(search *s) {
       k.rc = rc;
       double hw = (3 * s->fwd_seq + (rc == PLAN_RC_FULL ? s->fwd_seq : rc ? s->attn_seq : 0)) * s->o->global_batch;
       if (hw / (s->peak_sum * c->gemm_eff_max) >= kth_best(s)) continue;
-      for (int p = 0; p < P; p++) {
-        plan_key key = stage_key(s, p, k);
-        sol[p] = plan_model_solve(s->pm, &key, c, s->o->ilp_time_limit_s);
-        if (!sol[p]->optimal && !s->r->fallback) {
-          s->r->fallback = true;
-          s->r->note = "an SBP program did not prove optimality in its time limit; kept its best solution";
+      for (int w = 0; w < NMEMW; w++) { /* time only; then ever more weight on memory until one fits */
+        s->fit_seen = s->mem_fail = false;
+        for (int p = 0; p < P; p++) {
+          plan_key key = stage_key(s, p, k, memw_levels[w]);
+          sol[p] = plan_model_solve(s->pm, &key, c, s->o->ilp_time_limit_s);
+          if (!sol[p]->optimal && !s->r->fallback) {
+            s->r->fallback = true;
+            s->r->note = "an SBP program did not prove optimality in its time limit; kept its best solution";
+          }
         }
+        s->cursol = sol[0];
+        knob_loop(s, k, sol, &sm, x, stg);
+        if (w == 0 ? s->fit_seen || !s->mem_fail : w == 1 && !s->fit_seen) break;
       }
-      s->cursol = sol[0];
-      knob_loop(s, k, sol, &sm, x, stg);
     }
   }
   free(sol), free(buf), free(sm.lay), free(x), free(stg), free(s->st);
   s->st = NULL;
+}
+
+/* heads_ok: what every runtime asks of tp and sp (Megatron-LM's
+ * TransformerConfig): tp divides the attention heads, and the KV heads (or
+ * tp is a multiple of them: KV heads replicated); Ulysses sp divides the
+ * heads a tp rank holds */
+static bool heads_ok(const search *s, int tp, int sp) {
+  if (s->heads <= 0) return true;
+  if (s->heads % tp || (s->kv % tp && tp % s->kv)) return false;
+  return (s->heads / tp) % sp == 0;
 }
 
 static void enumerate(search *s) {
@@ -532,7 +577,7 @@ static void enumerate(search *s) {
     if (N % tp || !fixed_ok(f->tp, tp)) continue;
     for (int sp = 1; sp <= N / tp; sp++) {
       if ((N / tp) % sp || !fixed_ok(f->sp, sp) || (sp > s->o->max_sp && f->sp != sp)) continue;
-      if (s->o->seq % sp) continue;
+      if (s->o->seq % sp || !heads_ok(s, tp, sp)) continue;
       for (int pp = 1; pp <= N / (tp * sp); pp++) {
         if ((N / (tp * sp)) % pp || !fixed_ok(f->pp, pp) || (pp > 1 && pp > s->L)) continue;
         int dp = N / (tp * sp * pp);
@@ -646,6 +691,18 @@ static void best_ops(search *s) {
   r->nbox = sol->nbox;
 }
 
+static int64_t gcd64(int64_t a, int64_t b) { return b ? gcd64(b, a % b) : a; }
+
+/* model_heads: the gcd of every attention op's heads and KV heads */
+static void model_heads(search *s) {
+  for (int i = 0; i < s->g->nop; i++) {
+    const ir_op *o = &s->g->op[i];
+    if (o->kind != IR_OP_ATTENTION || o->backward || o->at.heads <= 0) continue;
+    s->heads = gcd64(s->heads, o->at.heads);
+    s->kv = gcd64(s->kv, o->at.kv_heads > 0 ? o->at.kv_heads : o->at.heads);
+  }
+}
+
 static bool setup(search *s, const ir_graph *g, const ir_cluster *c, const plan_options *o) {
   if (o->global_batch <= 0 || o->seq <= 0) {
     sbpc_error("plan: the global batch and the sequence length must be set (--batch, --seq or a train section)");
@@ -680,7 +737,48 @@ static bool setup(search *s, const ir_graph *g, const ir_cluster *c, const plan_
   }
   int nb = plan_model_nblocks(s->pm);
   s->hid = sqrt((nb ? blk_params / nb : s->params) / 12);
+  model_heads(s);
   return true;
+}
+
+/* fix_conflict: why the knobs fixed by --fix rule out every layout (each
+ * checked against the constraints the search obeys), or NULL */
+static const char *fix_conflict(const search *s) {
+  const plan_fix *f = &s->o->fix;
+  arena *a = s->r->a;
+  int64_t B = s->o->global_batch;
+  const char *prof = s->o->calib.rt.name;
+  if (f->tp > 0 && s->heads > 0 && s->heads % f->tp)
+    return arena_printf(a, "--fix tp=%d: tp must divide the %lld attention heads (each rank holds whole heads)", f->tp,
+                        (long long)s->heads);
+  if (f->tp > 0 && s->heads > 0 && s->kv % f->tp && f->tp % s->kv)
+    return arena_printf(a, "--fix tp=%d: tp must divide the %lld KV heads or be a multiple of them", f->tp,
+                        (long long)s->kv);
+  if (f->tp > 64) return arena_printf(a, "--fix tp=%d: tp is at most 64", f->tp);
+  if (f->pp > 1 && f->pp > s->L)
+    return arena_printf(a, "--fix pp=%d: every pipeline stage needs a layer and the model has %d", f->pp, s->L);
+  if (f->dp > 0 && B % f->dp)
+    return arena_printf(a, "--fix dp=%d: dp must divide the global batch %lld", f->dp, (long long)B);
+  if (f->sp > 0 && s->o->seq % f->sp)
+    return arena_printf(a, "--fix sp=%d: sp must divide the sequence length %lld", f->sp, (long long)s->o->seq);
+  if (f->mbs > 0 && B % ((int64_t)f->mbs * (f->dp > 0 ? f->dp : 1)))
+    return arena_printf(a, "--fix mbs=%d: the micro-batch must divide the batch of a replica (%lld / dp)", f->mbs,
+                        (long long)B);
+  if (f->zero > 0 && !s->o->calib.rt.dist_optimizer)
+    return arena_printf(a, "--fix zero=%d: the runtime profile %s has no distributed optimizer (pick another with "
+                        "--runtime)", f->zero, prof);
+  if (f->zero == 3 && f->pp > 1) return arena_printf(a, "--fix zero=3 with pp=%d: ZeRO-3 is searched without pipelining", f->pp);
+  if (f->vpp > 1 && f->pp == 1) return arena_printf(a, "--fix vpp=%d: interleaving needs pp > 1", f->vpp);
+  if (f->vpp > 1 && s->L % f->vpp)
+    return arena_printf(a, "--fix vpp=%d: vpp must divide the layers of every stage, so the model's %d layers", f->vpp,
+                        s->L);
+  if (f->vpp > 1 && f->pp > 1 && s->L / f->vpp < f->pp)
+    return arena_printf(a, "--fix vpp=%d,pp=%d: %d layers make only %d chunks of %d for %d stages", f->vpp, f->pp, s->L,
+                        s->L / f->vpp, f->vpp, f->pp);
+  if (f->vpp > 1 && f->pp > 1 && f->dp > 0 && f->mbs > 0 && (B / f->dp / f->mbs) % f->pp)
+    return arena_printf(a, "--fix vpp=%d: the interleaved schedule needs the %lld micro-batches to be a multiple of pp=%d",
+                        f->vpp, (long long)(B / f->dp / f->mbs), f->pp);
+  return NULL;
 }
 
 plan_result *plan_search(const ir_graph *g, const ir_cluster *c, const plan_options *o) {
@@ -701,7 +799,8 @@ plan_result *plan_search(const ir_graph *g, const ir_cluster *c, const plan_opti
     return NULL;
   }
   r->ndev = s.N, r->nnodes = s.cl.nnodes, r->layers = s.L, r->params = (int64_t)s.params;
-  subsets(&s);
+  r->why = fix_conflict(&s);
+  if (!r->why) subsets(&s);
   best_ops(&s);
   r->ilp_solves += plan_model_solves(s.pm);
   plan_model_free(s.pm);

@@ -6,8 +6,11 @@
  * cross-entropy, the partial forms, and all-B). The planner keeps those whose
  * every split divides its tensor axis by the axis size n at the micro-batch
  * and sequence length being costed (and, for attention and rotary, whose
- * head split divides the heads and kv_heads). On a 1-device axis only the
- * all-B signature is kept: every choice is the same there. */
+ * head split divides the heads and kv_heads). Without sequence parallelism
+ * in the runtime (Megatron-LM before 2022) a split of a token axis (one
+ * whose size involves the batch B or the sequence S) is dropped too: every
+ * rank of a tp group then holds all of the group's tokens. On a 1-device
+ * axis only the all-B signature is kept: every choice is the same there. */
 #include "planner/plan_int.h"
 #include <string.h>
 
@@ -21,7 +24,13 @@ typedef struct {
   const ir_graph *g;
   int n;
   int64_t b, s;
+  bool tok;   /* token axes may be split */
 } ctx;
+
+bool plan_token_axis(const ir_graph *g, ir_ref t, int axis) {
+  const ir_tensor *x = &g->t[t];
+  return axis >= 0 && axis < x->rank && (x->shape[axis].b || x->shape[axis].s);
+}
 
 static bool div_ok(const ctx *c, ir_ref t, int axis) {
   int64_t d[IR_MAXRANK];
@@ -36,7 +45,7 @@ static bool fits(const ctx *c, const ir_op *o, const ir_sig *s) {
     ir_sbp x = i < o->nin ? s->in[i] : s->out[i - o->nin];
     ir_ref t = i < o->nin ? o->in[i] : o->out[i - o->nin];
     if (x.kind != SBP_S) continue;
-    if (!div_ok(c, t, x.axis)) return false;
+    if (!div_ok(c, t, x.axis) || (!c->tok && plan_token_axis(c->g, t, x.axis))) return false;
     head_split |= x.axis == c->g->t[t].rank - 1;
   }
   if (head_split && (o->kind == IR_OP_ATTENTION || o->kind == IR_OP_ROTARY)) {
@@ -54,8 +63,8 @@ static bool replicated(const ir_op *o, const ir_sig *s) {
   return true;
 }
 
-int plan_op_sigs(const ir_graph *g, const ir_op *o, int n, int64_t b, int64_t s, ir_sig *sigs) {
-  ctx c = {g, n, b, s};
+int plan_op_sigs(const ir_graph *g, const ir_op *o, int n, int64_t b, int64_t s, bool tok, ir_sig *sigs) {
+  ctx c = {g, n, b, s, tok};
   ir_sig all[IR_MAXSIGS];
   int k = ir_op_sigs(g, o, all), w = 0;
   for (int i = 0; i < k; i++)

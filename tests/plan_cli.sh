@@ -63,6 +63,24 @@ rc=$?
 check '[ $rc -eq 3 ]' "no fit exits 3 (got $rc)"
 check 'grep -q "smallest any candidate needs" "$tmp/err"' "no-fit message names the smallest memory"
 
+# issue 13 item 9: --fix obeys the search's constraints (tp divides the heads)
+"$sbpc" plan examples/tiny-gpt2.sbp --cluster cpu:3 --batch 12 --seq 32 --fix tp=3 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check '[ $rc -eq 3 ]' "--fix tp=3 on 4 heads exits 3 (got $rc)"
+check 'grep -q "tp=3: tp must divide the 4 attention heads" "$tmp/err"' "--fix tp=3 names the knob and why"
+# issue 13 item 8: small devices (this machine's memory / 64 each) still fit a tiny model
+"$sbpc" plan examples/tiny-gpt2.sbp --cluster cpu:64 --batch 64 --seq 32 >/dev/null 2>"$tmp/err"
+rc=$?
+check '[ $rc -eq 0 ]' "tiny model on cpu:64 fits (got $rc: $(cat "$tmp/err"))"
+# the runtime profile: the preset's default, --runtime, in the JSON; vpp=3
+"$sbpc" plan examples/gpt3-175b.sbp --cluster dgx-h100:64 --fix tp=8,pp=8,vpp=3 --json "$tmp/h.json" >/dev/null 2>&1
+check '[ $? -eq 0 ] && [ "$(jq -c "[.runtime.profile, .runtime.attention, .parallel.vpp]" "$tmp/h.json")" = "[\"stack-2024\",\"flash\",3]" ]' "dgx-h100 defaults to stack-2024; vpp=3"
+check '[ "$(jq "[.stages[].num_layers % 3 == 0] | all" "$tmp/h.json")" = true ]' "vpp=3: every stage holds a multiple of 3 layers"
+"$sbpc" plan examples/gpt3-175b.sbp --cluster dgx-h100:64 --runtime megatron-2021 --json "$tmp/h2.json" >/dev/null 2>&1
+check '[ $? -eq 0 ] && [ "$(jq -c "[.runtime.profile, .runtime.sequence_parallel, .parallel.zero]" "$tmp/h2.json")" = "[\"megatron-2021\",false,0]" ]' "--runtime megatron-2021"
+"$sbpc" plan examples/gpt3-175b.sbp --cluster dgx-h100:64 --runtime megatron-1999 >/dev/null 2>&1
+check '[ $? -eq 2 ]' "unknown --runtime exits 2"
+
 "$sbpc" plan examples/gpt3-175b.sbp --cluster dgx-a100:128 --fix tp=banana >/dev/null 2>&1
 check '[ $? -eq 2 ]' "bad --fix exits 2"
 "$sbpc" plan >/dev/null 2>&1

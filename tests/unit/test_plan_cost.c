@@ -33,21 +33,21 @@ static void roofline(void) {
 static void collectives(void) {
   plan_calib c = cal();
   plan_link l = {100e9, 5e-6}; /* bw 80e9 after coll_eff */
-  NEAR(plan_coll_time(&c, COLL_ALL_REDUCE, 1e9, 8, l), 2 * 7 * 5e-6 + 2e9 * 7 / (8 * 80e9)); /* ring */
-  NEAR(plan_coll_time(&c, COLL_ALL_REDUCE, 1e3, 8, l), 2 * 3 * 5e-6 + 2e3 / 80e9);           /* tree */
-  NEAR(plan_coll_time(&c, COLL_ALL_GATHER, 1e9, 4, l), 3 * 5e-6 + 1e9 * 3 / (4 * 80e9));
-  NEAR(plan_coll_time(&c, COLL_REDUCE_SCATTER, 1e9, 4, l), 3 * 5e-6 + 1e9 * 3 / (4 * 80e9));
-  NEAR(plan_coll_time(&c, COLL_ALL_TO_ALL, 1e9, 4, l), 3 * 5e-6 + 1e9 * 3 / (16 * 80e9));
-  NEAR(plan_coll_time(&c, COLL_SEND_RECV, 1e9, 2, l), 5e-6 + 1e9 / 80e9);
-  NEAR(plan_coll_time(&c, COLL_ALL_REDUCE, 1e9, 1, l), 0);
-  NEAR(plan_coll_bytes(COLL_ALL_REDUCE, 800, 8), 1400);
-  NEAR(plan_coll_bytes(COLL_ALL_GATHER, 800, 8), 700);
-  NEAR(plan_coll_bytes(COLL_ALL_TO_ALL, 800, 8), 87.5);
+  NEAR(plan_coll_time(&c, IR_OP_ALL_REDUCE, 1e9, 8, l), 2 * 7 * 5e-6 + 2e9 * 7 / (8 * 80e9)); /* ring */
+  NEAR(plan_coll_time(&c, IR_OP_ALL_REDUCE, 1e3, 8, l), 2 * 3 * 5e-6 + 2e3 / 80e9);           /* tree */
+  NEAR(plan_coll_time(&c, IR_OP_ALL_GATHER, 1e9, 4, l), 3 * 5e-6 + 1e9 * 3 / (4 * 80e9));
+  NEAR(plan_coll_time(&c, IR_OP_REDUCE_SCATTER, 1e9, 4, l), 3 * 5e-6 + 1e9 * 3 / (4 * 80e9));
+  NEAR(plan_coll_time(&c, IR_OP_ALL_TO_ALL, 1e9, 4, l), 3 * 5e-6 + 1e9 * 3 / (16 * 80e9));
+  NEAR(plan_coll_time(&c, IR_OP_SEND_RECV, 1e9, 2, l), 5e-6 + 1e9 / 80e9);
+  NEAR(plan_coll_time(&c, IR_OP_ALL_REDUCE, 1e9, 1, l), 0);
+  NEAR(ir_coll_bytes(IR_OP_ALL_REDUCE, 800, 8), 1400);
+  NEAR(ir_coll_bytes(IR_OP_ALL_GATHER, 800, 8), 700);
+  NEAR(ir_coll_bytes(IR_OP_ALL_TO_ALL, 800, 8), 87.5);
   /* a calibration table replaces the link bandwidth (never above the link) */
   c.ncoll = 2, c.coll_n[0] = 2, c.coll_n[1] = 8, c.coll_bw[0] = 40e9, c.coll_bw[1] = 60e9;
   c.coll_alpha[0] = c.coll_alpha[1] = 1e-5;
-  NEAR(plan_coll_time(&c, COLL_ALL_GATHER, 1e9, 8, l), 7 * 1e-5 + 1e9 * 7 / (8 * 60e9));
-  NEAR(plan_coll_time(&c, COLL_ALL_GATHER, 1e9, 4, l), 3 * 1e-5 + 1e9 * 3 / (4 * 50e9)); /* log-interpolated */
+  NEAR(plan_coll_time(&c, IR_OP_ALL_GATHER, 1e9, 8, l), 7 * 1e-5 + 1e9 * 7 / (8 * 60e9));
+  NEAR(plan_coll_time(&c, IR_OP_ALL_GATHER, 1e9, 4, l), 3 * 1e-5 + 1e9 * 3 / (4 * 50e9)); /* log-interpolated */
 }
 
 static ir_sbp S(int a) { ir_sbp x = {SBP_S, (int8_t)a}; return x; }
@@ -55,14 +55,15 @@ static ir_sbp B(void) { ir_sbp x = {SBP_B, 0}; return x; }
 static ir_sbp P(void) { ir_sbp x = {SBP_PSUM, 0}; return x; }
 
 static void boxing_rules(void) {
-  CU_ASSERT_EQUAL(plan_boxing_coll(P(), B()), COLL_ALL_REDUCE);
-  CU_ASSERT_EQUAL(plan_boxing_coll(P(), S(1)), COLL_REDUCE_SCATTER);
-  CU_ASSERT_EQUAL(plan_boxing_coll(S(0), B()), COLL_ALL_GATHER);
-  CU_ASSERT_EQUAL(plan_boxing_coll(S(0), S(2)), COLL_ALL_TO_ALL);
-  CU_ASSERT_EQUAL(plan_boxing_coll(B(), S(1)), COLL_SLICE);
-  CU_ASSERT_EQUAL(plan_boxing_coll(S(1), S(1)), COLL_NONE);
+  CU_ASSERT_EQUAL(ir_boxing_kind(P(), B()), IR_OP_ALL_REDUCE);
+  CU_ASSERT_EQUAL(ir_boxing_kind(P(), S(1)), IR_OP_REDUCE_SCATTER);
+  CU_ASSERT_EQUAL(ir_boxing_kind(S(0), B()), IR_OP_ALL_GATHER);
+  CU_ASSERT_EQUAL(ir_boxing_kind(S(0), S(2)), IR_OP_ALL_TO_ALL);
+  CU_ASSERT_EQUAL(ir_boxing_kind(B(), S(1)), IR_OP_SLICE);
+  CU_ASSERT_EQUAL(ir_boxing_kind(S(1), S(1)), IR_NOPKIND);
   ir_sbp pm = {SBP_PMAX, 0};
-  CU_ASSERT_EQUAL(plan_boxing_coll(P(), pm), COLL_INVALID);
+  CU_ASSERT_EQUAL(ir_boxing_kind(P(), pm), IR_OP_ALL_REDUCE); /* then a local slice: boxing.c inserts both */
+  NEAR(ir_boxing_bytes(P(), pm, 800, 8), 1400);
   /* Megatron's f and g: the gradient of a B input of a split op is partial */
   CU_ASSERT_EQUAL(plan_grad_sbp(B(), false).kind, SBP_PSUM);
   CU_ASSERT_EQUAL(plan_grad_sbp(B(), true).kind, SBP_B);
@@ -173,6 +174,52 @@ static void gpt_activations(void) {
   ir_graph_free(g);
 }
 
+/* one GPT layer's saved activations on a tp group of t, by hand from
+ * Korthikanti et al. 2022 (Reducing Activation Recomputation in Large
+ * Transformer Models, section 4, 2-byte activations, a = heads):
+ *   no sequence parallelism (megatron-2021): s b h (10 + 24/t + 5 a s/(h t)),
+ *     selective recompute s b h (10 + 24/t), full 2 s b h (the layer input);
+ *   sequence parallelism (megatron-2022): s b h (34/t + 5 a s/(h t)),
+ *     selective 34 s b h / t, full 2 s b h / t;
+ *   flash attention (stack-2024): no score terms, the fp32 log-sum-exp
+ *     4 b (a/t) s instead: 34 s b h / t + 4 b a s / t with or without
+ *     selective recompute, full 2 s b h / t. */
+static double layer_act(plan_model *pm, const plan_calib *c, int t, int rc) {
+  plan_key k = {0};
+  k.dev = (plan_dev){312e12, 2e12, 80e9}, k.prec = IR_BF16, k.seq = 1024;
+  k.tp = t, k.sp = 1, k.m = 8, k.mbs = 2, k.rc = rc;
+  k.tpl = (plan_link){300e9, 3e-6};
+  return plan_model_solve(pm, &k, c, 2)->blk[0].act_bytes;
+}
+
+static void korthikanti_activations(void) {
+  double s = 1024, b = 2, h = 4096, a = 32;
+  ir_graph *g = plan_gpt_graph("gpt", 2, (int64_t)h, (int64_t)a, 51200, 1024);
+  const char *prof[3] = {"megatron-2021", "megatron-2022", "stack-2024"};
+  for (int i = 0; i < 3; i++)
+    for (int t = 1; t <= 8; t *= 2) {
+      arena *ar = arena_new();
+      plan_model *pm = plan_model_new(g, ar);
+      plan_calib c = cal();
+      c.attn_saved_bytes = 5;
+      CU_ASSERT_FATAL(plan_runtime_set(&c, prof[i]));
+      double sbh = s * b * h, score = 5 * a * s * s * b / t, want[3];
+      if (i == 0) want[0] = sbh * (10 + 24.0 / t) + score, want[1] = sbh * (10 + 24.0 / t), want[2] = 2 * sbh;
+      else if (i == 1) want[0] = 34 * sbh / t + score, want[1] = 34 * sbh / t, want[2] = 2 * sbh / t;
+      else want[0] = want[1] = 34 * sbh / t + 4 * b * a * s / t, want[2] = 2 * sbh / t;
+      if (t == 1) want[2] = 2 * sbh; /* nothing to split */
+      for (int rc = 0; rc < PLAN_NRC; rc++) {
+        double got = layer_act(pm, &c, t, rc);
+        if (fabs(got - want[rc]) > 1e-9 * want[rc])
+          printf("\n  %s t=%d rc=%d: %.6g, want %.6g (%.3f sbh)", prof[i], t, rc, got, want[rc], got / sbh);
+        NEAR(got, want[rc]);
+      }
+      plan_model_free(pm);
+      arena_free(ar);
+    }
+  ir_graph_free(g);
+}
+
 void cu_register(void) {
   CU_pSuite s = CU_add_suite("plan_cost", NULL, NULL);
   CU_ADD(s, gemm_efficiency);
@@ -183,4 +230,5 @@ void cu_register(void) {
   CU_ADD(s, pipeline);
   CU_ADD(s, matmul_layer);
   CU_ADD(s, gpt_activations);
+  CU_ADD(s, korthikanti_activations);
 }
