@@ -10,6 +10,7 @@
  *   sp_bucket.c     DP bucketing of lengths (minimum padding)
  *   sp_bound.c      the LP lower bound (per-sequence decomposition)
  *   sp_prune.c      dominated and unneeded group shapes, dropped before the MILP
+ *   sp_split.c      the first micro-batch split (LP estimate of a micro-batch's time)
  *   sp_solve.c      GLPK MILP over group counts + LP assignment, round, repair
  *   sp_assign.c     instance-level packing (LPT with memory) and repair moves
  *   sp_baselines.c  static / per-batch-best degree, greedy longest-first
@@ -123,8 +124,9 @@ typedef struct {
 typedef struct {
   sp_micro *mb; int nmb;
   double step_time;      /* sum over micro-batches */
-  double lower_bound;    /* LP bound for the same micro-batch split */
-  double solve_time;     /* wall seconds */
+  double lower_bound;    /* whole-batch lower bound (sp_batch_bound) */
+  double solve_time;     /* wall seconds of sp_solve */
+  double solve_cpu;      /* CPU seconds of the solving thread */
   int degree, kind;      /* uniform layouts: the degree and kind; else 0/-1 */
 } sp_plan;
 
@@ -149,6 +151,13 @@ bool sp_solve(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
  * len[idx[0..n)] over the group types gt[0..ngt) and hw->ndev devices. */
 double sp_lower_bound(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt,
                       const int64_t *len, const int *idx, int n);
+
+/* sp_batch_bound: lower bound on the step time of every valid plan of the
+ * whole batch len[0..n), whatever its micro-batch split: the least T with
+ * sum_i min_g size_g t_ig / (T - c0_g) <= devices (time rows and node-type
+ * weights, no memory rows). Proof in docs/sp.md ("Lower bound"). */
+double sp_batch_bound(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt,
+                      const int64_t *len, int n);
 
 /* sp_prune: which of the shapes gt[0..ngt) a micro-batch's MILP may need.
  * Bucket b's sequences take on shape g tbar[b*ngt+g] seconds on average and
@@ -181,6 +190,13 @@ double sp_group_time(const sp_model *m, const sp_gtype *g, const int64_t *len,
  * sequence's own least time. Writes mb_of[i] for each position i. */
 void sp_split_micro(const int64_t *len, const int *idx, int n, int k, const double *w,
                     const double *lo, double tokcap, int *mb_of);
+/* sp_split: the adaptive plan's first split of len[0..n) into k
+ * micro-batches (sp_split.c): sequences by device-seconds descending, each to
+ * the micro-batch whose LP time estimate (the least T with sum_i min_g
+ * size_g t_ig / (T - c0_g) <= devices over shapes gt[0..ngt)) grows least,
+ * among those under tokcap tokens. Writes mb_of[i]. */
+void sp_split(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt, const int64_t *len,
+              int n, int k, double tokcap, int *mb_of);
 /* sp_work: w[i] and lo[i] of sequences idx[0..n) over group types gt[0..ngt)
  * on ndev devices (see sp_split_micro); a sequence no type holds gets 1e300. */
 void sp_work(const sp_model *m, const sp_gtype *gt, int ngt, int ndev, const int64_t *len,

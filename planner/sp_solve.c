@@ -45,11 +45,16 @@ sp_opts sp_opts_default(void) {
   return o;
 }
 
-/* now: this thread's CPU seconds; the time limit and solve_time count the
- * solver's own work, not time lost to other processes. */
+/* now: this thread's CPU seconds; the time limit counts the solver's own
+ * work, not time lost to other processes. wall: the clock on the wall. */
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+static double wall(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -522,14 +527,9 @@ static bool solve_k(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int 
                     const sp_opts *o, arena *a, sp_plan *out) {
   int maxb = o->buckets < 1 ? 1 : o->buckets > SP_MAXBUCKET ? SP_MAXBUCKET : o->buckets;
   int *all = xmalloc(sizeof(int) * (size_t)n), *mb = xmalloc(sizeof(int) * (size_t)n);
-  for (int i = 0; i < n; i++) all[i] = i;
-  double *w = xmalloc(sizeof(double) * (size_t)n), *lo = xmalloc(sizeof(double) * (size_t)n);
-  sp_work(m, gt, ngt, hw->ndev, len, all, n, w, lo);
   double tok = 0;
   for (int i = 0; i < n; i++) tok += (double)len[i];
-  sp_split_micro(len, all, n, k, w, lo, fmin(tokcap, SP_TOKSLACK * tok / k), mb);
-  free(w);
-  free(lo);
+  sp_split(hw, m, gt, ngt, len, n, k, fmin(tokcap, SP_TOKSLACK * tok / k), mb);
   out->mb = ARENA_ARRAY(a, sp_micro, k);
   out->nmb = k;
   out->step_time = out->lower_bound = 0;
@@ -551,7 +551,7 @@ static bool solve_k(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int 
 
 bool sp_solve(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
               const sp_opts *o, arena *a, sp_plan *out, const char **why) {
-  double t0 = now();
+  double t0 = now(), w0 = wall();
   memset(out, 0, sizeof *out);
   out->kind = -1;
   sp_gtype *gt = xmalloc(sizeof(sp_gtype) * SP_MAXGT);
@@ -577,7 +577,9 @@ bool sp_solve(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
     }
     if (!ok) *why = "the batch does not fit within the micro-batch limit";
   }
+  if (ok) out->lower_bound = sp_batch_bound(hw, m, gt, ngt, len, n);
   free(gt);
-  out->solve_time = now() - t0;
+  out->solve_cpu = now() - t0;
+  out->solve_time = wall() - w0;
   return ok;
 }
