@@ -11,6 +11,7 @@
  *   sp_bound.c      the LP lower bound (per-sequence decomposition)
  *   sp_prune.c      dominated and unneeded group shapes, dropped before the MILP
  *   sp_split.c      the first micro-batch split (LP estimate of a micro-batch's time)
+ *   sp_fill.c       the joint split: a micro-batch's slack takes others' sequences
  *   sp_solve.c      GLPK MILP over group counts + LP assignment, round, repair
  *   sp_assign.c     instance-level packing (LPT with memory) and repair moves
  *   sp_baselines.c  static / per-batch-best degree, greedy longest-first
@@ -128,7 +129,11 @@ typedef struct {
   double solve_time;     /* wall seconds of sp_solve */
   double solve_cpu;      /* CPU seconds of the solving thread */
   int degree, kind;      /* uniform layouts: the degree and kind; else 0/-1 */
+  int start;             /* adaptive plans: the candidate start it grew from (sp_start) */
 } sp_plan;
+
+/* The candidate starts of the adaptive search (docs/sp.md, Solver). */
+typedef enum { SP_START_SPLIT, SP_START_GREEDY, SP_START_DEGREE } sp_start;
 
 /* Solver options; sp_opts_default gives the documented defaults. */
 typedef struct {
@@ -207,6 +212,13 @@ void sp_work(const sp_model *m, const sp_gtype *gt, int ngt, int ndev, const int
 double sp_dp_balance(const double *cost, int n, int ranks, int *rank_of);
 /* sp_cu_seqlens: cumulative lengths of group gr (nseq + 1 entries, arena). */
 int64_t *sp_cu_seqlens(const sp_group *gr, const int64_t *len, arena *a);
+
+/* sp_fill: the joint split over the concrete plan p of a batch of n
+ * sequences: micro-batches in decreasing time take sequences of the others
+ * into their slack (finishing within their own time, within capacity), the
+ * donors are repaired, empty micro-batches dropped. The step time never
+ * grows; true if it fell. */
+bool sp_fill(const sp_model *m, const int64_t *len, int n, sp_plan *p, arena *a);
 
 /* ---- baselines (sp_baselines.c) ---------------------------------------------------- */
 /* sp_uniform: every group of `degree` devices of one kind, sequences packed

@@ -185,7 +185,7 @@ static void vs_exhaustive(void) {
   }
   printf("\n  worst adaptive / exhaustive optimum over %d instances: %.4f\n", compared, worst);
   CU_ASSERT(compared >= 8);
-  CU_ASSERT(worst <= 1.10);
+  CU_ASSERT(worst <= 1.02); /* issue 15: within 2% of the optimum */
   arena_free(a);
 }
 
