@@ -51,6 +51,8 @@ static ir_cluster *cluster(arena *a, int na, int nv) {
   return c;
 }
 
+static plan_calib calib; /* --calibration FILE, else the built-in model */
+
 static int cmpd(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -70,7 +72,7 @@ static void run(const char *file, const char *label, ir_cluster *c, int nbatch, 
   sp_hw hw;
   arena *a = arena_new();
   const char *why;
-  if (!sp_hw_init(&hw, c, &m, IR_BF16, a, &why)) {
+  if (!sp_hw_init(&hw, c, &m, IR_BF16, &calib, a, &why)) {
     printf("%s: %s\n", label, why);
     return;
   }
@@ -126,8 +128,13 @@ int main(int argc, char **argv) {
   int nbatch = 20, nfile = 0;
   bool verbose = false;
   const char *files[8];
+  plan_calib_default(&calib);
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-v")) verbose = true;
+    else if (!strcmp(argv[i], "--calibration") && i + 1 < argc) {
+      if (!plan_calib_load(argv[++i], &calib)) return 1;
+      printf("bench_sp: calibration %s\n", argv[i]);
+    }
     else if (!strcmp(argv[i], "--file") && i + 1 < argc && nfile < 8) files[nfile++] = argv[++i];
     else nbatch = atoi(argv[i]);
   }

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "ir/ir.h"
+#include "planner/planner.h"
 
 /* ---- model ------------------------------------------------------------- */
 typedef struct {
@@ -60,13 +61,20 @@ typedef struct {
   sp_ntype t[SP_MAXNT];
   int ndev;             /* all devices */
   int first[SP_MAXNT];  /* global id of the first device of each node type */
+  /* calibration (docs/calibration.md): all-to-all (Ulysses) and ring
+   * send/recv bus bandwidth by group size, [PLAN_INTRA] / [PLAN_INTER];
+   * cnt 0 = the link model. group_fixed < 0: the built-in 2 ms. */
+  plan_colltab a2a[2], p2p[2];
+  double group_fixed;
 } sp_hw;
 
 /* sp_hw_init: flatten a cluster for model m at precision dt and compute each
- * device's token budget (docs/sp.md). false with a message in why (arena
- * string or literal) if the cluster has too many node types or the model's
- * static state does not fit on some device. */
-bool sp_hw_init(sp_hw *hw, const ir_cluster *c, const sp_model *m, ir_dtype dt,
+ * device's token budget (docs/sp.md); cal (NULL: none) brings measured
+ * all-to-all and send/recv bandwidth by group size and the per-group fixed
+ * cost. false with a message in why (arena string or literal) if the cluster
+ * has too many node types or the model's static state does not fit on some
+ * device. */
+bool sp_hw_init(sp_hw *hw, const ir_cluster *c, const sp_model *m, ir_dtype dt, const plan_calib *cal,
                 arena *a, const char **why);
 /* sp_token_budget: tokens of activations one device of memory `mem` holds
  * when the model's state is sharded (ZeRO-3) over `ndp` devices; may be <= 0. */
@@ -85,6 +93,7 @@ typedef struct {
   double cap;           /* tokens per micro-batch (min budget_i / share_i) */
   double share_max;     /* largest device share of the sequence */
   double bw_link, bw_nic; /* slowest intra-node link, slowest NIC share */
+  double cbw;           /* calibrated bus bandwidth of its collective (0: link model) */
   int per_node;         /* devices per node inside the group (min) */
   double c0;            /* constant time per micro-batch (latencies) */
 } sp_gtype;
@@ -258,7 +267,8 @@ struct cJSON *sp_plan_json(const sp_plan *p, const int64_t *len, bool with_group
 /* sp_json_section: for the planner: when the training setup names a lengths
  * file, add an "sp" object to `plan` describing the first batch of
  * tr->global_batch sequences (adaptive, static, lower bound). lengths_path is
- * the resolved path. Returns false (message printed) on bad input. */
+ * the resolved path; cal (NULL: none) the plan's calibration. Returns false
+ * (message printed) on bad input. */
 bool sp_json_section(struct cJSON *plan, const ir_graph *g, const ir_cluster *c,
-                     const ir_train *tr, const char *lengths_path);
+                     const ir_train *tr, const char *lengths_path, const plan_calib *cal);
 #endif

@@ -119,7 +119,7 @@ cJSON *sp_plan_json(const sp_plan *p, const int64_t *len, bool with_groups) {
 }
 
 bool sp_json_section(cJSON *plan, const ir_graph *g, const ir_cluster *c,
-                     const ir_train *tr, const char *lengths_path) {
+                     const ir_train *tr, const char *lengths_path, const plan_calib *cal) {
   sp_model m;
   sp_hw hw;
   const char *why = NULL;
@@ -128,7 +128,7 @@ bool sp_json_section(cJSON *plan, const ir_graph *g, const ir_cluster *c,
   int64_t *len = sp_read_lengths(lengths_path, &n, &lines);
   bool ok = len != NULL;
   if (ok && !sp_model_from_graph(g, &m, &why)) ok = false;
-  if (ok && !why && !sp_hw_init(&hw, c, &m, tr->precision, a, &why)) ok = false;
+  if (ok && !why && !sp_hw_init(&hw, c, &m, tr->precision, cal, a, &why)) ok = false;
   if (ok) {
     int b = tr->global_batch > 0 && tr->global_batch < n ? (int)tr->global_batch : n;
     if (b > SP_MAXBATCH) b = SP_MAXBATCH; /* the first SP_MAXBATCH sequences stand for the batch */

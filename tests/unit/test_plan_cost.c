@@ -32,7 +32,7 @@ static void roofline(void) {
 
 static void collectives(void) {
   plan_calib c = cal();
-  plan_link l = {100e9, 5e-6}; /* bw 80e9 after coll_eff */
+  plan_link l = {100e9, 5e-6, PLAN_INTRA}; /* bw 80e9 after coll_eff */
   NEAR(plan_coll_time(&c, COLL_ALL_REDUCE, 1e9, 8, l), 2 * 7 * 5e-6 + 2e9 * 7 / (8 * 80e9)); /* ring */
   NEAR(plan_coll_time(&c, COLL_ALL_REDUCE, 1e3, 8, l), 2 * 3 * 5e-6 + 2e3 / 80e9);           /* tree */
   NEAR(plan_coll_time(&c, COLL_ALL_GATHER, 1e9, 4, l), 3 * 5e-6 + 1e9 * 3 / (4 * 80e9));

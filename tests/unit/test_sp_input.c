@@ -169,7 +169,7 @@ static void cli(void) {
   CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 0);
   CU_ASSERT(strstr(out, "batch 2: 48 sequences") != NULL);
   CU_ASSERT(strstr(out, "static sp=") != NULL);
-  CU_ASSERT(strstr(out, "LP lower bound") != NULL);
+  CU_ASSERT(strstr(out, "lower bound (whole batch)") != NULL);
   char path[64];
   snprintf(path, sizeof path, "/tmp/sp_%d.json", (int)getpid());
   FILE *f = fopen(path, "r");
@@ -186,9 +186,9 @@ static void cli(void) {
   cJSON *bs = cJSON_GetObjectItem(root, "batches");
   CU_ASSERT_EQUAL(cJSON_GetArraySize(bs), 2);
   cJSON *b0 = cJSON_GetArrayItem(bs, 0);
-  const char *keys[] = {"sequences", "tokens", "solve_time_s", "lower_bound_s", "adaptive", "static",
-                        "per_batch_best", "greedy"};
-  for (int i = 0; i < 8; i++) CU_ASSERT(cJSON_GetObjectItem(b0, keys[i]) != NULL);
+  const char *keys[] = {"sequences", "tokens", "solve_time_s", "solve_cpu_s", "start", "lower_bound_s",
+                        "adaptive", "static", "per_batch_best", "greedy"};
+  for (int i = 0; i < 10; i++) CU_ASSERT(cJSON_GetObjectItem(b0, keys[i]) != NULL);
   cJSON *ad = cJSON_GetObjectItem(b0, "adaptive");
   cJSON *g0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(ad, "micro_batches"), 0),
                                                      "groups"), 0);
@@ -235,7 +235,7 @@ static void json_section(void) {
   tr.global_batch = 40;
   tr.precision = IR_BF16;
   cJSON *plan = cJSON_CreateObject();
-  CU_ASSERT(sp_json_section(plan, g, &c, &tr, cu_src("tests/data/lengths/bimodal-2000.txt")));
+  CU_ASSERT(sp_json_section(plan, g, &c, &tr, cu_src("tests/data/lengths/bimodal-2000.txt"), NULL));
   cJSON *sp = cJSON_GetObjectItem(plan, "sp");
   CU_ASSERT_FATAL(sp != NULL);
   CU_ASSERT_EQUAL(cJSON_GetObjectItem(sp, "sequences")->valueint, 40);

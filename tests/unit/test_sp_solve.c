@@ -162,7 +162,7 @@ static void vs_exhaustive(void) {
   ir_cluster *c = make_cluster(a, 1, ndev, count, mem, tf);
   sp_hw hw;
   const char *why;
-  CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, a, &why));
+  CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, NULL, a, &why));
   CU_ASSERT(hw.t[0].budget > 2000 && hw.t[0].budget < 8000);
   sp_opts o = sp_opts_default();
   double worst = 0;
@@ -207,7 +207,7 @@ static void budget_random(void) {
     ir_cluster *c = make_cluster(a, nt, ndev, count, mem, tf);
     sp_hw hw;
     const char *why;
-    CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, a, &why));
+    CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, NULL, a, &why));
     int n = 8 + (int)(rnd() % 80);
     int64_t *len = malloc(sizeof(int64_t) * (size_t)n);
     for (int i = 0; i < n; i++) len[i] = longtail(32, (int64_t)(hw.t[0].budget * 2));
@@ -288,7 +288,7 @@ static void bound_vs_glpk(void) {
     ir_cluster *c = make_cluster(a, het ? 2 : 1, ndev, count, mem, tf);
     sp_hw hw;
     const char *why;
-    CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, a, &why));
+    CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, NULL, a, &why));
     sp_gtype gt[128];
     int ngt = sp_gtypes(&hw, &m, gt, 128), n = 30, idx[30];
     int64_t len[30];
@@ -309,7 +309,7 @@ static void gtypes_shapes(void) {
   ir_cluster *c = make_cluster(a, 2, ndev, count, mem, tf);
   sp_hw hw;
   const char *why;
-  CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, a, &why));
+  CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, NULL, a, &why));
   CU_ASSERT_EQUAL(hw.ndev, 24);
   sp_gtype gt[256];
   int ngt = sp_gtypes(&hw, &m, gt, 256);
@@ -348,7 +348,7 @@ static void uniform_by_hand(void) {
   ir_cluster *c = make_cluster(a, 1, ndev, count, mem, tf);
   sp_hw hw;
   const char *why;
-  CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, a, &why));
+  CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, NULL, a, &why));
   int64_t len[8] = {1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000};
   sp_opts o = sp_opts_default();
   sp_plan p;
@@ -397,7 +397,7 @@ static void prune_by_hand(void) {
   double mem[] = {4e9, 2e9}, tf[] = {100, 50};
   sp_hw hw;
   const char *why;
-  CU_ASSERT_FATAL(sp_hw_init(&hw, make_cluster(a, 2, ndev, count, mem, tf), &m, IR_BF16, a, &why));
+  CU_ASSERT_FATAL(sp_hw_init(&hw, make_cluster(a, 2, ndev, count, mem, tf), &m, IR_BF16, NULL, a, &why));
   enum { N = 11 };
   sp_gtype gt[N] = {
       shape(0, 1, 10, 1),     /* 0 fits nothing, but single devices stay */
@@ -464,7 +464,7 @@ static void prune_same_plans(void) {
     double mem[] = {0.5e9, 0.35e9}, tf[] = {100, 40};
     sp_hw hw;
     const char *why;
-    CU_ASSERT_FATAL(sp_hw_init(&hw, make_cluster(a, nt, ndev, count, mem, tf), &m, IR_BF16, a, &why));
+    CU_ASSERT_FATAL(sp_hw_init(&hw, make_cluster(a, nt, ndev, count, mem, tf), &m, IR_BF16, NULL, a, &why));
     int n = 8 + (int)(rnd() % 24);
     int64_t len[32];
     for (int i = 0; i < n; i++) len[i] = longtail(64, (int64_t)(hw.t[0].budget * 3));
