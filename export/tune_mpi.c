@@ -11,8 +11,12 @@
  * model counts them) over the large message's time less alpha. Times are the
  * slowest rank's, the best of a few repeats. Rank 0 adds "collectives" to the
  * calibration: by_group_size (all-reduce, the planner's input) and every
- * measurement. Built without mpi.h on the include path, this file reports
- * that collectives were not measured. */
+ * measurement. For sequence parallelism it then times MPI_Alltoall and a
+ * ring MPI_Sendrecv by group size and placement (measure_sp: the first n
+ * ranks of one node, and n ranks taken one per node in turn when there are
+ * several nodes), written as collectives.all_to_all and send_recv. Built
+ * without mpi.h on the include path, this file reports that collectives were
+ * not measured. */
 #include "export/export.h"
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -96,6 +100,115 @@ static void measure_group(MPI_Comm comm, int n, const ex_tune_opts *o, cJSON *by
   free(sbuf), free(rbuf);
 }
 
+/* ---- sequence-parallel collectives: all-to-all and ring send/recv by group
+ * size and placement (docs/calibration.md, "collectives.all_to_all") ---- */
+
+/* node_of: for every world rank, the lowest world rank on its node. */
+static void node_of(int rank, int size, int *node) {
+  MPI_Comm local;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &local);
+  int first = rank;
+  MPI_Bcast(&first, 1, MPI_INT, 0, local);
+  MPI_Comm_free(&local);
+  MPI_Allgather(&first, 1, MPI_INT, node, 1, MPI_INT, MPI_COMM_WORLD);
+  (void)size;
+}
+
+/* sp_run: one all-to-all (every rank sends bytes/n to each) or one ring step
+ * (every rank sends `bytes` to the next and receives from the previous). */
+static void sp_run(int op, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_t bytes) {
+  int r;
+  MPI_Comm_rank(comm, &r);
+  if (op == 0) MPI_Alltoall(sbuf, (int)(bytes / n), MPI_BYTE, rbuf, (int)(bytes / n), MPI_BYTE, comm);
+  else MPI_Sendrecv(sbuf, (int)bytes, MPI_BYTE, (r + 1) % n, 7, rbuf, (int)bytes, MPI_BYTE, (r + n - 1) % n, 7, comm,
+                    MPI_STATUS_IGNORE);
+}
+
+/* sp_seconds: the slowest rank's time of one sp_run, best of reps. */
+static double sp_seconds(int op, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_t bytes, int reps) {
+  double best = 1e30;
+  for (int r = 0; r < reps; r++) {
+    MPI_Barrier(comm);
+    double t0 = MPI_Wtime();
+    sp_run(op, comm, n, sbuf, rbuf, bytes);
+    double t = MPI_Wtime() - t0, worst;
+    MPI_Allreduce(&t, &worst, 1, MPI_DOUBLE, MPI_MAX, comm);
+    if (worst < best) best = worst;
+  }
+  return best;
+}
+
+/* sp_group: time both operations on comm (n ranks, placement pl); rank 0 of
+ * the world adds the entries. Bus bandwidth as NCCL-tests counts it:
+ * all-to-all T(n-1)/n per rank, send/recv T, over the time less alpha. */
+static void sp_group(MPI_Comm comm, int n, const char *pl, const ex_tune_opts *o, cJSON *a2a, cJSON *p2p,
+                     cJSON *all) {
+  size_t big = (o->quick ? 1u : 16u) << 20, small = 64 * (size_t)n;
+  big -= big % (size_t)n;
+  char *sbuf = calloc(1, big), *rbuf = calloc(1, big);
+  int reps = o->quick ? 3 : 10;
+  for (int op = 0; op < 2; op++) {
+    double a = sp_seconds(op, comm, n, sbuf, rbuf, small, reps), t = sp_seconds(op, comm, n, sbuf, rbuf, big, reps);
+    double moved = op == 0 ? (double)big * (n - 1) / n : (double)big;
+    double bw = moved / (t - a > 1e-9 ? t - a : t);
+    if (!all) continue;
+    const char *name = op == 0 ? "all_to_all" : "send_recv";
+    cJSON *e = cJSON_CreateObject(), *m = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "n", n);
+    cJSON_AddStringToObject(e, "placement", pl);
+    cJSON_AddNumberToObject(e, "bus_bw", bw < 1 ? 1 : bw);
+    cJSON_AddNumberToObject(e, "alpha_s", a < 1 ? a : 1);
+    cJSON_AddItemToArray(op == 0 ? a2a : p2p, e);
+    cJSON_AddStringToObject(m, "op", name);
+    cJSON_AddNumberToObject(m, "n", n);
+    cJSON_AddStringToObject(m, "placement", pl);
+    cJSON_AddNumberToObject(m, "bytes", (double)big);
+    cJSON_AddNumberToObject(m, "seconds", t);
+    cJSON_AddNumberToObject(m, "alpha_s", a);
+    cJSON_AddNumberToObject(m, "bus_bw", bw);
+    cJSON_AddItemToArray(all, m);
+    if (o->log) fprintf(o->log, "tune: %s over %d ranks (%s): %.3g GB/s bus, %.3g us latency\n", name, n, pl, bw / 1e9,
+                        a * 1e6);
+  }
+  free(sbuf), free(rbuf);
+}
+
+/* measure_sp: for n = 2, 4, ... (and the whole world): an intra-node group
+ * (the first n ranks of the first node, while it has n) and an inter-node
+ * group (ranks taken one per node in turn, while there are two nodes or
+ * more). Entries go to collectives.all_to_all / send_recv on rank 0. */
+static void measure_sp(int rank, int size, const ex_tune_opts *o, cJSON *co, cJSON *all) {
+  int *node = calloc((size_t)size, sizeof(int)), *order = calloc((size_t)size, sizeof(int));
+  node_of(rank, size, node);
+  int on0 = 0, nodes = 0, k = 0;
+  for (int r = 0; r < size; r++) on0 += node[r] == node[0], nodes += node[r] == r;
+  for (int lvl = 0; k < size; lvl++) /* one rank per node in turn: the lvl-th rank of each node */
+    for (int r = 0, seen; r < size; r++) {
+      seen = 0;
+      for (int q = 0; q < r; q++) seen += node[q] == node[r];
+      if (seen == lvl) order[k++] = r;
+    }
+  cJSON *a2a = rank == 0 ? cJSON_AddArrayToObject(co, "all_to_all") : NULL;
+  cJSON *p2p = rank == 0 ? cJSON_AddArrayToObject(co, "send_recv") : NULL;
+  for (int n = 2; n <= size; n = n * 2 > size && n < size ? size : n * 2) {
+    for (int inter = 0; inter < 2; inter++) {
+      if (inter ? nodes < 2 : n > on0) continue;
+      int pos = -1; /* this rank's place in the group, or -1 */
+      for (int j = 0; j < n; j++)
+        if ((inter ? order[j] : j) == rank) pos = j;
+      MPI_Comm comm;
+      MPI_Comm_split(MPI_COMM_WORLD, pos >= 0 ? 0 : MPI_UNDEFINED, pos, &comm);
+      if (comm != MPI_COMM_NULL) {
+        sp_group(comm, n, inter ? "inter" : "intra", o, a2a, p2p, rank == 0 ? all : NULL);
+        MPI_Comm_free(&comm);
+      }
+      MPI_Barrier(MPI_COMM_WORLD);
+    }
+    if (n == size) break;
+  }
+  free(node), free(order);
+}
+
 int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks) {
   *nranks = 1;
   if (launched_ranks() <= 1) return 0;
@@ -118,6 +231,7 @@ int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks) {
     MPI_Barrier(MPI_COMM_WORLD);
     if (n == size) break;
   }
+  measure_sp(rank, size, o, co, all);
   if (rank == 0) cJSON_AddItemToObject((cJSON *)calib_json, "collectives", co);
   return rank;
 }
