@@ -161,10 +161,6 @@ static void print_micro(const sp_run *r, const sp_micro *mb, int q) {
   free(done);
 }
 
-static const char *start_name(int s) {
-  return s == SP_START_GREEDY ? "greedy" : s == SP_START_DEGREE ? "best-degree" : "split";
-}
-
 static void print_batch(const sp_run *r, int b) {
   const sp_plan *p = &r->ad[b];
   double tok = 0;
@@ -188,7 +184,7 @@ static void print_batch(const sp_run *r, int b) {
   printf("  %-26s %9.3f s  (gap %.1f%%)\n", "lower bound (whole batch)", p->lower_bound,
          100 * (p->step_time / p->lower_bound - 1));
   printf("  %-26s %9.1f ms wall, %.1f ms CPU (start: %s)\n\n", "solve time", 1e3 * p->solve_time,
-         1e3 * p->solve_cpu, start_name(p->start));
+         1e3 * p->solve_cpu, sp_start_name(p->start));
 }
 
 static cJSON *batch_json(const sp_run *r, int b) {
@@ -202,7 +198,7 @@ static cJSON *batch_json(const sp_run *r, int b) {
   cJSON_AddNumberToObject(o, "tokens", tok);
   cJSON_AddNumberToObject(o, "solve_time_s", p->solve_time);
   cJSON_AddNumberToObject(o, "solve_cpu_s", p->solve_cpu);
-  cJSON_AddStringToObject(o, "start", start_name(p->start));
+  cJSON_AddStringToObject(o, "start", sp_start_name(p->start));
   cJSON_AddNumberToObject(o, "lower_bound_s", p->lower_bound);
   cJSON_AddItemToObject(o, "adaptive", sp_plan_json(p, L, true));
   cJSON_AddItemToObject(o, "static", r->st_ok ? sp_plan_json(&r->st[b], L, false) : cJSON_CreateNull());

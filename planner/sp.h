@@ -261,6 +261,8 @@ bool sp_greedy(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
  * return NULL. *n gets the count; *lines the line number of each (malloc'ed,
  * caller frees both). */
 int64_t *sp_read_lengths(const char *path, int *n, int **lines);
+/* sp_start_name: "split", "greedy" or "best-degree" (sp_start), as printed. */
+const char *sp_start_name(int start);
 struct cJSON;
 /* sp_plan_json: the JSON object of one plan ("step_time_s", "micro_batches"). */
 struct cJSON *sp_plan_json(const sp_plan *p, const int64_t *len, bool with_groups);

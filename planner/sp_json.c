@@ -85,6 +85,10 @@ int64_t *sp_read_lengths(const char *path, int *n, int **lines) {
 
 static const char *kind_name(int k) { return k == SP_RING ? "ring" : "ulysses"; }
 
+const char *sp_start_name(int s) {
+  return s == SP_START_GREEDY ? "greedy" : s == SP_START_DEGREE ? "best-degree" : "split";
+}
+
 static cJSON *group_json(const sp_group *g, const int64_t *len) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "size", g->g.size);
@@ -140,6 +144,8 @@ bool sp_json_section(cJSON *plan, const ir_graph *g, const ir_cluster *c,
       cJSON_AddStringToObject(sp, "lengths", lengths_path);
       cJSON_AddNumberToObject(sp, "sequences", b);
       cJSON_AddNumberToObject(sp, "solve_time_s", ad.solve_time);
+      cJSON_AddNumberToObject(sp, "solve_cpu_s", ad.solve_cpu);
+      cJSON_AddStringToObject(sp, "start", sp_start_name(ad.start));
       cJSON_AddNumberToObject(sp, "lower_bound_s", ad.lower_bound);
       cJSON_AddItemToObject(sp, "adaptive", sp_plan_json(&ad, len, true));
       if (sp_best_uniform(&hw, &m, len, b, &o, a, &st))
