@@ -42,15 +42,20 @@ static int launched_ranks(void) {
 
 static int inited;
 
-enum { AR, AG, RS, NCOLL };
+enum { AR, AG, RS, NCOLL, A2A = NCOLL, P2P }; /* A2A, P2P: measure_sp */
 static const char *const coll_name[NCOLL] = {"all_reduce", "all_gather", "reduce_scatter"};
 
-/* run: one collective of `bytes` per rank on comm. */
+/* run: one collective of `bytes` per rank on comm; P2P is one ring step
+ * (every rank sends `bytes` to the next, receives from the previous). */
 static void run(int c, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_t bytes) {
-  int count = (int)(bytes / sizeof(float));
+  int count = (int)(bytes / sizeof(float)), r;
+  MPI_Comm_rank(comm, &r);
   if (c == AR) MPI_Allreduce(sbuf, rbuf, count, MPI_FLOAT, MPI_SUM, comm);
   else if (c == AG) MPI_Allgather(sbuf, count / n, MPI_FLOAT, rbuf, count / n, MPI_FLOAT, comm);
-  else MPI_Reduce_scatter_block(sbuf, rbuf, count / n, MPI_FLOAT, MPI_SUM, comm);
+  else if (c == RS) MPI_Reduce_scatter_block(sbuf, rbuf, count / n, MPI_FLOAT, MPI_SUM, comm);
+  else if (c == A2A) MPI_Alltoall(sbuf, count / n, MPI_FLOAT, rbuf, count / n, MPI_FLOAT, comm);
+  else MPI_Sendrecv(sbuf, count, MPI_FLOAT, (r + 1) % n, 7, rbuf, count, MPI_FLOAT, (r + n - 1) % n, 7, comm,
+                    MPI_STATUS_IGNORE);
 }
 
 /* seconds: the slowest rank's time of one collective, best of reps. */
@@ -67,6 +72,20 @@ static double seconds(int c, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_
   return best;
 }
 
+/* measurement: one entry of collectives.measurements (placement when pl). */
+static void measurement(cJSON *all, const char *op, int n, const char *pl, double bytes, double t, double a,
+                        double bw) {
+  cJSON *e = cJSON_CreateObject();
+  cJSON_AddStringToObject(e, "op", op);
+  cJSON_AddNumberToObject(e, "n", n);
+  if (pl) cJSON_AddStringToObject(e, "placement", pl);
+  cJSON_AddNumberToObject(e, "bytes", bytes);
+  cJSON_AddNumberToObject(e, "seconds", t);
+  cJSON_AddNumberToObject(e, "alpha_s", a);
+  cJSON_AddNumberToObject(e, "bus_bw", bw);
+  cJSON_AddItemToArray(all, e);
+}
+
 static double moved(int c, double T, int n) { return (c == AR ? 2.0 : 1.0) * T * (n - 1) / n; }
 
 static void measure_group(MPI_Comm comm, int n, const ex_tune_opts *o, cJSON *by, cJSON *all) {
@@ -78,14 +97,7 @@ static void measure_group(MPI_Comm comm, int n, const ex_tune_opts *o, cJSON *by
     double a = seconds(c, comm, n, sbuf, rbuf, small, reps), t = seconds(c, comm, n, sbuf, rbuf, big, reps);
     double bw = moved(c, (double)big, n) / (t - a > 1e-9 ? t - a : t);
     if (all) {
-      cJSON *e = cJSON_CreateObject();
-      cJSON_AddStringToObject(e, "op", coll_name[c]);
-      cJSON_AddNumberToObject(e, "n", n);
-      cJSON_AddNumberToObject(e, "bytes", (double)big);
-      cJSON_AddNumberToObject(e, "seconds", t);
-      cJSON_AddNumberToObject(e, "alpha_s", a);
-      cJSON_AddNumberToObject(e, "bus_bw", bw);
-      cJSON_AddItemToArray(all, e);
+      measurement(all, coll_name[c], n, NULL, (double)big, t, a, bw);
       if (o->log) fprintf(o->log, "tune: %s over %d ranks: %.3g GB/s bus, %.3g us latency\n", coll_name[c], n,
                           bw / 1e9, a * 1e6);
       if (c == AR) {
@@ -114,59 +126,29 @@ static void node_of(int rank, int size, int *node) {
   (void)size;
 }
 
-/* sp_run: one all-to-all (every rank sends bytes/n to each) or one ring step
- * (every rank sends `bytes` to the next and receives from the previous). */
-static void sp_run(int op, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_t bytes) {
-  int r;
-  MPI_Comm_rank(comm, &r);
-  if (op == 0) MPI_Alltoall(sbuf, (int)(bytes / n), MPI_BYTE, rbuf, (int)(bytes / n), MPI_BYTE, comm);
-  else MPI_Sendrecv(sbuf, (int)bytes, MPI_BYTE, (r + 1) % n, 7, rbuf, (int)bytes, MPI_BYTE, (r + n - 1) % n, 7, comm,
-                    MPI_STATUS_IGNORE);
-}
-
-/* sp_seconds: the slowest rank's time of one sp_run, best of reps. */
-static double sp_seconds(int op, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_t bytes, int reps) {
-  double best = 1e30;
-  for (int r = 0; r < reps; r++) {
-    MPI_Barrier(comm);
-    double t0 = MPI_Wtime();
-    sp_run(op, comm, n, sbuf, rbuf, bytes);
-    double t = MPI_Wtime() - t0, worst;
-    MPI_Allreduce(&t, &worst, 1, MPI_DOUBLE, MPI_MAX, comm);
-    if (worst < best) best = worst;
-  }
-  return best;
-}
-
 /* sp_group: time both operations on comm (n ranks, placement pl); rank 0 of
  * the world adds the entries. Bus bandwidth as NCCL-tests counts it:
  * all-to-all T(n-1)/n per rank, send/recv T, over the time less alpha. */
 static void sp_group(MPI_Comm comm, int n, const char *pl, const ex_tune_opts *o, cJSON *a2a, cJSON *p2p,
                      cJSON *all) {
-  size_t big = (o->quick ? 1u : 16u) << 20, small = 64 * (size_t)n;
-  big -= big % (size_t)n;
+  size_t big = (o->quick ? 1u : 16u) << 20, small = 64 * sizeof(float) * (size_t)n;
+  big -= big % (sizeof(float) * (size_t)n);
   char *sbuf = calloc(1, big), *rbuf = calloc(1, big);
   int reps = o->quick ? 3 : 10;
   for (int op = 0; op < 2; op++) {
-    double a = sp_seconds(op, comm, n, sbuf, rbuf, small, reps), t = sp_seconds(op, comm, n, sbuf, rbuf, big, reps);
+    int c = op == 0 ? A2A : P2P;
+    double a = seconds(c, comm, n, sbuf, rbuf, small, reps), t = seconds(c, comm, n, sbuf, rbuf, big, reps);
     double moved = op == 0 ? (double)big * (n - 1) / n : (double)big;
     double bw = moved / (t - a > 1e-9 ? t - a : t);
     if (!all) continue;
     const char *name = op == 0 ? "all_to_all" : "send_recv";
-    cJSON *e = cJSON_CreateObject(), *m = cJSON_CreateObject();
+    cJSON *e = cJSON_CreateObject();
     cJSON_AddNumberToObject(e, "n", n);
     cJSON_AddStringToObject(e, "placement", pl);
     cJSON_AddNumberToObject(e, "bus_bw", bw < 1 ? 1 : bw);
     cJSON_AddNumberToObject(e, "alpha_s", a < 1 ? a : 1);
     cJSON_AddItemToArray(op == 0 ? a2a : p2p, e);
-    cJSON_AddStringToObject(m, "op", name);
-    cJSON_AddNumberToObject(m, "n", n);
-    cJSON_AddStringToObject(m, "placement", pl);
-    cJSON_AddNumberToObject(m, "bytes", (double)big);
-    cJSON_AddNumberToObject(m, "seconds", t);
-    cJSON_AddNumberToObject(m, "alpha_s", a);
-    cJSON_AddNumberToObject(m, "bus_bw", bw);
-    cJSON_AddItemToArray(all, m);
+    measurement(all, name, n, pl, (double)big, t, a, bw);
     if (o->log) fprintf(o->log, "tune: %s over %d ranks (%s): %.3g GB/s bus, %.3g us latency\n", name, n, pl, bw / 1e9,
                         a * 1e6);
   }
