@@ -1,8 +1,18 @@
-/* sp_solve.c — the adaptive plan of one batch: GLPK MILP, round, repair.
+/* sp_solve.c — the adaptive plan of one batch: candidate starts, GLPK MILP
+ * per micro-batch, round, repair, joint split.
  *
- * 1. Micro-batches: the fewest k whose token share fits the cluster's budget
- *    (more if packing fails); the batch is split by work (sp_split_micro).
- * 2. Per micro-batch: the LP lower bound T_lb (sp_bound.c), buckets of the
+ * The search (search()) has three candidate starts: the first split
+ * (sp_split.c: the fewest k micro-batches whose tokens fit the cluster's
+ * budget, more if packing fails, each micro-batch solved as below), greedy
+ * longest-first and the best single degree of the batch (sp_baselines.c).
+ * The best start is kept; if it is not the first split its micro-batches are
+ * solved again for the sequences they hold (new groups only where faster).
+ * Then the joint split (sp_fill.c) lets micro-batches take each other's
+ * sequences into their slack. The plan is therefore never worse than any
+ * start. The lower bound reported is the whole-batch one (sp_batch_bound).
+ *
+ * Solving one micro-batch:
+ * 1. Per micro-batch: the LP lower bound T_lb (sp_bound.c), buckets of the
  *    lengths (sp_bucket.c), the group shapes the MILP cannot need dropped
  *    (sp_prune.c), then for T = T_lb (1 + d), d = 0.2%, 1%, 3%, 10%, ...
  *    until feasible, then two bisection steps on d (none if 0.2% held), a
@@ -16,7 +26,7 @@
  *      minimise the device-seconds sum size_g tbar_bg m_bg.
  *    Every branch and bound stops after SP_NODEWORK / (rows + cols) nodes
  *    with its best integer solution.
- * 3. Round and repair: the group multiset is kept; sequences are packed onto
+ * 2. Round and repair: the group multiset is kept; sequences are packed onto
  *    the concrete groups (sp_assign.c) both by the MILP's per-type shares and
  *    by plain longest-first, each repaired, and the better is kept. If the
  *    packing fails the MILP is re-solved with emptier bins (memfill); if that
