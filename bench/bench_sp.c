@@ -16,6 +16,7 @@
  * the dgx-a100 preset (frontend/presets) so the bench runs without a parser. */
 #include "planner/sp.h"
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +51,18 @@ static ir_cluster *cluster(arena *a, int na, int nv) {
   return c;
 }
 
+static plan_calib calib; /* --calibration FILE, else the built-in model */
+
 static int cmpd(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
 }
 
-static void run(const char *file, const char *label, ir_cluster *c, int nbatch) {
+/* run: every batch of one file on one cluster: the adaptive plan, the
+ * baselines and the whole-batch bound; one summary line, and with verbose
+ * one line per batch. Counts the batches where adaptive is worse than
+ * greedy or than the best single degree of that batch. */
+static void run(const char *file, const char *label, ir_cluster *c, int nbatch, bool verbose) {
   int n, *lines;
   int64_t *len = sp_read_lengths(file, &n, &lines);
   if (!len) return;
@@ -65,14 +72,15 @@ static void run(const char *file, const char *label, ir_cluster *c, int nbatch) 
   sp_hw hw;
   arena *a = arena_new();
   const char *why;
-  if (!sp_hw_init(&hw, c, &m, IR_BF16, a, &why)) {
+  if (!sp_hw_init(&hw, c, &m, IR_BF16, &calib, a, &why)) {
     printf("%s: %s\n", label, why);
     return;
   }
   sp_opts o = sp_opts_default();
-  double ad = 0, pb = 0, gr = 0, st = 0, lb = 0, gapmax = 0, solve[64];
+  double ad = 0, pb = 0, gr = 0, st = 0, lb = 0, gapmax = 0, cpu[64], wal[64];
+  double adb[64], pbb[64], grb[64], lbb[64];
   const int64_t *bl[64];
-  int bn[64], grfail = 0;
+  int bn[64], grfail = 0, worse_gr = 0, worse_pb = 0, worse_st = 0;
   sp_plan *sp = xmalloc(sizeof(sp_plan) * (size_t)nbatch);
   for (int b = 0; b < nbatch; b++) {
     const int64_t *L = len + (size_t)b * BATCH;
@@ -82,21 +90,34 @@ static void run(const char *file, const char *label, ir_cluster *c, int nbatch) 
       printf("%s batch %d: %s\n", label, b, why);
       return;
     }
-    ad += p.step_time, lb += p.lower_bound, solve[b] = p.solve_time;
+    adb[b] = p.step_time, lbb[b] = p.lower_bound;
+    ad += p.step_time, lb += p.lower_bound, cpu[b] = p.solve_cpu, wal[b] = p.solve_time;
     gapmax = fmax(gapmax, p.step_time / p.lower_bound - 1);
-    if (sp_best_uniform(&hw, &m, L, BATCH, &o, a, &q)) pb += q.step_time;
-    if (sp_greedy(&hw, &m, L, BATCH, &o, a, &q)) gr += q.step_time;
+    pbb[b] = sp_best_uniform(&hw, &m, L, BATCH, &o, a, &q) ? q.step_time : 1e300;
+    pb += pbb[b];
+    worse_pb += p.step_time > pbb[b] * (1 + 1e-12);
+    grb[b] = sp_greedy(&hw, &m, L, BATCH, &o, a, &q) ? q.step_time : 1e300;
+    if (grb[b] < 1e300) gr += grb[b];
     else grfail++;
+    worse_gr += p.step_time > grb[b] * (1 + 1e-12);
   }
   bool sok = sp_static(&hw, &m, bl, bn, nbatch, &o, a, sp);
-  for (int b = 0; b < nbatch && sok; b++) st += sp[b].step_time;
-  qsort(solve, (size_t)nbatch, sizeof(double), cmpd);
+  for (int b = 0; b < nbatch && sok; b++) st += sp[b].step_time, worse_st += adb[b] > sp[b].step_time * (1 + 1e-12);
+  const char *fname = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+  if (verbose)
+    for (int b = 0; b < nbatch; b++)
+      printf("  %s %s batch %2d: adaptive %7.3f  greedy %7.3f  best-degree %7.3f  static %7.3f  bound %7.3f"
+             "  gap %5.1f%%  solve %5.1f ms cpu %5.1f ms wall\n", label, fname, b + 1, adb[b], grb[b], pbb[b],
+             sok ? sp[b].step_time : 0, lbb[b], 100 * (adb[b] / lbb[b] - 1), 1e3 * cpu[b], 1e3 * wal[b]);
+  qsort(cpu, (size_t)nbatch, sizeof(double), cmpd);
+  qsort(wal, (size_t)nbatch, sizeof(double), cmpd);
   printf("%-11s %-9s %3d | adaptive %8.2f s | static sp=%-2d %-7s %8.2f s  x%.2f | per-batch %8.2f s x%.2f"
-         " | greedy %8.2f s x%.2f%s | LB gap %.1f%% (max %.1f%%) | solve median %.0f ms max %.0f ms\n",
-         label, strstr(file, "bimodal") ? "bimodal" : "lognormal", nbatch, ad, sok ? sp[0].degree : 0,
+         " | greedy %8.2f s x%.2f%s | bound gap %.1f%% (max %.1f%%) | worse than greedy/degree/static on %d/%d/%d"
+         " | solve median %.0f ms cpu %.0f ms wall, max %.0f ms cpu %.0f ms wall\n",
+         label, fname, nbatch, ad, sok ? sp[0].degree : 0,
          sok ? (sp[0].kind == SP_RING ? "ring" : "ulysses") : "-", st, st / ad, pb, pb / ad, gr, gr / ad,
-         grfail ? "(fails)" : "", 100 * (ad / lb - 1), 100 * gapmax, 1e3 * solve[nbatch / 2],
-         1e3 * solve[nbatch - 1]);
+         grfail ? "(fails)" : "", 100 * (ad / lb - 1), 100 * gapmax, worse_gr, worse_pb, worse_st,
+         1e3 * cpu[nbatch / 2], 1e3 * wal[nbatch / 2], 1e3 * cpu[nbatch - 1], 1e3 * wal[nbatch - 1]);
   free(sp);
   free(len);
   free(lines);
@@ -104,8 +125,27 @@ static void run(const char *file, const char *label, ir_cluster *c, int nbatch) 
 }
 
 int main(int argc, char **argv) {
-  int nbatch = argc > 1 ? atoi(argv[1]) : 20;
+  int nbatch = 20, nfile = 0;
+  bool verbose = false;
+  const char *files[8];
+  plan_calib_default(&calib);
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "-v")) verbose = true;
+    else if (!strcmp(argv[i], "--calibration") && i + 1 < argc) {
+      if (!plan_calib_load(argv[++i], &calib)) return 1;
+      printf("bench_sp: calibration %s\n", argv[i]);
+    }
+    else if (!strcmp(argv[i], "--file") && i + 1 < argc && nfile < 8) files[nfile++] = argv[++i];
+    else nbatch = atoi(argv[i]);
+  }
   if (nbatch < 1 || nbatch > 64) nbatch = 20;
+  arena *a = arena_new();
+  ir_cluster *homo = cluster(a, 8, 0), *mixed = cluster(a, 4, 4);
+  if (nfile) { /* files named on the command line: dgx-a100:8 only */
+    for (int f = 0; f < nfile; f++) run(files[f], "dgx-a100:8", homo, nbatch, verbose);
+    arena_free(a);
+    return 0;
+  }
   const char *sh = getenv("SBPC_SHARED"), *src = getenv("SBPC_SRC");
   char dir[4096];
   if (sh) snprintf(dir, sizeof dir, "%s/data/lengths", sh);
@@ -116,19 +156,18 @@ int main(int argc, char **argv) {
   FILE *t = fopen(f1, "r");
   if (!t) {
     printf("bench_sp: %s not found; the sample data is absent, nothing measured\n", f1);
+    arena_free(a);
     return 0;
   }
   fclose(t);
   printf("bench_sp: data from %s; GPT-7B, batch %d, max length %d, %d batches\n", dir, BATCH, MAXLEN, nbatch);
-  arena *a = arena_new();
-  ir_cluster *homo = cluster(a, 8, 0), *mixed = cluster(a, 4, 4);
-  run(f1, "dgx-a100:8", homo, nbatch);
-  run(f2, "dgx-a100:8", homo, nbatch);
-  run(f1, "4a100+4v100", mixed, nbatch);
-  run(f2, "4a100+4v100", mixed, nbatch);
+  run(f1, "dgx-a100:8", homo, nbatch, verbose);
+  run(f2, "dgx-a100:8", homo, nbatch, verbose);
+  run(f1, "4a100+4v100", mixed, nbatch, verbose);
+  run(f2, "4a100+4v100", mixed, nbatch, verbose);
   homo->node[0].nic_bw *= 0.25; /* sensitivity: all-to-all at a quarter of IB line rate */
-  run(f1, "a100:8,ib/4", homo, nbatch);
-  run(f2, "a100:8,ib/4", homo, nbatch);
+  run(f1, "a100:8,ib/4", homo, nbatch, verbose);
+  run(f2, "a100:8,ib/4", homo, nbatch, verbose);
   arena_free(a);
   return 0;
 }

@@ -128,7 +128,7 @@ static int no_plan(const plan_result *r) {
 static int write_json(const plan_result *r, const drv_model *m, const ir_cluster *c, const char *path) {
   cJSON *j = plan_json(r);
   if (!j) return EXIT_BAD_INPUT;
-  if (m->p.train.lengths && !sp_json_section(j, m->p.g, c, &m->p.train, m->p.train.lengths)) {
+  if (m->p.train.lengths && !sp_json_section(j, m->p.g, c, &m->p.train, m->p.train.lengths, &r->opt.calib)) {
     cJSON_Delete(j);
     return EXIT_BAD_INPUT;
   }

@@ -1,14 +1,16 @@
 /* cmd_sp.c — `sbpc sp`: adaptive sequence parallelism for variable lengths.
  *
  *   sbpc sp MODEL.sbp --cluster SPEC --lengths FILE [--batch N] [--steps K]
- *           [--json FILE]
+ *           [--json FILE] [--calibration FILE]
  *
  * Reads the model's dims (planner/sp.h), the cluster, and K batches of N
  * sequences taken in order from the lengths file (N: --batch, else the train
  * section's global_batch, else 512; the file: --lengths, else train.lengths).
  * Every batch is planned by sp_solve; beside it the baselines on the same
  * cost model (static SP: the best single degree for the whole run; the best
- * degree for that batch; greedy longest-first) and the LP lower bound. Prints
+ * degree for that batch; greedy longest-first) and the whole-batch lower
+ * bound; --calibration brings measured all-to-all and send/recv bandwidth
+ * (docs/calibration.md) into the cost model. Prints
  * one table per batch and optionally writes the "sbpc-sp" JSON
  * (docs/sp-format.md). Bad lengths are located errors (exit 1); a sequence no
  * group can hold is named by its line (exit 1). */
@@ -22,14 +24,15 @@
 
 typedef struct {
   drv_opts o;
-  const char *model, *lengths, *json;
+  const char *model, *lengths, *json, *calib;
   int64_t steps;
 } sp_args;
 
 static void usage(FILE *f) {
   fprintf(f, "usage: sbpc sp MODEL.sbp --cluster SPEC --lengths FILE [--batch N] [--steps K] [--json FILE]\n"
+             "               [--calibration FILE]\n"
              "  per-batch SP groups and sequence assignment (GLPK), with static SP,\n"
-             "  per-batch best degree, greedy packing and the LP lower bound beside it\n");
+             "  per-batch best degree, greedy packing and the whole-batch lower bound beside it\n");
 }
 
 static int parse_args(int argc, char **argv, sp_args *a) {
@@ -50,13 +53,15 @@ static int parse_args(int argc, char **argv, sp_args *a) {
       usage(stdout);
       return -1;
     }
-    bool val = !strcmp(s, "--lengths") || !strcmp(s, "--steps") || !strcmp(s, "--json");
+    bool val = !strcmp(s, "--lengths") || !strcmp(s, "--steps") || !strcmp(s, "--json") ||
+               !strcmp(s, "--calibration");
     if (val && i + 1 >= argc) {
       sbpc_error("%s needs a value", s);
       return EXIT_USAGE;
     }
     if (!strcmp(s, "--lengths")) a->lengths = argv[++i];
     else if (!strcmp(s, "--json")) a->json = argv[++i];
+    else if (!strcmp(s, "--calibration")) a->calib = argv[++i];
     else if (!strcmp(s, "--steps")) {
       if (!drv_parse_int(argv[++i], 1, 100000, &a->steps)) {
         sbpc_error("bad value '%s' for --steps (expected a positive integer)", argv[i]);
@@ -176,9 +181,10 @@ static void print_batch(const sp_run *r, int b) {
            r->pb[b].step_time, r->pb[b].step_time / p->step_time);
   if (r->gr_ok[b])
     printf("  %-26s %9.3f s  x%.2f\n", "greedy longest-first", r->gr[b].step_time, r->gr[b].step_time / p->step_time);
-  printf("  %-26s %9.3f s  (gap %.1f%%)\n", "LP lower bound", p->lower_bound,
+  printf("  %-26s %9.3f s  (gap %.1f%%)\n", "lower bound (whole batch)", p->lower_bound,
          100 * (p->step_time / p->lower_bound - 1));
-  printf("  %-26s %9.1f ms\n\n", "solve time", 1e3 * p->solve_time);
+  printf("  %-26s %9.1f ms wall, %.1f ms CPU (start: %s)\n\n", "solve time", 1e3 * p->solve_time,
+         1e3 * p->solve_cpu, sp_start_name(p->start));
 }
 
 static cJSON *batch_json(const sp_run *r, int b) {
@@ -191,6 +197,8 @@ static cJSON *batch_json(const sp_run *r, int b) {
   cJSON_AddNumberToObject(o, "first_line", r->lines[(size_t)b * r->batch]);
   cJSON_AddNumberToObject(o, "tokens", tok);
   cJSON_AddNumberToObject(o, "solve_time_s", p->solve_time);
+  cJSON_AddNumberToObject(o, "solve_cpu_s", p->solve_cpu);
+  cJSON_AddStringToObject(o, "start", sp_start_name(p->start));
   cJSON_AddNumberToObject(o, "lower_bound_s", p->lower_bound);
   cJSON_AddItemToObject(o, "adaptive", sp_plan_json(p, L, true));
   cJSON_AddItemToObject(o, "static", r->st_ok ? sp_plan_json(&r->st[b], L, false) : cJSON_CreateNull());
@@ -231,7 +239,10 @@ static int setup(sp_run *r, const sp_args *a, drv_model *dm, const char **length
     return EXIT_BAD_INPUT;
   }
   ir_dtype dt = dm->p.train.set ? dm->p.train.precision : IR_BF16;
-  if (!sp_hw_init(&r->hw, c, &r->m, dt, r->a, &why)) {
+  plan_calib cal;
+  plan_calib_default(&cal);
+  if (a->calib && !plan_calib_load(a->calib, &cal)) return EXIT_BAD_INPUT;
+  if (!sp_hw_init(&r->hw, c, &r->m, dt, &cal, r->a, &why)) {
     sbpc_error("%s", why);
     return EXIT_NO_PLAN;
   }

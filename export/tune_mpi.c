@@ -11,8 +11,12 @@
  * model counts them) over the large message's time less alpha. Times are the
  * slowest rank's, the best of a few repeats. Rank 0 adds "collectives" to the
  * calibration: by_group_size (all-reduce, the planner's input) and every
- * measurement. Built without mpi.h on the include path, this file reports
- * that collectives were not measured. */
+ * measurement. For sequence parallelism it then times MPI_Alltoall and a
+ * ring MPI_Sendrecv by group size and placement (measure_sp: the first n
+ * ranks of one node, and n ranks taken one per node in turn when there are
+ * several nodes), written as collectives.all_to_all and send_recv. Built
+ * without mpi.h on the include path, this file reports that collectives were
+ * not measured. */
 #include "export/export.h"
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -38,15 +42,20 @@ static int launched_ranks(void) {
 
 static int inited;
 
-enum { AR, AG, RS, NCOLL };
+enum { AR, AG, RS, NCOLL, A2A = NCOLL, P2P }; /* A2A, P2P: measure_sp */
 static const char *const coll_name[NCOLL] = {"all_reduce", "all_gather", "reduce_scatter"};
 
-/* run: one collective of `bytes` per rank on comm. */
+/* run: one collective of `bytes` per rank on comm; P2P is one ring step
+ * (every rank sends `bytes` to the next, receives from the previous). */
 static void run(int c, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_t bytes) {
-  int count = (int)(bytes / sizeof(float));
+  int count = (int)(bytes / sizeof(float)), r;
+  MPI_Comm_rank(comm, &r);
   if (c == AR) MPI_Allreduce(sbuf, rbuf, count, MPI_FLOAT, MPI_SUM, comm);
   else if (c == AG) MPI_Allgather(sbuf, count / n, MPI_FLOAT, rbuf, count / n, MPI_FLOAT, comm);
-  else MPI_Reduce_scatter_block(sbuf, rbuf, count / n, MPI_FLOAT, MPI_SUM, comm);
+  else if (c == RS) MPI_Reduce_scatter_block(sbuf, rbuf, count / n, MPI_FLOAT, MPI_SUM, comm);
+  else if (c == A2A) MPI_Alltoall(sbuf, count / n, MPI_FLOAT, rbuf, count / n, MPI_FLOAT, comm);
+  else MPI_Sendrecv(sbuf, count, MPI_FLOAT, (r + 1) % n, 7, rbuf, count, MPI_FLOAT, (r + n - 1) % n, 7, comm,
+                    MPI_STATUS_IGNORE);
 }
 
 /* seconds: the slowest rank's time of one collective, best of reps. */
@@ -63,6 +72,20 @@ static double seconds(int c, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_
   return best;
 }
 
+/* measurement: one entry of collectives.measurements (placement when pl). */
+static void measurement(cJSON *all, const char *op, int n, const char *pl, double bytes, double t, double a,
+                        double bw) {
+  cJSON *e = cJSON_CreateObject();
+  cJSON_AddStringToObject(e, "op", op);
+  cJSON_AddNumberToObject(e, "n", n);
+  if (pl) cJSON_AddStringToObject(e, "placement", pl);
+  cJSON_AddNumberToObject(e, "bytes", bytes);
+  cJSON_AddNumberToObject(e, "seconds", t);
+  cJSON_AddNumberToObject(e, "alpha_s", a);
+  cJSON_AddNumberToObject(e, "bus_bw", bw);
+  cJSON_AddItemToArray(all, e);
+}
+
 static double moved(int c, double T, int n) { return (c == AR ? 2.0 : 1.0) * T * (n - 1) / n; }
 
 static void measure_group(MPI_Comm comm, int n, const ex_tune_opts *o, cJSON *by, cJSON *all) {
@@ -74,14 +97,7 @@ static void measure_group(MPI_Comm comm, int n, const ex_tune_opts *o, cJSON *by
     double a = seconds(c, comm, n, sbuf, rbuf, small, reps), t = seconds(c, comm, n, sbuf, rbuf, big, reps);
     double bw = moved(c, (double)big, n) / (t - a > 1e-9 ? t - a : t);
     if (all) {
-      cJSON *e = cJSON_CreateObject();
-      cJSON_AddStringToObject(e, "op", coll_name[c]);
-      cJSON_AddNumberToObject(e, "n", n);
-      cJSON_AddNumberToObject(e, "bytes", (double)big);
-      cJSON_AddNumberToObject(e, "seconds", t);
-      cJSON_AddNumberToObject(e, "alpha_s", a);
-      cJSON_AddNumberToObject(e, "bus_bw", bw);
-      cJSON_AddItemToArray(all, e);
+      measurement(all, coll_name[c], n, NULL, (double)big, t, a, bw);
       if (o->log) fprintf(o->log, "tune: %s over %d ranks: %.3g GB/s bus, %.3g us latency\n", coll_name[c], n,
                           bw / 1e9, a * 1e6);
       if (c == AR) {
@@ -94,6 +110,85 @@ static void measure_group(MPI_Comm comm, int n, const ex_tune_opts *o, cJSON *by
     }
   }
   free(sbuf), free(rbuf);
+}
+
+/* ---- sequence-parallel collectives: all-to-all and ring send/recv by group
+ * size and placement (docs/calibration.md, "collectives.all_to_all") ---- */
+
+/* node_of: for every world rank, the lowest world rank on its node. */
+static void node_of(int rank, int size, int *node) {
+  MPI_Comm local;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &local);
+  int first = rank;
+  MPI_Bcast(&first, 1, MPI_INT, 0, local);
+  MPI_Comm_free(&local);
+  MPI_Allgather(&first, 1, MPI_INT, node, 1, MPI_INT, MPI_COMM_WORLD);
+  (void)size;
+}
+
+/* sp_group: time both operations on comm (n ranks, placement pl); rank 0 of
+ * the world adds the entries. Bus bandwidth as NCCL-tests counts it:
+ * all-to-all T(n-1)/n per rank, send/recv T, over the time less alpha. */
+static void sp_group(MPI_Comm comm, int n, const char *pl, const ex_tune_opts *o, cJSON *a2a, cJSON *p2p,
+                     cJSON *all) {
+  size_t big = (o->quick ? 1u : 16u) << 20, small = 64 * sizeof(float) * (size_t)n;
+  big -= big % (sizeof(float) * (size_t)n);
+  char *sbuf = calloc(1, big), *rbuf = calloc(1, big);
+  int reps = o->quick ? 3 : 10;
+  for (int op = 0; op < 2; op++) {
+    int c = op == 0 ? A2A : P2P;
+    double a = seconds(c, comm, n, sbuf, rbuf, small, reps), t = seconds(c, comm, n, sbuf, rbuf, big, reps);
+    double moved = op == 0 ? (double)big * (n - 1) / n : (double)big;
+    double bw = moved / (t - a > 1e-9 ? t - a : t);
+    if (!all) continue;
+    const char *name = op == 0 ? "all_to_all" : "send_recv";
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "n", n);
+    cJSON_AddStringToObject(e, "placement", pl);
+    cJSON_AddNumberToObject(e, "bus_bw", bw < 1 ? 1 : bw);
+    cJSON_AddNumberToObject(e, "alpha_s", a < 1 ? a : 1);
+    cJSON_AddItemToArray(op == 0 ? a2a : p2p, e);
+    measurement(all, name, n, pl, (double)big, t, a, bw);
+    if (o->log) fprintf(o->log, "tune: %s over %d ranks (%s): %.3g GB/s bus, %.3g us latency\n", name, n, pl, bw / 1e9,
+                        a * 1e6);
+  }
+  free(sbuf), free(rbuf);
+}
+
+/* measure_sp: for n = 2, 4, ... (and the whole world): an intra-node group
+ * (the first n ranks of the first node, while it has n) and an inter-node
+ * group (ranks taken one per node in turn, while there are two nodes or
+ * more). Entries go to collectives.all_to_all / send_recv on rank 0. */
+static void measure_sp(int rank, int size, const ex_tune_opts *o, cJSON *co, cJSON *all) {
+  int *node = calloc((size_t)size, sizeof(int)), *order = calloc((size_t)size, sizeof(int));
+  node_of(rank, size, node);
+  int on0 = 0, nodes = 0, k = 0;
+  for (int r = 0; r < size; r++) on0 += node[r] == node[0], nodes += node[r] == r;
+  for (int lvl = 0; k < size; lvl++) /* one rank per node in turn: the lvl-th rank of each node */
+    for (int r = 0, seen; r < size; r++) {
+      seen = 0;
+      for (int q = 0; q < r; q++) seen += node[q] == node[r];
+      if (seen == lvl) order[k++] = r;
+    }
+  cJSON *a2a = rank == 0 ? cJSON_AddArrayToObject(co, "all_to_all") : NULL;
+  cJSON *p2p = rank == 0 ? cJSON_AddArrayToObject(co, "send_recv") : NULL;
+  for (int n = 2; n <= size; n = n * 2 > size && n < size ? size : n * 2) {
+    for (int inter = 0; inter < 2; inter++) {
+      if (inter ? nodes < 2 : n > on0) continue;
+      int pos = -1; /* this rank's place in the group, or -1 */
+      for (int j = 0; j < n; j++)
+        if ((inter ? order[j] : j) == rank) pos = j;
+      MPI_Comm comm;
+      MPI_Comm_split(MPI_COMM_WORLD, pos >= 0 ? 0 : MPI_UNDEFINED, pos, &comm);
+      if (comm != MPI_COMM_NULL) {
+        sp_group(comm, n, inter ? "inter" : "intra", o, a2a, p2p, rank == 0 ? all : NULL);
+        MPI_Comm_free(&comm);
+      }
+      MPI_Barrier(MPI_COMM_WORLD);
+    }
+    if (n == size) break;
+  }
+  free(node), free(order);
 }
 
 int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks) {
@@ -118,6 +213,7 @@ int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks) {
     MPI_Barrier(MPI_COMM_WORLD);
     if (n == size) break;
   }
+  measure_sp(rank, size, o, co, all);
   if (rank == 0) cJSON_AddItemToObject((cJSON *)calib_json, "collectives", co);
   return rank;
 }

@@ -4,8 +4,10 @@
  * docs/planner.md); a calibration file overlays them (calib_read.c, the one
  * reader of that format). The runtime profiles (what software runs the
  * plan) are one table here, with the preset each is the default of.
- * plan_fix_parse reads the --fix list. */
+ * plan_coll_interp reads a measured table by group size (the one
+ * interpolation of them). plan_fix_parse reads the --fix list. */
 #include "planner/plan_int.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +68,22 @@ void plan_calib_default(plan_calib *c) {
   c->workspace_bytes = 2.0 * (1 << 30);
   c->mem_usable = 0.95;
   plan_runtime_set(c, "sbpc");
+  c->group_fixed_s = -1;
+}
+
+bool plan_coll_interp(const int *n, const double *bw, const double *alpha, int cnt, int at, double *bw_at,
+                      double *alpha_at) {
+  if (cnt <= 0) return false;
+  int i = 0;
+  while (i + 1 < cnt && n[i + 1] <= at) i++;
+  double b = bw[i], a = alpha[i];
+  if (i + 1 < cnt && at > n[i]) {
+    double f = (log((double)at) - log((double)n[i])) / (log((double)n[i + 1]) - log((double)n[i]));
+    b += f * (bw[i + 1] - b);
+    a = a < 0 || alpha[i + 1] < 0 ? -1 : a + f * (alpha[i + 1] - a);
+  }
+  *bw_at = b, *alpha_at = a;
+  return true;
 }
 
 void plan_options_default(plan_options *o) {

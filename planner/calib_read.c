@@ -154,10 +154,46 @@ static bool by_group(chk *k, const cJSON *by) {
   return true;
 }
 
+/* coll_entry: one entry of collectives.all_to_all / send_recv into the
+ * table of its placement (n strictly increasing within a placement). */
+static bool coll_entry(chk *k, const cJSON *e, const char *p, plan_colltab *tab) {
+  double n = 0, bw = 0, alpha = -1;
+  const cJSON *pl = cJSON_GetObjectItemCaseSensitive(e, "placement");
+  if (!cJSON_IsObject(e)) return bad(k, "'%s' must be an object", p);
+  if (!cJSON_IsString(pl) || (strcmp(pl->valuestring, "intra") && strcmp(pl->valuestring, "inter")))
+    return bad(k, "'%splacement' must be \"intra\" or \"inter\"", p);
+  if (!num(k, e, p, "n", 2, 1 << 24, true, &n) || !num(k, e, p, "bus_bw", 1, 1e15, true, &bw) ||
+      !num(k, e, p, "alpha_s", 0, 1, false, &alpha))
+    return false;
+  plan_colltab *t = &tab[strcmp(pl->valuestring, "inter") ? PLAN_INTRA : PLAN_INTER];
+  if (n != floor(n) || (t->cnt > 0 && n <= t->n[t->cnt - 1]))
+    return bad(k, "'%sn' must be an integer above the previous %s entry's", p, pl->valuestring);
+  if (t->cnt == PLAN_MAXCOLL) return bad(k, "'%s': at most %d entries per placement", p, PLAN_MAXCOLL);
+  t->n[t->cnt] = (int)n, t->bw[t->cnt] = bw, t->alpha[t->cnt++] = alpha;
+  return true;
+}
+
+/* coll_kind: collectives.<key> (all_to_all or send_recv), an array of entries. */
+static bool coll_kind(chk *k, const cJSON *co, const char *key, plan_colltab *tab) {
+  const cJSON *arr = cJSON_GetObjectItemCaseSensitive(co, key), *e;
+  if (!arr) return true;
+  if (!cJSON_IsArray(arr)) return bad(k, "'collectives.%s' must be an array", key);
+  tab[PLAN_INTRA].cnt = tab[PLAN_INTER].cnt = 0;
+  int i = 0;
+  cJSON_ArrayForEach(e, arr) {
+    char p[64];
+    snprintf(p, sizeof p, "collectives.%s[%d].", key, i++);
+    if (!coll_entry(k, e, p, tab)) return false;
+  }
+  return true;
+}
+
 static bool collectives(chk *k, const cJSON *co) {
   if (!co) return true;
   num(k, co, "collectives.", "link_eff", 0.01, 1, false, &k->c->coll_eff);
-  return !k->bad && by_group(k, cJSON_GetObjectItemCaseSensitive(co, "by_group_size"));
+  num(k, co, "collectives.", "group_fixed_s", 0, 1, false, &k->c->group_fixed_s);
+  return !k->bad && by_group(k, cJSON_GetObjectItemCaseSensitive(co, "by_group_size")) &&
+         coll_kind(k, co, "all_to_all", k->c->a2a) && coll_kind(k, co, "send_recv", k->c->p2p);
 }
 
 /* top: the format and the top-level scalars. */

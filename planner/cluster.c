@@ -54,7 +54,7 @@ plan_link plan_group_link(const plan_cl *cl, int base, int stride, int n) {
   const ir_cluster *c = cl->c;
   int first = cl->rank_node[base], last = cl->rank_node[base + (n - 1) * stride];
   const ir_nodetype *nt0 = &c->node[cl->node_type[first]];
-  plan_link l = {nt0->link_bw > 0 ? nt0->link_bw : 1e11, nt0->link_lat};
+  plan_link l = {nt0->link_bw > 0 ? nt0->link_bw : 1e11, nt0->link_lat, PLAN_INTRA};
   if (first == last) return l;
   /* members per node: walk the group once */
   double bw = l.bw, lat = 0;
@@ -70,5 +70,6 @@ plan_link plan_group_link(const plan_cl *cl, int base, int stride, int n) {
   }
   l.bw = bw > 0 ? bw : 1e9;
   l.lat = lat > l.lat ? lat : l.lat;
+  l.inter = PLAN_INTER;
   return l;
 }

@@ -15,7 +15,8 @@
  * send/recv a + T/bw. Which collective a re-layout needs, and the bytes it
  * moves, are ir/boxing.c's table (ir_boxing_kind, ir_coll_bytes); only the
  * times are here. A calibration table of measured bus bandwidth by group
- * size replaces bw (interpolated in log n) when present. */
+ * size replaces bw (interpolated in log n) when present; all-to-all and
+ * send/recv have their own tables by placement (inside a node, across). */
 #include "planner/plan_int.h"
 #include <math.h>
 
@@ -38,20 +39,21 @@ double plan_kernel_time(const plan_calib *c, const plan_dev *d, double flops, do
   return (tc > tm ? tc : tm) + kernels * c->kernel_overhead_s;
 }
 
-/* calibrated bus bandwidth and latency for a group of n, or the link's */
-static void coll_link(const plan_calib *c, int n, plan_link l, double *bw, double *a) {
+/* calibrated bus bandwidth and latency of collective k for a group of n, or
+ * the link's: all-to-all and send/recv from their own tables by placement
+ * when measured, else the all-reduce table */
+static void coll_link(const plan_calib *c, int k, int n, plan_link l, double *bw, double *a) {
   *bw = l.bw * c->coll_eff;
   *a = l.lat;
-  if (c->ncoll <= 0) return;
-  int i = 0;
-  while (i + 1 < c->ncoll && c->coll_n[i + 1] <= n) i++;
-  double cbw = c->coll_bw[i], ca = c->coll_alpha[i];
-  if (i + 1 < c->ncoll && n > c->coll_n[i]) {
-    double f = (log((double)n) - log((double)c->coll_n[i])) /
-               (log((double)c->coll_n[i + 1]) - log((double)c->coll_n[i]));
-    cbw += f * (c->coll_bw[i + 1] - cbw);
-    ca += f * (c->coll_alpha[i + 1] - ca);
+  const plan_colltab *t = k == IR_OP_ALL_TO_ALL ? &c->a2a[l.inter] : k == IR_OP_SEND_RECV ? &c->p2p[l.inter] : NULL;
+  double cbw, ca;
+  if (t && t->cnt > 0) {
+    plan_coll_interp(t->n, t->bw, t->alpha, t->cnt, n, &cbw, &ca);
+    *bw = cbw; /* measured on this kind of group: replaces the link model */
+    if (ca >= 0) *a = ca;
+    return;
   }
+  if (!plan_coll_interp(c->coll_n, c->coll_bw, c->coll_alpha, c->ncoll, n, &cbw, &ca)) return;
   /* the calibration was measured on some link; never exceed this link */
   if (cbw > 0 && cbw < *bw) *bw = cbw;
   if (ca > 0) *a = ca;
@@ -61,7 +63,7 @@ double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l) 
   if (k == IR_NOPKIND || k == IR_OP_SLICE || T <= 0) return 0;
   if (n <= 1 && k != IR_OP_SEND_RECV) return 0;
   double bw, a;
-  coll_link(c, n, l, &bw, &a);
+  coll_link(c, k, n, l, &bw, &a);
   if (bw <= 0) return 1e9;
   switch (k) {
   case IR_OP_ALL_REDUCE: {

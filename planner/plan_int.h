@@ -15,7 +15,7 @@
 const char *plan_coll_name(int k);
 
 typedef struct { double flops, bw, mem; } plan_dev;   /* one device's rates */
-typedef struct { double bw, lat; } plan_link;         /* per device, one direction */
+typedef struct { double bw, lat; int inter; } plan_link; /* per device, one direction; inter: spans nodes */
 
 /* plan_gemm_eff: achieved fraction of peak for an m x n x k GEMM:
  * eff_max * f(m) f(n) f(k), f(x) = x / (x + half_dim). */

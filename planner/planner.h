@@ -54,6 +54,15 @@ typedef struct {
 /* Model constants; calib.c sets the defaults, a calibration file replaces them.
  * docs/planner.md gives the meaning and source of each. */
 #define PLAN_MAXCOLL 16
+/* A measured collective by group size (docs/calibration.md): bus bandwidth
+ * (bytes each rank sends to others, per second) and latency (< 0: not
+ * given, the link's is used); cnt = 0: none. */
+typedef struct {
+  int cnt;
+  int n[PLAN_MAXCOLL];
+  double bw[PLAN_MAXCOLL], alpha[PLAN_MAXCOLL];
+} plan_colltab;
+enum { PLAN_INTRA, PLAN_INTER }; /* placement of a group: inside one node, across nodes */
 typedef struct {
   double gemm_eff_max;      /* GEMM efficiency of an infinitely large GEMM */
   double gemm_half_dim;     /* a GEMM dimension of this size halves its factor */
@@ -70,6 +79,9 @@ typedef struct {
   int ncoll;
   int coll_n[PLAN_MAXCOLL];
   double coll_bw[PLAN_MAXCOLL], coll_alpha[PLAN_MAXCOLL];
+  /* all-to-all and ring send/recv by group size, [PLAN_INTRA] and [PLAN_INTER] */
+  plan_colltab a2a[2], p2p[2];
+  double group_fixed_s;     /* SP: fixed cost of a group per micro-batch (< 0: built-in) */
   bool loaded;
 } plan_calib;
 
@@ -83,6 +95,14 @@ const char *plan_runtime_names(void);
 /* plan_workspace: the fixed workspace reserve on a device of mem bytes:
  * workspace_bytes, at most 5 % of the device (small devices). */
 double plan_workspace(const plan_calib *c, double mem);
+
+/* plan_coll_interp: bandwidth and latency at group size `at` from a table of
+ * cnt measured sizes n[] (increasing): interpolated in log n, the end values
+ * outside the measured range; a latency < 0 (not measured) stays < 0. False
+ * (nothing written) when cnt is 0. */
+bool plan_coll_interp(const int *n, const double *bw, const double *alpha, int cnt, int at, double *bw_at,
+                      double *alpha_at);
+
 /* plan_calib_default: the built-in constants. */
 void plan_calib_default(plan_calib *c);
 /* plan_calib_parse: check text[0..len) against the calibration schema

@@ -81,6 +81,7 @@ static int axis_stride(const search *s, const int *order, int a) {
 static void minlink(plan_link *w, plan_link l) {
   if (l.bw < w->bw) w->bw = l.bw;
   if (l.lat > w->lat) w->lat = l.lat;
+  w->inter |= l.inter;
 }
 
 /* one pass over the ranks: per stage the slowest TP group (mean speed inside
@@ -93,7 +94,7 @@ static void stage_info(search *s) {
     stinfo *si = &s->st[p];
     si->dev.flops = si->dev.bw = si->dev.mem = 1e300;
     si->devtype = 0, si->rank0 = -1;
-    si->tpl = si->spl = si->dpl = si->ppl = (plan_link){1e30, 0};
+    si->tpl = si->spl = si->dpl = si->ppl = (plan_link){1e30, 0, PLAN_INTRA};
   }
   for (int r = 0; r < s->N; r++) {
     int cd[4];
@@ -450,7 +451,7 @@ static plan_key stage_key(const search *s, int p, knobs k, double memw) {
   memset(&key, 0, sizeof key);
   key.devtype = s->st[p].devtype, key.dev = s->st[p].dev, key.prec = s->o->precision;
   key.seq = s->o->seq, key.tp = s->tp, key.sp = s->sp, key.mbs = k.mbs, key.rc = k.rc;
-  key.tpl = s->tp > 1 ? s->st[p].tpl : (plan_link){0, 0};
+  key.tpl = s->tp > 1 ? s->st[p].tpl : (plan_link){0, 0, PLAN_INTRA};
   key.spl = s->st[p].spl;
   key.m = 8; /* per-step costs weigh 1/8 inside the SBP program (docs/planner.md) */
   key.memw = memw;

@@ -10,6 +10,8 @@
  *   sp_bucket.c     DP bucketing of lengths (minimum padding)
  *   sp_bound.c      the LP lower bound (per-sequence decomposition)
  *   sp_prune.c      dominated and unneeded group shapes, dropped before the MILP
+ *   sp_split.c      the first micro-batch split (LP estimate of a micro-batch's time)
+ *   sp_fill.c       the joint split: a micro-batch's slack takes others' sequences
  *   sp_solve.c      GLPK MILP over group counts + LP assignment, round, repair
  *   sp_assign.c     instance-level packing (LPT with memory) and repair moves
  *   sp_baselines.c  static / per-batch-best degree, greedy longest-first
@@ -21,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "ir/ir.h"
+#include "planner/planner.h"
 
 /* ---- model ------------------------------------------------------------- */
 typedef struct {
@@ -58,13 +61,20 @@ typedef struct {
   sp_ntype t[SP_MAXNT];
   int ndev;             /* all devices */
   int first[SP_MAXNT];  /* global id of the first device of each node type */
+  /* calibration (docs/calibration.md): all-to-all (Ulysses) and ring
+   * send/recv bus bandwidth by group size, [PLAN_INTRA] / [PLAN_INTER];
+   * cnt 0 = the link model. group_fixed < 0: the built-in 2 ms. */
+  plan_colltab a2a[2], p2p[2];
+  double group_fixed;
 } sp_hw;
 
 /* sp_hw_init: flatten a cluster for model m at precision dt and compute each
- * device's token budget (docs/sp.md). false with a message in why (arena
- * string or literal) if the cluster has too many node types or the model's
- * static state does not fit on some device. */
-bool sp_hw_init(sp_hw *hw, const ir_cluster *c, const sp_model *m, ir_dtype dt,
+ * device's token budget (docs/sp.md); cal (NULL: none) brings measured
+ * all-to-all and send/recv bandwidth by group size and the per-group fixed
+ * cost. false with a message in why (arena string or literal) if the cluster
+ * has too many node types or the model's static state does not fit on some
+ * device. */
+bool sp_hw_init(sp_hw *hw, const ir_cluster *c, const sp_model *m, ir_dtype dt, const plan_calib *cal,
                 arena *a, const char **why);
 /* sp_token_budget: tokens of activations one device of memory `mem` holds
  * when the model's state is sharded (ZeRO-3) over `ndp` devices; may be <= 0. */
@@ -83,6 +93,7 @@ typedef struct {
   double cap;           /* tokens per micro-batch (min budget_i / share_i) */
   double share_max;     /* largest device share of the sequence */
   double bw_link, bw_nic; /* slowest intra-node link, slowest NIC share */
+  double cbw;           /* calibrated bus bandwidth of its collective (0: link model) */
   int per_node;         /* devices per node inside the group (min) */
   double c0;            /* constant time per micro-batch (latencies) */
 } sp_gtype;
@@ -123,10 +134,15 @@ typedef struct {
 typedef struct {
   sp_micro *mb; int nmb;
   double step_time;      /* sum over micro-batches */
-  double lower_bound;    /* LP bound for the same micro-batch split */
-  double solve_time;     /* wall seconds */
+  double lower_bound;    /* whole-batch lower bound (sp_batch_bound) */
+  double solve_time;     /* wall seconds of sp_solve */
+  double solve_cpu;      /* CPU seconds of the solving thread */
   int degree, kind;      /* uniform layouts: the degree and kind; else 0/-1 */
+  int start;             /* adaptive plans: the candidate start it grew from (sp_start) */
 } sp_plan;
+
+/* The candidate starts of the adaptive search (docs/sp.md, Solver). */
+typedef enum { SP_START_SPLIT, SP_START_GREEDY, SP_START_DEGREE } sp_start;
 
 /* Solver options; sp_opts_default gives the documented defaults. */
 typedef struct {
@@ -149,6 +165,13 @@ bool sp_solve(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
  * len[idx[0..n)] over the group types gt[0..ngt) and hw->ndev devices. */
 double sp_lower_bound(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt,
                       const int64_t *len, const int *idx, int n);
+
+/* sp_batch_bound: lower bound on the step time of every valid plan of the
+ * whole batch len[0..n), whatever its micro-batch split: the least T with
+ * sum_i min_g size_g t_ig / (T - c0_g) <= devices (time rows and node-type
+ * weights, no memory rows). Proof in docs/sp.md ("Lower bound"). */
+double sp_batch_bound(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt,
+                      const int64_t *len, int n);
 
 /* sp_prune: which of the shapes gt[0..ngt) a micro-batch's MILP may need.
  * Bucket b's sequences take on shape g tbar[b*ngt+g] seconds on average and
@@ -181,6 +204,13 @@ double sp_group_time(const sp_model *m, const sp_gtype *g, const int64_t *len,
  * sequence's own least time. Writes mb_of[i] for each position i. */
 void sp_split_micro(const int64_t *len, const int *idx, int n, int k, const double *w,
                     const double *lo, double tokcap, int *mb_of);
+/* sp_split: the adaptive plan's first split of len[0..n) into k
+ * micro-batches (sp_split.c): sequences by device-seconds descending, each to
+ * the micro-batch whose LP time estimate (the least T with sum_i min_g
+ * size_g t_ig / (T - c0_g) <= devices over shapes gt[0..ngt)) grows least,
+ * among those under tokcap tokens. Writes mb_of[i]. */
+void sp_split(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt, const int64_t *len,
+              int n, int k, double tokcap, int *mb_of);
 /* sp_work: w[i] and lo[i] of sequences idx[0..n) over group types gt[0..ngt)
  * on ndev devices (see sp_split_micro); a sequence no type holds gets 1e300. */
 void sp_work(const sp_model *m, const sp_gtype *gt, int ngt, int ndev, const int64_t *len,
@@ -191,6 +221,13 @@ void sp_work(const sp_model *m, const sp_gtype *gt, int ngt, int ndev, const int
 double sp_dp_balance(const double *cost, int n, int ranks, int *rank_of);
 /* sp_cu_seqlens: cumulative lengths of group gr (nseq + 1 entries, arena). */
 int64_t *sp_cu_seqlens(const sp_group *gr, const int64_t *len, arena *a);
+
+/* sp_fill: the joint split over the concrete plan p of a batch of n
+ * sequences: micro-batches in decreasing time take sequences of the others
+ * into their slack (finishing within their own time, within capacity), the
+ * donors are repaired, empty micro-batches dropped. The step time never
+ * grows; true if it fell. */
+bool sp_fill(const sp_model *m, const int64_t *len, int n, sp_plan *p, arena *a);
 
 /* ---- baselines (sp_baselines.c) ---------------------------------------------------- */
 /* sp_uniform: every group of `degree` devices of one kind, sequences packed
@@ -224,13 +261,16 @@ bool sp_greedy(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
  * return NULL. *n gets the count; *lines the line number of each (malloc'ed,
  * caller frees both). */
 int64_t *sp_read_lengths(const char *path, int *n, int **lines);
+/* sp_start_name: "split", "greedy" or "best-degree" (sp_start), as printed. */
+const char *sp_start_name(int start);
 struct cJSON;
 /* sp_plan_json: the JSON object of one plan ("step_time_s", "micro_batches"). */
 struct cJSON *sp_plan_json(const sp_plan *p, const int64_t *len, bool with_groups);
 /* sp_json_section: for the planner: when the training setup names a lengths
  * file, add an "sp" object to `plan` describing the first batch of
  * tr->global_batch sequences (adaptive, static, lower bound). lengths_path is
- * the resolved path. Returns false (message printed) on bad input. */
+ * the resolved path; cal (NULL: none) the plan's calibration. Returns false
+ * (message printed) on bad input. */
 bool sp_json_section(struct cJSON *plan, const ir_graph *g, const ir_cluster *c,
-                     const ir_train *tr, const char *lengths_path);
+                     const ir_train *tr, const char *lengths_path, const plan_calib *cal);
 #endif

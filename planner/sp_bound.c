@@ -23,6 +23,7 @@ typedef struct {
   double *ws;      /* ws[p*ngt+g]: weighted device count of g under weights p */
   double cap[8];   /* weighted device count of the cluster under weights p */
   int np;
+  int mu_steps;    /* memory weights mu = k/3, k = 0..mu_steps (0: time rows only) */
 } table;
 
 /* devices_mu: sum_i min_g ws_g ((1-mu) t_ig / (T - c_g) + mu L_i / cap_g). */
@@ -56,7 +57,7 @@ static double devices_mu(const table *tb, const int64_t *len, const int *idx, do
  * rows of the node types by weights p (devices of type t weigh flops_t^beta). */
 static bool feasible(const table *tb, const int64_t *len, const int *idx, double T) {
   for (int p = 0; p < tb->np; p++)
-    for (int k = 0; k <= 3; k++)
+    for (int k = 0; k <= tb->mu_steps; k++)
       if (devices_mu(tb, len, idx, T, k / 3.0, p) > tb->cap[p] * (1 + 1e-12)) return false;
   return true;
 }
@@ -82,9 +83,12 @@ static void weights(table *tb, const sp_hw *hw) {
   }
 }
 
-double sp_lower_bound(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt,
-                      const int64_t *len, const int *idx, int n) {
-  table tb = {gt, ngt, n, xmalloc(sizeof(double) * (size_t)(n > 0 ? n : 1) * (size_t)ngt), NULL, {0}, 0};
+/* bound: the least T no weighting refutes, over sequences len[idx[0..n)];
+ * mu_steps = 3 adds the memory rows (one micro-batch), 0 leaves them out. */
+static double bound(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt,
+                    const int64_t *len, const int *idx, int n, int mu_steps) {
+  table tb = {gt, ngt, n, xmalloc(sizeof(double) * (size_t)(n > 0 ? n : 1) * (size_t)ngt), NULL, {0}, 0,
+              mu_steps};
   weights(&tb, hw);
   double lo = 0;
   for (int i = 0; i < n; i++) {
@@ -112,4 +116,18 @@ double sp_lower_bound(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, in
   free(tb.t);
   free(tb.ws);
   return lo; /* refuted (or the per-sequence bound): a valid bound, within 1e-5 of the least */
+}
+
+double sp_lower_bound(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt,
+                      const int64_t *len, const int *idx, int n) {
+  return bound(hw, m, gt, ngt, len, idx, n, 3);
+}
+
+double sp_batch_bound(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt,
+                      const int64_t *len, int n) {
+  int *idx = xmalloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+  for (int i = 0; i < n; i++) idx[i] = i;
+  double b = bound(hw, m, gt, ngt, len, idx, n, 0);
+  free(idx);
+  return b;
 }

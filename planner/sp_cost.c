@@ -12,7 +12,11 @@
  * the two sets the time. Ring attention passes KV blocks round the ring (k-1
  * steps per layer, twice the bytes backward) overlapped with the attention
  * compute: per layer max(attention, transfer). A group pays a constant per
- * micro-batch (collective latencies, launch and sync overhead). The token
+ * micro-batch (collective latencies, launch and sync overhead). A
+ * calibration (sp_hw.a2a / p2p, docs/calibration.md) replaces the link model
+ * of a group's collective by the bus bandwidth measured for its kind, size
+ * and placement, its latency by the measured one, and the 2 ms by the
+ * measured fixed cost. The token
  * budget per device: memory * 0.9 minus ZeRO-3 sharded state (16 bytes per
  * parameter over all devices) and two gathered layers, divided by the
  * activation bytes per token: 34 H per layer (flash attention, no
@@ -76,14 +80,19 @@ bool sp_gtype_make(sp_gtype *g, const sp_hw *hw, const sp_model *m, int kind,
   if (g->size < 1) return false;
   if (kind == SP_ULYSSES && g->size > m->heads) return false;
   if (kind == SP_RING && g->size < 2) return false;
-  double lat = 0;
+  double lat = 0, bw, alpha;
   for (int i = 0; i < hw->nt; i++) {
     double l = intra >= 0 ? (i == intra ? hw->t[i].link_lat : 0) : (nodes[i] ? hw->t[i].nic_lat : 0);
     if (l > lat) lat = l;
   }
   int k = g->size;
+  const plan_colltab *t = &(kind == SP_ULYSSES ? hw->a2a : hw->p2p)[intra >= 0 ? PLAN_INTRA : PLAN_INTER];
+  if (k > 1 && plan_coll_interp(t->n, t->bw, t->alpha, t->cnt, k, &bw, &alpha)) { /* measured */
+    g->cbw = bw;
+    if (alpha >= 0) lat = alpha;
+  }
   double colls = k == 1 ? 0 : kind == SP_ULYSSES ? 8.0 : 3.0 * (k - 1);
-  g->c0 = SP_GROUP_CONST + m->layers * colls * lat;
+  g->c0 = (hw->group_fixed >= 0 ? hw->group_fixed : SP_GROUP_CONST) + m->layers * colls * lat;
   return true;
 }
 
@@ -92,6 +101,7 @@ static double a2a_time(const sp_gtype *g, double bytes) {
   int k = g->size, p = g->per_node;
   if (k <= 1) return 0;
   double sent = bytes * (k - 1) / k;
+  if (g->cbw > 0) return sent / g->cbw;
   double in = sent * (p - 1) / (k - 1) / g->bw_link;
   double out = g->intra >= 0 ? 0 : sent * (k - p) / (k - 1) / g->bw_nic;
   return in > out ? in : out;
@@ -103,7 +113,7 @@ double sp_seq_time(const sp_model *m, const sp_gtype *g, double len) {
   double attn_fwd_layer = 2.0 * len * len * h; /* causal: half of 4 L^2 H */
   double share = len * g->share_max;           /* tokens on the busiest device */
   if (g->kind == SP_RING && g->size > 1) {
-    double bw = g->intra >= 0 ? g->bw_link : (g->bw_nic < g->bw_link ? g->bw_nic : g->bw_link);
+    double bw = g->cbw > 0 ? g->cbw : g->intra >= 0 ? g->bw_link : (g->bw_nic < g->bw_link ? g->bw_nic : g->bw_link);
     double kv = share * 2.0 * hkv * SP_ACT_BYTES;
     double comm = (g->size - 1) * kv / bw;
     double comp = attn_fwd_layer / g->flops;

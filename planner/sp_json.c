@@ -85,6 +85,10 @@ int64_t *sp_read_lengths(const char *path, int *n, int **lines) {
 
 static const char *kind_name(int k) { return k == SP_RING ? "ring" : "ulysses"; }
 
+const char *sp_start_name(int s) {
+  return s == SP_START_GREEDY ? "greedy" : s == SP_START_DEGREE ? "best-degree" : "split";
+}
+
 static cJSON *group_json(const sp_group *g, const int64_t *len) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "size", g->g.size);
@@ -119,7 +123,7 @@ cJSON *sp_plan_json(const sp_plan *p, const int64_t *len, bool with_groups) {
 }
 
 bool sp_json_section(cJSON *plan, const ir_graph *g, const ir_cluster *c,
-                     const ir_train *tr, const char *lengths_path) {
+                     const ir_train *tr, const char *lengths_path, const plan_calib *cal) {
   sp_model m;
   sp_hw hw;
   const char *why = NULL;
@@ -128,7 +132,7 @@ bool sp_json_section(cJSON *plan, const ir_graph *g, const ir_cluster *c,
   int64_t *len = sp_read_lengths(lengths_path, &n, &lines);
   bool ok = len != NULL;
   if (ok && !sp_model_from_graph(g, &m, &why)) ok = false;
-  if (ok && !why && !sp_hw_init(&hw, c, &m, tr->precision, a, &why)) ok = false;
+  if (ok && !why && !sp_hw_init(&hw, c, &m, tr->precision, cal, a, &why)) ok = false;
   if (ok) {
     int b = tr->global_batch > 0 && tr->global_batch < n ? (int)tr->global_batch : n;
     if (b > SP_MAXBATCH) b = SP_MAXBATCH; /* the first SP_MAXBATCH sequences stand for the batch */
@@ -140,6 +144,8 @@ bool sp_json_section(cJSON *plan, const ir_graph *g, const ir_cluster *c,
       cJSON_AddStringToObject(sp, "lengths", lengths_path);
       cJSON_AddNumberToObject(sp, "sequences", b);
       cJSON_AddNumberToObject(sp, "solve_time_s", ad.solve_time);
+      cJSON_AddNumberToObject(sp, "solve_cpu_s", ad.solve_cpu);
+      cJSON_AddStringToObject(sp, "start", sp_start_name(ad.start));
       cJSON_AddNumberToObject(sp, "lower_bound_s", ad.lower_bound);
       cJSON_AddItemToObject(sp, "adaptive", sp_plan_json(&ad, len, true));
       if (sp_best_uniform(&hw, &m, len, b, &o, a, &st))

@@ -88,9 +88,11 @@ static double peak(const ir_devtype *d, ir_dtype dt) {
   return d->peak_flops[IR_F32];
 }
 
-bool sp_hw_init(sp_hw *hw, const ir_cluster *c, const sp_model *m, ir_dtype dt,
+bool sp_hw_init(sp_hw *hw, const ir_cluster *c, const sp_model *m, ir_dtype dt, const plan_calib *cal,
                 arena *a, const char **why) {
   memset(hw, 0, sizeof *hw);
+  hw->group_fixed = cal ? cal->group_fixed_s : -1;
+  if (cal) memcpy(hw->a2a, cal->a2a, sizeof hw->a2a), memcpy(hw->p2p, cal->p2p, sizeof hw->p2p);
   for (int i = 0; i < c->nnode; i++) {
     const ir_nodetype *nt = &c->node[i];
     if (c->node_count[i] <= 0 || nt->ndev <= 0) continue;

@@ -1,8 +1,18 @@
-/* sp_solve.c — the adaptive plan of one batch: GLPK MILP, round, repair.
+/* sp_solve.c — the adaptive plan of one batch: candidate starts, GLPK MILP
+ * per micro-batch, round, repair, joint split.
  *
- * 1. Micro-batches: the fewest k whose token share fits the cluster's budget
- *    (more if packing fails); the batch is split by work (sp_split_micro).
- * 2. Per micro-batch: the LP lower bound T_lb (sp_bound.c), buckets of the
+ * The search (search()) has three candidate starts: the first split
+ * (sp_split.c: the fewest k micro-batches whose tokens fit the cluster's
+ * budget, more if packing fails, each micro-batch solved as below), greedy
+ * longest-first and the best single degree of the batch (sp_baselines.c).
+ * The best start is kept; if it is not the first split its micro-batches are
+ * solved again for the sequences they hold (new groups only where faster).
+ * Then the joint split (sp_fill.c) lets micro-batches take each other's
+ * sequences into their slack. The plan is therefore never worse than any
+ * start. The lower bound reported is the whole-batch one (sp_batch_bound).
+ *
+ * Solving one micro-batch:
+ * 1. Per micro-batch: the LP lower bound T_lb (sp_bound.c), buckets of the
  *    lengths (sp_bucket.c), the group shapes the MILP cannot need dropped
  *    (sp_prune.c), then for T = T_lb (1 + d), d = 0.2%, 1%, 3%, 10%, ...
  *    until feasible, then two bisection steps on d (none if 0.2% held), a
@@ -16,7 +26,7 @@
  *      minimise the device-seconds sum size_g tbar_bg m_bg.
  *    Every branch and bound stops after SP_NODEWORK / (rows + cols) nodes
  *    with its best integer solution.
- * 3. Round and repair: the group multiset is kept; sequences are packed onto
+ * 2. Round and repair: the group multiset is kept; sequences are packed onto
  *    the concrete groups (sp_assign.c) both by the MILP's per-type shares and
  *    by plain longest-first, each repaired, and the better is kept. If the
  *    packing fails the MILP is re-solved with emptier bins (memfill); if that
@@ -45,11 +55,16 @@ sp_opts sp_opts_default(void) {
   return o;
 }
 
-/* now: this thread's CPU seconds; the time limit and solve_time count the
- * solver's own work, not time lost to other processes. */
+/* now: this thread's CPU seconds; the time limit counts the solver's own
+ * work, not time lost to other processes. wall: the clock on the wall. */
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+static double wall(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -515,51 +530,117 @@ static double total_budget(const sp_hw *hw) {
   return b;
 }
 
+/* The batch being solved: what every micro-batch solve needs. */
+typedef struct {
+  const sp_hw *hw;
+  const sp_model *m;
+  const sp_gtype *gt;
+  int ngt;
+  const int64_t *len;
+  int n, maxb;
+  const sp_opts *o;
+  arena *a;
+  double deadline;       /* CPU seconds (now()) */
+} batch;
+
+/* solve_set: the adaptive plan of one micro-batch idx[0..c) (idx reordered). */
+static bool solve_set(const batch *B, int *idx, int c, double deadline, sp_micro *out) {
+  micro M = {.hw = B->hw, .m = B->m, .gt = B->gt, .ngt = B->ngt, .len = B->len, .idx = idx, .n = c,
+             .maxb = B->maxb, .prune = B->o->prune};
+  double lb;
+  return c > 0 && solve_micro(&M, deadline, B->a, out, &lb);
+}
+
 /* solve_k: the batch as k micro-batches of at most tokcap tokens each;
  * false if some micro-batch fails. */
-static bool solve_k(const sp_hw *hw, const sp_model *m, const sp_gtype *gt, int ngt,
-                    const int64_t *len, int n, int k, double tokcap, double deadline,
-                    const sp_opts *o, arena *a, sp_plan *out) {
-  int maxb = o->buckets < 1 ? 1 : o->buckets > SP_MAXBUCKET ? SP_MAXBUCKET : o->buckets;
-  int *all = xmalloc(sizeof(int) * (size_t)n), *mb = xmalloc(sizeof(int) * (size_t)n);
-  for (int i = 0; i < n; i++) all[i] = i;
-  double *w = xmalloc(sizeof(double) * (size_t)n), *lo = xmalloc(sizeof(double) * (size_t)n);
-  sp_work(m, gt, ngt, hw->ndev, len, all, n, w, lo);
+static bool solve_k(const batch *B, int k, double tokcap, sp_plan *out) {
+  int n = B->n, *all = xmalloc(sizeof(int) * (size_t)n), *mb = xmalloc(sizeof(int) * (size_t)n);
   double tok = 0;
-  for (int i = 0; i < n; i++) tok += (double)len[i];
-  sp_split_micro(len, all, n, k, w, lo, fmin(tokcap, SP_TOKSLACK * tok / k), mb);
-  free(w);
-  free(lo);
-  out->mb = ARENA_ARRAY(a, sp_micro, k);
+  for (int i = 0; i < n; i++) tok += (double)B->len[i];
+  sp_split(B->hw, B->m, B->gt, B->ngt, B->len, n, k, fmin(tokcap, SP_TOKSLACK * tok / k), mb);
+  out->mb = ARENA_ARRAY(B->a, sp_micro, k);
   out->nmb = k;
-  out->step_time = out->lower_bound = 0;
+  out->step_time = 0;
   bool ok = true;
   for (int q = 0; q < k && ok; q++) {
-    micro M = {.hw = hw, .m = m, .gt = gt, .ngt = ngt, .len = len, .idx = all, .n = 0, .maxb = maxb,
-             .prune = o->prune};
+    int c = 0;
     for (int i = 0; i < n; i++)
-      if (mb[i] == q) all[M.n++] = i;
-    double lb = 0;
-    ok = M.n > 0 && solve_micro(&M, now() + (deadline - now()) / (k - q), a, &out->mb[q], &lb);
+      if (mb[i] == q) all[c++] = i;
+    ok = solve_set(B, all, c, now() + (B->deadline - now()) / (k - q), &out->mb[q]);
     out->step_time += out->mb[q].time;
-    out->lower_bound += lb;
   }
   free(all);
   free(mb);
   return ok;
 }
 
+/* resolve: re-plan the groups of every micro-batch of p for the sequences
+ * it holds; a new plan replaces the old only where it is faster, so the
+ * step time never grows. */
+static void resolve(const batch *B, sp_plan *p) {
+  int *idx = xmalloc(sizeof(int) * (size_t)B->n);
+  p->step_time = 0;
+  for (int q = 0; q < p->nmb; q++) {
+    sp_micro *mb = &p->mb[q], alt;
+    int c = 0;
+    for (int g = 0; g < mb->ngrp; g++)
+      for (int s = 0; s < mb->grp[g].nseq; s++) idx[c++] = mb->grp[g].seq[s];
+    double left = B->deadline - now();
+    if (left > 0 && solve_set(B, idx, c, now() + left / (p->nmb - q), &alt) &&
+        alt.time < mb->time * (1 - 1e-12))
+      *mb = alt;
+    p->step_time += mb->time;
+  }
+  free(idx);
+}
+
+/* split_start: the plan from the first split (sp_split) with the fewest
+ * micro-batches that packs; each failure lowers the token cap. */
+static bool split_start(const batch *B, sp_plan *out) {
+  double tok = 0, tokcap = 0.9 * total_budget(B->hw);
+  for (int i = 0; i < B->n; i++) tok += (double)B->len[i];
+  for (int k0 = 1, tries = 0; tries < 40; tries++, tokcap *= 0.93) {
+    int k = (int)fmax(k0, ceil(tok / tokcap));
+    if (k > B->o->max_micro || k > B->n) break;
+    if (solve_k(B, k, tokcap, out)) return true;
+    k0 = k;
+  }
+  return false;
+}
+
+/* search: the candidate starts (the first split, greedy longest-first, the
+ * best single degree of this batch), the best of them, its micro-batches
+ * planned again by the MILP when it is not the split's, then the joint split
+ * (sp_fill). */
+static bool search(const batch *B, sp_plan *out) {
+  sp_plan s[3];
+  bool ok[3];
+  ok[SP_START_SPLIT] = split_start(B, &s[SP_START_SPLIT]);
+  ok[SP_START_GREEDY] = sp_greedy(B->hw, B->m, B->len, B->n, B->o, B->a, &s[SP_START_GREEDY]);
+  ok[SP_START_DEGREE] = sp_best_uniform(B->hw, B->m, B->len, B->n, B->o, B->a, &s[SP_START_DEGREE]);
+  int b = -1;
+  for (int i = 0; i < 3; i++)
+    if (ok[i] && (b < 0 || s[i].step_time < s[b].step_time)) b = i;
+  if (b < 0) return false;
+  *out = s[b];
+  out->start = b;
+  out->degree = 0, out->kind = -1;
+  if (b != SP_START_SPLIT) resolve(B, out);
+  sp_fill(B->m, B->len, B->n, out, B->a);
+  return true;
+}
+
 bool sp_solve(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
               const sp_opts *o, arena *a, sp_plan *out, const char **why) {
-  double t0 = now();
+  double t0 = now(), w0 = wall();
   memset(out, 0, sizeof *out);
   out->kind = -1;
   sp_gtype *gt = xmalloc(sizeof(sp_gtype) * SP_MAXGT);
   int ngt = sp_gtypes(hw, m, gt, SP_MAXGT);
-  double cap = 0, tok = 0;
+  double cap = 0;
   int64_t lmax = 0;
   for (int g = 0; g < ngt; g++) cap = fmax(cap, gt[g].cap);
-  for (int i = 0; i < n; i++) tok += (double)len[i], lmax = len[i] > lmax ? len[i] : lmax;
+  for (int i = 0; i < n; i++) lmax = len[i] > lmax ? len[i] : lmax;
   bool ok = false;
   if (n < 1 || n > SP_MAXBATCH) {
     *why = arena_printf(a, "a batch must hold 1 to %d sequences, not %d", SP_MAXBATCH, n);
@@ -567,17 +648,14 @@ bool sp_solve(const sp_hw *hw, const sp_model *m, const int64_t *len, int n,
     *why = arena_printf(a, "a sequence of %lld tokens does not fit the cluster (at most %.0f)",
                         (long long)lmax, cap);
   } else {
-    /* fewest micro-batches first; each failure lowers the token cap */
-    double tokcap = 0.9 * total_budget(hw);
-    for (int k0 = 1, tries = 0; tries < 40 && !ok; tries++, tokcap *= 0.93) {
-      int k = (int)fmax(k0, ceil(tok / tokcap));
-      if (k > o->max_micro || k > n) break;
-      ok = solve_k(hw, m, gt, ngt, len, n, k, tokcap, t0 + o->time_limit, o, a, out);
-      k0 = k;
-    }
+    int maxb = o->buckets < 1 ? 1 : o->buckets > SP_MAXBUCKET ? SP_MAXBUCKET : o->buckets;
+    batch B = {hw, m, gt, ngt, len, n, maxb, o, a, t0 + o->time_limit};
+    ok = search(&B, out);
     if (!ok) *why = "the batch does not fit within the micro-batch limit";
   }
+  if (ok) out->lower_bound = sp_batch_bound(hw, m, gt, ngt, len, n);
   free(gt);
-  out->solve_time = now() - t0;
+  out->solve_cpu = now() - t0;
+  out->solve_time = wall() - w0;
   return ok;
 }

@@ -5,7 +5,9 @@
 # with --peak-flops/--peak-bw the efficiencies appear and lie in (0, 1];
 # --plans (autotune by measurement) is refused while `sbpc run` is missing.
 # Under mpirun (when available) the calibration gains collective bandwidth by
-# group size. The schema itself is checked in test_ex_calib.c.
+# group size, and all-to-all and ring send/recv bandwidth by group size and
+# placement, which `sbpc sp --calibration` reads. The schema itself is checked
+# in test_ex_calib.c.
 set -u
 sbpc=${1:?usage: tune.sh SBPC}
 command -v python3 >/dev/null 2>&1 || { echo "no python3"; exit 77; }
@@ -42,6 +44,9 @@ if command -v mpirun >/dev/null 2>&1; then
   if timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 "$sbpc" tune --quick -o "$tmp/m.json" >/dev/null 2>"$tmp/mlog"; then
     if grep -q "built without MPI" "$tmp/mlog"; then echo "note: this build has no MPI for tune"
     else python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); b=c["collectives"]["by_group_size"]; assert c["ranks"]==2 and b[0]["n"]==2 and b[0]["bus_bw"]>0' "$tmp/m.json" || { echo "FAIL: mpirun collectives"; fail=1; }
+      # sequence parallelism: all-to-all and ring send/recv of the two ranks (one node: intra), read by sbpc sp
+      python3 -c 'import json,sys; co=json.load(open(sys.argv[1]))["collectives"]; assert all(co[k][0]["n"]==2 and co[k][0]["placement"]=="intra" and co[k][0]["bus_bw"]>0 for k in ("all_to_all","send_recv"))' "$tmp/m.json" || { echo "FAIL: mpirun all-to-all / send_recv"; fail=1; }
+      "$sbpc" sp "$src/examples/gpt2.sbp" --cluster dgx-a100:1 --lengths "$src/tests/data/lengths/lognormal-2000.txt" --batch 16 --calibration "$tmp/m.json" >/dev/null || { echo "FAIL: sbpc sp --calibration with the tuned file"; fail=1; }
     fi
   else echo "note: mpirun -np 2 could not run here; collectives not checked"; fi
 fi

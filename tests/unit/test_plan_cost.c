@@ -32,7 +32,7 @@ static void roofline(void) {
 
 static void collectives(void) {
   plan_calib c = cal();
-  plan_link l = {100e9, 5e-6}; /* bw 80e9 after coll_eff */
+  plan_link l = {100e9, 5e-6, PLAN_INTRA}; /* bw 80e9 after coll_eff */
   NEAR(plan_coll_time(&c, IR_OP_ALL_REDUCE, 1e9, 8, l), 2 * 7 * 5e-6 + 2e9 * 7 / (8 * 80e9)); /* ring */
   NEAR(plan_coll_time(&c, IR_OP_ALL_REDUCE, 1e3, 8, l), 2 * 3 * 5e-6 + 2e3 / 80e9);           /* tree */
   NEAR(plan_coll_time(&c, IR_OP_ALL_GATHER, 1e9, 4, l), 3 * 5e-6 + 1e9 * 3 / (4 * 80e9));
@@ -188,7 +188,7 @@ static double layer_act(plan_model *pm, const plan_calib *c, int t, int rc) {
   plan_key k = {0};
   k.dev = (plan_dev){312e12, 2e12, 80e9}, k.prec = IR_BF16, k.seq = 1024;
   k.tp = t, k.sp = 1, k.m = 8, k.mbs = 2, k.rc = rc;
-  k.tpl = (plan_link){300e9, 3e-6};
+  k.tpl = (plan_link){300e9, 3e-6, PLAN_INTRA};
   return plan_model_solve(pm, &k, c, 2)->blk[0].act_bytes;
 }
 

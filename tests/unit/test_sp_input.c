@@ -3,6 +3,7 @@
  * table, the JSON, and the bad-input exit statuses and messages. */
 #include "cu.h"
 #include "planner/sp.h"
+#include "planner/plan_int.h"
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,7 +170,7 @@ static void cli(void) {
   CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 0);
   CU_ASSERT(strstr(out, "batch 2: 48 sequences") != NULL);
   CU_ASSERT(strstr(out, "static sp=") != NULL);
-  CU_ASSERT(strstr(out, "LP lower bound") != NULL);
+  CU_ASSERT(strstr(out, "lower bound (whole batch)") != NULL);
   char path[64];
   snprintf(path, sizeof path, "/tmp/sp_%d.json", (int)getpid());
   FILE *f = fopen(path, "r");
@@ -186,9 +187,9 @@ static void cli(void) {
   cJSON *bs = cJSON_GetObjectItem(root, "batches");
   CU_ASSERT_EQUAL(cJSON_GetArraySize(bs), 2);
   cJSON *b0 = cJSON_GetArrayItem(bs, 0);
-  const char *keys[] = {"sequences", "tokens", "solve_time_s", "lower_bound_s", "adaptive", "static",
-                        "per_batch_best", "greedy"};
-  for (int i = 0; i < 8; i++) CU_ASSERT(cJSON_GetObjectItem(b0, keys[i]) != NULL);
+  const char *keys[] = {"sequences", "tokens", "solve_time_s", "solve_cpu_s", "start", "lower_bound_s",
+                        "adaptive", "static", "per_batch_best", "greedy"};
+  for (int i = 0; i < 10; i++) CU_ASSERT(cJSON_GetObjectItem(b0, keys[i]) != NULL);
   cJSON *ad = cJSON_GetObjectItem(b0, "adaptive");
   cJSON *g0 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(ad, "micro_batches"), 0),
                                                      "groups"), 0);
@@ -220,6 +221,108 @@ static void cli(void) {
   }
   snprintf(cmd, sizeof cmd, "%s sp %s --cluster dgx-a100:1 --steps 0 --lengths x", sbpc, model);
   CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 2);
+  /* --calibration: a slow all-to-all inside the node makes the plan slower; a bad file is exit 1 */
+  const char *lens = cu_src("tests/data/lengths/lognormal-2000.txt");
+  double t[2];
+  for (int k = 0; k < 2; k++) {
+    const char *cal = tmp_with("{\"format\": \"sbpc-calibration\", \"collectives\": {\"all_to_all\": "
+                               "[{\"n\": 2, \"placement\": \"intra\", \"bus_bw\": 1e8}], \"send_recv\": "
+                               "[{\"n\": 2, \"placement\": \"intra\", \"bus_bw\": 1e8}]}}");
+    snprintf(cmd, sizeof cmd, "%s sp %s --cluster dgx-a100:1 --lengths %s --batch 48 %s%s", sbpc, model, lens,
+             k ? "--calibration " : "", k ? cal : "");
+    CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 0);
+    const char *at = strstr(out, "adaptive (predicted)");
+    t[k] = at ? atof(at + strlen("adaptive (predicted)")) : 0;
+  }
+  CU_ASSERT(t[0] > 0 && t[1] > t[0]);
+  snprintf(cmd, sizeof cmd, "%s sp %s --cluster dgx-a100:1 --lengths %s --calibration %s", sbpc, model, lens,
+           tmp_with("{\"format\": \"sbpc-calibration\", \"collectives\": {\"all_to_all\": 3}}"));
+  CU_ASSERT_EQUAL(run(cmd, out, sizeof out), 1);
+  CU_ASSERT(strstr(out, "error: 'collectives.all_to_all' must be an array") != NULL);
+}
+
+/* A calibration with all-to-all and send/recv by group size and placement:
+ * read (good and bad), the SP cost of a group follows it (bus bandwidth of
+ * its kind, size and placement, interpolated in log n; latency; the fixed
+ * cost), and the planner's all-to-all and send/recv use the table of the
+ * link's placement. */
+static void calibration(void) {
+  const char *good = "{\"format\": \"sbpc-calibration\", \"version\": 1, \"collectives\": {"
+                     "\"group_fixed_s\": 0.004,"
+                     "\"all_to_all\": [{\"n\": 16, \"placement\": \"inter\", \"bus_bw\": 4e9, \"alpha_s\": 1e-5},"
+                     "                 {\"n\": 64, \"placement\": \"inter\", \"bus_bw\": 1e9, \"alpha_s\": 4e-5},"
+                     "                 {\"n\": 8, \"placement\": \"intra\", \"bus_bw\": 1e11}],"
+                     "\"send_recv\": [{\"n\": 16, \"placement\": \"inter\", \"bus_bw\": 2e9}]}}";
+  plan_calib c;
+  plan_calib_default(&c);
+  char err[256];
+  CU_ASSERT_FATAL(plan_calib_parse(good, strlen(good), &c, err, sizeof err));
+  CU_ASSERT_EQUAL(c.a2a[PLAN_INTER].cnt, 2);
+  CU_ASSERT_EQUAL(c.a2a[PLAN_INTRA].cnt, 1);
+  CU_ASSERT_EQUAL(c.p2p[PLAN_INTER].cnt, 1);
+  CU_ASSERT_DOUBLE_EQUAL(c.group_fixed_s, 0.004, 1e-15);
+  double bw, al;
+  CU_ASSERT(plan_coll_interp(c.a2a[1].n, c.a2a[1].bw, c.a2a[1].alpha, 2, 32, &bw, &al));
+  CU_ASSERT_DOUBLE_EQUAL(bw, 2.5e9, 1); /* halfway in log n */
+  CU_ASSERT_DOUBLE_EQUAL(al, 2.5e-5, 1e-12);
+  CU_ASSERT(plan_coll_interp(c.a2a[0].n, c.a2a[0].bw, c.a2a[0].alpha, 1, 4, &bw, &al) && al < 0);
+
+  /* SP: a 16-device Ulysses group across nodes at the measured 4 GB/s */
+  sp_model m = sp_model_gpt("g", 32, 4096, 32, 16384, 50257);
+  ir_devtype d = {0};
+  d.name = "a100";
+  d.peak_flops[IR_BF16] = 312e12;
+  d.mem_bytes = 80.0 * (1 << 30);
+  ir_nodetype nt = {"dgx", 0, 8, "nvswitch", 300e9, 3e-6, "ib", 8, 25e9, 5e-6};
+  int cnt = 8;
+  ir_cluster cl = {"c", &d, 1, &nt, 1, &cnt, {0, 0}};
+  arena *a = arena_new();
+  sp_hw h0, h1;
+  const char *why;
+  CU_ASSERT_FATAL(sp_hw_init(&h0, &cl, &m, IR_BF16, NULL, a, &why));
+  CU_ASSERT_FATAL(sp_hw_init(&h1, &cl, &m, IR_BF16, &c, a, &why));
+  int two[SP_MAXNT] = {2};
+  sp_gtype u0, u1, r1, i1;
+  u0.size = u1.size = r1.size = 0, i1.size = 8;
+  CU_ASSERT(sp_gtype_make(&u0, &h0, &m, SP_ULYSSES, -1, two) && sp_gtype_make(&u1, &h1, &m, SP_ULYSSES, -1, two));
+  CU_ASSERT(sp_gtype_make(&r1, &h1, &m, SP_RING, -1, two) && sp_gtype_make(&i1, &h1, &m, SP_ULYSSES, 0, NULL));
+  CU_ASSERT_DOUBLE_EQUAL(u1.cbw, 4e9, 1);
+  CU_ASSERT_DOUBLE_EQUAL(r1.cbw, 2e9, 1);
+  CU_ASSERT_DOUBLE_EQUAL(i1.cbw, 1e11, 1);
+  CU_ASSERT_DOUBLE_EQUAL(u1.c0, 0.004 + 32 * 8 * 1e-5, 1e-12);
+  double L = 32768, share = L / 16, bytes = share * (2 * 4096 + 2 * 4096) * 2;
+  double a2a = bytes * 15 / 16 / 4e9; /* one all-to-all: T(n-1)/n at the bus bandwidth */
+  CU_ASSERT_DOUBLE_EQUAL(sp_seq_time(&m, &u1, L) - sp_seq_time(&m, &u0, L),
+                         2 * 32 * (a2a - bytes * 15 / 16 * 8 / 15 / 25e9), 1e-9);
+
+  /* the planner: all-to-all across nodes from the inter table, inside from intra */
+  plan_link in = {300e9, 3e-6, PLAN_INTRA}, across = {25e9, 5e-6, PLAN_INTER};
+  CU_ASSERT_DOUBLE_EQUAL(plan_coll_time(&c, IR_OP_ALL_TO_ALL, 64e6, 16, across), 15 * 1e-5 + 64e6 * 15 / 256 / 4e9,
+                         1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(plan_coll_time(&c, IR_OP_ALL_TO_ALL, 64e6, 8, in), 7 * 3e-6 + 64e6 * 7 / 64 / 1e11, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(plan_coll_time(&c, IR_OP_SEND_RECV, 1e6, 2, across), 5e-6 + 1e6 / 2e9, 1e-12);
+
+  const char *bad[][2] = {
+      {"{\"format\":\"sbpc-calibration\",\"collectives\":{\"all_to_all\":[{\"n\":8,\"placement\":\"node\",\"bus_bw\":1e9}]}}",
+       "placement"},
+      {"{\"format\":\"sbpc-calibration\",\"collectives\":{\"all_to_all\":[{\"n\":8,\"placement\":\"intra\",\"bus_bw\":1e9},"
+       "{\"n\":8,\"placement\":\"intra\",\"bus_bw\":1e9}]}}",
+       "collectives.all_to_all[1].n"},
+      {"{\"format\":\"sbpc-calibration\",\"collectives\":{\"send_recv\":[{\"n\":1,\"placement\":\"intra\",\"bus_bw\":1e9}]}}",
+       "collectives.send_recv[0].n"},
+      {"{\"format\":\"sbpc-calibration\",\"collectives\":{\"send_recv\":[{\"n\":4,\"placement\":\"inter\"}]}}",
+       "bus_bw"},
+      {"{\"format\":\"sbpc-calibration\",\"collectives\":{\"all_to_all\":{}}}", "must be an array"},
+      {"{\"format\":\"sbpc-calibration\",\"collectives\":{\"group_fixed_s\":-1}}", "group_fixed_s"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    plan_calib t = c;
+    CU_ASSERT(!plan_calib_parse(bad[i][0], strlen(bad[i][0]), &t, err, sizeof err));
+    CU_ASSERT(strstr(err, bad[i][1]) != NULL);
+    if (!strstr(err, bad[i][1])) printf("\n  got: %s", err);
+    CU_ASSERT(!memcmp(&t, &c, sizeof c)); /* untouched */
+  }
+  arena_free(a);
 }
 
 static void json_section(void) {
@@ -235,7 +338,7 @@ static void json_section(void) {
   tr.global_batch = 40;
   tr.precision = IR_BF16;
   cJSON *plan = cJSON_CreateObject();
-  CU_ASSERT(sp_json_section(plan, g, &c, &tr, cu_src("tests/data/lengths/bimodal-2000.txt")));
+  CU_ASSERT(sp_json_section(plan, g, &c, &tr, cu_src("tests/data/lengths/bimodal-2000.txt"), NULL));
   cJSON *sp = cJSON_GetObjectItem(plan, "sp");
   CU_ASSERT_FATAL(sp != NULL);
   CU_ASSERT_EQUAL(cJSON_GetObjectItem(sp, "sequences")->valueint, 40);
@@ -251,5 +354,6 @@ void cu_register(void) {
   CU_ADD(s, model_from_graph);
   CU_ADD(s, lengths_files);
   CU_ADD(s, json_section);
+  CU_ADD(s, calibration);
   if (getenv("SBPC")) CU_ADD(s, cli);
 }

@@ -162,7 +162,7 @@ static void vs_exhaustive(void) {
   ir_cluster *c = make_cluster(a, 1, ndev, count, mem, tf);
   sp_hw hw;
   const char *why;
-  CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, a, &why));
+  CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, NULL, a, &why));
   CU_ASSERT(hw.t[0].budget > 2000 && hw.t[0].budget < 8000);
   sp_opts o = sp_opts_default();
   double worst = 0;
@@ -185,7 +185,7 @@ static void vs_exhaustive(void) {
   }
   printf("\n  worst adaptive / exhaustive optimum over %d instances: %.4f\n", compared, worst);
   CU_ASSERT(compared >= 8);
-  CU_ASSERT(worst <= 1.10);
+  CU_ASSERT(worst <= 1.02); /* issue 15: within 2% of the optimum */
   arena_free(a);
 }
 
@@ -207,7 +207,7 @@ static void budget_random(void) {
     ir_cluster *c = make_cluster(a, nt, ndev, count, mem, tf);
     sp_hw hw;
     const char *why;
-    CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, a, &why));
+    CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, NULL, a, &why));
     int n = 8 + (int)(rnd() % 80);
     int64_t *len = malloc(sizeof(int64_t) * (size_t)n);
     for (int i = 0; i < n; i++) len[i] = longtail(32, (int64_t)(hw.t[0].budget * 2));
@@ -219,11 +219,94 @@ static void budget_random(void) {
       CU_FAIL(why);
     }
     sp_plan q;
-    if (sp_best_uniform(&hw, &m, len, n, &o, a, &q)) check_plan(&hw, &m, &q, len, n);
-    if (sp_greedy(&hw, &m, len, n, &o, a, &q)) check_plan(&hw, &m, &q, len, n);
+    /* never worse than its baselines (they are candidate starts) */
+    if (sp_best_uniform(&hw, &m, len, n, &o, a, &q)) {
+      check_plan(&hw, &m, &q, len, n);
+      CU_ASSERT(p.step_time <= q.step_time * (1 + 1e-12));
+    }
+    if (sp_greedy(&hw, &m, len, n, &o, a, &q)) {
+      check_plan(&hw, &m, &q, len, n);
+      CU_ASSERT(p.step_time <= q.step_time * (1 + 1e-12));
+    }
     free(len);
     arena_free(a);
   }
+}
+
+/* dgx_a100: n nodes of 8 A100 80 GB, NVSwitch and 8 x 200 Gb/s IB (the
+ * numbers of the dgx-a100 preset, as bench_sp uses them). */
+static ir_cluster *dgx_a100(arena *a, int n) {
+  ir_cluster *c = ARENA_NEW(a, ir_cluster);
+  c->name = "dgx-a100";
+  c->dev = ARENA_ARRAY(a, ir_devtype, 1);
+  c->node = ARENA_ARRAY(a, ir_nodetype, 1);
+  c->node_count = ARENA_ARRAY(a, int, 1);
+  c->dev[0].name = "a100";
+  c->dev[0].peak_flops[IR_BF16] = 312e12;
+  c->dev[0].mem_bytes = 80.0 * (1 << 30);
+  c->node[0] = (ir_nodetype){"dgx-a100", 0, 8, "nvswitch", 300e9, 3e-6, "ib", 8, 25e9, 5e-6};
+  c->ndev = c->nnode = 1;
+  c->node_count[0] = n;
+  return c;
+}
+
+/* The audit's lognormal batch 1 (issue 15): GPT-7B on 64 A100, the first 512
+ * lengths of the lognormal sample, one of them 196,608 tokens. Memory needs
+ * two micro-batches; the giant's group takes about 8 s, and the old split
+ * left the rest of its micro-batch idle from about 5.8 s on while the other
+ * micro-batch held hundreds of short sequences (10.247 s in all). The plan
+ * must use that slack: no sequence of another micro-batch still fits in a
+ * group of the giant's micro-batch (within its time and capacity). The
+ * whole-batch bound stays below the plan and below the baselines. */
+static void giant_slack(void) {
+  arena *a = arena_new();
+  sp_model m = sp_model_gpt("gpt-7b", 32, 4096, 32, 16384, 50257);
+  sp_hw hw;
+  const char *why;
+  CU_ASSERT_FATAL(sp_hw_init(&hw, dgx_a100(a, 8), &m, IR_BF16, NULL, a, &why));
+  int n, *lines;
+  int64_t *all = sp_read_lengths(cu_src("tests/data/lengths/lognormal-2000.txt"), &n, &lines);
+  CU_ASSERT_FATAL(all != NULL && n >= 512);
+  int64_t *len = all, giant = 0;
+  for (int i = 0; i < 512; i++) giant = len[i] > giant ? len[i] : giant;
+  CU_ASSERT_EQUAL(giant, 196608);
+  sp_opts o = sp_opts_default();
+  sp_plan p, g, u;
+  CU_ASSERT_FATAL(sp_solve(&hw, &m, len, 512, &o, a, &p, &why));
+  check_plan(&hw, &m, &p, len, 512);
+  CU_ASSERT(p.nmb >= 2);
+  int qg = -1; /* the giant's micro-batch */
+  for (int q = 0; q < p.nmb; q++)
+    for (int k = 0; k < p.mb[q].ngrp; k++)
+      for (int s = 0; s < p.mb[q].grp[k].nseq; s++)
+        if (len[p.mb[q].grp[k].seq[s]] == giant) qg = q;
+  CU_ASSERT_FATAL(qg >= 0);
+  const sp_micro *mb = &p.mb[qg];
+  int fits = 0;
+  for (int q = 0; q < p.nmb; q++)
+    for (int k = 0; q != qg && k < p.mb[q].ngrp; k++)
+      for (int s = 0; s < p.mb[q].grp[k].nseq; s++) {
+        double L = (double)len[p.mb[q].grp[k].seq[s]];
+        for (int h = 0; h < mb->ngrp; h++) {
+          const sp_group *gr = &mb->grp[h];
+          double base = gr->nseq ? gr->time : gr->g.c0;
+          fits += gr->tokens + L <= gr->g.cap && base + sp_seq_time(&m, &gr->g, L) <= mb->time;
+        }
+      }
+  CU_ASSERT_EQUAL(fits, 0);
+  double busy = 0; /* device-seconds of work in the giant's micro-batch */
+  for (int h = 0; h < mb->ngrp; h++) busy += mb->grp[h].g.size * mb->grp[h].time;
+  printf("\n  lognormal batch 1: %d micro-batches, %.3f s, bound %.3f s, giant's micro-batch %.3f s busy %.0f%%\n",
+         p.nmb, p.step_time, p.lower_bound, mb->time, 100 * busy / (hw.ndev * mb->time));
+  CU_ASSERT(busy >= 0.86 * hw.ndev * mb->time); /* 84% before; the rest is memory-bound */
+  CU_ASSERT(p.step_time < 10.0); /* 10.247 s before the joint split, 9.935 s the audit's hand-made plan */
+  CU_ASSERT(p.lower_bound > 0 && p.lower_bound <= p.step_time);
+  CU_ASSERT_FATAL(sp_greedy(&hw, &m, len, 512, &o, a, &g) && sp_best_uniform(&hw, &m, len, 512, &o, a, &u));
+  CU_ASSERT(p.lower_bound <= g.step_time && p.lower_bound <= u.step_time);
+  CU_ASSERT(p.step_time <= g.step_time && p.step_time <= u.step_time);
+  free(all);
+  free(lines);
+  arena_free(a);
 }
 
 /* lp_feasible: the explicit LP relaxation (x_ig, n_g) at T, by glp_simplex. */
@@ -288,7 +371,7 @@ static void bound_vs_glpk(void) {
     ir_cluster *c = make_cluster(a, het ? 2 : 1, ndev, count, mem, tf);
     sp_hw hw;
     const char *why;
-    CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, a, &why));
+    CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, NULL, a, &why));
     sp_gtype gt[128];
     int ngt = sp_gtypes(&hw, &m, gt, 128), n = 30, idx[30];
     int64_t len[30];
@@ -309,7 +392,7 @@ static void gtypes_shapes(void) {
   ir_cluster *c = make_cluster(a, 2, ndev, count, mem, tf);
   sp_hw hw;
   const char *why;
-  CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, a, &why));
+  CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, NULL, a, &why));
   CU_ASSERT_EQUAL(hw.ndev, 24);
   sp_gtype gt[256];
   int ngt = sp_gtypes(&hw, &m, gt, 256);
@@ -348,7 +431,7 @@ static void uniform_by_hand(void) {
   ir_cluster *c = make_cluster(a, 1, ndev, count, mem, tf);
   sp_hw hw;
   const char *why;
-  CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, a, &why));
+  CU_ASSERT_FATAL(sp_hw_init(&hw, c, &m, IR_BF16, NULL, a, &why));
   int64_t len[8] = {1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000};
   sp_opts o = sp_opts_default();
   sp_plan p;
@@ -397,7 +480,7 @@ static void prune_by_hand(void) {
   double mem[] = {4e9, 2e9}, tf[] = {100, 50};
   sp_hw hw;
   const char *why;
-  CU_ASSERT_FATAL(sp_hw_init(&hw, make_cluster(a, 2, ndev, count, mem, tf), &m, IR_BF16, a, &why));
+  CU_ASSERT_FATAL(sp_hw_init(&hw, make_cluster(a, 2, ndev, count, mem, tf), &m, IR_BF16, NULL, a, &why));
   enum { N = 11 };
   sp_gtype gt[N] = {
       shape(0, 1, 10, 1),     /* 0 fits nothing, but single devices stay */
@@ -464,7 +547,7 @@ static void prune_same_plans(void) {
     double mem[] = {0.5e9, 0.35e9}, tf[] = {100, 40};
     sp_hw hw;
     const char *why;
-    CU_ASSERT_FATAL(sp_hw_init(&hw, make_cluster(a, nt, ndev, count, mem, tf), &m, IR_BF16, a, &why));
+    CU_ASSERT_FATAL(sp_hw_init(&hw, make_cluster(a, nt, ndev, count, mem, tf), &m, IR_BF16, NULL, a, &why));
     int n = 8 + (int)(rnd() % 24);
     int64_t len[32];
     for (int i = 0; i < n; i++) len[i] = longtail(64, (int64_t)(hw.t[0].budget * 3));
@@ -495,6 +578,7 @@ void cu_register(void) {
   CU_ADD(s, dp_balance);
   CU_ADD(s, bound_vs_glpk);
   CU_ADD(s, vs_exhaustive);
+  CU_ADD(s, giant_slack);
   CU_ADD(s, budget_random);
   CU_ADD(s, prune_by_hand);
   CU_ADD(s, prune_same_plans);
