@@ -252,7 +252,12 @@ int rt_run(const char *dir, const rt_config *cfg, int *argc, char ***argv) {
     }
     r.rank = rt_comm_rank(r.comm), r.nranks = rt_comm_size(r.comm);
   }
+  /* start-up waits on the other ranks' work (reading the program, JIT
+   * compiling kernels on a cold cache), not on a hang: a longer deadline */
+  double deadline = rt_comm_timeout;
+  rt_comm_timeout = deadline * 10 > 300 ? deadline * 10 : 300;
   int st = agree(&r, start(&r, dir));
+  rt_comm_timeout = deadline;
   if (st == EXIT_OK) st = agree(&r, train_loop(&r));
   if (r.log) fclose(r.log);
   rt_exec_free(r.ex);
