@@ -359,6 +359,11 @@ bool ir_verify(const ir_graph *g, diag *d);
  * topological op table): what a graph whose shapes are one rank's shards
  * (a compiled program's) must still satisfy (verify.c). */
 bool ir_verify_structure(const ir_graph *g, diag *d);
+/* ir_verify_local: ir_verify_structure plus shapes, for a graph of one rank
+ * of a group of n (a compiled program's): every op but a comm op passes
+ * shape inference with the shapes it has, and a comm op's output is its
+ * input with the split axes of its from / to rescaled by n (verify.c). */
+bool ir_verify_local(const ir_graph *g, int64_t n, diag *d);
 
 /* ir_verify_after: in builds without NDEBUG, ir_verify plus a note naming the
  * pass that broke the graph; with NDEBUG, true. The passes call it last. */

@@ -119,5 +119,11 @@ bool lw_local(lw_ctx *c) {
     }
     x->shape[ax].c /= tp;
   }
+  /* a target shape (reshape, positions, select_grad) is its output's, local */
+  for (int k = 0; k < g->nop; k++) {
+    ir_op *o = &g->op[k];
+    const ir_tensor *y = &g->t[o->out[0]];
+    if (o->at.rank && o->at.rank == y->rank) memcpy(o->at.shape, y->shape, sizeof(ir_dim) * y->rank);
+  }
   return true;
 }
