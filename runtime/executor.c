@@ -476,17 +476,38 @@ static bool computing(const sched *s) {
   return false;
 }
 
+static bool main_busy(const sched *s) {
+  for (int k = 0; k < s->st->nact; k++)
+    if (s->as[k].busy && !is_worker(&s->st->act[k])) return true;
+  return false;
+}
+
+/* the main thread: post and complete MPI work, and watch for hangs. It naps
+ * between rounds, twice as long after each round that moved nothing (20 us
+ * to 1 ms), and with nothing of its own in flight it sleeps on the condition
+ * variable the workers signal, so polling does not take the cores from the
+ * kernels on an oversubscribed machine. */
 static void drive(sched *s) {
   double last = now();
   int64_t seen = -1;
-  struct timespec nap = {0, 20000};
+  long nap = 20000;
   pthread_mutex_lock(&s->mu);
   while (!s->failed && !all_done(s)) {
-    comm_round(s);
+    bool moved = comm_round(s);
+    nap = moved ? 20000 : nap * 2 > 1000000 ? 1000000 : nap * 2;
     if (s->events != seen || computing(s)) seen = s->events, last = now();
     else if (now() - last > rt_comm_timeout) watchdog(s);
+    if (!main_busy(s) && computing(s)) {
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_nsec += nap;
+      if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+      pthread_cond_timedwait(&s->cv, &s->mu, &until);
+      continue;
+    }
     pthread_mutex_unlock(&s->mu);
-    nanosleep(&nap, NULL);
+    struct timespec ts = {0, nap};
+    nanosleep(&ts, NULL);
     pthread_mutex_lock(&s->mu);
   }
   pthread_cond_broadcast(&s->cv);
