@@ -111,12 +111,13 @@ static int parse(int argc, char **argv, rt_config *c, arena *a, const char **tar
     if (!strcmp(argv[i], "--quiet")) {
       c->quiet = true;
     } else if (!strncmp(argv[i], "--", 2)) {
-      int r = i + 1 < argc ? option(c, argv[i], argv[i + 1]) : 1;
-      if (r) {
+      rt_config probe = *c; /* the last word: is it an option (that lacks its value)? */
+      int r = i + 1 < argc ? option(c, argv[i], argv[i + 1]) : option(&probe, argv[i], "1") == 1 ? 1 : 3;
+      if (r == 3) sbpc_error("run: %s needs a value", argv[i]);
+      else if (r)
         sbpc_error(r == 2 ? "run: bad value '%s' for %s" : "run: unknown option '%s'%s", r == 2 ? argv[i + 1] : argv[i],
                    r == 2 ? argv[i] : "");
-        return EXIT_USAGE;
-      }
+      if (r) return EXIT_USAGE;
       i++;
     } else if (!*target) {
       *target = argv[i];

@@ -88,6 +88,7 @@ typedef struct {
   int64_t data_pos;
   FILE *log;
   bool trace_failed;     /* --trace could not be written */
+  bool bad_loss;         /* a step's loss was not finite */
 } run;
 
 static void emit(run *r, int64_t step, double loss, double tps) {
@@ -143,6 +144,15 @@ static bool finish_trace(run *r, double secs, double loss) {
   return rt_trace_write(r->ex, r->comm, r->cfg.trace, &info);
 }
 
+/* a NaN or infinite loss stops the run before its update, naming the step */
+static bool nonfinite(run *r, double loss) {
+  if (r->rank == 0)
+    sbpc_error("step %lld: the loss is %s; stopping before the update (check the weights, the data and the "
+               "learning rate)", (long long)rt_exec_step(r->ex) + 1, isnan(loss) ? "NaN" : "infinite");
+  r->bad_loss = true;
+  return false;
+}
+
 static bool one_step(run *r) {
   const rt_config *c = &r->cfg;
   inject_fault(r);
@@ -160,6 +170,7 @@ static bool one_step(run *r) {
   free(lab);
   double t2 = wall();
   if (r->comm) rt_comm_allreduce_world(r->comm, loss, 1);
+  if (ok && !isfinite(loss[0])) return nonfinite(r, loss[0]);
   ok = ok && rt_exec_update(r->ex);
   r->data_pos += c->global_batch;
   double dt = wall() - t0;
@@ -194,6 +205,7 @@ static void report_memory(run *r) {
 static int train_loop(run *r) {
   for (int64_t s = rt_exec_step(r->ex); s < r->cfg.steps; s++)
     if (!one_step(r)) {
+      if (r->bad_loss) return EXIT_BAD_INPUT;
       sbpc_error("rank %d: a kernel failed at step %lld", r->rank, (long long)s + 1);
       return EXIT_INTERNAL;
     }
@@ -207,7 +219,9 @@ static int train_loop(run *r) {
 static int setup(run *r, ir_graph *g) {
   diag d;
   diag_init(&d, r->cfg.model ? r->cfg.model : "model", NULL, 0);
-  if (!rt_data_check_inputs(g, r->cfg.model ? r->cfg.model : "model")) return EXIT_BAD_INPUT;
+  if (!rt_data_check_inputs(g, r->cfg.seq, r->cfg.model ? r->cfg.model : "model")) return EXIT_BAD_INPUT;
+  if (!rt_mem_check(g, &r->cfg)) return EXIT_BAD_INPUT;
+  if (r->rank == 0 && r->cfg.save && !rt_ckpt_save_ok(r->cfg.save)) return EXIT_BAD_INPUT;
   r->ex = rt_exec_new_ranked(g, &r->cfg, r->comm, r->stage, r->dpi, r->tpi, &d);
   if (!r->ex || !open_data(r)) return EXIT_BAD_INPUT;
   if (r->rank == 0 && !r->cfg.quiet && r->ex->jit)
