@@ -6,6 +6,10 @@
  * fraction, or an absurd value by naming the key. One reader per family
  * (read_gpt2, read_llama, read_bert) fills an fe_hf_config; the checks that
  * relate keys (heads divide the hidden size, kv heads divide heads) follow.
+ * Keys that are read but whose effect is not modelled (GPT-2's
+ * scale_attn_weights = false and scale_attn_by_inverse_layer_idx, LLaMA's
+ * rope_scaling, Mistral's sliding_window) get a note on stderr when they
+ * differ from the default, so nothing changes the model silently.
  * The writers (write_gpt2, write_llama, write_bert) print the model in the
  * style of examples/gpt2.sbp: dims first, then params in checkpoint order,
  * then the computation. fe_hf_param_count counts the same params with
