@@ -2,15 +2,22 @@
  *
  * A checkpoint is a directory: model.safetensors (every parameter under its
  * logical name, consolidated whatever the layout), optimizer.safetensors
- * (NAME.exp_avg and NAME.exp_avg_sq) and state.json ({"version": 1, "step",
- * "data_position", "seed"}). Saving gathers each tensor on rank 0 from the
- * first rank that holds it (the first pipeline stage holding it, data-parallel
- * index 0), writes the files into DIR.partial (each via temp file + fsync +
- * rename), then swaps the directory in: an interrupted save leaves the
- * previous checkpoint whole (as DIR, or as DIR.previous during the swap).
- * Loading works for any layout because every rank reads the consolidated
- * files and takes the tensors it holds; every tensor is checked by name and
- * shape, and a missing, extra or mis-shaped one is an error naming it, before
+ * (NAME.exp_avg and NAME.exp_avg_sq), state.json ({"version": 1, "step",
+ * "data_position", "seed", "model"}: the architecture's hash) and the marker
+ * file sbpc-checkpoint. Saving gathers each tensor on rank 0 from the first
+ * rank that holds it (the first pipeline stage holding it, data-parallel
+ * index 0), writes the files as new files into DIR.partial, fsyncs them and
+ * the folder, then exchanges it with DIR in one rename (RENAME_EXCHANGE; two
+ * renames through DIR.previous where the file system cannot): an interrupted
+ * save leaves a whole checkpoint at DIR, or at DIR.previous, from which
+ * --resume DIR then resumes with a note. sbpc writes only into a new or
+ * empty folder or one of its own checkpoints (the marker, and nothing but
+ * its four files), never follows a link there, and deletes only those four
+ * names from a marked folder (docs/security.md). Loading works for any
+ * layout because every rank reads the consolidated files and takes the
+ * tensors it holds; state.json's numbers are range-checked, a checkpoint of
+ * another architecture is refused, and every tensor is checked by name and
+ * shape, a missing, extra or mis-shaped one being an error naming it, before
  * any step runs. --weights reads Hugging Face safetensors the same way (an
  * optional "transformer." prefix is accepted; the attention-mask buffers
  * "*.attn.bias"/"*.attn.masked_bias" of old GPT-2 files are ignored). */
@@ -235,26 +242,44 @@ static bool swap_fault(void) {
  * cannot exchange, dir is renamed to dir.previous first, so that a crash
  * between the two renames leaves the old checkpoint whole there (--resume
  * finds it). An old dir.previous is removed only once dir is whole again. */
+/* the old checkpoint at old is superseded: remove it, or say why not */
+static bool drop_old(const char *old) {
+  if (!remove_own(old)) fprintf(stderr, "sbpc: note: could not remove the old checkpoint '%s': %s\n", old, strerror(errno));
+  return true;
+}
+
 static bool swap_in(const char *dir, const char *part) {
   char prev[CK_PATH];
   cat(prev, dir, ".previous");
   struct stat st;
-  if (lstat(dir, &st) != 0) return rename(part, dir) == 0 && remove_own(prev);
-  if (!swap_fault() && renameat2(AT_FDCWD, part, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) return remove_own(part);
+  if (lstat(dir, &st) != 0) return rename(part, dir) == 0 && drop_old(prev);
+  if (!swap_fault() && renameat2(AT_FDCWD, part, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) return drop_old(part);
   if (!swap_fault() && errno != EINVAL && errno != ENOSYS) return false;
   if (!remove_own(prev) || rename(dir, prev) != 0) return false;
   if (swap_fault()) _exit(9);
-  return rename(part, dir) == 0 && remove_own(prev);
+  return rename(part, dir) == 0 && drop_old(prev);
+}
+
+/* dir without trailing slashes ("ck/" would put ck/.partial inside ck) */
+static const char *trimmed(const char *dir, char *buf) {
+  if (!dir_ok(dir)) return NULL;
+  size_t n = strlen(dir);
+  while (n > 1 && dir[n - 1] == '/') n--;
+  memcpy(buf, dir, n);
+  buf[n] = 0;
+  return buf;
 }
 
 bool rt_ckpt_save_ok(const char *dir) {
-  char p[CK_PATH], q[CK_PATH];
-  return dir_ok(dir) && target_ok(dir) && target_ok(cat(p, dir, ".partial")) && target_ok(cat(q, dir, ".previous"));
+  char d[CK_PATH], p[CK_PATH], q[CK_PATH];
+  return (dir = trimmed(dir, d)) && target_ok(dir) && target_ok(cat(p, dir, ".partial")) &&
+         target_ok(cat(q, dir, ".previous"));
 }
 
 static bool save_files(rt_exec *e, const char *dir, const pstate *ps, int n, float **data, int64_t pos, uint64_t seed) {
-  char part[CK_PATH];
+  char d[CK_PATH], part[CK_PATH];
   if (!rt_ckpt_save_ok(dir)) return false;
+  dir = trimmed(dir, d);
   cat(part, dir, ".partial");
   if (!remove_own(part)) {
     fprintf(stderr, "%s: error: cannot remove the unfinished checkpoint: %s\n", part, strerror(errno));
@@ -378,12 +403,15 @@ bool rt_ckpt_read_state(const char *path, int64_t *step, int64_t *pos, uint64_t 
   return ok;
 }
 
-/* the folder to resume from: dir, or dir.previous (with a note) when a save
- * was killed between its two renames; NULL after an error naming both */
+/* the folder to resume from, in prev[CK_PATH]: dir without trailing
+ * slashes, or dir.previous (with a note) when a save was killed between its
+ * two renames; NULL after an error naming both */
 static const char *resume_dir(const char *dir, char *prev) {
   struct stat st;
-  if (!dir_ok(dir)) return NULL;
+  if (!(dir = trimmed(dir, prev))) return NULL;
   if (stat(dir, &st) == 0 || errno != ENOENT) return dir;
+  char d[CK_PATH];
+  dir = strcpy(d, dir);
   if (stat(cat(prev, dir, ".previous/state.json"), &st) != 0) {
     fprintf(stderr, "%s: error: no such checkpoint (nor a '%s.previous' left by an interrupted save)\n", dir, dir);
     return NULL;
