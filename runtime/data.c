@@ -11,10 +11,10 @@
  * produces is token ids and labels of shape [B, S]; rt_data_check_inputs
  * refuses a model whose inputs are anything else, or whose position table
  * (an embedding of positions(S)) has fewer rows than the sequence length,
- * before any step runs. The
- * file is mapped, not read (util/os.c): on a little-endian host the tokens
- * are used in place, so a 40 GB file costs page cache, not heap. A data
- * position from a checkpoint is taken modulo the sample count. */
+ * before any step runs. The file is mapped, not read (util/os.c): on a
+ * little-endian host the tokens are used in place, so a 40 GB file costs
+ * page cache, not heap. A data position from a checkpoint is taken modulo
+ * the sample count. */
 #include "runtime/rt_internal.h"
 #include "util/os.h"
 #include <stdio.h>
@@ -40,19 +40,13 @@ static void shape_str(const ir_tensor *x, char *buf) {
   }
 }
 
-/* the producer of tensor t, or NULL */
-static const ir_op *producer(const ir_graph *g, ir_ref t) {
-  for (int k = 0; k < g->nop; k++)
-    for (int i = 0; i < g->op[k].nout; i++)
-      if (g->op[k].out[i] == t) return &g->op[k];
-  return NULL;
-}
-
 /* an embedding of positions(S) looks up rows 0..S-1 of its table: the table
  * must have at least seq rows (a shorter one gave zero embeddings) */
 static bool positions_fit(const ir_graph *g, int64_t seq, const char *model) {
   for (int k = 0; k < g->nop; k++) {
-    const ir_op *o = &g->op[k], *p = o->kind == IR_OP_EMBEDDING ? producer(g, o->in[0]) : NULL;
+    const ir_op *o = &g->op[k];
+    ir_ref pr = o->kind == IR_OP_EMBEDDING ? g->t[o->in[0]].producer : -1;
+    const ir_op *p = pr >= 0 ? &g->op[pr] : NULL;
     if (!p || p->kind != IR_OP_POSITIONS) continue;
     const ir_tensor *pos = &g->t[p->out[0]], *tab = &g->t[o->in[1]];
     int64_t n = pos->rank ? ir_dim_eval(pos->shape[pos->rank - 1], 1, seq) : 0;
