@@ -28,22 +28,22 @@ typedef struct {
   arena *a;
   char dir[4096], cache[4096];
   bool use_cache, nvrtc, ptxas;
+  bool write_failed;   /* an output file could not be written */
   int nv_major, nv_minor;
   int hits, built;
 } cctx;
 
-static bool write_file(const char *path, const char *data, size_t len) {
+/* write_file: one output file; a failure (a full disk, a read-only folder)
+ * is the output folder's fault, not an internal one: c->write_failed */
+static bool write_file(cctx *c, const char *path, const char *data, size_t len) {
   FILE *f = fopen(path, "wb");
-  if (!f) {
+  bool ok = f && fwrite(data, 1, len, f) == len;
+  ok = f && fclose(f) == 0 && ok;
+  if (!ok) {
     sbpc_error("cannot write %s: %s", path, strerror(errno));
-    return false;
+    c->write_failed = true;
   }
-  bool ok = fwrite(data, 1, len, f) == len;
-  if (fclose(f) != 0 || !ok) {
-    sbpc_error("cannot write %s", path);
-    return false;
-  }
-  return true;
+  return ok;
 }
 
 static const char *kname(arena *a, int i, const char *ops) {
@@ -97,7 +97,7 @@ static bool ptx(cctx *c, const cg_kernel *k, const char *src, int arch, cJSON *j
     store(c, key, "ptx", p, len);
   }
   snprintf(path, sizeof path, "%s/%s.sm_%d.ptx", c->dir, k->name, arch);
-  bool ok = write_file(path, p, len);
+  bool ok = write_file(c, path, p, len);
   free(p);
   if (!ok || !c->ptxas) return ok;
   char *info = cached(c, key, "ptxinfo", NULL);
@@ -145,7 +145,7 @@ static bool llvm(cctx *c, cg_kernel *k, bool *miss) {
     store(c, key, "ll", t, len);
   }
   snprintf(path, sizeof path, "%s/%s.ll", c->dir, k->name);
-  bool ok = write_file(path, t, len);
+  bool ok = write_file(c, path, t, len);
   free(t);
   return ok;
 }
@@ -221,7 +221,7 @@ static bool emit_kernel(cctx *c, cg_kernel *k, cJSON *kj) {
   char *src = cg_emit_cuda(k);
   if (!src) return false;
   snprintf(path, sizeof path, "%s/%s.cu", c->dir, k->name);
-  bool ok = write_file(path, src, strlen(src));
+  bool ok = write_file(c, path, src, strlen(src));
   cJSON *pj = cJSON_AddObjectToObject(kj, "ptxas");
   if (ok && c->nvrtc) ok = ptx(c, k, src, 80, pj, &miss) && ptx(c, k, src, 90, pj, &miss);
   free(src);
@@ -253,7 +253,7 @@ static int finish(cctx *c, const ir_graph *g, cJSON *root, int nuniq, const cg_f
   unfused_json(g, f, root);
   char *txt = cJSON_Print(root);
   snprintf(path, sizeof path, "%s/manifest.json", c->dir);
-  bool ok = txt && write_file(path, txt, strlen(txt));
+  bool ok = txt && write_file(c, path, txt, strlen(txt));
   free(txt);
   cJSON_Delete(root);
   if (!ok) return EXIT_BAD_INPUT;
@@ -336,7 +336,7 @@ int cg_compile(const ir_graph *g, const cg_opts *o) {
     if (o->dump) cg_k_dump(uniq[u], stdout);
     cJSON *kj = kernel_json(uniq[u]);
     cJSON_AddItemToArray(ks, kj);
-    if (!emit_kernel(&c, uniq[u], kj)) rc = EXIT_INTERNAL;
+    if (!emit_kernel(&c, uniq[u], kj)) rc = c.write_failed ? EXIT_BAD_INPUT : EXIT_INTERNAL;
   }
   cJSON *gs = cJSON_AddArrayToObject(root, "groups");
   for (int i = 0; i < f->n; i++)

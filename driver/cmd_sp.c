@@ -17,6 +17,7 @@
 #include "driver/common.h"
 #include "driver/driver.h"
 #include "planner/sp.h"
+#include "util/os.h"
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,6 +262,8 @@ static int setup(sp_run *r, const sp_args *a, drv_model *dm, const char **length
   }
   r->batch = (int)want;
   if (r->batch > r->n) r->batch = r->n;
+  if (!os_mem_check(sp_pack_bytes(r->batch, r->hw.ndev), "sbpc sp: packing a batch on every device"))
+    return EXIT_BAD_INPUT;
   r->nb = (int)(a->steps < r->n / r->batch ? a->steps : r->n / r->batch);
   if (r->nb < a->steps)
     fprintf(stderr, "sbpc: note: %s holds %d sequences: %d batch%s of %d\n", *lengths, r->n, r->nb,

@@ -6,6 +6,10 @@
  * fraction, or an absurd value by naming the key. One reader per family
  * (read_gpt2, read_llama, read_bert) fills an fe_hf_config; the checks that
  * relate keys (heads divide the hidden size, kv heads divide heads) follow.
+ * Keys that are read but whose effect is not modelled (GPT-2's
+ * scale_attn_weights = false and scale_attn_by_inverse_layer_idx, LLaMA's
+ * rope_scaling, Mistral's sliding_window) get a note on stderr when they
+ * differ from the default, so nothing changes the model silently.
  * The writers (write_gpt2, write_llama, write_bert) print the model in the
  * style of examples/gpt2.sbp: dims first, then params in checkpoint order,
  * then the computation. fe_hf_param_count counts the same params with
@@ -176,6 +180,14 @@ static bool refuse(reader *r, const char *key, const char *why) {
   return on ? fail(r, "key \"%s\": %s is not supported", key, why) : true;
 }
 
+/* unmodelled: a note that key's value (not its default) is imported without
+ * its effect, when `differs`; the model still trains, but not as the
+ * original computes */
+static bool unmodelled(reader *r, bool differs, const char *key, const char *effect) {
+  if (differs) diag_note(r->d, (srcloc){0, 0}, "key \"%s\" is not modelled: %s", key, effect);
+  return true;
+}
+
 #define SIZE(key, out) get_int(r, key, 1, FE_HF_MAX_SIZE, NULL, out)
 #define LAYERS(key, out) get_int(r, key, 1, FE_HF_MAX_LAYERS, NULL, out)
 #define HEADS(key, out) get_int(r, key, 1, FE_HF_MAX_HEADS, NULL, out)
@@ -197,6 +209,11 @@ static bool read_gpt2(reader *r, fe_hf_config *c) {
   ok &= get_num(r, "embd_pdrop", 0, true, 0.99, 0.1, &c->embd_dropout);
   ok &= get_bool(r, "tie_word_embeddings", true, &c->tie);
   ok &= refuse(r, "add_cross_attention", "cross-attention");
+  bool scale = true, inv = false;
+  ok &= get_bool(r, "scale_attn_weights", true, &scale) &&
+        unmodelled(r, !scale, "scale_attn_weights", "false, but the scores are scaled by 1/sqrt(head size)");
+  ok &= get_bool(r, "scale_attn_by_inverse_layer_idx", false, &inv) &&
+        unmodelled(r, inv, "scale_attn_by_inverse_layer_idx", "the scores are not divided by the layer number");
   c->kv_heads = c->heads;
   return ok;
 }
@@ -221,6 +238,8 @@ static bool read_llama(reader *r, fe_hf_config *c) {
   c->explicit_head_dim = get(r, "head_dim", true) != NULL;
   if (c->explicit_head_dim) ok &= get_int(r, "head_dim", 1, FE_HF_MAX_SIZE, NULL, &c->head_dim);
   c->rope_scaled = get(r, "rope_scaling", true) != NULL;
+  unmodelled(r, c->rope_scaled, "rope_scaling", "plain rotary embedding");
+  unmodelled(r, c->sliding_window != 0, "sliding_window", "full causal attention");
   if (!get_str(r, "hidden_act", "silu", &act))
     ok = false;
   else if (strcmp(act, "silu"))

@@ -71,6 +71,26 @@ static bool check_inputs(lw_ctx *c) {
   return true;
 }
 
+/* an embedding of positions(S) looks up rows 0..S-1 of its table: the table
+ * must have at least seq rows (a shorter one would give zero embeddings) */
+static bool positions_fit(lw_ctx *c) {
+  const ir_graph *g = c->p->g;
+  for (int k = 0; k < g->nop; k++) {
+    const ir_op *o = &g->op[k];
+    ir_ref pr = o->kind == IR_OP_EMBEDDING ? g->t[o->in[0]].producer : -1;
+    if (pr < 0 || g->op[pr].kind != IR_OP_POSITIONS) continue;
+    const ir_tensor *pos = &g->t[g->op[pr].out[0]], *tab = &g->t[o->in[1]];
+    int64_t n = pos->rank ? ir_dim_eval(pos->shape[pos->rank - 1], 1, c->lay.seq) : 0;
+    int64_t rows = tab->rank ? ir_dim_eval(tab->shape[0], 1, c->lay.seq) : 0;
+    if (n > rows) {
+      diag_error(c->d, tab->loc, "sequence length %lld is longer than the position table '%s' (%lld rows)", (long long)n,
+                 tab->name, (long long)rows);
+      return false;
+    }
+  }
+  return true;
+}
+
 static bool check_layout(lw_ctx *c) {
   const lw_layout *l = &c->lay;
   const ir_graph *g = c->p->g;
@@ -102,7 +122,7 @@ static bool check_layout(lw_ctx *c) {
 bool lw_train(lw_ctx *c) {
   ir_graph *g = c->p->g;
   fmt_prog *p = c->p;
-  if (!check_layout(c) || !check_inputs(c)) return false;
+  if (!check_layout(c) || !check_inputs(c) || !positions_fit(c)) return false;
   p->model_hash = lw_model_hash(g);
   p->dp = c->lay.dp, p->tp = c->lay.tp, p->pp = c->lay.pp, p->micro = c->lay.micro;
   p->zero = c->lay.dp > 1 ? c->lay.zero : 0;

@@ -185,6 +185,10 @@ int sp_prune(const sp_hw *hw, const sp_gtype *gt, int ngt, int nb, const double 
              const double *tmax, bool *keep);
 
 /* ---- instance packing (sp_assign.c) ---------------------------------------------- */
+/* sp_pack_bytes: the bytes sp_pack allocates for its table of the times of n
+ * sequences on ng groups (the largest allocation of a solve: ng is up to the
+ * device count), so callers can check them against the machine first. */
+double sp_pack_bytes(int n, int ng);
 /* sp_pack: assign sequences idx[0..n) (any order) to the groups grp[0..ng)
  * longest-time first, each to the group that finishes earliest among those
  * with room for it, then repair by moving sequences off the slowest group.

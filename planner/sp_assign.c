@@ -26,8 +26,10 @@ typedef struct {
 static double seq_t(const packer *p, int i, int g) { return p->tt[(size_t)i * p->ng + g]; }
 
 /* fill_times: the table of sequence times; groups of one shape share a column. */
+double sp_pack_bytes(int n, int ng) { return (double)sizeof(double) * ((double)n * ng + 1); }
+
 static void fill_times(packer *p) {
-  p->tt = xmalloc(sizeof(double) * ((size_t)p->n * p->ng + 1));
+  p->tt = xmalloc((size_t)sp_pack_bytes(p->n, p->ng));
   for (int g = 0; g < p->ng; g++) {
     int same = -1;
     for (int h = 0; h < g && same < 0; h++)

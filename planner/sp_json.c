@@ -1,8 +1,9 @@
 /* sp_json.c — lengths files in, "sbpc-sp" JSON out (docs/sp-format.md).
  *
  * A lengths file has one positive integer per line; blank lines and lines
- * starting with '#' are skipped. Anything else is an error located at its
- * line and column (cproc style, util/diag.h). The JSON of a plan lists its
+ * starting with '#' are skipped, and a '#' after a length (and a space)
+ * starts a comment. Anything else is an error located at its line and at the
+ * column of the first character that is not part of a length (cproc style, util/diag.h). The JSON of a plan lists its
  * micro-batches and in each its groups: size, kind, device ids, the batch
  * positions of its sequences, their cumulative lengths (cu_seqlens, for
  * variable-length attention) and predicted time. sp_json_section is the
@@ -31,10 +32,14 @@ static int64_t parse_line(diag *d, const char *src, const char *p, const char *e
   const char *r = t;
   while (r < e && (*r == ' ' || *r == '\t' || *r == '\r')) r++;
   (void)src;
-  if (t == digits || r != e) {
+  bool comment = r < e && *r == '#' && r > t; /* "512  # note" */
+  if (t == digits || (r != e && !comment)) {
+    const char *at = t == digits ? q : r; /* the first character that is not a length */
     int w = 0;
-    while (q + w < e && w < 20 && !isspace((unsigned char)q[w])) w++;
-    diag_error(d, loc, "expected a sequence length (a positive integer), found '%.*s'", w, q);
+    while (at + w < e && w < 20 && !isspace((unsigned char)at[w])) w++;
+    srcloc where = {line, (int)(at - p) + 1};
+    if (t == digits) diag_error(d, where, "expected a sequence length (a positive integer), found '%.*s'", w, at);
+    else diag_error(d, where, "unexpected '%.*s' after the sequence length", w, at);
     return -1;
   }
   if (neg || v == 0) {

@@ -133,6 +133,7 @@ int64_t rt_exec_step(const rt_exec *e) { return e->step; }
 void rt_exec_set_step(rt_exec *e, int64_t step) { e->step = step; }
 int64_t rt_exec_peak_bytes(const rt_exec *e) { return e->peak; }
 int rt_exec_rank_of(const rt_exec *e, int s, int i) { return (s * e->dp + i) * e->tp; }
+uint64_t rt_exec_model_hash(const rt_exec *e) { return e->p->model_hash; }
 
 uint64_t rt_exec_holders(const rt_exec *e, ir_ref p) {
   int i = fmt_prog_param_of(e->p, p);

@@ -58,8 +58,10 @@ uint64_t rt_hash_str(const char *s);
 
 /* ---- data.c ---------------------------------------------------------------- */
 typedef struct {
-  int32_t *tok;
+  const int32_t *tok;
   int64_t ntok, nsamples, seq;
+  const void *map;       /* the mapped token file (tok points into it), or NULL */
+  size_t maplen;
 } rt_data;
 /* rt_data_open: load a token file (little-endian int32) and validate it against
  * the sequence length and vocabulary; prints "path: error: ..." and returns
@@ -79,16 +81,18 @@ typedef struct {
   const float *data;     /* f32 elements */
 } rt_st_tensor;
 typedef struct rt_st rt_st;
-/* rt_st_read: parse a safetensors file (f32 tensors only); shapes are checked
- * against the file size before anything is allocated. NULL + message on error. */
+/* rt_st_read: parse a safetensors file (f32 tensors only), mapped rather than
+ * read (tensors point into the mapping); shapes are checked against the file
+ * size before anything is allocated. NULL + message on error. */
 rt_st *rt_st_read(const char *path);
 /* rt_st_find: tensor by name (also tried with a "transformer." prefix). */
 const rt_st_tensor *rt_st_find(const rt_st *s, const char *name);
 int rt_st_count(const rt_st *s);
 const rt_st_tensor *rt_st_at(const rt_st *s, int i);
 void rt_st_free(rt_st *s);
-/* rt_st_write: write n tensors (f32) to path via a temporary file, fsync and
- * rename. Returns false + message on error. */
+/* rt_st_write: write n tensors (f32) to path, a new file (an existing file or
+ * link there is an error, never followed), and fsync it. Returns false +
+ * message on error. */
 bool rt_st_write(const char *path, const rt_st_tensor *t, int n);
 
 /* ---- mpi.c ---------------------------------------------------------------------- */
@@ -175,6 +179,9 @@ void rt_exec_set_step(rt_exec *e, int64_t step);
 int64_t rt_exec_peak_bytes(const rt_exec *e);
 /* rt_exec_rank_of: the world rank of stage s, dp index i, tp index 0 */
 int rt_exec_rank_of(const rt_exec *e, int s, int i);
+/* rt_exec_model_hash: the program's hash of its model's forward graph (the
+ * same for every layout: checkpoints record it to refuse another model's) */
+uint64_t rt_exec_model_hash(const rt_exec *e);
 /* rt_exec_holders: bit s set when stage s holds parameter p */
 uint64_t rt_exec_holders(const rt_exec *e, ir_ref p);
 /* rt_exec_holds: tensor t (parameter or optimizer state) is held here */
@@ -206,12 +213,28 @@ double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, b
 void rt_shard(const int64_t *shape, int rank, int split, int tp, int tpi, int groups, const float *full, float *local);
 void rt_unshard(const int64_t *shape, int rank, int split, int tp, int groups, const float *all, float *full);
 
+/* ---- memcheck.c ------------------------------------------------------------------ */
+/* rt_mem_check: before anything is allocated for the run, what the rank of
+ * stage `stage` of program p will hold (its two planned arenas, the token
+ * stream, the attention kernels' score scratch) against this machine's
+ * available memory (util/os.h); false with the number, the limit and the
+ * parts printed when it does not fit. */
+bool rt_mem_check(const fmt_prog *p, int stage, const rt_config *c);
+
 /* ---- ckpt.c ------------------------------------------------------------------------ */
 /* rt_ckpt_save: gather parameters and optimizer state on rank 0 and write the
  * checkpoint directory (comm NULL = one process). All ranks must call it. */
 bool rt_ckpt_save(rt_exec *e, rt_comm *c, const char *dir, int64_t data_pos, uint64_t seed);
 /* rt_ckpt_load: load a checkpoint into any layout; sets the step and *data_pos. */
 bool rt_ckpt_load(rt_exec *e, const char *dir, int64_t *data_pos);
+/* rt_ckpt_save_ok: may --save write a checkpoint at dir? (dir, dir.partial
+ * and dir.previous each absent, or a real folder that is empty or an sbpc
+ * checkpoint holding only its own files); else false + message. */
+bool rt_ckpt_save_ok(const char *dir);
+/* rt_ckpt_read_state: parse a checkpoint's state.json: version 1, step and
+ * data position whole numbers in [0, 2^53], *model the architecture hash (0
+ * when not recorded). False + message on anything else. */
+bool rt_ckpt_read_state(const char *path, int64_t *step, int64_t *pos, uint64_t *model);
 /* rt_load_weights: Hugging Face safetensors into the parameters. */
 bool rt_load_weights(rt_exec *e, const char *path);
 #endif

@@ -6,18 +6,28 @@
  * entry is validated before anything is allocated for it: dtype F32, shape
  * dims non-negative with a product that fits, offsets inside the file and
  * equal to 4 x numel; so a header claiming a 10 GB tensor in a small file is
- * refused with the tensor's name. Writing goes to PATH.tmp, is fsynced, then
- * renamed over PATH. */
+ * refused with the tensor's name (names are printed with control bytes
+ * escaped). The file is mapped, not read (util/os.c): tensors point into the
+ * mapping, so a 40 GB file costs page cache, not heap; a tensor at an offset
+ * that is not a multiple of 4 is copied to aligned memory after a memory
+ * check. Writing creates PATH as a new file (never through a link; ckpt.c
+ * writes into a fresh folder that it swaps in whole) and fsyncs it. */
 #include "runtime/rt_internal.h"
+#include "util/os.h"
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* the format's own limit on the JSON header (huggingface/safetensors) */
+#define ST_MAX_HEADER 100000000
+
 struct rt_st {
-  char *file;            /* the whole file */
+  const char *file;      /* the whole file, mapped */
+  size_t len;
   rt_st_tensor *t;
   int n;
   arena *a;
@@ -29,44 +39,70 @@ static uint64_t le64(const unsigned char *p) {
   return v;
 }
 
-static bool parse_entry(rt_st *s, const char *path, cJSON *e, size_t datalen, const char *data) {
-  rt_st_tensor *t = &s->t[s->n];
-  t->name = arena_strdup(s->a, e->string);
-  cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
-  cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-  if (!cJSON_IsString(dt) || strcmp(dt->valuestring, "F32")) {
-    fprintf(stderr, "%s: error: tensor '%s': only F32 tensors are supported\n", path, t->name);
-    return false;
-  }
-  if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > IR_MAXRANK || !cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2) {
-    fprintf(stderr, "%s: error: tensor '%s': bad shape or data_offsets\n", path, t->name);
-    return false;
-  }
-  double numel = 1;
+/* the data of entry t at [b, e) of data: in place, or copied to aligned
+ * memory (after a memory check) when the offset is not a multiple of 4 */
+static bool place_data(rt_st *s, rt_st_tensor *t, const char *path, const char *data, size_t b, size_t e) {
+  t->data = (const float *)(data + b);
+  if ((uintptr_t)t->data % _Alignof(float) == 0) return true;
+  char what[200], nm[96];
+  snprintf(what, sizeof what, "%s: aligning tensor '%s'", path, diag_printable(t->name, nm, sizeof nm));
+  if (!os_mem_check((double)(e - b), what)) return false;
+  float *copy = arena_alloc(s->a, e - b + 1);
+  memcpy(copy, data + b, e - b);
+  t->data = copy;
+  return true;
+}
+
+/* the shape of entry e into t; its element count into *numel */
+static bool parse_shape(rt_st_tensor *t, const char *path, const char *nm, cJSON *sh, double *numel) {
+  *numel = 1;
   t->rank = cJSON_GetArraySize(sh);
   for (int i = 0; i < t->rank; i++) {
     cJSON *x = cJSON_GetArrayItem(sh, i);
     if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 1e15 || x->valuedouble != (double)(int64_t)x->valuedouble) {
-      fprintf(stderr, "%s: error: tensor '%s': bad dimension %d\n", path, t->name, i);
+      fprintf(stderr, "%s: error: tensor '%s': bad dimension %d\n", path, nm, i);
       return false;
     }
     t->shape[i] = (int64_t)x->valuedouble;
-    numel *= x->valuedouble;
+    *numel *= x->valuedouble;
   }
-  cJSON *o0 = cJSON_GetArrayItem(off, 0), *o1 = cJSON_GetArrayItem(off, 1);
-  double b = cJSON_IsNumber(o0) ? o0->valuedouble : -1, e2 = cJSON_IsNumber(o1) ? o1->valuedouble : -1;
-  if (numel * 4 > (double)datalen || b < 0 || e2 < b || e2 > (double)datalen || e2 - b != numel * 4 ||
-      b != (double)(int64_t)b) {
-    fprintf(stderr, "%s: error: tensor '%s': shape needs %.0f bytes but the file holds %.0f for it (of %zu)\n", path,
-            t->name, numel * 4, e2 - b, datalen);
+  return true;
+}
+
+static bool parse_entry(rt_st *s, const char *path, cJSON *e, size_t datalen, const char *data) {
+  rt_st_tensor *t = &s->t[s->n];
+  t->name = arena_strdup(s->a, e->string);
+  char nm[96];
+  diag_printable(t->name, nm, sizeof nm);
+  cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+  cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+  if (!cJSON_IsString(dt) || strcmp(dt->valuestring, "F32")) {
+    fprintf(stderr, "%s: error: tensor '%s': only F32 tensors are supported\n", path, nm);
     return false;
   }
-  t->data = (const float *)(data + (size_t)b);
-  if ((uintptr_t)t->data % _Alignof(float)) { /* an offset not a multiple of 4: copy to aligned memory */
-    float *copy = arena_alloc(s->a, (size_t)(e2 - b) + 1);
-    memcpy(copy, data + (size_t)b, (size_t)(e2 - b));
-    t->data = copy;
+  if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > IR_MAXRANK || !cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2) {
+    fprintf(stderr, "%s: error: tensor '%s': bad shape or data_offsets\n", path, nm);
+    return false;
   }
+  double numel;
+  if (!parse_shape(t, path, nm, sh, &numel)) return false;
+  cJSON *o0 = cJSON_GetArrayItem(off, 0), *o1 = cJSON_GetArrayItem(off, 1);
+  double b = cJSON_IsNumber(o0) ? o0->valuedouble : -1, e2 = cJSON_IsNumber(o1) ? o1->valuedouble : -1;
+  if (b < 0 || e2 < b || b != (double)(int64_t)b || e2 != (double)(int64_t)e2) {
+    fprintf(stderr, "%s: error: tensor '%s': bad data_offsets [%.0f, %.0f]\n", path, nm, b, e2);
+    return false;
+  }
+  if (e2 > (double)datalen) {
+    fprintf(stderr, "%s: error: tensor '%s': data_offsets [%.0f, %.0f] run past the end of the data (%zu bytes)\n",
+            path, nm, b, e2, datalen);
+    return false;
+  }
+  if (e2 - b != numel * 4) {
+    fprintf(stderr, "%s: error: tensor '%s': its shape needs %.0f bytes but data_offsets [%.0f, %.0f] give it %.0f\n",
+            path, nm, numel * 4, b, e2, e2 - b);
+    return false;
+  }
+  if (!place_data(s, t, path, data, (size_t)b, (size_t)e2)) return false;
   s->n++;
   return true;
 }
@@ -82,7 +118,9 @@ static bool parse_header(rt_st *s, const char *path, const char *hdr, size_t hle
   bool ok = true;
   for (cJSON *e = j->child; e && ok; e = e->next) {
     if (!strcmp(e->string, "__metadata__")) continue;
-    if (!(ok = cJSON_IsObject(e))) fprintf(stderr, "%s: error: malformed safetensors header (entry '%s')\n", path, e->string);
+    char nm[96];
+    if (!(ok = cJSON_IsObject(e)))
+      fprintf(stderr, "%s: error: malformed safetensors header (entry '%s')\n", path, diag_printable(e->string, nm, sizeof nm));
     else ok = parse_entry(s, path, e, datalen, data);
   }
   cJSON_Delete(j);
@@ -91,27 +129,25 @@ static bool parse_header(rt_st *s, const char *path, const char *hdr, size_t hle
 
 rt_st *rt_st_read(const char *path) {
   size_t len;
-  char *f = read_file(path, (size_t)1 << 36, &len);
+  const char *f = os_map(path, &len);
   if (!f) return NULL;
   rt_st *s = xcalloc(1, sizeof *s);
-  s->file = f;
+  s->file = f, s->len = len;
   s->a = arena_new();
   uint64_t hl = len >= 8 ? le64((const unsigned char *)f) : 0;
+  if (len >= 8 && hl <= len - 8 && hl > ST_MAX_HEADER) {
+    fprintf(stderr, "%s: error: safetensors header of %llu bytes (at most %d)\n", path, (unsigned long long)hl,
+            ST_MAX_HEADER);
+    rt_st_free(s);
+    return NULL;
+  }
   if (len < 8 || hl > len - 8) {
     fprintf(stderr, "%s: error: truncated safetensors file (header of %llu bytes, file of %zu)\n", path,
             (unsigned long long)hl, len);
     rt_st_free(s);
     return NULL;
   }
-  /* tensor data must be 4-byte aligned for float access: copy if it is not */
-  size_t dlen = len - 8 - (size_t)hl;
-  const char *data = f + 8 + hl;
-  if ((uintptr_t)data % 4) {
-    char *copy = arena_alloc(s->a, dlen + 1);
-    memcpy(copy, data, dlen);
-    data = copy;
-  }
-  if (!parse_header(s, path, f + 8, (size_t)hl, dlen, data)) {
+  if (!parse_header(s, path, f + 8, (size_t)hl, len - 8 - (size_t)hl, f + 8 + hl)) {
     rt_st_free(s);
     return NULL;
   }
@@ -132,7 +168,7 @@ const rt_st_tensor *rt_st_at(const rt_st *s, int i) { return &s->t[i]; }
 
 void rt_st_free(rt_st *s) {
   if (!s) return;
-  free(s->file);
+  os_unmap(s->file, s->len);
   arena_free(s->a);
   free(s);
 }
@@ -167,37 +203,24 @@ static char *header_json(const rt_st_tensor *t, int n, size_t *hlen) {
   return h;
 }
 
-static bool write_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n > 0) {
-    ssize_t w = write(fd, c, n);
-    if (w <= 0) return false;
-    c += w, n -= (size_t)w;
-  }
-  return true;
-}
-
 bool rt_st_write(const char *path, const rt_st_tensor *t, int n) {
   size_t hlen;
   char *h = header_json(t, n, &hlen);
-  char tmp[8300];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int fd = os_create(path, 0644);
   bool ok = fd >= 0;
   unsigned char l8[8];
   for (int i = 0; i < 8; i++) l8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-  ok = ok && write_all(fd, l8, 8) && write_all(fd, h, hlen);
+  ok = ok && os_write_all(fd, l8, 8) && os_write_all(fd, h, hlen);
   for (int i = 0; i < n && ok; i++) {
     size_t numel = 1;
     for (int k = 0; k < t[i].rank; k++) numel *= (size_t)t[i].shape[k];
-    ok = write_all(fd, t[i].data, numel * 4);
+    ok = os_write_all(fd, t[i].data, numel * 4);
   }
   ok = ok && fsync(fd) == 0;
-  if (fd >= 0) close(fd);
-  ok = ok && rename(tmp, path) == 0;
+  if (fd >= 0) ok = close(fd) == 0 && ok;
   if (!ok) {
-    fprintf(stderr, "%s: error: cannot write the safetensors file\n", path);
-    unlink(tmp);
+    fprintf(stderr, "%s: error: cannot write the safetensors file: %s\n", path, strerror(errno));
+    if (fd >= 0) unlink(path);
   }
   free(h);
   return ok;

@@ -150,7 +150,9 @@ static int train_loop(run *r) {
       return EXIT_INTERNAL;
     }
     if (!isfinite(loss)) {
-      sbpc_error("the loss is not finite at step %lld (%g); stopping", (long long)s + 1, loss);
+      if (r->rank == 0)
+        sbpc_error("step %lld: the loss is %s; stopping (check the weights, the data and the learning rate)",
+                   (long long)s + 1, isnan(loss) ? "NaN" : "infinite");
       return EXIT_BAD_INPUT;
     }
   }
@@ -164,6 +166,8 @@ static int train_loop(run *r) {
 static int setup(run *r) {
   diag d;
   diag_init(&d, r->p->model, NULL, 0);
+  if (!rt_mem_check(r->p, r->stage, &r->cfg)) return EXIT_BAD_INPUT;
+  if (r->rank == 0 && r->cfg.save && !rt_ckpt_save_ok(r->cfg.save)) return EXIT_BAD_INPUT;
   r->ex = rt_exec_new(r->p, &r->cfg, r->comm, r->rank, &d);
   if (!r->ex || !open_data(r)) return EXIT_BAD_INPUT;
   if (r->rank == 0 && !r->cfg.quiet && r->ex->jit)

@@ -38,7 +38,7 @@ victim=$(ls "$tmp/cache"/*.ll | head -1)
 printf 'garbage' >> "$victim"
 "$sbpc" compile "$src/examples/gpt2.sbp" --plan "$tmp/plan.json" -o "$tmp/out3" > "$tmp/log3" 2>&1 || fail "third compile"
 grep -q "kernels: $k ($((k - 1)) from cache)" "$tmp/log3" || { cat "$tmp/log3"; fail "corrupt entry not rebuilt"; }
-head -c 20 "$victim" | grep -q '^sbpc-cache 1' || fail "entry not rewritten"
+head -c 20 "$victim" | grep -q '^sbpc-cache 2' || fail "entry not rewritten"
 
 # bad input and usage
 "$sbpc" compile "$src/examples/gpt2.sbp" > /dev/null 2>&1; [ $? -eq 2 ] || fail "missing -o should be exit 2"

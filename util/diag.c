@@ -97,6 +97,18 @@ void sbpc_error(const char *fmt, ...) {
   va_end(ap);
 }
 
+const char *diag_printable(const char *s, char *buf, size_t n) {
+  size_t o = 0;
+  for (; *s && o + 8 < n; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c < 0x20 || c == 0x7f) o += (size_t)snprintf(buf + o, n - o, "\\x%02x", c);
+    else buf[o++] = (char)c;
+  }
+  if (*s) memcpy(buf + o, "...", 3), o += 3;
+  buf[o] = 0;
+  return buf;
+}
+
 char *read_file(const char *path, size_t max_bytes, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) {

@@ -50,6 +50,11 @@ void diag_vmsg(diag *d, const char *kind, srcloc loc, const char *fmt, va_list a
 /* sbpc_error: an error about no file at all ("sbpc: error: ..."), to stderr. */
 void sbpc_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* diag_printable: s for a message, with control bytes (below 0x20, and
+ * 0x7f) written as \xNN so a hostile name cannot drive the terminal; cut
+ * with "..." to fit buf[0..n) (n >= 8). Returns buf. */
+const char *diag_printable(const char *s, char *buf, size_t n);
+
 /* read_file: read a whole file (NUL-terminated) into malloc'ed memory; refuses
  * files over max_bytes. Returns NULL and prints "path: error: why" on failure. */
 char *read_file(const char *path, size_t max_bytes, size_t *len);
