@@ -51,9 +51,17 @@ typedef struct {
   double grad_overlap;      /* fraction of the DP reduction that can hide in backward */
 } plan_runtime;
 
+/* The GEMM shapes plan_gemm_eff was asked about (sbpc tune --model measures
+ * them): at most cap, each once; n counts them. */
+typedef struct {
+  int n, cap;
+  int (*mnk)[3];
+} plan_shape_log;
+
 /* Model constants; calib.c sets the defaults, a calibration file replaces them.
  * docs/planner.md gives the meaning and source of each. */
 #define PLAN_MAXCOLL 16
+#define PLAN_MAXGEMM 256
 typedef struct {
   double gemm_eff_max;      /* GEMM efficiency of an infinitely large GEMM */
   double gemm_half_dim;     /* a GEMM dimension of this size halves its factor */
@@ -70,6 +78,15 @@ typedef struct {
   int ncoll;
   int coll_n[PLAN_MAXCOLL];
   double coll_bw[PLAN_MAXCOLL], coll_alpha[PLAN_MAXCOLL];
+  /* measured rates of the device the calibration was made on (sbpc tune
+   * without --peak-flops / --peak-bw): they replace the cluster's peak x
+   * efficiency; 0 = not measured */
+  double dev_flops;         /* the fitted GEMM asymptote, FLOP/s */
+  double dev_bw;            /* an elementwise kernel's bandwidth, bytes/s */
+  int ngemm;                /* measured GEMM shapes (forward + backward rate) */
+  int gemm_mnk[PLAN_MAXGEMM][3];
+  double gemm_rate[PLAN_MAXGEMM];
+  plan_shape_log *gemm_log; /* when set, every GEMM shape costed is recorded */
   bool loaded;
 } plan_calib;
 
@@ -90,6 +107,14 @@ void plan_calib_default(plan_calib *c);
  * False on bad input, with *c untouched and the first offending field named
  * in err (one line, no file name). */
 bool plan_calib_parse(const char *text, size_t len, plan_calib *c, char *err, size_t errlen);
+/* plan_calib_path: the calibration file to use: given, else the
+ * environment's SBPC_CALIBRATION (when set and not empty), else NULL. */
+const char *plan_calib_path(const char *given);
+/* plan_compute_precision: the precision cluster c computes precision p in:
+ * p when a device type has a peak for it (bf16 also on an f16 peak), else
+ * f32 (the CPU preset, whose executor trains in fp32), and the memory model
+ * counts its bytes. */
+ir_dtype plan_compute_precision(const ir_cluster *c, ir_dtype p);
 /* plan_calib_load: plan_calib_parse on the file at path. Prints
  * "path: error: ..." and returns false on bad input. */
 bool plan_calib_load(const char *path, plan_calib *c);
@@ -127,6 +152,7 @@ typedef struct {
   int devtype;           /* slowest device type in the stage */
   int rank0;             /* lowest mesh index in the stage (global rank: used[rank0]) */
   double time_s;         /* one micro-batch forward + backward on this stage */
+  double fwd_s, bwd_s;   /* of which compute: forward, backward (recompute included) */
   double mem_bytes;      /* predicted peak memory per device */
 } plan_stage;
 

@@ -1,6 +1,7 @@
-/* tune_mpi.c — collective bandwidth and latency by group size, for `sbpc
- * tune` run under mpirun. The only file of the export module that includes
- * mpi.h (its job is that dependency).
+/* mpi.c — collective bandwidth and latency by group size, for `sbpc tune`
+ * run under mpirun, and the lockstep of the other measurements (every rank
+ * measures at once: tn_mpi_barrier, tn_mpi_max). The only file of the tune
+ * module that includes mpi.h (its job is that dependency).
  *
  * When the launcher says there is more than one rank (OMPI_COMM_WORLD_SIZE,
  * PMI_SIZE or PMIX_SIZE above 1), MPI is initialised and, for group sizes
@@ -13,12 +14,12 @@
  * calibration: by_group_size (all-reduce, the planner's input) and every
  * measurement. Built without mpi.h on the include path, this file reports
  * that collectives were not measured. */
-#include "export/export.h"
+#include "tune/tn_int.h"
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int launched_ranks(void) {
+int tn_launched_ranks(void) {
   const char *v[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"};
   for (int i = 0; i < 3; i++) {
     const char *s = getenv(v[i]);
@@ -65,7 +66,7 @@ static double seconds(int c, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_
 
 static double moved(int c, double T, int n) { return (c == AR ? 2.0 : 1.0) * T * (n - 1) / n; }
 
-static void measure_group(MPI_Comm comm, int n, const ex_tune_opts *o, cJSON *by, cJSON *all) {
+static void measure_group(MPI_Comm comm, int n, const tn_opts *o, cJSON *by, cJSON *all) {
   size_t big = (o->quick ? 1u : 16u) << 20, small = 64 * sizeof(float) * (size_t)n;
   big -= big % (sizeof(float) * (size_t)n);
   char *sbuf = calloc(1, big), *rbuf = calloc(1, big);
@@ -96,9 +97,19 @@ static void measure_group(MPI_Comm comm, int n, const ex_tune_opts *o, cJSON *by
   free(sbuf), free(rbuf);
 }
 
-int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks) {
+void tn_mpi_barrier(void) {
+  if (inited) MPI_Barrier(MPI_COMM_WORLD);
+}
+
+double tn_mpi_max(double x) {
+  double m = x;
+  if (inited) MPI_Allreduce(&x, &m, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return m;
+}
+
+int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks) {
   *nranks = 1;
-  if (launched_ranks() <= 1) return 0;
+  if (tn_launched_ranks() <= 1) return 0;
   if (MPI_Init(NULL, NULL) != MPI_SUCCESS) return -1;
   inited = 1;
   int rank, size;
@@ -122,20 +133,24 @@ int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks) {
   return rank;
 }
 
-void ex_tune_mpi_finalize(void) {
+void tn_mpi_finalize(void) {
   if (inited) MPI_Finalize();
   inited = 0;
 }
 
 #else /* no mpi.h on this module's include path */
 
-int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks) {
+void tn_mpi_barrier(void) {}
+
+double tn_mpi_max(double x) { return x; }
+
+int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks) {
   (void)calib_json;
   *nranks = 1;
-  if (launched_ranks() > 1 && o->log)
+  if (tn_launched_ranks() > 1 && o->log)
     fprintf(o->log, "tune: warning: this sbpc was built without MPI for tune; collectives not measured\n");
   return 0;
 }
 
-void ex_tune_mpi_finalize(void) {}
+void tn_mpi_finalize(void) {}
 #endif

@@ -1,9 +1,9 @@
-/* test_ex_calib.c — `sbpc tune --quick` writes a calibration that the one
+/* test_tn_calib.c — `sbpc tune --quick` writes a calibration that the one
  * calibration reader (plan_calib_parse / plan_calib_load, planner/calib_read.c)
  * accepts, with sane measured values; malformed calibrations are refused with
  * the offending field named and the planner's constants left untouched. */
 #include "cu.h"
-#include "export/export.h"
+#include "tune/tune.h"
 #include "planner/planner.h"
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -15,8 +15,8 @@ static void tune_roundtrip(void) {
   int fd = mkstemp(path);
   CU_ASSERT_FATAL(fd >= 0);
   close(fd);
-  ex_tune_opts o = {1, 0, NULL, 0, 0};
-  CU_ASSERT_EQUAL_FATAL(ex_tune(&o, path), 0);
+  tn_opts o = {1, 0, NULL, 0, 0, NULL, 0, NULL};
+  CU_ASSERT_EQUAL_FATAL(tn_measure(&o, path), 0);
   size_t len;
   char *text = read_file(path, 1 << 20, &len);
   CU_ASSERT_PTR_NOT_NULL_FATAL(text);
@@ -68,7 +68,7 @@ static void refusals(void) {
 }
 
 void cu_register(void) {
-  CU_pSuite s = CU_add_suite("ex_calib", NULL, NULL);
+  CU_pSuite s = CU_add_suite("tn_calib", NULL, NULL);
   CU_ADD(s, tune_roundtrip);
   CU_ADD(s, refusals);
 }
