@@ -43,7 +43,7 @@ extern char **environ;
 enum { NOT_RUN, MEASURED, FAILED, SKIPPED, SHARED, CANNOT };
 
 typedef struct {
-  int dp, tp, pp, sp, vpp, mbs, m, zero;
+  int dp, tp, pp, sp, vpp, mbs, m, zero, np; /* np: devices the layout uses (ranks to start) */
   char recompute[16];
   tn_step pred, meas;
   int state, same;
@@ -99,7 +99,7 @@ static int read_top(const char *path, layout *L, int maxk, long *batch, long *se
     memset(l, 0, sizeof *l);
     l->dp = geti(e, "dp", 1), l->tp = geti(e, "tp", 1), l->pp = geti(e, "pp", 1), l->sp = geti(e, "sp", 1);
     l->vpp = geti(e, "vpp", 1), l->mbs = geti(e, "micro_batch", 1), l->m = geti(e, "num_micro_batches", 1);
-    l->zero = geti(e, "zero", 0), l->same = -1;
+    l->zero = geti(e, "zero", 0), l->same = -1, l->np = geti(e, "devices_used", l->dp * l->tp * l->pp * l->sp);
     const cJSON *rc = cJSON_GetObjectItemCaseSensitive(e, "recompute");
     snprintf(l->recompute, sizeof l->recompute, "%s", cJSON_IsString(rc) ? rc->valuestring : "none");
   }
@@ -204,13 +204,13 @@ static void measure(const ctx *c, layout *l, int i) {
   snprintf(jl, sizeof jl, "%s/run%d.jsonl", c->dir, i);
   snprintf(lg, sizeof lg, "%s/run%d.log", c->dir, i);
   snprintf(tr, sizeof tr, "%s/trace%d.json", c->dir, i);
-  snprintf(np, sizeof np, "%d", o->np);
+  snprintf(np, sizeof np, "%d", l->np);
   snprintf(steps, sizeof steps, "%d", o->steps);
   char *run[] = {(char *)c->exe, "run", (char *)o->model, "--plan", json, "--steps", steps, "--log", jl,
                  "--trace", tr, NULL};
   char *mpi[24] = {"mpirun", "-np", np};
   for (int k = 0; run[k]; k++) mpi[3 + k] = run[k];
-  int rc = run_child(o->np > 1 ? mpi : run, lg, o->limit_s);
+  int rc = run_child(l->np > 1 ? mpi : run, lg, o->limit_s);
   double st = rc ? -1 : step_median(jl, (double)c->batch * c->seq);
   l->state = st > 0 && tn_measured_trace(tr, &l->meas) ? MEASURED : FAILED;
   l->meas.step_s = st;
@@ -221,7 +221,7 @@ static void measure(const ctx *c, layout *l, int i) {
 /* same_run: an earlier measured layout the executor runs identically, or -1 */
 static int same_run(const layout *L, int i) {
   for (int j = 0; j < i; j++)
-    if (L[j].state == MEASURED && L[j].dp == L[i].dp && L[j].tp == L[i].tp && L[j].pp == L[i].pp &&
+    if (L[j].state == MEASURED && L[j].np == L[i].np && L[j].dp == L[i].dp && L[j].tp == L[i].tp && L[j].pp == L[i].pp &&
         L[j].m == L[i].m && L[j].zero == L[i].zero && !strcmp(L[j].recompute, L[i].recompute))
       return j;
   return -1;

@@ -10,14 +10,20 @@
  * alpha) and a large one; the bus bandwidth is the bytes each rank moves
  * (2T(n-1)/n for all-reduce, T(n-1)/n for the others, as the planner's cost
  * model counts them) over the large message's time less alpha. Times are the
- * slowest rank's, the best of a few repeats. Rank 0 adds "collectives" to the
+ * slowest rank's, the best of a few repeats. The planner's latency
+ * (by_group_size alpha_s) is a collective's cost inside a step, not back to
+ * back: ranks that computed arrive at different times and the executor's
+ * communication thread polls with naps (in_step), which on a shared,
+ * oversubscribed machine costs far more than the tight loop's alpha. Rank 0 adds "collectives" to the
  * calibration: by_group_size (all-reduce, the planner's input) and every
  * measurement. Built without mpi.h on the include path, this file reports
  * that collectives were not measured. */
 #include "tune/tn_int.h"
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
+#include <time.h>
 
 int tn_launched_ranks(void) {
   const char *v[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"};
@@ -64,6 +70,44 @@ static double seconds(int c, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_
   return best;
 }
 
+/* burst: about 200 us of arithmetic (a step's compute between two collectives) */
+static double burst(void) {
+  volatile double x = 1;
+  for (int i = 0; i < 100000; i++) x = x * 1.0000001 + 1e-9;
+  return x;
+}
+
+/* polled: one small all-reduce as the executor's communication thread runs
+ * it (runtime/executor.c): started non-blocking, tested with 20 us naps */
+static void polled(MPI_Comm comm, float *buf) {
+  MPI_Request r;
+  int done = 0;
+  MPI_Iallreduce(MPI_IN_PLACE, buf, 64, MPI_FLOAT, MPI_SUM, comm, &r);
+  for (MPI_Test(&r, &done, MPI_STATUS_IGNORE); !done; MPI_Test(&r, &done, MPI_STATUS_IGNORE))
+    nanosleep(&(struct timespec){0, 20000}, NULL);
+}
+
+/* in_step: seconds a small collective adds inside a step: reps bursts each
+ * followed by one polled all-reduce, against the bursts alone (the ranks
+ * arrive at different times, the waiting one naps: skew and wake-up count,
+ * as they do between the executor's actors); the slowest rank's */
+static double in_step(MPI_Comm comm, int reps) {
+  float buf[64] = {0};
+  double t[2];
+  for (int with = 0; with < 2; with++) {
+    MPI_Barrier(comm);
+    double t0 = MPI_Wtime();
+    for (int i = 0; i < reps; i++) {
+      burst();
+      if (with) polled(comm, buf);
+    }
+    t[with] = MPI_Wtime() - t0;
+  }
+  double a = (t[1] - t[0]) / reps, worst;
+  MPI_Allreduce(&a, &worst, 1, MPI_DOUBLE, MPI_MAX, comm);
+  return worst > 0 ? worst : 0;
+}
+
 static double moved(int c, double T, int n) { return (c == AR ? 2.0 : 1.0) * T * (n - 1) / n; }
 
 static void measure_group(MPI_Comm comm, int n, const tn_opts *o, cJSON *by, cJSON *all) {
@@ -85,13 +129,17 @@ static void measure_group(MPI_Comm comm, int n, const tn_opts *o, cJSON *by, cJS
       cJSON_AddItemToArray(all, e);
       if (o->log) fprintf(o->log, "tune: %s over %d ranks: %.3g GB/s bus, %.3g us latency\n", coll_name[c], n,
                           bw / 1e9, a * 1e6);
-      if (c == AR) {
-        cJSON *g = cJSON_CreateObject();
-        cJSON_AddNumberToObject(g, "n", n);
-        cJSON_AddNumberToObject(g, "bus_bw", bw);
-        cJSON_AddNumberToObject(g, "alpha_s", a < 1 ? a : 1);
-        cJSON_AddItemToArray(by, g);
-      }
+    }
+    if (c == AR) { /* every rank: in_step is collective */
+      double st = in_step(comm, o->quick ? 30 : 200);
+      if (o->log && all) fprintf(o->log, "tune: a collective inside a step over %d ranks: %.3g us\n", n, st * 1e6);
+      if (!all) continue;
+      cJSON *g = cJSON_CreateObject();
+      cJSON_AddNumberToObject(g, "n", n);
+      cJSON_AddNumberToObject(g, "bus_bw", bw);
+      cJSON_AddNumberToObject(g, "alpha_s", fmin(fmax(a, st), 1));
+      cJSON_AddNumberToObject(g, "alpha_tight_s", a);
+      cJSON_AddItemToArray(by, g);
     }
   }
   free(sbuf), free(rbuf);
