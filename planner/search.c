@@ -414,7 +414,8 @@ static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, 
     if (tl + o > tail + opt) tail = tl, opt = o, tdp = d, tpp = pe;
     if (m > mx) mx = m, pmax = p;
     if (ts > T) T = ts, pslow = p;
-    stg[p] = (plan_stage){first, first + x[p] - 1, s->st[p].devtype, s->st[p].rank0, ts, m, 0, 0};
+    stg[p] = (plan_stage){.first = first, .last = first + x[p] - 1, .devtype = s->st[p].devtype,
+                          .rank0 = s->st[p].rank0, .time_s = ts, .mem_bytes = m};
     stage_compute(sol, sm, p, s->pp, x[p], &stg[p]);
     first += x[p];
     l.fits = true;
