@@ -1,20 +1,14 @@
-# install.cmake — `make install` for sbpc, and the export module's extra link
-# needs. Include it from the top-level CMakeLists.txt (anywhere after
-# project()); everything here runs deferred, at the end of the top directory,
+# install.cmake — `make install` for sbpc. Include it from the top-level
+# CMakeLists.txt (anywhere after project()); everything here runs deferred, at the end of the top directory,
 # so the targets it refers to exist whatever the include's position.
 #
 # Installs: bin/sbpc; lib/libsbpc.so (the plan reader, a small C API for
 # external runtimes: format/plan.c + util arena/diag, linked to cJSON);
 # include/sbpc/sbpc_plan.h; lib/pkgconfig/sbpc.pc; share/man/man1/sbpc.1;
-# the docs under share/doc/sbpc. Also links the export module with MPI and
-# OpenBLAS, which `sbpc tune` measures (export/ex_tune.c, export/tune_mpi.c).
+# the docs under share/doc/sbpc.
 include(GNUInstallDirs)
 
 function(sbpc_install_rules)
-  # `sbpc tune`: OpenBLAS GEMMs and, under mpirun, MPI collectives.
-  target_include_directories(sbpc_export PRIVATE ${OPENBLAS_INCLUDE_DIRS})
-  target_link_libraries(sbpc_export PUBLIC MPI::MPI_C ${OPENBLAS_LIBRARIES})
-
   # libsbpc: read plans from C.
   add_library(sbpc_lib SHARED ${CMAKE_SOURCE_DIR}/format/plan.c
               ${CMAKE_SOURCE_DIR}/util/arena.c ${CMAKE_SOURCE_DIR}/util/diag.c)

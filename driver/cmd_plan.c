@@ -3,7 +3,8 @@
  *
  * Pipeline: load the model (driver/common.c), bind B and S, infer shapes,
  * pick the cluster (--cluster, or the file's own), read the options and the
- * calibration, then plan_search (planner/). Exit 0 with a plan, 1 on bad
+ * calibration (--calibration, else $SBPC_CALIBRATION), then plan_search
+ * (planner/). Exit 0 with a plan, 1 on bad
  * input, 2 on bad usage, 3 when no layout fits (with the smallest memory any
  * candidate needs and what dominates it). */
 #include "driver/common.h"
@@ -87,10 +88,20 @@ static int options(const plan_args *a, const ir_program *p, const ir_cluster *c,
   if (a->precision && !set_precision(a->precision, &po->precision)) return bad("--precision takes bf16, f16 or fp32", a->precision);
   if (a->fix && !plan_fix_parse(a->fix, po)) return EXIT_USAGE;
   plan_runtime_set(&po->calib, plan_runtime_default(c));
-  if (a->calib) {
-    if (!plan_calib_load(a->calib, &po->calib)) return EXIT_BAD_INPUT;
-    po->calib_path = a->calib;
+  const char *calib = plan_calib_path(a->calib);
+  if (calib) {
+    if (!plan_calib_load(calib, &po->calib)) return EXIT_BAD_INPUT;
+    po->calib_path = calib;
+  } else if (c->name && !strcmp(c->name, "cpu")) {
+    fprintf(stderr, "plan: note: the cpu preset's rates are placeholders, so these predictions are uncalibrated "
+                    "(measure this machine with `sbpc tune -o calib.json`, then --calibration calib.json or "
+                    "SBPC_CALIBRATION=calib.json)\n");
   }
+  ir_dtype cp = plan_compute_precision(c, po->precision);
+  if (cp != po->precision)
+    fprintf(stderr, "plan: note: the cluster's devices compute in %s only; planned in %s\n", ir_dtype_name(cp),
+            ir_dtype_name(cp));
+  po->precision = cp;
   if (a->runtime && !plan_runtime_set(&po->calib, a->runtime)) {
     sbpc_error("plan: unknown runtime profile '%s' (one of %s)", a->runtime, plan_runtime_names());
     fputs(usage_text, stderr);

@@ -10,9 +10,8 @@
  * reason as a comment into the output (when the format has comments) and as a
  * warning on stderr, and then writes the nearest faithful layout.
  * ex_trace writes a Chrome/Perfetto trace of one predicted step; ex_trace_svg
- * a small SVG timeline drawn from the same schedule. ex_tune measures the
- * machine and writes a calibration JSON (docs/calibration.md); the planner's
- * plan_calib_parse (planner/calib_read.c) is the one reader of it. */
+ * a small SVG timeline drawn from the same schedule. (Measuring the machine,
+ * `sbpc tune`, is its own module: tune/tune.h.) */
 #ifndef SBPC_EXPORT_H
 #define SBPC_EXPORT_H
 #include "format/sbpc_plan.h"
@@ -94,41 +93,5 @@ ex_slice *ex_schedule(const sbpc_plan *p, int *n, double *step_s, ex_ctx *c);
 int ex_trace(const sbpc_plan *p, const ex_trace_opts *o, ex_ctx *c);
 /* ex_trace_svg: write a small SVG timeline (one row per stage). */
 int ex_trace_svg(const sbpc_plan *p, ex_ctx *c);
-
-/* Calibration (sbpc tune). */
-typedef struct ex_tune_opts {
-  int quick;       /* a few seconds, for CI */
-  int progress;    /* 1: progress bar (a terminal), 0: plain lines */
-  FILE *log;       /* progress output (stderr) */
-  double peak_flops; /* the device's peak FLOP/s for the GEMM dtype; 0 = unknown */
-  double peak_bw;    /* the device's peak memory bandwidth, bytes/s; 0 = unknown */
-} ex_tune_opts;
-
-/* ex_tune: measure and write the calibration JSON to path (NULL: stdout);
- * under mpirun only rank 0 writes. 0 on success. */
-int ex_tune(const ex_tune_opts *o, const char *path);
-/* ex_tune_mpi: collective bandwidth/latency by group size when run under
- * mpirun (more than one rank); adds "collectives" to the calibration object
- * (a cJSON *) on rank 0. Returns the rank (0 on rank 0 or when MPI is not in
- * use), or -1 on failure. */
-int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks);
-/* ex_tune_mpi_finalize: finalize MPI if ex_tune_mpi initialized it. */
-void ex_tune_mpi_finalize(void);
-
-/* Autotune by measurement (sbpc tune --plans K MODEL.sbp). */
-typedef struct ex_autotune_opts {
-  const char *model;            /* MODEL.sbp */
-  int k;                        /* layouts to measure (<= 16) */
-  int np;                       /* ranks (mpirun -np) */
-  int steps;                    /* steps per layout */
-  const char *batch, *seq;      /* passed to sbpc plan when given */
-  const char *cluster;          /* planner cluster; NULL: cpu:np */
-  double limit_s;               /* per child process */
-  FILE *log, *out;              /* progress; the report */
-} ex_autotune_opts;
-
-/* ex_autotune: plan the top K layouts, run each with the executor, report
- * measured vs predicted; 0 when at least one layout ran. */
-int ex_autotune(const ex_autotune_opts *o);
 
 #endif

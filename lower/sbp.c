@@ -7,7 +7,8 @@
  * keeps layers identical); a parameter whose forward consumers all want one
  * split layout is stored that way (as if hinted), so the planner's sharding
  * is the storage. Backward and optimizer ops, which the planner does not
- * list, are deduced greedily from there. A plan made for another model (an
+ * list, are deduced greedily from there; the model's own @ hints give way
+ * to the plan. A plan made for another model (an
  * op index out of range, an op kind that differs, another parameter count)
  * is refused. Without a plan the model's @ hints drive the same deduction.
  * Then adamw's parameter and state must need no boxing (they are updated in
@@ -47,13 +48,32 @@ static bool fixed_from_plan(lw_ctx *c, ir_sig *fixed, bool *has) {
   return true;
 }
 
+/* spread: the plan lists layer 0 of each block; every layer takes layer 0's
+ * signatures (the layers of a block are identical) */
+static void spread(lw_ctx *c, ir_sig *fixed, bool *has) {
+  const ir_graph *g = c->p->g;
+  for (int k = 0; k < c->nfwd; k++) {
+    const ir_op *o = &g->op[k];
+    if (has[k] || o->block < 0 || o->layer <= 0) continue;
+    for (int j = 0; j < c->nfwd; j++) {
+      const ir_op *z = &g->op[j];
+      if (has[j] && z->block == o->block && z->layer == 0 && z->lidx == o->lidx && z->kind == o->kind) {
+        fixed[k] = fixed[j], has[k] = true;
+        break;
+      }
+    }
+  }
+}
+
 /* hint_params: a parameter every fixed forward consumer wants in one split
- * layout is stored in it */
+ * layout is stored in it; any other is stored as the deduction settles it.
+ * The plan decides: the model's own @ hints give way to it. */
 static void hint_params(lw_ctx *c, const ir_sig *fixed, const bool *has) {
   ir_graph *g = c->p->g;
   for (int t = 0; t < g->nt; t++) {
     ir_tensor *x = &g->t[t];
-    if (x->kind != IR_T_PARAM || x->has_hint) continue;
+    if (x->kind != IR_T_PARAM) continue;
+    x->has_hint = false;
     int seen = 0;
     ir_sbp want = {SBP_B, 0};
     for (int k = 0; k < c->nfwd && seen >= 0; k++)
@@ -144,7 +164,7 @@ bool lw_sbp(lw_ctx *c) {
   ir_sig *fixed = xcalloc((size_t)g->nop + 1, sizeof *fixed);
   bool *has = xcalloc((size_t)g->nop + 1, sizeof *has);
   bool ok = !c->lay.plan || fixed_from_plan(c, fixed, has);
-  if (ok) hint_params(c, fixed, has);
+  if (ok && c->lay.plan) spread(c, fixed, has), hint_params(c, fixed, has);
   ok = ok && ir_deduce_sbp_fixed(g, fixed, has, c->d) && fix_states(c) && box(c);
   free(fixed);
   free(has);

@@ -54,30 +54,55 @@ static bool section(chk *k, const cJSON *j, const char *key, const cJSON **out) 
   return true;
 }
 
+/* shape: gemm.shapes[i] (path p); into the measured table when absolute */
+static bool shape(chk *k, const cJSON *e, const char *p, bool absolute) {
+  double d[3], rate = 0;
+  if (!cJSON_IsObject(e)) return bad(k, "'%s' must be an object", p);
+  num(k, e, p, "m", 1, 1 << 24, true, &d[0]), num(k, e, p, "n", 1, 1 << 24, true, &d[1]);
+  num(k, e, p, "k", 1, 1 << 24, true, &d[2]), num(k, e, p, "seconds", 0, 1e6, true, NULL);
+  num(k, e, p, "seconds_backward", 0, 1e6, false, NULL), num(k, e, p, "flops_per_s", 0, 1e18, true, &rate);
+  plan_calib *c = k->c;
+  if (k->bad || !absolute || rate <= 0 || c->ngemm == PLAN_MAXGEMM) return !k->bad;
+  for (int j = 0; j < 3; j++) c->gemm_mnk[c->ngemm][j] = (int)d[j];
+  c->gemm_rate[c->ngemm++] = rate;
+  return true;
+}
+
+/* gemm: the GEMM model; without eff_max (no datasheet peak given to tune) the
+ * measured asymptote and shapes are absolute rates of this device */
 static bool gemm(chk *k, const cJSON *g) {
   if (!g) return true;
+  double fit = 0;
+  bool absolute = !cJSON_GetObjectItemCaseSensitive(g, "eff_max");
   num(k, g, "gemm.", "half_dim", 0, 1e6, false, &k->c->gemm_half_dim);
   num(k, g, "gemm.", "eff_max", 0.01, 1, false, &k->c->gemm_eff_max);
-  num(k, g, "gemm.", "fit_peak_flops_per_s", 0, 1e18, false, NULL);
+  num(k, g, "gemm.", "fit_peak_flops_per_s", 0, 1e18, false, &fit);
+  if (absolute && fit > 0) k->c->dev_flops = fit, k->c->gemm_eff_max = 1, k->c->ngemm = 0;
+  absolute = absolute && fit > 0;
   const cJSON *s = cJSON_GetObjectItemCaseSensitive(g, "shapes"), *e;
   if (s && !cJSON_IsArray(s)) return bad(k, "'gemm.shapes' must be an array");
   int i = 0;
   cJSON_ArrayForEach(e, s) {
     char p[32];
     snprintf(p, sizeof p, "gemm.shapes[%d].", i++);
-    if (!cJSON_IsObject(e)) return bad(k, "'%s' must be an object", p);
-    num(k, e, p, "m", 1, 1 << 24, true, NULL), num(k, e, p, "n", 1, 1 << 24, true, NULL);
-    num(k, e, p, "k", 1, 1 << 24, true, NULL), num(k, e, p, "seconds", 0, 1e6, true, NULL);
-    num(k, e, p, "flops_per_s", 0, 1e18, true, NULL);
+    if (!shape(k, e, p, absolute)) return false;
   }
   return !k->bad;
 }
 
+/* memory: without bandwidth_eff the elementwise kernel bandwidth (else the
+ * better of copy and triad) is this device's, absolute */
 static bool memory(chk *k, const cJSON *m) {
   if (!m) return true;
-  num(k, m, "memory.", "copy_bytes_per_s", 0, 1e15, false, NULL);
-  num(k, m, "memory.", "triad_bytes_per_s", 0, 1e15, false, NULL);
+  double copy = 0, triad = 0, kern = 0;
+  num(k, m, "memory.", "copy_bytes_per_s", 0, 1e15, false, &copy);
+  num(k, m, "memory.", "triad_bytes_per_s", 0, 1e15, false, &triad);
+  num(k, m, "memory.", "kernel_bytes_per_s", 0, 1e15, false, &kern);
+  num(k, m, "memory.", "kernel_array_bytes", 0, 1e15, false, NULL);
+  num(k, m, "memory.", "array_bytes", 0, 1e15, false, NULL);
   num(k, m, "memory.", "bandwidth_eff", 0.01, 1, false, &k->c->mem_eff);
+  if (!cJSON_GetObjectItemCaseSensitive(m, "bandwidth_eff"))
+    k->c->dev_bw = kern > 0 ? kern : copy > triad ? copy : triad;
   return !k->bad;
 }
 
@@ -225,6 +250,11 @@ bool plan_calib_parse(const char *text, size_t len, plan_calib *c, char *err, si
   t.loaded = true;
   *c = t;
   return true;
+}
+
+const char *plan_calib_path(const char *given) {
+  const char *e = getenv("SBPC_CALIBRATION");
+  return given ? given : e && *e ? e : NULL;
 }
 
 bool plan_calib_load(const char *path, plan_calib *c) {

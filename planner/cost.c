@@ -8,6 +8,13 @@
  * symmetric, so the two backward GEMMs of a matmul (the same three dimensions
  * in another order) run at the forward's efficiency.
  *
+ * A calibration made without the device's datasheet peak (`sbpc tune` on
+ * this machine, docs/calibration.md) describes the device it ran on in
+ * absolute terms: its fitted GEMM asymptote and its elementwise kernels'
+ * bandwidth replace peak x efficiency (dev_flops, dev_bw), and a GEMM shape
+ * it measured (forward and both backward products) runs at its measured
+ * rate; other shapes follow the fitted curve.
+ *
  * Collectives follow the alpha-beta model on the slowest link of the group
  * (cluster.c finds it): ring all-reduce 2(n-1)a + 2T(n-1)/(n bw), tree
  * all-reduce 2 ceil(log2 n) a + 2T/bw (the faster is used), all-gather and
@@ -24,18 +31,50 @@ const char *plan_coll_name(int k) {
   return k >= 0 && k < IR_NOPKIND ? ir_ops[k].name : "none";
 }
 
+/* log_shape: record m x n x k in c->gemm_log once */
+static void log_shape(const plan_calib *c, int m, int n, int k) {
+  plan_shape_log *l = c->gemm_log;
+  for (int i = 0; i < l->n && i < l->cap; i++)
+    if (l->mnk[i][0] == m && l->mnk[i][1] == n && l->mnk[i][2] == k) return;
+  if (l->n < l->cap) l->mnk[l->n][0] = m, l->mnk[l->n][1] = n, l->mnk[l->n][2] = k;
+  l->n++;
+}
+
+/* measured: the measured rate of exactly this shape, or 0 */
+static double measured(const plan_calib *c, int m, int n, int k) {
+  for (int i = 0; i < c->ngemm; i++)
+    if (c->gemm_mnk[i][0] == m && c->gemm_mnk[i][1] == n && c->gemm_mnk[i][2] == k) return c->gemm_rate[i];
+  return 0;
+}
+
 double plan_gemm_eff(const plan_calib *c, double m, double n, double k) {
   double h = c->gemm_half_dim;
   if (m < 1) m = 1;
   if (n < 1) n = 1;
   if (k < 1) k = 1;
+  int im = (int)fmin(m + 0.5, 1 << 30), in = (int)fmin(n + 0.5, 1 << 30), ik = (int)fmin(k + 0.5, 1 << 30);
+  if (c->gemm_log) log_shape(c, im, in, ik);
+  double r = c->dev_flops > 0 ? measured(c, im, in, ik) : 0;
+  if (r > 0) return r / c->dev_flops;
   return c->gemm_eff_max * (m / (m + h)) * (n / (n + h)) * (k / (k + h));
+}
+
+ir_dtype plan_compute_precision(const ir_cluster *c, ir_dtype p) {
+  for (int i = 0; c && i < c->ndev; i++)
+    if (c->dev[i].peak_flops[p] > 0 || (p == IR_BF16 && c->dev[i].peak_flops[IR_F16] > 0)) return p;
+  return c && c->ndev > 0 && p != IR_F32 ? IR_F32 : p;
+}
+
+double plan_mem_time(const plan_calib *c, const plan_dev *d, double bytes) {
+  double bw = c->dev_bw > 0 ? c->dev_bw : d->bw * c->mem_eff;
+  return bytes > 0 && bw > 0 ? bytes / bw : 0;
 }
 
 double plan_kernel_time(const plan_calib *c, const plan_dev *d, double flops, double eff,
                         double bytes, double kernels) {
-  double tc = (flops > 0 && d->flops > 0 && eff > 0) ? flops / (d->flops * eff) : 0;
-  double tm = (bytes > 0 && d->bw > 0) ? bytes / (d->bw * c->mem_eff) : 0;
+  double peak = c->dev_flops > 0 ? c->dev_flops : d->flops;
+  double tc = (flops > 0 && peak > 0 && eff > 0) ? flops / (peak * eff) : 0;
+  double tm = plan_mem_time(c, d, bytes);
   return (tc > tm ? tc : tm) + kernels * c->kernel_overhead_s;
 }
 

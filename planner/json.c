@@ -224,6 +224,8 @@ static cJSON *j_stages(const plan_result *r, const plan_layout *l) {
     if (s == l->pp - 1) cJSON_AddItemToArray(ex, cJSON_CreateString("head"));
     if (have_cl && x->rank0 >= 0 && x->rank0 < l->nused) tp_shares(r, l, &cl, x->rank0, o);
     cJSON_AddNumberToObject(o, "time_per_micro_batch_s", x->time_s);
+    cJSON_AddNumberToObject(o, "time_fwd_s", x->fwd_s); /* compute only; full recompute's forward apart */
+    cJSON_AddNumberToObject(o, "time_bwd_s", x->bwd_s - (l->recompute == PLAN_RC_FULL ? x->fwd_s : 0));
     cJSON_AddNumberToObject(o, "memory_bytes", x->mem_bytes);
     cJSON_AddItemToArray(a, o);
   }

@@ -18,13 +18,17 @@ typedef struct { double flops, bw, mem; } plan_dev;   /* one device's rates */
 typedef struct { double bw, lat; int inter; } plan_link; /* per device, one direction; inter: spans nodes */
 
 /* plan_gemm_eff: achieved fraction of peak for an m x n x k GEMM:
- * eff_max * f(m) f(n) f(k), f(x) = x / (x + half_dim). */
+ * eff_max * f(m) f(n) f(k), f(x) = x / (x + half_dim); a calibrated shape's
+ * measured rate / dev_flops. Records the shape in c->gemm_log when set. */
 double plan_gemm_eff(const plan_calib *c, double m, double n, double k);
 /* plan_kernel_time: roofline of `kernels` kernels doing `flops` at efficiency
  * eff and moving `bytes`: max(flops/(peak*eff), bytes/(bw*mem_eff)) plus the
  * launch overhead. */
 double plan_kernel_time(const plan_calib *c, const plan_dev *d, double flops, double eff,
                         double bytes, double kernels);
+/* plan_mem_time: seconds to move bytes through memory on d (the calibrated
+ * kernel bandwidth when measured, else bandwidth x mem_eff). */
+double plan_mem_time(const plan_calib *c, const plan_dev *d, double bytes);
 /* plan_coll_time: seconds for collective k on a group of n devices over link l,
  * T = the logical tensor size in bytes (the DESIGN.md table). All-reduce is
  * the faster of ring and tree. */

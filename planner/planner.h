@@ -51,6 +51,13 @@ typedef struct {
   double grad_overlap;      /* fraction of the DP reduction that can hide in backward */
 } plan_runtime;
 
+/* The GEMM shapes plan_gemm_eff was asked about (sbpc tune --model measures
+ * them): at most cap, each once; n counts them. */
+typedef struct {
+  int n, cap;
+  int (*mnk)[3];
+} plan_shape_log;
+
 /* Model constants; calib.c sets the defaults, a calibration file replaces them.
  * docs/planner.md gives the meaning and source of each. */
 #define PLAN_MAXCOLL 16
@@ -63,6 +70,7 @@ typedef struct {
   double bw[PLAN_MAXCOLL], alpha[PLAN_MAXCOLL];
 } plan_colltab;
 enum { PLAN_INTRA, PLAN_INTER }; /* placement of a group: inside one node, across nodes */
+#define PLAN_MAXGEMM 256
 typedef struct {
   double gemm_eff_max;      /* GEMM efficiency of an infinitely large GEMM */
   double gemm_half_dim;     /* a GEMM dimension of this size halves its factor */
@@ -82,6 +90,15 @@ typedef struct {
   /* all-to-all and ring send/recv by group size, [PLAN_INTRA] and [PLAN_INTER] */
   plan_colltab a2a[2], p2p[2];
   double group_fixed_s;     /* SP: fixed cost of a group per micro-batch (< 0: built-in) */
+  /* measured rates of the device the calibration was made on (sbpc tune
+   * without --peak-flops / --peak-bw): they replace the cluster's peak x
+   * efficiency; 0 = not measured */
+  double dev_flops;         /* the fitted GEMM asymptote, FLOP/s */
+  double dev_bw;            /* an elementwise kernel's bandwidth, bytes/s */
+  int ngemm;                /* measured GEMM shapes (forward + backward rate) */
+  int gemm_mnk[PLAN_MAXGEMM][3];
+  double gemm_rate[PLAN_MAXGEMM];
+  plan_shape_log *gemm_log; /* when set, every GEMM shape costed is recorded */
   bool loaded;
 } plan_calib;
 
@@ -110,6 +127,14 @@ void plan_calib_default(plan_calib *c);
  * False on bad input, with *c untouched and the first offending field named
  * in err (one line, no file name). */
 bool plan_calib_parse(const char *text, size_t len, plan_calib *c, char *err, size_t errlen);
+/* plan_calib_path: the calibration file to use: given, else the
+ * environment's SBPC_CALIBRATION (when set and not empty), else NULL. */
+const char *plan_calib_path(const char *given);
+/* plan_compute_precision: the precision cluster c computes precision p in:
+ * p when a device type has a peak for it (bf16 also on an f16 peak), else
+ * f32 (the CPU preset, whose executor trains in fp32), and the memory model
+ * counts its bytes. */
+ir_dtype plan_compute_precision(const ir_cluster *c, ir_dtype p);
 /* plan_calib_load: plan_calib_parse on the file at path. Prints
  * "path: error: ..." and returns false on bad input. */
 bool plan_calib_load(const char *path, plan_calib *c);
@@ -147,6 +172,7 @@ typedef struct {
   int devtype;           /* slowest device type in the stage */
   int rank0;             /* lowest mesh index in the stage (global rank: used[rank0]) */
   double time_s;         /* one micro-batch forward + backward on this stage */
+  double fwd_s, bwd_s;   /* of which compute: forward, backward (recompute included) */
   double mem_bytes;      /* predicted peak memory per device */
 } plan_stage;
 

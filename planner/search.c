@@ -329,7 +329,7 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   if (exposed < 0) exposed = 0;
   double ag = after - c->rt.grad_overlap * fwin;
   exposed += gather + (ag > 0 ? ag : 0);
-  *opt = par / (k.zero >= 1 ? zd : 1) * 32 / (s->st[p].dev.bw * c->mem_eff);
+  *opt = plan_mem_time(c, &s->st[p].dev, par / (k.zero >= 1 ? zd : 1) * 32);
   *dp = zd > 1 ? exposed : 0;
   *pp = sm->tied_s[p];
   return *dp + *pp + x * l->step_comm_s;
@@ -389,6 +389,13 @@ static int partition(search *s, stage_model *sm, int *x) {
   return rc < 0 ? 1 : rc;
 }
 
+/* stage_compute: stage p's forward and backward compute per micro-batch (x layers) */
+static void stage_compute(const plan_sol **sol, const stage_model *sm, int p, int P, int x, plan_stage *st) {
+  st->fwd_s = x * sm->lay[p].fwd_s, st->bwd_s = x * sm->lay[p].bwd_s;
+  if (p == 0) st->fwd_s += sol[0]->pre.fwd_s, st->bwd_s += sol[0]->pre.bwd_s;
+  if (p == P - 1) st->fwd_s += sol[p]->post.fwd_s, st->bwd_s += sol[p]->post.bwd_s;
+}
+
 static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, int *x,
                      plan_stage *stg) {
   sm->pp.p = s->pp, sm->pp.L = s->L, sm->pp.v = k.vpp, sm->pp.m = k.m;
@@ -408,7 +415,9 @@ static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, 
     if (tl + o > tail + opt) tail = tl, opt = o, tdp = d, tpp = pe;
     if (m > mx) mx = m, pmax = p;
     if (ts > T) T = ts, pslow = p;
-    stg[p] = (plan_stage){first, first + x[p] - 1, s->st[p].devtype, s->st[p].rank0, ts, m};
+    stg[p] = (plan_stage){.first = first, .last = first + x[p] - 1, .devtype = s->st[p].devtype,
+                          .rank0 = s->st[p].rank0, .time_s = ts, .mem_bytes = m};
+    stage_compute(sol, sm, p, s->pp, x[p], &stg[p]);
     first += x[p];
     l.fits = true;
   }

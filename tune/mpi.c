@@ -1,6 +1,7 @@
-/* tune_mpi.c — collective bandwidth and latency by group size, for `sbpc
- * tune` run under mpirun. The only file of the export module that includes
- * mpi.h (its job is that dependency).
+/* mpi.c — collective bandwidth and latency by group size, for `sbpc tune`
+ * run under mpirun, and the lockstep of the other measurements (every rank
+ * measures at once: tn_mpi_barrier, tn_mpi_max). The only file of the tune
+ * module that includes mpi.h (its job is that dependency).
  *
  * When the launcher says there is more than one rank (OMPI_COMM_WORLD_SIZE,
  * PMI_SIZE or PMIX_SIZE above 1), MPI is initialised and, for group sizes
@@ -9,20 +10,26 @@
  * alpha) and a large one; the bus bandwidth is the bytes each rank moves
  * (2T(n-1)/n for all-reduce, T(n-1)/n for the others, as the planner's cost
  * model counts them) over the large message's time less alpha. Times are the
- * slowest rank's, the best of a few repeats. Rank 0 adds "collectives" to the
- * calibration: by_group_size (all-reduce, the planner's input) and every
- * measurement. For sequence parallelism it then times MPI_Alltoall and a
+ * slowest rank's, the best of a few repeats. The planner's latency
+ * (by_group_size alpha_s) is a collective's cost inside a step, not back to
+ * back: ranks that computed arrive at different times and the executor's
+ * communication thread polls with naps (in_step), which on a shared,
+ * oversubscribed machine costs far more than the tight loop's alpha. Rank 0
+ * adds "collectives" to the calibration: by_group_size (all-reduce, the
+ * planner's input) and every measurement. For sequence parallelism it then times MPI_Alltoall and a
  * ring MPI_Sendrecv by group size and placement (measure_sp: the first n
  * ranks of one node, and n ranks taken one per node in turn when there are
  * several nodes), written as collectives.all_to_all and send_recv. Built
  * without mpi.h on the include path, this file reports that collectives were
  * not measured. */
-#include "export/export.h"
+#include "tune/tn_int.h"
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
+#include <time.h>
 
-static int launched_ranks(void) {
+int tn_launched_ranks(void) {
   const char *v[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"};
   for (int i = 0; i < 3; i++) {
     const char *s = getenv(v[i]);
@@ -86,9 +93,47 @@ static void measurement(cJSON *all, const char *op, int n, const char *pl, doubl
   cJSON_AddItemToArray(all, e);
 }
 
+/* burst: about 200 us of arithmetic (a step's compute between two collectives) */
+static double burst(void) {
+  volatile double x = 1;
+  for (int i = 0; i < 100000; i++) x = x * 1.0000001 + 1e-9;
+  return x;
+}
+
+/* polled: one small all-reduce as the executor's communication thread runs
+ * it (runtime/executor.c): started non-blocking, tested with 20 us naps */
+static void polled(MPI_Comm comm, float *buf) {
+  MPI_Request r;
+  int done = 0;
+  MPI_Iallreduce(MPI_IN_PLACE, buf, 64, MPI_FLOAT, MPI_SUM, comm, &r);
+  for (MPI_Test(&r, &done, MPI_STATUS_IGNORE); !done; MPI_Test(&r, &done, MPI_STATUS_IGNORE))
+    nanosleep(&(struct timespec){0, 20000}, NULL);
+}
+
+/* in_step: seconds a small collective adds inside a step: reps bursts each
+ * followed by one polled all-reduce, against the bursts alone (the ranks
+ * arrive at different times, the waiting one naps: skew and wake-up count,
+ * as they do between the executor's actors); the slowest rank's */
+static double in_step(MPI_Comm comm, int reps) {
+  float buf[64] = {0};
+  double t[2];
+  for (int with = 0; with < 2; with++) {
+    MPI_Barrier(comm);
+    double t0 = MPI_Wtime();
+    for (int i = 0; i < reps; i++) {
+      burst();
+      if (with) polled(comm, buf);
+    }
+    t[with] = MPI_Wtime() - t0;
+  }
+  double a = (t[1] - t[0]) / reps, worst;
+  MPI_Allreduce(&a, &worst, 1, MPI_DOUBLE, MPI_MAX, comm);
+  return worst > 0 ? worst : 0;
+}
+
 static double moved(int c, double T, int n) { return (c == AR ? 2.0 : 1.0) * T * (n - 1) / n; }
 
-static void measure_group(MPI_Comm comm, int n, const ex_tune_opts *o, cJSON *by, cJSON *all) {
+static void measure_group(MPI_Comm comm, int n, const tn_opts *o, cJSON *by, cJSON *all) {
   size_t big = (o->quick ? 1u : 16u) << 20, small = 64 * sizeof(float) * (size_t)n;
   big -= big % (sizeof(float) * (size_t)n);
   char *sbuf = calloc(1, big), *rbuf = calloc(1, big);
@@ -100,13 +145,17 @@ static void measure_group(MPI_Comm comm, int n, const ex_tune_opts *o, cJSON *by
       measurement(all, coll_name[c], n, NULL, (double)big, t, a, bw);
       if (o->log) fprintf(o->log, "tune: %s over %d ranks: %.3g GB/s bus, %.3g us latency\n", coll_name[c], n,
                           bw / 1e9, a * 1e6);
-      if (c == AR) {
-        cJSON *g = cJSON_CreateObject();
-        cJSON_AddNumberToObject(g, "n", n);
-        cJSON_AddNumberToObject(g, "bus_bw", bw);
-        cJSON_AddNumberToObject(g, "alpha_s", a < 1 ? a : 1);
-        cJSON_AddItemToArray(by, g);
-      }
+    }
+    if (c == AR) { /* every rank: in_step is collective */
+      double st = in_step(comm, o->quick ? 30 : 200);
+      if (o->log && all) fprintf(o->log, "tune: a collective inside a step over %d ranks: %.3g us\n", n, st * 1e6);
+      if (!all) continue;
+      cJSON *g = cJSON_CreateObject();
+      cJSON_AddNumberToObject(g, "n", n);
+      cJSON_AddNumberToObject(g, "bus_bw", bw);
+      cJSON_AddNumberToObject(g, "alpha_s", fmin(fmax(a, st), 1));
+      cJSON_AddNumberToObject(g, "alpha_tight_s", a);
+      cJSON_AddItemToArray(by, g);
     }
   }
   free(sbuf), free(rbuf);
@@ -129,7 +178,7 @@ static void node_of(int rank, int size, int *node) {
 /* sp_group: time both operations on comm (n ranks, placement pl); rank 0 of
  * the world adds the entries. Bus bandwidth as NCCL-tests counts it:
  * all-to-all T(n-1)/n per rank, send/recv T, over the time less alpha. */
-static void sp_group(MPI_Comm comm, int n, const char *pl, const ex_tune_opts *o, cJSON *a2a, cJSON *p2p,
+static void sp_group(MPI_Comm comm, int n, const char *pl, const tn_opts *o, cJSON *a2a, cJSON *p2p,
                      cJSON *all) {
   size_t big = (o->quick ? 1u : 16u) << 20, small = 64 * sizeof(float) * (size_t)n;
   big -= big % (sizeof(float) * (size_t)n);
@@ -159,7 +208,7 @@ static void sp_group(MPI_Comm comm, int n, const char *pl, const ex_tune_opts *o
  * (the first n ranks of the first node, while it has n) and an inter-node
  * group (ranks taken one per node in turn, while there are two nodes or
  * more). Entries go to collectives.all_to_all / send_recv on rank 0. */
-static void measure_sp(int rank, int size, const ex_tune_opts *o, cJSON *co, cJSON *all) {
+static void measure_sp(int rank, int size, const tn_opts *o, cJSON *co, cJSON *all) {
   int *node = calloc((size_t)size, sizeof(int)), *order = calloc((size_t)size, sizeof(int));
   node_of(rank, size, node);
   int on0 = 0, nodes = 0, k = 0;
@@ -191,9 +240,19 @@ static void measure_sp(int rank, int size, const ex_tune_opts *o, cJSON *co, cJS
   free(node), free(order);
 }
 
-int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks) {
+void tn_mpi_barrier(void) {
+  if (inited) MPI_Barrier(MPI_COMM_WORLD);
+}
+
+double tn_mpi_max(double x) {
+  double m = x;
+  if (inited) MPI_Allreduce(&x, &m, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return m;
+}
+
+int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks) {
   *nranks = 1;
-  if (launched_ranks() <= 1) return 0;
+  if (tn_launched_ranks() <= 1) return 0;
   if (MPI_Init(NULL, NULL) != MPI_SUCCESS) return -1;
   inited = 1;
   int rank, size;
@@ -218,20 +277,24 @@ int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks) {
   return rank;
 }
 
-void ex_tune_mpi_finalize(void) {
+void tn_mpi_finalize(void) {
   if (inited) MPI_Finalize();
   inited = 0;
 }
 
 #else /* no mpi.h on this module's include path */
 
-int ex_tune_mpi(void *calib_json, const ex_tune_opts *o, int *nranks) {
+void tn_mpi_barrier(void) {}
+
+double tn_mpi_max(double x) { return x; }
+
+int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks) {
   (void)calib_json;
   *nranks = 1;
-  if (launched_ranks() > 1 && o->log)
+  if (tn_launched_ranks() > 1 && o->log)
     fprintf(o->log, "tune: warning: this sbpc was built without MPI for tune; collectives not measured\n");
   return 0;
 }
 
-void ex_tune_mpi_finalize(void) {}
+void tn_mpi_finalize(void) {}
 #endif

@@ -1,0 +1,124 @@
+/* test_tn_calib.c — `sbpc tune --quick` (tn_measure) writes a calibration
+ * that the one calibration reader (plan_calib_parse / plan_calib_load,
+ * planner/calib_read.c) accepts, with sane measured values; malformed
+ * calibrations are refused with the offending field named and the planner's
+ * constants left untouched; a calibration without the device's peak is
+ * absolute (its rates replace the device's, a measured shape runs at its
+ * measured rate), one with eff_max relative; SBPC_CALIBRATION is the default
+ * file. */
+#include "cu.h"
+#include "tune/tune.h"
+#include "planner/plan_int.h"
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void tune_roundtrip(void) {
+  char path[] = "/tmp/sbpc-calib-XXXXXX";
+  int fd = mkstemp(path);
+  CU_ASSERT_FATAL(fd >= 0);
+  close(fd);
+  tn_opts o = {1, 0, NULL, 0, 0, NULL, 0, NULL};
+  CU_ASSERT_EQUAL_FATAL(tn_measure(&o, path), 0);
+  size_t len;
+  char *text = read_file(path, 1 << 20, &len);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+  char err[256];
+  plan_calib pc;
+  plan_calib_default(&pc);
+  CU_ASSERT(plan_calib_parse(text, len, &pc, err, sizeof err));
+  CU_ASSERT(pc.loaded);
+  CU_ASSERT(pc.dev_flops > 1e6 && pc.dev_bw > 1e6 && pc.ngemm >= 4); /* no peak given: absolute */
+  CU_ASSERT_DOUBLE_EQUAL(pc.workspace_bytes, 0, 0);
+  cJSON *j = cJSON_Parse(text);
+  const cJSON *g = cJSON_GetObjectItem(j, "gemm");
+  CU_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItem(g, "shapes")) >= 4);
+  CU_ASSERT(cJSON_GetObjectItem(g, "fit_peak_flops_per_s")->valuedouble > 1e6);
+  CU_ASSERT(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "memory"), "copy_bytes_per_s")->valuedouble > 1e6);
+  double ko = cJSON_GetObjectItem(j, "kernel_overhead_s")->valuedouble;
+  CU_ASSERT(ko > 0 && ko < 1e-2);
+  CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(g, "eff_max")); /* no peak given: no efficiency */
+  cJSON_Delete(j);
+  free(text);
+  plan_calib c;
+  plan_calib_default(&c);
+  CU_ASSERT(plan_calib_load(path, &c));
+  CU_ASSERT_DOUBLE_EQUAL(c.kernel_overhead_s, ko, 1e-15);
+  unlink(path);
+}
+
+static void refusals(void) {
+  static const struct {
+    const char *text, *want;
+  } cases[] = {
+      {"", "JSON object"},
+      {"{\"format\":\"x\"}", "not a calibration"},
+      {"{\"format\":\"sbpc-calibration\",\"kernel_overhead_s\":-1}", "kernel_overhead_s"},
+      {"{\"format\":\"sbpc-calibration\",\"gemm\":[]}", "'gemm' must be an object"},
+      {"{\"format\":\"sbpc-calibration\",\"gemm\":{\"shapes\":[{\"m\":0}]}}", "gemm.shapes[0].m"},
+      {"{\"format\":\"sbpc-calibration\",\"collectives\":{\"by_group_size\":[{\"n\":4,\"bus_bw\":1,\"alpha_s\":0},"
+       "{\"n\":2,\"bus_bw\":1,\"alpha_s\":0}]}}",
+       "above the previous"},
+      {"{\"format\":\"sbpc-calibration\",\"memory\":{\"bandwidth_eff\":7}}", "bandwidth_eff"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char err[256];
+    plan_calib c, d;
+    plan_calib_default(&c);
+    d = c;
+    CU_ASSERT_FALSE(plan_calib_parse(cases[i].text, strlen(cases[i].text), &c, err, sizeof err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].want));
+    CU_ASSERT_EQUAL(memcmp(&c, &d, sizeof c), 0); /* untouched on error */
+  }
+}
+
+static void absolute_and_relative(void) {
+  static const char abs_text[] =
+      "{\"format\":\"sbpc-calibration\",\"workspace_bytes\":0,\"gemm\":{\"half_dim\":64,"
+      "\"fit_peak_flops_per_s\":4e10,\"shapes\":[{\"m\":256,\"n\":192,\"k\":64,\"seconds\":1e-4,"
+      "\"flops_per_s\":1e10}]},\"memory\":{\"copy_bytes_per_s\":8e9,\"kernel_bytes_per_s\":6e9}}";
+  char err[256];
+  plan_calib c;
+  plan_calib_default(&c);
+  CU_ASSERT_FATAL(plan_calib_parse(abs_text, strlen(abs_text), &c, err, sizeof err));
+  CU_ASSERT_DOUBLE_EQUAL(c.dev_flops, 4e10, 1);
+  CU_ASSERT_DOUBLE_EQUAL(c.dev_bw, 6e9, 1); /* the kernel bandwidth, not copy */
+  CU_ASSERT_DOUBLE_EQUAL(c.workspace_bytes, 0, 0);
+  CU_ASSERT_EQUAL(c.ngemm, 1);
+  CU_ASSERT_DOUBLE_EQUAL(plan_gemm_eff(&c, 256, 192, 64), 0.25, 1e-12); /* measured: 1e10 of 4e10 */
+  CU_ASSERT_DOUBLE_EQUAL(plan_gemm_eff(&c, 512, 512, 512), pow(512.0 / 576, 3), 1e-12); /* the fitted curve */
+  plan_dev d = {1e12, 1e12, 1e9};                                                        /* ignored: absolute */
+  CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 2e10, 0.5, 0, 0), 1.0, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(plan_mem_time(&c, &d, 6e9), 1.0, 1e-12);
+  /* with the datasheet peak given to tune (eff_max), the file is relative */
+  static const char rel_text[] = "{\"format\":\"sbpc-calibration\",\"gemm\":{\"eff_max\":0.5,"
+                                 "\"fit_peak_flops_per_s\":4e10,\"half_dim\":0},\"memory\":{\"bandwidth_eff\":0.5}}";
+  plan_calib r;
+  plan_calib_default(&r);
+  CU_ASSERT_FATAL(plan_calib_parse(rel_text, strlen(rel_text), &r, err, sizeof err));
+  CU_ASSERT_DOUBLE_EQUAL(r.dev_flops, 0, 0);
+  CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&r, &d, 1e12, plan_gemm_eff(&r, 1, 1, 1), 0, 0), 2.0, 1e-12);
+}
+
+static void calibration_path(void) {
+  const char *old = getenv("SBPC_CALIBRATION");
+  char *keep = old ? strdup(old) : NULL;
+  setenv("SBPC_CALIBRATION", "env.json", 1);
+  CU_ASSERT_STRING_EQUAL(plan_calib_path(NULL), "env.json");
+  CU_ASSERT_STRING_EQUAL(plan_calib_path("flag.json"), "flag.json");
+  setenv("SBPC_CALIBRATION", "", 1);
+  CU_ASSERT_PTR_NULL(plan_calib_path(NULL));
+  if (keep) setenv("SBPC_CALIBRATION", keep, 1);
+  else unsetenv("SBPC_CALIBRATION");
+  free(keep);
+}
+
+void cu_register(void) {
+  CU_pSuite s = CU_add_suite("tn_calib", NULL, NULL);
+  CU_ADD(s, tune_roundtrip);
+  CU_ADD(s, refusals);
+  CU_ADD(s, absolute_and_relative);
+  CU_ADD(s, calibration_path);
+}

@@ -1,0 +1,351 @@
+/* autotune.c — `sbpc tune --plans K MODEL.sbp`: autotune layouts by
+ * measurement, and check the cost model against the executor layout by
+ * layout.
+ *
+ * Every step is a child process of this same executable (posix_spawn,
+ * killed past a time limit): `sbpc plan MODEL --top K` for the planner's K
+ * best layouts on the measuring cluster (default cpu:N), then for each
+ * layout `sbpc plan --fix` (every knob) for its whole plan (per-op SBP,
+ * per-stage forward and backward, breakdown, memory), then `[mpirun -np N]
+ * sbpc run MODEL --plan LAYOUT.json --steps S --log --trace`: the executor
+ * runs exactly that plan. The measured step is the median of the logged
+ * steps after the first; the phases come from the trace of the last step
+ * (phases.c); the peak memory per rank from the run's "peak memory per
+ * rank" line.
+ *
+ * Which layouts run: in the planner's order, the best first; the model's
+ * error e is the largest relative error of the layouts measured so far, and
+ * a layout runs only while its prediction could still be the fastest, pred
+ * < best_pred (1 + e) / (1 - e) (each prediction within e of the truth);
+ * --all runs all K. Layouts that differ only in what the executor does not
+ * tell apart share one run. The report says how many runs that saved.
+ * Children of mpirun under root get Open MPI's run-as-root and
+ * oversubscription switches, and a communication timeout as long as the
+ * child limit (a loaded machine is slow, not hung). */
+#include "tune/tn_int.h"
+#include "util/diag.h"
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MAXK 16
+
+enum { NOT_RUN, MEASURED, FAILED, SKIPPED, SHARED, CANNOT };
+
+typedef struct {
+  int dp, tp, pp, sp, vpp, mbs, m, zero, np; /* np: devices the layout uses (ranks to start) */
+  char recompute[16];
+  tn_step pred, meas;
+  int state, same;
+} layout;
+
+typedef struct {
+  const tn_autotune_opts *o;
+  char exe[4096], dir[64];
+  long batch, seq;
+} ctx;
+
+/* run_child: argv with stdout+stderr to logpath; 0 when it exits 0 within
+ * limit_s, else -1 (killed or failed). */
+static int run_child(char *const argv[], const char *logpath, double limit_s) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc) return -1;
+  int status = 0;
+  for (double waited = 0; waitpid(pid, &status, WNOHANG) == 0; waited += 0.01) {
+    if (waited > limit_s) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int geti(const cJSON *o, const char *k, int def) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsNumber(v) ? v->valueint : def;
+}
+
+/* read_top: the planner's top layouts (planner.top) and the training shape */
+static int read_top(const char *path, layout *L, int maxk, long *batch, long *seq) {
+  size_t len;
+  char *text = read_file(path, 64 << 20, &len);
+  cJSON *j = text ? cJSON_ParseWithLength(text, len) : NULL;
+  free(text);
+  const cJSON *top = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "planner"), "top"), *e;
+  const cJSON *tr = cJSON_GetObjectItemCaseSensitive(j, "train");
+  *batch = geti(tr, "global_batch", 0), *seq = geti(tr, "seq", 0);
+  int n = 0;
+  cJSON_ArrayForEach(e, top) {
+    if (n == maxk) break;
+    layout *l = &L[n++];
+    memset(l, 0, sizeof *l);
+    l->dp = geti(e, "dp", 1), l->tp = geti(e, "tp", 1), l->pp = geti(e, "pp", 1), l->sp = geti(e, "sp", 1);
+    l->vpp = geti(e, "vpp", 1), l->mbs = geti(e, "micro_batch", 1), l->m = geti(e, "num_micro_batches", 1);
+    l->zero = geti(e, "zero", 0), l->same = -1, l->np = geti(e, "devices_used", l->dp * l->tp * l->pp * l->sp);
+    const cJSON *rc = cJSON_GetObjectItemCaseSensitive(e, "recompute");
+    snprintf(l->recompute, sizeof l->recompute, "%s", cJSON_IsString(rc) ? rc->valuestring : "none");
+  }
+  cJSON_Delete(j);
+  return n;
+}
+
+static void child_env(double limit_s) {
+  if (geteuid() == 0) { /* Open MPI refuses root unless told; the machine may have fewer cores than ranks */
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+  }
+  setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
+  char t[32];
+  snprintf(t, sizeof t, "%g", limit_s);
+  setenv("SBPC_COMM_TIMEOUT", t, 0);
+}
+
+/* plan: `sbpc plan MODEL [common options] extra... --json json`, log to log */
+static int plan(const ctx *c, const char *json, const char *log, char *const *extra) {
+  const tn_autotune_opts *o = c->o;
+  char cl[64];
+  snprintf(cl, sizeof cl, "cpu:%d", o->np);
+  char *argv[32] = {(char *)c->exe, "plan", (char *)o->model, "--cluster", o->cluster ? (char *)o->cluster : cl,
+                    "--json", (char *)json};
+  int a = 7;
+  if (o->batch) argv[a++] = "--batch", argv[a++] = (char *)o->batch;
+  if (o->seq) argv[a++] = "--seq", argv[a++] = (char *)o->seq;
+  if (o->calibration) argv[a++] = "--calibration", argv[a++] = (char *)o->calibration;
+  for (int i = 0; extra[i]; i++) argv[a++] = extra[i];
+  argv[a] = NULL;
+  return run_child(argv, log, o->limit_s);
+}
+
+static int plan_top(const ctx *c, layout *L, long *b, long *s) {
+  char k[16], json[128], log[128];
+  snprintf(k, sizeof k, "%d", c->o->k);
+  snprintf(json, sizeof json, "%s/plan.json", c->dir);
+  snprintf(log, sizeof log, "%s/plan.log", c->dir);
+  if (plan(c, json, log, (char *[]){"--top", k, NULL})) {
+    fprintf(c->o->log, "tune: error: the planner failed (see %s)\n", log);
+    return 0;
+  }
+  return read_top(json, L, c->o->k < MAXK ? c->o->k : MAXK, b, s);
+}
+
+/* plan_one: layout i's own plan (every knob fixed) and its prediction */
+static bool plan_one(const ctx *c, layout *l, int i) {
+  char fix[160], json[128], log[128];
+  snprintf(fix, sizeof fix, "dp=%d,tp=%d,pp=%d,sp=%d,vpp=%d,mbs=%d,recompute=%s,zero=%d", l->dp, l->tp, l->pp, l->sp,
+           l->vpp, l->mbs, l->recompute, l->zero);
+  snprintf(json, sizeof json, "%s/layout%d.json", c->dir, i);
+  snprintf(log, sizeof log, "%s/layout%d.log", c->dir, i);
+  return !plan(c, json, log, (char *[]){"--fix", fix, "--top", "1", NULL}) && tn_predicted(json, &l->pred);
+}
+
+/* step_median: median step seconds from a run's JSON-lines log, skipping the
+ * first (warm-up) step when there are more */
+static double step_median(const char *path, double tokens_per_step) {
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  double t[4096];
+  int n = 0;
+  char line[512];
+  while (n < 4096 && fgets(line, sizeof line, f)) {
+    cJSON *j = cJSON_Parse(line);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "tokens_per_s");
+    if (cJSON_IsNumber(r) && r->valuedouble > 0) t[n++] = tokens_per_step / r->valuedouble;
+    cJSON_Delete(j);
+  }
+  fclose(f);
+  if (n == 0) return -1;
+  int skip = n > 1;
+  for (int i = skip; i < n; i++) /* insertion sort: a few steps */
+    for (int j = i; j > skip && t[j] < t[j - 1]; j--) {
+      double x = t[j];
+      t[j] = t[j - 1], t[j - 1] = x;
+    }
+  return t[skip + (n - skip) / 2];
+}
+
+/* peak_mib: the largest rank's peak from "peak memory per rank (MiB): a b ... (planned x)" */
+static double peak_mib(const char *path) {
+  FILE *f = fopen(path, "r");
+  char line[4096];
+  double mx = -1;
+  while (f && fgets(line, sizeof line, f)) {
+    const char *p = strstr(line, "peak memory per rank (MiB):");
+    if (!p) continue;
+    p += strlen("peak memory per rank (MiB):");
+    char *end;
+    for (double v = strtod(p, &end); end != p; p = end, v = strtod(p, &end)) mx = v > mx ? v : mx;
+  }
+  if (f) fclose(f);
+  return mx;
+}
+
+static void measure(const ctx *c, layout *l, int i) {
+  const tn_autotune_opts *o = c->o;
+  char json[128], jl[128], lg[128], tr[128], np[16], steps[16];
+  snprintf(json, sizeof json, "%s/layout%d.json", c->dir, i);
+  snprintf(jl, sizeof jl, "%s/run%d.jsonl", c->dir, i);
+  snprintf(lg, sizeof lg, "%s/run%d.log", c->dir, i);
+  snprintf(tr, sizeof tr, "%s/trace%d.json", c->dir, i);
+  snprintf(np, sizeof np, "%d", l->np);
+  snprintf(steps, sizeof steps, "%d", o->steps);
+  char *run[] = {(char *)c->exe, "run", (char *)o->model, "--plan", json, "--steps", steps, "--log", jl,
+                 "--trace", tr, NULL};
+  char *mpi[24] = {"mpirun", "-np", np};
+  for (int k = 0; run[k]; k++) mpi[3 + k] = run[k];
+  int rc = run_child(l->np > 1 ? mpi : run, lg, o->limit_s);
+  double st = rc ? -1 : step_median(jl, (double)c->batch * c->seq);
+  l->state = st > 0 && tn_measured_trace(tr, &l->meas) ? MEASURED : FAILED;
+  l->meas.step_s = st;
+  l->meas.mem_bytes = peak_mib(lg) * 1048576.0;
+  if (l->state == FAILED) fprintf(o->log, "tune: layout %d did not run (see %s)\n", i + 1, lg);
+}
+
+/* same_run: an earlier measured layout the executor runs identically, or -1 */
+static int same_run(const layout *L, int i) {
+  for (int j = 0; j < i; j++)
+    if (L[j].state == MEASURED && L[j].np == L[i].np && L[j].dp == L[i].dp && L[j].tp == L[i].tp && L[j].pp == L[i].pp &&
+        L[j].m == L[i].m && L[j].zero == L[i].zero && !strcmp(L[j].recompute, L[i].recompute))
+      return j;
+  return -1;
+}
+
+static double rel(double pred, double meas) { return meas > 0 && pred >= 0 ? (pred - meas) / meas : NAN; }
+
+/* model_error: the largest |relative step error| of the measured layouts */
+static double model_error(const layout *L, int n) {
+  double e = 0;
+  for (int i = 0; i < n; i++)
+    if (L[i].state == MEASURED) e = fmax(e, fabs(rel(L[i].pred.step_s, L[i].meas.step_s)));
+  return e;
+}
+
+/* may_win: layout i's prediction could still be the fastest given error e */
+static bool may_win(const layout *L, int i, double best_pred, double e) {
+  return e >= 1 || L[i].pred.step_s < best_pred * (1 + e) / (1 - e);
+}
+
+static void describe(const layout *l, char *d, size_t n) {
+  snprintf(d, n, "dp=%d tp=%d pp=%d sp=%d vpp=%d mbs=%d x%d %s z%d", l->dp, l->tp, l->pp, l->sp, l->vpp, l->mbs,
+           l->m, l->recompute, l->zero);
+}
+
+static void report_rows(FILE *f, const layout *L, int n) {
+  fprintf(f, "%-3s %-44s %11s %11s %8s %10s %10s %8s\n", "#", "layout", "predicted s", "measured s", "error",
+          "pred MiB", "meas MiB", "error");
+  for (int i = 0; i < n; i++) {
+    const layout *l = &L[i];
+    char d[96];
+    describe(l, d, sizeof d);
+    fprintf(f, "%-3d %-44s %11.4g", i + 1, d, l->pred.step_s);
+    if (l->state != MEASURED) {
+      static const char *why[] = {"not run", "", "failed", "skipped", "", "cannot run"};
+      fprintf(f, " %11s %8s %10.1f\n", why[l->state], "", l->pred.mem_bytes / 1048576.0);
+      continue;
+    }
+    fprintf(f, " %11.4g %+7.1f%% %10.1f %10.1f %+7.1f%%\n", l->meas.step_s, 100 * rel(l->pred.step_s, l->meas.step_s),
+            l->pred.mem_bytes / 1048576.0, l->meas.mem_bytes / 1048576.0,
+            100 * rel(l->pred.mem_bytes, l->meas.mem_bytes));
+  }
+}
+
+static void report_phases(FILE *f, const layout *L, int n) {
+  fprintf(f, "phases of one step, seconds, predicted / measured (trace of the last step):\n%-3s", "#");
+  for (int k = 0; k < TN_NPHASE; k++) fprintf(f, " %21s", tn_phase_names[k]);
+  fputc('\n', f);
+  for (int i = 0; i < n; i++) {
+    if (L[i].state != MEASURED) continue;
+    fprintf(f, "%-3d", i + 1);
+    for (int k = 0; k < TN_NPHASE; k++) fprintf(f, "  %9.4g / %-9.4g", L[i].pred.phase[k], L[i].meas.phase[k]);
+    fputc('\n', f);
+  }
+}
+
+static void report_summary(FILE *f, const layout *L, int n, int runs) {
+  int best = -1, nm = 0;
+  double es = 0, em = 0, ms = 0, mm = 0;
+  for (int i = 0; i < n; i++) {
+    if (L[i].state != MEASURED) continue;
+    double e = fabs(rel(L[i].pred.step_s, L[i].meas.step_s)), m = fabs(rel(L[i].pred.mem_bytes, L[i].meas.mem_bytes));
+    es += e, em = fmax(em, e), nm++;
+    if (!isnan(m)) ms += m, mm = fmax(mm, m);
+    if (best < 0 || L[i].meas.step_s < L[best].meas.step_s) best = i;
+  }
+  if (best < 0) return;
+  fprintf(f, "fastest measured: #%d (%.4g s/step, planner's rank %d)", best + 1, L[best].meas.step_s, best + 1);
+  if (best > 0)
+    fprintf(f, "; the planner's first is %+.1f%% slower, %s its stated error", 100 * rel(L[0].meas.step_s, L[best].meas.step_s),
+            L[0].meas.step_s <= L[best].meas.step_s * (1 + em) ? "within" : "outside");
+  fprintf(f, "\nprediction error over %d layouts: step time mean %.1f%%, max %.1f%%; peak memory mean %.1f%%, max %.1f%%\n",
+          nm, 100 * es / nm, 100 * em, 100 * ms / nm, 100 * mm);
+  fprintf(f, "runs: %d of %d layouts run with the executor (%d saved)\n", runs, n, n - runs);
+}
+
+/* choose_and_run: measure layouts in the planner's order while they may win */
+static int choose_and_run(const ctx *c, layout *L, int k) {
+  int runs = 0;
+  for (int i = 0; i < k; i++) {
+    if (L[i].state == CANNOT) continue;
+    double e = model_error(L, i);
+    if (!c->o->all && runs > 0 && !may_win(L, i, L[0].pred.step_s, e)) {
+      L[i].state = SKIPPED;
+      fprintf(c->o->log, "tune: layout %d skipped: predicted %.4g s is outside the model's error (%.1f%%) of the best\n",
+              i + 1, L[i].pred.step_s, 100 * e);
+      continue;
+    }
+    int same = same_run(L, i);
+    if (same >= 0) { /* the same executor run: share it */
+      L[i].meas = L[same].meas, L[i].state = MEASURED, L[i].same = same;
+      fprintf(c->o->log, "tune: layout %d runs as layout %d (the executor does not tell them apart)\n", i + 1, same + 1);
+      continue;
+    }
+    fprintf(c->o->log, "tune: measuring layout %d of %d\n", i + 1, k);
+    measure(c, &L[i], i);
+    runs++;
+  }
+  return runs;
+}
+
+int tn_autotune(const tn_autotune_opts *o) {
+  ctx c = {o, "", "/tmp/sbpc-autotune-XXXXXX", 0, 0};
+  ssize_t n = readlink("/proc/self/exe", c.exe, sizeof c.exe - 1);
+  if (n <= 0 || !mkdtemp(c.dir)) {
+    fprintf(o->log, "tune: error: cannot find sbpc or make a work folder\n");
+    return 1;
+  }
+  c.exe[n] = 0;
+  child_env(o->limit_s);
+  layout L[MAXK];
+  int k = plan_top(&c, L, &c.batch, &c.seq);
+  if (k == 0 || c.batch <= 0 || c.seq <= 0) {
+    fprintf(o->log, "tune: error: no layouts to measure (work folder %s)\n", c.dir);
+    return 1;
+  }
+  for (int i = 0; i < k; i++)
+    if (L[i].sp > 1 || L[i].vpp > 1 || !plan_one(&c, &L[i], i)) L[i].state = CANNOT;
+  int runs = choose_and_run(&c, L, k);
+  report_rows(o->out, L, k);
+  report_phases(o->out, L, k);
+  report_summary(o->out, L, k, runs);
+  int ok = 0;
+  for (int i = 0; i < k; i++) ok |= L[i].state == MEASURED;
+  fprintf(o->log, "tune: plans, logs and traces in %s\n", c.dir);
+  return !ok;
+}

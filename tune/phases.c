@@ -1,0 +1,131 @@
+/* phases.c — one training step split into phases, predicted and measured,
+ * for `sbpc tune --plans`.
+ *
+ * Predicted: the plan JSON of one layout, read through the one plan reader
+ * (format/sbpc_plan.h): forward and backward are the slowest stage's
+ * per-micro-batch compute (stages[].time_fwd_s, time_bwd_s; full
+ * recompute's repeated forward counts as backward) times the micro-batches;
+ * optimizer, exposed communication and bubble are predicted.breakdown's.
+ *
+ * Measured: the executor's trace of its last step (docs/trace.md; runtime/
+ * trace.c writes it). Per rank, every instant of the step is given to one
+ * phase, the first that has a slice running then in the order optimizer,
+ * backward (and recompute), forward, communication (collective and p2p
+ * slices), else bubble: a sweep over the slices' sorted end points. So the
+ * five phases add up to the step even though the executor's workers run
+ * slices at once, and communication counts only where no compute hides it.
+ * The rank with the most compute is reported (the planner's slowest stage). */
+#include "tune/tn_int.h"
+#include "format/sbpc_plan.h"
+#include "util/arena.h"
+#include "util/diag.h"
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const tn_phase_names[TN_NPHASE] = {"forward", "backward", "optimizer", "exposed comm", "bubble"};
+
+bool tn_predicted(const char *plan_json, tn_step *p) {
+  char err[256];
+  sbpc_plan *pl = sbpc_plan_read(plan_json, err, sizeof err);
+  if (!pl) return false;
+  const sbpc_plan_predicted *pr = &pl->predicted;
+  int slow = 0;
+  for (int s = 1; s < pl->nstages; s++)
+    if (pl->stages[s].fwd_s + pl->stages[s].bwd_s > pl->stages[slow].fwd_s + pl->stages[slow].bwd_s) slow = s;
+  double m = pl->num_micro_batches > 0 ? pl->num_micro_batches : 1, f = pl->nstages ? pl->stages[slow].fwd_s : -1;
+  double b = pl->nstages ? pl->stages[slow].bwd_s : -1;
+  memset(p, 0, sizeof *p);
+  p->step_s = pr->step_time_s;
+  p->mem_bytes = pr->memory_per_device_bytes;
+  p->phase[TN_FWD] = f >= 0 ? m * f : -1;
+  p->phase[TN_BWD] = b >= 0 ? m * (b + (pl->recompute && !strcmp(pl->recompute, "full") ? f : 0)) : -1;
+  p->phase[TN_OPT] = pr->optimizer_s;
+  p->phase[TN_COMM] = pr->exposed_comm_s;
+  p->phase[TN_BUBBLE] = pr->bubble_s;
+  sbpc_plan_free(pl);
+  return true;
+}
+
+typedef struct {
+  double t;
+  int phase, delta; /* +1 start, -1 end */
+} edge;
+
+static int by_time(const void *a, const void *b) {
+  const edge *x = a, *y = b;
+  return (x->t > y->t) - (x->t < y->t);
+}
+
+static int phase_of(const char *cat) {
+  if (!strcmp(cat, "optimizer")) return TN_OPT;
+  if (!strcmp(cat, "backward") || !strcmp(cat, "recompute")) return TN_BWD;
+  if (!strcmp(cat, "forward")) return TN_FWD;
+  if (!strcmp(cat, "collective") || !strcmp(cat, "p2p")) return TN_COMM;
+  return -1;
+}
+
+/* sweep: the phases of one rank's n edges over a step of step_s seconds */
+static void sweep(edge *e, int n, double step_s, double *ph) {
+  int open[TN_NPHASE] = {0};
+  double last = 0;
+  qsort(e, (size_t)n, sizeof *e, by_time);
+  for (int i = 0; i < n; i++) {
+    int cur = TN_BUBBLE;
+    for (int k = TN_OPT; k >= 0 && cur == TN_BUBBLE; k--) /* optimizer, backward, forward */
+      if (open[k] > 0) cur = k;
+    if (cur == TN_BUBBLE && open[TN_COMM] > 0) cur = TN_COMM;
+    ph[cur] += e[i].t - last;
+    last = e[i].t;
+    open[e[i].phase] += e[i].delta;
+  }
+  ph[TN_BUBBLE] += step_s > last ? step_s - last : 0;
+}
+
+/* rank_phases: the phases of rank pid's slices in events */
+static void rank_phases(const cJSON *events, int pid, double step_s, double *ph) {
+  int n = 0, cap = 256;
+  edge *e = xmalloc(sizeof *e * (size_t)cap);
+  const cJSON *x;
+  cJSON_ArrayForEach(x, events) {
+    const cJSON *ph_ = cJSON_GetObjectItemCaseSensitive(x, "ph"), *cat = cJSON_GetObjectItemCaseSensitive(x, "cat");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(x, "pid");
+    if (!cJSON_IsString(ph_) || strcmp(ph_->valuestring, "X") || !cJSON_IsString(cat) || !cJSON_IsNumber(p) ||
+        p->valueint != pid)
+      continue;
+    int k = phase_of(cat->valuestring);
+    double ts = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "ts")) * 1e-6;
+    double dur = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "dur")) * 1e-6;
+    if (k < 0 || !(dur >= 0)) continue;
+    if (n + 2 > cap) cap *= 2, e = xrealloc(e, sizeof *e * (size_t)cap);
+    e[n++] = (edge){ts, k, 1}, e[n++] = (edge){ts + dur, k, -1};
+  }
+  memset(ph, 0, sizeof(double) * TN_NPHASE);
+  sweep(e, n, step_s, ph);
+  free(e);
+}
+
+bool tn_measured_trace(const char *trace_json, tn_step *m) {
+  size_t len;
+  char *text = read_file(trace_json, 1 << 30, &len);
+  cJSON *j = text ? cJSON_ParseWithLength(text, len) : NULL;
+  free(text);
+  const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "traceEvents"), *x;
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "otherData"), "measured_step_s");
+  if (!cJSON_IsArray(ev) || !cJSON_IsNumber(st)) return cJSON_Delete(j), false;
+  double best = -1;
+  int maxpid = -1;
+  cJSON_ArrayForEach(x, ev) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(x, "pid");
+    if (cJSON_IsNumber(p) && p->valueint > maxpid && p->valueint < 65536) maxpid = p->valueint;
+  }
+  for (int pid = 0; pid <= maxpid; pid++) {
+    double ph[TN_NPHASE];
+    rank_phases(ev, pid, st->valuedouble, ph);
+    double busy = ph[TN_FWD] + ph[TN_BWD] + ph[TN_OPT];
+    if (busy > best) best = busy, memcpy(m->phase, ph, sizeof ph);
+  }
+  m->step_s = st->valuedouble;
+  cJSON_Delete(j);
+  return best >= 0;
+}
