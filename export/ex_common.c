@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+static const char *rank_type(const sbpc_plan *p, int d);
+
 void ex_warn(ex_ctx *c, const char *fmt, ...) {
   char msg[1024], plan[256];
   va_list ap;
@@ -15,8 +17,39 @@ void ex_warn(ex_ctx *c, const char *fmt, ...) {
   for (char *q = msg; *q; q++) /* one comment line, whatever the plan's names hold */
     if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = ' ';
   c->warnings++;
-  if (c->out && c->comment) fprintf(c->out, "%s WARNING: %s\n", c->comment, msg);
+  FILE *o = c->notes ? c->notes : c->out;
+  if (o && c->comment) fprintf(o, "%s WARNING: %s\n", c->comment, msg);
   if (c->err) fprintf(c->err, "%s: warning: %s\n", c->plan ? ex_clean(c->plan, plan, sizeof plan) : "sbpc", msg);
+}
+
+int ex_refuse(ex_ctx *c, const char *fmt, ...) {
+  char msg[1024], plan[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (c->err) fprintf(c->err, "%s: error: %s\n", c->plan ? ex_clean(c->plan, plan, sizeof plan) : "sbpc", msg);
+  return 1;
+}
+
+int ex_cpu_devices(const sbpc_plan *p) {
+  for (int i = 0; i < p->nstages; i++) {
+    const char *t = p->stages[i].device_type;
+    for (int k = 0; !t && k < p->stages[i].ndevices; k++) t = rank_type(p, p->stages[i].devices[k]);
+    if (!t && p->ndevice_types) t = p->device_types[0];
+    if (!t || strncmp(t, "cpu", 3)) return 0;
+  }
+  return p->nstages > 0;
+}
+
+int ex_check_heads(const sbpc_plan *p, ex_ctx *c) {
+  if (p->heads && p->heads % p->tp)
+    return ex_refuse(c, "tp=%d does not divide the %d attention heads; no target can shard them (re-plan with "
+                        "--fix tp=N, N dividing %d)", p->tp, p->heads, p->heads);
+  if (p->kv_heads && p->kv_heads % p->tp)
+    return ex_refuse(c, "tp=%d does not divide the %d key/value heads (GQA groups); re-plan with --fix tp=N, N "
+                        "dividing %d", p->tp, p->kv_heads, p->kv_heads);
+  return 0;
 }
 
 const char *ex_clean(const char *s, char *buf, size_t n) {
@@ -108,12 +141,24 @@ int ex_axis(const sbpc_plan *p, const char *name) {
   return -1;
 }
 
+static int is_norm(const sbpc_plan_op *op) {
+  return op->kind && (!strcmp(op->kind, "layer_norm") || !strcmp(op->kind, "rms_norm"));
+}
+
 int ex_megatron_sp(const sbpc_plan *p) {
   if (p->sequence_parallel >= 0) return p->sequence_parallel && p->tp > 1;
-  if (p->tp <= 1) return 0;
+  if (p->tp <= 1 || !ex_tp_shards_weights(p)) return 0;
   for (int i = 0; i < p->nops; i++) {
     const sbpc_plan_op *op = &p->ops[i];
-    if (op->kind && !strcmp(op->kind, "layer_norm") && op->nout && !strcmp(op->out_sbp[0], "S(1)")) return 1;
+    if (is_norm(op) && op->nout && !strcmp(op->out_sbp[0], "S(1)")) return 1;
+  }
+  return 0;
+}
+
+int ex_tp_shards_weights(const sbpc_plan *p) {
+  for (int i = 0; i < p->nops; i++) {
+    const sbpc_plan_op *op = &p->ops[i];
+    if (op->block && op->kind && !strcmp(op->kind, "matmul") && op->nin > 1 && op->in_sbp[1][0] == 'S') return 1;
   }
   return 0;
 }
@@ -127,6 +172,9 @@ void ex_common_warnings(const sbpc_plan *p, ex_ctx *c) {
     ex_warn(c, "op '%s'%s%s%s has uneven (speed-weighted) tensor-parallel shards; written as even shards", u->name,
             u->nin > 1 && u->in_names[1] ? " (weight " : "", u->nin > 1 && u->in_names[1] ? u->in_names[1] : "",
             u->nin > 1 && u->in_names[1] ? ")" : "");
+  if (p->tp > 1 && p->nops && !ex_tp_shards_weights(p))
+    ex_warn(c, "the plan's 'tp' axis keeps the weights whole and splits the sequence (attention by heads, "
+               "Ulysses-style); written as tensor parallelism of degree %d (same degree, weights sharded)", p->tp);
   if (p->adaptive_sp)
     ex_warn(c, "the plan uses per-batch adaptive sequence parallelism; written as a fixed degree %d", p->sp);
 }

@@ -12,7 +12,7 @@
 static FILE *devnull;
 
 static void consume(const sbpc_plan *p) {
-  ex_ctx c = {devnull, devnull, "fuzz", NULL, 0};
+  ex_ctx c = {.out = devnull, .err = devnull, .plan = "fuzz"};
   ex_megatron(p, &c);
   ex_deepspeed(p, &c);
   ex_torchtitan(p, &c);
