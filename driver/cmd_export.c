@@ -1,16 +1,12 @@
-/* cmd_export.c — `sbpc export FORMAT PLAN.json [-o FILE] [--target VERSION]
- * [--launch FILE]`.
+/* cmd_export.c — `sbpc export FORMAT PLAN.json [-o FILE] [--launch FILE]`.
  *
  * Reads the plan through the public reader (export/sbpc_plan.h), picks the
  * exporter for FORMAT and lets it write into a memory buffer; only when it
  * succeeds is the buffer written to FILE (default stdout), so a plan the
  * target would reject leaves no file behind. Warnings about what the target
  * cannot express go to stderr (and into the file as comments where the
- * format has them). --target picks a format version where a target's formats
- * diverge (torchtitan: toml, the v0.2.2 job config, or python, the config
- * function of torchtitan main); --launch FILE also writes the DeepSpeed launch
- * script. Exit: 0 ok, 1 bad plan or a plan the target cannot take, 2 bad
- * usage. */
+ * format has them). --launch FILE also writes the DeepSpeed launch script.
+ * Exit: 0 ok, 1 bad plan or a plan the target cannot take, 2 bad usage. */
 #include "driver/driver.h"
 #include "export/export.h"
 #include "util/diag.h"
@@ -26,18 +22,17 @@ typedef struct {
 
 static const format formats[] = {
     {"megatron", ex_megatron, "Megatron-LM launch script (torchrun pretrain_gpt.py ...)"},
-    {"deepspeed", ex_deepspeed, "DeepSpeed config JSON (launch line on stderr)"},
-    {"torchtitan", ex_torchtitan, "torchtitan TOML: [training], [parallelism], [activation_checkpoint]"},
-    {"dtensor", ex_dtensor, "Python: DTensor parallelize_plan and placements"},
+    {"deepspeed", ex_deepspeed, "DeepSpeed config JSON (--launch FILE: the launch script; else a note)"},
+    {"torchtitan", ex_torchtitan, "torchtitan v0.2.2 TOML job config: [model], [training], [parallelism], ..."},
+    {"dtensor", ex_dtensor, "Python: parallelize(model, world_mesh) for a Hugging Face model (DTensor)"},
 };
 
 static void usage(FILE *f) {
-  fputs("usage: sbpc export FORMAT PLAN.json [-o FILE] [--target toml|python] [--launch FILE]\n\nformats:\n", f);
+  fputs("usage: sbpc export FORMAT PLAN.json [-o FILE] [--launch FILE]\n\nformats:\n", f);
   for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
     fprintf(f, "  %-11s %s\n", formats[i].name, formats[i].what);
   fputs("\nexamples:\n  sbpc export megatron plan.json -o launch.sh\n"
-        "  sbpc export deepspeed plan.json -o ds_config.json --launch ds_launch.sh\n"
-        "  sbpc export torchtitan plan.json --target python -o sbpc_job.py\n",
+        "  sbpc export deepspeed plan.json -o ds_config.json --launch ds_launch.sh\n",
         f);
 }
 
@@ -82,11 +77,10 @@ static int run(const format *f, const sbpc_plan *p, ex_ctx *c, const char *out) 
 }
 
 int cmd_export(int argc, char **argv) {
-  const char *fmt = NULL, *plan = NULL, *out = NULL, *target = NULL, *launch = NULL;
+  const char *fmt = NULL, *plan = NULL, *out = NULL, *launch = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout), EXIT_OK;
     if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-    else if (!strcmp(argv[i], "--target") && i + 1 < argc) target = argv[++i];
     else if (!strcmp(argv[i], "--launch") && i + 1 < argc) launch = argv[++i];
     else if (argv[i][0] == '-' && argv[i][1]) return sbpc_error("export: unknown option '%s'", argv[i]), EXIT_USAGE;
     else if (!fmt) fmt = argv[i];
@@ -96,12 +90,10 @@ int cmd_export(int argc, char **argv) {
   if (!fmt || !plan) return usage(stderr), EXIT_USAGE;
   const format *f = find(fmt);
   if (!f) return sbpc_error("export: unknown format '%s' (megatron, deepspeed, torchtitan, dtensor)", fmt), EXIT_USAGE;
-  if (target && (strcmp(fmt, "torchtitan") || (strcmp(target, "toml") && strcmp(target, "python"))))
-    return sbpc_error("export: --target is 'toml' or 'python', for torchtitan only"), EXIT_USAGE;
   if (launch && strcmp(fmt, "deepspeed")) return sbpc_error("export: --launch is for deepspeed only"), EXIT_USAGE;
   sbpc_plan *p = ex_load_plan(plan);
   if (!p) return EXIT_BAD_INPUT;
-  ex_ctx c = {.err = stderr, .plan = plan, .target = target, .launch = launch, .out_name = out};
+  ex_ctx c = {.err = stderr, .plan = plan, .launch = launch, .out_name = out};
   int rc = run(f, p, &c, out);
   sbpc_plan_free(p);
   return rc ? EXIT_BAD_INPUT : EXIT_OK;

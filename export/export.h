@@ -25,7 +25,6 @@ typedef struct ex_ctx {
   const char *comment; /* comment leader of the output format, NULL = none */
   int warnings;
   FILE *notes;         /* where WARNING comments go; NULL = out (set while out is a buffer of a command line) */
-  const char *target;  /* --target VERSION when given (torchtitan: "toml" or "python"), else NULL */
   const char *launch;  /* --launch FILE (deepspeed): the launch script's path, else NULL */
   const char *out_name; /* -o FILE as given, else NULL (the launch script names the config by it) */
 } ex_ctx;
