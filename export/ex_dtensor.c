@@ -527,14 +527,31 @@ static void constants(const dt *d, FILE *f, int lossp) {
           cls[d->fam], d->p->zero, d->p->zero == 3 ? "True" : "False", lossp ? "True" : "False");
 }
 
+/* mixed_tp: some matmuls of the blocks split their weight on tp and others
+ * do not (the tp axis then also splits activations by batch or sequence
+ * between them, which no DTensor style expresses). */
+static int mixed_tp(const sbpc_plan *p) {
+  int split = 0, whole = 0;
+  for (int i = 0; i < p->nops; i++)
+    if (p->ops[i].block && is(&p->ops[i], "matmul")) {
+      if (in_sbp(&p->ops[i], 1)[0] == 'S') split = 1;
+      else whole = 1;
+    }
+  return split && whole;
+}
+
 static void warnings(const dt *d) {
   const sbpc_plan *p = d->p;
   if (d->fam == FAM_OWN)
     ex_warn(d->c, "the parameter names match neither GPT2LMHeadModel nor LlamaForCausalLM; the module paths are "
                   "the plan's own names: check them against your model");
   if (d->canonical)
-    ex_warn(d->c, "DTensor has no style for the plan's tp axis (whole weights, split sequence); written as "
-                  "Megatron-style tensor parallelism by module role");
+    ex_warn(d->c, "DTensor has no style for the plan's use of the tp axis (%s); written as Megatron-style tensor "
+                  "parallelism by module role", ex_tp_shards_weights(d->p) ? "some layer weights whole, activations "
+                  "split between them" : "whole weights, split sequence");
+  else if (d->fam == FAM_OWN && d->p->tp > 1 && mixed_tp(d->p))
+    ex_warn(d->c, "some layer weights stay whole on the tp axis while others are split; DTensor's styles cannot "
+                  "express the re-layout between them: check the plan");
   if (p->pp > 1)
     ex_warn(d->c, "parallelize() does not split pipeline stages; the %d stages are listed in STAGES for "
                   "torch.distributed.pipelining", p->pp);
@@ -572,7 +589,8 @@ int ex_dtensor(const sbpc_plan *p, ex_ctx *c) {
   c->comment = "#";
   if (ex_check_heads(p, c)) return 1;
   dt d = {.p = p, .c = c, .fam = find_family(p), .sp = ex_megatron_sp(p)};
-  d.canonical = p->tp > 1 && d.fam != FAM_OWN && p->nops && !ex_tp_shards_weights(p);
+  d.canonical = p->tp > 1 && d.fam != FAM_OWN && p->nops && (!ex_tp_shards_weights(p) || mixed_tp(p));
+  if (d.canonical) d.sp = 0;
   int rc = check_sbp(&d);
   if (!rc && analyse(&d)) rc = ex_refuse(c, "out of memory");
   if (!rc) rc = write_all(&d);
