@@ -185,7 +185,7 @@ static void environment(const sbpc_plan *p, ex_ctx *c, int nodes) {
   fputs("set -eu\n", c->out);
   if (nodes > 1)
     fputs(": \"${MASTER_ADDR:?set MASTER_ADDR to the address of node 0}\"\n"
-          ": \"${NODE_RANK:?set NODE_RANK to this node's index (0 on the node at MASTER_ADDR)}\"\n",
+          ": \"${NODE_RANK:?set NODE_RANK to the index of this node (0 on the node at MASTER_ADDR)}\"\n",
           c->out);
   if (fsdp(p))
     fputs("unset CUDA_DEVICE_MAX_CONNECTIONS  # Megatron FSDP requires it unset or > 1\n", c->out);
