@@ -8,27 +8,34 @@
 
 static const char *rank_type(const sbpc_plan *p, int d);
 
+/* say: msg (control characters made spaces: one line, whatever the plan's
+ * names hold) as "PLAN: KIND: msg" on err. */
+static void say(ex_ctx *c, const char *kind, char *msg) {
+  char plan[256];
+  for (char *q = msg; *q; q++)
+    if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = ' ';
+  if (c->err) fprintf(c->err, "%s: %s: %s\n", c->plan ? ex_clean(c->plan, plan, sizeof plan) : "sbpc", kind, msg);
+}
+
 void ex_warn(ex_ctx *c, const char *fmt, ...) {
-  char msg[1024], plan[256];
+  char msg[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  for (char *q = msg; *q; q++) /* one comment line, whatever the plan's names hold */
-    if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = ' ';
+  say(c, "warning", msg);
   c->warnings++;
   FILE *o = c->notes ? c->notes : c->out;
   if (o && c->comment) fprintf(o, "%s WARNING: %s\n", c->comment, msg);
-  if (c->err) fprintf(c->err, "%s: warning: %s\n", c->plan ? ex_clean(c->plan, plan, sizeof plan) : "sbpc", msg);
 }
 
 int ex_refuse(ex_ctx *c, const char *fmt, ...) {
-  char msg[1024], plan[256];
+  char msg[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (c->err) fprintf(c->err, "%s: error: %s\n", c->plan ? ex_clean(c->plan, plan, sizeof plan) : "sbpc", msg);
+  say(c, "error", msg);
   return 1;
 }
 
@@ -76,13 +83,12 @@ const char *ex_ident(const char *s, char *buf, size_t n) {
 }
 
 void ex_note(ex_ctx *c, const char *fmt, ...) {
-  if (!c->err) return;
+  char msg[1024];
   va_list ap;
-  fprintf(c->err, "%s: note: ", c->plan ? c->plan : "sbpc");
   va_start(ap, fmt);
-  vfprintf(c->err, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  fputc('\n', c->err);
+  say(c, "note", msg);
 }
 
 int ex_global_batch(const sbpc_plan *p) {
