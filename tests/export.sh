@@ -34,11 +34,12 @@ check_out() {
   python3 "$dir/check_export.py" "$@" || { echo "FAIL: $2 breaks the $1 table or the plan"; fail=1; }
 }
 
-# golden NAME EXT FORMAT: export, compare with (or write) the golden file;
-# without a golden file the export must be refused and write nothing.
+# golden NAME EXT FORMAT: export $dir/NAME.json, compare with (or write) the
+# golden file; without a golden file the export must be refused and write
+# nothing. NAME may be in a subfolder (runtimes/NAME).
 golden() {
-  local plan=$dir/$1.json gold=$dir/$1.$2 out=$tmp/$1.$2 launch=
-  [ "$3" = deepspeed ] && launch=$tmp/$1.dslaunch
+  local plan=$dir/$1.json gold=$dir/$1.$2 out=$tmp/${1##*/}.$2 launch=
+  [ "$3" = deepspeed ] && launch=$tmp/${1##*/}.dslaunch
   if export1 "$3" "$plan" "$out" $launch; then
     sed -i "s|$tmp/||g" "$out" ${launch:+"$launch"}
     if [ "${SBPC_UPDATE_GOLDEN:-0}" = 1 ]; then cp "$out" "$gold"; [ -z "$launch" ] || cp "$launch" "$dir/$1.dslaunch"; return; fi
@@ -54,9 +55,13 @@ golden() {
   fi
 }
 
-for plan in "$dir"/*.json; do
-  name=$(basename "$plan" .json)
-  err=$tmp/$name.stderr
+# tests/export/*.json: hand-kept plans (also read by the trace tests);
+# tests/export/runtimes/*.json: the planner's plans for the four runtime
+# checks (GPT-3 175B, LLaMA-2-7B, GPT-39B ZeRO-1 and ZeRO-3).
+for plan in "$dir"/*.json "$dir"/runtimes/*.json; do
+  name=${plan#"$dir"/}
+  name=${name%.json}
+  err=$tmp/${name##*/}.stderr
   : >"$err"
   golden "$name" megatron megatron
   golden "$name" deepspeed deepspeed
@@ -105,7 +110,7 @@ fi
 # config's file names) stays inside a string literal or a comment, or the plan
 # is refused. tests/export/hostile.py makes the plans and checks the files.
 if [ $have_py = 1 ]; then
-  python3 "$dir/hostile.py" "$sbpc" "$dir/gpt2-tiny-cpu8.json" "$dir/gpt3-175b-dgx-a100-128.json" "$tmp/hostile" ||
+  python3 "$dir/hostile.py" "$sbpc" "$dir/gpt2-tiny-cpu8.json" "$dir/runtimes/gpt3-175b-dgx-a100-128-full.json" "$tmp/hostile" ||
     { echo "FAIL: hostile strings escape an export"; fail=1; }
 fi
 

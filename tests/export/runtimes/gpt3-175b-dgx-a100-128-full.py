@@ -1,8 +1,9 @@
-# DTensor plan for 'gpt_39b' (tests/export/gpt-39b-dgx-a100-64-zero3.json), written by sbpc export dtensor.
+# DTensor plan for 'gpt3_175b' (tests/export/runtimes/gpt3-175b-dgx-a100-128-full.json), written by sbpc export dtensor.
 # target: PyTorch >= 2.6 (torch.distributed.tensor, fully_shard) with Hugging Face transformers.
-# layout: dp=512 tp=1 pp=1 sp=1 micro_batch=1 recompute=selective zero=3
+# layout: dp=64 tp=4 pp=4 sp=1 micro_batch=1 recompute=selective zero=2
 # Use: mesh = world_mesh(); parallelize(model, mesh); then train with
 #      with loss_context(): loss = model(input_ids=ids, labels=labels).loss; loss.backward()
+# WARNING: parallelize() does not split pipeline stages; the 4 stages are listed in STAGES for torch.distributed.pipelining
 import contextlib
 
 import torch
@@ -15,53 +16,65 @@ from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInp
                                                parallelize_module)
 
 # The whole world mesh (every rank), outermost dim first, as the plan numbers ranks.
-MESH_DIM_NAMES = ("tp", "dp_replicate", "dp_shard", "cp", "pp", )
-MESH_SHAPE = (1, 1, 512, 1, 1, )
+MESH_DIM_NAMES = ("pp", "cp", "dp_replicate", "dp_shard", "tp", )
+MESH_SHAPE = (4, 1, 1, 64, 4, )
 # Pipeline stages (first, last layer; a list of chunks per stage when interleaved)
 # for torch.distributed.pipelining: stage s runs on world_mesh["pp"] index s.
-STAGES = [(0, 47)]
+STAGES = [[(0, 2), (12, 14), (24, 26), (36, 38), (48, 50), (60, 62), (72, 74), (84, 86)], [(3, 5), (15, 17), (27, 29), (39, 41), (51, 53), (63, 65), (75, 77), (87, 89)], [(6, 8), (18, 20), (30, 32), (42, 44), (54, 56), (66, 68), (78, 80), (90, 92)], [(9, 11), (21, 23), (33, 35), (45, 47), (57, 59), (69, 71), (81, 83), (93, 95)]]
 # Each op's SBP on the "tp" mesh dim as DTensor placements: inputs, outputs
 # (sbpc's logical dims: for [in, out] weights Shard(1) is Shard(0) of nn.Linear.weight).
 TP_PLACEMENTS = {
-    "wte": ((Replicate(), Replicate()), (Replicate(),)),
+    "wte": ((Replicate(), Shard(1)), (Shard(2),)),
     "positions": ((), (Replicate(),)),
-    "wpe": ((Replicate(), Replicate()), (Replicate(),)),
-    "add": ((Replicate(), Replicate()), (Replicate(),)),
-    "h.0.ln_1": ((Replicate(), Replicate(), Replicate()), (Replicate(),)),
-    "h.0.attn.c_attn": ((Replicate(), Replicate()), (Replicate(),)),
-    "h.0.attn.c_attn.bias_add": ((Replicate(), Replicate()), (Replicate(),)),
-    "h.0.attn.attention": ((Replicate(),), (Replicate(),)),
-    "h.0.attn.c_proj": ((Replicate(), Replicate()), (Replicate(),)),
-    "h.0.attn.c_proj.bias_add": ((Replicate(), Replicate()), (Replicate(),)),
-    "h.0.attn.dropout": ((Replicate(),), (Replicate(),)),
-    "h.0.attn.add": ((Replicate(), Replicate()), (Replicate(),)),
-    "h.0.ln_2": ((Replicate(), Replicate(), Replicate()), (Replicate(),)),
-    "h.0.mlp.c_fc": ((Replicate(), Replicate()), (Replicate(),)),
-    "h.0.mlp.c_fc.bias_add": ((Replicate(), Replicate()), (Replicate(),)),
-    "h.0.mlp.gelu": ((Replicate(),), (Replicate(),)),
-    "h.0.mlp.c_proj": ((Replicate(), Replicate()), (Replicate(),)),
-    "h.0.mlp.c_proj.bias_add": ((Replicate(), Replicate()), (Replicate(),)),
-    "h.0.mlp.dropout": ((Replicate(),), (Replicate(),)),
-    "h.0.mlp.add": ((Replicate(), Replicate()), (Replicate(),)),
-    "ln_f": ((Replicate(), Replicate(), Replicate()), (Replicate(),)),
-    "wte.matmul": ((Replicate(), Replicate()), (Replicate(),)),
-    "cross_entropy": ((Replicate(), Replicate()), (Replicate(),)),
+    "wpe": ((Replicate(), Shard(1)), (Shard(1),)),
+    "add": ((Shard(2), Shard(1)), (Shard(2),)),
+    "h.0.ln_1": ((Shard(1), Replicate(), Replicate()), (Shard(1),)),
+    "h.0.attn.c_attn": ((Replicate(), Shard(1)), (Shard(2),)),
+    "h.0.attn.c_attn.bias_add": ((Shard(2), Shard(0)), (Shard(2),)),
+    "h.0.attn.attention": ((Shard(2),), (Shard(2),)),
+    "h.0.attn.c_proj": ((Shard(2), Shard(0)), (Partial(),)),
+    "h.0.attn.c_proj.bias_add": ((Shard(1), Replicate()), (Shard(1),)),
+    "h.0.attn.dropout": ((Shard(1),), (Shard(1),)),
+    "h.0.attn.add": ((Shard(1), Shard(1)), (Shard(1),)),
+    "h.0.ln_2": ((Shard(1), Replicate(), Replicate()), (Shard(1),)),
+    "h.0.mlp.c_fc": ((Replicate(), Shard(1)), (Shard(2),)),
+    "h.0.mlp.c_fc.bias_add": ((Shard(2), Shard(0)), (Shard(2),)),
+    "h.0.mlp.gelu": ((Shard(2),), (Shard(2),)),
+    "h.0.mlp.c_proj": ((Shard(2), Shard(0)), (Partial(),)),
+    "h.0.mlp.c_proj.bias_add": ((Shard(1), Replicate()), (Shard(1),)),
+    "h.0.mlp.dropout": ((Shard(1),), (Shard(1),)),
+    "h.0.mlp.add": ((Shard(1), Shard(1)), (Shard(1),)),
+    "ln_f": ((Shard(1), Replicate(), Replicate()), (Shard(1),)),
+    "wte.matmul": ((Shard(2), Shard(1)), (Partial(),)),
+    "cross_entropy": ((Shard(1), Shard(1)), (Partial(),)),
 }
 
 
 # Per layer of each repeated block: module path inside the layer -> ParallelStyle.
 LAYER_PLANS = {
     "transformer.h": {
+        "attn": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
+        "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
+        "ln_1": SequenceParallel(),
+        "attn.c_attn": ColwiseParallel(),
+        "attn.c_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False),
+        "ln_2": SequenceParallel(),
+        "mlp.c_fc": ColwiseParallel(),
+        "mlp.c_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False),
     },
 }
 
 # The modules outside the repeated blocks, by path from the model's root.
 MODEL_PLAN = {
+    "transformer.wte": ColwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1), use_local_output=False),
+    "transformer.wpe": ColwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1), use_local_output=False),
+    "transformer.ln_f": SequenceParallel(),
+    "lm_head": RowwiseParallel(input_layouts=Shard(1), output_layouts=Shard(1), use_local_output=False),
 }
-TIED = None
+TIED = ("lm_head", "transformer.wte")
 MODEL_CLASS = "GPT2LMHeadModel"
-ZERO = 3
-RESHARD = True  # reshard_after_forward: ZeRO-3 only
+ZERO = 2
+RESHARD = False  # reshard_after_forward: ZeRO-3 only
 LOSS_PARALLEL = False
 
 

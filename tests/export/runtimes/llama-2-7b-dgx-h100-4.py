@@ -1,4 +1,4 @@
-# DTensor plan for 'llama' (tests/export/llama-2-7b-dgx-h100-4.json), written by sbpc export dtensor.
+# DTensor plan for 'llama' (tests/export/runtimes/llama-2-7b-dgx-h100-4.json), written by sbpc export dtensor.
 # target: PyTorch >= 2.6 (torch.distributed.tensor, fully_shard) with Hugging Face transformers.
 # layout: dp=16 tp=2 pp=1 sp=1 micro_batch=1 recompute=none zero=2
 # Use: mesh = world_mesh(); parallelize(model, mesh); then train with

@@ -1,4 +1,4 @@
-# DTensor plan for 'gpt_39b' (tests/export/gpt-39b-dgx-a100-64-zero1.json), written by sbpc export dtensor.
+# DTensor plan for 'gpt_39b' (tests/export/runtimes/gpt-39b-dgx-a100-64-zero1.json), written by sbpc export dtensor.
 # target: PyTorch >= 2.6 (torch.distributed.tensor, fully_shard) with Hugging Face transformers.
 # layout: dp=128 tp=2 pp=2 sp=1 micro_batch=2 recompute=selective zero=1
 # Use: mesh = world_mesh(); parallelize(model, mesh); then train with
