@@ -119,6 +119,16 @@ printf '{"format": "sbpc-plan", "version": 1, "model": {"layers": 4}, ' >"$tmp/b
 printf '"cluster": {"devices": 8}, "parallel": {"dp": 2, "tp": 2, "pp": 1, "micro_batch": 1, "num_micro_batches": 1}}' >>"$tmp/bad.json"
 "$sbpc" export megatron "$tmp/bad.json" >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc = 1 ] && grep -q "bad.json: error: dp\*tp\*pp\*sp" "$tmp/err" || { echo "FAIL: inconsistent plan: rc=$rc $(cat "$tmp/err")"; fail=1; }
+# The architecture fields are checked like the rest (docs/plan-format.md).
+jq '.model.norm = "batch_norm"' "$dir/runtimes/llama-2-7b-dgx-h100-4.json" >"$tmp/norm.json"
+"$sbpc" export megatron "$tmp/norm.json" >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "norm.json: error: 'model.norm' has an unknown value" "$tmp/err" || { echo "FAIL: unknown norm: rc=$rc"; fail=1; }
+jq '.model.kv_heads = 5' "$dir/runtimes/llama-2-7b-dgx-h100-4.json" >"$tmp/kv.json"
+"$sbpc" export megatron "$tmp/kv.json" >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "kv.json: error: 'model.kv_heads' (5) does not divide 'model.heads' (32)" "$tmp/err" || { echo "FAIL: kv heads: rc=$rc"; fail=1; }
+jq '.model.tied_embeddings = "yes"' "$dir/runtimes/llama-2-7b-dgx-h100-4.json" >"$tmp/tied.json"
+"$sbpc" export dtensor "$tmp/tied.json" -o "$tmp/tied.py" 2>/dev/null; rc=$?
+[ $rc = 1 ] && [ ! -e "$tmp/tied.py" ] || { echo "FAIL: tied_embeddings not a boolean: rc=$rc"; fail=1; }
 printf '{"format": "sbpc-plan",\n "version": 1,,}' >"$tmp/syntax.json"
 "$sbpc" export megatron "$tmp/syntax.json" >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc = 1 ] && grep -q "syntax.json: error: 2:1[56]: invalid JSON" "$tmp/err" || { echo "FAIL: syntax error: rc=$rc $(cat "$tmp/err")"; fail=1; }
