@@ -8,10 +8,11 @@
 
 static const char *rank_type(const sbpc_plan *p, int d);
 
-/* say: msg (control characters made spaces: one line, whatever the plan's
- * names hold) as "PLAN: KIND: msg" on err. */
-static void say(ex_ctx *c, const char *kind, char *msg) {
+/* vsay: format into msg[0..n), control characters made spaces (one line,
+ * whatever the plan's names hold), and print "PLAN: KIND: msg" on err. */
+static void vsay(ex_ctx *c, const char *kind, char *msg, size_t n, const char *fmt, va_list ap) {
   char plan[256];
+  vsnprintf(msg, n, fmt, ap);
   for (char *q = msg; *q; q++)
     if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = ' ';
   if (c->err) fprintf(c->err, "%s: %s: %s\n", c->plan ? ex_clean(c->plan, plan, sizeof plan) : "sbpc", kind, msg);
@@ -21,9 +22,8 @@ void ex_warn(ex_ctx *c, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  vsay(c, "warning", msg, sizeof msg, fmt, ap);
   va_end(ap);
-  say(c, "warning", msg);
   c->warnings++;
   FILE *o = c->notes ? c->notes : c->out;
   if (o && c->comment) fprintf(o, "%s WARNING: %s\n", c->comment, msg);
@@ -33,9 +33,8 @@ int ex_refuse(ex_ctx *c, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  vsay(c, "error", msg, sizeof msg, fmt, ap);
   va_end(ap);
-  say(c, "error", msg);
   return 1;
 }
 
@@ -86,9 +85,8 @@ void ex_note(ex_ctx *c, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  vsay(c, "note", msg, sizeof msg, fmt, ap);
   va_end(ap);
-  say(c, "note", msg);
 }
 
 int ex_global_batch(const sbpc_plan *p) {

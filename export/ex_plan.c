@@ -10,7 +10,8 @@
  * hostile input cannot make the reader allocate more than a small multiple of
  * its own size. Semantics checked: format and version, degrees positive and
  * multiplying to the device count, stages contiguous and covering the layers,
- * device ids in range, recompute and ZeRO values known. */
+ * device ids in range, recompute and ZeRO values known, the architecture's
+ * names known and its kv heads dividing the heads. */
 #include "export/sbpc_plan.h"
 #include "util/arena.h"
 #include "util/diag.h"
