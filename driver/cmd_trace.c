@@ -25,7 +25,7 @@ static int write_to(const char *path, int (*fn)(const sbpc_plan *, const ex_trac
                     const sbpc_plan *p, const ex_trace_opts *o, const char *plan) {
   FILE *f = path ? fopen(path, "w") : stdout;
   if (!f) return sbpc_error("cannot write '%s'", path), 1;
-  ex_ctx c = {f, stderr, plan, NULL, 0};
+  ex_ctx c = {.out = f, .err = stderr, .plan = plan};
   int rc = fn(p, o, &c);
   if (path && fclose(f)) rc = 1;
   return rc;

@@ -6,17 +6,56 @@
 #include <stdarg.h>
 #include <string.h>
 
+static const char *rank_type(const sbpc_plan *p, int d);
+
+/* vsay: format into msg[0..n), control characters made spaces (one line,
+ * whatever the plan's names hold), and print "PLAN: KIND: msg" on err. */
+static void vsay(ex_ctx *c, const char *kind, char *msg, size_t n, const char *fmt, va_list ap) {
+  char plan[256];
+  vsnprintf(msg, n, fmt, ap);
+  for (char *q = msg; *q; q++)
+    if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = ' ';
+  if (c->err) fprintf(c->err, "%s: %s: %s\n", c->plan ? ex_clean(c->plan, plan, sizeof plan) : "sbpc", kind, msg);
+}
+
 void ex_warn(ex_ctx *c, const char *fmt, ...) {
-  char msg[1024], plan[256];
+  char msg[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  vsay(c, "warning", msg, sizeof msg, fmt, ap);
   va_end(ap);
-  for (char *q = msg; *q; q++) /* one comment line, whatever the plan's names hold */
-    if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = ' ';
   c->warnings++;
-  if (c->out && c->comment) fprintf(c->out, "%s WARNING: %s\n", c->comment, msg);
-  if (c->err) fprintf(c->err, "%s: warning: %s\n", c->plan ? ex_clean(c->plan, plan, sizeof plan) : "sbpc", msg);
+  FILE *o = c->notes ? c->notes : c->out;
+  if (o && c->comment) fprintf(o, "%s WARNING: %s\n", c->comment, msg);
+}
+
+int ex_refuse(ex_ctx *c, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsay(c, "error", msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return 1;
+}
+
+int ex_cpu_devices(const sbpc_plan *p) {
+  for (int i = 0; i < p->nstages; i++) {
+    const char *t = p->stages[i].device_type;
+    for (int k = 0; !t && k < p->stages[i].ndevices; k++) t = rank_type(p, p->stages[i].devices[k]);
+    if (!t && p->ndevice_types) t = p->device_types[0];
+    if (!t || strncmp(t, "cpu", 3)) return 0;
+  }
+  return p->nstages > 0;
+}
+
+int ex_check_heads(const sbpc_plan *p, ex_ctx *c) {
+  if (p->heads && p->heads % p->tp)
+    return ex_refuse(c, "tp=%d does not divide the %d attention heads; no target can shard them (re-plan with "
+                        "--fix tp=N, N dividing %d)", p->tp, p->heads, p->heads);
+  if (p->kv_heads && p->kv_heads % p->tp)
+    return ex_refuse(c, "tp=%d does not divide the %d key/value heads (GQA groups); re-plan with --fix tp=N, N "
+                        "dividing %d", p->tp, p->kv_heads, p->kv_heads);
+  return 0;
 }
 
 const char *ex_clean(const char *s, char *buf, size_t n) {
@@ -43,13 +82,11 @@ const char *ex_ident(const char *s, char *buf, size_t n) {
 }
 
 void ex_note(ex_ctx *c, const char *fmt, ...) {
-  if (!c->err) return;
+  char msg[1024];
   va_list ap;
-  fprintf(c->err, "%s: note: ", c->plan ? c->plan : "sbpc");
   va_start(ap, fmt);
-  vfprintf(c->err, fmt, ap);
+  vsay(c, "note", msg, sizeof msg, fmt, ap);
   va_end(ap);
-  fputc('\n', c->err);
 }
 
 int ex_global_batch(const sbpc_plan *p) {
@@ -108,12 +145,24 @@ int ex_axis(const sbpc_plan *p, const char *name) {
   return -1;
 }
 
+static int is_norm(const sbpc_plan_op *op) {
+  return op->kind && (!strcmp(op->kind, "layer_norm") || !strcmp(op->kind, "rms_norm"));
+}
+
 int ex_megatron_sp(const sbpc_plan *p) {
   if (p->sequence_parallel >= 0) return p->sequence_parallel && p->tp > 1;
-  if (p->tp <= 1) return 0;
+  if (p->tp <= 1 || !ex_tp_shards_weights(p)) return 0;
   for (int i = 0; i < p->nops; i++) {
     const sbpc_plan_op *op = &p->ops[i];
-    if (op->kind && !strcmp(op->kind, "layer_norm") && op->nout && !strcmp(op->out_sbp[0], "S(1)")) return 1;
+    if (is_norm(op) && op->nout && !strcmp(op->out_sbp[0], "S(1)")) return 1;
+  }
+  return 0;
+}
+
+int ex_tp_shards_weights(const sbpc_plan *p) {
+  for (int i = 0; i < p->nops; i++) {
+    const sbpc_plan_op *op = &p->ops[i];
+    if (op->block && op->kind && !strcmp(op->kind, "matmul") && op->nin > 1 && op->in_sbp[1][0] == 'S') return 1;
   }
   return 0;
 }
@@ -127,6 +176,9 @@ void ex_common_warnings(const sbpc_plan *p, ex_ctx *c) {
     ex_warn(c, "op '%s'%s%s%s has uneven (speed-weighted) tensor-parallel shards; written as even shards", u->name,
             u->nin > 1 && u->in_names[1] ? " (weight " : "", u->nin > 1 && u->in_names[1] ? u->in_names[1] : "",
             u->nin > 1 && u->in_names[1] ? ")" : "");
+  if (p->tp > 1 && p->nops && !ex_tp_shards_weights(p))
+    ex_warn(c, "the plan's 'tp' axis keeps the weights whole and splits the sequence (attention by heads, "
+               "Ulysses-style); written as tensor parallelism of degree %d (same degree, weights sharded)", p->tp);
   if (p->adaptive_sp)
     ex_warn(c, "the plan uses per-batch adaptive sequence parallelism; written as a fixed degree %d", p->sp);
 }

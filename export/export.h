@@ -23,7 +23,18 @@ typedef struct ex_ctx {
   const char *plan;    /* plan file name, for messages */
   const char *comment; /* comment leader of the output format, NULL = none */
   int warnings;
+  FILE *notes;         /* where WARNING comments go; NULL = out (set while out is a buffer of a command line) */
+  const char *launch;  /* --launch FILE (deepspeed): the launch script's path, else NULL */
+  const char *out_name; /* -o FILE as given, else NULL (the launch script names the config by it) */
 } ex_ctx;
+
+/* The versions each exporter writes for, named in every file written and in
+ * docs/export.md; the commits are the upstream snapshots the formats were
+ * checked against. */
+#define EX_MEGATRON_VERSION "Megatron-LM main as of 2026-08 (after core_v0.19.0; checked at commit d98e8a64)"
+#define EX_DEEPSPEED_VERSION "DeepSpeed 0.19 (checked at v0.19.5+, commit edaa7221) with Megatron-DeepSpeed (commit 4efb479d)"
+#define EX_TORCHTITAN_VERSION "torchtitan v0.2.2 (TOML job config; commit 73a0e697)"
+#define EX_DTENSOR_VERSION "PyTorch >= 2.6 (torch.distributed.tensor, fully_shard) with Hugging Face transformers"
 
 /* ex_warn: report something the target cannot express: "COMMENT WARNING: msg"
  * into out (when the format has comments), "plan: warning: msg" on err. */
@@ -34,6 +45,15 @@ void ex_warn(ex_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3
 const char *ex_clean(const char *s, char *buf, size_t n);
 /* ex_ident: s as a Python identifier (other characters become '_'). */
 const char *ex_ident(const char *s, char *buf, size_t n);
+/* ex_refuse: report why the target cannot take this plan at all
+ * ("plan: error: msg" on err); nothing is written. Returns 1. */
+int ex_refuse(ex_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ex_cpu_devices: 1 when every device the plan runs on is a CPU (a device
+ * type named "cpu..."). */
+int ex_cpu_devices(const sbpc_plan *p);
+/* ex_check_heads: refuse (1) a plan whose tp does not divide the attention
+ * heads or the GQA groups (kv heads): no target can shard them; else 0. */
+int ex_check_heads(const sbpc_plan *p, ex_ctx *c);
 /* ex_note: an informational line on err ("plan: note: msg"). */
 void ex_note(ex_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -55,9 +75,13 @@ int ex_axis(const sbpc_plan *p, const char *name);
  * in a static buffer of the caller's (at least 32 bytes). */
 const char *ex_collective(const char *c, char *buf, size_t n);
 /* ex_megatron_sp: 1 when the plan uses Megatron-style sequence parallelism
- * (parallel.sequence_parallel, else inferred: a layer_norm whose output is
- * S(1), the sequence axis, on the tp axis). */
+ * (parallel.sequence_parallel, else inferred: tp shards weights and a norm's
+ * output is S(1), the sequence axis, on the tp axis). */
 int ex_megatron_sp(const sbpc_plan *p);
+/* ex_tp_shards_weights: 1 when some matmul of a block has its weight split
+ * on the tp axis (Megatron-style tensor parallelism); 0 when the tp axis only
+ * splits activations (sequence/heads, Ulysses-style). */
+int ex_tp_shards_weights(const sbpc_plan *p);
 /* ex_nodes: the node count for a launcher and, in *per, the processes per
  * node (0, with a warning, when node types differ in device count). */
 int ex_nodes(const sbpc_plan *p, ex_ctx *c, int *per);

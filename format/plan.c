@@ -10,7 +10,8 @@
  * hostile input cannot make the reader allocate more than a small multiple of
  * its own size. Semantics checked: format and version, degrees positive and
  * multiplying to the device count, stages contiguous and covering the layers,
- * device ids in range, recompute and ZeRO values known. */
+ * device ids in range, recompute and ZeRO values known, the architecture's
+ * names known and its kv heads dividing the heads. */
 #include "format/sbpc_plan.h"
 #include "util/arena.h"
 #include "util/diag.h"
@@ -104,6 +105,44 @@ static const cJSON *array(rd *r, const cJSON *obj, const char *path, const char 
   return v;
 }
 
+/* boolean: 1/0 at obj.key, -1 when absent. */
+static int boolean(rd *r, const cJSON *obj, const char *path, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!v || cJSON_IsNull(v)) return -1;
+  if (!cJSON_IsBool(v)) fail(r, "'%s.%s' must be true or false", path, key);
+  return cJSON_IsTrue(v);
+}
+
+/* one_of: the string at obj.key when it is one of the NULL-terminated names
+ * (the arena copy of it), NULL when absent; anything else fails. */
+static const char *one_of(rd *r, const cJSON *obj, const char *path, const char *key, const char *const *names) {
+  const char *s = str(r, obj, path, key, NULL);
+  for (int i = 0; s && names[i]; i++)
+    if (!strcmp(s, names[i])) return names[i];
+  if (s) fail(r, "'%s.%s' has an unknown value", path, key);
+  return NULL;
+}
+
+static void read_arch(rd *r, sbpc_plan *p, const cJSON *m) {
+  static const char *const norms[] = {"layer_norm", "rms_norm", NULL};
+  static const char *const acts[] = {"gelu", "gelu_tanh", "swiglu", "silu", NULL};
+  static const char *const pos[] = {"learned", "rotary", "none", NULL};
+  p->kv_heads = integer(r, m, "model", "kv_heads", 0, 0, 1 << 20);
+  p->norm = one_of(r, m, "model", "norm", norms);
+  p->activation = one_of(r, m, "model", "activation", acts);
+  p->position = one_of(r, m, "model", "position", pos);
+  p->norm_eps = num(r, m, "model", "norm_eps", -1);
+  p->rotary_theta = num(r, m, "model", "rotary_theta", -1);
+  p->dropout = num(r, m, "model", "dropout", -1);
+  if ((p->norm_eps < 0 && p->norm_eps != -1) || p->norm_eps >= 1 || (p->rotary_theta < 0 && p->rotary_theta != -1) ||
+      (p->dropout < 0 && p->dropout != -1) || p->dropout >= 1)
+    fail(r, "'model.norm_eps', 'model.rotary_theta' or 'model.dropout' is out of range");
+  p->linear_bias = boolean(r, m, "model", "linear_bias");
+  p->tied_embeddings = boolean(r, m, "model", "tied_embeddings");
+  if (p->kv_heads && p->heads && p->heads % p->kv_heads)
+    fail(r, "'model.kv_heads' (%d) does not divide 'model.heads' (%d)", p->kv_heads, p->heads);
+}
+
 static void read_model(rd *r, sbpc_plan *p, const cJSON *m) {
   p->model_name = str(r, m, "model", "name", "model");
   p->params = num(r, m, "model", "params", -1);
@@ -112,7 +151,8 @@ static void read_model(rd *r, sbpc_plan *p, const cJSON *m) {
   p->heads = integer(r, m, "model", "heads", 0, 0, 1 << 20);
   p->ffn = integer(r, m, "model", "ffn", 0, 0, 1 << 28);
   p->vocab = integer(r, m, "model", "vocab", 0, 0, 1 << 28);
-  p->seq = integer(r, m, "model", "seq", 0, 0, 1 << 28);
+  p->seq = p->positions = integer(r, m, "model", "seq", 0, 0, 1 << 28);
+  read_arch(r, p, m);
 }
 
 static void read_train(rd *r, sbpc_plan *p, const cJSON *t) {

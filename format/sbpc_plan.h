@@ -78,7 +78,16 @@ typedef struct sbpc_plan {
   /* model */
   const char *model_name;
   double params;
-  int layers, hidden, heads, ffn, vocab, seq; /* 0 = not given */
+  int layers, hidden, heads, ffn, vocab, seq; /* 0 = not given; seq: train.seq, else model.seq */
+  /* architecture (optional model fields, docs/plan-format.md): positions is
+   * the position table's rows (model.seq, 0 without one); norm "layer_norm"
+   * or "rms_norm", activation "gelu", "gelu_tanh", "swiglu" or "silu",
+   * position "learned", "rotary" or "none" (NULL = not given); kv_heads 0 =
+   * not given; linear_bias, tied_embeddings 1/0, -1 not given; norm_eps,
+   * rotary_theta, dropout -1 not given. */
+  int positions, kv_heads, linear_bias, tied_embeddings;
+  const char *norm, *activation, *position;
+  double norm_eps, rotary_theta, dropout;
   /* training setup (0 / NULL = not given); precision "bf16", "fp16", "fp32" */
   int global_batch;
   const char *precision;

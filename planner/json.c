@@ -66,6 +66,72 @@ static mdims model_dims(const ir_graph *g) {
   return d;
 }
 
+/* ---- architecture read off the graph (what an external runtime must build) --- */
+typedef struct {
+  const char *norm, *activation, *position; /* NULL: the graph does not say */
+  double norm_eps, rotary_theta, dropout;
+  int64_t kv_heads;
+  int bias, tied; /* linear biases in the blocks; an embedding table reused as the LM head */
+} march;
+
+static int is_param(const ir_graph *g, ir_ref t) { return g->t[t].kind == IR_T_PARAM; }
+
+/* bias_in_block: a forward add/bias_add in layer 0 of block 0 with a rank-1
+ * parameter input (norm weights go to norm ops, not adds). */
+static int bias_in_block(const ir_graph *g, const ir_op *o) {
+  if (o->block != 0 || o->layer != 0 || (o->kind != IR_OP_ADD && o->kind != IR_OP_BIAS_ADD)) return 0;
+  for (int k = 0; k < o->nin; k++)
+    if (is_param(g, o->in[k]) && g->t[o->in[k]].rank == 1) return 1;
+  return 0;
+}
+
+/* tied: some embedding table is also a matmul operand (the LM head). */
+static int tied(const ir_graph *g) {
+  for (int i = 0; i < g->nop; i++) {
+    const ir_op *e = &g->op[i];
+    if (e->backward || e->kind != IR_OP_EMBEDDING || !is_param(g, e->in[1])) continue;
+    for (int j = 0; j < g->nop; j++)
+      if (!g->op[j].backward && g->op[j].kind == IR_OP_MATMUL && (g->op[j].in[0] == e->in[1] || g->op[j].in[1] == e->in[1]))
+        return 1;
+  }
+  return 0;
+}
+
+/* model_arch: the first norm, activation, dropout probability and position
+ * scheme of the forward graph, the attention's kv heads, biases and tied
+ * embeddings. */
+static march model_arch(const ir_graph *g) {
+  march a = {NULL, NULL, "none", 0, 0, 0, 0, 0, 0};
+  for (int i = 0; i < g->nop; i++) {
+    const ir_op *o = &g->op[i];
+    if (o->backward) continue;
+    if (!a.norm && (o->kind == IR_OP_LAYER_NORM || o->kind == IR_OP_RMS_NORM))
+      a.norm = o->kind == IR_OP_LAYER_NORM ? "layer_norm" : "rms_norm", a.norm_eps = o->at.eps;
+    if (o->kind == IR_OP_SWIGLU) a.activation = "swiglu";
+    if (!a.activation && o->kind == IR_OP_GELU) a.activation = o->at.tanh ? "gelu_tanh" : "gelu";
+    if (!a.activation && o->kind == IR_OP_SILU) a.activation = "silu";
+    if (o->kind == IR_OP_ROTARY) a.position = "rotary", a.rotary_theta = o->at.theta;
+    if (o->kind == IR_OP_POSITIONS && strcmp(a.position, "rotary")) a.position = "learned";
+    if (o->kind == IR_OP_ATTENTION && !a.kv_heads) a.kv_heads = o->at.kv_heads ? o->at.kv_heads : o->at.heads;
+    if (o->kind == IR_OP_DROPOUT && a.dropout == 0) a.dropout = o->at.p;
+    a.bias |= bias_in_block(g, o);
+  }
+  a.tied = tied(g);
+  return a;
+}
+
+static void j_arch(cJSON *m, const ir_graph *g) {
+  march a = model_arch(g);
+  if (a.kv_heads) cJSON_AddNumberToObject(m, "kv_heads", (double)a.kv_heads);
+  if (a.norm) cJSON_AddStringToObject(m, "norm", a.norm), cJSON_AddNumberToObject(m, "norm_eps", a.norm_eps);
+  if (a.activation) cJSON_AddStringToObject(m, "activation", a.activation);
+  cJSON_AddStringToObject(m, "position", a.position);
+  if (a.rotary_theta > 0) cJSON_AddNumberToObject(m, "rotary_theta", a.rotary_theta);
+  cJSON_AddNumberToObject(m, "dropout", a.dropout);
+  cJSON_AddBoolToObject(m, "linear_bias", a.bias);
+  cJSON_AddBoolToObject(m, "tied_embeddings", a.tied);
+}
+
 static void add_dim(cJSON *m, const char *k, int64_t v) {
   if (v > 0) cJSON_AddNumberToObject(m, k, (double)v);
 }
@@ -81,6 +147,7 @@ static cJSON *j_model(const plan_result *r) {
   add_dim(m, "ffn", d.ffn);
   add_dim(m, "vocab", d.vocab);
   add_dim(m, "seq", d.seq);
+  j_arch(m, r->g);
   cJSON *bl = cJSON_AddArrayToObject(m, "blocks");
   for (int b = 0; b < r->g->nblk; b++) {
     cJSON *x = cJSON_CreateObject();

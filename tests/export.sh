@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# export.sh SBPC — golden tests of `sbpc export`: for every tests/export/NAME.json
-# plan, each format's output must equal NAME.megatron / NAME.deepspeed /
-# NAME.toml / NAME.py, and all four exports' stderr must equal NAME.stderr.
-# Then: every Megatron flag written is in tests/export/megatron_flags.txt (the
-# flags checked against Megatron-LM's arguments.py); the DeepSpeed output is
-# valid JSON using only keys in deepspeed_keys.txt; the TOML parses (tomllib);
-# the Python parses (ast). Finally bad input: a malformed plan exits 1 with
-# "file: error:", bad usage exits 2. SBPC_UPDATE_GOLDEN=1 rewrites the goldens.
+# export.sh SBPC — tests of `sbpc export`. For every tests/export/NAME.json
+# plan, each format's output must equal its golden file (NAME.megatron,
+# NAME.deepspeed with the launch script NAME.dslaunch, NAME.toml, NAME.py); a
+# format without a golden file must be refused (exit 1, no file written); the
+# stderr of all exports must equal NAME.stderr. Every output is then checked by
+# tests/export/check_export.py against the target's known flags and keys with
+# their constraints (megatron_flags.txt, deepspeed_keys.txt, deepspeed_flags.txt,
+# torchtitan_keys.txt, hf_modules.txt, each written from the upstream source
+# and commit it names) and against the plan's values. Then live plans from the
+# planner (GPT-3 175B on dgx-a100:128, an imported LLaMA-2-7B on dgx-h100:4,
+# GPT-39B on dgx-a100:64 with ZeRO-1 and ZeRO-3), hostile names and strings in
+# a plan, bad input and bad usage. SBPC_UPDATE_GOLDEN=1 rewrites the goldens.
 set -u
 sbpc=${1:?usage: export.sh SBPC}
 cd "$(dirname "$0")/.." || exit 1
@@ -15,84 +19,79 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
 have_py=0
-command -v python3 >/dev/null 2>&1 && have_py=1
+python3 -c 'import tomllib' >/dev/null 2>&1 && have_py=1
+export SBPC_CACHE_DIR=$tmp/cache
 
-check() { # check NAME EXT FORMAT
-  local plan=$dir/$1.json gold=$dir/$1.$2
-  if ! "$sbpc" export "$3" "$plan" >"$tmp/$1.$2" 2>>"$tmp/$1.stderr"; then
-    echo "FAIL: sbpc export $3 $plan exited non-zero"; fail=1; return
+# export1 FORMAT PLAN OUT [LAUNCH]: run one export, stderr appended to $err.
+export1() {
+  if [ "$1" = deepspeed ] && [ -n "${4:-}" ]; then "$sbpc" export deepspeed "$2" -o "$3" --launch "$4" 2>>"$err"
+  else "$sbpc" export "$1" "$2" -o "$3" 2>>"$err"; fi
+}
+
+# check_out KIND OUT PLAN [LAUNCH]: the known-flags and plan-values check.
+check_out() {
+  [ $have_py = 1 ] || return 0
+  python3 "$dir/check_export.py" "$@" || { echo "FAIL: $2 breaks the $1 table or the plan"; fail=1; }
+}
+
+# golden NAME EXT FORMAT: export $dir/NAME.json, compare with (or write) the
+# golden file; without a golden file the export must be refused and write
+# nothing. NAME may be in a subfolder (runtimes/NAME).
+golden() {
+  local plan=$dir/$1.json gold=$dir/$1.$2 out=$tmp/${1##*/}.$2 launch=
+  [ "$3" = deepspeed ] && launch=$tmp/${1##*/}.dslaunch
+  if export1 "$3" "$plan" "$out" $launch; then
+    sed -i "s|$tmp/||g" "$out" ${launch:+"$launch"}
+    if [ "${SBPC_UPDATE_GOLDEN:-0}" = 1 ]; then cp "$out" "$gold"; [ -z "$launch" ] || cp "$launch" "$dir/$1.dslaunch"; return; fi
+    [ -e "$gold" ] || { echo "FAIL: sbpc export $3 $plan succeeded; no golden $gold"; fail=1; return; }
+    diff -u "$gold" "$out" || { echo "FAIL: $gold differs"; fail=1; }
+    [ -z "$launch" ] || diff -u "$dir/$1.dslaunch" "$launch" || { echo "FAIL: $dir/$1.dslaunch differs"; fail=1; }
+    local kind=$3; [ "$kind" = torchtitan ] || [ "$kind" = dtensor ] || [ "$kind" = megatron ] || kind=deepspeed
+    check_out "$kind" "$out" "$plan" $launch
+  else
+    [ "${SBPC_UPDATE_GOLDEN:-0}" = 1 ] && { rm -f "$gold"; return; }
+    [ ! -e "$gold" ] || { echo "FAIL: sbpc export $3 $plan exited non-zero"; fail=1; }
+    [ ! -e "$out" ] || { echo "FAIL: a refused export $3 $plan left $out"; fail=1; }
   fi
-  if [ "${SBPC_UPDATE_GOLDEN:-0}" = 1 ]; then cp "$tmp/$1.$2" "$gold"; return; fi
-  if ! diff -u "$gold" "$tmp/$1.$2"; then echo "FAIL: $gold differs"; fail=1; fi
 }
 
-megatron_flags() { # every --flag after pretrain_gpt.py is a known Megatron-LM flag
-  local known bad=0
-  known=$(grep -o '^--[a-z0-9-]*' "$dir/megatron_flags.txt")
-  for f in $(sed -n '/pretrain_gpt.py/,$p' "$1" | grep -o '^  --[a-z0-9-]*'); do
-    if ! grep -qx -- "$f" <<<"$known"; then echo "FAIL: $1: unknown Megatron-LM flag $f"; bad=1; fi
-  done
-  return $bad
-}
-
-deepspeed_json() {
-  python3 - "$1" "$dir/deepspeed_keys.txt" <<'PY'
-import json, sys
-cfg = json.load(open(sys.argv[1]))
-known = {l.strip() for l in open(sys.argv[2]) if l.strip() and not l.startswith('#')}
-def walk(o, pre):
-    for k, v in o.items():
-        path = pre + k
-        if path not in known: sys.exit(f"FAIL: {sys.argv[1]}: unknown DeepSpeed key {path}")
-        if isinstance(v, dict): walk(v, path + '.')
-walk(cfg, '')
-assert cfg['train_batch_size'] == cfg['train_micro_batch_size_per_gpu'] * cfg['gradient_accumulation_steps'] * (cfg['train_batch_size'] // (cfg['train_micro_batch_size_per_gpu'] * cfg['gradient_accumulation_steps']))
-PY
-}
-
-for plan in "$dir"/*.json; do
-  name=$(basename "$plan" .json)
-  : >"$tmp/$name.stderr"
-  check "$name" megatron megatron
-  check "$name" deepspeed deepspeed
-  check "$name" toml torchtitan
-  check "$name" py dtensor
-  if [ "${SBPC_UPDATE_GOLDEN:-0}" = 1 ]; then cp "$tmp/$name.stderr" "$dir/$name.stderr"
-  elif ! diff -u "$dir/$name.stderr" "$tmp/$name.stderr"; then echo "FAIL: $dir/$name.stderr differs"; fail=1; fi
-  megatron_flags "$tmp/$name.megatron" || fail=1
-  grep -q '^torchrun .*--nproc-per-node' "$tmp/$name.megatron" || { echo "FAIL: no launch line in $name.megatron"; fail=1; }
-  if [ $have_py = 1 ]; then
-    deepspeed_json "$tmp/$name.deepspeed" || fail=1
-    python3 -c 'import sys, tomllib; tomllib.load(open(sys.argv[1], "rb"))' "$tmp/$name.toml" || { echo "FAIL: $name.toml is not TOML"; fail=1; }
-    python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' "$tmp/$name.py" || { echo "FAIL: $name.py is not Python"; fail=1; }
-  fi
+# tests/export/*.json: hand-kept plans (also read by the trace tests);
+# tests/export/runtimes/*.json: the planner's plans for the four runtime
+# checks (GPT-3 175B, LLaMA-2-7B, GPT-39B ZeRO-1 and ZeRO-3).
+for plan in "$dir"/*.json "$dir"/runtimes/*.json; do
+  name=${plan#"$dir"/}
+  name=${name%.json}
+  err=$tmp/${name##*/}.stderr
+  : >"$err"
+  golden "$name" megatron megatron
+  golden "$name" deepspeed deepspeed
+  golden "$name" toml torchtitan
+  golden "$name" py dtensor
+  sed -i "s|$tmp/||g" "$err"
+  if [ "${SBPC_UPDATE_GOLDEN:-0}" = 1 ]; then cp "$err" "$dir/$name.stderr"
+  elif ! diff -u "$dir/$name.stderr" "$err"; then echo "FAIL: $dir/$name.stderr differs"; fail=1; fi
 done
 
-# A live plan from the planner (when `sbpc plan` is in this build): GPT-3 175B
-# on dgx-a100:128 exports to all four formats, each valid for its target (no
-# golden: the planner's choices may change).
-if "$sbpc" plan examples/gpt3-175b.sbp --cluster dgx-a100:128 --json "$tmp/live.json" >/dev/null 2>"$tmp/live.err"; then
-  for f in megatron deepspeed torchtitan dtensor; do
-    "$sbpc" export $f "$tmp/live.json" >"$tmp/live.$f" 2>>"$tmp/live.err" || { echo "FAIL: live export $f"; fail=1; }
-  done
-  megatron_flags "$tmp/live.megatron" || fail=1
-  grep -q -- '--tensor-model-parallel-size' "$tmp/live.megatron" || { echo "FAIL: live megatron has no TP flag"; fail=1; }
-  if [ $have_py = 1 ]; then
-    deepspeed_json "$tmp/live.deepspeed" || fail=1
-    python3 -c 'import sys, tomllib; tomllib.load(open(sys.argv[1], "rb"))' "$tmp/live.torchtitan" || { echo "FAIL: live TOML"; fail=1; }
-    python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' "$tmp/live.dtensor" || { echo "FAIL: live Python"; fail=1; }
-    python3 - "$tmp/live.json" "$tmp/live.megatron" "$tmp/live.torchtitan" <<'PY' || { echo "FAIL: live exports disagree with the plan"; fail=1; }
-import json, re, sys
-p = json.load(open(sys.argv[1]))["parallel"]
-m, t = open(sys.argv[2]).read(), open(sys.argv[3]).read()
-assert f"--tensor-model-parallel-size {p['tp']} " in m and f"--pipeline-model-parallel-size {p['pp']} " in m
-assert f"--micro-batch-size {p['micro_batch']} " in m
-assert f"tensor_parallel_degree = {p['tp']}\n" in t and f"pipeline_parallel_degree = {p['pp']}\n" in t
-PY
+# Live plans from the planner (no golden: the planner's choices may change):
+# each export is accepted by the tables and carries the plan's values.
+live() { # live NAME MODEL CLUSTER PLAN-ARGS...
+  local name=$1 model=$2 cluster=$3; shift 3
+  if ! "$sbpc" plan "$model" --cluster "$cluster" "$@" --json "$tmp/$name.json" >/dev/null 2>"$tmp/$name.err"; then
+    echo "FAIL: sbpc plan $model --cluster $cluster $*: $(head -1 "$tmp/$name.err")"; fail=1; return
   fi
-else
-  echo "note: sbpc plan unavailable here ($(head -1 "$tmp/live.err")); live export not checked"
-fi
+  err=$tmp/$name.err
+  export1 megatron "$tmp/$name.json" "$tmp/$name.sh" && check_out megatron "$tmp/$name.sh" "$tmp/$name.json" || fail=1
+  export1 deepspeed "$tmp/$name.json" "$tmp/$name.ds.json" "$tmp/$name.ds.sh" &&
+    check_out deepspeed "$tmp/$name.ds.json" "$tmp/$name.json" "$tmp/$name.ds.sh" || fail=1
+  export1 torchtitan "$tmp/$name.json" "$tmp/$name.toml" && check_out torchtitan "$tmp/$name.toml" "$tmp/$name.json" || fail=1
+  export1 dtensor "$tmp/$name.json" "$tmp/$name.py" && check_out dtensor "$tmp/$name.py" "$tmp/$name.json" || fail=1
+}
+live gpt3 examples/gpt3-175b.sbp dgx-a100:128
+if "$sbpc" import hf tests/data/hf/llama-2-7b.json -o "$tmp/llama.sbp" >/dev/null 2>&1; then
+  live llama "$tmp/llama.sbp" dgx-h100:4 --batch 256
+else echo "FAIL: sbpc import hf llama-2-7b"; fail=1; fi
+live gpt39-z1 "$dir/gpt-39b.sbp" dgx-a100:64 --fix zero=1
+live gpt39-z3 "$dir/gpt-39b.sbp" dgx-a100:64 --fix zero=3
 
 # The mixed-devices warning follows the devices the plan runs on: on the A100
 # subset of the mixed A100/V100 cluster (ranks 0..63, all A100) it is not
@@ -106,26 +105,13 @@ if "$sbpc" plan examples/gpt3-175b.sbp --cluster examples/mixed-cluster.sbp --fi
   grep -q "mixes device types" "$tmp/shifted.err" || { echo "FAIL: ranks 32..95 (A100 and V100) not warned as mixed"; fail=1; }
 fi
 
-# Hostile names (quotes, newlines, '$') stay inside strings and comments.
+# Hostile strings: every string of a plan that reaches a generated file
+# (model, op, block, tensor and axis names, SBP strings, the plan's and the
+# config's file names) stays inside a string literal or a comment, or the plan
+# is refused. tests/export/hostile.py makes the plans and checks the files.
 if [ $have_py = 1 ]; then
-  python3 - "$dir/gpt2-tiny-cpu8.json" "$tmp/evil.json" <<'PY'
-import json, sys
-p = json.load(open(sys.argv[1]))
-evil = 'x"\nimport os; os.system("echo pwned") #$(id)`id`\\'
-p["model"]["name"] = evil
-for op in p["ops"]:
-    op["name"] = evil + op["name"]
-    if op["block"]: op["block"] = evil
-    op["inputs"] = [evil + (i or "") for i in op.get("inputs", [])]
-p["mesh"]["axes"] = [evil + a if a != "tp" else a for a in p["mesh"]["axes"]]
-json.dump(p, open(sys.argv[2], "w"))
-PY
-  "$sbpc" export megatron "$tmp/evil.json" >"$tmp/evil.sh" 2>/dev/null &&
-    bash -n "$tmp/evil.sh" && [ "$(grep -v '^#' "$tmp/evil.sh" | grep -c '^[a-z]')" = 1 ] || { echo "FAIL: hostile names escape the Megatron script"; fail=1; }
-  "$sbpc" export dtensor "$tmp/evil.json" >"$tmp/evil.py" 2>/dev/null &&
-    python3 -c 'import ast, sys; t = ast.parse(open(sys.argv[1]).read()); assert not any(isinstance(n, (ast.Import, ast.ImportFrom)) and any(a.name == "os" for a in n.names) for n in ast.walk(t))' "$tmp/evil.py" || { echo "FAIL: hostile names escape the DTensor file"; fail=1; }
-  "$sbpc" export torchtitan "$tmp/evil.json" >"$tmp/evil.toml" 2>/dev/null &&
-    python3 -c 'import sys, tomllib; tomllib.load(open(sys.argv[1], "rb"))' "$tmp/evil.toml" || { echo "FAIL: hostile names break the TOML"; fail=1; }
+  python3 "$dir/hostile.py" "$sbpc" "$dir/gpt2-tiny-cpu8.json" "$dir/runtimes/gpt3-175b-dgx-a100-128-full.json" "$tmp/hostile" ||
+    { echo "FAIL: hostile strings escape an export"; fail=1; }
 fi
 
 # Bad input and bad usage.
@@ -133,6 +119,16 @@ printf '{"format": "sbpc-plan", "version": 1, "model": {"layers": 4}, ' >"$tmp/b
 printf '"cluster": {"devices": 8}, "parallel": {"dp": 2, "tp": 2, "pp": 1, "micro_batch": 1, "num_micro_batches": 1}}' >>"$tmp/bad.json"
 "$sbpc" export megatron "$tmp/bad.json" >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc = 1 ] && grep -q "bad.json: error: dp\*tp\*pp\*sp" "$tmp/err" || { echo "FAIL: inconsistent plan: rc=$rc $(cat "$tmp/err")"; fail=1; }
+# The architecture fields are checked like the rest (docs/plan-format.md).
+jq '.model.norm = "batch_norm"' "$dir/runtimes/llama-2-7b-dgx-h100-4.json" >"$tmp/norm.json"
+"$sbpc" export megatron "$tmp/norm.json" >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "norm.json: error: 'model.norm' has an unknown value" "$tmp/err" || { echo "FAIL: unknown norm: rc=$rc"; fail=1; }
+jq '.model.kv_heads = 5' "$dir/runtimes/llama-2-7b-dgx-h100-4.json" >"$tmp/kv.json"
+"$sbpc" export megatron "$tmp/kv.json" >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "kv.json: error: 'model.kv_heads' (5) does not divide 'model.heads' (32)" "$tmp/err" || { echo "FAIL: kv heads: rc=$rc"; fail=1; }
+jq '.model.tied_embeddings = "yes"' "$dir/runtimes/llama-2-7b-dgx-h100-4.json" >"$tmp/tied.json"
+"$sbpc" export dtensor "$tmp/tied.json" -o "$tmp/tied.py" 2>/dev/null; rc=$?
+[ $rc = 1 ] && [ ! -e "$tmp/tied.py" ] || { echo "FAIL: tied_embeddings not a boolean: rc=$rc"; fail=1; }
 printf '{"format": "sbpc-plan",\n "version": 1,,}' >"$tmp/syntax.json"
 "$sbpc" export megatron "$tmp/syntax.json" >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc = 1 ] && grep -q "syntax.json: error: 2:1[56]: invalid JSON" "$tmp/err" || { echo "FAIL: syntax error: rc=$rc $(cat "$tmp/err")"; fail=1; }
@@ -142,7 +138,9 @@ printf '{"format": "sbpc-plan",\n "version": 1,,}' >"$tmp/syntax.json"
 [ $rc = 2 ] || { echo "FAIL: unknown format: rc=$rc"; fail=1; }
 "$sbpc" export >/dev/null 2>&1; rc=$?
 [ $rc = 2 ] || { echo "FAIL: no arguments: rc=$rc"; fail=1; }
-"$sbpc" export megatron "$dir/gpt2-tiny-cpu8.json" -o "$tmp/out.sh" 2>/dev/null && cmp -s "$tmp/out.sh" "$dir/gpt2-tiny-cpu8.megatron" || { echo "FAIL: -o FILE"; fail=1; }
+"$sbpc" export torchtitan "$dir/gpt3-175b-dgx-a100-128.json" -o "$tmp/out.toml" 2>/dev/null && cmp -s "$tmp/out.toml" "$dir/gpt3-175b-dgx-a100-128.toml" || { echo "FAIL: -o FILE"; fail=1; }
+"$sbpc" export dtensor "$dir/gpt2-tiny-cpu8.json" --launch x 2>/dev/null; rc=$?
+[ $rc = 2 ] || { echo "FAIL: --launch outside deepspeed: rc=$rc"; fail=1; }
 # The installed C API: `cmake --install` the build, then compile and run an
 # external reader with pkg-config (only when the build has libsbpc, i.e. the
 # top CMakeLists includes cmake/install.cmake).

@@ -1,21 +1,29 @@
-# DTensor tensor-parallel plan for 'gpt2-tiny' (tests/export/gpt2-tiny-cpu8.json), written by sbpc export dtensor.
+# DTensor plan for 'gpt2-tiny' (tests/export/gpt2-tiny-cpu8.json), written by sbpc export dtensor.
+# target: PyTorch >= 2.6 (torch.distributed.tensor, fully_shard) with Hugging Face transformers.
 # layout: dp=1 tp=2 pp=4 sp=1 micro_batch=2 recompute=full zero=0
-# WARNING: DTensor's parallelize_plan covers tensor parallelism only; the 4 pipeline stages are listed in STAGES for torch.distributed.pipelining
+# Use: mesh = world_mesh(); parallelize(model, mesh); then train with
+#      with loss_context(): loss = model(input_ids=ids, labels=labels).loss; loss.backward()
+# WARNING: parallelize() does not split pipeline stages; the 4 stages are listed in STAGES for torch.distributed.pipelining
+import contextlib
+
+import torch
+from torch import nn
 from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import Partial, Replicate, Shard
-from torch.distributed.tensor.parallel import (ColwiseParallel, RowwiseParallel,
-                                               SequenceParallel, parallelize_module)
+from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, PrepareModuleOutput,
+                                               RowwiseParallel, SequenceParallel, loss_parallel,
+                                               parallelize_module)
 
-MESH_SHAPE = (1, 1, 2)
-MESH_DIM_NAMES = ("dp", "sp", "tp")
+# The whole world mesh (every rank), outermost dim first, as the plan numbers ranks.
+MESH_DIM_NAMES = ("pp", "dp_replicate", "dp_shard", "cp", "tp", )
+MESH_SHAPE = (4, 1, 1, 1, 2, )
 # Pipeline stages (first, last layer; a list of chunks per stage when interleaved)
-# for torch.distributed.pipelining; each stage runs on its own MESH_SHAPE sub-mesh.
+# for torch.distributed.pipelining: stage s runs on world_mesh["pp"] index s.
 STAGES = [(0, 1), (2, 4), (5, 7), (8, 11)]
-
 # Each op's SBP on the "tp" mesh dim as DTensor placements: inputs, outputs
-# (sbpc's logical dims: matmul weights are [in, out], so Shard(1) of a weight
-# here is Shard(0) of nn.Linear.weight).
-tp_placements = {
+# (sbpc's logical dims: for [in, out] weights Shard(1) is Shard(0) of nn.Linear.weight).
+TP_PLACEMENTS = {
     "h.a": ((Replicate(), Replicate(), Replicate()), (Replicate(),)),
     "h.op%3": ((Replicate(), Shard(1)), (Shard(2),)),
     "h.op%5": ((Shard(2),), (Shard(2),)),
@@ -29,27 +37,84 @@ tp_placements = {
     "logits": ((Replicate(), Shard(0)), (Shard(2),)),
 }
 
-h_plan = {
-    "attn.c_attn": ColwiseParallel(),
-    "attn.c_proj": RowwiseParallel(),
-    "mlp.c_fc": ColwiseParallel(),
-    "mlp.c_proj": RowwiseParallel(),
+
+# Per layer of each repeated block: module path inside the layer -> ParallelStyle.
+LAYER_PLANS = {
+    "transformer.h": {
+        "attn.c_attn": ColwiseParallel(),
+        "attn.c_proj": RowwiseParallel(),
+        "mlp.c_fc": ColwiseParallel(),
+        "mlp.c_proj": RowwiseParallel(),
+    },
 }
 
-model_plan = {
-    "wte": RowwiseParallel(input_layouts=Replicate()),
-    # "logits" reuses wte's weight (tied); rename to your module
-    "logits": ColwiseParallel(),
+# The modules outside the repeated blocks, by path from the model's root.
+MODEL_PLAN = {
+    "transformer.wte": RowwiseParallel(input_layouts=Replicate()),
+    "lm_head": ColwiseParallel(output_layouts=Shard(-1), use_local_output=False),
 }
+TIED = ("lm_head", "transformer.wte")
+MODEL_CLASS = "GPT2LMHeadModel"
+ZERO = 0
+RESHARD = False  # reshard_after_forward: ZeRO-3 only
+LOSS_PARALLEL = True
 
-parallelize_plan = model_plan
 
-def parallelize(model, device_type="cuda"):
-    """Apply the plan's tensor parallelism; returns the device mesh."""
-    mesh = init_device_mesh(device_type, MESH_SHAPE, mesh_dim_names=MESH_DIM_NAMES)
-    tp_mesh = mesh["tp"] if "tp" in MESH_DIM_NAMES else None
-    if tp_mesh is not None and tp_mesh.size() > 1:
-        for layer in getattr(model, "h"):
-            parallelize_module(layer, tp_mesh, h_plan)
-        parallelize_module(model, tp_mesh, model_plan)
-    return mesh
+def conv1d_to_linear(conv, tp=1, qkv=False):
+    """A transformers Conv1D (y = x @ W + b, W [in, out]) as nn.Linear. qkv: reorder the fused
+    [q; k; v] output rows so that tensor-parallel shard r holds [q_r; k_r; v_r], its own heads."""
+    w, b = conv.weight.detach().t(), conv.bias.detach()
+    if qkv and tp > 1:
+        h = w.shape[0] // 3
+        idx = torch.arange(3 * h, device=w.device).view(3, tp, h // tp).transpose(0, 1).reshape(-1)
+        w, b = w[idx], b[idx]
+    lin = nn.Linear(w.shape[1], w.shape[0], device=w.device, dtype=w.dtype)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+        lin.bias.copy_(b)
+    return lin
+
+
+def prepare(model, tp):
+    """GPT-2: Conv1D -> nn.Linear (DTensor's styles take Linear), local attention sizes."""
+    for layers in LAYER_PLANS:
+        for block in model.get_submodule(layers):
+            a, m = block.attn, block.mlp
+            a.c_attn = conv1d_to_linear(a.c_attn, tp, qkv=True)
+            a.c_proj = conv1d_to_linear(a.c_proj)
+            m.c_fc, m.c_proj = conv1d_to_linear(m.c_fc), conv1d_to_linear(m.c_proj)
+            a.split_size //= tp
+            a.num_heads //= tp
+            a.embed_dim //= tp
+
+
+def world_mesh(device_type="cuda"):
+    """The plan's whole device mesh over every rank."""
+    return init_device_mesh(device_type, MESH_SHAPE, mesh_dim_names=MESH_DIM_NAMES)
+
+
+def parallelize(model, world_mesh):
+    """Tensor parallelism on world_mesh["tp"] (per layer, then the rest), then FSDP2 over
+    dp_replicate x dp_shard; returns the model. Pipeline stages are not split here (STAGES)."""
+    tp_mesh = world_mesh["tp"]
+    if tp_mesh.size() > 1:
+        prepare(model, tp_mesh.size())
+        for layers, plan in LAYER_PLANS.items():
+            for block in model.get_submodule(layers):
+                parallelize_module(block, tp_mesh, plan)
+        parallelize_module(model, tp_mesh, MODEL_PLAN)
+        if TIED:
+            head, table = (model.get_submodule(p) for p in TIED)
+            head.weight = table.weight
+    dp_mesh = world_mesh["dp_replicate", "dp_shard"]
+    if dp_mesh.size() > 1:
+        for layers in LAYER_PLANS:
+            for block in model.get_submodule(layers):
+                fully_shard(block, mesh=dp_mesh, reshard_after_forward=RESHARD)
+        fully_shard(model, mesh=dp_mesh, reshard_after_forward=RESHARD)
+    return model
+
+
+def loss_context():
+    """Wrap forward and backward: the loss over vocabulary-sharded logits (loss_parallel)."""
+    return loss_parallel() if LOSS_PARALLEL else contextlib.nullcontext()

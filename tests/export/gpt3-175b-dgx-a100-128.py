@@ -1,21 +1,30 @@
-# DTensor tensor-parallel plan for 'gpt3-175b' (tests/export/gpt3-175b-dgx-a100-128.json), written by sbpc export dtensor.
+# DTensor plan for 'gpt3-175b' (tests/export/gpt3-175b-dgx-a100-128.json), written by sbpc export dtensor.
+# target: PyTorch >= 2.6 (torch.distributed.tensor, fully_shard) with Hugging Face transformers.
 # layout: dp=16 tp=8 pp=8 sp=1 micro_batch=1 recompute=selective zero=1
-# WARNING: DTensor's parallelize_plan covers tensor parallelism only; the 8 pipeline stages are listed in STAGES for torch.distributed.pipelining
+# Use: mesh = world_mesh(); parallelize(model, mesh); then train with
+#      with loss_context(): loss = model(input_ids=ids, labels=labels).loss; loss.backward()
+# WARNING: parallelize() does not split pipeline stages; the 8 stages are listed in STAGES for torch.distributed.pipelining
+# WARNING: FSDP2 has no optimizer-only sharding (ZeRO-1); written as fully_shard with reshard_after_forward=False (ZeRO-2 memory)
+import contextlib
+
+import torch
+from torch import nn
 from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import Partial, Replicate, Shard
-from torch.distributed.tensor.parallel import (ColwiseParallel, RowwiseParallel,
-                                               SequenceParallel, parallelize_module)
+from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, PrepareModuleOutput,
+                                               RowwiseParallel, SequenceParallel, loss_parallel,
+                                               parallelize_module)
 
-MESH_SHAPE = (16, 1, 8)
-MESH_DIM_NAMES = ("dp", "sp", "tp")
+# The whole world mesh (every rank), outermost dim first, as the plan numbers ranks.
+MESH_DIM_NAMES = ("pp", "dp_replicate", "dp_shard", "cp", "tp", )
+MESH_SHAPE = (8, 1, 16, 1, 8, )
 # Pipeline stages (first, last layer; a list of chunks per stage when interleaved)
-# for torch.distributed.pipelining; each stage runs on its own MESH_SHAPE sub-mesh.
+# for torch.distributed.pipelining: stage s runs on world_mesh["pp"] index s.
 STAGES = [[(0, 5), (48, 53)], [(6, 11), (54, 59)], [(12, 17), (60, 65)], [(18, 23), (66, 71)], [(24, 29), (72, 77)], [(30, 35), (78, 83)], [(36, 41), (84, 89)], [(42, 47), (90, 95)]]
-
 # Each op's SBP on the "tp" mesh dim as DTensor placements: inputs, outputs
-# (sbpc's logical dims: matmul weights are [in, out], so Shard(1) of a weight
-# here is Shard(0) of nn.Linear.weight).
-tp_placements = {
+# (sbpc's logical dims: for [in, out] weights Shard(1) is Shard(0) of nn.Linear.weight).
+TP_PLACEMENTS = {
     "h.a": ((Shard(1), Replicate(), Replicate()), (Shard(1),)),
     "h.op%3": ((Replicate(), Shard(1)), (Shard(2),)),
     "h.op%5": ((Shard(2),), (Shard(2),)),
@@ -29,30 +38,89 @@ tp_placements = {
     "logits": ((Replicate(), Shard(0)), (Shard(2),)),
 }
 
-h_plan = {
-    "ln_1": SequenceParallel(),
-    "attn.c_attn": ColwiseParallel(input_layouts=Shard(1)),
-    "attn.c_proj": RowwiseParallel(output_layouts=Shard(1)),
-    "ln_2": SequenceParallel(),
-    "mlp.c_fc": ColwiseParallel(input_layouts=Shard(1)),
-    "mlp.c_proj": RowwiseParallel(output_layouts=Shard(1)),
+
+# Per layer of each repeated block: module path inside the layer -> ParallelStyle.
+LAYER_PLANS = {
+    "transformer.h": {
+        "attn": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
+        "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
+        "ln_1": SequenceParallel(),
+        "attn.c_attn": ColwiseParallel(),
+        "attn.c_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False),
+        "ln_2": SequenceParallel(),
+        "mlp.c_fc": ColwiseParallel(),
+        "mlp.c_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False),
+    },
 }
 
-model_plan = {
-    "wte": RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1)),
-    "ln_f": SequenceParallel(),
-    # "logits" reuses wte's weight (tied); rename to your module
-    "logits": ColwiseParallel(),
+# The modules outside the repeated blocks, by path from the model's root.
+MODEL_PLAN = {
+    "transformer.wte": RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1), use_local_output=False),
+    "transformer.ln_f": SequenceParallel(),
+    "lm_head": ColwiseParallel(input_layouts=Shard(1), output_layouts=Shard(-1), use_local_output=False),
 }
+TIED = ("lm_head", "transformer.wte")
+MODEL_CLASS = "GPT2LMHeadModel"
+ZERO = 1
+RESHARD = False  # reshard_after_forward: ZeRO-3 only
+LOSS_PARALLEL = True
 
-parallelize_plan = model_plan
 
-def parallelize(model, device_type="cuda"):
-    """Apply the plan's tensor parallelism; returns the device mesh."""
-    mesh = init_device_mesh(device_type, MESH_SHAPE, mesh_dim_names=MESH_DIM_NAMES)
-    tp_mesh = mesh["tp"] if "tp" in MESH_DIM_NAMES else None
-    if tp_mesh is not None and tp_mesh.size() > 1:
-        for layer in getattr(model, "h"):
-            parallelize_module(layer, tp_mesh, h_plan)
-        parallelize_module(model, tp_mesh, model_plan)
-    return mesh
+def conv1d_to_linear(conv, tp=1, qkv=False):
+    """A transformers Conv1D (y = x @ W + b, W [in, out]) as nn.Linear. qkv: reorder the fused
+    [q; k; v] output rows so that tensor-parallel shard r holds [q_r; k_r; v_r], its own heads."""
+    w, b = conv.weight.detach().t(), conv.bias.detach()
+    if qkv and tp > 1:
+        h = w.shape[0] // 3
+        idx = torch.arange(3 * h, device=w.device).view(3, tp, h // tp).transpose(0, 1).reshape(-1)
+        w, b = w[idx], b[idx]
+    lin = nn.Linear(w.shape[1], w.shape[0], device=w.device, dtype=w.dtype)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+        lin.bias.copy_(b)
+    return lin
+
+
+def prepare(model, tp):
+    """GPT-2: Conv1D -> nn.Linear (DTensor's styles take Linear), local attention sizes."""
+    for layers in LAYER_PLANS:
+        for block in model.get_submodule(layers):
+            a, m = block.attn, block.mlp
+            a.c_attn = conv1d_to_linear(a.c_attn, tp, qkv=True)
+            a.c_proj = conv1d_to_linear(a.c_proj)
+            m.c_fc, m.c_proj = conv1d_to_linear(m.c_fc), conv1d_to_linear(m.c_proj)
+            a.split_size //= tp
+            a.num_heads //= tp
+            a.embed_dim //= tp
+
+
+def world_mesh(device_type="cuda"):
+    """The plan's whole device mesh over every rank."""
+    return init_device_mesh(device_type, MESH_SHAPE, mesh_dim_names=MESH_DIM_NAMES)
+
+
+def parallelize(model, world_mesh):
+    """Tensor parallelism on world_mesh["tp"] (per layer, then the rest), then FSDP2 over
+    dp_replicate x dp_shard; returns the model. Pipeline stages are not split here (STAGES)."""
+    tp_mesh = world_mesh["tp"]
+    if tp_mesh.size() > 1:
+        prepare(model, tp_mesh.size())
+        for layers, plan in LAYER_PLANS.items():
+            for block in model.get_submodule(layers):
+                parallelize_module(block, tp_mesh, plan)
+        parallelize_module(model, tp_mesh, MODEL_PLAN)
+        if TIED:
+            head, table = (model.get_submodule(p) for p in TIED)
+            head.weight = table.weight
+    dp_mesh = world_mesh["dp_replicate", "dp_shard"]
+    if dp_mesh.size() > 1:
+        for layers in LAYER_PLANS:
+            for block in model.get_submodule(layers):
+                fully_shard(block, mesh=dp_mesh, reshard_after_forward=RESHARD)
+        fully_shard(model, mesh=dp_mesh, reshard_after_forward=RESHARD)
+    return model
+
+
+def loss_context():
+    """Wrap forward and backward: the loss over vocabulary-sharded logits (loss_parallel)."""
+    return loss_parallel() if LOSS_PARALLEL else contextlib.nullcontext()

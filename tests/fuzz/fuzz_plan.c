@@ -1,4 +1,4 @@
-/* fuzz_plan.c — libFuzzer target for the plan JSON reader (export/ex_plan.c,
+/* fuzz_plan.c — libFuzzer target for the plan JSON reader (format/plan.c,
  * libsbpc's C API) and everything that consumes a plan: the input bytes are a
  * plan; when the reader accepts it, the four exporters and the trace (when
  * its schedule is small enough to simulate quickly) run on it into /dev/null.
@@ -12,7 +12,7 @@
 static FILE *devnull;
 
 static void consume(const sbpc_plan *p) {
-  ex_ctx c = {devnull, devnull, "fuzz", NULL, 0};
+  ex_ctx c = {.out = devnull, .err = devnull, .plan = "fuzz"};
   ex_megatron(p, &c);
   ex_deepspeed(p, &c);
   ex_torchtitan(p, &c);

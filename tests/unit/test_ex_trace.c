@@ -28,7 +28,7 @@ static cJSON *trace_of(const char *rel, int per_device, sbpc_plan **pp) {
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
-  ex_ctx c = {f, NULL, rel, NULL, 0};
+  ex_ctx c = {.out = f, .plan = rel};
   ex_trace_opts o = {per_device, 64};
   CU_ASSERT_EQUAL(ex_trace(p, &o, &c), 0);
   fclose(f);
@@ -126,7 +126,7 @@ static void bubble_matches_formula(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   int n;
   double step;
-  ex_ctx c = {NULL, NULL, "u", NULL, 0};
+  ex_ctx c = {.plan = "u"};
   ex_slice *s = ex_schedule(p, &n, &step, &c);
   CU_ASSERT_PTR_NOT_NULL_FATAL(s);
   /* interleaved 1F1B: step = compute * (1 + (p-1)/(v*m)) = 1.6 * (1 + 3/16) */
