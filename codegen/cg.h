@@ -205,6 +205,20 @@ int cg_attn_bk(int d);
 /* cg_cuda_launch: the launch shape for the runtime: grid and block x. */
 void cg_cuda_launch(const cg_kernel *k, int64_t rows, int64_t cols, int64_t *grid, int *block);
 
+/* Device kernels of the ops the kernel IR does not express (ops_cuda.c;
+ * the GPU executor's, docs/gpu.md). cg_op_cuda: CUDA C of one kernel named
+ * `name` for op o of g (shapes bound), ABI NAME(const void *in..., void
+ * *out..., long long tpi, unsigned long long key), with its launch (flat
+ * grid and block x) and in *zero_out the outputs (bit j) to zero before the
+ * launch; NULL when the op has no such kernel (malloc'ed). cg_op_cuda_has:
+ * whether it has one. cg_rt_cuda: the executor's own kernels (accumulate,
+ * AdamW, casts, finite check, scale), entry names in cg_rt_cuda_entries
+ * (NULL-terminated); malloc'ed. */
+char *cg_op_cuda(const ir_graph *g, const ir_op *o, const char *name, int64_t *grid, int *block, uint32_t *zero_out);
+bool cg_op_cuda_has(const ir_graph *g, const ir_op *o);
+char *cg_rt_cuda(void);
+extern const char *const cg_rt_cuda_entries[];
+
 /* NVRTC (nvrtc.c). cg_nvrtc_available: true when libnvrtc could be opened;
  * version into major/minor. */
 bool cg_nvrtc_available(int *major, int *minor);

@@ -24,14 +24,15 @@
 static const char usage_line[] =
     "usage: sbpc compile MODEL.sbp [--plan PLAN.json] -o DIR [--dp N] [--tp N] [--pp N] [--micro M]\n"
     "                    [--zero 0-3] [--recompute none|selective|full] [--batch N] [--seq N]\n"
-    "                    [--dump kernels] [--precision f32|bf16|f16] [--no-cache]";
+    "                    [--dump kernels|gpu] [--precision f32|bf16|f16] [--device cpu|cuda] [--no-cache]";
 
 typedef struct {
   const char *file, *out;
   drv_opts o;
   drv_layout_opts lo;
-  bool dump, no_cache;
+  bool dump, dump_gpu, no_cache;
   int precision; /* -1: from the plan or the train section */
+  int device;    /* 0 the CPU, 1 CUDA: the program gets its GPU part (lower/gpu.c) */
 } compile_args;
 
 static int bad_usage(const char *why, const char *what) {
@@ -65,8 +66,12 @@ static int parse_args(int argc, char **argv, compile_args *a) {
     }
     if ((v = value(argc, argv, &i, "-o")) || (v = value(argc, argv, &i, "--out"))) a->out = v;
     else if ((v = value(argc, argv, &i, "--dump"))) {
-      if (strcmp(v, "kernels")) return bad_usage("--dump takes 'kernels'", NULL);
-      a->dump = true;
+      if (strcmp(v, "kernels") && strcmp(v, "gpu")) return bad_usage("--dump takes 'kernels' or 'gpu'", NULL);
+      if (!strcmp(v, "gpu")) a->dump_gpu = true;
+      else a->dump = true;
+    } else if ((v = value(argc, argv, &i, "--device"))) {
+      if (strcmp(v, "cpu") && strcmp(v, "cuda")) return bad_usage("--device takes cpu or cuda", v);
+      a->device = !strcmp(v, "cuda");
     } else if ((v = value(argc, argv, &i, "--precision"))) {
       a->precision = ir_dtype_parse(v);
       if (a->precision != IR_F32 && a->precision != IR_BF16 && a->precision != IR_F16)
@@ -82,12 +87,23 @@ static int parse_args(int argc, char **argv, compile_args *a) {
   return -1;
 }
 
-/* the program for the model's layout, written to DIR/program.json; takes g */
+/* the activation precision: --precision, the plan's, the train section's, bf16 */
+static int precision_of(const compile_args *a, const sbpc_plan *plan, const ir_program *prog) {
+  if (a->precision >= 0) return a->precision;
+  const char *pp = plan ? plan->precision : NULL;
+  if (pp) return !strcmp(pp, "fp32") || !strcmp(pp, "f32") ? IR_F32 : !strcmp(pp, "fp16") || !strcmp(pp, "f16") ? IR_F16 : IR_BF16;
+  return prog->train.set ? prog->train.precision : IR_BF16;
+}
+
+/* the program for the model's layout, written to DIR/program.json (with the
+ * GPU part's DIR/gpu/ under --device cuda); takes g */
 static int write_program(const compile_args *a, drv_model *m, fmt_prog **out) {
   sbpc_plan *plan = NULL;
   lw_layout lay;
   int rc = drv_layout(&a->lo, &m->p, &plan, &lay);
   if (rc) return rc;
+  lay.device = a->device;
+  lay.precision = precision_of(a, plan, &m->p);
   fmt_prog *p = drv_lower(m->p.g, &lay, &m->d);
   sbpc_plan_free(plan);
   if (!p) return EXIT_BAD_INPUT;
@@ -100,9 +116,11 @@ static int write_program(const compile_args *a, drv_model *m, fmt_prog **out) {
   char path[4200];
   snprintf(path, sizeof path, "%s/program.json", a->out);
   if (!fmt_prog_write(p, path)) return fmt_prog_free(p), EXIT_BAD_INPUT;
+  if ((rc = lw_gpu_write(p, a->out, a->no_cache, a->dump || a->dump_gpu ? stderr : stdout))) return fmt_prog_free(p), rc;
+  if (a->dump_gpu) lw_gpu_dump(p, stdout);
   int nact = 0;
   for (int s = 0; s < p->nstage; s++) nact += p->stage[s].nact;
-  fprintf(a->dump ? stderr : stdout, "wrote %s: %d ranks (dp %d x tp %d x pp %d), %d actors, planned peak %.1f MiB per rank\n",
+  fprintf(a->dump || a->dump_gpu ? stderr : stdout, "wrote %s: %d ranks (dp %d x tp %d x pp %d), %d actors, planned peak %.1f MiB per rank\n",
           path, p->dp * p->tp * p->pp, p->dp, p->tp, p->pp, nact, (double)p->predicted_peak / 1048576.0);
   *out = p;
   return EXIT_OK;
@@ -130,7 +148,7 @@ static int compile_model(compile_args *a, drv_model *m) {
   o.dump = a->dump;
   o.no_cache = a->no_cache;
   o.tp = 1; /* the program's graph is already one tp rank's shard */
-  o.log = a->dump ? stderr : stdout;
+  o.log = a->dump || a->dump_gpu ? stderr : stdout;
   int rc = cg_compile(g, &o);
   fmt_prog_free(p);
   return rc;

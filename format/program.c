@@ -30,6 +30,10 @@
 const char *const fmt_akind_name[FMT_NAKINDS] = {"compute", "coll",   "send",  "recv",  "reduce",
                                                  "optim",   "gather", "gsend", "grecv"};
 
+static cJSON *w_gpu(const fmt_prog *p);
+typedef struct rd rd;
+static void r_gpu(rd *r, const cJSON *j);
+
 fmt_prog *fmt_prog_new(void) {
   arena *a = arena_new();
   fmt_prog *p = ARENA_NEW(a, fmt_prog);
@@ -257,6 +261,7 @@ static cJSON *w_prog(const fmt_prog *p) {
   }
   cJSON *ss = cJSON_AddArrayToObject(j, "stages");
   for (int s = 0; s < p->nstage; s++) cJSON_AddItemToArray(ss, w_stage(p, &p->stage[s]));
+  if (p->gpu) cJSON_AddItemToObject(j, "gpu", w_gpu(p)); /* the GPU part (below) */
   return j;
 }
 
@@ -280,12 +285,12 @@ bool fmt_prog_write(const fmt_prog *p, const char *path) {
 }
 
 /* ---- reading ------------------------------------------------------------------ */
-typedef struct {
+struct rd {
   char *err;
   size_t errlen;
   bool failed;
   fmt_prog *p;
-} rd;
+};
 
 static void fail(rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(rd *r, const char *fmt, ...) {
@@ -701,6 +706,8 @@ static void r_root(rd *r, const cJSON *root) {
   p->nstage = p->pp;
   p->stage = ARENA_ARRAY(p->a, fmt_stage, p->nstage);
   for (int s = 0; s < p->nstage && !r->failed; s++) r_stage(r, cJSON_GetArrayItem(ss, s), s, &p->stage[s]);
+  const cJSON *gj = item(r, root, "", "gpu", false);
+  if (gj && !r->failed) r_gpu(r, gj); /* the GPU part (below) */
 }
 
 fmt_prog *fmt_prog_parse(const char *text, size_t len, char *err, size_t errlen) {
@@ -738,4 +745,201 @@ fmt_prog *fmt_prog_read(const char *dir) {
   free(text);
   if (!p) fprintf(stderr, "%s: error: %s\n", path, err);
   return p;
+}
+
+/* ---- the GPU part (fmt_gpu; written by lower/gpu.c, docs/gpu.md) ----------------
+ * Additive: a program without "gpu" is a CPU program. The reader checks every
+ * index (module, entry, op slot, stream, parameter tensor) and that the
+ * working copies lie inside their region, so a hostile file cannot make the
+ * device executor bind a buffer that does not exist. */
+const char *const fmt_gkind_name[FMT_NGKINDS] = {"host", "row", "kernel", "attn_fwd", "attn_bwd", "gemm", "copy", "none"};
+
+static cJSON *w_gop(const fmt_gop *o) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "kind", fmt_gkind_name[o->kind]);
+  if (o->module >= 0) cJSON_AddNumberToObject(j, "module", o->module);
+  if (o->grid) cJSON_AddNumberToObject(j, "grid", (double)o->grid), cJSON_AddNumberToObject(j, "block", o->block);
+  if (o->nbind) {
+    int32_t b[FMT_G_MAXBIND];
+    for (int i = 0; i < o->nbind; i++) b[i] = o->bind[i];
+    cJSON_AddItemToObject(j, "bind", ints(b, o->nbind));
+  }
+  if (o->nscalar) {
+    cJSON *a = cJSON_AddArrayToObject(j, "scalars");
+    for (int i = 0; i < o->nscalar; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(o->scalar[i]));
+  }
+  int n = FMT_G_NARG;
+  while (n > 0 && o->arg[n - 1] == 0) n--;
+  if (n) cJSON_AddItemToObject(j, "args", i64s(o->arg, n));
+  if (o->zero) cJSON_AddNumberToObject(j, "zero", o->zero);
+  if (o->work) cJSON_AddNumberToObject(j, "work", o->work);
+  if (o->loss_scale) cJSON_AddTrueToObject(j, "loss_scale");
+  return j;
+}
+
+static cJSON *w_gstage(const fmt_prog *p, const fmt_stage *st, const fmt_gstage *g) {
+  cJSON *j = cJSON_CreateObject(), *s = cJSON_AddArrayToObject(j, "streams"), *w = cJSON_AddArrayToObject(j, "work");
+  cJSON *o = cJSON_AddArrayToObject(j, "offsets");
+  for (int r = 0; r < st->nreg; r++) cJSON_AddItemToArray(o, i64s(g->offset[r], p->micro));
+  cJSON_AddNumberToObject(j, "arena_bytes", (double)g->arena_bytes);
+  for (int a = 0; a < st->nact; a++) cJSON_AddItemToArray(s, cJSON_CreateNumber(g->stream[a]));
+  for (int i = 0; i < g->nwork; i++) {
+    cJSON *x = cJSON_CreateObject();
+    cJSON_AddNumberToObject(x, "tensor", g->work[i].tensor);
+    cJSON_AddNumberToObject(x, "offset", (double)g->work[i].offset);
+    cJSON_AddNumberToObject(x, "bytes", (double)g->work[i].bytes);
+    cJSON_AddItemToArray(w, x);
+  }
+  cJSON_AddNumberToObject(j, "work_bytes", (double)g->work_bytes);
+  cJSON_AddNumberToObject(j, "scratch_bytes", (double)g->scratch_bytes);
+  return j;
+}
+
+static cJSON *w_gpu(const fmt_prog *p) {
+  const fmt_gpu *G = p->gpu;
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "precision", ir_dtype_name((ir_dtype)G->precision));
+  cJSON_AddNumberToObject(j, "predicted_peak_bytes", (double)G->predicted_peak);
+  cJSON *ms = cJSON_AddArrayToObject(j, "modules");
+  for (int i = 0; i < G->nmod; i++) {
+    cJSON *m = cJSON_CreateObject(), *e = cJSON_AddArrayToObject(m, "entries");
+    char h[24];
+    snprintf(h, sizeof h, "%016llx", (unsigned long long)G->mod[i].hash);
+    cJSON_AddStringToObject(m, "name", G->mod[i].name);
+    cJSON_AddStringToObject(m, "hash", h);
+    for (int k = 0; k < G->mod[i].nentry; k++) cJSON_AddItemToArray(e, cJSON_CreateString(G->mod[i].entry[k]));
+    cJSON_AddStringToObject(m, "cuda", G->mod[i].cuda);
+    cJSON_AddItemToArray(ms, m);
+  }
+  cJSON *os = cJSON_AddArrayToObject(j, "ops");
+  for (int k = 0; k < p->g->nop; k++) cJSON_AddItemToArray(os, w_gop(&G->op[k]));
+  cJSON *ss = cJSON_AddArrayToObject(j, "stages");
+  for (int s = 0; s < p->nstage; s++) cJSON_AddItemToArray(ss, w_gstage(p, &p->stage[s], &G->stage[s]));
+  cJSON *dt = cJSON_AddArrayToObject(j, "dtypes");
+  for (int t = 0; t < p->g->nt; t++) cJSON_AddItemToArray(dt, cJSON_CreateString(ir_dtype_name((ir_dtype)G->dtype[t])));
+  return j;
+}
+
+static void r_gmod(rd *r, const cJSON *j, const char *path, fmt_gmod *m) {
+  m->name = str(r, j, path, "name");
+  m->cuda = str(r, j, path, "cuda");
+  const cJSON *h = item(r, j, path, "hash", true);
+  if (cJSON_IsString(h)) m->hash = strtoull(h->valuestring, NULL, 16);
+  const cJSON *es = arr(r, j, path, "entries", 16, true);
+  m->nentry = es ? cJSON_GetArraySize(es) : 0;
+  m->entry = ARENA_ARRAY(r->p->a, const char *, m->nentry + 1);
+  for (int k = 0; k < m->nentry && !r->failed; k++) {
+    const cJSON *e = cJSON_GetArrayItem(es, k);
+    if (!cJSON_IsString(e) || !*e->valuestring) fail(r, "'%s.entries[%d]' must be a name", path, k);
+    else m->entry[k] = arena_strdup(r->p->a, e->valuestring);
+  }
+  for (const char *c = m->name; *c && !r->failed; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_'))
+      fail(r, "'%s.name' must be a plain identifier (it names files in DIR/gpu)", path);
+}
+
+static void r_gop(rd *r, const cJSON *j, const char *path, fmt_gop *o, const ir_op *op) {
+  const cJSON *k = item(r, j, path, "kind", true);
+  o->kind = 255;
+  for (int i = 0; i < FMT_NGKINDS && cJSON_IsString(k); i++)
+    if (!strcmp(k->valuestring, fmt_gkind_name[i])) o->kind = (uint8_t)i;
+  if (o->kind == 255) return fail(r, "'%s.kind' must be a GPU kernel kind", path);
+  o->module = (int32_t)opt_inum(r, j, path, "module", 0, r->p->gpu->nmod - 1, -1);
+  o->grid = opt_inum(r, j, path, "grid", 0, (int64_t)1 << 31, 0);
+  o->block = (int32_t)opt_inum(r, j, path, "block", 0, 1024, 0);
+  int32_t n = 0, *b = int_list(r, j, path, "bind", FMT_G_MAXBIND, -op->nout, op->nin - 1, &n);
+  o->nbind = n;
+  for (int i = 0; i < n; i++) o->bind[i] = (int8_t)b[i];
+  const cJSON *sc = arr(r, j, path, "scalars", FMT_G_MAXSCALAR, false);
+  const cJSON *e;
+  cJSON_ArrayForEach(e, sc) o->scalar[o->nscalar++] = cJSON_IsNumber(e) ? (float)e->valuedouble : 0.0f;
+  const cJSON *as = arr(r, j, path, "args", FMT_G_NARG, false);
+  int i = 0;
+  cJSON_ArrayForEach(e, as) o->arg[i++] = cJSON_IsNumber(e) && fabs(e->valuedouble) < 1e15 ? (int64_t)e->valuedouble : 0;
+  o->zero = (uint32_t)opt_inum(r, j, path, "zero", 0, (1 << IR_MAXOUT) - 1, 0);
+  o->work = (uint32_t)opt_inum(r, j, path, "work", 0, (1 << IR_MAXIN) - 1, 0);
+  const cJSON *ls = item(r, j, path, "loss_scale", false);
+  o->loss_scale = cJSON_IsTrue(ls);
+  bool needs_mod = o->kind == FMT_G_ROW || o->kind == FMT_G_KERNEL || o->kind == FMT_G_ATTN_FWD || o->kind == FMT_G_ATTN_BWD;
+  if (!r->failed && needs_mod && o->module < 0) fail(r, "'%s' needs a module", path);
+}
+
+static void r_gstage(rd *r, const cJSON *j, const char *path, const fmt_stage *st, fmt_gstage *g) {
+  int32_t n = 0;
+  int32_t *s = int_list(r, j, path, "streams", MAX_ITEMS, 0, FMT_NSTREAMS - 1, &n);
+  if (!r->failed && n != st->nact) return fail(r, "'%s.streams' must have one entry per actor", path);
+  g->stream = ARENA_ARRAY(r->p->a, uint8_t, n + 1);
+  for (int a = 0; a < n; a++) g->stream[a] = (uint8_t)s[a];
+  g->work_bytes = inum(r, j, path, "work_bytes", 0, MAX_BYTES);
+  g->scratch_bytes = inum(r, j, path, "scratch_bytes", 0, MAX_BYTES);
+  g->arena_bytes = inum(r, j, path, "arena_bytes", 0, MAX_BYTES);
+  const cJSON *os = arr(r, j, path, "offsets", MAX_ITEMS, true);
+  if (!r->failed && cJSON_GetArraySize(os) != st->nreg) return fail(r, "'%s.offsets' must have one entry per register", path);
+  g->offset = ARENA_ARRAY(r->p->a, int64_t *, st->nreg + 1);
+  for (int i = 0; i < st->nreg && !r->failed; i++) {
+    const cJSON *e = cJSON_GetArrayItem(os, i), *x;
+    const fmt_reg *rg = &st->reg[i];
+    int64_t bytes = ir_numel(r->p->g, rg->tensor) * ir_dtype_size((ir_dtype)r->p->gpu->dtype[rg->tensor]);
+    if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != r->p->micro) return fail(r, "'%s.offsets[%d]' must have one offset per micro-batch", path, i);
+    g->offset[i] = ARENA_ARRAY(r->p->a, int64_t, r->p->micro);
+    int m = 0;
+    cJSON_ArrayForEach(x, e) {
+      double d = cJSON_IsNumber(x) ? x->valuedouble : -1;
+      if (!(d >= 0 && d + (double)bytes <= (double)g->arena_bytes) || d != floor(d))
+        return fail(r, "'%s.offsets[%d][%d]' must lie inside the device arena", path, i, m);
+      g->offset[i][m++] = (int64_t)d;
+    }
+  }
+  const cJSON *ws = arr(r, j, path, "work", MAX_ITEMS, true);
+  g->nwork = ws ? cJSON_GetArraySize(ws) : 0;
+  g->work = ARENA_ARRAY(r->p->a, fmt_gwork, g->nwork + 1);
+  for (int i = 0; i < g->nwork && !r->failed; i++) {
+    char wp[96];
+    snprintf(wp, sizeof wp, "%s.work[%d]", path, i);
+    const cJSON *w = cJSON_GetArrayItem(ws, i);
+    fmt_gwork *q = &g->work[i];
+    q->tensor = (ir_ref)inum(r, w, wp, "tensor", 0, r->p->g->nt - 1);
+    q->offset = inum(r, w, wp, "offset", 0, MAX_BYTES);
+    q->bytes = inum(r, w, wp, "bytes", 0, MAX_BYTES);
+    if (r->failed) return;
+    if (r->p->g->t[q->tensor].kind != IR_T_PARAM || q->bytes != ir_numel(r->p->g, q->tensor) * 2 ||
+        q->offset + q->bytes > g->work_bytes)
+      fail(r, "'%s' is not a parameter's 16-bit copy inside the working-copy region", wp);
+  }
+}
+
+static void r_gpu(rd *r, const cJSON *j) {
+  fmt_prog *p = r->p;
+  fmt_gpu *G = p->gpu = ARENA_NEW(p->a, fmt_gpu);
+  const cJSON *pr = item(r, j, "gpu", "precision", true);
+  int d = cJSON_IsString(pr) ? ir_dtype_parse(pr->valuestring) : -1;
+  if (d != IR_F32 && d != IR_BF16 && d != IR_F16) return fail(r, "'gpu.precision' must be f32, bf16 or f16");
+  G->precision = (uint8_t)d;
+  G->predicted_peak = inum(r, j, "gpu", "predicted_peak_bytes", 0, MAX_BYTES);
+  const cJSON *ms = arr(r, j, "gpu", "modules", MAX_ITEMS, true), *os = arr(r, j, "gpu", "ops", MAX_ITEMS, true);
+  const cJSON *ss = arr(r, j, "gpu", "stages", 64, true);
+  if (r->failed) return;
+  if (cJSON_GetArraySize(os) != p->g->nop || cJSON_GetArraySize(ss) != p->nstage || cJSON_GetArraySize(ms) < 1)
+    return fail(r, "'gpu' must have one op per graph op, one stage per stage and the executor's module");
+  G->nmod = cJSON_GetArraySize(ms);
+  G->mod = ARENA_ARRAY(p->a, fmt_gmod, G->nmod);
+  G->op = ARENA_ARRAY(p->a, fmt_gop, p->g->nop + 1);
+  G->stage = ARENA_ARRAY(p->a, fmt_gstage, p->nstage);
+  G->dtype = ARENA_ARRAY(p->a, uint8_t, p->g->nt + 1);
+  const cJSON *ds = arr(r, j, "gpu", "dtypes", MAX_ITEMS, true), *e;
+  if (!r->failed && cJSON_GetArraySize(ds) != p->g->nt) return fail(r, "'gpu.dtypes' must have one dtype per tensor");
+  int t = 0;
+  cJSON_ArrayForEach(e, ds) {
+    int d = cJSON_IsString(e) ? ir_dtype_parse(e->valuestring) : -1;
+    bool same_kind = d >= 0 && (d == p->g->t[t].dtype || (p->g->t[t].dtype == IR_F32 && (d == IR_BF16 || d == IR_F16)));
+    if (!same_kind) return fail(r, "'gpu.dtypes[%d]' must be the tensor's dtype or its 16-bit form", t);
+    G->dtype[t++] = (uint8_t)d;
+  }
+  char path[64];
+  for (int i = 0; i < G->nmod && !r->failed; i++)
+    snprintf(path, sizeof path, "gpu.modules[%d]", i), r_gmod(r, cJSON_GetArrayItem(ms, i), path, &G->mod[i]);
+  for (int k = 0; k < p->g->nop && !r->failed; k++)
+    snprintf(path, sizeof path, "gpu.ops[%d]", k), r_gop(r, cJSON_GetArrayItem(os, k), path, &G->op[k], &p->g->op[k]);
+  for (int s = 0; s < p->nstage && !r->failed; s++)
+    snprintf(path, sizeof path, "gpu.stages[%d]", s), r_gstage(r, cJSON_GetArrayItem(ss, s), path, &p->stage[s], &G->stage[s]);
 }

@@ -128,6 +128,91 @@ typedef struct {
   int32_t *param;     /* indices into fmt_prog.param */
 } fmt_bucket;
 
+/* ---- the GPU part (written by lower/gpu.c; docs/gpu.md) ----------------------
+ * Present when the program was compiled for the GPU (`sbpc compile --device
+ * cuda`): per tensor its device dtype, per graph op how a GPU runs it, the
+ * CUDA modules (source; the PTX for sm_80 and sm_90 is in DIR/gpu/), per
+ * stage the device arena plan (the registers' offsets in device bytes), each
+ * actor's stream, the parameters' 16-bit working copies and the scratch.
+ * Under bf16 or f16, activation and activation-gradient tensors take that
+ * dtype on the device; parameters, their gradients, AdamW state and the loss
+ * stay f32. The graph keeps its logical (f32) dtypes: the CPU executor runs
+ * the same program. */
+typedef enum {
+  FMT_G_HOST,     /* no device kernel: inputs copied to the host, the CPU kernel, outputs back */
+  FMT_G_ROW,      /* codegen's row kernel: buffers bound to op slots (bind), scalars */
+  FMT_G_KERNEL,   /* codegen/ops_cuda.c: NAME(inputs..., outputs..., tpi, key) */
+  FMT_G_ATTN_FWD, /* codegen's varlen attention forward */
+  FMT_G_ATTN_BWD, /* its backward (NAME_pre, NAME_dkdv, NAME_dq), after the forward again for lse */
+  FMT_G_GEMM,     /* cuBLAS, bf16/f16/f32 inputs, f32 accumulate */
+  FMT_G_COPY,     /* output 0 = input 0, bytes copied (reshape; one-rank collectives) */
+  FMT_G_NONE,     /* not a compute op (communication actors, AdamW run by optim actors) */
+  FMT_NGKINDS
+} fmt_gkind;
+extern const char *const fmt_gkind_name[FMT_NGKINDS];
+enum { FMT_S_COMPUTE, FMT_S_COMM, FMT_NSTREAMS }; /* the streams of a rank */
+#define FMT_G_MAXBIND 24
+#define FMT_G_MAXSCALAR 16
+#define FMT_G_NARG 16
+/* GEMM args, row-major as the op states it (y[batch][m][n] = op(a) op(b)):
+ * trans_a, trans_b, m, n, k, lda, ldb, ldc, batch, stride_a, stride_b,
+ * stride_c, then the dtypes of a, b, y. Attention args: nseq, seq, q_stride,
+ * kv_stride, o_stride, k_off, v_off (elements from q when fused), fused,
+ * heads, kv_heads, head_dim, bk (threads of NAME_dkdv), the forward's module
+ * (ATTN_BWD), scratch offset of lse. ROW args: rows, cols. KERNEL args:
+ * [0] 1 when the launch needs the dropout key. */
+enum { FMT_GA_TA, FMT_GA_TB, FMT_GA_M, FMT_GA_N, FMT_GA_K, FMT_GA_LDA, FMT_GA_LDB, FMT_GA_LDC, FMT_GA_BATCH,
+       FMT_GA_SA, FMT_GA_SB, FMT_GA_SC, FMT_GA_DTA, FMT_GA_DTB, FMT_GA_DTC };
+enum { FMT_GT_NSEQ, FMT_GT_SEQ, FMT_GT_QS, FMT_GT_KVS, FMT_GT_OS, FMT_GT_KOFF, FMT_GT_VOFF, FMT_GT_FUSED,
+       FMT_GT_HEADS, FMT_GT_KVH, FMT_GT_D, FMT_GT_BK, FMT_GT_FWDMOD };
+typedef struct {
+  uint8_t kind;           /* fmt_gkind */
+  int32_t module;         /* ROW, KERNEL, ATTN_*: index into fmt_gpu.mod; else -1 */
+  int64_t grid;           /* ROW, KERNEL: blocks (x) */
+  int32_t block;          /* threads per block */
+  int32_t nbind;          /* ROW: per kernel buffer, op input i (>= 0) or output -1 - j */
+  int8_t bind[FMT_G_MAXBIND];
+  int32_t nscalar;        /* ROW: scalar values, in the kernel's order */
+  float scalar[FMT_G_MAXSCALAR];
+  int64_t arg[FMT_G_NARG];
+  uint32_t zero;          /* bit j: output j is zeroed before the launch */
+  uint32_t work;          /* bit i: input i (a parameter) is read through its working copy */
+  bool loss_scale;        /* f16: the output seeds the backward pass: scaled by the loss scale */
+} fmt_gop;
+
+typedef struct {
+  const char *name;       /* the module; its PTX: DIR/gpu/NAME.sm_80.ptx, NAME.sm_90.ptx */
+  const char *cuda;       /* its CUDA C source */
+  uint64_t hash;          /* FNV-1a of the source (the PTX files' first line names it) */
+  int32_t nentry;
+  const char **entry;     /* its __global__ functions */
+} fmt_gmod;
+
+typedef struct {
+  ir_ref tensor;          /* a parameter whose 16-bit working copy GEMMs read */
+  int64_t offset, bytes;  /* in the working-copy region after the persistent arena */
+} fmt_gwork;
+
+typedef struct {
+  int64_t arena_bytes;    /* the device activation arena (registers in device bytes) */
+  int64_t **offset;       /* per register, per micro-batch: its offset there */
+  uint8_t *stream;        /* per actor: FMT_S_COMPUTE or FMT_S_COMM */
+  int32_t nwork;
+  fmt_gwork *work;
+  int64_t work_bytes;     /* the working copies */
+  int64_t scratch_bytes;  /* attention's lse, delta and forward output again, cu_seqlens */
+} fmt_gstage;
+
+typedef struct {
+  uint8_t precision;      /* ir_dtype of activations: IR_F32, IR_BF16, IR_F16 */
+  uint8_t *dtype;         /* per tensor: its dtype on the device (the graph's are logical) */
+  int32_t nmod;
+  fmt_gmod *mod;          /* mod[0] is the executor's own kernels (cg_rt_cuda) */
+  fmt_gop *op;            /* per graph op */
+  fmt_gstage *stage;      /* per pipeline stage */
+  int64_t predicted_peak; /* max over stages: activation arena + persistent + working copies + scratch */
+} fmt_gpu;
+
 typedef struct {
   arena *a;
   ir_graph *g;        /* the local training graph */
@@ -142,6 +227,7 @@ typedef struct {
   fmt_param *param;
   fmt_bucket *bucket;
   int64_t predicted_peak;    /* max over stages: persistent + arena */
+  fmt_gpu *gpu;              /* the GPU part, or NULL (a CPU program) */
 } fmt_prog;
 
 /* fmt_prog_new: an empty program with its own arena. */

@@ -16,11 +16,14 @@
  *   actors.c     per stage: actors, registers, regst_num, the static 1F1B
  *                schedule, persistent tensors
  *   arena.c      arena offsets from the schedule's lifetimes, the peak
+ *   gpu.c        the GPU part (with --device cuda): kernels, modules,
+ *                streams, the device arena in the precision's bytes
  * Every pass reports problems through ctx->d and returns false. */
 #ifndef SBPC_LOWER_H
 #define SBPC_LOWER_H
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "format/program.h"
 #include "format/sbpc_plan.h"
 #include "ir/ir.h"
@@ -30,6 +33,8 @@ typedef struct {
   int64_t global_batch, seq;
   const sbpc_plan *plan;  /* the planner's per-op SBP; NULL: deduce from the @ hints */
   int64_t bucket_bytes;   /* data-parallel gradient bucket size (0: 25 MB, as PyTorch DDP) */
+  int device;             /* 0 the CPU, 1 a CUDA GPU (gpu.c adds the program's GPU part) */
+  int precision;          /* device 1: ir_dtype of activations (IR_F32, IR_BF16, IR_F16) */
 } lw_layout;
 
 typedef struct {
@@ -58,6 +63,17 @@ bool lw_recompute(lw_ctx *c);
 bool lw_params(lw_ctx *c);
 bool lw_actors(lw_ctx *c);
 bool lw_arena(lw_ctx *c);
+/* lw_gpu (gpu.c; only when lay.device is 1, after lw_arena): the GPU part
+ * (format/program.h, fmt_gpu): device dtypes, the device arena plan, a
+ * kernel per op, modules, streams, working copies. */
+bool lw_gpu(lw_ctx *c);
+/* lw_gpu_write: DIR/gpu/NAME.cu of every module and, when NVRTC is present,
+ * NAME.sm_80.ptx and NAME.sm_90.ptx (through the kernel cache unless
+ * no_cache); a line to log. Returns an exit status (util/diag.h). */
+int lw_gpu_write(const fmt_prog *p, const char *dir, bool no_cache, FILE *log);
+/* lw_gpu_dump: the GPU part as text: per actor its kernel, launch, stream
+ * and registers' arena offsets (`sbpc compile --dump gpu`). */
+void lw_gpu_dump(const fmt_prog *p, FILE *f);
 
 /* lw_compile: every pass above, in order, on forward graph g (shapes
  * inferred). On success the program owns g; on failure (errors in d) NULL,
