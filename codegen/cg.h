@@ -225,6 +225,10 @@ bool cg_nvrtc_available(int *major, int *minor);
 /* cg_nvrtc_ptx: compile src for sm_<arch> (80, 90); returns malloc'ed PTX or
  * NULL with a malloc'ed log in *log (always set; free it). */
 char *cg_nvrtc_ptx(const char *src, const char *name, int arch, char **log);
+/* cg_nvrtc_module: cg_nvrtc_ptx through the kernel cache (key: the source,
+ * NVRTC's version and the arch; no_cache or SBPC_NO_KERNEL_CACHE=1 bypass
+ * it): the GPU program's modules (lower/gpu.c, runtime/device.c). */
+char *cg_nvrtc_module(const char *src, const char *name, int arch, bool no_cache, char **log);
 
 /* ptxas (ptxas.c). cg_ptxas_path: the ptxas of $CUDA_HOME (default
  * /usr/local/cuda) into buf; false when absent. cg_ptxas: assemble ptx_path

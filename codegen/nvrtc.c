@@ -144,3 +144,25 @@ char *cg_nvrtc_ptx(const char *src, const char *name, int arch, char **log) {
   api.destroy(&p);
   return ptx;
 }
+
+/* ---- the GPU program's modules (lower/gpu.c writes them, runtime/device.c
+ * compiles them when DIR/gpu has no PTX): through the kernel cache */
+char *cg_nvrtc_module(const char *src, const char *name, int arch, bool no_cache, char **log) {
+  int maj = 0, min = 0;
+  char what[96], dir[4096];
+  *log = NULL;
+  if (!cg_nvrtc_available(&maj, &min)) {
+    *log = dupmsg("NVRTC not found (set CUDA_HOME)");
+    return NULL;
+  }
+  const char *off = getenv("SBPC_NO_KERNEL_CACHE");
+  bool cached = !no_cache && !(off && *off && strcmp(off, "0")) && cg_cache_dir(dir, sizeof dir);
+  snprintf(what, sizeof what, "sbpc-gpu-module 1 nvrtc %d.%d sm_%d", maj, min, arch);
+  uint64_t key = cg_hash(src, strlen(src), cg_hash(what, strlen(what), 0));
+  size_t len;
+  char *p = cached ? cg_cache_get(dir, key, "ptx", &len) : NULL;
+  if (p) return p;
+  p = cg_nvrtc_ptx(src, name, arch, log);
+  if (p && cached) cg_cache_put(dir, key, "ptx", p, strlen(p));
+  return p;
+}

@@ -8,7 +8,8 @@
  * gradients are column sums), rotary, dropout with the CPU runtime's mask
  * (runtime/kernels_cpu.c: splitmix64 of a per-launch base plus the element
  * index, so both executors drop the same elements), and broadcasting
- * elementwise ops (b[i % numel b]). Shapes are baked into the source as
+ * elementwise ops (b[i % numel b]), and reshapes between two float dtypes
+ * (a converting copy). Shapes are baked into the source as
  * constants; each buffer gets a load or store macro for its dtype (f32, bf16,
  * f16 bits, i32), arithmetic is f32 (the reductions of the norm gradients and
  * sum_rows, like the CPU kernels, in f64). One ABI for all of them:
@@ -303,8 +304,18 @@ static bool k_dropout(oc *c, int64_t *grid, int *block) {
   return true;
 }
 
+/* reshape or a one-rank collective between two float dtypes: a converting copy */
+static bool k_convert(oc *c, int64_t *grid, int *block) {
+  fprintf(c->f, "  for (long long i = GTID; i < NB0; i += GSTRIDE) SB0(i, LA0(i));\n");
+  flat(ir_numel(c->g, c->o->out[0]), grid, block);
+  int a = c->g->t[c->o->in[0]].dtype, b = c->g->t[c->o->out[0]].dtype;
+  return a != IR_I32 && b != IR_I32 && ir_numel(c->g, c->o->in[0]) == ir_numel(c->g, c->o->out[0]);
+}
+
 static bool body(oc *c, int64_t *grid, int *block, uint32_t *zero) {
   switch ((ir_opkind)c->o->kind) {
+  case IR_OP_RESHAPE: case IR_OP_ALL_REDUCE: case IR_OP_ALL_GATHER: case IR_OP_REDUCE_SCATTER:
+  case IR_OP_ALL_TO_ALL: case IR_OP_SEND_RECV: case IR_OP_SLICE: return c->o->nin == 1 && c->o->nout == 1 && k_convert(c, grid, block);
   case IR_OP_EMBEDDING: return k_embedding(c, grid, block);
   case IR_OP_POSITIONS: return k_positions(c, grid, block);
   case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_BIAS_ADD: return k_binary(c, grid, block);

@@ -3,8 +3,8 @@
  *   [mpirun -np N] sbpc run DIR [--steps K] [--data TOKENS.bin]
  *       [--weights IN.safetensors] [--lr X] [--weight-decay X] [--save CKPT]
  *       [--resume CKPT] [--log FILE.jsonl] [--seed N] [--quiet]
- *       [--trace FILE] [--kernels jit|ref]
- *   [mpirun -np N] sbpc run MODEL.sbp [the same] [--plan PLAN.json]
+ *       [--trace FILE] [--kernels jit|ref] [--device cpu|cuda]
+ *   [mpirun -np N] sbpc run MODEL.sbp [the same] [--plan PLAN.json] [--precision f32|bf16|f16]
  *       [--dp N --tp N --pp N --micro M --zero Z --recompute R --batch B --seq S]
  *
  * DIR is what `sbpc compile` wrote; the runtime (runtime/rt.h) runs its
@@ -39,11 +39,14 @@ static void usage(FILE *f) {
              "                       back to ref with a note) or ref (the fp32 reference kernels);\n"
              "                       SBPC_KERNELS=ref|jit sets the default\n"
              "  --trace FILE         write the last step as a Chrome/Perfetto trace (docs/trace.md)\n"
+             "  --device D           cuda (the GPU executor; docs/gpu.md) or cpu; default: cuda for a program\n"
+             "                       compiled with --device cuda (an error without a usable GPU), else cpu\n"
              "  --quiet              no per-step lines\n"
              "with MODEL.sbp, compiled first into a temporary DIR, as `sbpc compile` would:\n"
              "  --plan PLAN.json     the layout, batch and seq of a `sbpc plan --json` file\n"
              "  --dp N --tp N --pp N --micro M --zero Z --recompute none|selective|full\n"
-             "  --batch B --seq S    (flags win over the plan)\n");
+             "  --batch B --seq S    (flags win over the plan)\n"
+             "  --precision P        f32, bf16 or f16 activations on the GPU (default: the train section's)\n");
 }
 
 static bool num(const char *s, double lo, double *out) {
@@ -60,6 +63,8 @@ static int option(rt_config *c, const char *k, const char *v) {
   const char **sdst[] = {&c->data, &c->weights, &c->save, &c->resume, &c->log, &c->trace};
   for (int i = 0; i < 6; i++)
     if (!strcmp(k, sopts[i])) return *v ? (*sdst[i] = v, 0) : 2;
+  if (!strcmp(k, "--device"))
+    return !strcmp(v, "cpu") || !strcmp(v, "cuda") ? (c->device = !strcmp(v, "cuda") ? RT_DEVICE_CUDA : RT_DEVICE_CPU, 0) : 2;
   if (!strcmp(k, "--kernels"))
     return !strcmp(v, "ref") || !strcmp(v, "jit") ? (c->kernels = !strcmp(v, "jit") ? RT_KERNELS_JIT : RT_KERNELS_REF, 0) : 2;
   double x;
@@ -76,6 +81,7 @@ typedef struct {
   drv_opts o;
   drv_layout_opts lo;
   const char *target;
+  int precision;        /* --precision (MODEL.sbp on the GPU), -1: the train section's */
 } run_args;
 
 static int parse(int argc, char **argv, run_args *a) {
@@ -84,6 +90,12 @@ static int parse(int argc, char **argv, run_args *a) {
     if (!strcmp(s, "--help") || !strcmp(s, "-h")) return usage(stdout), -1;
     if (!strcmp(s, "--quiet")) {
       a->c.quiet = true;
+      continue;
+    }
+    if (!strcmp(s, "--precision") && i + 1 < argc) { /* for MODEL.sbp compiled for the GPU */
+      int d = ir_dtype_parse(argv[++i]);
+      if (d != IR_F32 && d != IR_BF16 && d != IR_F16) return sbpc_error("run: --precision takes f32, bf16 or f16"), EXIT_USAGE;
+      a->precision = d;
       continue;
     }
     int r = drv_opt(argc, argv, &i, &a->o);
@@ -130,6 +142,8 @@ static int compile_to(const run_args *a, const char *dir) {
   if (!m.p.g) rc = (sbpc_error("%s: the file has no model", a->target), EXIT_BAD_INPUT);
   else if (!drv_passes(m.p.g, DRV_SHAPES, &m.d)) rc = EXIT_BAD_INPUT;
   else rc = drv_layout(&a->lo, &m.p, &plan, &lay);
+  lay.device = a->c.device == RT_DEVICE_CUDA; /* a GPU program (lower/gpu.c; its PTX is made when the run starts) */
+  lay.precision = a->precision >= 0 ? a->precision : m.p.train.set ? (int)m.p.train.precision : IR_BF16;
   if (!rc && !(p = drv_lower(m.p.g, &lay, &m.d))) rc = EXIT_BAD_INPUT;
   if (p) m.p.g = NULL;
   char path[4200];
@@ -152,6 +166,7 @@ int cmd_run(int argc, char **argv) {
   run_args a;
   memset(&a, 0, sizeof a);
   a.c = rt_config_default();
+  a.precision = -1;
   drv_layout_opts_init(&a.lo);
   const char *kern = getenv("SBPC_KERNELS"); /* the default of --kernels */
   if (kern && !strcmp(kern, "jit")) a.c.kernels = RT_KERNELS_JIT;
@@ -159,12 +174,15 @@ int cmd_run(int argc, char **argv) {
   int st = parse(argc, argv, &a);
   if (st) return st < 0 ? EXIT_OK : st;
   if (is_dir(a.target)) {
+    if (a.precision >= 0) return sbpc_error("run: %s is a compiled program; its precision was fixed by `sbpc compile`", a.target), EXIT_USAGE;
     if (a.lo.plan || a.lo.dp || a.lo.tp || a.lo.pp || a.lo.micro || a.lo.zero >= 0 || a.lo.recompute >= 0 || a.o.batch || a.o.seq) {
       sbpc_error("run: %s is a compiled program; its layout was fixed by `sbpc compile` (recompile to change it)", a.target);
       return EXIT_USAGE;
     }
     return rt_run(a.target, &a.c, &argc, &argv);
   }
+  char why[512];
+  if (a.c.device == RT_DEVICE_AUTO) a.c.device = rt_cuda_usable(why, sizeof why) ? RT_DEVICE_CUDA : RT_DEVICE_CPU;
   char dir[] = "/tmp/sbpc-run-XXXXXX";
   if (!mkdtemp(dir)) {
     sbpc_error("run: cannot make a temporary directory");

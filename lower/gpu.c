@@ -457,34 +457,20 @@ static bool write_text(const char *path, const char *a, const char *b) {
   return ok;
 }
 
-/* PTX of module m for sm_<arch>, through the kernel cache; NULL + log on failure */
-static char *ptx_of(const fmt_gmod *m, int arch, int maj, int min, const char *cache, char **log) {
-  char what[96];
-  snprintf(what, sizeof what, "sbpc-gpu-module 1 nvrtc %d.%d sm_%d", maj, min, arch);
-  uint64_t key = cg_hash(m->cuda, strlen(m->cuda), cg_hash(what, strlen(what), 0));
-  size_t len;
-  char *p = cache ? cg_cache_get(cache, key, "ptx", &len) : NULL;
-  *log = NULL;
-  if (p) return p;
-  p = cg_nvrtc_ptx(m->cuda, m->name, arch, log);
-  if (p && cache) cg_cache_put(cache, key, "ptx", p, strlen(p));
-  return p;
-}
-
 int lw_gpu_write(const fmt_prog *p, const char *dir, bool no_cache, FILE *log) {
   if (!p->gpu) return EXIT_OK;
-  char path[4400], cache[4096];
+  char path[4400];
   snprintf(path, sizeof path, "%s/gpu", dir);
   if (mkdir(path, 0755) && errno != EEXIST) return sbpc_error("cannot create %s: %s", path, strerror(errno)), EXIT_BAD_INPUT;
   int maj = 0, min = 0;
-  bool nv = cg_nvrtc_available(&maj, &min), cached = !no_cache && cg_cache_dir(cache, sizeof cache);
+  bool nv = cg_nvrtc_available(&maj, &min);
   const int arch[2] = {80, 90};
   for (int i = 0; i < p->gpu->nmod; i++) {
     const fmt_gmod *m = &p->gpu->mod[i];
     snprintf(path, sizeof path, "%s/gpu/%s.cu", dir, m->name);
     if (!write_text(path, m->cuda, NULL)) return EXIT_BAD_INPUT;
     for (int a = 0; a < 2 && nv; a++) {
-      char *lg = NULL, *ptx = ptx_of(m, arch[a], maj, min, cached ? cache : NULL, &lg);
+      char *lg = NULL, *ptx = cg_nvrtc_module(m->cuda, m->name, arch[a], no_cache, &lg);
       if (!ptx) {
         sbpc_error("internal: NVRTC failed on module %s for sm_%d:\n%s", m->name, arch[a], lg ? lg : "");
         free(lg);

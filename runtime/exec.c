@@ -88,6 +88,7 @@ static void set_hyper(rt_exec *e) {
 
 static bool setup_jit(rt_exec *e, diag *d) {
   char why[512];
+  if (e->cfg.device == RT_DEVICE_CUDA) return true; /* the GPU runs its own kernels */
   if (e->cfg.kernels == RT_KERNELS_REF || (e->jit = rt_jit_new(e->g, why, sizeof why))) return true;
   if (e->cfg.kernels == RT_KERNELS_JIT) {
     diag_error(d, (srcloc){0, 0}, "cannot JIT-compile the kernels: %s", why);
@@ -107,13 +108,14 @@ rt_exec *rt_exec_new(const fmt_prog *p, const rt_config *cfg, rt_comm *comm, int
   e->profile = getenv("SBPC_PROFILE") != NULL;
   e->buf = xcalloc((size_t)e->g->nt + 1, sizeof *e->buf);
   e->acc = xcalloc((size_t)e->g->nt + 1, sizeof *e->acc);
-  e->arena = big_alloc(e->st->arena_bytes);
+  bool gpu = cfg->device == RT_DEVICE_CUDA; /* activations live on the device then */
+  e->arena = gpu ? NULL : big_alloc(e->st->arena_bytes);
   e->pers = big_alloc(e->st->persist_bytes);
-  rt_exec_count(e, e->st->arena_bytes + e->st->persist_bytes);
+  rt_exec_count(e, (gpu ? 0 : e->st->arena_bytes) + e->st->persist_bytes);
   place_persistent(e);
   init_params(e);
   set_hyper(e);
-  if (!setup_jit(e, d)) {
+  if ((gpu && !(e->dev = rt_dev_new(e))) || !setup_jit(e, d)) {
     rt_exec_free(e);
     return NULL;
   }
@@ -122,6 +124,7 @@ rt_exec *rt_exec_new(const fmt_prog *p, const rt_config *cfg, rt_comm *comm, int
 
 void rt_exec_free(rt_exec *e) {
   if (!e) return;
+  rt_dev_free(e->dev);
   free(e->arena), free(e->pers), free(e->buf), free(e->acc);
   rt_trace_free(e);
   rt_jit_free(e->jit);
@@ -131,7 +134,7 @@ void rt_exec_free(rt_exec *e) {
 const ir_graph *rt_exec_graph(const rt_exec *e) { return e->g; }
 int64_t rt_exec_step(const rt_exec *e) { return e->step; }
 void rt_exec_set_step(rt_exec *e, int64_t step) { e->step = step; }
-int64_t rt_exec_peak_bytes(const rt_exec *e) { return e->peak; }
+int64_t rt_exec_peak_bytes(const rt_exec *e) { return e->dev ? rt_dev_peak(e->dev) : e->peak; }
 int rt_exec_rank_of(const rt_exec *e, int s, int i) { return (s * e->dp + i) * e->tp; }
 uint64_t rt_exec_model_hash(const rt_exec *e) { return e->p->model_hash; }
 

@@ -7,6 +7,7 @@
 
 typedef struct rt_trace rt_trace;
 typedef struct rt_jit rt_jit;
+typedef struct rt_dev rt_dev;
 
 struct rt_exec {
   const fmt_prog *p;
@@ -25,6 +26,7 @@ struct rt_exec {
   rt_trace *trace;      /* --trace: slices of the traced step (trace.c) */
   rt_jit *jit;          /* --kernels jit: codegen's kernels per op (jit.c) */
   double gscale;        /* 1 / (dp * micro-batches): each gradient's share */
+  rt_dev *dev;          /* --device cuda: the GPU executor (device.c); arena is then NULL */
 };
 
 /* rt_exec_count: add n bytes to what the rank holds (negative frees); thread-safe. */
@@ -59,6 +61,30 @@ void rt_jit_free(rt_jit *J);
 /* rt_jit_run: run op o's JIT kernel on the op's buffers; false (nothing done)
  * when the op has none. Thread-safe. */
 bool rt_jit_run(const rt_jit *J, const ir_graph *g, const ir_op *o, void *const *in, void *const *out);
+
+/* ---- device.c: the GPU executor (docs/gpu.md) ---- */
+/* rt_device_choose: the device program p runs on for --device `want`
+ * (RT_DEVICE_*): RT_DEVICE_CPU or RT_DEVICE_CUDA, or -1 with why (a GPU
+ * program and no usable GPU, a 16-bit program on the CPU, a CPU program
+ * asked to run on the GPU). */
+int rt_device_choose(const fmt_prog *p, int want, char *why, size_t n);
+/* rt_dev_new: the GPU state of rank e (device, modules, arenas, cuBLAS,
+ * NCCL), parameters copied from e's host persistent arena; NULL after a
+ * message. rt_dev_free: all of it. */
+rt_dev *rt_dev_new(rt_exec *e);
+void rt_dev_free(rt_dev *d);
+/* rt_dev_step: rt_exec_step_run on the GPU (the schedule enqueued on the
+ * streams; waits only at the end for the losses). */
+double rt_dev_step(rt_exec *e, const int32_t *ids, const int32_t *labels, bool *ok);
+/* rt_dev_upload: e's host persistent arena to d (working copies cast);
+ * rt_dev_download: the device's back to the host (before a checkpoint). */
+bool rt_dev_upload(rt_exec *e, rt_dev *d);
+bool rt_dev_download(rt_exec *e);
+/* rt_dev_peak: the most device bytes held: cuMemGetInfo's used bytes since
+ * start-up, at least the planned regions; rt_dev_describe: one line naming
+ * the device, precision and how the ops run. */
+int64_t rt_dev_peak(const rt_dev *d);
+void rt_dev_describe(const rt_dev *d, char *buf, size_t n);
 
 /* ---- trace.c ---- */
 enum { RT_LANE_COMPUTE, RT_LANE_COLL, RT_LANE_P2P, RT_NLANES };

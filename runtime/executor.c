@@ -543,6 +543,7 @@ static bool loss_partial(const rt_exec *e) {
 }
 
 double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, bool *ok) {
+  if (e->dev) return rt_dev_step(e, ids, labels, ok); /* --device cuda: the GPU executor (device.c) */
   sched s;
   memset(&s, 0, sizeof s);
   s.e = e, s.st = e->st, s.M = e->M, s.ids = ids, s.labels = labels;

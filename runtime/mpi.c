@@ -307,3 +307,10 @@ void rt_comm_finalize(rt_comm *c) {
   MPI_Finalize();
   free(c);
 }
+
+/* ---- the GPU executor (device.c): NCCL's unique id, from member 0 of a group */
+void rt_comm_bcast(rt_comm *c, rt_group g, void *buf, int n) {
+  MPI_Request r;
+  MPI_Ibcast(buf, n, MPI_BYTE, 0, group(c, g), &r);
+  wait_req(c, &r, "broadcast", -1, group(c, g));
+}

@@ -21,11 +21,16 @@
 #ifndef SBPC_RT_H
 #define SBPC_RT_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* --kernels: ref, jit (an error when the JIT cannot be set up), or auto, the
  * default: jit, falling back to ref with a one-line note. */
 enum { RT_KERNELS_REF, RT_KERNELS_JIT, RT_KERNELS_AUTO };
+/* --device: cpu, cuda (the GPU executor, runtime/device.c; docs/gpu.md) or
+ * auto, the default: cuda for a program compiled for the GPU (an error when
+ * no GPU is usable), else cpu. */
+enum { RT_DEVICE_AUTO, RT_DEVICE_CPU, RT_DEVICE_CUDA };
 
 /* What a run adds to the program: its length, data, I/O and optimizer
  * settings. Nothing here changes what the program computes per step except
@@ -38,11 +43,17 @@ typedef struct {
   uint64_t seed;
   bool quiet;            /* no per-step lines on stdout */
   int kernels;           /* RT_KERNELS_* */
+  int device;            /* RT_DEVICE_* (rt_run resolves auto) */
+  const char *dir;       /* the program's directory (set by rt_run: DIR/gpu holds the PTX) */
 } rt_config;
 
 /* rt_config_default: 5 steps, seed 1234, the program's lr and weight decay,
  * kernels auto. */
 rt_config rt_config_default(void);
+
+/* rt_cuda_usable: a CUDA driver and a device are here; else false with why
+ * (`sbpc run MODEL.sbp` compiles for the GPU when one is usable). */
+bool rt_cuda_usable(char *why, size_t n);
 
 /* rt_run: train the program in directory dir: MPI init (when launched by
  * mpirun; the world size must be the program's rank count), weights or a

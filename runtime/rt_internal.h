@@ -156,6 +156,9 @@ void rt_comm_timeout_abort(rt_comm *c, int peer, const char *what);
  * array of size ranks, the caller frees all); others get NULL. c NULL: one
  * process, the array holds a copy of s. */
 char **rt_comm_gather_str(rt_comm *c, const char *s);
+/* rt_comm_bcast: n bytes of buf from member 0 of group g to every member
+ * (the GPU executor's NCCL ids); with the watchdog. */
+void rt_comm_bcast(rt_comm *c, rt_group g, void *buf, int n);
 /* rt_comm_barrier: a barrier with the same watchdog. */
 void rt_comm_barrier(rt_comm *c);
 /* rt_comm_abort: end every rank with status code. */

@@ -28,6 +28,7 @@ rt_config rt_config_default(void) {
   c.lr = c.weight_decay = -1;
   c.seed = 1234;
   c.kernels = RT_KERNELS_AUTO;
+  c.device = RT_DEVICE_AUTO;
   return c;
 }
 
@@ -137,7 +138,8 @@ static void report_memory(run *r) {
   if (r->rank == 0 && !r->cfg.quiet) {
     printf("peak memory per rank (MiB):");
     for (int i = 0; i < r->nranks; i++) printf(" %.1f", peak[i] / 1048576.0);
-    printf(" (planned %.1f)\n", (double)r->p->predicted_peak / 1048576.0);
+    if (r->ex->dev) printf(" on the device (planned %.1f)\n", (double)r->p->gpu->predicted_peak / 1048576.0);
+    else printf(" (planned %.1f)\n", (double)r->p->predicted_peak / 1048576.0);
   }
   free(peak);
 }
@@ -159,6 +161,7 @@ static int train_loop(run *r) {
   report_memory(r);
   rt_exec_profile_report(r->ex);
   if (r->trace_failed) return EXIT_BAD_INPUT;
+  if (r->cfg.save && !rt_dev_download(r->ex)) return EXIT_INTERNAL; /* GPU: the trained values to the host */
   if (r->cfg.save && !rt_ckpt_save(r->ex, r->comm, r->cfg.save, r->data_pos, r->cfg.seed)) return EXIT_BAD_INPUT;
   return EXIT_OK;
 }
@@ -166,7 +169,8 @@ static int train_loop(run *r) {
 static int setup(run *r) {
   diag d;
   diag_init(&d, r->p->model, NULL, 0);
-  if (!rt_mem_check(r->p, r->stage, &r->cfg)) return EXIT_BAD_INPUT;
+  bool gpu = r->cfg.device == RT_DEVICE_CUDA; /* the GPU executor checks the device's memory itself */
+  if (!gpu && !rt_mem_check(r->p, r->stage, &r->cfg)) return EXIT_BAD_INPUT;
   if (r->rank == 0 && r->cfg.save && !rt_ckpt_save_ok(r->cfg.save)) return EXIT_BAD_INPUT;
   r->ex = rt_exec_new(r->p, &r->cfg, r->comm, r->rank, &d);
   if (!r->ex || !open_data(r)) return EXIT_BAD_INPUT;
@@ -174,6 +178,12 @@ static int setup(run *r) {
     printf("kernels: %d ops run codegen's JIT-compiled kernels, the rest the reference kernels\n", rt_jit_count(r->ex->jit));
   if (r->cfg.weights && !rt_load_weights(r->ex, r->cfg.weights)) return EXIT_BAD_INPUT;
   if (r->cfg.resume && !rt_ckpt_load(r->ex, r->cfg.resume, &r->data_pos)) return EXIT_BAD_INPUT;
+  if ((r->cfg.weights || r->cfg.resume) && !rt_dev_upload(r->ex, r->ex->dev)) return EXIT_INTERNAL; /* GPU: the loaded values */
+  if (gpu && r->rank == 0 && !r->cfg.quiet) {
+    char line[512];
+    rt_dev_describe(r->ex->dev, line, sizeof line);
+    printf("%s\n", line);
+  }
   if (r->rank == 0 && r->cfg.log && !(r->log = fopen(r->cfg.log, "w"))) {
     sbpc_error("cannot open the log file '%s'", r->cfg.log);
     return EXIT_BAD_INPUT;
@@ -238,6 +248,10 @@ static int start(run *r, const char *dir) {
     return EXIT_BAD_INPUT;
   }
   if (!same_everywhere(r)) return EXIT_BAD_INPUT;
+  char why[600];
+  int dev = rt_device_choose(p, r->cfg.device, why, sizeof why); /* --device: docs/gpu.md */
+  if (dev < 0) return sbpc_error("%s: %s", r->cfg.dir, why), EXIT_BAD_INPUT;
+  r->cfg.device = dev;
   fmt_prog_rank(p, r->rank, &r->stage, &r->dpi, &r->tpi);
   if (r->comm) rt_comm_split_dp(r->comm, r->stage * p->tp + r->tpi);
   if (r->comm) rt_comm_split_tp(r->comm, r->rank / p->tp);
@@ -248,6 +262,7 @@ int rt_run(const char *dir, const rt_config *cfg, int *argc, char ***argv) {
   run r;
   memset(&r, 0, sizeof r);
   r.cfg = *cfg;
+  r.cfg.dir = dir;
   r.nranks = 1;
   if (under_mpirun()) {
     if (!(r.comm = rt_comm_init(argc, argv))) {
