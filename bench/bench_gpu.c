@@ -12,9 +12,14 @@
  *  2. bandwidth: fused layer-norm and bias+GELU in bf16 (GPT-2 widths, 32768
  *     tokens) against a float4 copy kernel;
  *  3. attention throughput: varlen (cu_seqlens) versus padded to the longest
- *     sequence, on a long-tailed batch of lengths.
+ *     sequence, on a long-tailed batch of lengths;
+ *  4. the device's peaks the GPU check divides by: HBM bandwidth from the
+ *     memory clock and bus width (every bandwidth above is also given as a
+ *     fraction of it) and cuBLAS's bf16 GEMM rate on 8192^3 (through the
+ *     runtime's device layer, runtime/cuda.h), written to OUTDIR/peaks.txt.
  * usage: bench_gpu [OUTDIR]  — writes OUTDIR/gpu_results.md when given. */
 #include "codegen/cg.h"
+#include "runtime/cuda.h"
 #include <dlfcn.h>
 #include <math.h>
 #include <stdarg.h>
@@ -54,6 +59,7 @@ static struct {
 
 static FILE *out;
 static int failures;
+static double hbm_peak; /* bytes/s: 2 x memory clock x bus width */
 
 #define CK(x)                                                              \
   do {                                                                     \
@@ -276,8 +282,9 @@ static double copy_bw(void) {
 
 static void bandwidth(void) {
   double cbw = copy_bw();
-  say("\n## Bandwidth (bf16 activations, 32768 tokens)\n\n| kernel | ops | GB/s | of copy |\n|---|---|---|---|\n");
-  say("| copy4 | float4 copy, 1 GiB | %.0f | 100%% |\n", cbw / 1e9);
+  say("\n## Bandwidth (bf16 activations, 32768 tokens; HBM peak %.0f GB/s from the memory clock and bus width)\n\n"
+      "| kernel | ops | GB/s | of copy | of HBM peak |\n|---|---|---|---|---|\n", hbm_peak / 1e9);
+  say("| copy4 | float4 copy, 1 GiB | %.0f | 100%% | %.0f%% |\n", cbw / 1e9, 100 * cbw / hbm_peak);
   ir_graph *g = cg_demo_block(768, 12, 32768);
   arena *a = arena_new();
   cg_fusion *f = cg_fuse(g, IR_BF16, a);
@@ -302,7 +309,7 @@ static void bandwidth(void) {
     for (int s = 0; s < k->nscalar; s++) j.sc[s] = 0.5f;
     double ms = time_ms(run_kernel, &j, 20);
     double bw = cg_k_bytes(k) / (ms * 1e-3);
-    say("| %s | %s | %.0f | %.0f%% |\n", k->name, k->ops, bw / 1e9, 100 * bw / cbw);
+    say("| %s | %s | %.0f | %.0f%% | %.0f%% |\n", k->name, k->ops, bw / 1e9, 100 * bw / cbw, 100 * bw / hbm_peak);
     for (int b = 0; b < k->nbuf; b++) cu.free_(j.d[b]);
   }
   arena_free(a);
@@ -461,6 +468,40 @@ static void attention(void) {
   arena_free(a);
 }
 
+/* ---- 4. cuBLAS's bf16 GEMM rate --------------------------------------------- */
+static rt_hnd blas_h;
+
+static void run_gemm(void *p) {
+  CUdeviceptr *b = p;
+  float one = 1.0f, zero = 0.0f;
+  int n = 8192;
+  int r = rt_cu.blasGemmStridedBatchedEx(blas_h, RT_CUBLAS_OP_N, RT_CUBLAS_OP_N, n, n, n, &one,
+                                         (void *)(uintptr_t)b[0], RT_CUDA_R_16BF, n, 0, (void *)(uintptr_t)b[1],
+                                         RT_CUDA_R_16BF, n, 0, &zero, (void *)(uintptr_t)b[2], RT_CUDA_R_16BF, n, 0, 1,
+                                         RT_CUBLAS_COMPUTE_32F, RT_CUBLAS_GEMM_DEFAULT);
+  if (r) fprintf(stderr, "bench_gpu: cuBLAS GEMM failed (%d)\n", r), exit(1);
+}
+
+static double gemm_peak(void) {
+  char why[512];
+  if (!rt_cu_load(why, sizeof why) || !rt_cublas_load(why, sizeof why)) {
+    say("\nGEMM peak: not measured (%s)\n", why);
+    return 0;
+  }
+  CUdeviceptr b[3] = {0};
+  size_t bytes = (size_t)8192 * 8192 * 2;
+  for (int i = 0; i < 3; i++) {
+    CK(cu.alloc(&b[i], bytes));
+    CK(cu.memset8(b[i], 0x3c, bytes));
+  }
+  if (rt_cu.blasCreate(&blas_h)) return say("\nGEMM peak: cublasCreate failed\n"), 0;
+  double ms = time_ms(run_gemm, b, 10), rate = 2.0 * 8192.0 * 8192.0 * 8192.0 / (ms * 1e-3);
+  say("\n## cuBLAS bf16 GEMM 8192^3 (f32 accumulate)\n\n%.1f TFLOP/s (%.2f ms)\n", rate / 1e12, ms);
+  rt_cu.blasDestroy(blas_h);
+  for (int i = 0; i < 3; i++) cu.free_(b[i]);
+  return rate;
+}
+
 int main(int argc, char **argv) {
   if (!load_cuda()) {
     printf("bench_gpu: no GPU found (libcuda.so.1 / cuInit / devices): skipped\n");
@@ -481,6 +522,11 @@ int main(int argc, char **argv) {
   CK(cu.dev_attr(&cmin, 76, dev));
   CK(cu.ctx_create(&ctx, 0, dev));
   arch = cmaj * 10 + cmin;
+  int mclk = 0, bus = 0;
+  cu.dev_attr(&mclk, 36, dev); /* CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE, kHz */
+  cu.dev_attr(&bus, 37, dev);  /* CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH, bits */
+  hbm_peak = 2.0 * mclk * 1e3 * bus / 8.0;
+  if (hbm_peak <= 0) hbm_peak = 1;
   if (arch > 90) arch = 90;
   if (argc > 1) {
     char path[4096];
@@ -497,6 +543,13 @@ int main(int argc, char **argv) {
   ir_graph_free(g);
   attention();
   bandwidth();
+  double gp = gemm_peak();
+  if (argc > 1) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/peaks.txt", argv[1]);
+    FILE *f = fopen(path, "w");
+    if (f) fprintf(f, "hbm_bytes_per_s %.6g\ngemm_bf16_flops %.6g\ndevice %s\n", hbm_peak, gp, name), fclose(f);
+  }
   say("\nfailures: %d\n", failures);
   if (out) fclose(out);
   return failures ? 1 : 0;
