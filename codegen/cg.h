@@ -196,6 +196,9 @@ ir_graph *cg_demo_extras(int64_t tokens);
 /* cg_emit_cuda: CUDA C source of kernel k (extern "C" __global__ NAME).
  * Returns malloc'ed text. */
 char *cg_emit_cuda(const cg_kernel *k);
+/* cg_cuda_convert: CUDA C of the f32 <-> bf16/f16 helpers (sb_bf2f, sb_f2bf,
+ * sb_h2f, sb_f2h) every generated CUDA source starts with. */
+extern const char cg_cuda_convert[];
 /* cg_attn_cuda: CUDA C of an attention kernel (attn_cuda.c; cg_emit_cuda
  * calls it for attention kernels). Malloc'ed. */
 char *cg_attn_cuda(const cg_kernel *k);
