@@ -111,8 +111,14 @@ static const entry nccl[] = {E(ncclGetUniqueId, "ncclGetUniqueId"), E(ncclCommIn
 
 const char *rt_cu_errname(int r) {
   static __thread char buf[32];
+  static const struct { int r; const char *s; } known[] = { /* when cuGetErrorName cannot say (the stub library) */
+      {1, "CUDA_ERROR_INVALID_VALUE"}, {2, "CUDA_ERROR_OUT_OF_MEMORY"}, {3, "CUDA_ERROR_NOT_INITIALIZED"},
+      {34, "CUDA_ERROR_STUB_LIBRARY"}, {35, "CUDA_ERROR_INSUFFICIENT_DRIVER"}, {100, "CUDA_ERROR_NO_DEVICE"},
+      {218, "CUDA_ERROR_INVALID_PTX"}, {222, "CUDA_ERROR_UNSUPPORTED_PTX_VERSION"}, {999, "CUDA_ERROR_UNKNOWN"}};
   const char *s = NULL;
   if (rt_cu.GetErrorName && rt_cu.GetErrorName(r, &s) == 0 && s) return s;
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+    if (known[i].r == r) return known[i].s;
   snprintf(buf, sizeof buf, "CUDA error %d", r);
   return buf;
 }

@@ -207,8 +207,8 @@ static bool fill_cu(rt_dev *d) {
     int64_t n = q->arg[FMT_GT_NSEQ];
     int32_t *cu = xmalloc(sizeof(int32_t) * (size_t)(n + 1));
     for (int64_t i = 0; i <= n; i++) cu[i] = (int32_t)(i * q->arg[FMT_GT_SEQ]);
-    bool ok = CU(d, rt_cu.MemcpyHtoD(d->scratch, cu, sizeof(int32_t) * (size_t)(n + 1)));
-    free(cu);
+    bool ok = CU(d, rt_cu.MemcpyHtoDAsync(d->scratch, cu, sizeof(int32_t) * (size_t)(n + 1), d->s[FMT_S_COMPUTE]));
+    free(cu); /* pageable: staged before the call returns */
     return ok;
   }
   return true;
@@ -493,7 +493,7 @@ static bool host(rt_dev *d, const opcall *c) {
     int64_t n = ir_numel(e->g, o->out[j]), b = dbytes(d, o->out[j]);
     void *raw = out[j];
     if (dt == IR_BF16 || dt == IR_F16) raw = xmalloc((size_t)b + 2), from_f32(out[j], dt, raw, n);
-    ok = CU(d, rt_cu.MemcpyHtoD(c->out[j], raw, (size_t)b));
+    ok = CU(d, rt_cu.MemcpyHtoDAsync(c->out[j], raw, (size_t)b, d->s[FMT_S_COMPUTE])); /* in stream order */
     if (raw != out[j]) free(raw);
   }
   for (int i = 0; i < o->nin; i++) free(in[i]);
@@ -647,7 +647,9 @@ double rt_dev_step(rt_exec *e, const int32_t *ids, const int32_t *labels, bool *
 /* ---- parameters in and out ------------------------------------------------------------- */
 bool rt_dev_upload(rt_exec *e, rt_dev *d) {
   if (!d) return true;
-  if (!CU(d, rt_cu.MemcpyHtoD(d->pers, e->pers, (size_t)e->st->persist_bytes))) return false;
+  /* copies go in the compute stream's order: a synchronous copy runs on the
+   * legacy stream, which the non-blocking streams do not wait for */
+  if (!CU(d, rt_cu.MemcpyHtoDAsync(d->pers, e->pers, (size_t)e->st->persist_bytes, d->s[FMT_S_COMPUTE]))) return false;
   for (int i = 0; i < d->gs->nwork; i++) {
     const fmt_gwork *w = &d->gs->work[i];
     rt_dptr x = d->pers + (rt_dptr)d->pers_off[w->tensor], y = d->work + (rt_dptr)w->offset;
@@ -661,7 +663,7 @@ bool rt_dev_upload(rt_exec *e, rt_dev *d) {
 
 bool rt_dev_download(rt_exec *e) {
   rt_dev *d = e->dev;
-  return !d || (CU(d, rt_cu.StreamSynchronize(d->s[FMT_S_COMPUTE])) &&
+  return !d || (CU(d, rt_cu.StreamSynchronize(d->s[FMT_S_COMPUTE])) && CU(d, rt_cu.StreamSynchronize(d->s[FMT_S_COMM])) &&
                 CU(d, rt_cu.MemcpyDtoH(e->pers, d->pers, (size_t)e->st->persist_bytes)));
 }
 
