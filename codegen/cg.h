@@ -185,12 +185,6 @@ cg_fusion *cg_fuse(const ir_graph *g, ir_dtype act, arena *a);
 /* cg_fuse_ex: cg_fuse; with single = true every fusable op becomes its own
  * kernel (the unfused baseline of the benchmark). */
 cg_fusion *cg_fuse_ex(const ir_graph *g, ir_dtype act, bool single, arena *a);
-/* cg_demo_block: one GPT-2 block, forward and backward, hidden size h, with
- * `tokens` rows bound (demo.c; for tests, benchmarks and the GPU check). */
-ir_graph *cg_demo_block(int64_t h, int heads, int64_t tokens);
-/* cg_demo_extras: cross-entropy fwd+bwd (vocab 50257), causal softmax,
- * rms_norm, swiglu and AdamW, with `tokens` rows bound (demo.c). */
-ir_graph *cg_demo_extras(int64_t tokens);
 
 /* ---- emitters -------------------------------------------------------------- */
 /* cg_emit_cuda: CUDA C source of kernel k (extern "C" __global__ NAME).

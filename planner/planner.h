@@ -26,7 +26,8 @@
  *   calib_read.c the calibration JSON (cJSON), the one reader of it
  *   json.c      the plan JSON (cJSON)
  *   report.c    the human-readable report
- *   models.c    GPT graphs and clusters built in code (tests and benchmarks) */
+ * (GPT graphs and clusters built in code for the tests and benchmarks are
+ * in tests/support/fixtures.h, not in the library.) */
 #ifndef SBPC_PLANNER_H
 #define SBPC_PLANNER_H
 #include <stdbool.h>
@@ -258,17 +259,4 @@ void plan_print_report(const plan_result *r, FILE *f, bool explain);
 
 /* plan_dominant: name of the largest memory part of a layout. */
 const char *plan_dominant(const plan_layout *l);
-
-/* ---- models built in code (models.c), for tests and benchmarks ---------- */
-/* plan_gpt_graph: a GPT forward graph as the front end makes it from a .sbp
- * (embedding + positions, L blocks of pre-LN attention and GELU MLP with
- * biases and dropout, final layer norm, tied LM head, cross-entropy). */
-ir_graph *plan_gpt_graph(const char *name, int layers, int64_t hidden, int64_t heads,
-                         int64_t vocab, int64_t maxpos);
-/* plan_cluster_dgx: n DGX-A100 nodes (8 x A100 80GB, NVSwitch 300 GB/s, 8 x
- * 25 GB/s InfiniBand), allocated from arena a. */
-ir_cluster *plan_cluster_dgx(arena *a, int nodes);
-/* plan_cluster_mixed: na DGX-A100 nodes + nv nodes of 8 x V100 32GB (NVLink
- * 150 GB/s, one 100 Gb/s Ethernet NIC). */
-ir_cluster *plan_cluster_mixed(arena *a, int na, int nv);
 #endif
