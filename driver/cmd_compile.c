@@ -11,7 +11,8 @@
  * deleted. Then codegen (codegen/cg.h: fusion, CUDA C + NVRTC, LLVM + O3,
  * the kernel cache) on the program's graph into DIR/kernels/. A model
  * without a loss gets kernels only. Exit: 0 ok, 1 bad input, 2 bad usage,
- * 4 internal (NVRTC/LLVM failure, with the log). */
+ * 4 internal (NVRTC/LLVM failure, with the log). The options are tables
+ * (driver/opts.h). */
 #include "codegen/cg.h"
 #include "driver/common.h"
 #include "driver/driver.h"
@@ -21,65 +22,50 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char usage_line[] =
-    "usage: sbpc compile MODEL.sbp [--plan PLAN.json] -o DIR [--dp N] [--tp N] [--pp N] [--micro M]\n"
-    "                    [--zero 0-3] [--recompute none|selective|full] [--batch N] [--seq N]\n"
-    "                    [--dump kernels] [--precision f32|bf16|f16] [--no-cache]";
-
 typedef struct {
   const char *file, *out;
   drv_opts o;
   drv_layout_opts lo;
-  bool dump, no_cache;
+  int dump;      /* 0: --dump kernels; -1: not given */
+  bool no_cache;
   int precision; /* -1: from the plan or the train section */
 } compile_args;
 
-static int bad_usage(const char *why, const char *what) {
-  if (why) fprintf(stderr, "sbpc compile: %s%s%s\n", why, what ? ": " : "", what ? what : "");
-  fprintf(stderr, "%s\n", usage_line);
-  return EXIT_USAGE;
+static const drv_command command = {
+    .name = "compile",
+    .synopsis = "MODEL.sbp -o DIR [options]",
+    .pos = {"MODEL.sbp"},
+    .min_pos = 1,
+    .about = "Lower the model for a layout into DIR/program.json and generate its kernels into DIR/kernels/.",
+};
+
+static bool precision_value(const char *v, void *dst) {
+  int d = ir_dtype_parse(v);
+  return (d == IR_F32 || d == IR_BF16 || d == IR_F16) && (*(int *)dst = d, true);
 }
 
-static const char *value(int argc, char **argv, int *i, const char *name) {
-  const char *s = argv[*i];
-  size_t n = strlen(name);
-  if (!strncmp(s, name, n) && s[n] == '=') return s + n + 1;
-  if (strcmp(s, name)) return NULL;
-  if (*i + 1 >= argc) return "";
-  return argv[++*i];
-}
+static const drv_option options[] = {
+    {DRV_OPT("-o", DRV_STR, compile_args, out, "DIR", "where the program and kernels go"), .alias = "--out"},
+    {DRV_OPT("--dump", DRV_CHOICE, compile_args, dump, "kernels", "print every kernel's IR (docs/kernel-ir.md)"),
+     .choices = "kernels"},
+    {DRV_OPT("--precision", DRV_CALL, compile_args, precision, "f32|bf16|f16",
+             "the activations' dtype (default: the train section's, else bf16)"),
+     .parse = precision_value, .expect = "f32, bf16 or f16"},
+    {DRV_FLAGOPT("--no-cache", DRV_FLAG, compile_args, no_cache, "do not use the kernel cache")},
+    {0}};
 
 static int parse_args(int argc, char **argv, compile_args *a) {
   memset(a, 0, sizeof *a);
   drv_layout_opts_init(&a->lo);
-  a->precision = -1;
-  for (int i = 1; i < argc; i++) {
-    const char *s = argv[i], *v;
-    int r = drv_opt(argc, argv, &i, &a->o);
-    if (r == 0) r = drv_layout_opt(argc, argv, &i, &a->lo);
-    if (r < 0) return bad_usage(NULL, NULL);
-    if (r > 0) continue;
-    if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
-      printf("%s\n", usage_line);
-      return EXIT_OK;
-    }
-    if ((v = value(argc, argv, &i, "-o")) || (v = value(argc, argv, &i, "--out"))) a->out = v;
-    else if ((v = value(argc, argv, &i, "--dump"))) {
-      if (strcmp(v, "kernels")) return bad_usage("--dump takes 'kernels'", NULL);
-      a->dump = true;
-    } else if ((v = value(argc, argv, &i, "--precision"))) {
-      a->precision = ir_dtype_parse(v);
-      if (a->precision != IR_F32 && a->precision != IR_BF16 && a->precision != IR_F16)
-        return bad_usage("--precision takes f32, bf16 or f16", v);
-    } else if (!strcmp(s, "--no-cache")) a->no_cache = true;
-    else if (s[0] == '-' && s[1]) return bad_usage("unknown option", s);
-    else if (a->file) return bad_usage("more than one model file", s);
-    else a->file = s;
-  }
-  if (!a->file) return bad_usage("missing the model file", NULL);
-  if (!a->out || !*a->out) return bad_usage("missing -o DIR", NULL);
+  a->precision = a->dump = -1;
+  const char *pos[DRV_MAXPOS];
+  const drv_optset sets[] = {{options, a, NULL}, {drv_model_options, &a->o, NULL}, {drv_size_options, &a->o, NULL}, {drv_layout_options, &a->lo, NULL},
+                             {0}};
+  int rc = drv_args(&command, sets, argc, argv, pos);
+  a->file = pos[0];
+  if (rc < 0 && !a->out) return drv_usage_error(&command, "missing -o DIR");
   a->lo.batch = a->o.batch, a->lo.seq = a->o.seq;
-  return -1;
+  return rc;
 }
 
 /* the program for the model's layout, written to DIR/program.json; takes g */
@@ -102,18 +88,14 @@ static int write_program(const compile_args *a, drv_model *m, fmt_prog **out) {
   if (!fmt_prog_write(p, path)) return fmt_prog_free(p), EXIT_BAD_INPUT;
   int nact = 0;
   for (int s = 0; s < p->nstage; s++) nact += p->stage[s].nact;
-  fprintf(a->dump ? stderr : stdout, "wrote %s: %d ranks (dp %d x tp %d x pp %d), %d actors, planned peak %.1f MiB per rank\n",
+  fprintf(a->dump == 0 ? stderr : stdout, "wrote %s: %d ranks (dp %d x tp %d x pp %d), %d actors, planned peak %.1f MiB per rank\n",
           path, p->dp * p->tp * p->pp, p->dp, p->tp, p->pp, nact, (double)p->predicted_peak / 1048576.0);
   *out = p;
   return EXIT_OK;
 }
 
 static int compile_model(compile_args *a, drv_model *m) {
-  if (!m->p.g) {
-    fprintf(stderr, "%s: error: the file has no model section\n", a->file);
-    return EXIT_BAD_INPUT;
-  }
-  if (!drv_passes(m->p.g, DRV_SHAPES, &m->d)) return EXIT_BAD_INPUT;
+  if (!drv_model_graph(m) || !drv_passes(m->p.g, DRV_SHAPES, &m->d)) return EXIT_BAD_INPUT;
   fmt_prog *p = NULL;
   const ir_graph *g = m->p.g;
   if (g->loss != IR_NONE) {
@@ -127,10 +109,10 @@ static int compile_model(compile_args *a, drv_model *m) {
   cg_opts o = {0};
   o.outdir = a->out;
   o.act = a->precision >= 0 ? (ir_dtype)a->precision : m->p.train.set ? m->p.train.precision : IR_BF16;
-  o.dump = a->dump;
+  o.dump = a->dump == 0;
   o.no_cache = a->no_cache;
   o.tp = 1; /* the program's graph is already one tp rank's shard */
-  o.log = a->dump ? stderr : stdout;
+  o.log = a->dump == 0 ? stderr : stdout;
   int rc = cg_compile(g, &o);
   fmt_prog_free(p);
   return rc;
