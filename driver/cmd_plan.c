@@ -85,14 +85,12 @@ static int planner_options(const plan_args *a, const ir_program *p, const ir_clu
     if (!plan_calib_load(calib, &po->calib)) return EXIT_BAD_INPUT;
     po->calib_path = calib;
   } else if (c->name && !strcmp(c->name, "cpu")) {
-    fprintf(stderr, "plan: note: the cpu preset's rates are placeholders, so these predictions are uncalibrated "
-                    "(measure this machine with `sbpc tune -o calib.json`, then --calibration calib.json or "
-                    "SBPC_CALIBRATION=calib.json)\n");
+    sbpc_note("the cpu preset's rates are placeholders, so these predictions are uncalibrated (measure this machine "
+              "with `sbpc tune -o calib.json`, then --calibration calib.json or SBPC_CALIBRATION=calib.json)");
   }
   ir_dtype cp = plan_compute_precision(c, po->precision);
   if (cp != po->precision)
-    fprintf(stderr, "plan: note: the cluster's devices compute in %s only; planned in %s\n", ir_dtype_name(cp),
-            ir_dtype_name(cp));
+    sbpc_note("the cluster's devices compute in %s only; planned in %s", ir_dtype_name(cp), ir_dtype_name(cp));
   po->precision = cp;
   if (a->runtime && !plan_runtime_set(&po->calib, a->runtime))
     return drv_usage_error(&command, "unknown runtime profile '%s' (one of %s)", a->runtime, plan_runtime_names());

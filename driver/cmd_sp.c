@@ -81,8 +81,11 @@ static bool check_fit(sp_run *r, const char *file) {
   free(gt);
   for (int i = 0; i < r->nb * r->batch; i++)
     if ((double)r->len[i] > cap) {
-      fprintf(stderr, "%s:%d: error: sequence of %lld tokens does not fit the cluster (one group holds at most %.0f tokens)\n",
-              file, r->lines[i], (long long)r->len[i], cap);
+      diag d;
+      diag_init(&d, file, NULL, 0);
+      diag_error(&d, (srcloc){r->lines[i], 0},
+                 "sequence of %lld tokens does not fit the cluster (one group holds at most %.0f tokens)",
+                 (long long)r->len[i], cap);
       return false;
     }
   return true;
@@ -215,7 +218,7 @@ static int setup(sp_run *r, const sp_args *a, drv_model *dm, const char **length
   ir_cluster *c = drv_cluster(&a->o, &dm->p, r->a, NULL);
   if (!c) return EXIT_BAD_INPUT;
   if (!dm->p.g || !sp_model_from_graph(dm->p.g, &r->m, &why)) {
-    fprintf(stderr, "%s: error: %s\n", a->model, why ? why : "the file has no model");
+    diag_file_error(a->model, "%s", why ? why : "the file has no model");
     return EXIT_BAD_INPUT;
   }
   ir_dtype dt = dm->p.train.set ? dm->p.train.precision : IR_BF16;
@@ -235,8 +238,7 @@ static int setup(sp_run *r, const sp_args *a, drv_model *dm, const char **length
   if (!r->len) return EXIT_BAD_INPUT;
   int64_t want = a->o.batch ? a->o.batch : dm->p.train.global_batch > 0 ? dm->p.train.global_batch : 512;
   if (want > SP_MAXBATCH) {
-    fprintf(stderr, "sbpc: note: batches of %lld sequences are planned as batches of %d\n", (long long)want,
-            SP_MAXBATCH);
+    sbpc_note("batches of %lld sequences are planned as batches of %d", (long long)want, SP_MAXBATCH);
     want = SP_MAXBATCH;
   }
   r->batch = (int)want;
@@ -245,8 +247,7 @@ static int setup(sp_run *r, const sp_args *a, drv_model *dm, const char **length
     return EXIT_BAD_INPUT;
   r->nb = (int)(a->steps < r->n / r->batch ? a->steps : r->n / r->batch);
   if (r->nb < a->steps)
-    fprintf(stderr, "sbpc: note: %s holds %d sequences: %d batch%s of %d\n", *lengths, r->n, r->nb,
-            r->nb == 1 ? "" : "es", r->batch);
+    sbpc_note("%s holds %d sequences: %d batch%s of %d", *lengths, r->n, r->nb, r->nb == 1 ? "" : "es", r->batch);
   return check_fit(r, *lengths) ? EXIT_OK : EXIT_BAD_INPUT;
 }
 

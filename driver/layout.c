@@ -38,12 +38,12 @@ static int from_plan(const drv_layout_opts *o, sbpc_plan **plan, lw_layout *lay)
   char err[512];
   sbpc_plan *p = sbpc_plan_read(o->plan, err, sizeof err);
   if (!p) {
-    fprintf(stderr, "%s: error: %s\n", o->plan, err);
+    diag_file_error(o->plan, "%s", err);
     return EXIT_BAD_INPUT;
   }
   if (p->sp > 1 || p->vpp > 1) {
-    fprintf(stderr, "%s: error: the executor does not run sequence parallelism or interleaved stages yet (sp %d, vpp %d)\n",
-            o->plan, p->sp, p->vpp);
+    diag_file_error(o->plan, "the executor does not run sequence parallelism or interleaved stages yet (sp %d, vpp %d)",
+                    p->sp, p->vpp);
     sbpc_plan_free(p);
     return EXIT_BAD_INPUT;
   }
@@ -76,7 +76,7 @@ int drv_layout(const drv_layout_opts *o, const ir_program *prog, sbpc_plan **pla
   if (o->seq) lay->seq = o->seq;
   if (!lay->global_batch) lay->global_batch = 8;
   if (lay->zero > 2) {
-    fprintf(stderr, "sbpc: note: ZeRO stage 3 runs as stage 2 (parameters are not sharded at rest yet)\n");
+    sbpc_note("ZeRO stage 3 runs as stage 2 (parameters are not sharded at rest yet)");
     lay->zero = 2;
   }
   return EXIT_OK;

@@ -272,7 +272,7 @@ bool fmt_prog_write(const fmt_prog *p, const char *path) {
   ok = f && fclose(f) == 0 && ok;
   ok = ok && rename(tmp, path) == 0;
   if (!ok) {
-    fprintf(stderr, "%s: error: cannot write the program\n", path);
+    diag_file_error(path, "cannot write the program");
     remove(tmp);
   }
   free(text);
@@ -736,6 +736,6 @@ fmt_prog *fmt_prog_read(const char *dir) {
   char err[512];
   fmt_prog *p = fmt_prog_parse(text, len, err, sizeof err);
   free(text);
-  if (!p) fprintf(stderr, "%s: error: %s\n", path, err);
+  if (!p) diag_file_error(path, "%s", err);
   return p;
 }

@@ -465,7 +465,7 @@ static void watchdog(sched *s) {
     rt_comm_group_timeout_abort(s->e->comm, a->kind == FMT_A_COLL ? RT_TP : RT_DP,
                                 a->kind == FMT_A_COLL ? "tensor-parallel collective" : "data-parallel collective");
   }
-  fprintf(stderr, "sbpc: error: rank %d: no actor could fire for %.0f s (internal deadlock)\n", s->e->rank, rt_comm_timeout);
+  sbpc_error("rank %d: no actor could fire for %.0f s (internal deadlock)", s->e->rank, rt_comm_timeout);
   if (s->e->comm) rt_comm_abort(s->e->comm, EXIT_INTERNAL);
   s->failed = true;
 }

@@ -639,7 +639,7 @@ bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *
   case IR_OP_ADAMW: return k_adamw(&k);
   default: break;
   }
-  fprintf(stderr, "sbpc: error: no CPU kernel for op '%s'\n", o->kind < IR_NOPKIND ? ir_ops[o->kind].name : "?");
+  sbpc_error("no CPU kernel for op '%s'", o->kind < IR_NOPKIND ? ir_ops[o->kind].name : "?");
   return false;
 }
 

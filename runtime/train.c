@@ -82,7 +82,7 @@ static void inject_fault(const run *r) {
   int rank, step;
   if (!f || sscanf(f, "%7[a-z]:%d:%d", kind, &rank, &step) != 3) return;
   if (rank != r->rank || step != rt_exec_step(r->ex) + 1) return;
-  fprintf(stderr, "sbpc: rank %d: injected fault '%s' at step %d\n", rank, kind, step);
+  sbpc_note("rank %d: injected fault '%s' at step %d", rank, kind, step);
   fflush(stderr);
   if (!strcmp(kind, "die")) _exit(9);
   for (;;) pause();

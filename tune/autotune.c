@@ -140,7 +140,7 @@ static int plan_top(const ctx *c, layout *L, long *b, long *s) {
   snprintf(json, sizeof json, "%s/plan.json", c->dir);
   snprintf(log, sizeof log, "%s/plan.log", c->dir);
   if (plan(c, json, log, (char *[]){"--top", k, NULL})) {
-    fprintf(c->o->log, "tune: error: the planner failed (see %s)\n", log);
+    sbpc_error("tune: the planner failed (see %s)", log);
     return 0;
   }
   return read_top(json, L, c->o->k < MAXK ? c->o->k : MAXK, b, s);
@@ -327,7 +327,7 @@ int tn_autotune(const tn_autotune_opts *o) {
   ctx c = {o, "", "/tmp/sbpc-autotune-XXXXXX", 0, 0};
   ssize_t n = readlink("/proc/self/exe", c.exe, sizeof c.exe - 1);
   if (n <= 0 || !mkdtemp(c.dir)) {
-    fprintf(o->log, "tune: error: cannot find sbpc or make a work folder\n");
+    sbpc_error("tune: cannot find sbpc or make a work folder");
     return 1;
   }
   c.exe[n] = 0;
@@ -335,7 +335,7 @@ int tn_autotune(const tn_autotune_opts *o) {
   layout L[MAXK];
   int k = plan_top(&c, L, &c.batch, &c.seq);
   if (k == 0 || c.batch <= 0 || c.seq <= 0) {
-    fprintf(o->log, "tune: error: no layouts to measure (work folder %s)\n", c.dir);
+    sbpc_error("tune: no layouts to measure (work folder %s)", c.dir);
     return 1;
   }
   for (int i = 0; i < k; i++)

@@ -54,8 +54,10 @@ static void show_line(diag *d, srcloc loc) {
 void diag_vmsg(diag *d, const char *kind, srcloc loc, const char *fmt, va_list ap) {
   const char *col = !use_color(d) ? "" : kind[0] == 'e' ? "\033[1;31m" : kind[0] == 'w' ? "\033[1;35m" : "\033[1;36m";
   flockfile(d->out); /* one message at a time from the runtime's threads */
-  if (loc.line > 0)
+  if (loc.line > 0 && loc.col > 0)
     fprintf(d->out, "%s:%d:%d: %s%s:%s ", d->file, loc.line, loc.col, col, kind, *col ? "\033[0m" : "");
+  else if (loc.line > 0)
+    fprintf(d->out, "%s:%d: %s%s:%s ", d->file, loc.line, col, kind, *col ? "\033[0m" : "");
   else
     fprintf(d->out, "%s: %s%s:%s ", d->file, col, kind, *col ? "\033[0m" : "");
   vfprintf(d->out, fmt, ap);

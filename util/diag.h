@@ -41,7 +41,8 @@ typedef struct diag {
 /* diag_init: set up a context for `file` whose text is src[0..len). */
 void diag_init(diag *d, const char *file, const char *src, size_t len);
 /* diag_error / diag_warn / diag_note: print a located message; loc.line 0 means
- * the message is about the file as a whole. */
+ * the message is about the file as a whole, loc.col 0 about the whole line
+ * ("file:line: error: ..."). */
 void diag_error(diag *d, srcloc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void diag_warn(diag *d, srcloc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void diag_note(diag *d, srcloc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
