@@ -23,10 +23,7 @@ typedef struct {
 } check_args;
 
 static const drv_command command = {
-    .name = "check",
-    .synopsis = "MODEL.sbp [options]",
-    .pos = {"MODEL.sbp"},
-    .min_pos = 1,
+    .name = "check", .synopsis = "MODEL.sbp [options]", .pos = {"MODEL.sbp"}, .min_pos = 1,
     .about = "Parse the model, bind B and S, infer shapes, deduce SBP, insert boxing; print a summary.",
 };
 
@@ -40,7 +37,8 @@ static int parse_args(int argc, char **argv, check_args *a) {
   memset(a, 0, sizeof *a);
   a->dump = -1;
   const char *pos[DRV_MAXPOS];
-  const drv_optset sets[] = {{options, a, NULL}, {drv_model_options, &a->o, NULL}, {drv_size_options, &a->o, NULL}, {0}};
+  const drv_optset sets[] = {
+      {options, a, NULL}, {drv_model_options, &a->o, NULL}, {drv_size_options, &a->o, NULL}, {0}};
   int rc = drv_args(&command, sets, argc, argv, pos);
   a->file = pos[0];
   return rc;

@@ -32,10 +32,7 @@ typedef struct {
 } compile_args;
 
 static const drv_command command = {
-    .name = "compile",
-    .synopsis = "MODEL.sbp -o DIR [options]",
-    .pos = {"MODEL.sbp"},
-    .min_pos = 1,
+    .name = "compile", .synopsis = "MODEL.sbp -o DIR [options]", .pos = {"MODEL.sbp"}, .min_pos = 1,
     .about = "Lower the model for a layout into DIR/program.json and generate its kernels into DIR/kernels/.",
 };
 
@@ -59,7 +56,10 @@ static int parse_args(int argc, char **argv, compile_args *a) {
   drv_layout_opts_init(&a->lo);
   a->precision = a->dump = -1;
   const char *pos[DRV_MAXPOS];
-  const drv_optset sets[] = {{options, a, NULL}, {drv_model_options, &a->o, NULL}, {drv_size_options, &a->o, NULL}, {drv_layout_options, &a->lo, NULL},
+  const drv_optset sets[] = {{options, a, NULL},
+                             {drv_model_options, &a->o, NULL},
+                             {drv_size_options, &a->o, NULL},
+                             {drv_layout_options, &a->lo, NULL},
                              {0}};
   int rc = drv_args(&command, sets, argc, argv, pos);
   a->file = pos[0];

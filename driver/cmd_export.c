@@ -40,10 +40,7 @@ typedef struct {
 } export_args;
 
 static const drv_command command = {
-    .name = "export",
-    .synopsis = "FORMAT PLAN.json [options]",
-    .pos = {"FORMAT", "PLAN.json"},
-    .min_pos = 2,
+    .name = "export", .synopsis = "FORMAT PLAN.json [options]", .pos = {"FORMAT", "PLAN.json"}, .min_pos = 2,
     .tail = "examples:\n  sbpc export megatron plan.json -o launch.sh\n"
             "  sbpc export deepspeed plan.json -o ds_config.json --launch ds_launch.sh",
     .more = list_formats,

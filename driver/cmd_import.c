@@ -22,10 +22,8 @@ typedef struct {
 } import_args;
 
 static const drv_command command = {
-    .name = "import",
-    .synopsis = "hf CONFIG.json|DIR [options]",
-    .pos = {"hf", "CONFIG.json|DIR"},
-    .min_pos = 2,
+    .name = "import", .synopsis = "hf CONFIG.json|DIR [options]",
+    .pos = {"hf", "CONFIG.json|DIR"}, .min_pos = 2,
     .about = "Write a Hugging Face config.json (gpt2, llama, mistral, bert) as an sbpc model;\n"
              "a directory means its config.json.",
 };

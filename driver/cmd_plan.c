@@ -25,10 +25,7 @@ typedef struct {
 } plan_args;
 
 static const drv_command command = {
-    .name = "plan",
-    .synopsis = "MODEL.sbp [options]",
-    .pos = {"MODEL.sbp"},
-    .min_pos = 1,
+    .name = "plan", .synopsis = "MODEL.sbp [options]", .pos = {"MODEL.sbp"}, .min_pos = 1,
     .about = "Search the parallel layout of the model on the cluster; print the report, write the JSON plan.\n"
              "Exit 3 when no layout fits.",
 };
@@ -62,7 +59,8 @@ static int parse_args(int argc, char **argv, plan_args *a) {
   memset(a, 0, sizeof *a);
   a->top = 3, a->max_sp = 1, a->precision = -1;
   const char *pos[DRV_MAXPOS];
-  const drv_optset sets[] = {{drv_model_options, &a->o, NULL}, {drv_size_options, &a->o, NULL}, {options, a, NULL}, {0}};
+  const drv_optset sets[] = {
+      {drv_model_options, &a->o, NULL}, {drv_size_options, &a->o, NULL}, {options, a, NULL}, {0}};
   int rc = drv_args(&command, sets, argc, argv, pos);
   a->file = pos[0];
   return rc;

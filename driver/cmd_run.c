@@ -26,10 +26,7 @@
 #include <unistd.h>
 
 static const drv_command command = {
-    .name = "run",
-    .synopsis = "DIR|MODEL.sbp [options]",
-    .pos = {"DIR|MODEL.sbp"},
-    .min_pos = 1,
+    .name = "run", .synopsis = "DIR|MODEL.sbp [options]", .pos = {"DIR|MODEL.sbp"}, .min_pos = 1,
     .about = "Train the program `sbpc compile` wrote into DIR, as written; under mpirun for several ranks\n"
              "([mpirun -np N] sbpc run DIR). MODEL.sbp is compiled first into a temporary DIR.",
 };
@@ -122,8 +119,10 @@ int cmd_run(int argc, char **argv) {
   int st = parse(argc, argv, &a);
   if (st >= 0) return st;
   if (is_dir(a.target)) {
-    if (a.lo.plan || a.lo.dp || a.lo.tp || a.lo.pp || a.lo.micro || a.lo.zero >= 0 || a.lo.recompute >= 0 || a.o.batch || a.o.seq)
-      return drv_usage_error(&command, "%s is a compiled program; its layout was fixed by `sbpc compile` (recompile to change it)",
+    if (a.lo.plan || a.lo.dp || a.lo.tp || a.lo.pp || a.lo.micro || a.lo.zero >= 0 || a.lo.recompute >= 0 ||
+        a.o.batch || a.o.seq)
+      return drv_usage_error(&command,
+                             "%s is a compiled program; its layout was fixed by `sbpc compile` (recompile to change it)",
                              a.target);
     return rt_run(a.target, &a.c, &argc, &argv);
   }

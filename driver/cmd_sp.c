@@ -31,10 +31,8 @@ typedef struct {
 } sp_args;
 
 static const drv_command command = {
-    .name = "sp",
-    .synopsis = "MODEL.sbp --cluster SPEC --lengths FILE [options]",
-    .pos = {"MODEL.sbp"},
-    .min_pos = 1,
+    .name = "sp", .synopsis = "MODEL.sbp --cluster SPEC --lengths FILE [options]",
+    .pos = {"MODEL.sbp"}, .min_pos = 1,
     .about = "Per-batch SP groups and sequence assignment (GLPK), with static SP, the per-batch best degree,\n"
              "greedy packing and the whole-batch lower bound beside it.",
 };
@@ -51,7 +49,8 @@ static int parse_args(int argc, char **argv, sp_args *a) {
   memset(a, 0, sizeof *a);
   a->steps = 1;
   const char *pos[DRV_MAXPOS];
-  const drv_optset sets[] = {{drv_model_options, &a->o, NULL}, {drv_size_options, &a->o, NULL}, {options, a, NULL}, {0}};
+  const drv_optset sets[] = {
+      {drv_model_options, &a->o, NULL}, {drv_size_options, &a->o, NULL}, {options, a, NULL}, {0}};
   int rc = drv_args(&command, sets, argc, argv, pos);
   a->model = pos[0];
   if (rc < 0 && a->o.batch > SP_MAXBATCH)

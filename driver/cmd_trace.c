@@ -18,10 +18,7 @@ typedef struct {
 } trace_args;
 
 static const drv_command command = {
-    .name = "trace",
-    .synopsis = "PLAN.json [options]",
-    .pos = {"PLAN.json"},
-    .min_pos = 1,
+    .name = "trace", .synopsis = "PLAN.json [options]", .pos = {"PLAN.json"}, .min_pos = 1,
     .about = "Writes a Chrome/Perfetto trace of one predicted training step: a track per device\n"
              "(or per pipeline stage and rank group above 64 devices; --per-device is allowed up to 256)\n"
              "with forward, backward, recompute, each collective, pipeline sends and bubbles as slices.",

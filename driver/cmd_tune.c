@@ -32,9 +32,7 @@ typedef struct {
 } tune_args;
 
 static const drv_command command = {
-    .name = "tune",
-    .synopsis = "[options]   or   sbpc tune --plans K MODEL.sbp [options]",
-    .pos = {"MODEL.sbp"},
+    .name = "tune", .synopsis = "[options]   or   sbpc tune --plans K MODEL.sbp [options]", .pos = {"MODEL.sbp"},
     .about =
         "Measures what the planner's cost model needs on this machine: GEMM rates over shapes (with --model,\n"
         "also the shapes MODEL's layouts produce), the bandwidth of memory-bound kernels, the per-call fixed\n"
@@ -143,10 +141,12 @@ int cmd_tune(int argc, char **argv) {
   int rc = drv_args(&command, sets, argc, argv, pos);
   if (rc >= 0) return rc;
   if (t.at.k) return autotune(&t, pos[0]);
-  if (pos[0]) return drv_usage_error(&command, "unexpected argument '%s' (a model goes with --plans or --model)", pos[0]);
+  if (pos[0])
+    return drv_usage_error(&command, "unexpected argument '%s' (a model goes with --plans or --model)", pos[0]);
   if (t.at.np || t.at.steps || t.at.all || t.at.calibration || t.d.cluster)
     return drv_usage_error(&command, "--np, --steps, --all, --calibration and --cluster belong to --plans");
-  if ((t.d.batch || t.d.seq) && !t.m.model) return drv_usage_error(&command, "--batch and --seq need --model or --plans");
+  if ((t.d.batch || t.d.seq) && !t.m.model)
+    return drv_usage_error(&command, "--batch and --seq need --model or --plans");
   if (t.m.model) return with_model(&t.m, &t.d, t.out);
   return tn_measure(&t.m, t.out) ? EXIT_BAD_INPUT : EXIT_OK;
 }
