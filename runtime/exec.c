@@ -93,7 +93,7 @@ static bool setup_jit(rt_exec *e, diag *d) {
     diag_error(d, (srcloc){0, 0}, "cannot JIT-compile the kernels: %s", why);
     return false;
   }
-  if (e->rank == 0) sbpc_note("no JIT (%s); running the reference kernels", why);
+  if (e->rank == 0) fprintf(stderr, "sbpc: note: no JIT (%s); running the reference kernels\n", why);
   return true;
 }
 
