@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 #define MAX_ITEMS (1 << 24)
 #define MAX_BYTES ((int64_t)1 << 46)
@@ -159,6 +161,19 @@ static cJSON *w_graph(const fmt_prog *p) {
   return j;
 }
 
+static cJSON *w_kernel(const fmt_kernel *k) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "name", k->name);
+  cJSON_AddItemToObject(j, "buffers", ints(k->buf, k->nbuf));
+  cJSON *acc = cJSON_AddArrayToObject(j, "acc");
+  for (int i = 0; i < k->nbuf; i++) cJSON_AddItemToArray(acc, cJSON_CreateBool(k->acc[i]));
+  cJSON_AddNumberToObject(j, "rows", (double)k->rows);
+  cJSON_AddNumberToObject(j, "cols", (double)k->cols);
+  cJSON *sc = cJSON_AddArrayToObject(j, "scalars");
+  for (int i = 0; i < k->nscalar; i++) cJSON_AddItemToArray(sc, cJSON_CreateNumber(k->scalar[i]));
+  return j;
+}
+
 static cJSON *w_actor(const fmt_actor *a) {
   cJSON *j = cJSON_CreateObject();
   cJSON_AddStringToObject(j, "kind", fmt_akind_name[a->kind]);
@@ -173,6 +188,8 @@ static cJSON *w_actor(const fmt_actor *a) {
   cJSON_AddItemToObject(j, "in", ints(a->in, a->nin));
   cJSON_AddItemToObject(j, "out", ints(a->out, a->nout));
   if (a->ndep) cJSON_AddItemToObject(j, "dep", ints(a->dep, a->ndep));
+  if (a->nops > 1) cJSON_AddItemToObject(j, "ops", ints(a->ops, a->nops));
+  if (a->kernel) cJSON_AddItemToObject(j, "kernel", w_kernel(a->kernel));
   return j;
 }
 
@@ -276,6 +293,25 @@ bool fmt_prog_write(const fmt_prog *p, const char *path) {
     remove(tmp);
   }
   free(text);
+  return ok;
+}
+
+bool fmt_prog_write_dir(const fmt_prog *p, const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/kernels", dir);
+  if ((mkdir(dir, 0755) && errno != EEXIST) || (p->cpu_ll && mkdir(path, 0755) && errno != EEXIST)) {
+    fprintf(stderr, "%s: error: cannot create the directory: %s\n", dir, strerror(errno));
+    return false;
+  }
+  snprintf(path, sizeof path, "%s/program.json", dir);
+  if (!fmt_prog_write(p, path)) return false;
+  if (!p->cpu_ll) return true;
+  snprintf(path, sizeof path, "%s/kernels/cpu.ll", dir);
+  FILE *f = fopen(path, "wb");
+  size_t n = strlen(p->cpu_ll);
+  bool ok = f && fwrite(p->cpu_ll, 1, n, f) == n;
+  ok = f && fclose(f) == 0 && ok;
+  if (!ok) fprintf(stderr, "%s: error: cannot write the kernels\n", path);
   return ok;
 }
 
@@ -501,6 +537,39 @@ static void r_graph(rd *r, const cJSON *j) {
     if (g->op[k].block >= g->nblk) fail(r, "'graph.ops[%d].at': block out of range", k);
 }
 
+static const fmt_kernel *r_kernel(rd *r, const cJSON *j, const char *actor) {
+  char path[128];
+  snprintf(path, sizeof path, "%s.kernel", actor);
+  fmt_prog *p = r->p;
+  fmt_kernel *k = ARENA_NEW(p->a, fmt_kernel);
+  k->name = str(r, j, path, "name");
+  for (const char *c = k->name; *c; c++)
+    if (!(*c == '_' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
+      fail(r, "'%s.name' must be a C identifier", path);
+  k->buf = int_list(r, j, path, "buffers", 24, 0, p->g->nt - 1, &k->nbuf);
+  const cJSON *acc = arr(r, j, path, "acc", 24, true);
+  k->acc = ARENA_ARRAY(p->a, uint8_t, k->nbuf + 1);
+  if (!r->failed && cJSON_GetArraySize(acc) != k->nbuf) fail(r, "'%s.acc' must have one entry per buffer", path);
+  for (int i = 0; i < k->nbuf && !r->failed; i++) k->acc[i] = cJSON_IsTrue(cJSON_GetArrayItem(acc, i));
+  k->rows = inum(r, j, path, "rows", 1, (int64_t)1 << 40);
+  k->cols = inum(r, j, path, "cols", 1, (int64_t)1 << 40);
+  const cJSON *sc = arr(r, j, path, "scalars", 16, true);
+  k->nscalar = sc ? cJSON_GetArraySize(sc) : 0;
+  k->scalar = ARENA_ARRAY(p->a, float, k->nscalar + 1);
+  for (int i = 0; i < k->nscalar && !r->failed; i++) {
+    const cJSON *v = cJSON_GetArrayItem(sc, i);
+    if (!cJSON_IsNumber(v)) fail(r, "'%s.scalars[%d]' must be a number", path, i);
+    else k->scalar[i] = (float)v->valuedouble;
+  }
+  /* a kernel reads and writes rows x cols at most per buffer: every buffer
+   * must hold a whole number of rows, one row, or one value */
+  for (int i = 0; i < k->nbuf && !r->failed; i++) {
+    int64_t n = ir_numel(p->g, k->buf[i]);
+    if (n != k->rows * k->cols && n != k->cols && n != k->rows && n != 1) fail(r, "'%s.buffers[%d]' does not fit %lld x %lld", path, i, (long long)k->rows, (long long)k->cols);
+  }
+  return k;
+}
+
 static void r_actor(rd *r, const cJSON *j, const char *path, fmt_actor *a, int nreg, int nact) {
   const cJSON *kn = item(r, j, path, "kind", true);
   a->kind = FMT_NAKINDS;
@@ -514,14 +583,19 @@ static void r_actor(rd *r, const cJSON *j, const char *path, fmt_actor *a, int n
   a->peer = (int32_t)opt_inum(r, j, path, "peer", -1, p->pp - 1, -1);
   a->bucket = (int32_t)opt_inum(r, j, path, "bucket", -1, p->nbucket - 1, -1);
   a->in = int_list(r, j, path, "in", IR_MAXIN + 256, -1, nreg - 1, &a->nin);
-  a->out = int_list(r, j, path, "out", IR_MAXOUT, 0, nreg - 1, &a->nout);
+  a->out = int_list(r, j, path, "out", FMT_MAXOUT, 0, nreg - 1, &a->nout);
   int32_t nacc;
-  int32_t *acc = int_list(r, j, path, "acc", IR_MAXOUT, -1, p->g->nt - 1, &nacc);
-  for (int i = 0; i < IR_MAXOUT; i++) a->acc[i] = i < nacc ? acc[i] : -1;
+  int32_t *acc = int_list(r, j, path, "acc", FMT_MAXOUT, -1, p->g->nt - 1, &nacc);
+  for (int i = 0; i < FMT_MAXOUT; i++) a->acc[i] = i < nacc ? acc[i] : -1;
   if (nacc && nacc != a->nout) fail(r, "'%s.acc' must have one entry per output", path);
   for (int i = 0; i < nacc && !r->failed; i++)
     if (acc[i] >= 0 && p->g->t[acc[i]].kind != IR_T_PARAM) fail(r, "'%s.acc[%d]' must be a parameter", path, i);
   a->dep = int_list(r, j, path, "dep", 1 << 20, 0, nact - 1, &a->ndep);
+  a->ops = int_list(r, j, path, "ops", 1 << 16, 0, p->g->nop - 1, &a->nops);
+  if (a->nops == 0 && a->op >= 0) a->ops = ARENA_ARRAY(p->a, int32_t, 1), a->ops[0] = a->op, a->nops = 1;
+  if (a->nops > 1 && a->ops[0] != a->op) fail(r, "'%s.ops[0]' must be its op", path);
+  const cJSON *k = item(r, j, path, "kernel", false);
+  if (k) a->kernel = r_kernel(r, k, path);
   bool needs_op = a->kind == FMT_A_COMPUTE || a->kind == FMT_A_COLL;
   bool needs_t = a->kind == FMT_A_SEND || a->kind == FMT_A_RECV || a->kind == FMT_A_GSEND || a->kind == FMT_A_GRECV;
   if ((needs_op && a->op < 0) || (needs_t && (a->tensor < 0 || a->peer < 0)) ||

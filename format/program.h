@@ -31,6 +31,23 @@
 #include "ir/ir.h"
 
 #define FMT_PROG_VERSION 1
+#define FMT_MAXOUT 24 /* registers an actor may write (a fused kernel's stores) */
+
+/* A fused CPU kernel of DIR/kernels/cpu.ll (codegen's ABI, codegen/cg.h:
+ * void k(void **bufs, const int64_t *dims, const float *scalars)): its
+ * symbol, its buffers (tensors, in the kernel's order; acc[i]: buffer i
+ * accumulates, the caller zeroes it first), the rows x cols it iterates
+ * over and its scalar arguments. Tensors of the group that no other actor
+ * reads are not buffers: they live in registers of the kernel only. */
+typedef struct fmt_kernel {
+  const char *name;
+  int32_t nbuf;
+  ir_ref *buf;
+  uint8_t *acc;
+  int64_t rows, cols;
+  int32_t nscalar;
+  float *scalar;
+} fmt_kernel;
 
 /* Actor kinds. "comm thread" actors run on the rank's main thread (MPI is
  * used from one thread only), compute actors on worker threads. */
@@ -63,8 +80,11 @@ typedef struct {
   int32_t nin, nout, ndep;
   int32_t *in, *out;  /* registers read / written (per micro-batch) */
   int32_t *dep;       /* actors whose last firing of the step must be done first */
-  ir_ref acc[IR_MAXOUT]; /* COMPUTE, COLL: per output, the parameter whose
+  ir_ref acc[FMT_MAXOUT]; /* COMPUTE, COLL: per output, the parameter whose
                          gradient accumulator it is also added into (-1: none) */
+  int32_t nops, *ops;  /* COMPUTE: the ops it runs, in order (ops[0] == op);
+                          more than one for a fused kernel group */
+  const fmt_kernel *kernel; /* COMPUTE: its fused CPU kernel, or NULL */
 } fmt_actor;
 
 typedef struct {
@@ -142,6 +162,9 @@ typedef struct {
   fmt_param *param;
   fmt_bucket *bucket;
   int64_t predicted_peak;    /* max over stages: persistent + arena */
+  const char *cpu_ll;        /* the fused CPU kernels as LLVM IR (not optimised:
+                                the host that runs them does that), written to
+                                DIR/kernels/cpu.ll, not into program.json; NULL: none */
 } fmt_prog;
 
 /* fmt_prog_new: an empty program with its own arena. */
@@ -159,6 +182,10 @@ fmt_prog *fmt_prog_parse(const char *text, size_t len, char *err, size_t errlen)
 /* fmt_prog_read: fmt_prog_parse of DIR/program.json; prints
  * "DIR/program.json: error: ..." and returns NULL on failure. */
 fmt_prog *fmt_prog_read(const char *dir);
+/* fmt_prog_write_dir: DIR/program.json and, when p has fused kernels,
+ * DIR/kernels/cpu.ll (DIR and DIR/kernels are created). False with a
+ * message on stderr. */
+bool fmt_prog_write_dir(const fmt_prog *p, const char *dir);
 /* fmt_prog_rank: the stage, dp and tp index of a world rank. */
 void fmt_prog_rank(const fmt_prog *p, int rank, int *stage, int *dpi, int *tpi);
 /* fmt_prog_param_of: the fmt_prog.param index of tensor t (a parameter or

@@ -63,7 +63,7 @@ static int new_actor(sb *b, int kind, bool per_micro) {
   memset(a, 0, sizeof *a);
   a->kind = (uint8_t)kind, a->per_micro = per_micro;
   a->op = a->tensor = a->peer = a->bucket = -1;
-  for (int i = 0; i < IR_MAXOUT; i++) a->acc[i] = -1;
+  for (int i = 0; i < FMT_MAXOUT; i++) a->acc[i] = -1;
   b->deps[i] = NULL, b->ndeps[i] = b->capdeps[i] = 0;
   b->ins[i] = xmalloc(sizeof(int32_t) * (IR_MAXIN + 1)), b->nins[i] = 0;
   return i;
@@ -129,13 +129,42 @@ static ir_ref grad_param(const lw_ctx *c, ir_ref t) {
   return -1;
 }
 
+/* the actor of fused group gi (made on its first op): one entry of `in` per
+ * kernel buffer it reads, a register per buffer it writes */
+static int group_actor(sb *b, int gi, int32_t *made) {
+  lw_ctx *c = b->c;
+  if (made[gi] >= 0) return made[gi];
+  const fmt_kernel *k = c->gkernel[gi];
+  bool zero2 = c->p->zero >= 2 && c->lay.dp > 1;
+  int a = new_actor(b, FMT_A_COMPUTE, true), nout = 0;
+  b->act[a].op = c->gops[gi][0], b->act[a].ops = c->gops[gi], b->act[a].nops = c->gnops[gi], b->act[a].kernel = k;
+  b->ins[a] = xrealloc(b->ins[a], sizeof(int32_t) * (size_t)(k->nbuf + 1));
+  for (int i = 0; i < k->nbuf; i++) {
+    bool out = c->p->g->t[k->buf[i]].producer >= 0 && c->group_of[c->p->g->t[k->buf[i]].producer] == gi;
+    if (!out) {
+      b->ins[a][b->nins[a]++] = input_reg(b, k->buf[i]);
+      continue;
+    }
+    new_reg(b, k->buf[i], a, false);
+    if (!zero2) b->act[a].acc[nout] = grad_param(c, k->buf[i]);
+    nout++;
+  }
+  return made[gi] = a;
+}
+
 static void op_actors(sb *b) {
   lw_ctx *c = b->c;
   const ir_graph *g = c->p->g;
   bool zero2 = c->p->zero >= 2 && c->lay.dp > 1;
+  int32_t *made = xmalloc(sizeof(int32_t) * (size_t)(c->ngroup + 1));
+  for (int i = 0; i < c->ngroup; i++) made[i] = -1;
   for (int k = 0; k < g->nop; k++) {
     if (!mine(b, k)) continue;
     const ir_op *o = &g->op[k];
+    if (c->group_of[k] >= 0) {
+      b->actor_of_op[k] = group_actor(b, c->group_of[k], made);
+      continue;
+    }
     int a = new_actor(b, needs_group(c, o) ? FMT_A_COLL : FMT_A_COMPUTE, true);
     b->act[a].op = k;
     b->actor_of_op[k] = a;
@@ -145,7 +174,9 @@ static void op_actors(sb *b) {
     }
     for (int i = 0; i < o->nout; i++) new_reg(b, o->out[i], a, false);
     for (int i = 0; i < o->nout && !zero2; i++) b->act[a].acc[i] = grad_param(c, o->out[i]);
+    b->act[a].ops = ARENA_ARRAY(c->p->a, int32_t, 1), b->act[a].ops[0] = k, b->act[a].nops = 1;
   }
+  free(made);
 }
 
 static void send_actors(sb *b) {
@@ -401,7 +432,7 @@ static void finish(sb *b, fmt_stage *st) {
     memcpy(x->in, b->ins[a], sizeof(int32_t) * (size_t)b->nins[a]);
     x->ndep = b->ndeps[a], x->dep = ARENA_ARRAY(ar, int32_t, b->ndeps[a] + 1);
     if (b->ndeps[a]) memcpy(x->dep, b->deps[a], sizeof(int32_t) * (size_t)b->ndeps[a]);
-    x->nout = 0, x->out = ARENA_ARRAY(ar, int32_t, IR_MAXOUT);
+    x->nout = 0, x->out = ARENA_ARRAY(ar, int32_t, FMT_MAXOUT);
   }
   for (int r = 0; r < b->nreg; r++) {
     fmt_actor *x = &st->act[b->reg[r].producer];

@@ -11,6 +11,8 @@
  *                divided, the executable signatures checked
  *   place.c      every op on a pipeline stage
  *   recompute.c  the recompute policy as clones of forward ops in backward
+ *   fuse.c       codegen's fusion groups that the CPU executor runs as one
+ *                kernel each, emitted as one LLVM module
  *   params.c     parameter layouts (logical shape, split, interleave groups,
  *                holders) and data-parallel gradient buckets
  *   actors.c     per stage: actors, registers, regst_num, the static 1F1B
@@ -41,6 +43,10 @@ typedef struct {
   int32_t *groups;       /* per tensor (malloc'ed, after local.c): tp interleave groups */
   int32_t *split;        /* per tensor (malloc'ed, after sbp.c): split axis on tp, or -1 */
   int64_t (*logical)[IR_MAXRANK]; /* per tensor (malloc'ed, after local.c): logical shape */
+  int32_t *group_of;     /* per op (malloc'ed, after fuse.c): its fused group, or -1 */
+  int32_t ngroup;        /* fused groups: their ops and kernel */
+  int32_t **gops, *gnops;
+  fmt_kernel **gkernel;
 } lw_ctx;
 
 /* lw_ctx_init: a context taking ownership of forward graph g (shapes
@@ -55,6 +61,7 @@ bool lw_sbp(lw_ctx *c);
 bool lw_local(lw_ctx *c);
 bool lw_place(lw_ctx *c);
 bool lw_recompute(lw_ctx *c);
+bool lw_fuse(lw_ctx *c);
 bool lw_params(lw_ctx *c);
 bool lw_actors(lw_ctx *c);
 bool lw_arena(lw_ctx *c);

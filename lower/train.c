@@ -26,7 +26,9 @@ void lw_ctx_done(lw_ctx *c) {
   free(c->groups);
   free(c->split);
   free(c->logical);
+  free(c->group_of), free(c->gops), free(c->gnops), free(c->gkernel);
   c->fwd_of = NULL, c->groups = NULL, c->split = NULL, c->logical = NULL;
+  c->group_of = NULL, c->gops = NULL, c->gnops = NULL, c->gkernel = NULL;
 }
 
 uint64_t lw_model_hash(const ir_graph *g) {

@@ -86,18 +86,30 @@ static void set_hyper(rt_exec *e) {
   }
 }
 
-static bool setup_jit(rt_exec *e, diag *d) {
+/* the fused kernels' machine code, and each actor's function; without it
+ * (--kernels ref, or auto when it cannot be had) the reference kernels run
+ * the ops of a fused group one by one */
+static bool setup_jit(rt_exec *e, const char *dir, diag *d) {
   char why[512];
-  if (e->cfg.kernels == RT_KERNELS_REF || (e->jit = rt_jit_new(e->g, why, sizeof why))) return true;
-  if (e->cfg.kernels == RT_KERNELS_JIT) {
-    diag_error(d, (srcloc){0, 0}, "cannot JIT-compile the kernels: %s", why);
-    return false;
+  e->kfn = xcalloc((size_t)e->st->nact + 1, sizeof *e->kfn);
+  if (e->cfg.kernels != RT_KERNELS_REF && !(e->jit = rt_jit_new(e->p, dir, why, sizeof why))) {
+    if (e->cfg.kernels == RT_KERNELS_JIT) {
+      diag_error(d, (srcloc){0, 0}, "cannot JIT-compile the kernels: %s", why);
+      return false;
+    }
+    if (e->rank == 0) fprintf(stderr, "sbpc: note: no JIT (%s); running the reference kernels\n", why);
   }
-  if (e->rank == 0) fprintf(stderr, "sbpc: note: no JIT (%s); running the reference kernels\n", why);
+  for (int a = 0; a < e->st->nact && e->jit; a++) {
+    const fmt_kernel *k = e->st->act[a].kernel;
+    if (k && !(e->kfn[a] = rt_jit_kernel(e->jit, k->name))) {
+      diag_error(d, (srcloc){0, 0}, "the program's kernels have no function '%s'", k->name);
+      return false;
+    }
+  }
   return true;
 }
 
-rt_exec *rt_exec_new(const fmt_prog *p, const rt_config *cfg, rt_comm *comm, int rank, diag *d) {
+rt_exec *rt_exec_new(const fmt_prog *p, const char *dir, const rt_config *cfg, rt_comm *comm, int rank, diag *d) {
   rt_exec *e = xcalloc(1, sizeof *e);
   e->p = p, e->g = p->g, e->cfg = *cfg, e->comm = comm, e->rank = rank;
   fmt_prog_rank(p, rank, &e->stage, &e->dpi, &e->tpi);
@@ -113,7 +125,7 @@ rt_exec *rt_exec_new(const fmt_prog *p, const rt_config *cfg, rt_comm *comm, int
   place_persistent(e);
   init_params(e);
   set_hyper(e);
-  if (!setup_jit(e, d)) {
+  if (!setup_jit(e, dir, d)) {
     rt_exec_free(e);
     return NULL;
   }
@@ -122,7 +134,7 @@ rt_exec *rt_exec_new(const fmt_prog *p, const rt_config *cfg, rt_comm *comm, int
 
 void rt_exec_free(rt_exec *e) {
   if (!e) return;
-  free(e->arena), free(e->pers), free(e->buf), free(e->acc);
+  free(e->arena), free(e->pers), free(e->buf), free(e->acc), free(e->kfn);
   rt_trace_free(e);
   rt_jit_free(e->jit);
   free(e);
@@ -236,12 +248,21 @@ static void profile_add(const rt_exec *e, int kind, double t0, bool jit) {
 
 bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro) {
   rt_kctx kc = {e->step + 1, e->cfg.seed, micro, e->tp, e->tpi};
-  bool tr = rt_tracing(e), jit = false;
+  bool tr = rt_tracing(e);
   double t0 = e->profile || tr ? rt_trace_now() : 0;
-  bool ok = (jit = rt_jit_run(e->jit, e->g, o, in, out)) || rt_kernel(e->g, o, in, out, &kc);
+  bool ok = rt_kernel(e->g, o, in, out, &kc);
   if (tr) rt_trace_op(e, o, micro, t0, rt_trace_now());
-  profile_add(e, o->kind, t0, jit);
+  profile_add(e, o->kind, t0, false);
   return ok;
+}
+
+bool rt_exec_fused(rt_exec *e, int actor, const ir_op *o, void *const *bufs, int64_t micro) {
+  bool tr = rt_tracing(e);
+  double t0 = e->profile || tr ? rt_trace_now() : 0;
+  rt_jit_call(e->kfn[actor], e->st->act[actor].kernel, bufs, e->g);
+  if (tr) rt_trace_op(e, o, micro, t0, rt_trace_now());
+  profile_add(e, o->kind, t0, true);
+  return true;
 }
 
 void rt_exec_profile_report(const rt_exec *e) {

@@ -46,6 +46,14 @@
 #include <unistd.h>
 
 enum { I_FREE, I_CLAIMED, I_MADE, I_RELEASED };
+#define CG_BUFS 24 /* a fused kernel's buffers at most (codegen's CG_MAXBUF) */
+
+/* every buffer of op o is there (a fused group's temporaries ran out) */
+static bool p_ok(void *const *io, const ir_op *o) {
+  for (int i = 0; i < o->nin + o->nout; i++)
+    if (!io[i]) return false;
+  return true;
+}
 
 typedef struct {
   int64_t next;          /* per-micro: next micro-batch; per-step: 0 or 1 */
@@ -133,12 +141,10 @@ static bool can_fire_worker(const sched *s, int k) {
   return x->next < s->M && inputs_made(s, a, x->next) && outputs_free(s, a, x->next);
 }
 
-/* op input i of actor a for micro-batch m: its instance, a data slice or a
+/* tensor t that no register of the actor holds: a data slice or a
  * persistent buffer */
-static void *input_ptr(const sched *s, const fmt_actor *a, int i, int64_t m) {
+static void *outside_ptr(const sched *s, ir_ref t, int64_t m) {
   const rt_exec *e = s->e;
-  ir_ref t = e->g->op[a->op].in[i];
-  if (i < a->nin && a->in[i] >= 0) return buf_of(s, a->in[i], m);
   if (e->g->t[t].kind == IR_T_INPUT) {
     int which = 0;
     for (int j = 0; j < t; j++) which += e->g->t[j].kind == IR_T_INPUT && e->g->t[j].dtype == IR_I32;
@@ -147,21 +153,81 @@ static void *input_ptr(const sched *s, const fmt_actor *a, int i, int64_t m) {
   return e->buf[t];
 }
 
+/* op input i of actor a for micro-batch m: its instance, a data slice or a
+ * persistent buffer */
+static void *input_ptr(const sched *s, const fmt_actor *a, int i, int64_t m) {
+  if (i < a->nin && a->in[i] >= 0) return buf_of(s, a->in[i], m);
+  return outside_ptr(s, s->e->g->op[a->op].in[i], m);
+}
+
 static void op_buffers(const sched *s, const fmt_actor *a, int64_t m, void **in, void **out) {
   const ir_op *o = &s->e->g->op[a->op];
   for (int i = 0; i < o->nin; i++) in[i] = input_ptr(s, a, i, m);
   for (int i = 0; i < o->nout; i++) out[i] = buf_of(s, a->out[i], m);
 }
 
-static bool run_compute(sched *s, const fmt_actor *a, int64_t m) {
+/* a fused actor's buffers: kernel buffer i is an output register, an input
+ * register (in the kernel's order) or a tensor held elsewhere */
+static void kernel_buffers(const sched *s, const fmt_actor *a, int64_t m, void **bufs) {
+  const fmt_kernel *k = a->kernel;
+  int ii = 0;
+  for (int i = 0; i < k->nbuf; i++) {
+    int r = -1;
+    for (int j = 0; j < a->nout && r < 0; j++)
+      if (s->st->reg[a->out[j]].tensor == k->buf[i]) r = a->out[j];
+    if (r >= 0) bufs[i] = buf_of(s, r, m);
+    else bufs[i] = ii < a->nin && a->in[ii] >= 0 ? buf_of(s, a->in[ii++], m) : (ii++, outside_ptr(s, k->buf[i], m));
+  }
+}
+
+/* a fused group without its kernel (--kernels ref): its ops one by one on
+ * the reference kernels; tensors only the group reads get temporaries */
+static bool run_group_ref(sched *s, const fmt_actor *a, int64_t m, void *const *bufs) {
+  rt_exec *e = s->e;
+  const fmt_kernel *k = a->kernel;
+  int nt = 0;
+  ir_ref tt[256];
+  void *tp[256];
+  bool ok = true;
+  for (int q = 0; q < a->nops && ok; q++) {
+    const ir_op *o = &e->g->op[a->ops[q]];
+    void *io[IR_MAXIN + IR_MAXOUT];
+    for (int i = 0; i < o->nin + o->nout; i++) {
+      ir_ref t = i < o->nin ? o->in[i] : o->out[i - o->nin];
+      void *p = NULL;
+      for (int b = 0; b < k->nbuf && !p; b++) p = k->buf[b] == t ? bufs[b] : NULL;
+      for (int b = 0; b < nt && !p; b++) p = tt[b] == t ? tp[b] : NULL;
+      if (!p && i < o->nin && e->g->t[t].producer < 0) p = outside_ptr(s, t, m);
+      if (!p && nt < 256) {
+        int64_t bytes = ir_numel(e->g, t) * 4 + 4;
+        tt[nt] = t, p = tp[nt++] = xmalloc((size_t)bytes);
+        rt_exec_count(e, bytes);
+      }
+      io[i] = p;
+    }
+    ok = p_ok(io, o) && rt_exec_kernel(e, o, io, io + o->nin, m);
+  }
+  for (int b = 0; b < nt; b++) rt_exec_count(e, -(ir_numel(e->g, tt[b]) * 4 + 4)), free(tp[b]);
+  return ok;
+}
+
+static bool run_compute(sched *s, int k, const fmt_actor *a, int64_t m) {
   rt_exec *e = s->e;
   const ir_op *o = &e->g->op[a->op];
-  void *in[IR_MAXIN], *out[IR_MAXOUT];
-  op_buffers(s, a, m, in, out);
-  if (!rt_exec_kernel(e, o, in, out, m)) return false;
-  for (int i = 0; i < o->nout; i++)
-    if (a->acc[i] >= 0) rt_exec_accumulate(e, a->acc[i], out[i], ir_numel(e->g, o->out[i]));
-  if (o->out[0] == e->g->loss && s->loss_here) s->loss += ((float *)out[0])[0];
+  void *in[CG_BUFS], *out[FMT_MAXOUT];
+  if (a->kernel) {
+    kernel_buffers(s, a, m, in);
+    if (!(e->kfn[k] ? rt_exec_fused(e, k, o, in, m) : run_group_ref(s, a, m, in))) return false;
+  } else {
+    op_buffers(s, a, m, in, out);
+    if (!rt_exec_kernel(e, o, in, out, m)) return false;
+  }
+  for (int i = 0; i < a->nout; i++) {
+    float *y = buf_of(s, a->out[i], m);
+    ir_ref t = s->st->reg[a->out[i]].tensor;
+    if (a->acc[i] >= 0) rt_exec_accumulate(e, a->acc[i], y, ir_numel(e->g, t));
+    if (t == e->g->loss && s->loss_here) s->loss += y[0];
+  }
   return true;
 }
 
@@ -199,7 +265,7 @@ static void *worker(void *arg) {
     x->busy = true;
     for (int i = 0; i < a->nout; i++) claim(s, a->out[i], m);
     pthread_mutex_unlock(&s->mu);
-    bool ok = a->kind == FMT_A_OPTIM ? rt_exec_update(s->e, a->bucket) : run_compute(s, a, m);
+    bool ok = a->kind == FMT_A_OPTIM ? rt_exec_update(s->e, a->bucket) : run_compute(s, k, a, m);
     pthread_mutex_lock(&s->mu);
     if (a->kind != FMT_A_OPTIM) finish_outputs(s, a, m);
     x->busy = false;

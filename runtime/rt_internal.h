@@ -166,9 +166,10 @@ extern double rt_comm_timeout;
 /* ---- exec.c: the rank's state ---------------------------------------------------- */
 typedef struct rt_exec rt_exec;
 /* rt_exec_new: the state of world rank `rank` of program p (p stays the
- * caller's): both arenas, parameters initialised from the seed, the JIT
- * kernels. comm is NULL for one process. NULL + message on error. */
-rt_exec *rt_exec_new(const fmt_prog *p, const rt_config *cfg, rt_comm *comm, int rank, diag *d);
+ * caller's; dir holds its kernels): both arenas, parameters initialised from
+ * the seed, the fused kernels' machine code. comm is NULL for one process.
+ * NULL + message on error. */
+rt_exec *rt_exec_new(const fmt_prog *p, const char *dir, const rt_config *cfg, rt_comm *comm, int rank, diag *d);
 void rt_exec_free(rt_exec *e);
 const ir_graph *rt_exec_graph(const rt_exec *e);
 /* rt_exec_step / rt_exec_set_step: optimizer steps done */

@@ -39,6 +39,7 @@ static double wall(void) {
 
 typedef struct {
   rt_config cfg;
+  const char *dir;       /* the program's directory */
   const fmt_prog *p;
   rt_comm *comm;
   rt_exec *ex;
@@ -168,10 +169,10 @@ static int setup(run *r) {
   diag_init(&d, r->p->model, NULL, 0);
   if (!rt_mem_check(r->p, r->stage, &r->cfg)) return EXIT_BAD_INPUT;
   if (r->rank == 0 && r->cfg.save && !rt_ckpt_save_ok(r->cfg.save)) return EXIT_BAD_INPUT;
-  r->ex = rt_exec_new(r->p, &r->cfg, r->comm, r->rank, &d);
+  r->ex = rt_exec_new(r->p, r->dir, &r->cfg, r->comm, r->rank, &d);
   if (!r->ex || !open_data(r)) return EXIT_BAD_INPUT;
   if (r->rank == 0 && !r->cfg.quiet && r->ex->jit)
-    printf("kernels: %d ops run codegen's JIT-compiled kernels, the rest the reference kernels\n", rt_jit_count(r->ex->jit));
+    printf("kernels: %d actors run the program's fused kernels, the rest the reference kernels\n", rt_jit_count(r->ex->jit));
   if (r->cfg.weights && !rt_load_weights(r->ex, r->cfg.weights)) return EXIT_BAD_INPUT;
   if (r->cfg.resume && !rt_ckpt_load(r->ex, r->cfg.resume, &r->data_pos)) return EXIT_BAD_INPUT;
   if (r->rank == 0 && r->cfg.log && !(r->log = fopen(r->cfg.log, "w"))) {
@@ -248,6 +249,7 @@ int rt_run(const char *dir, const rt_config *cfg, int *argc, char ***argv) {
   run r;
   memset(&r, 0, sizeof r);
   r.cfg = *cfg;
+  r.dir = dir;
   r.nranks = 1;
   if (under_mpirun()) {
     if (!(r.comm = rt_comm_init(argc, argv))) {
