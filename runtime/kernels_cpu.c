@@ -651,3 +651,16 @@ double rt_kernel_flops(const ir_graph *g, const ir_op *o) {
   }
   return o->nout > 0 ? 4.0 * (double)ir_numel(g, o->out[0]) : 0.0;
 }
+
+double rt_model_flops(const ir_graph *g, const ir_op *o) {
+  if (o->kind == IR_OP_MATMUL) return rt_kernel_flops(g, o);
+  if (o->kind != IR_OP_ATTENTION && o->kind != IR_OP_ATTENTION_GRAD) return 0;
+  /* per head: S x S scores of head_dim d; forward QK^T and PV, backward
+   * dV, dP, dQ and dK (the recomputed scores are not the model's) */
+  const ir_tensor *q = &g->t[o->in[0]];
+  int64_t S = ir_dim_eval(q->shape[q->rank - 2], g->bind_b, g->bind_s), rows = ir_numel(g, o->in[0]) / ir_dim_eval(q->shape[q->rank - 1], g->bind_b, g->bind_s);
+  int64_t heads = o->at.heads > 0 ? o->at.heads : 1, hd = ir_numel(g, o->out[0]) / rows / heads;
+  if (o->kind == IR_OP_ATTENTION_GRAD) hd = ir_numel(g, o->in[0]) / rows / (o->nin == 1 ? 3 * heads : heads);
+  double per = 2.0 * (double)rows * (double)S * (double)hd * (double)heads; /* one S x S x d product per head */
+  return (o->kind == IR_OP_ATTENTION ? 2 : 4) * per;
+}

@@ -24,6 +24,9 @@ bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *
 void rt_adamw(const ir_attrs *a, float *p, const float *g, float *m, float *v, int64_t n, int64_t step);
 /* rt_kernel_flops: an estimate of the op's FLOPs (for tokens/s reports). */
 double rt_kernel_flops(const ir_graph *g, const ir_op *o);
+/* rt_model_flops: the op's model FLOPs: a GEMM's 2MNK, attention's score and
+ * value products (forward 4, backward 8 x S^2 d per head); 0 for the rest. */
+double rt_model_flops(const ir_graph *g, const ir_op *o);
 
 /* ---- par.c ---------------------------------------------------------------- */
 /* rt_par_fn: one chunk [lo, hi) of a split loop; chunk: its index. */

@@ -48,6 +48,9 @@ typedef struct {
   int64_t data_pos;
   FILE *log;
   bool trace_failed;     /* --trace could not be written */
+  int64_t first_step;    /* the step the run started at (resumed runs) */
+  int64_t timed;         /* steps after the first (warm-up) of this run */
+  double timed_s;        /* and their seconds */
 } run;
 
 /* the logical vocabulary: rows of the table the token ids index */
@@ -118,6 +121,7 @@ static bool one_step(run *r, double *loss) {
   rt_exec_set_step(r->ex, rt_exec_step(r->ex) + 1);
   r->data_pos += p->global_batch;
   double dt = wall() - t0;
+  if (rt_exec_step(r->ex) > r->first_step + 1) r->timed++, r->timed_s += dt;
   *loss = l[0];
   if (ok && isfinite(l[0])) emit(r, rt_exec_step(r->ex), l[0], (double)(p->global_batch * S) / dt);
   if (traced && !finish_trace(r, dt, l[0])) r->trace_failed = true;
@@ -129,6 +133,24 @@ static bool open_data(run *r) {
   if (r->cfg.data) return rt_data_open(&r->data, r->cfg.data, r->p->seq, v);
   rt_data_synthetic(&r->data, r->p->seq, v == INT32_MAX ? 256 : v, 4 * r->p->global_batch);
   return true;
+}
+
+/* the step's model FLOPs (GEMMs and attention products) over all ranks */
+static double step_flops(const run *r) {
+  const fmt_stage *st = &r->p->stage[r->stage];
+  double f[1] = {0};
+  for (int a = 0; a < st->nact; a++)
+    for (int q = 0; q < st->act[a].nops; q++) f[0] += rt_model_flops(r->p->g, &r->p->g->op[st->act[a].ops[q]]);
+  f[0] *= r->p->micro;
+  if (r->comm) rt_comm_allreduce_world(r->comm, f, 1);
+  return f[0];
+}
+
+static void report_speed(run *r) {
+  double f = step_flops(r);
+  if (r->rank == 0 && !r->cfg.quiet && r->timed > 0)
+    printf("model FLOPs per step: %.3f GFLOP; %.2f GFLOP/s over steps 2-%lld (GEMMs and attention products)\n", f / 1e9,
+           f * (double)r->timed / r->timed_s / 1e9, (long long)rt_exec_step(r->ex));
 }
 
 static void report_memory(run *r) {
@@ -144,6 +166,7 @@ static void report_memory(run *r) {
 }
 
 static int train_loop(run *r) {
+  r->first_step = rt_exec_step(r->ex);
   for (int64_t s = rt_exec_step(r->ex); s < r->cfg.steps; s++) {
     double loss = 0;
     if (!one_step(r, &loss)) {
@@ -158,6 +181,7 @@ static int train_loop(run *r) {
     }
   }
   report_memory(r);
+  report_speed(r);
   rt_exec_profile_report(r->ex);
   if (r->trace_failed) return EXIT_BAD_INPUT;
   if (r->cfg.save && !rt_ckpt_save(r->ex, r->comm, r->cfg.save, r->data_pos, r->cfg.seed)) return EXIT_BAD_INPUT;
