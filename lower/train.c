@@ -8,6 +8,7 @@
  * checked here, before any pass depends on it. */
 #include "lower/lower.h"
 #include "ir/autodiff.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,10 +122,38 @@ static bool check_layout(lw_ctx *c) {
   return true;
 }
 
+static bool refuse_plan(lw_ctx *c, const char *why, int i) {
+  diag_error(c->d, (srcloc){0, 0}, "the plan was made for another model: %s%s", why, i >= 0 ? "" : "");
+  if (i >= 0) diag_note(c->d, (srcloc){0, 0}, "at the plan's op %d", i);
+  return false;
+}
+
+/* the plan is this model's: its parameter count, and every op it lists (by
+ * index in the forward graph) of the same kind and arity */
+static bool plan_fits(lw_ctx *c) {
+  const sbpc_plan *pl = c->lay.plan;
+  const ir_graph *g = c->p->g;
+  if (!pl) return true;
+  if (pl->params > 0 && (int64_t)pl->params != ir_param_count(g)) {
+    char why[128];
+    snprintf(why, sizeof why, "%.0f parameters, the model has %lld", pl->params, (long long)ir_param_count(g));
+    return refuse_plan(c, why, -1);
+  }
+  for (int i = 0; i < pl->nops; i++) {
+    const sbpc_plan_op *po = &pl->ops[i];
+    if (po->index < 0) continue;
+    if (po->index >= c->nfwd) return refuse_plan(c, "an op index out of range", i);
+    const ir_op *o = &g->op[po->index];
+    if (!po->kind || strcmp(po->kind, ir_ops[o->kind].name)) return refuse_plan(c, "an op of another kind", i);
+    if (po->nin != o->nin || po->nout != o->nout) return refuse_plan(c, "an op of another arity", i);
+  }
+  return true;
+}
+
 bool lw_train(lw_ctx *c) {
   ir_graph *g = c->p->g;
   fmt_prog *p = c->p;
-  if (!check_layout(c) || !check_inputs(c) || !positions_fit(c)) return false;
+  if (!check_layout(c) || !check_inputs(c) || !positions_fit(c) || !plan_fits(c)) return false;
   p->model_hash = lw_model_hash(g);
   p->dp = c->lay.dp, p->tp = c->lay.tp, p->pp = c->lay.pp, p->micro = c->lay.micro;
   p->zero = c->lay.dp > 1 ? c->lay.zero : 0;
