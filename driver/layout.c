@@ -4,7 +4,7 @@
  * --pp --micro --zero --recompute --batch --seq), then the model's train
  * section for batch and sequence length, then 1. A plan with sequence
  * parallelism or interleaved stages is refused: the executor does not run
- * them yet. ZeRO-3 runs as ZeRO-2, with a note. */
+ * them yet. */
 #include "driver/common.h"
 #include "util/diag.h"
 #include <stdio.h>
@@ -100,9 +100,5 @@ int drv_layout(const drv_layout_opts *o, const ir_program *prog, sbpc_plan **pla
   if (o->batch) lay->global_batch = o->batch;
   if (o->seq) lay->seq = o->seq;
   if (!lay->global_batch) lay->global_batch = 8;
-  if (lay->zero > 2) {
-    fprintf(stderr, "sbpc: note: ZeRO stage 3 runs as stage 2 (parameters are not sharded at rest yet)\n");
-    lay->zero = 2;
-  }
   return EXIT_OK;
 }

@@ -28,7 +28,7 @@
 #define MAX_BYTES ((int64_t)1 << 46)
 
 const char *const fmt_akind_name[FMT_NAKINDS] = {"compute", "coll",   "send",  "recv",  "reduce",
-                                                 "optim",   "gather", "gsend", "grecv"};
+                                                 "optim",   "gather", "gsend", "grecv", "fetch"};
 
 fmt_prog *fmt_prog_new(void) {
   arena *a = arena_new();
@@ -524,9 +524,12 @@ static void r_actor(rd *r, const cJSON *j, const char *path, fmt_actor *a, int n
   a->dep = int_list(r, j, path, "dep", 1 << 20, 0, nact - 1, &a->ndep);
   bool needs_op = a->kind == FMT_A_COMPUTE || a->kind == FMT_A_COLL;
   bool needs_t = a->kind == FMT_A_SEND || a->kind == FMT_A_RECV || a->kind == FMT_A_GSEND || a->kind == FMT_A_GRECV;
+  bool fetch = a->kind == FMT_A_FETCH;
   if ((needs_op && a->op < 0) || (needs_t && (a->tensor < 0 || a->peer < 0)) ||
-      (!needs_op && !needs_t && a->bucket < 0))
+      (!needs_op && !needs_t && !fetch && a->bucket < 0))
     fail(r, "'%s': a %s actor needs its %s", path, fmt_akind_name[a->kind], needs_op ? "op" : needs_t ? "tensor and peer" : "bucket");
+  if (fetch && !r->failed && (a->tensor < 0 || p->g->t[a->tensor].kind != IR_T_PARAM || a->nout != 1 || !a->per_micro))
+    fail(r, "'%s': a fetch actor gathers one parameter into one register per micro-batch", path);
 }
 
 static void r_reg(rd *r, const cJSON *j, const char *path, fmt_reg *g, int nact, int nreg_total, int64_t arena_bytes) {
@@ -569,6 +572,14 @@ static void r_reg(rd *r, const cJSON *j, const char *path, fmt_reg *g, int nact,
   }
 }
 
+/* the bytes a rank needs for persistent tensor q: a 1/dp slice when ZeRO
+ * shards its role (state from stage 1, gradients from 2, parameters at 3) */
+static int64_t pers_need(const fmt_prog *p, const fmt_pers *q) {
+  int64_t n = ir_numel(p->g, q->tensor), chunk = (n + p->dp - 1) / p->dp;
+  int from = q->role == FMT_P_PARAM ? 3 : q->role == FMT_P_GRAD ? 2 : 1;
+  return 4 * (p->dp > 1 && p->zero >= from ? chunk : n);
+}
+
 static void r_pers(rd *r, const cJSON *j, const char *path, fmt_pers *q, int64_t total) {
   q->tensor = (ir_ref)inum(r, j, path, "tensor", 0, r->p->g->nt - 1);
   const cJSON *ro = item(r, j, path, "role", true);
@@ -581,6 +592,7 @@ static void r_pers(rd *r, const cJSON *j, const char *path, fmt_pers *q, int64_t
   q->offset = inum(r, j, path, "offset", 0, MAX_BYTES);
   if (!r->failed && q->offset + q->bytes > total) fail(r, "'%s' lies outside the persistent arena", path);
   if (!r->failed && q->bytes > ir_numel(r->p->g, q->tensor) * 4 + 64) fail(r, "'%s.bytes' exceeds its tensor", path);
+  if (!r->failed && q->bytes < pers_need(r->p, q)) fail(r, "'%s.bytes' is less than the layout holds", path);
 }
 
 static void r_stage(rd *r, const cJSON *j, int s, fmt_stage *st) {
@@ -603,6 +615,9 @@ static void r_stage(rd *r, const cJSON *j, int s, fmt_stage *st) {
     snprintf(ip, sizeof ip, "%s.actors[%d]", path, i), r_actor(r, cJSON_GetArrayItem(as, i), ip, &st->act[i], st->nreg, st->nact);
   for (int i = 0; i < st->nreg && !r->failed; i++)
     snprintf(ip, sizeof ip, "%s.registers[%d]", path, i), r_reg(r, cJSON_GetArrayItem(rs, i), ip, &st->reg[i], st->nact, st->nreg, st->arena_bytes);
+  for (int i = 0; i < st->nact && !r->failed; i++)
+    if (st->act[i].kind == FMT_A_FETCH && st->reg[st->act[i].out[0]].tensor != st->act[i].tensor)
+      fail(r, "'%s.actors[%d]': a fetch actor's register must hold its parameter", path, i);
   for (int i = 0; i < st->npers && !r->failed; i++)
     snprintf(ip, sizeof ip, "%s.persistent[%d]", path, i), r_pers(r, cJSON_GetArrayItem(ps, i), ip, &st->pers[i], st->persist_bytes);
   for (int i = 0; i < st->nsched && !r->failed; i++) {

@@ -10,6 +10,7 @@
  *    shapes of one tensor-parallel rank's shard and B, S bound to the local
  *    micro-batch: every rank of the program runs this graph on its shards;
  *  - the layout (dp, tp, pp, micro-batches, ZeRO stage) and the batch;
+ *    under ZeRO-3 a stage holds a 1/dp slice of each parameter at rest;
  *  - per pipeline stage: the actors, the registers that connect them (bytes,
  *    regst_num, producer, consumers, and an offset in the stage's activation
  *    arena for each micro-batch), the persistent tensors at their offsets in
@@ -49,6 +50,9 @@ typedef enum {
   FMT_A_GATHER,   /* ZeRO: all-gather bucket `bucket`'s updated slices (comm) */
   FMT_A_GSEND,    /* tied parameter `tensor`: its reduced gradient to stage `peer` */
   FMT_A_GRECV,    /* ... and received from stage `peer` */
+  FMT_A_FETCH,    /* ZeRO-3: all-gather parameter `tensor`'s dp slices into its
+                     register, per micro-batch, before the first reader of a
+                     pass (forward or backward); freed after the last (comm) */
   FMT_NAKINDS
 } fmt_akind;
 extern const char *const fmt_akind_name[FMT_NAKINDS];
@@ -57,7 +61,7 @@ typedef struct {
   uint8_t kind;       /* fmt_akind */
   bool per_micro;     /* fires once per micro-batch (else once per step) */
   int32_t op;         /* COMPUTE, COLL: op index; else -1 */
-  ir_ref tensor;      /* SEND, RECV, GSEND, GRECV: the tensor; else -1 */
+  ir_ref tensor;      /* SEND, RECV, GSEND, GRECV, FETCH: the tensor; else -1 */
   int32_t peer;       /* SEND, RECV, GSEND, GRECV: the other stage; else -1 */
   int32_t bucket;     /* REDUCE, OPTIM, GATHER: bucket index; else -1 */
   int32_t nin, nout, ndep;

@@ -12,7 +12,10 @@
  *    full-size accumulator exists), an optim actor (AdamW of the bucket),
  *    with ZeRO a gather actor (all-gather of the updated slices); a tied
  *    parameter's reduced gradient goes to its other stages (gsend/grecv),
- *    which run their own optim (and gather).
+ *    which run their own optim (and gather). ZeRO-3 holds parameters as
+ *    dp slices: no gather after the update, and per micro-batch a fetch
+ *    actor all-gathers a parameter into a register before the first reader
+ *    of each pass (forward, backward), which the pass's readers read.
  * The optim actor also waits for every actor of s that reads one of its
  * parameters (dep), so no kernel of the step reads a parameter after its
  * update.
@@ -43,6 +46,7 @@ typedef struct {
   int32_t *reg_of;       /* per tensor: register on this stage, or -1 */
   int32_t *actor_of_op;  /* per op: its actor on this stage, or -1 */
   int32_t *recv_of;      /* per tensor: its recv actor, or -1 */
+  int32_t *fetch_reg;    /* ZeRO-3, per (parameter * 2 + backward): its gathered register, or -1 */
   int32_t *t_stage;      /* per tensor: the stage that makes it (-1: param/input) */
   int32_t **deps; int *ndeps, *capdeps; /* per actor, while building */
   int32_t **ins; int *nins;            /* per actor inputs (registers) */
@@ -111,9 +115,25 @@ static bool needs_group(const lw_ctx *c, const ir_op *o) {
 
 static bool mine(const sb *b, int k) { return b->c->p->g->op[k].kind != IR_OP_ADAMW && b->c->p->op_stage[k] == b->s; }
 
-/* a register the op reads: made here or received (recv actor made on first use) */
-static int input_reg(sb *b, ir_ref t) {
+static bool zero3(const lw_ctx *c) { return c->p->zero >= 3 && c->lay.dp > 1; }
+
+/* ZeRO-3: the register of parameter t gathered for the readers of one pass
+ * (a fetch actor made on the pass's first use) */
+static int fetch_reg(sb *b, ir_ref t, bool bwd) {
+  int32_t *r = &b->fetch_reg[2 * t + bwd];
+  if (*r >= 0) return *r;
+  int a = new_actor(b, FMT_A_FETCH, true);
+  b->act[a].tensor = t;
+  *r = new_reg(b, t, a, false);
+  b->reg_of[t] = -1; /* the parameter itself stays persistent */
+  return *r;
+}
+
+/* a register op o reads as input t: made here, received (recv actor made on
+ * first use) or, ZeRO-3, a parameter gathered for o's pass */
+static int input_reg(sb *b, const ir_op *o, ir_ref t) {
   const ir_graph *g = b->c->p->g;
+  if (zero3(b->c) && g->t[t].kind == IR_T_PARAM) return fetch_reg(b, t, o->backward);
   if (b->reg_of[t] >= 0) return b->reg_of[t];
   if (g->t[t].producer < 0) return -1; /* param, input, state: read directly */
   int a = new_actor(b, FMT_A_RECV, true);
@@ -140,7 +160,7 @@ static void op_actors(sb *b) {
     b->act[a].op = k;
     b->actor_of_op[k] = a;
     for (int i = 0; i < o->nin; i++) {
-      int r = input_reg(b, o->in[i]);
+      int r = input_reg(b, o, o->in[i]);
       b->ins[a][b->nins[a]++] = r;
     }
     for (int i = 0; i < o->nout; i++) new_reg(b, o->out[i], a, false);
@@ -185,7 +205,7 @@ static int grad_actor(const sb *b, const fmt_param *q) {
 static void bucket_actors(sb *b) {
   lw_ctx *c = b->c;
   fmt_prog *p = c->p;
-  bool dp = c->lay.dp > 1, zero = dp && p->zero >= 1, zero2 = dp && p->zero >= 2;
+  bool dp = c->lay.dp > 1, zero = dp && p->zero >= 1 && p->zero < 3, zero2 = dp && p->zero >= 2;
   for (int bi = 0; bi < p->nbucket; bi++) {
     const fmt_bucket *bk = &p->bucket[bi];
     const fmt_param *q0 = &p->param[bk->param[0]];
@@ -273,7 +293,7 @@ static bool inputs_placed(const sb *b, const sched *s, int a, int m) {
 }
 
 /* one phase (forward or backward of micro-batch m): ops in graph order, recvs
- * before their first reader, sends after their producer, a per-micro reduce
+ * and fetches before their first reader, sends after their producer, a per-micro reduce
  * (ZeRO-2) as soon as its gradients exist */
 static void phase(sb *b, sched *s, const int32_t *send_head, const int32_t *send_next, int m, bool bwd) {
   const ir_graph *g = b->c->p->g;
@@ -282,7 +302,8 @@ static void phase(sb *b, sched *s, const int32_t *send_head, const int32_t *send
     if (a < 0 || g->op[k].backward != bwd) continue;
     for (int i = 0; i < b->nins[a]; i++) {
       int r = b->ins[a][i];
-      if (r >= 0 && b->act[b->reg[r].producer].kind == FMT_A_RECV) put(s, b->reg[r].producer, m);
+      int k = r >= 0 ? b->act[b->reg[r].producer].kind : -1;
+      if (k == FMT_A_RECV || k == FMT_A_FETCH) put(s, b->reg[r].producer, m);
     }
     put(s, a, m);
     for (int x = send_head[a]; x >= 0; x = send_next[x]) put(s, x, m);
@@ -375,7 +396,7 @@ static void persistent(sb *b, fmt_stage *st) {
     const fmt_param *q = &p->param[i];
     if (!(q->stages >> b->s & 1)) continue;
     int64_t bytes = ir_numel(p->g, q->tensor) * 4, slice = ((ir_numel(p->g, q->tensor) + dp - 1) / dp) * 4;
-    add_pers(st, v, &n, q->tensor, FMT_P_PARAM, bytes);
+    add_pers(st, v, &n, q->tensor, FMT_P_PARAM, zero3(b->c) ? slice : bytes);
     if (q->adamw < 0) continue;
     add_pers(st, v, &n, q->exp_avg, FMT_P_EXP_AVG, zero ? slice : bytes);
     add_pers(st, v, &n, q->exp_avg_sq, FMT_P_EXP_AVG_SQ, zero ? slice : bytes);
@@ -419,7 +440,8 @@ static void stage(lw_ctx *c, int s, int32_t *t_stage) {
   b.reg_of = xmalloc(sizeof(int32_t) * (size_t)(g->nt + 1));
   b.recv_of = xmalloc(sizeof(int32_t) * (size_t)(g->nt + 1));
   b.actor_of_op = xmalloc(sizeof(int32_t) * (size_t)(g->nop + 1));
-  for (int t = 0; t < g->nt; t++) b.reg_of[t] = b.recv_of[t] = -1;
+  b.fetch_reg = xmalloc(sizeof(int32_t) * (size_t)(2 * g->nt + 1));
+  for (int t = 0; t < g->nt; t++) b.reg_of[t] = b.recv_of[t] = b.fetch_reg[2 * t] = b.fetch_reg[2 * t + 1] = -1;
   for (int k = 0; k < g->nop; k++) b.actor_of_op[k] = -1;
   op_actors(&b);
   send_actors(&b);
@@ -430,7 +452,7 @@ static void stage(lw_ctx *c, int s, int32_t *t_stage) {
   schedule(&b, st);
   persistent(&b, st);
   for (int a = 0; a < b.nact; a++) free(b.deps[a]), free(b.ins[a]);
-  free(b.act), free(b.reg), free(b.reg_of), free(b.recv_of), free(b.actor_of_op);
+  free(b.act), free(b.reg), free(b.reg_of), free(b.recv_of), free(b.fetch_reg), free(b.actor_of_op);
   free(b.deps), free(b.ndeps), free(b.capdeps), free(b.ins), free(b.nins);
 }
 

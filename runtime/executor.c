@@ -33,7 +33,8 @@
  * pending names the peer and aborts. Kernels run outside the lock. A compute
  * actor that makes a parameter's gradient also adds it, times 1/(dp * M),
  * into the parameter's accumulator (ZeRO-2: the reduce actor does, after
- * the reduce-scatter). */
+ * the reduce-scatter). ZeRO-3: a fetch actor all-gathers a parameter's dp
+ * slices into a register that its pass's readers read like any other. */
 #include "runtime/exec_priv.h"
 #include <cblas.h>
 #include <limits.h>
@@ -213,6 +214,11 @@ static void *worker(void *arg) {
 }
 
 /* ---- actors of the main thread ------------------------------------------------------ */
+/* collectives of the dp group: posted in the schedule's order */
+static bool is_dp(const fmt_actor *a) {
+  return a->kind == FMT_A_REDUCE || a->kind == FMT_A_GATHER || a->kind == FMT_A_FETCH;
+}
+
 static int peer_rank(const rt_exec *e, int stage) { return (stage * e->dp + e->dpi) * e->tp + e->tpi; }
 static int tag_of(ir_ref t, int64_t mb, bool grad) { return (int)(((int64_t)t * 65 + (grad ? 64 : mb % 64)) % INT_MAX); }
 
@@ -290,6 +296,19 @@ static void finish_reduce_scatter(sched *s, const fmt_actor *a, astate *x) {
   x->tmp = NULL, x->ntmp = 0;
 }
 
+/* ZeRO-3: parameter a->tensor's slices gathered into its register for m */
+static void start_fetch(sched *s, const fmt_actor *a, astate *x, int64_t m) {
+  rt_exec *e = s->e;
+  int64_t n = ir_numel(e->g, a->tensor), lo, cnt;
+  rt_exec_slice(e, n, &lo, &cnt);
+  float *full = buf_of(s, a->out[0], m);
+  claim(s, a->out[0], m);
+  memcpy(full + lo, e->buf[a->tensor], sizeof(float) * (size_t)cnt);
+  int *displs = xmalloc(sizeof(int) * (size_t)e->dp), *counts = slice_counts(e, n, displs);
+  add_req(x, rt_comm_iallgatherv(e->comm, RT_DP, full, counts, displs));
+  free(counts), free(displs);
+}
+
 static void start_gather(sched *s, const fmt_actor *a, astate *x) {
   rt_exec *e = s->e;
   const fmt_bucket *b = &e->p->bucket[a->bucket];
@@ -341,6 +360,7 @@ static bool start_main(sched *s, int k, int64_t m) {
     else start_reduce_all(s, a, x);
     break;
   case FMT_A_GATHER: start_gather(s, a, x); break;
+  case FMT_A_FETCH: start_fetch(s, a, x, m); break;
   case FMT_A_GSEND: add_req(x, rt_comm_isend(e->comm, e->acc[a->tensor], grad_len(e, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, 0, true))); break;
   case FMT_A_GRECV: add_req(x, rt_comm_irecv(e->comm, e->acc[a->tensor], grad_len(e, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, 0, true))); break;
   default: return false;
@@ -353,6 +373,7 @@ static const char *lane_name(const fmt_actor *a) {
   switch (a->kind) {
   case FMT_A_REDUCE: return a->per_micro ? "reduce_scatter (dp)" : "all_reduce (dp)";
   case FMT_A_GATHER: return "all_gather (dp)";
+  case FMT_A_FETCH: return "all_gather param (dp)";
   case FMT_A_GSEND: return "send (tied gradient)";
   case FMT_A_GRECV: return "recv (tied gradient)";
   default: return fmt_akind_name[a->kind];
@@ -403,9 +424,9 @@ static bool ready_main(const sched *s, int k, int64_t *m) {
   case FMT_A_COLL:
     return s->tp_pos < s->ntp && s->tp_order[s->tp_pos].actor == k && s->tp_order[s->tp_pos].micro == *m &&
            inputs_made(s, a, *m) && outputs_free(s, a, *m);
-  case FMT_A_REDUCE: case FMT_A_GATHER:
+  case FMT_A_REDUCE: case FMT_A_GATHER: case FMT_A_FETCH:
     if (!(s->dp_pos < s->ndp && s->dp_order[s->dp_pos].actor == k && s->dp_order[s->dp_pos].micro == *m)) return false;
-    return a->per_micro ? inputs_made(s, a, *m) : deps_done(s, a);
+    return a->per_micro ? inputs_made(s, a, *m) && outputs_free(s, a, *m) : deps_done(s, a);
   case FMT_A_GSEND: case FMT_A_GRECV: return deps_done(s, a);
   default: return false;
   }
@@ -420,7 +441,7 @@ static bool comm_round(sched *s) {
     if (s->as[k].busy && finish_main(s, k)) moved = true;
     int64_t m;
     if (ready_main(s, k, &m) && start_main(s, k, m)) {
-      if (a->kind == FMT_A_REDUCE || a->kind == FMT_A_GATHER) s->dp_pos++;
+      if (is_dp(a)) s->dp_pos++;
       moved = true;
       if (s->as[k].busy && a->kind == FMT_A_COLL && finish_main(s, k)) moved = true; /* local re-layouts */
     }
@@ -533,7 +554,7 @@ static void orders(sched *s) {
   for (int i = 0; i < st->nsched; i++) {
     int kind = st->act[st->sched[i].actor].kind;
     if (kind == FMT_A_COLL) s->tp_order[s->ntp++] = st->sched[i];
-    if (kind == FMT_A_REDUCE || kind == FMT_A_GATHER) s->dp_order[s->ndp++] = st->sched[i];
+    if (is_dp(&st->act[st->sched[i].actor])) s->dp_order[s->ndp++] = st->sched[i];
   }
 }
 
