@@ -21,7 +21,7 @@
  *    tensor-parallel ranks split it on (and its interleave groups), the
  *    stages that hold it, so checkpoints stay universal;
  *  - the data-parallel gradient buckets.
- * Ranks: rank = (stage * dp + dp_index) * tp + tp_index.
+ * Ranks: rank = ((stage * dp + dp_index) * sp + sp_index) * tp + tp_index.
  *
  * Memory: a program and everything in it live in its arena (p->a), freed by
  * fmt_prog_free; the graph has its own (ir_graph_free). */
@@ -84,6 +84,12 @@ typedef struct {
                          they must be released before it takes the bytes */
 } fmt_reg;
 
+/* Sequence parallelism: every rank of an sp group holds S / sp consecutive
+ * tokens of each sample; attention runs as Ulysses (all-to-alls to a head
+ * split and back, ops all_to_all on mesh axis 1) or as a ring. */
+typedef enum { FMT_SP_ULYSSES, FMT_SP_RING, FMT_NSPKINDS } fmt_spkind;
+extern const char *const fmt_spkind_name[FMT_NSPKINDS];
+
 /* One step of the static schedule: actor `actor` for micro-batch `micro`. */
 typedef struct {
   int32_t actor, micro;
@@ -138,8 +144,13 @@ typedef struct {
   const char *model;  /* the model's name */
   uint64_t model_hash;/* hash of the forward graph the program was made from */
   int32_t dp, tp, pp, micro, zero, recompute;
+  int32_t vpp;        /* model chunks per stage (interleaved 1F1B; 1: none) */
+  int32_t sp;         /* sequence-parallel degree (1: none; > 1 needs tp 1) */
+  uint8_t sp_kind;    /* fmt_spkind: how the sp group runs attention */
   int64_t global_batch, seq, micro_batch;
   int32_t *op_stage;  /* per op: pipeline stage (adamw: the grad's stage) */
+  int32_t *op_chunk;  /* per op: its model chunk on the stage (virtual stage
+                         chunk * pp + stage); 0 when vpp is 1 */
   int32_t *fwd_of;    /* per op: the forward op a backward op differentiates, or -1 */
   int32_t nstage, nparam, nbucket;
   fmt_stage *stage;
@@ -163,8 +174,10 @@ fmt_prog *fmt_prog_parse(const char *text, size_t len, char *err, size_t errlen)
 /* fmt_prog_read: fmt_prog_parse of DIR/program.json; prints
  * "DIR/program.json: error: ..." and returns NULL on failure. */
 fmt_prog *fmt_prog_read(const char *dir);
-/* fmt_prog_rank: the stage, dp and tp index of a world rank. */
+/* fmt_prog_rank: the stage, dp and tp index of a world rank;
+ * fmt_prog_sp_index: its index in its sp group (0 without sp). */
 void fmt_prog_rank(const fmt_prog *p, int rank, int *stage, int *dpi, int *tpi);
+int fmt_prog_sp_index(const fmt_prog *p, int rank);
 /* fmt_prog_param_of: the fmt_prog.param index of tensor t (a parameter or
  * its state), or -1. */
 int fmt_prog_param_of(const fmt_prog *p, ir_ref t);

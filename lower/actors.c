@@ -106,6 +106,7 @@ static int new_reg(sb *b, ir_ref t, int producer, bool cross) {
 
 /* does op o need the tp group? boxing collectives, vocab-split cross-entropy */
 static bool needs_group(const lw_ctx *c, const ir_op *o) {
+  if (o->kind == IR_OP_ALL_TO_ALL && o->at.mesh_axis == 1) return true; /* the sp group (sp.c) */
   if (c->lay.tp <= 1) return false;
   if (ir_ops[o->kind].kclass == KC_COMM) return true;
   const ir_tensor *x = &c->p->g->t[o->in[0]];
@@ -115,7 +116,7 @@ static bool needs_group(const lw_ctx *c, const ir_op *o) {
 
 static bool mine(const sb *b, int k) { return b->c->p->g->op[k].kind != IR_OP_ADAMW && b->c->p->op_stage[k] == b->s; }
 
-static bool zero3(const lw_ctx *c) { return c->p->zero >= 3 && c->lay.dp > 1; }
+static bool zero3(const lw_ctx *c) { return c->p->zero >= 3 && lw_dp_group(c) > 1; }
 
 /* ZeRO-3: the register of parameter t gathered for the readers of one pass
  * (a fetch actor made on the pass's first use) */
@@ -152,7 +153,7 @@ static ir_ref grad_param(const lw_ctx *c, ir_ref t) {
 static void op_actors(sb *b) {
   lw_ctx *c = b->c;
   const ir_graph *g = c->p->g;
-  bool zero2 = c->p->zero >= 2 && c->lay.dp > 1;
+  bool zero2 = c->p->zero >= 2 && lw_dp_group(c) > 1;
   for (int k = 0; k < g->nop; k++) {
     if (!mine(b, k)) continue;
     const ir_op *o = &g->op[k];
@@ -205,7 +206,7 @@ static int grad_actor(const sb *b, const fmt_param *q) {
 static void bucket_actors(sb *b) {
   lw_ctx *c = b->c;
   fmt_prog *p = c->p;
-  bool dp = c->lay.dp > 1, zero = dp && p->zero >= 1 && p->zero < 3, zero2 = dp && p->zero >= 2;
+  bool dp = lw_dp_group(c) > 1, zero = dp && p->zero >= 1 && p->zero < 3, zero2 = dp && p->zero >= 2;
   for (int bi = 0; bi < p->nbucket; bi++) {
     const fmt_bucket *bk = &p->bucket[bi];
     const fmt_param *q0 = &p->param[bk->param[0]];
@@ -295,11 +296,11 @@ static bool inputs_placed(const sb *b, const sched *s, int a, int m) {
 /* one phase (forward or backward of micro-batch m): ops in graph order, recvs
  * and fetches before their first reader, sends after their producer, a per-micro reduce
  * (ZeRO-2) as soon as its gradients exist */
-static void phase(sb *b, sched *s, const int32_t *send_head, const int32_t *send_next, int m, bool bwd) {
+static void phase(sb *b, sched *s, const int32_t *send_head, const int32_t *send_next, int m, int chunk, bool bwd) {
   const ir_graph *g = b->c->p->g;
   for (int k = 0; k < g->nop; k++) {
     int a = b->actor_of_op[k];
-    if (a < 0 || g->op[k].backward != bwd) continue;
+    if (a < 0 || g->op[k].backward != bwd || b->c->p->op_chunk[k] != chunk) continue;
     for (int i = 0; i < b->nins[a]; i++) {
       int r = b->ins[a][i];
       int k = r >= 0 ? b->act[b->reg[r].producer].kind : -1;
@@ -346,6 +347,33 @@ static void per_step(sb *b, sched *s) {
   }
 }
 
+/* Megatron's interleaved order: the i-th forward (backward) pass of a stage
+ * runs micro-batch vmicro of chunk vchunk, groups of pp micro-batches going
+ * through the chunks in turn (backward: the chunks in reverse); with vpp 1,
+ * micro-batch i of the one chunk */
+static int vmicro(int pp, int vpp, int i) { return vpp > 1 ? i / (pp * vpp) * pp + i % pp : i; }
+static int vchunk(int pp, int vpp, int i, bool bwd) {
+  int k = vpp > 1 ? i / pp % vpp : 0;
+  return bwd ? vpp - 1 - k : k;
+}
+
+/* buffers: at least as many as the schedule keeps alive at once (interleaving
+ * keeps more forward activations in flight than 1F1B's pp - s) */
+static void regst_from_schedule(fmt_stage *st, int M) {
+  int32_t *pos = xcalloc((size_t)st->nact * (size_t)M + 1, sizeof(int32_t));
+  for (int i = 0; i < st->nsched; i++) pos[(int64_t)st->sched[i].actor * M + st->sched[i].micro] = i;
+  for (int r = 0; r < st->nreg; r++) {
+    fmt_reg *g = &st->reg[r];
+    for (int m = 0; m < M; m++) {
+      int end = pos[(int64_t)g->producer * M + m], live = 1;
+      for (int c = 0; c < g->ncons; c++) end = pos[(int64_t)g->cons[c] * M + m] > end ? pos[(int64_t)g->cons[c] * M + m] : end;
+      for (int m2 = m + 1; m2 < M && pos[(int64_t)g->producer * M + m2] < end; m2++) live++;
+      g->regst_num = live > g->regst_num ? live : g->regst_num;
+    }
+  }
+  free(pos);
+}
+
 static void schedule(sb *b, fmt_stage *st) {
   int M = b->c->lay.micro, pp = b->c->lay.pp;
   sched s = {NULL, 0, 0, xmalloc(sizeof(int32_t) * ((size_t)b->nact * (size_t)M + 1)), M, NULL, 0};
@@ -360,11 +388,12 @@ static void schedule(sb *b, fmt_stage *st) {
       int pr = b->reg[b->ins[a][0]].producer;
       next[a] = head[pr], head[pr] = a;
     }
-  int warm = pp - b->s - 1 < M ? pp - b->s - 1 : M;
-  for (int m = 0; m < warm; m++) phase(b, &s, head, next, m, false);
-  for (int i = 0; i < M; i++) {
-    if (warm + i < M) phase(b, &s, head, next, warm + i, false);
-    phase(b, &s, head, next, i, true);
+  int vpp = b->c->p->vpp, n = M * vpp, warm = vpp > 1 ? (pp - b->s - 1) * 2 + (vpp - 1) * pp : pp - b->s - 1;
+  warm = warm < n ? warm : n;
+  for (int i = 0; i < warm; i++) phase(b, &s, head, next, vmicro(pp, vpp, i), vchunk(pp, vpp, i, false), false);
+  for (int i = 0; i < n; i++) {
+    if (warm + i < n) phase(b, &s, head, next, vmicro(pp, vpp, warm + i), vchunk(pp, vpp, warm + i, false), false);
+    phase(b, &s, head, next, vmicro(pp, vpp, i), vchunk(pp, vpp, i, true), true);
   }
   free(head), free(next);
   for (int a = 0; a < b->nact; a++) /* anything left (a recv no op reads) */
@@ -388,7 +417,7 @@ static void add_pers(fmt_stage *st, fmt_pers *v, int *n, ir_ref t, int role, int
  * bucket so a bucket's accumulators are contiguous */
 static void persistent(sb *b, fmt_stage *st) {
   fmt_prog *p = b->c->p;
-  int dp = b->c->lay.dp;
+  int dp = lw_dp_group(b->c);
   bool zero = dp > 1 && p->zero >= 1, zero2 = dp > 1 && p->zero >= 2;
   fmt_pers *v = ARENA_ARRAY(p->a, fmt_pers, 4 * p->nparam + 1);
   int n = 0;
@@ -450,6 +479,7 @@ static void stage(lw_ctx *c, int s, int32_t *t_stage) {
   fmt_stage *st = &c->p->stage[s];
   finish(&b, st);
   schedule(&b, st);
+  regst_from_schedule(st, c->lay.micro);
   persistent(&b, st);
   for (int a = 0; a < b.nact; a++) free(b.deps[a]), free(b.ins[a]);
   free(b.act), free(b.reg), free(b.reg_of), free(b.recv_of), free(b.fetch_reg), free(b.actor_of_op);

@@ -101,7 +101,9 @@ rt_exec *rt_exec_new(const fmt_prog *p, const rt_config *cfg, rt_comm *comm, int
   rt_exec *e = xcalloc(1, sizeof *e);
   e->p = p, e->g = p->g, e->cfg = *cfg, e->comm = comm, e->rank = rank;
   fmt_prog_rank(p, rank, &e->stage, &e->dpi, &e->tpi);
-  e->dp = p->dp, e->tp = p->tp, e->pp = p->pp, e->M = p->micro;
+  e->sp = p->sp, e->spi = fmt_prog_sp_index(p, rank);
+  e->dpi = e->dpi * e->sp + e->spi;
+  e->dp = p->dp * p->sp, e->tp = p->tp, e->pp = p->pp, e->M = p->micro;
   e->st = &p->stage[e->stage];
   e->gscale = 1.0 / ((double)p->dp * p->micro);
   e->profile = getenv("SBPC_PROFILE") != NULL;
@@ -237,10 +239,11 @@ static void profile_add(const rt_exec *e, int kind, double t0, bool jit) {
 }
 
 bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro) {
-  rt_kctx kc = {e->step + 1, e->cfg.seed, micro, e->tp, e->tpi};
+  rt_kctx kc = {e->step + 1, e->cfg.seed, micro, e->tp, e->tpi, (int64_t)e->spi * (e->p->seq / e->sp)};
   bool tr = rt_tracing(e), jit = false;
   double t0 = e->profile || tr ? rt_trace_now() : 0;
-  bool ok = (jit = rt_jit_run(e->jit, e->g, o, in, out)) || rt_kernel(e->g, o, in, out, &kc);
+  bool offset = e->sp > 1 && (o->kind == IR_OP_ROTARY || o->kind == IR_OP_ROTARY_GRAD); /* JIT kernels start at 0 */
+  bool ok = (jit = !offset && rt_jit_run(e->jit, e->g, o, in, out)) || rt_kernel(e->g, o, in, out, &kc);
   if (tr) rt_trace_op(e, o, micro, t0, rt_trace_now());
   profile_add(e, o->kind, t0, jit);
   return ok;

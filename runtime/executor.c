@@ -48,6 +48,14 @@
 
 enum { I_FREE, I_CLAIMED, I_MADE, I_RELEASED };
 
+/* a send in flight: its request and staging copy */
+typedef struct {
+  rt_req *req;
+  float *buf;
+  int64_t mb, n;
+  double posted;
+} sendq;
+
 typedef struct {
   int64_t next;          /* per-micro: next micro-batch; per-step: 0 or 1 */
   bool busy;
@@ -55,6 +63,7 @@ typedef struct {
   rt_req **req; int nreq; /* requests in flight (comm thread) */
   rt_coll *coll;
   float **tmp; int ntmp; /* ZeRO-2 reduce: the received slices */
+  sendq *sq; int nsq;    /* send: the micro-batches in flight (any number) */
   double posted;
 } astate;
 
@@ -328,22 +337,46 @@ static int64_t grad_len(const rt_exec *e, ir_ref p) {
   return n;
 }
 
+/* a send from a staging copy: the register's bytes are free at once, and
+ * the next micro-batch may be sent before the peer took this one */
+static void start_send(sched *s, const fmt_actor *a, astate *x, int64_t m) {
+  rt_exec *e = s->e;
+  int64_t n = ir_numel(e->g, a->tensor);
+  float *buf = xmalloc(sizeof(float) * (size_t)(n + 1));
+  rt_exec_count(e, (n + 1) * 4);
+  memcpy(buf, buf_of(s, a->in[0], m), sizeof(float) * (size_t)n);
+  read_done(s, a->in[0], m);
+  x->sq = xrealloc(x->sq, sizeof *x->sq * (size_t)(x->nsq + 1));
+  x->sq[x->nsq++] = (sendq){rt_comm_isend(e->comm, buf, n, peer_rank(e, a->peer), tag_of(a->tensor, m, false)), buf, m, n, rt_trace_now()};
+  x->busy = true;
+  x->next++;
+}
+
+/* the sends of actor a that completed; true when any did */
+static bool finish_sends(sched *s, const fmt_actor *a, astate *x) {
+  int n = 0;
+  for (int i = 0; i < x->nsq; i++) {
+    sendq *q = &x->sq[i];
+    if (!rt_comm_test(q->req)) {
+      x->sq[n++] = *q;
+      continue;
+    }
+    rt_trace_slice(s->e, RT_LANE_P2P, "send", "p2p", a->tensor, a->op, q->mb, q->posted, rt_trace_now());
+    rt_exec_count(s->e, -(q->n + 1) * 4);
+    free(q->buf);
+  }
+  bool moved = n < x->nsq;
+  x->nsq = n, x->busy = n > 0;
+  return moved;
+}
+
 /* start actor k for micro-batch m on the main thread; false: not now */
 static bool start_main(sched *s, int k, int64_t m) {
   rt_exec *e = s->e;
   const fmt_actor *a = &s->st->act[k];
   astate *x = &s->as[k];
   switch (a->kind) {
-  case FMT_A_SEND: { /* from a staging copy: the register's bytes are free at once */
-    int64_t n = ir_numel(e->g, a->tensor);
-    x->tmp = xmalloc(sizeof *x->tmp), x->ntmp = 1;
-    x->tmp[0] = xmalloc(sizeof(float) * (size_t)(n + 1));
-    rt_exec_count(e, (n + 1) * 4);
-    memcpy(x->tmp[0], buf_of(s, a->in[0], m), sizeof(float) * (size_t)n);
-    read_done(s, a->in[0], m);
-    add_req(x, rt_comm_isend(e->comm, x->tmp[0], n, peer_rank(e, a->peer), tag_of(a->tensor, m, false)));
-    break;
-  }
+  case FMT_A_SEND: start_send(s, a, x, m); return true;
   case FMT_A_RECV:
     claim(s, a->out[0], m);
     add_req(x, rt_comm_irecv(e->comm, buf_of(s, a->out[0], m), ir_numel(e->g, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, m, false)));
@@ -385,6 +418,7 @@ static bool finish_main(sched *s, int k) {
   const fmt_actor *a = &s->st->act[k];
   astate *x = &s->as[k];
   rt_exec *e = s->e;
+  if (a->kind == FMT_A_SEND) return finish_sends(s, a, x);
   if (x->coll ? !rt_coll_poll(x->coll) : !reqs_done(x)) return false;
   if (x->coll) x->coll = NULL;
   if (a->kind == FMT_A_COLL) {
@@ -399,12 +433,7 @@ static bool finish_main(sched *s, int k) {
     rt_trace_slice(e, lane, lane_name(a), lane == RT_LANE_P2P ? "p2p" : "collective", a->tensor, a->op, a->per_micro ? x->mb : -1, x->posted, rt_trace_now());
   }
   if (a->kind == FMT_A_REDUCE && a->per_micro) finish_reduce_scatter(s, a, x);
-  if (a->kind == FMT_A_SEND) {
-    rt_exec_count(e, -(ir_numel(e->g, a->tensor) + 1) * 4);
-    free(x->tmp[0]), free(x->tmp);
-    x->tmp = NULL, x->ntmp = 0;
-    for (int i = 0; i < a->nout; i++) made(s, a->out[i], x->mb);
-  } else if (a->per_micro) {
+  if (a->per_micro) {
     finish_outputs(s, a, x->mb);
   }
   x->busy = false;
@@ -417,7 +446,7 @@ static bool ready_main(const sched *s, int k, int64_t *m) {
   const fmt_actor *a = &s->st->act[k];
   const astate *x = &s->as[k];
   *m = x->next;
-  if (x->busy || x->next >= (a->per_micro ? s->M : 1)) return false;
+  if ((x->busy && a->kind != FMT_A_SEND) || x->next >= (a->per_micro ? s->M : 1)) return false;
   switch (a->kind) {
   case FMT_A_SEND: return inputs_made(s, a, *m);
   case FMT_A_RECV: return outputs_free(s, a, *m);
@@ -563,11 +592,21 @@ static bool loss_partial(const rt_exec *e) {
   return l->sbp.n == 1 && l->sbp.a[0].kind == SBP_PSUM;
 }
 
+/* sequence parallelism: this rank's S / sp tokens of every sample of x
+ * ([samples, S]; malloc'ed) */
+static int32_t *sp_share(const rt_exec *e, const int32_t *x) {
+  int64_t S = e->p->seq, n = S / e->sp, rows = (int64_t)e->M * e->p->micro_batch;
+  int32_t *y = xmalloc(sizeof(int32_t) * (size_t)(rows * n + 1));
+  for (int64_t r = 0; r < rows; r++) memcpy(y + r * n, x + r * S + (int64_t)e->spi * n, sizeof(int32_t) * (size_t)n);
+  return y;
+}
+
 double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, bool *ok) {
   sched s;
   memset(&s, 0, sizeof s);
-  s.e = e, s.st = e->st, s.M = e->M, s.ids = ids, s.labels = labels;
-  s.mb_elems = e->p->micro_batch * e->p->seq;
+  int32_t *ids_sp = e->sp > 1 ? sp_share(e, ids) : NULL, *labels_sp = e->sp > 1 ? sp_share(e, labels) : NULL;
+  s.e = e, s.st = e->st, s.M = e->M, s.ids = ids_sp ? ids_sp : ids, s.labels = labels_sp ? labels_sp : labels;
+  s.mb_elems = e->p->micro_batch * e->p->seq / e->sp;
   s.loss_here = e->tpi == 0 || loss_partial(e);
   int64_t ninst = (int64_t)s.st->nreg * s.M + 1;
   s.ist = xcalloc((size_t)ninst, 1);
@@ -584,8 +623,8 @@ double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, b
   drive(&s);
   for (int i = 0; i < nw; i++) pthread_join(th[i], NULL);
   *ok = !s.failed;
-  for (int k = 0; k < s.st->nact; k++) free(s.as[k].req);
-  free(s.ist), free(s.left), free(s.as), free(s.tp_order), free(s.dp_order);
+  for (int k = 0; k < s.st->nact; k++) free(s.as[k].req), free(s.as[k].sq);
+  free(s.ist), free(s.left), free(s.as), free(s.tp_order), free(s.dp_order), free(ids_sp), free(labels_sp);
   pthread_mutex_destroy(&s.mu);
   pthread_cond_destroy(&s.cv);
   return s.loss;

@@ -14,6 +14,7 @@ typedef struct {
   uint64_t seed;     /* dropout masks */
   int64_t micro;     /* micro-batch index (dropout masks) */
   int tp, tpi;       /* the tp group: a vocabulary-split table's rows are tpi's */
+  int64_t pos0;      /* sequence parallelism: the first position of this rank's tokens */
 } rt_kctx;
 /* rt_kernel: run op o of g (B and S bound to the local micro-batch) on host
  * buffers: in[i] / out[i] hold the op's tensors (f32, or i32 for ids). Returns
@@ -146,6 +147,8 @@ rt_req *rt_comm_iallreduce(rt_comm *c, rt_group g, float *x, int64_t n, bool max
 rt_req *rt_comm_iallgather(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
 rt_req *rt_comm_ireduce_scatter(rt_comm *c, rt_group g, const float *in, const int *counts, float *out);
 rt_req *rt_comm_iallgatherv(rt_comm *c, rt_group g, float *buf, const int *counts, const int *displs);
+/* ialltoall: block i of in (n floats) goes to member i, block i of out comes from it */
+rt_req *rt_comm_ialltoall(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
 /* rt_comm_group_timeout_abort: a collective of group g did not complete in
  * time: ping the group's members for 2 s, name those that stay silent, end
  * the job */
