@@ -134,7 +134,10 @@ rt_req *rt_comm_irecv(rt_comm *c, float *x, int64_t n, int from, int tag);
 bool rt_comm_test(rt_req *q);
 int rt_comm_req_peer(const rt_req *q);
 int rt_comm_tag_ub(void);
-/* Non-blocking collectives on a group (the tp or dp communicator), for the
+/* Non-blocking collectives on a group (the tp or dp communicator: the tp
+ * one holds the tp x sp ranks of a stage's dp index, the sp group when sp > 1,
+ * as sp needs tp 1; the dp one every rank of the stage with the same tp
+ * index, dp x sp ranks), for the
  * executor's main thread; complete them with rt_comm_test. A group's
  * collectives must be posted in the same order on every member.
  * iallreduce: x in place (sum, or max); iallgather: out = every member's n
