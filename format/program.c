@@ -30,12 +30,13 @@
 #define MAX_BYTES ((int64_t)1 << 46)
 
 const char *const fmt_akind_name[FMT_NAKINDS] = {"compute", "coll",   "send",  "recv",  "reduce",
-                                                 "optim",   "gather", "gsend", "grecv"};
+                                                 "optim",   "gather", "gsend", "grecv", "fetch"};
 
 fmt_prog *fmt_prog_new(void) {
   arena *a = arena_new();
   fmt_prog *p = ARENA_NEW(a, fmt_prog);
   p->a = a;
+  p->vpp = p->sp = 1;
   return p;
 }
 
@@ -45,11 +46,15 @@ void fmt_prog_free(fmt_prog *p) {
   arena_free(p->a);
 }
 
+const char *const fmt_spkind_name[FMT_NSPKINDS] = {"ulysses", "ring"};
+
 void fmt_prog_rank(const fmt_prog *p, int rank, int *stage, int *dpi, int *tpi) {
-  *stage = rank / (p->dp * p->tp);
-  *dpi = rank / p->tp % p->dp;
+  *stage = rank / (p->dp * p->sp * p->tp);
+  *dpi = rank / (p->tp * p->sp) % p->dp;
   *tpi = rank % p->tp;
 }
+
+int fmt_prog_sp_index(const fmt_prog *p, int rank) { return rank / p->tp % p->sp; }
 
 int fmt_prog_param_of(const fmt_prog *p, ir_ref t) {
   for (int i = 0; i < p->nparam; i++) {
@@ -122,7 +127,7 @@ static cJSON *w_attrs(const ir_graph *g, const ir_attrs *a) {
   return j;
 }
 
-static cJSON *w_op(const ir_graph *g, const ir_op *o, int stage, int fwd_of) {
+static cJSON *w_op(const ir_graph *g, const ir_op *o, int stage, int chunk, int fwd_of) {
   cJSON *j = cJSON_CreateObject();
   cJSON_AddStringToObject(j, "op", ir_ops[o->kind].name);
   cJSON_AddItemToObject(j, "in", ints(o->in, o->nin));
@@ -132,6 +137,7 @@ static cJSON *w_op(const ir_graph *g, const ir_op *o, int stage, int fwd_of) {
   if (o->backward) cJSON_AddTrueToObject(j, "backward");
   if (o->recompute) cJSON_AddTrueToObject(j, "recompute");
   cJSON_AddNumberToObject(j, "stage", stage);
+  if (chunk > 0) cJSON_AddNumberToObject(j, "chunk", chunk);
   if (fwd_of >= 0) cJSON_AddNumberToObject(j, "fwd_of", fwd_of);
   if (g->mesh.n == 1) {
     cJSON *in = cJSON_AddArrayToObject(j, "in_sbp"), *out = cJSON_AddArrayToObject(j, "out_sbp");
@@ -156,7 +162,7 @@ static cJSON *w_graph(const fmt_prog *p) {
   cJSON *ts = cJSON_AddArrayToObject(j, "tensors");
   for (int t = 0; t < g->nt; t++) cJSON_AddItemToArray(ts, w_tensor(g, &g->t[t]));
   cJSON *os = cJSON_AddArrayToObject(j, "ops");
-  for (int k = 0; k < g->nop; k++) cJSON_AddItemToArray(os, w_op(g, &g->op[k], p->op_stage[k], p->fwd_of[k]));
+  for (int k = 0; k < g->nop; k++) cJSON_AddItemToArray(os, w_op(g, &g->op[k], p->op_stage[k], p->op_chunk[k], p->fwd_of[k]));
   cJSON_AddNumberToObject(j, "loss", g->loss);
   return j;
 }
@@ -258,6 +264,8 @@ static cJSON *w_prog(const fmt_prog *p) {
   const char *lk[] = {"dp", "tp", "pp", "micro", "zero", "recompute"};
   int32_t lv[] = {p->dp, p->tp, p->pp, p->micro, p->zero, p->recompute};
   for (int i = 0; i < 6; i++) cJSON_AddNumberToObject(l, lk[i], lv[i]);
+  if (p->vpp > 1) cJSON_AddNumberToObject(l, "vpp", p->vpp);
+  if (p->sp > 1) cJSON_AddNumberToObject(l, "sp", p->sp), cJSON_AddStringToObject(l, "sp_kind", fmt_spkind_name[p->sp_kind]);
   cJSON_AddNumberToObject(j, "global_batch", (double)p->global_batch);
   cJSON_AddNumberToObject(j, "seq", (double)p->seq);
   cJSON_AddNumberToObject(j, "micro_batch", (double)p->micro_batch);
@@ -499,6 +507,7 @@ static void r_op(rd *r, ir_graph *g, const cJSON *j, int k) {
   ir_op_add(g, &o);
   r->p->op_stage[k] = (int32_t)inum(r, j, path, "stage", 0, r->p->pp - 1);
   r->p->fwd_of[k] = (int32_t)opt_inum(r, j, path, "fwd_of", -1, k, -1);
+  r->p->op_chunk[k] = (int32_t)opt_inum(r, j, path, "chunk", 0, r->p->vpp - 1, 0);
 }
 
 static void r_graph(rd *r, const cJSON *j) {
@@ -524,6 +533,7 @@ static void r_graph(rd *r, const cJSON *j) {
   int nop = cJSON_GetArraySize(os);
   p->op_stage = ARENA_ARRAY(p->a, int32_t, nop + 1);
   p->fwd_of = ARENA_ARRAY(p->a, int32_t, nop + 1);
+  p->op_chunk = ARENA_ARRAY(p->a, int32_t, nop + 1);
   i = 0;
   cJSON_ArrayForEach(e, os) if (!r->failed) r_op(r, g, e, i++);
   g->loss = (ir_ref)inum(r, j, "graph", "loss", 0, g->nt - 1);
@@ -598,9 +608,12 @@ static void r_actor(rd *r, const cJSON *j, const char *path, fmt_actor *a, int n
   if (k) a->kernel = r_kernel(r, k, path);
   bool needs_op = a->kind == FMT_A_COMPUTE || a->kind == FMT_A_COLL;
   bool needs_t = a->kind == FMT_A_SEND || a->kind == FMT_A_RECV || a->kind == FMT_A_GSEND || a->kind == FMT_A_GRECV;
+  bool fetch = a->kind == FMT_A_FETCH;
   if ((needs_op && a->op < 0) || (needs_t && (a->tensor < 0 || a->peer < 0)) ||
-      (!needs_op && !needs_t && a->bucket < 0))
+      (!needs_op && !needs_t && !fetch && a->bucket < 0))
     fail(r, "'%s': a %s actor needs its %s", path, fmt_akind_name[a->kind], needs_op ? "op" : needs_t ? "tensor and peer" : "bucket");
+  if (fetch && !r->failed && (a->tensor < 0 || p->g->t[a->tensor].kind != IR_T_PARAM || a->nout != 1 || !a->per_micro))
+    fail(r, "'%s': a fetch actor gathers one parameter into one register per micro-batch", path);
 }
 
 static void r_reg(rd *r, const cJSON *j, const char *path, fmt_reg *g, int nact, int nreg_total, int64_t arena_bytes) {
@@ -643,6 +656,14 @@ static void r_reg(rd *r, const cJSON *j, const char *path, fmt_reg *g, int nact,
   }
 }
 
+/* the bytes a rank needs for persistent tensor q: a 1/dp slice when ZeRO
+ * shards its role (state from stage 1, gradients from 2, parameters at 3) */
+static int64_t pers_need(const fmt_prog *p, const fmt_pers *q) {
+  int64_t dp = (int64_t)p->dp * p->sp, n = ir_numel(p->g, q->tensor), chunk = (n + dp - 1) / dp;
+  int from = q->role == FMT_P_PARAM ? 3 : q->role == FMT_P_GRAD ? 2 : 1;
+  return 4 * (dp > 1 && p->zero >= from ? chunk : n);
+}
+
 static void r_pers(rd *r, const cJSON *j, const char *path, fmt_pers *q, int64_t total) {
   q->tensor = (ir_ref)inum(r, j, path, "tensor", 0, r->p->g->nt - 1);
   const cJSON *ro = item(r, j, path, "role", true);
@@ -655,6 +676,7 @@ static void r_pers(rd *r, const cJSON *j, const char *path, fmt_pers *q, int64_t
   q->offset = inum(r, j, path, "offset", 0, MAX_BYTES);
   if (!r->failed && q->offset + q->bytes > total) fail(r, "'%s' lies outside the persistent arena", path);
   if (!r->failed && q->bytes > ir_numel(r->p->g, q->tensor) * 4 + 64) fail(r, "'%s.bytes' exceeds its tensor", path);
+  if (!r->failed && q->bytes < pers_need(r->p, q)) fail(r, "'%s.bytes' is less than the layout holds", path);
 }
 
 static void r_stage(rd *r, const cJSON *j, int s, fmt_stage *st) {
@@ -677,6 +699,9 @@ static void r_stage(rd *r, const cJSON *j, int s, fmt_stage *st) {
     snprintf(ip, sizeof ip, "%s.actors[%d]", path, i), r_actor(r, cJSON_GetArrayItem(as, i), ip, &st->act[i], st->nreg, st->nact);
   for (int i = 0; i < st->nreg && !r->failed; i++)
     snprintf(ip, sizeof ip, "%s.registers[%d]", path, i), r_reg(r, cJSON_GetArrayItem(rs, i), ip, &st->reg[i], st->nact, st->nreg, st->arena_bytes);
+  for (int i = 0; i < st->nact && !r->failed; i++)
+    if (st->act[i].kind == FMT_A_FETCH && st->reg[st->act[i].out[0]].tensor != st->act[i].tensor)
+      fail(r, "'%s.actors[%d]': a fetch actor's register must hold its parameter", path, i);
   for (int i = 0; i < st->npers && !r->failed; i++)
     snprintf(ip, sizeof ip, "%s.persistent[%d]", path, i), r_pers(r, cJSON_GetArrayItem(ps, i), ip, &st->pers[i], st->persist_bytes);
   for (int i = 0; i < st->nsched && !r->failed; i++) {
@@ -728,13 +753,21 @@ static void r_layout(rd *r, const cJSON *root) {
   p->micro = (int32_t)inum(r, l, "layout", "micro", 1, 1 << 16);
   p->zero = (int32_t)inum(r, l, "layout", "zero", 0, 3);
   p->recompute = (int32_t)inum(r, l, "layout", "recompute", 0, 2);
+  p->vpp = (int32_t)opt_inum(r, l, "layout", "vpp", 1, 64, 1);
+  p->sp = (int32_t)opt_inum(r, l, "layout", "sp", 1, 1 << 10, 1);
+  const cJSON *k = cJSON_GetObjectItemCaseSensitive(l, "sp_kind");
+  p->sp_kind = k ? FMT_NSPKINDS : FMT_SP_ULYSSES;
+  for (int i = 0; i < FMT_NSPKINDS && k; i++)
+    if (cJSON_IsString(k) && !strcmp(k->valuestring, fmt_spkind_name[i])) p->sp_kind = (uint8_t)i;
+  if (!r->failed && p->sp_kind == FMT_NSPKINDS) fail(r, "'layout.sp_kind' must be \"ulysses\" or \"ring\"");
+  if (!r->failed && p->sp > 1 && p->tp > 1) fail(r, "'layout': sequence parallelism needs tp 1");
   p->global_batch = inum(r, root, "", "global_batch", 1, (int64_t)1 << 28);
   p->seq = inum(r, root, "", "seq", 1, (int64_t)1 << 28);
   p->micro_batch = inum(r, root, "", "micro_batch", 1, (int64_t)1 << 28);
   p->predicted_peak = inum(r, root, "", "predicted_peak_bytes", 0, MAX_BYTES);
   if (!r->failed && p->micro_batch * p->micro * p->dp != p->global_batch)
     fail(r, "'micro_batch' x 'layout.micro' x 'layout.dp' must equal 'global_batch'");
-  if (!r->failed && (int64_t)p->dp * p->tp * p->pp > (1 << 20)) fail(r, "'layout': too many ranks");
+  if (!r->failed && (int64_t)p->dp * p->tp * p->pp * p->sp > (1 << 20)) fail(r, "'layout': too many ranks");
 }
 
 static void r_buckets(rd *r, const cJSON *root) {
@@ -789,7 +822,7 @@ fmt_prog *fmt_prog_parse(const char *text, size_t len, char *err, size_t errlen)
   if (!r.failed) {
     FILE *null = getenv("SBPC_DEBUG_VERIFY") ? NULL : fopen("/dev/null", "w");
     d.out = null ? null : stderr;
-    if (!ir_verify_local(r.p->g, r.p->tp, &d))
+    if (!ir_verify_local(r.p->g, (int64_t)r.p->tp * r.p->sp, &d))
       fail(&r, "the graph is not well formed (an op reads a tensor no earlier op makes, a tensor is made twice, or an "
                "op's shapes do not fit its inputs)");
     if (null) fclose(null);

@@ -10,6 +10,7 @@
  *    shapes of one tensor-parallel rank's shard and B, S bound to the local
  *    micro-batch: every rank of the program runs this graph on its shards;
  *  - the layout (dp, tp, pp, micro-batches, ZeRO stage) and the batch;
+ *    under ZeRO-3 a stage holds a 1/dp slice of each parameter at rest;
  *  - per pipeline stage: the actors, the registers that connect them (bytes,
  *    regst_num, producer, consumers, and an offset in the stage's activation
  *    arena for each micro-batch), the persistent tensors at their offsets in
@@ -20,7 +21,7 @@
  *    tensor-parallel ranks split it on (and its interleave groups), the
  *    stages that hold it, so checkpoints stay universal;
  *  - the data-parallel gradient buckets.
- * Ranks: rank = (stage * dp + dp_index) * tp + tp_index.
+ * Ranks: rank = ((stage * dp + dp_index) * sp + sp_index) * tp + tp_index.
  *
  * Memory: a program and everything in it live in its arena (p->a), freed by
  * fmt_prog_free; the graph has its own (ir_graph_free). */
@@ -66,6 +67,9 @@ typedef enum {
   FMT_A_GATHER,   /* ZeRO: all-gather bucket `bucket`'s updated slices (comm) */
   FMT_A_GSEND,    /* tied parameter `tensor`: its reduced gradient to stage `peer` */
   FMT_A_GRECV,    /* ... and received from stage `peer` */
+  FMT_A_FETCH,    /* ZeRO-3: all-gather parameter `tensor`'s dp slices into its
+                     register, per micro-batch, before the first reader of a
+                     pass (forward or backward); freed after the last (comm) */
   FMT_NAKINDS
 } fmt_akind;
 extern const char *const fmt_akind_name[FMT_NAKINDS];
@@ -74,7 +78,7 @@ typedef struct {
   uint8_t kind;       /* fmt_akind */
   bool per_micro;     /* fires once per micro-batch (else once per step) */
   int32_t op;         /* COMPUTE, COLL: op index; else -1 */
-  ir_ref tensor;      /* SEND, RECV, GSEND, GRECV: the tensor; else -1 */
+  ir_ref tensor;      /* SEND, RECV, GSEND, GRECV, FETCH: the tensor; else -1 */
   int32_t peer;       /* SEND, RECV, GSEND, GRECV: the other stage; else -1 */
   int32_t bucket;     /* REDUCE, OPTIM, GATHER: bucket index; else -1 */
   int32_t nin, nout, ndep;
@@ -99,6 +103,12 @@ typedef struct {
                          that held its bytes last, earlier in the schedule:
                          they must be released before it takes the bytes */
 } fmt_reg;
+
+/* Sequence parallelism: every rank of an sp group holds S / sp consecutive
+ * tokens of each sample; attention runs as Ulysses (all-to-alls to a head
+ * split and back, ops all_to_all on mesh axis 1) or as a ring. */
+typedef enum { FMT_SP_ULYSSES, FMT_SP_RING, FMT_NSPKINDS } fmt_spkind;
+extern const char *const fmt_spkind_name[FMT_NSPKINDS];
 
 /* One step of the static schedule: actor `actor` for micro-batch `micro`. */
 typedef struct {
@@ -154,8 +164,13 @@ typedef struct {
   const char *model;  /* the model's name */
   uint64_t model_hash;/* hash of the forward graph the program was made from */
   int32_t dp, tp, pp, micro, zero, recompute;
+  int32_t vpp;        /* model chunks per stage (interleaved 1F1B; 1: none) */
+  int32_t sp;         /* sequence-parallel degree (1: none; > 1 needs tp 1) */
+  uint8_t sp_kind;    /* fmt_spkind: how the sp group runs attention */
   int64_t global_batch, seq, micro_batch;
   int32_t *op_stage;  /* per op: pipeline stage (adamw: the grad's stage) */
+  int32_t *op_chunk;  /* per op: its model chunk on the stage (virtual stage
+                         chunk * pp + stage); 0 when vpp is 1 */
   int32_t *fwd_of;    /* per op: the forward op a backward op differentiates, or -1 */
   int32_t nstage, nparam, nbucket;
   fmt_stage *stage;
@@ -186,8 +201,10 @@ fmt_prog *fmt_prog_read(const char *dir);
  * DIR/kernels/cpu.ll (DIR and DIR/kernels are created). False with a
  * message on stderr. */
 bool fmt_prog_write_dir(const fmt_prog *p, const char *dir);
-/* fmt_prog_rank: the stage, dp and tp index of a world rank. */
+/* fmt_prog_rank: the stage, dp and tp index of a world rank;
+ * fmt_prog_sp_index: its index in its sp group (0 without sp). */
 void fmt_prog_rank(const fmt_prog *p, int rank, int *stage, int *dpi, int *tpi);
+int fmt_prog_sp_index(const fmt_prog *p, int rank);
 /* fmt_prog_param_of: the fmt_prog.param index of tensor t (a parameter or
  * its state), or -1. */
 int fmt_prog_param_of(const fmt_prog *p, ir_ref t);

@@ -4,7 +4,8 @@
  * (ir/autodiff.h) and tells, for every backward op, the forward op it
  * differentiates (placement puts it on that op's stage). Then B is bound to
  * the local micro-batch (global batch / dp / micro-batches) and S to the
- * sequence length, so every later pass sees concrete shapes. The layout is
+ * sequence length (its 1/sp share under sequence parallelism: sp.c), so
+ * every later pass sees concrete shapes. The layout is
  * checked here, before any pass depends on it. */
 #include "lower/lower.h"
 #include "ir/autodiff.h"
@@ -111,8 +112,21 @@ static bool check_layout(lw_ctx *c) {
   }
   int maxl = 0;
   for (int b = 0; b < g->nblk; b++) maxl = g->blk[b].count > maxl ? g->blk[b].count : maxl;
-  if (l->pp > 1 && maxl < l->pp) {
-    diag_error(c->d, (srcloc){0, 0}, "pipeline of %d stages needs at least %d layers, the model has %d", l->pp, l->pp, maxl);
+  int vpp = l->vpp > 1 ? l->vpp : 1;
+  if (l->pp > 1 && maxl < l->pp * vpp) {
+    diag_error(c->d, (srcloc){0, 0}, "pipeline of %d stages x %d chunks needs at least %d layers, the model has %d", l->pp,
+               vpp, l->pp * vpp, maxl);
+    return false;
+  }
+  int sp = l->sp > 1 ? l->sp : 1;
+  if (sp > 1 && (l->tp > 1 || l->seq % sp || l->sp_kind < 0 || l->sp_kind >= FMT_NSPKINDS)) {
+    diag_error(c->d, (srcloc){0, 0}, "sequence parallelism (sp %d) needs tp 1 and a sequence length (%lld) that divides by sp", sp,
+               (long long)l->seq);
+    return false;
+  }
+  if (vpp > 1 && (l->pp < 2 || vpp > 64 || l->micro % l->pp)) {
+    diag_error(c->d, (srcloc){0, 0}, "interleaved pipeline (vpp %d) needs pp >= 2 and micro-batches (%d) a multiple of pp (%d)",
+               vpp, l->micro, l->pp);
     return false;
   }
   if (g->loss == IR_NONE) {
@@ -156,11 +170,14 @@ bool lw_train(lw_ctx *c) {
   if (!check_layout(c) || !check_inputs(c) || !positions_fit(c) || !plan_fits(c)) return false;
   p->model_hash = lw_model_hash(g);
   p->dp = c->lay.dp, p->tp = c->lay.tp, p->pp = c->lay.pp, p->micro = c->lay.micro;
-  p->zero = c->lay.dp > 1 ? c->lay.zero : 0;
+  p->zero = lw_dp_group(c) > 1 ? c->lay.zero : 0;
+  p->vpp = c->lay.vpp > 1 ? c->lay.vpp : 1;
+  p->sp = c->lay.sp > 1 ? c->lay.sp : 1;
+  p->sp_kind = (uint8_t)c->lay.sp_kind;
   p->recompute = c->lay.recompute;
   p->global_batch = c->lay.global_batch, p->seq = c->lay.seq;
   p->micro_batch = c->lay.global_batch / c->lay.dp / c->lay.micro;
   if (!ir_autodiff_map(g, NULL, c->d, &c->fwd_of)) return false;
-  ir_bind(g, p->micro_batch, p->seq);
+  ir_bind(g, p->micro_batch, p->seq / p->sp); /* sp: each rank holds S / sp tokens of a sample */
   return true;
 }

@@ -16,6 +16,8 @@ struct rt_exec {
   rt_config cfg;
   rt_comm *comm;
   int rank, stage, dpi, tpi, dp, tp, pp, M;
+  int sp, spi;          /* the sp group (1, 0 without); dp, dpi count dp x sp ranks:
+                           the gradient group, as ZeRO shards over it */
   char *arena;          /* activations: st->arena_bytes */
   char *pers;           /* persistent tensors: st->persist_bytes */
   void **buf;           /* per tensor: its persistent buffer (param, state), or NULL */

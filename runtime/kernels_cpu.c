@@ -75,7 +75,7 @@ static bool k_positions(K *k) {
   /* split on the position axis (S(last) on the tp axis): this rank's run of positions */
   const ir_ndsbp *s = &k->o->out_sbp[0];
   int64_t lo = s->n == 1 && s->a[0].kind == SBP_S && s->a[0].axis == k->g->t[k->o->out[0]].rank - 1 ? (int64_t)k->kc->tpi * L : 0;
-  for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(lo + i % L);
+  for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(k->kc->pos0 + lo + i % L);
   return true;
 }
 
@@ -433,7 +433,7 @@ static bool k_rotary(K *k) {
   for (int64_t r = 0; r < rows; r++)
     for (int64_t h = 0; h < heads; h++)
       for (int64_t j = 0; j < h2; j++) {
-        double ang = (double)(r % S) * pow(theta, -2.0 * (double)j / (double)d);
+        double ang = (double)(k->kc->pos0 + r % S) * pow(theta, -2.0 * (double)j / (double)d);
         double c = cos(ang), s = sgn * sin(ang);
         const float *xp = x + r * n + h * d;
         float *yp = y + r * n + h * d;

@@ -14,6 +14,7 @@ typedef struct {
   uint64_t seed;     /* dropout masks */
   int64_t micro;     /* micro-batch index (dropout masks) */
   int tp, tpi;       /* the tp group: a vocabulary-split table's rows are tpi's */
+  int64_t pos0;      /* sequence parallelism: the first position of this rank's tokens */
 } rt_kctx;
 /* rt_kernel: run op o of g (B and S bound to the local micro-batch) on host
  * buffers: in[i] / out[i] hold the op's tensors (f32, or i32 for ids). Returns
@@ -136,7 +137,10 @@ rt_req *rt_comm_irecv(rt_comm *c, float *x, int64_t n, int from, int tag);
 bool rt_comm_test(rt_req *q);
 int rt_comm_req_peer(const rt_req *q);
 int rt_comm_tag_ub(void);
-/* Non-blocking collectives on a group (the tp or dp communicator), for the
+/* Non-blocking collectives on a group (the tp or dp communicator: the tp
+ * one holds the tp x sp ranks of a stage's dp index, the sp group when sp > 1,
+ * as sp needs tp 1; the dp one every rank of the stage with the same tp
+ * index, dp x sp ranks), for the
  * executor's main thread; complete them with rt_comm_test. A group's
  * collectives must be posted in the same order on every member.
  * iallreduce: x in place (sum, or max); iallgather: out = every member's n
@@ -149,6 +153,8 @@ rt_req *rt_comm_iallreduce(rt_comm *c, rt_group g, float *x, int64_t n, bool max
 rt_req *rt_comm_iallgather(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
 rt_req *rt_comm_ireduce_scatter(rt_comm *c, rt_group g, const float *in, const int *counts, float *out);
 rt_req *rt_comm_iallgatherv(rt_comm *c, rt_group g, float *buf, const int *counts, const int *displs);
+/* ialltoall: block i of in (n floats) goes to member i, block i of out comes from it */
+rt_req *rt_comm_ialltoall(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
 /* rt_comm_group_timeout_abort: a collective of group g did not complete in
  * time: ping the group's members for 2 s, name those that stay silent, end
  * the job */

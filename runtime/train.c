@@ -255,7 +255,7 @@ static int start(run *r, const char *dir) {
   fmt_prog *p = fmt_prog_read(dir);
   if (agree(r, p ? EXIT_OK : EXIT_BAD_INPUT) != EXIT_OK) return fmt_prog_free(p), EXIT_BAD_INPUT;
   r->p = p;
-  int want = p->dp * p->tp * p->pp;
+  int want = p->dp * p->tp * p->pp * p->sp;
   if (want != r->nranks) {
     if (r->rank == 0)
       sbpc_error("the program is for %d rank%s (dp %d x tp %d x pp %d) but %d %s started", want, want == 1 ? "" : "s",
@@ -265,7 +265,7 @@ static int start(run *r, const char *dir) {
   if (!same_everywhere(r)) return EXIT_BAD_INPUT;
   fmt_prog_rank(p, r->rank, &r->stage, &r->dpi, &r->tpi);
   if (r->comm) rt_comm_split_dp(r->comm, r->stage * p->tp + r->tpi);
-  if (r->comm) rt_comm_split_tp(r->comm, r->rank / p->tp);
+  if (r->comm) rt_comm_split_tp(r->comm, r->rank / (p->tp * p->sp)); /* tp 1 under sp: the sp group */
   return setup(r);
 }
 
