@@ -252,6 +252,11 @@ cg_jit *cg_jit_compile(cg_kernel *const *ks, int n, char *why, size_t wn);
  * module. NULL with why on a parse or link error. */
 cg_jit *cg_jit_from_ir(const char *const *texts, int n, char *why, size_t wn);
 
+/* cg_llvm_parse: a module (for the host) from LLVM IR text, e.g. a
+ * program's DIR/kernels/cpu.ll; optimise it with cg_llvm_optimize. NULL
+ * with why on a parse error. */
+cg_llvm *cg_llvm_parse(const char *text, char *why, size_t wn);
+
 /* cg_llvm_object: run the backend of the host target machine on m (optimise
  * it first) and return the object file in *obj (malloc'ed, *len bytes); m
  * stays the caller's (its IR may be changed by the backend: JIT it no more).

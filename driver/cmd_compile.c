@@ -78,14 +78,9 @@ static int write_program(const compile_args *a, drv_model *m, fmt_prog **out) {
   sbpc_plan_free(plan);
   if (!p) return EXIT_BAD_INPUT;
   m->p.g = NULL; /* the program owns the graph now */
-  if ((mkdir(a->out, 0755) && errno != EEXIST)) {
-    sbpc_error("cannot create %s: %s", a->out, strerror(errno));
-    fmt_prog_free(p);
-    return EXIT_BAD_INPUT;
-  }
+  if (!fmt_prog_write_dir(p, a->out)) return fmt_prog_free(p), EXIT_BAD_INPUT;
   char path[4200];
   snprintf(path, sizeof path, "%s/program.json", a->out);
-  if (!fmt_prog_write(p, path)) return fmt_prog_free(p), EXIT_BAD_INPUT;
   int nact = 0;
   for (int s = 0; s < p->nstage; s++) nact += p->stage[s].nact;
   fprintf(a->dump == 0 ? stderr : stdout, "wrote %s: %d ranks (dp %d x tp %d x pp %d), %d actors, planned peak %.1f MiB per rank\n",

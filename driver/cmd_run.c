@@ -92,9 +92,7 @@ static int compile_to(const run_args *a, const char *dir) {
   else rc = drv_layout(&a->lo, &m.p, &plan, &lay);
   if (!rc && !(p = drv_lower(m.p.g, &lay, &m.d))) rc = EXIT_BAD_INPUT;
   if (p) m.p.g = NULL;
-  char path[4200];
-  snprintf(path, sizeof path, "%s/program.json", dir);
-  if (!rc && !fmt_prog_write(p, path)) rc = EXIT_BAD_INPUT;
+  if (!rc && !fmt_prog_write_dir(p, dir)) rc = EXIT_BAD_INPUT;
   fmt_prog_free(p);
   sbpc_plan_free(plan);
   drv_model_free(&m);
@@ -102,10 +100,12 @@ static int compile_to(const run_args *a, const char *dir) {
 }
 
 static void remove_tmp(const char *dir) {
+  const char *names[] = {"program.json", "kernels/cpu.ll", "kernels", ""};
   char path[4200];
-  snprintf(path, sizeof path, "%s/program.json", dir);
-  unlink(path);
-  rmdir(dir);
+  for (int i = 0; i < 4; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    if (unlink(path) != 0) rmdir(path);
+  }
 }
 
 int cmd_run(int argc, char **argv) {

@@ -2,10 +2,9 @@
  * `sbpc compile` and `sbpc run MODEL.sbp`: the plan's (read through the one
  * plan reader, format/sbpc_plan.h), then the flags, which win (--dp --tp
  * --pp --micro --zero --recompute --batch --seq), then the model's train
- * section for batch and sequence length, then 1. A plan with sequence
- * parallelism or interleaved stages is refused: the executor does not run
- * them yet. ZeRO-3 runs as ZeRO-2, with a note. The flags' table is
- * drv_layout_options (driver/opts.h). */
+ * section for batch and sequence length, then 1. Interleaved stages (vpp)
+ * and sequence parallelism (sp, run as Ulysses) come from the plan only.
+ * The flags' table is drv_layout_options (driver/opts.h). */
 #include "driver/common.h"
 #include "util/diag.h"
 #include <stdio.h>
@@ -23,7 +22,7 @@ const drv_option drv_layout_options[] = {
     {DRV_OPT("--tp", DRV_INT, drv_layout_opts, tp, "N", "tensor-parallel ranks"), .lo = 1, .hi = 4096},
     {DRV_OPT("--pp", DRV_INT, drv_layout_opts, pp, "N", "pipeline stages"), .lo = 1, .hi = 4096},
     {DRV_OPT("--micro", DRV_INT, drv_layout_opts, micro, "M", "micro-batches per step"), .lo = 1, .hi = 4096},
-    {DRV_OPT("--zero", DRV_INT, drv_layout_opts, zero, "Z", "ZeRO stage (3 runs as 2)"), .lo = 0, .hi = 3},
+    {DRV_OPT("--zero", DRV_INT, drv_layout_opts, zero, "Z", "ZeRO stage (3 shards the parameters at rest)"), .lo = 0, .hi = 3},
     {DRV_OPT("--recompute", DRV_CHOICE, drv_layout_opts, recompute, "none|selective|full",
              "the activations the backward pass recomputes"),
      .choices = RECOMPUTE},
@@ -41,14 +40,10 @@ static int from_plan(const drv_layout_opts *o, sbpc_plan **plan, lw_layout *lay)
     diag_file_error(o->plan, "%s", err);
     return EXIT_BAD_INPUT;
   }
-  if (p->sp > 1 || p->vpp > 1) {
-    diag_file_error(o->plan, "the executor does not run sequence parallelism or interleaved stages yet (sp %d, vpp %d)",
-                    p->sp, p->vpp);
-    sbpc_plan_free(p);
-    return EXIT_BAD_INPUT;
-  }
   lay->dp = p->dp, lay->tp = p->tp, lay->pp = p->pp, lay->micro = p->num_micro_batches > 0 ? p->num_micro_batches : 1;
   lay->zero = p->zero;
+  lay->vpp = p->vpp;
+  lay->sp = p->sp; /* Ulysses: the plan does not name the kind (lay->sp_kind 0) */
   lay->recompute = p->recompute ? drv_recompute_parse(p->recompute) : 0;
   if (lay->recompute < 0) lay->recompute = 0;
   lay->global_batch = p->global_batch;
@@ -75,9 +70,5 @@ int drv_layout(const drv_layout_opts *o, const ir_program *prog, sbpc_plan **pla
   if (o->batch) lay->global_batch = o->batch;
   if (o->seq) lay->seq = o->seq;
   if (!lay->global_batch) lay->global_batch = 8;
-  if (lay->zero > 2) {
-    sbpc_note("ZeRO stage 3 runs as stage 2 (parameters are not sharded at rest yet)");
-    lay->zero = 2;
-  }
   return EXIT_OK;
 }

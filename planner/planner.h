@@ -43,13 +43,21 @@ const char *plan_recompute_name(int rc);
  * table; docs/planner.md, "Runtime profiles", gives the defaults per preset).
  * The plan JSON carries it ("runtime") so exports can set the same flags. */
 typedef struct {
-  const char *name;         /* "megatron-2021", "megatron-2022", "stack-2024", "sbpc" */
+  const char *name;         /* "megatron-2021", "megatron-2022", "stack-2024", "sbpc", "sbpc-cpu" */
   bool flash_attention;     /* fused attention: no score matrix, causal blocks skipped */
   bool seq_parallel;        /* tp may split activations by token (Megatron --sequence-parallel) */
   bool dist_optimizer;      /* optimizer state sharded over dp (ZeRO 1 and up searched) */
   bool tp_comm_overlap;     /* tp all-gather / reduce-scatter hidden behind the layer's GEMMs */
   double grad_reduce_bytes; /* bytes per gradient element in the DP reduction (4 fp32, 2 bf16) */
   double grad_overlap;      /* fraction of the DP reduction that can hide in backward */
+  double workspace_bytes;   /* the runtime's fixed reserve per device (CUDA context,
+                               cuBLAS and NCCL buffers; 0 for sbpc's CPU executor,
+                               which allocates only its planned arenas) */
+  double transients;        /* the largest tensors a step holds beside its saved
+                               activations, counted this many times (2 for the GPU
+                               stacks' gradient and output buffers; 0 for sbpc's CPU
+                               executor, whose arena plan holds them with the
+                               activations) */
 } plan_runtime;
 
 /* The GEMM shapes plan_gemm_eff was asked about (sbpc tune --model measures
@@ -103,10 +111,13 @@ typedef struct {
   bool loaded;
 } plan_calib;
 
-/* plan_runtime_set: replace c->rt by the named profile; false if unknown. */
+/* plan_runtime_set: replace c->rt by the named profile, and the workspace
+ * reserve by the profile's (a calibration file read afterwards may set it);
+ * false if unknown. */
 bool plan_runtime_set(plan_calib *c, const char *name);
 /* plan_runtime_default: the profile name a cluster defaults to (its preset:
- * dgx-h100 "stack-2024", dgx-a100 "megatron-2022", anything else "sbpc"). */
+ * dgx-h100 "stack-2024", dgx-a100 "megatron-2022", cpu "sbpc-cpu", anything
+ * else "sbpc"). */
 const char *plan_runtime_default(const ir_cluster *c);
 /* plan_runtime_names: the profile names, comma-separated (for messages). */
 const char *plan_runtime_names(void);

@@ -231,6 +231,12 @@ rt_req *rt_comm_iallgatherv(rt_comm *c, rt_group g, float *buf, const int *count
   return q;
 }
 
+rt_req *rt_comm_ialltoall(rt_comm *c, rt_group g, const float *in, int64_t n, float *out) {
+  rt_req *q = req_new();
+  MPI_Ialltoall(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, group(c, g), &q->r);
+  return q;
+}
+
 int rt_comm_tag_ub(void) {
   int *ub, flag = 0;
   MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag);
