@@ -10,6 +10,7 @@
  * usage: bench_cg [TOKENS [-v]] (default 4096: two sequences of 2048; -v: per
  * kernel times) */
 #include "codegen/cg.h"
+#include "tests/support/fixtures.h"
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -122,7 +123,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench_cg [TOKENS]\n");
     return 2;
   }
-  ir_graph *g = cg_demo_block(768, 12, tokens);
+  ir_graph *g = fx_gpt2_block(768, 12, tokens);
   arena *a = arena_new();
   cg_fusion *ff = cg_fuse(g, IR_F32, a), *fu = cg_fuse_ex(g, IR_F32, true, a);
   float **tb = calloc((size_t)g->nt, sizeof(float *));

@@ -20,6 +20,7 @@
  * usage: bench_gpu [OUTDIR]  — writes OUTDIR/gpu_results.md when given. */
 #include "codegen/cg.h"
 #include "runtime/cuda.h"
+#include "tests/support/fixtures.h"
 #include <dlfcn.h>
 #include <math.h>
 #include <stdarg.h>
@@ -285,7 +286,7 @@ static void bandwidth(void) {
   say("\n## Bandwidth (bf16 activations, 32768 tokens; HBM peak %.0f GB/s from the memory clock and bus width)\n\n"
       "| kernel | ops | GB/s | of copy | of HBM peak |\n|---|---|---|---|---|\n", hbm_peak / 1e9);
   say("| copy4 | float4 copy, 1 GiB | %.0f | 100%% | %.0f%% |\n", cbw / 1e9, 100 * cbw / hbm_peak);
-  ir_graph *g = cg_demo_block(768, 12, 32768);
+  ir_graph *g = fx_gpt2_block(768, 12, 32768);
   arena *a = arena_new();
   cg_fusion *f = cg_fuse(g, IR_BF16, a);
   for (int i = 0; i < f->n; i++) {
@@ -535,10 +536,10 @@ int main(int argc, char **argv) {
   }
   say("# sbpc GPU check: %s (sm_%d%d), NVRTC %d.%d, PTX for compute_%d\n\n", name, cmaj, cmin, ma, mi, arch);
   say("## Row kernels (GPU vs CPU JIT, f32)\n\n| kernel | ops | shape | max rel err | |\n|---|---|---|---|---|\n");
-  ir_graph *g = cg_demo_block(768, 12, 64);
+  ir_graph *g = fx_gpt2_block(768, 12, 64);
   check_rows(g);
   ir_graph_free(g);
-  g = cg_demo_extras(64);
+  g = fx_extras(64);
   check_rows(g);
   ir_graph_free(g);
   attention();

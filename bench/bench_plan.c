@@ -9,6 +9,7 @@
  * structure the front end makes from a GPT .sbp. Goal: < 1 s each. */
 #include "frontend/frontend.h"
 #include "planner/planner.h"
+#include "tests/support/fixtures.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +120,7 @@ static void published(const run *r) {
   char err[256];
   ir_cluster *c = fe_cluster_preset(r->cluster, a, err, sizeof err);
   ir_program *lp = r->kv ? llama(r) : NULL;
-  ir_graph *g = r->kv ? (lp ? lp->g : NULL) : plan_gpt_graph(r->name, r->L, r->h, r->heads, r->vocab, r->seq);
+  ir_graph *g = r->kv ? (lp ? lp->g : NULL) : fx_gpt_graph(r->name, r->L, r->h, r->heads, r->vocab, r->seq);
   plan_options o;
   plan_options_default(&o);
   o.global_batch = r->batch, o.seq = r->seq;
@@ -189,15 +190,15 @@ int main(int argc, char **argv) {
     return 0;
   }
   arena *a = arena_new();
-  ir_graph *g1t = plan_gpt_graph("gpt-1t", 128, 25600, 160, 51200, 2048);
-  ir_graph *g175 = plan_gpt_graph("gpt3-175b", 96, 12288, 96, 51200, 2048);
-  ir_graph *g39 = plan_gpt_graph("gpt-39b", 48, 8192, 64, 51200, 2048);
-  ir_cluster *mixed = plan_cluster_mixed(a, 32, 32);
+  ir_graph *g1t = fx_gpt_graph("gpt-1t", 128, 25600, 160, 51200, 2048);
+  ir_graph *g175 = fx_gpt_graph("gpt3-175b", 96, 12288, 96, 51200, 2048);
+  ir_graph *g39 = fx_gpt_graph("gpt-39b", 48, 8192, 64, 51200, 2048);
+  ir_cluster *mixed = fx_cluster_mixed(a, 32, 32);
   printf("planning time, full search, single thread (best of 3)\n\n");
   printf("| case | devices | cpu s | wall s | evaluated / candidates | best layout | predicted step |\n");
   printf("| --- | --- | --- | --- | --- | --- | --- |\n");
-  row("GPT-1T on dgx-a100:384, batch 3072", g1t, plan_cluster_dgx(a, 384), 3072);
-  row("GPT-3 175B on dgx-a100:128, batch 1536", g175, plan_cluster_dgx(a, 128), 1536);
+  row("GPT-1T on dgx-a100:384, batch 3072", g1t, fx_cluster_dgx(a, 384), 3072);
+  row("GPT-3 175B on dgx-a100:128, batch 1536", g175, fx_cluster_dgx(a, 128), 1536);
   row("GPT 39.1B on 32 DGX-A100 + 32 V100x8 nodes, batch 1536", g39, mixed, 1536);
   printf("\nmixed cluster (GPT 39.1B, batch 1536): speed-weighted vs even stage partition\n\n");
   printf("| fixed | weighted layers | weighted step | even layers | even step | even / weighted |\n");

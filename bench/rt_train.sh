@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# rt_train.sh BUILD_DIR — training throughput of `sbpc run` (issue 6):
+# rt_train.sh BUILD_DIR — training throughput of `sbpc run` (issues 6, 11):
 # GPT-2 small (examples/gpt2.sbp, 124M parameters), seq 256, global batch 4,
 # fp32 CPU reference kernels: tokens/s on 1 rank (OpenBLAS and the runtime's
 # split loops, SBPC_THREADS, on all cores; also with --kernels jit, codegen's
@@ -8,7 +8,11 @@
 # rank next to the planner's prediction. PyTorch eager (bench/rt_torch_gpt2.py:
 # the same model, batch, seq and thread count) is compared when an interpreter
 # can import torch. Steps: STEPS (default 3); the first step is warm-up, the
-# table reports the mean of the others.
+# table reports the mean of the others. In the same run, bench_sgemm measures
+# the machine's fp32 GEMM rate, and the 1-rank run's model FLOPs per second
+# (GEMMs and attention products, as `sbpc run` reports them) are given as a
+# fraction of it (issue 11's goal: 85 %), and sbpc's tokens/s as a ratio to
+# PyTorch eager's (goal: 1.1).
 set -u
 build=${1:-build}
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,12 +27,17 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mean_tps() { awk 'NR > 1 { match($0, /"tokens_per_s": *[0-9.]+/); s += substr($0, RSTART + 16, RLENGTH - 16); n++ }
                   END { if (n) printf "%.0f", s / n; else print "n/a" }' "$1"; }
 echo "GPT-2 small, seq 256, global batch 4, $STEPS steps (first is warm-up), $cores cores"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+sg=$("$build/bench/bench_sgemm" 2>/dev/null | sed -n 's/^sgemm: \([0-9.]*\) GFLOP\/s/\1/p')
+echo "fp32 sgemm (OpenBLAS, $cores threads, best shape): ${sg:-n/a} GFLOP/s"
 OPENBLAS_NUM_THREADS=$cores SBPC_THREADS=$cores "$SBPC" run examples/gpt2.sbp --seq 256 --batch 4 --steps "$STEPS" --kernels ref \
   --log "$T/1.jsonl" > "$T/1.out" || exit 1
 echo "1 rank, --kernels ref:  $(mean_tps "$T/1.jsonl") tokens/s; $(grep peak "$T/1.out")"
 OPENBLAS_NUM_THREADS=$cores SBPC_THREADS=$cores "$SBPC" run examples/gpt2.sbp --seq 256 --batch 4 --steps "$STEPS" --kernels jit \
   --log "$T/1j.jsonl" > "$T/1j.out" || exit 1
 echo "1 rank, --kernels jit:  $(mean_tps "$T/1j.jsonl") tokens/s; $(grep peak "$T/1j.out")"
+gf=$(sed -n 's/^model FLOPs per step: .*; \([0-9.]*\) GFLOP\/s.*/\1/p' "$T/1j.out")
+[ -n "$sg" ] && [ -n "$gf" ] && echo "1 rank, --kernels jit:  $gf GFLOP/s = $(echo "scale=3; $gf / $sg" | bc) of sgemm"
 if command -v mpirun >/dev/null; then
   half=$(( cores / 2 > 0 ? cores / 2 : 1 ))
   OPENBLAS_NUM_THREADS=$half SBPC_THREADS=$half mpirun --oversubscribe -np 2 -x OPENBLAS_NUM_THREADS -x SBPC_THREADS "$SBPC" run examples/gpt2.sbp \
@@ -51,6 +60,7 @@ done
 if [ -n "$PY" ]; then
   "$PY" bench/rt_torch_gpt2.py --batch 4 --seq 256 --steps "$STEPS" --threads "$cores" > "$T/torch.jsonl" || exit 1
   echo "PyTorch eager $("$PY" -c 'import torch; print(torch.__version__)') (1 process, $cores threads): $(mean_tps "$T/torch.jsonl") tokens/s"
+  echo "sbpc (1 rank, jit) / PyTorch eager: $(echo "scale=3; $(mean_tps "$T/1j.jsonl") / $(mean_tps "$T/torch.jsonl")" | bc)"
 else
   echo "PyTorch eager: absent (no python3 can import torch), no comparison"
 fi

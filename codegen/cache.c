@@ -60,9 +60,9 @@ static bool private_dir(const char *dir) {
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return false;
   if (st.st_uid == geteuid() && !(st.st_mode & (S_IWGRP | S_IWOTH))) return true;
   if (!said)
-    fprintf(stderr, "sbpc: note: kernel cache '%s' is not private (owner uid %ld, mode %04o): not used; "
-                    "give SBPC_CACHE_DIR a folder of your own with mode 0700\n",
-            dir, (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+    sbpc_note("kernel cache '%s' is not private (owner uid %ld, mode %04o): not used; "
+              "give SBPC_CACHE_DIR a folder of your own with mode 0700",
+              dir, (long)st.st_uid, (unsigned)(st.st_mode & 07777));
   said = true;
   return false;
 }
@@ -87,7 +87,7 @@ static char *reject(const char *path, const char *why, FILE *f, char *data) {
   if (f) fclose(f);
   free(data);
   unlink(path); /* the directory is private: unlink removes a link, not its target */
-  if (why) fprintf(stderr, "sbpc: note: kernel cache entry '%s' %s; rebuilding it\n", path, why);
+  if (why) sbpc_note("kernel cache entry '%s' %s; rebuilding it", path, why);
   return NULL;
 }
 

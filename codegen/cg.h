@@ -185,12 +185,6 @@ cg_fusion *cg_fuse(const ir_graph *g, ir_dtype act, arena *a);
 /* cg_fuse_ex: cg_fuse; with single = true every fusable op becomes its own
  * kernel (the unfused baseline of the benchmark). */
 cg_fusion *cg_fuse_ex(const ir_graph *g, ir_dtype act, bool single, arena *a);
-/* cg_demo_block: one GPT-2 block, forward and backward, hidden size h, with
- * `tokens` rows bound (demo.c; for tests, benchmarks and the GPU check). */
-ir_graph *cg_demo_block(int64_t h, int heads, int64_t tokens);
-/* cg_demo_extras: cross-entropy fwd+bwd (vocab 50257), causal softmax,
- * rms_norm, swiglu and AdamW, with `tokens` rows bound (demo.c). */
-ir_graph *cg_demo_extras(int64_t tokens);
 
 /* ---- emitters -------------------------------------------------------------- */
 /* cg_emit_cuda: CUDA C source of kernel k (extern "C" __global__ NAME).
@@ -278,6 +272,11 @@ cg_jit *cg_jit_compile(cg_kernel *const *ks, int n, char *why, size_t wn);
  * of `sbpc compile`, already optimised for this host), linked into one
  * module. NULL with why on a parse or link error. */
 cg_jit *cg_jit_from_ir(const char *const *texts, int n, char *why, size_t wn);
+
+/* cg_llvm_parse: a module (for the host) from LLVM IR text, e.g. a
+ * program's DIR/kernels/cpu.ll; optimise it with cg_llvm_optimize. NULL
+ * with why on a parse error. */
+cg_llvm *cg_llvm_parse(const char *text, char *why, size_t wn);
 
 /* cg_llvm_object: run the backend of the host target machine on m (optimise
  * it first) and return the object file in *obj (malloc'ed, *len bytes); m

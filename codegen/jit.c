@@ -114,6 +114,25 @@ cg_jit *cg_jit_compile(cg_kernel *const *ks, int n, char *why, size_t wn) {
   return cg_jit_new(m, why, wn);
 }
 
+cg_llvm *cg_llvm_parse(const char *text, char *why, size_t wn) {
+  cg_llvm *m = cg_llvm_new("sbpc_parsed");
+  LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(text, strlen(text), "kernels.ll");
+  LLVMModuleRef mod = NULL;
+  char *msg = NULL;
+  if (LLVMParseIRInContext(m->ctx, buf, &mod, &msg)) { /* takes buf */
+    snprintf(why, wn, "LLVM IR: %s", msg ? msg : "parse error");
+    LLVMDisposeMessage(msg);
+    cg_llvm_free(m);
+    return NULL;
+  }
+  if (LLVMLinkModules2(m->mod, mod)) { /* destroys mod */
+    snprintf(why, wn, "LLVM IR: cannot link");
+    cg_llvm_free(m);
+    return NULL;
+  }
+  return m;
+}
+
 cg_jit *cg_jit_from_ir(const char *const *texts, int n, char *why, size_t wn) {
   cg_llvm *m = cg_llvm_new("sbpc_loaded");
   for (int i = 0; i < n; i++) {

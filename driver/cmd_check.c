@@ -8,50 +8,40 @@
  * shape and deduced SBP (a block's params once, for layer 0, marked "x L"),
  * and the boxing ops by collective. --dump ir prints the IR text form instead
  * and --dot the Graphviz form. A file with only a cluster or train section is
- * checked and described. Exit: 0 ok, 1 bad input, 2 bad usage. */
+ * checked and described. The options are a table (driver/opts.h). Exit: 0
+ * ok, 1 bad input, 2 bad usage. */
 #include "driver/common.h"
 #include "driver/driver.h"
 #include "frontend/frontend.h"
 #include <string.h>
 
-static const char usage_line[] =
-    "usage: sbpc check MODEL.sbp [--mesh N|NxM] [--batch N] [--seq N] [--cluster SPEC] [--dump ir] [--dot]";
-
 typedef struct {
   const char *file;
   drv_opts o;
-  bool dump_ir, dot;
+  int dump; /* 0: --dump ir; -1: not given */
+  bool dot;
 } check_args;
 
-static int bad_usage(const char *why, const char *what) {
-  if (why) fprintf(stderr, "sbpc check: %s%s%s\n", why, what ? ": " : "", what ? what : "");
-  fprintf(stderr, "%s\n", usage_line);
-  return EXIT_USAGE;
-}
+static const drv_command command = {
+    .name = "check", .synopsis = "MODEL.sbp [options]", .pos = {"MODEL.sbp"}, .min_pos = 1,
+    .about = "Parse the model, bind B and S, infer shapes, deduce SBP, insert boxing; print a summary.",
+};
+
+static const drv_option options[] = {
+    {DRV_OPT("--dump", DRV_CHOICE, check_args, dump, "ir", "print the IR's text form instead"), .choices = "ir"},
+    {DRV_FLAGOPT("--dot", DRV_FLAG, check_args, dot, "print the Graphviz form instead")},
+    {0}};
 
 /* Returns -1 when the arguments are fine, else an exit status. */
 static int parse_args(int argc, char **argv, check_args *a) {
   memset(a, 0, sizeof *a);
-  for (int i = 1; i < argc; i++) {
-    const char *s = argv[i];
-    int r = drv_opt(argc, argv, &i, &a->o);
-    if (r < 0) return bad_usage(NULL, NULL);
-    if (r > 0) continue;
-    if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
-      printf("%s\n", usage_line);
-      return EXIT_OK;
-    }
-    if (!strcmp(s, "--dot")) a->dot = true;
-    else if (!strcmp(s, "--dump") || !strcmp(s, "--dump=ir")) {
-      if (!strcmp(s, "--dump") && (i + 1 >= argc || strcmp(argv[++i], "ir")))
-        return bad_usage("--dump takes 'ir'", NULL);
-      a->dump_ir = true;
-    } else if (s[0] == '-' && s[1]) return bad_usage("unknown option", s);
-    else if (a->file) return bad_usage("more than one model file", s);
-    else a->file = s;
-  }
-  if (!a->file) return bad_usage("missing the model file", NULL);
-  return -1;
+  a->dump = -1;
+  const char *pos[DRV_MAXPOS];
+  const drv_optset sets[] = {
+      {options, a, NULL}, {drv_model_options, &a->o, NULL}, {drv_size_options, &a->o, NULL}, {0}};
+  int rc = drv_args(&command, sets, argc, argv, pos);
+  a->file = pos[0];
+  return rc;
 }
 
 static void print_device(const ir_devtype *d) {
@@ -152,9 +142,9 @@ static int check_model(const check_args *a, drv_model *m) {
   int rc = drv_bind(&a->o, &m->p);
   if (rc) return rc;
   if (!drv_passes(m->p.g, DRV_SBP, &m->d)) return EXIT_BAD_INPUT;
-  if (a->dump_ir) ir_print(m->p.g, stdout);
+  if (a->dump == 0) ir_print(m->p.g, stdout);
   if (a->dot) ir_print_dot(m->p.g, -1, stdout);
-  if (a->dump_ir || a->dot) return EXIT_OK;
+  if (a->dump == 0 || a->dot) return EXIT_OK;
   print_summary(&m->p);
   return EXIT_OK;
 }
@@ -168,11 +158,9 @@ int cmd_check(int argc, char **argv) {
   arena *ar = arena_new();
   const ir_cluster *cl = a.o.cluster ? drv_cluster(&a.o, &m.p, ar, NULL) : m.p.cluster;
   if (a.o.cluster && !cl) rc = EXIT_BAD_INPUT;
-  else if (!m.p.g && (a.dump_ir || a.dot)) {
-    fprintf(stderr, "%s: error: the file has no model section\n", a.file);
-    rc = EXIT_BAD_INPUT;
-  } else if (m.p.g) rc = check_model(&a, &m);
-  if (!rc && !a.dump_ir && !a.dot) {
+  else if ((a.dump == 0 || a.dot) && !drv_model_graph(&m)) rc = EXIT_BAD_INPUT;
+  else if (m.p.g) rc = check_model(&a, &m);
+  if (!rc && a.dump != 0 && !a.dot) {
     if (cl) print_cluster(cl);
     if (m.p.train.set) print_train(&m.p.train);
     if (!m.p.g && !cl && !m.p.train.set) printf("%s: empty (no model, cluster or train section)\n", a.file);

@@ -11,7 +11,8 @@
  * deleted. Then codegen (codegen/cg.h: fusion, CUDA C + NVRTC, LLVM + O3,
  * the kernel cache) on the program's graph into DIR/kernels/. A model
  * without a loss gets kernels only. Exit: 0 ok, 1 bad input, 2 bad usage,
- * 4 internal (NVRTC/LLVM failure, with the log). */
+ * 4 internal (NVRTC/LLVM failure, with the log). The options are tables
+ * (driver/opts.h). */
 #include "codegen/cg.h"
 #include "driver/common.h"
 #include "driver/driver.h"
@@ -21,70 +22,50 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char usage_line[] =
-    "usage: sbpc compile MODEL.sbp [--plan PLAN.json] -o DIR [--dp N] [--tp N] [--pp N] [--micro M]\n"
-    "                    [--zero 0-3] [--recompute none|selective|full] [--batch N] [--seq N]\n"
-    "                    [--dump kernels|gpu] [--precision f32|bf16|f16] [--device cpu|cuda] [--no-cache]";
-
 typedef struct {
   const char *file, *out;
   drv_opts o;
   drv_layout_opts lo;
-  bool dump, dump_gpu, no_cache;
+  int dump;      /* 0: --dump kernels, 1: --dump gpu; -1: not given */
+  bool no_cache;
   int precision; /* -1: from the plan or the train section */
   int device;    /* 0 the CPU, 1 CUDA: the program gets its GPU part (lower/gpu.c) */
 } compile_args;
 
-static int bad_usage(const char *why, const char *what) {
-  if (why) fprintf(stderr, "sbpc compile: %s%s%s\n", why, what ? ": " : "", what ? what : "");
-  fprintf(stderr, "%s\n", usage_line);
-  return EXIT_USAGE;
-}
+static const drv_command command = {
+    .name = "compile", .synopsis = "MODEL.sbp -o DIR [options]", .pos = {"MODEL.sbp"}, .min_pos = 1,
+    .about = "Lower the model for a layout into DIR/program.json and generate its kernels into DIR/kernels/.",
+};
 
-static const char *value(int argc, char **argv, int *i, const char *name) {
-  const char *s = argv[*i];
-  size_t n = strlen(name);
-  if (!strncmp(s, name, n) && s[n] == '=') return s + n + 1;
-  if (strcmp(s, name)) return NULL;
-  if (*i + 1 >= argc) return "";
-  return argv[++*i];
-}
+static const drv_option options[] = {
+    {DRV_OPT("-o", DRV_STR, compile_args, out, "DIR", "where the program and kernels go"), .alias = "--out"},
+    {DRV_OPT("--dump", DRV_CHOICE, compile_args, dump, "kernels|gpu",
+             "print every kernel's IR (docs/kernel-ir.md), or the GPU part per actor (docs/gpu.md)"),
+     .choices = "kernels gpu"},
+    {DRV_OPT("--device", DRV_CHOICE, compile_args, device, "cpu|cuda",
+             "cuda: add the GPU part (kernels, device arena; docs/gpu.md)"),
+     .choices = "cpu cuda"},
+    {DRV_OPT("--precision", DRV_CALL, compile_args, precision, "f32|bf16|f16",
+             "the activations' dtype (default: the train section's, else bf16)"),
+     .parse = drv_precision_parse, .expect = "f32, bf16 or f16"},
+    {DRV_FLAGOPT("--no-cache", DRV_FLAG, compile_args, no_cache, "do not use the kernel cache")},
+    {0}};
 
 static int parse_args(int argc, char **argv, compile_args *a) {
   memset(a, 0, sizeof *a);
   drv_layout_opts_init(&a->lo);
-  a->precision = -1;
-  for (int i = 1; i < argc; i++) {
-    const char *s = argv[i], *v;
-    int r = drv_opt(argc, argv, &i, &a->o);
-    if (r == 0) r = drv_layout_opt(argc, argv, &i, &a->lo);
-    if (r < 0) return bad_usage(NULL, NULL);
-    if (r > 0) continue;
-    if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
-      printf("%s\n", usage_line);
-      return EXIT_OK;
-    }
-    if ((v = value(argc, argv, &i, "-o")) || (v = value(argc, argv, &i, "--out"))) a->out = v;
-    else if ((v = value(argc, argv, &i, "--dump"))) {
-      if (strcmp(v, "kernels") && strcmp(v, "gpu")) return bad_usage("--dump takes 'kernels' or 'gpu'", NULL);
-      if (!strcmp(v, "gpu")) a->dump_gpu = true;
-      else a->dump = true;
-    } else if ((v = value(argc, argv, &i, "--device"))) {
-      if (strcmp(v, "cpu") && strcmp(v, "cuda")) return bad_usage("--device takes cpu or cuda", v);
-      a->device = !strcmp(v, "cuda");
-    } else if ((v = value(argc, argv, &i, "--precision"))) {
-      a->precision = ir_dtype_parse(v);
-      if (a->precision != IR_F32 && a->precision != IR_BF16 && a->precision != IR_F16)
-        return bad_usage("--precision takes f32, bf16 or f16", v);
-    } else if (!strcmp(s, "--no-cache")) a->no_cache = true;
-    else if (s[0] == '-' && s[1]) return bad_usage("unknown option", s);
-    else if (a->file) return bad_usage("more than one model file", s);
-    else a->file = s;
-  }
-  if (!a->file) return bad_usage("missing the model file", NULL);
-  if (!a->out || !*a->out) return bad_usage("missing -o DIR", NULL);
+  a->precision = a->dump = -1;
+  const char *pos[DRV_MAXPOS];
+  const drv_optset sets[] = {{options, a, NULL},
+                             {drv_model_options, &a->o, NULL},
+                             {drv_size_options, &a->o, NULL},
+                             {drv_layout_options, &a->lo, NULL},
+                             {0}};
+  int rc = drv_args(&command, sets, argc, argv, pos);
+  a->file = pos[0];
+  if (rc < 0 && !a->out) return drv_usage_error(&command, "missing -o DIR");
   a->lo.batch = a->o.batch, a->lo.seq = a->o.seq;
-  return -1;
+  return rc;
 }
 
 /* the activation precision: --precision, the plan's, the train section's, bf16 */
@@ -108,30 +89,21 @@ static int write_program(const compile_args *a, drv_model *m, fmt_prog **out) {
   sbpc_plan_free(plan);
   if (!p) return EXIT_BAD_INPUT;
   m->p.g = NULL; /* the program owns the graph now */
-  if ((mkdir(a->out, 0755) && errno != EEXIST)) {
-    sbpc_error("cannot create %s: %s", a->out, strerror(errno));
-    fmt_prog_free(p);
-    return EXIT_BAD_INPUT;
-  }
+  if (!fmt_prog_write_dir(p, a->out)) return fmt_prog_free(p), EXIT_BAD_INPUT;
   char path[4200];
   snprintf(path, sizeof path, "%s/program.json", a->out);
-  if (!fmt_prog_write(p, path)) return fmt_prog_free(p), EXIT_BAD_INPUT;
-  if ((rc = lw_gpu_write(p, a->out, a->no_cache, a->dump || a->dump_gpu ? stderr : stdout))) return fmt_prog_free(p), rc;
-  if (a->dump_gpu) lw_gpu_dump(p, stdout);
+  if ((rc = lw_gpu_write(p, a->out, a->no_cache, a->dump >= 0 ? stderr : stdout))) return fmt_prog_free(p), rc;
+  if (a->dump == 1) lw_gpu_dump(p, stdout);
   int nact = 0;
   for (int s = 0; s < p->nstage; s++) nact += p->stage[s].nact;
-  fprintf(a->dump || a->dump_gpu ? stderr : stdout, "wrote %s: %d ranks (dp %d x tp %d x pp %d), %d actors, planned peak %.1f MiB per rank\n",
+  fprintf(a->dump >= 0 ? stderr : stdout, "wrote %s: %d ranks (dp %d x tp %d x pp %d), %d actors, planned peak %.1f MiB per rank\n",
           path, p->dp * p->tp * p->pp, p->dp, p->tp, p->pp, nact, (double)p->predicted_peak / 1048576.0);
   *out = p;
   return EXIT_OK;
 }
 
 static int compile_model(compile_args *a, drv_model *m) {
-  if (!m->p.g) {
-    fprintf(stderr, "%s: error: the file has no model section\n", a->file);
-    return EXIT_BAD_INPUT;
-  }
-  if (!drv_passes(m->p.g, DRV_SHAPES, &m->d)) return EXIT_BAD_INPUT;
+  if (!drv_model_graph(m) || !drv_passes(m->p.g, DRV_SHAPES, &m->d)) return EXIT_BAD_INPUT;
   fmt_prog *p = NULL;
   const ir_graph *g = m->p.g;
   if (g->loss != IR_NONE) {
@@ -145,10 +117,10 @@ static int compile_model(compile_args *a, drv_model *m) {
   cg_opts o = {0};
   o.outdir = a->out;
   o.act = a->precision >= 0 ? (ir_dtype)a->precision : m->p.train.set ? m->p.train.precision : IR_BF16;
-  o.dump = a->dump;
+  o.dump = a->dump == 0;
   o.no_cache = a->no_cache;
   o.tp = 1; /* the program's graph is already one tp rank's shard */
-  o.log = a->dump || a->dump_gpu ? stderr : stdout;
+  o.log = a->dump >= 0 ? stderr : stdout;
   int rc = cg_compile(g, &o);
   fmt_prog_free(p);
   return rc;

@@ -6,8 +6,10 @@
  * target would reject leaves no file behind. Warnings about what the target
  * cannot express go to stderr (and into the file as comments where the
  * format has them). --launch FILE also writes the DeepSpeed launch script.
- * Exit: 0 ok, 1 bad plan or a plan the target cannot take, 2 bad usage. */
+ * The options are a table (driver/opts.h). Exit: 0 ok, 1 bad plan or a plan
+ * the target cannot take, 2 bad usage. */
 #include "driver/driver.h"
+#include "driver/opts.h"
 #include "export/export.h"
 #include "util/diag.h"
 #include <stdio.h>
@@ -27,14 +29,27 @@ static const format formats[] = {
     {"dtensor", ex_dtensor, "Python: parallelize(model, world_mesh) for a Hugging Face model (DTensor)"},
 };
 
-static void usage(FILE *f) {
-  fputs("usage: sbpc export FORMAT PLAN.json [-o FILE] [--launch FILE]\n\nformats:\n", f);
+static void list_formats(FILE *f) {
+  fputs("\nformats:\n", f);
   for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
     fprintf(f, "  %-11s %s\n", formats[i].name, formats[i].what);
-  fputs("\nexamples:\n  sbpc export megatron plan.json -o launch.sh\n"
-        "  sbpc export deepspeed plan.json -o ds_config.json --launch ds_launch.sh\n",
-        f);
 }
+
+typedef struct {
+  const char *out, *launch;
+} export_args;
+
+static const drv_command command = {
+    .name = "export", .synopsis = "FORMAT PLAN.json [options]", .pos = {"FORMAT", "PLAN.json"}, .min_pos = 2,
+    .tail = "examples:\n  sbpc export megatron plan.json -o launch.sh\n"
+            "  sbpc export deepspeed plan.json -o ds_config.json --launch ds_launch.sh",
+    .more = list_formats,
+};
+
+static const drv_option options[] = {
+    {DRV_OPT("-o", DRV_STR, export_args, out, "FILE", "write to FILE (default: standard output)")},
+    {DRV_OPT("--launch", DRV_STR, export_args, launch, "FILE", "deepspeed: also write the launch script")},
+    {0}};
 
 /* ex_load_plan: read a plan, printing "file: error: why" on failure. Shared
  * by export and trace through this declaration. */
@@ -42,7 +57,7 @@ sbpc_plan *ex_load_plan(const char *path);
 sbpc_plan *ex_load_plan(const char *path) {
   char err[512];
   sbpc_plan *p = sbpc_plan_read(path, err, sizeof err);
-  if (!p && strcmp(err, "cannot read the plan")) fprintf(stderr, "%s: error: %s\n", path, err);
+  if (!p && strcmp(err, "cannot read the plan")) diag_file_error(path, "%s", err);
   return p;
 }
 
@@ -77,24 +92,19 @@ static int run(const format *f, const sbpc_plan *p, ex_ctx *c, const char *out) 
 }
 
 int cmd_export(int argc, char **argv) {
-  const char *fmt = NULL, *plan = NULL, *out = NULL, *launch = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout), EXIT_OK;
-    if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-    else if (!strcmp(argv[i], "--launch") && i + 1 < argc) launch = argv[++i];
-    else if (argv[i][0] == '-' && argv[i][1]) return sbpc_error("export: unknown option '%s'", argv[i]), EXIT_USAGE;
-    else if (!fmt) fmt = argv[i];
-    else if (!plan) plan = argv[i];
-    else return sbpc_error("export: unexpected argument '%s'", argv[i]), EXIT_USAGE;
-  }
-  if (!fmt || !plan) return usage(stderr), EXIT_USAGE;
+  export_args a = {0};
+  const char *pos[DRV_MAXPOS];
+  const drv_optset sets[] = {{options, &a, NULL}, {0}};
+  int rc = drv_args(&command, sets, argc, argv, pos);
+  if (rc >= 0) return rc;
+  const char *fmt = pos[0], *plan = pos[1], *out = a.out, *launch = a.launch;
   const format *f = find(fmt);
-  if (!f) return sbpc_error("export: unknown format '%s' (megatron, deepspeed, torchtitan, dtensor)", fmt), EXIT_USAGE;
-  if (launch && strcmp(fmt, "deepspeed")) return sbpc_error("export: --launch is for deepspeed only"), EXIT_USAGE;
+  if (!f) return drv_usage_error(&command, "unknown format '%s' (megatron, deepspeed, torchtitan, dtensor)", fmt);
+  if (launch && strcmp(fmt, "deepspeed")) return drv_usage_error(&command, "--launch is for deepspeed only");
   sbpc_plan *p = ex_load_plan(plan);
   if (!p) return EXIT_BAD_INPUT;
   ex_ctx c = {.err = stderr, .plan = plan, .launch = launch, .out_name = out};
-  int rc = run(f, p, &c, out);
+  rc = run(f, p, &c, out);
   sbpc_plan_free(p);
   return rc ? EXIT_BAD_INPUT : EXIT_OK;
 }

@@ -3,8 +3,10 @@
  * Reads a Hugging Face config.json and writes the model in the sbpc language
  * (frontend/hf.h does the work). The text is built in a memory stream first,
  * so a bad config leaves no half-written output file. Exit 1 for a bad
- * config (or an output file that cannot be written), 2 for bad usage. */
+ * config (or an output file that cannot be written), 2 for bad usage. The
+ * options are a table (driver/opts.h). */
 #include "driver/driver.h"
+#include "driver/opts.h"
 #include "frontend/hf.h"
 #include "util/arena.h"
 #include "util/diag.h"
@@ -19,49 +21,32 @@ typedef struct {
   const char *config, *out, *name;
 } import_args;
 
-static int usage(FILE *f, int status) {
-  fprintf(f, "usage: sbpc import hf CONFIG.json|DIR [-o MODEL.sbp] [--name NAME]\n"
-             "  Write a Hugging Face config.json (gpt2, llama, mistral, bert) as an sbpc model;\n"
-             "  a directory means its config.json.\n"
-             "  -o FILE      write to FILE instead of standard output\n"
-             "  --name NAME  the model's name (default: the config's model_type)\n");
-  return status;
-}
+static const drv_command command = {
+    .name = "import", .synopsis = "hf CONFIG.json|DIR [options]",
+    .pos = {"hf", "CONFIG.json|DIR"}, .min_pos = 2,
+    .about = "Write a Hugging Face config.json (gpt2, llama, mistral, bert) as an sbpc model;\n"
+             "a directory means its config.json.",
+};
 
-/* parse_args: fill *a from argv (argv[0] = "import"); 0 on success, -1 after
- * printing the help, else the exit status to return. */
+static const drv_option options[] = {
+    {DRV_OPT("-o", DRV_STR, import_args, out, "FILE", "write to FILE instead of standard output")},
+    {DRV_OPT("--name", DRV_STR, import_args, name, "NAME", "the model's name (default: the config's model_type)")},
+    {0}};
+
+/* parse_args: fill *a from argv (argv[0] = "import"); -1 to go on, else the
+ * exit status to return. */
 static int parse_args(int argc, char **argv, import_args *a) {
   memset(a, 0, sizeof *a);
-  for (int i = 1; i < argc; i++) {
-    const char *s = argv[i];
-    if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
-      usage(stdout, EXIT_OK);
-      return -1;
-    }
-    if ((!strcmp(s, "-o") || !strcmp(s, "--name")) && i + 1 < argc) {
-      *(s[1] == 'o' ? &a->out : &a->name) = argv[++i];
-    } else if (i == 1 && !strcmp(s, "hf")) {
-      continue;
-    } else if (s[0] == '-' && s[1]) {
-      sbpc_error("import: unknown or incomplete option '%s'", s);
-      return usage(stderr, EXIT_USAGE);
-    } else if (i == 1) {
-      sbpc_error("import: unknown format '%s' (only 'hf' is supported)", s);
-      return usage(stderr, EXIT_USAGE);
-    } else if (a->config) {
-      sbpc_error("import: more than one config file");
-      return usage(stderr, EXIT_USAGE);
-    } else {
-      a->config = s;
-    }
-  }
-  if (argc < 2 || strcmp(argv[1], "hf") || !a->config) return usage(stderr, EXIT_USAGE);
-  if (a->name && !fe_hf_valid_name(a->name)) {
-    sbpc_error("import: '%s' cannot name a model (an identifier of at most 64 bytes, not a "
-               "keyword)", a->name);
-    return EXIT_USAGE;
-  }
-  return 0;
+  const char *pos[DRV_MAXPOS];
+  const drv_optset sets[] = {{options, a, NULL}, {0}};
+  int rc = drv_args(&command, sets, argc, argv, pos);
+  if (rc >= 0) return rc;
+  if (strcmp(pos[0], "hf")) return drv_usage_error(&command, "unknown format '%s' (only 'hf' is supported)", pos[0]);
+  a->config = pos[1];
+  if (a->name && !fe_hf_valid_name(a->name))
+    return drv_usage_error(&command, "'%s' cannot name a model (an identifier of at most 64 bytes, not a keyword)",
+                           a->name);
+  return -1;
 }
 
 /* origin: the command line, for the header comment of the written model. */
@@ -103,7 +88,7 @@ static char *config_path(const char *arg) {
 int cmd_import(int argc, char **argv) {
   import_args a;
   int st = parse_args(argc, argv, &a);
-  if (st) return st < 0 ? EXIT_OK : st;
+  if (st >= 0) return st;
   size_t len;
   char *path = config_path(a.config);
   char *src = read_file(path, CONFIG_MAX_BYTES, &len);

@@ -2,8 +2,8 @@
  * cluster, print the report, write the JSON plan.
  *
  * Pipeline: load the model (driver/common.c), bind B and S, infer shapes,
- * pick the cluster (--cluster, or the file's own), read the options and the
- * calibration (--calibration, else $SBPC_CALIBRATION), then plan_search
+ * pick the cluster (--cluster, or the file's own), read the options (a table,
+ * driver/opts.h) and the calibration (--calibration, else $SBPC_CALIBRATION), then plan_search
  * (planner/). Exit 0 with a plan, 1 on bad
  * input, 2 on bad usage, 3 when no layout fits (with the smallest memory any
  * candidate needs and what dominates it). */
@@ -17,75 +17,65 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *usage_text =
-    "usage: sbpc plan MODEL.sbp [--cluster PRESET:NODES | CLUSTER.sbp] [--batch N] [--seq N]\n"
-    "                 [--precision bf16|f16|fp32] [--fix dp=4,tp=8,pp=2,sp=1,mbs=1,recompute=full,zero=1,vpp=1,devices=N]\n"
-    "                 [--top K] [--json FILE] [--explain] [--calibration FILE] [--max-sp N]\n"
-    "                 [--runtime megatron-2021|megatron-2022|stack-2024|sbpc]\n";
-
 typedef struct {
   drv_opts o;
-  const char *file, *json, *precision, *fix, *calib, *runtime;
-  int top, max_sp;
+  const char *file, *json, *fix, *calib, *runtime;
+  int top, max_sp, precision; /* precision: an ir_dtype, -1 when not given */
   bool explain;
 } plan_args;
 
-static int bad(const char *what, const char *arg) {
-  if (what) sbpc_error("plan: %s%s%s", what, arg ? ": " : "", arg ? arg : "");
-  fputs(usage_text, stderr);
-  return EXIT_USAGE;
-}
+static const drv_command command = {
+    .name = "plan", .synopsis = "MODEL.sbp [options]", .pos = {"MODEL.sbp"}, .min_pos = 1,
+    .about = "Search the parallel layout of the model on the cluster; print the report, write the JSON plan.\n"
+             "Exit 3 when no layout fits.",
+};
 
-/* value: the argument after argv[*i] (advances), or NULL */
-static const char *value(int argc, char **argv, int *i) {
-  return *i + 1 < argc ? argv[++*i] : NULL;
-}
-
-static int parse_args(int argc, char **argv, plan_args *a) {
-  memset(a, 0, sizeof *a);
-  a->top = 3, a->max_sp = 1;
-  for (int i = 1; i < argc; i++) {
-    const char *s = argv[i];
-    int r = drv_opt(argc, argv, &i, &a->o);
-    if (r < 0) return bad(NULL, NULL);
-    if (r > 0) continue;
-    if (!strcmp(s, "--help") || !strcmp(s, "-h")) return fputs(usage_text, stdout), EXIT_OK;
-    int64_t v;
-    if (!strcmp(s, "--explain")) a->explain = true;
-    else if (!strcmp(s, "--json")) { if (!(a->json = value(argc, argv, &i))) return bad("--json needs a file", NULL); }
-    else if (!strcmp(s, "--precision")) { if (!(a->precision = value(argc, argv, &i))) return bad("--precision needs a value", NULL); }
-    else if (!strcmp(s, "--fix")) { if (!(a->fix = value(argc, argv, &i))) return bad("--fix needs a list", NULL); }
-    else if (!strcmp(s, "--calibration")) { if (!(a->calib = value(argc, argv, &i))) return bad("--calibration needs a file", NULL); }
-    else if (!strcmp(s, "--runtime")) { if (!(a->runtime = value(argc, argv, &i))) return bad("--runtime needs a profile", NULL); }
-    else if (!strcmp(s, "--top") || !strcmp(s, "--max-sp")) {
-      const char *x = value(argc, argv, &i);
-      if (!x || !drv_parse_int(x, 1, 64, &v)) return bad("expected an integer 1..64 after", s);
-      if (s[2] == 't') a->top = (int)v;
-      else a->max_sp = (int)v;
-    } else if (s[0] == '-' && s[1]) return bad("unknown option", s);
-    else if (a->file) return bad("more than one model file", s);
-    else a->file = s;
-  }
-  return a->file ? -1 : bad("missing the model file", NULL);
-}
-
-static bool set_precision(const char *p, ir_dtype *out) {
+static bool precision_value(const char *p, void *dst) {
+  int *out = dst;
   if (!strcmp(p, "bf16")) return *out = IR_BF16, true;
   if (!strcmp(p, "f16") || !strcmp(p, "fp16")) return *out = IR_F16, true;
   if (!strcmp(p, "fp32") || !strcmp(p, "f32")) return *out = IR_F32, true;
   return false;
 }
 
-/* options: the planner's options. The runtime profile is the cluster's
+static const drv_option options[] = {
+    {DRV_OPT("--precision", DRV_CALL, plan_args, precision, "bf16|f16|fp32",
+             "the training precision (default: the train section's)"),
+     .parse = precision_value, .expect = "bf16, f16 or fp32"},
+    {DRV_OPT("--fix", DRV_STR, plan_args, fix, "KNOBS",
+             "fix some knobs, search the rest:\ndp=4,tp=8,pp=2,sp=1,mbs=1,recompute=full,zero=1,vpp=1,devices=N")},
+    {DRV_OPT("--top", DRV_INT, plan_args, top, "K", "report the K best layouts (default 3)"), .lo = 1, .hi = 64},
+    {DRV_OPT("--json", DRV_STR, plan_args, json, "FILE", "write the plan JSON (- for standard output)")},
+    {DRV_FLAGOPT("--explain", DRV_FLAG, plan_args, explain, "add per-op SBP and boxing to the report")},
+    {DRV_OPT("--calibration", DRV_STR, plan_args, calib, "FILE",
+             "measured rates (`sbpc tune`; default $SBPC_CALIBRATION)")},
+    {DRV_OPT("--max-sp", DRV_INT, plan_args, max_sp, "N", "the largest sequence-parallel degree (default 1)"),
+     .lo = 1, .hi = 64},
+    {DRV_OPT("--runtime", DRV_STR, plan_args, runtime, "PROFILE",
+             "the software that runs the plan:\nmegatron-2021, megatron-2022, stack-2024 or sbpc")},
+    {0}};
+
+static int parse_args(int argc, char **argv, plan_args *a) {
+  memset(a, 0, sizeof *a);
+  a->top = 3, a->max_sp = 1, a->precision = -1;
+  const char *pos[DRV_MAXPOS];
+  const drv_optset sets[] = {
+      {drv_model_options, &a->o, NULL}, {drv_size_options, &a->o, NULL}, {options, a, NULL}, {0}};
+  int rc = drv_args(&command, sets, argc, argv, pos);
+  a->file = pos[0];
+  return rc;
+}
+
+/* planner_options: the planner's options. The runtime profile is the cluster's
  * default (plan_runtime_default), then the calibration file's, then
  * --runtime. */
-static int options(const plan_args *a, const ir_program *p, const ir_cluster *c, plan_options *po) {
+static int planner_options(const plan_args *a, const ir_program *p, const ir_cluster *c, plan_options *po) {
   plan_options_default(po);
   po->top_k = a->top, po->max_sp = a->max_sp;
   po->global_batch = a->o.batch ? a->o.batch : p->train.global_batch;
   po->seq = a->o.seq ? a->o.seq : p->train.seq;
   if (p->train.set && p->train.precision != IR_I32 && p->train.precision != IR_I64) po->precision = p->train.precision;
-  if (a->precision && !set_precision(a->precision, &po->precision)) return bad("--precision takes bf16, f16 or fp32", a->precision);
+  if (a->precision >= 0) po->precision = (ir_dtype)a->precision;
   if (a->fix && !plan_fix_parse(a->fix, po)) return EXIT_USAGE;
   plan_runtime_set(&po->calib, plan_runtime_default(c));
   const char *calib = plan_calib_path(a->calib);
@@ -93,20 +83,15 @@ static int options(const plan_args *a, const ir_program *p, const ir_cluster *c,
     if (!plan_calib_load(calib, &po->calib)) return EXIT_BAD_INPUT;
     po->calib_path = calib;
   } else if (c->name && !strcmp(c->name, "cpu")) {
-    fprintf(stderr, "plan: note: the cpu preset's rates are placeholders, so these predictions are uncalibrated "
-                    "(measure this machine with `sbpc tune -o calib.json`, then --calibration calib.json or "
-                    "SBPC_CALIBRATION=calib.json)\n");
+    sbpc_note("the cpu preset's rates are placeholders, so these predictions are uncalibrated (measure this machine "
+              "with `sbpc tune -o calib.json`, then --calibration calib.json or SBPC_CALIBRATION=calib.json)");
   }
   ir_dtype cp = plan_compute_precision(c, po->precision);
   if (cp != po->precision)
-    fprintf(stderr, "plan: note: the cluster's devices compute in %s only; planned in %s\n", ir_dtype_name(cp),
-            ir_dtype_name(cp));
+    sbpc_note("the cluster's devices compute in %s only; planned in %s", ir_dtype_name(cp), ir_dtype_name(cp));
   po->precision = cp;
-  if (a->runtime && !plan_runtime_set(&po->calib, a->runtime)) {
-    sbpc_error("plan: unknown runtime profile '%s' (one of %s)", a->runtime, plan_runtime_names());
-    fputs(usage_text, stderr);
-    return EXIT_USAGE;
-  }
+  if (a->runtime && !plan_runtime_set(&po->calib, a->runtime))
+    return drv_usage_error(&command, "unknown runtime profile '%s' (one of %s)", a->runtime, plan_runtime_names());
   if (po->global_batch <= 0 || po->seq <= 0) {
     sbpc_error("plan: no batch or sequence length (give --batch and --seq, or a train section)");
     return EXIT_USAGE;
@@ -161,11 +146,7 @@ static int write_json(const plan_result *r, const drv_model *m, const ir_cluster
 static int plan_model(const plan_args *a, drv_model *m) {
   int rc = drv_bind(&a->o, &m->p);
   if (rc) return rc;
-  if (!m->p.g) {
-    sbpc_error("plan: '%s' has no model section", a->file);
-    return EXIT_BAD_INPUT;
-  }
-  if (!drv_passes(m->p.g, DRV_SHAPES, &m->d)) return EXIT_BAD_INPUT;
+  if (!drv_model_graph(m) || !drv_passes(m->p.g, DRV_SHAPES, &m->d)) return EXIT_BAD_INPUT;
   arena *ar = arena_new();
   const ir_cluster *c = drv_cluster(&a->o, &m->p, ar, NULL);
   if (!c) {
@@ -174,7 +155,7 @@ static int plan_model(const plan_args *a, drv_model *m) {
     return EXIT_BAD_INPUT;
   }
   plan_options po;
-  if ((rc = options(a, &m->p, c, &po))) {
+  if ((rc = planner_options(a, &m->p, c, &po))) {
     arena_free(ar);
     return rc;
   }

@@ -11,7 +11,8 @@
  * program.json as written. A .sbp file is a convenience: it is compiled
  * first, exactly as `sbpc compile MODEL --plan PLAN -o DIR` would (the same
  * front end, so errors keep file:line:col, and the same lowering passes),
- * into a temporary directory that is removed after the run. */
+ * into a temporary directory that is removed after the run. The options are
+ * tables (driver/opts.h). */
 #include "driver/common.h"
 #include "driver/driver.h"
 #include "frontend/frontend.h"
@@ -24,57 +25,40 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void usage(FILE *f) {
-  fprintf(f, "usage: [mpirun -np N] sbpc run DIR|MODEL.sbp [options]\n"
-             "  --steps K            train until step K (default 5; counts resumed steps)\n"
-             "  --data FILE          little-endian int32 tokens (default: a synthetic stream)\n"
-             "  --weights FILE       Hugging Face safetensors to start from\n"
-             "  --lr X               AdamW learning rate (default: the program's, 1e-3)\n"
-             "  --weight-decay X     AdamW decoupled weight decay (default: the program's, 0.01)\n"
-             "  --save DIR           write a universal checkpoint after the last step\n"
-             "  --resume DIR         start from a checkpoint (any layout)\n"
-             "  --log FILE           JSON lines {\"step\", \"loss\", \"tokens_per_s\"}\n"
-             "  --seed N             initialisation seed (default 1234)\n"
-             "  --kernels K          jit (codegen's JIT-compiled row kernels; the default, falling\n"
-             "                       back to ref with a note) or ref (the fp32 reference kernels);\n"
-             "                       SBPC_KERNELS=ref|jit sets the default\n"
-             "  --trace FILE         write the last step as a Chrome/Perfetto trace (docs/trace.md)\n"
-             "  --device D           cuda (the GPU executor; docs/gpu.md) or cpu; default: cuda for a program\n"
-             "                       compiled with --device cuda (an error without a usable GPU), else cpu\n"
-             "  --quiet              no per-step lines\n"
-             "with MODEL.sbp, compiled first into a temporary DIR, as `sbpc compile` would:\n"
-             "  --plan PLAN.json     the layout, batch and seq of a `sbpc plan --json` file\n"
-             "  --dp N --tp N --pp N --micro M --zero Z --recompute none|selective|full\n"
-             "  --batch B --seq S    (flags win over the plan)\n"
-             "  --precision P        f32, bf16 or f16 activations on the GPU (default: the train section's)\n");
-}
+static const drv_command command = {
+    .name = "run", .synopsis = "DIR|MODEL.sbp [options]", .pos = {"DIR|MODEL.sbp"}, .min_pos = 1,
+    .about = "Train the program `sbpc compile` wrote into DIR, as written; under mpirun for several ranks\n"
+             "([mpirun -np N] sbpc run DIR). MODEL.sbp is compiled first into a temporary DIR.",
+};
 
-static bool num(const char *s, double lo, double *out) {
-  char *end;
-  double v = strtod(s, &end);
-  if (*s == 0 || *end || !(v >= lo) || v > 1e15) return false;
-  *out = v;
-  return true;
-}
-
-/* one run option: 0 taken, 1 not a run option, 2 bad value */
-static int option(rt_config *c, const char *k, const char *v) {
-  const char *sopts[] = {"--data", "--weights", "--save", "--resume", "--log", "--trace"};
-  const char **sdst[] = {&c->data, &c->weights, &c->save, &c->resume, &c->log, &c->trace};
-  for (int i = 0; i < 6; i++)
-    if (!strcmp(k, sopts[i])) return *v ? (*sdst[i] = v, 0) : 2;
-  if (!strcmp(k, "--device"))
-    return !strcmp(v, "cpu") || !strcmp(v, "cuda") ? (c->device = !strcmp(v, "cuda") ? RT_DEVICE_CUDA : RT_DEVICE_CPU, 0) : 2;
-  if (!strcmp(k, "--kernels"))
-    return !strcmp(v, "ref") || !strcmp(v, "jit") ? (c->kernels = !strcmp(v, "jit") ? RT_KERNELS_JIT : RT_KERNELS_REF, 0) : 2;
-  double x;
-  if (!strcmp(k, "--lr")) return num(v, 0, &x) ? (c->lr = x, 0) : 2;
-  if (!strcmp(k, "--weight-decay")) return num(v, 0, &x) ? (c->weight_decay = x, 0) : 2;
-  bool whole = num(v, 0, &x) && x == (double)(int64_t)x;
-  if (!strcmp(k, "--steps")) return whole ? (c->steps = (int64_t)x, 0) : 2;
-  if (!strcmp(k, "--seed")) return whole ? (c->seed = (uint64_t)x, 0) : 2;
-  return 1;
-}
+/* --kernels: the words in the order of RT_KERNELS_REF, RT_KERNELS_JIT */
+static const drv_option options[] = {
+    {DRV_OPT("--steps", DRV_I64, rt_config, steps, "K", "train until step K (default 5; counts resumed steps)"),
+     .lo = 0, .hi = INT64_C(1000000000000000)},
+    {DRV_OPT("--data", DRV_STR, rt_config, data, "FILE", "little-endian int32 tokens (default: a synthetic stream)")},
+    {DRV_OPT("--weights", DRV_STR, rt_config, weights, "FILE", "Hugging Face safetensors to start from")},
+    {DRV_OPT("--lr", DRV_REAL, rt_config, lr, "X", "AdamW learning rate (default: the program's, 1e-3)"),
+     .flo = 0, .fhi = 1e15},
+    {DRV_OPT("--weight-decay", DRV_REAL, rt_config, weight_decay, "X",
+             "AdamW decoupled weight decay (default: the program's, 0.01)"),
+     .flo = 0, .fhi = 1e15},
+    {DRV_OPT("--save", DRV_STR, rt_config, save, "DIR", "write a universal checkpoint after the last step")},
+    {DRV_OPT("--resume", DRV_STR, rt_config, resume, "DIR", "start from a checkpoint (any layout)")},
+    {DRV_OPT("--log", DRV_STR, rt_config, log, "FILE", "JSON lines {\"step\", \"loss\", \"tokens_per_s\"}")},
+    {DRV_OPT("--seed", DRV_I64, rt_config, seed, "N", "initialisation seed (default 1234)"), .lo = 0,
+     .hi = INT64_C(1000000000000000)},
+    {DRV_OPT("--kernels", DRV_CHOICE, rt_config, kernels, "jit|ref",
+             "jit (codegen's JIT-compiled kernels; the default, falling back to ref\n"
+             "with a note) or ref (the fp32 reference kernels); SBPC_KERNELS sets the default"),
+     .choices = "ref jit"},
+    {DRV_OPT("--trace", DRV_STR, rt_config, trace, "FILE",
+             "write the last step as a Chrome/Perfetto trace (docs/trace.md)")},
+    {DRV_OPT("--device", DRV_CHOICE, rt_config, device, "cpu|cuda",
+             "cuda: the GPU executor (docs/gpu.md); default: cuda for a program compiled with\n"
+             "--device cuda (an error without a usable GPU), else cpu"),
+     .choices = "auto cpu cuda"}, /* the order of RT_DEVICE_* */
+    {DRV_FLAGOPT("--quiet", DRV_FLAG, rt_config, quiet, "no per-step lines")},
+    {0}};
 
 typedef struct {
   rt_config c;
@@ -84,46 +68,24 @@ typedef struct {
   int precision;        /* --precision (MODEL.sbp on the GPU), -1: the train section's */
 } run_args;
 
+/* with MODEL.sbp only */
+static const drv_option model_options[] = {
+    {DRV_OPT("--precision", DRV_CALL, run_args, precision, "f32|bf16|f16",
+             "the activations' dtype on the GPU (default: the train section's, else bf16)"),
+     .parse = drv_precision_parse, .expect = "f32, bf16 or f16"},
+    {0}};
+
 static int parse(int argc, char **argv, run_args *a) {
-  for (int i = 1; i < argc; i++) {
-    const char *s = argv[i];
-    if (!strcmp(s, "--help") || !strcmp(s, "-h")) return usage(stdout), -1;
-    if (!strcmp(s, "--quiet")) {
-      a->c.quiet = true;
-      continue;
-    }
-    if (!strcmp(s, "--precision") && i + 1 < argc) { /* for MODEL.sbp compiled for the GPU */
-      int d = ir_dtype_parse(argv[++i]);
-      if (d != IR_F32 && d != IR_BF16 && d != IR_F16) return sbpc_error("run: --precision takes f32, bf16 or f16"), EXIT_USAGE;
-      a->precision = d;
-      continue;
-    }
-    int r = drv_opt(argc, argv, &i, &a->o);
-    if (r == 0) r = drv_layout_opt(argc, argv, &i, &a->lo);
-    if (r < 0) return EXIT_USAGE;
-    if (r > 0) continue;
-    if (!strncmp(s, "--", 2)) {
-      if (i + 1 >= argc) {
-        sbpc_error("run: %s needs a value", s);
-        return EXIT_USAGE;
-      }
-      int o = option(&a->c, s, argv[i + 1]);
-      if (o) {
-        sbpc_error(o == 2 ? "run: bad value '%s' for %s" : "run: unknown option '%s'%s", o == 2 ? argv[i + 1] : s,
-                   o == 2 ? s : "");
-        return EXIT_USAGE;
-      }
-      i++;
-    } else if (!a->target) {
-      a->target = s;
-    } else {
-      sbpc_error("run: more than one program given ('%s')", s);
-      return EXIT_USAGE;
-    }
-  }
-  if (!a->target) return usage(stderr), EXIT_USAGE;
+  const char *pos[DRV_MAXPOS];
+  const drv_optset sets[] = {{options, &a->c, NULL},
+                             {drv_size_options, &a->o, "with MODEL.sbp, compiled first as `sbpc compile` would"},
+                             {model_options, a, NULL},
+                             {drv_layout_options, &a->lo, NULL},
+                             {0}};
+  int rc = drv_args(&command, sets, argc, argv, pos);
+  a->target = pos[0];
   a->lo.batch = a->o.batch, a->lo.seq = a->o.seq;
-  return 0;
+  return rc;
 }
 
 static bool is_dir(const char *p) {
@@ -139,16 +101,13 @@ static int compile_to(const run_args *a, const char *dir) {
   sbpc_plan *plan = NULL;
   lw_layout lay;
   fmt_prog *p = NULL;
-  if (!m.p.g) rc = (sbpc_error("%s: the file has no model", a->target), EXIT_BAD_INPUT);
-  else if (!drv_passes(m.p.g, DRV_SHAPES, &m.d)) rc = EXIT_BAD_INPUT;
+  if (!drv_model_graph(&m) || !drv_passes(m.p.g, DRV_SHAPES, &m.d)) rc = EXIT_BAD_INPUT;
   else rc = drv_layout(&a->lo, &m.p, &plan, &lay);
   lay.device = a->c.device == RT_DEVICE_CUDA; /* a GPU program (lower/gpu.c; its PTX is made when the run starts) */
   lay.precision = a->precision >= 0 ? a->precision : m.p.train.set ? (int)m.p.train.precision : IR_BF16;
   if (!rc && !(p = drv_lower(m.p.g, &lay, &m.d))) rc = EXIT_BAD_INPUT;
   if (p) m.p.g = NULL;
-  char path[4200];
-  snprintf(path, sizeof path, "%s/program.json", dir);
-  if (!rc && !fmt_prog_write(p, path)) rc = EXIT_BAD_INPUT;
+  if (!rc && !fmt_prog_write_dir(p, dir)) rc = EXIT_BAD_INPUT;
   fmt_prog_free(p);
   sbpc_plan_free(plan);
   drv_model_free(&m);
@@ -156,10 +115,12 @@ static int compile_to(const run_args *a, const char *dir) {
 }
 
 static void remove_tmp(const char *dir) {
+  const char *names[] = {"program.json", "kernels/cpu.ll", "kernels", ""};
   char path[4200];
-  snprintf(path, sizeof path, "%s/program.json", dir);
-  unlink(path);
-  rmdir(dir);
+  for (int i = 0; i < 4; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    if (unlink(path) != 0) rmdir(path);
+  }
 }
 
 int cmd_run(int argc, char **argv) {
@@ -172,13 +133,15 @@ int cmd_run(int argc, char **argv) {
   if (kern && !strcmp(kern, "jit")) a.c.kernels = RT_KERNELS_JIT;
   if (kern && !strcmp(kern, "ref")) a.c.kernels = RT_KERNELS_REF;
   int st = parse(argc, argv, &a);
-  if (st) return st < 0 ? EXIT_OK : st;
+  if (st >= 0) return st;
   if (is_dir(a.target)) {
-    if (a.precision >= 0) return sbpc_error("run: %s is a compiled program; its precision was fixed by `sbpc compile`", a.target), EXIT_USAGE;
-    if (a.lo.plan || a.lo.dp || a.lo.tp || a.lo.pp || a.lo.micro || a.lo.zero >= 0 || a.lo.recompute >= 0 || a.o.batch || a.o.seq) {
-      sbpc_error("run: %s is a compiled program; its layout was fixed by `sbpc compile` (recompile to change it)", a.target);
-      return EXIT_USAGE;
-    }
+    if (a.precision >= 0)
+      return drv_usage_error(&command, "%s is a compiled program; its precision was fixed by `sbpc compile`", a.target);
+    if (a.lo.plan || a.lo.dp || a.lo.tp || a.lo.pp || a.lo.micro || a.lo.zero >= 0 || a.lo.recompute >= 0 ||
+        a.o.batch || a.o.seq)
+      return drv_usage_error(&command,
+                             "%s is a compiled program; its layout was fixed by `sbpc compile` (recompile to change it)",
+                             a.target);
     return rt_run(a.target, &a.c, &argc, &argv);
   }
   char why[512];

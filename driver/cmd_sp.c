@@ -13,7 +13,8 @@
  * (docs/calibration.md) into the cost model. Prints
  * one table per batch and optionally writes the "sbpc-sp" JSON
  * (docs/sp-format.md). Bad lengths are located errors (exit 1); a sequence no
- * group can hold is named by its line (exit 1). */
+ * group can hold is named by its line (exit 1). The options are a table
+ * (driver/opts.h). */
 #include "driver/common.h"
 #include "driver/driver.h"
 #include "planner/sp.h"
@@ -29,56 +30,33 @@ typedef struct {
   int64_t steps;
 } sp_args;
 
-static void usage(FILE *f) {
-  fprintf(f, "usage: sbpc sp MODEL.sbp --cluster SPEC --lengths FILE [--batch N] [--steps K] [--json FILE]\n"
-             "               [--calibration FILE]\n"
-             "  per-batch SP groups and sequence assignment (GLPK), with static SP,\n"
-             "  per-batch best degree, greedy packing and the whole-batch lower bound beside it\n");
-}
+static const drv_command command = {
+    .name = "sp", .synopsis = "MODEL.sbp --cluster SPEC --lengths FILE [options]",
+    .pos = {"MODEL.sbp"}, .min_pos = 1,
+    .about = "Per-batch SP groups and sequence assignment (GLPK), with static SP, the per-batch best degree,\n"
+             "greedy packing and the whole-batch lower bound beside it.",
+};
+
+static const drv_option options[] = {
+    {DRV_OPT("--lengths", DRV_STR, sp_args, lengths, "FILE",
+             "sequence lengths, one a line (default: the train section's)")},
+    {DRV_OPT("--steps", DRV_I64, sp_args, steps, "K", "plan K batches (default 1)"), .lo = 1, .hi = 100000},
+    {DRV_OPT("--json", DRV_STR, sp_args, json, "FILE", "write the sbpc-sp JSON (docs/sp-format.md)")},
+    {DRV_OPT("--calibration", DRV_STR, sp_args, calib, "FILE", "measured all-to-all and send/recv bandwidth")},
+    {0}};
 
 static int parse_args(int argc, char **argv, sp_args *a) {
   memset(a, 0, sizeof *a);
   a->steps = 1;
-  for (int i = 1; i < argc; i++) {
-    const char *s = argv[i];
-    int r = drv_opt(argc, argv, &i, &a->o);
-    if (r < 0) return EXIT_USAGE;
-    if (r > 0) {
-      if (a->o.batch > SP_MAXBATCH) {
-        sbpc_error("--batch %lld is over the limit of %d sequences", (long long)a->o.batch, SP_MAXBATCH);
-        return EXIT_USAGE;
-      }
-      continue;
-    }
-    if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
-      usage(stdout);
-      return -1;
-    }
-    bool val = !strcmp(s, "--lengths") || !strcmp(s, "--steps") || !strcmp(s, "--json") ||
-               !strcmp(s, "--calibration");
-    if (val && i + 1 >= argc) {
-      sbpc_error("%s needs a value", s);
-      return EXIT_USAGE;
-    }
-    if (!strcmp(s, "--lengths")) a->lengths = argv[++i];
-    else if (!strcmp(s, "--json")) a->json = argv[++i];
-    else if (!strcmp(s, "--calibration")) a->calib = argv[++i];
-    else if (!strcmp(s, "--steps")) {
-      if (!drv_parse_int(argv[++i], 1, 100000, &a->steps)) {
-        sbpc_error("bad value '%s' for --steps (expected a positive integer)", argv[i]);
-        return EXIT_USAGE;
-      }
-    } else if (s[0] == '-' || a->model) {
-      sbpc_error("unexpected argument '%s'", s);
-      usage(stderr);
-      return EXIT_USAGE;
-    } else a->model = s;
-  }
-  if (!a->model) {
-    usage(stderr);
-    return EXIT_USAGE;
-  }
-  return 0;
+  const char *pos[DRV_MAXPOS];
+  const drv_optset sets[] = {
+      {drv_model_options, &a->o, NULL}, {drv_size_options, &a->o, NULL}, {options, a, NULL}, {0}};
+  int rc = drv_args(&command, sets, argc, argv, pos);
+  a->model = pos[0];
+  if (rc < 0 && a->o.batch > SP_MAXBATCH)
+    return drv_usage_error(&command, "--batch %lld is over the limit of %d sequences", (long long)a->o.batch,
+                           SP_MAXBATCH);
+  return rc;
 }
 
 /* The run: batches, plans and what they were made from. */
@@ -102,8 +80,11 @@ static bool check_fit(sp_run *r, const char *file) {
   free(gt);
   for (int i = 0; i < r->nb * r->batch; i++)
     if ((double)r->len[i] > cap) {
-      fprintf(stderr, "%s:%d: error: sequence of %lld tokens does not fit the cluster (one group holds at most %.0f tokens)\n",
-              file, r->lines[i], (long long)r->len[i], cap);
+      diag d;
+      diag_init(&d, file, NULL, 0);
+      diag_error(&d, (srcloc){r->lines[i], 0},
+                 "sequence of %lld tokens does not fit the cluster (one group holds at most %.0f tokens)",
+                 (long long)r->len[i], cap);
       return false;
     }
   return true;
@@ -236,7 +217,7 @@ static int setup(sp_run *r, const sp_args *a, drv_model *dm, const char **length
   ir_cluster *c = drv_cluster(&a->o, &dm->p, r->a, NULL);
   if (!c) return EXIT_BAD_INPUT;
   if (!dm->p.g || !sp_model_from_graph(dm->p.g, &r->m, &why)) {
-    fprintf(stderr, "%s: error: %s\n", a->model, why ? why : "the file has no model");
+    diag_file_error(a->model, "%s", why ? why : "the file has no model");
     return EXIT_BAD_INPUT;
   }
   ir_dtype dt = dm->p.train.set ? dm->p.train.precision : IR_BF16;
@@ -256,8 +237,7 @@ static int setup(sp_run *r, const sp_args *a, drv_model *dm, const char **length
   if (!r->len) return EXIT_BAD_INPUT;
   int64_t want = a->o.batch ? a->o.batch : dm->p.train.global_batch > 0 ? dm->p.train.global_batch : 512;
   if (want > SP_MAXBATCH) {
-    fprintf(stderr, "sbpc: note: batches of %lld sequences are planned as batches of %d\n", (long long)want,
-            SP_MAXBATCH);
+    sbpc_note("batches of %lld sequences are planned as batches of %d", (long long)want, SP_MAXBATCH);
     want = SP_MAXBATCH;
   }
   r->batch = (int)want;
@@ -266,15 +246,14 @@ static int setup(sp_run *r, const sp_args *a, drv_model *dm, const char **length
     return EXIT_BAD_INPUT;
   r->nb = (int)(a->steps < r->n / r->batch ? a->steps : r->n / r->batch);
   if (r->nb < a->steps)
-    fprintf(stderr, "sbpc: note: %s holds %d sequences: %d batch%s of %d\n", *lengths, r->n, r->nb,
-            r->nb == 1 ? "" : "es", r->batch);
+    sbpc_note("%s holds %d sequences: %d batch%s of %d", *lengths, r->n, r->nb, r->nb == 1 ? "" : "es", r->batch);
   return check_fit(r, *lengths) ? EXIT_OK : EXIT_BAD_INPUT;
 }
 
 int cmd_sp(int argc, char **argv) {
   sp_args a;
   int rc = parse_args(argc, argv, &a);
-  if (rc) return rc < 0 ? EXIT_OK : rc;
+  if (rc >= 0) return rc;
   drv_model dm;
   if ((rc = drv_model_load(a.model, &dm)) != EXIT_OK) return rc;
   sp_run r;

@@ -10,7 +10,8 @@
  * ones the planner costs for MODEL's layouts on cpu:N (N: the ranks mpirun
  * started): the planner is run once with its shape log on (plan_calib.
  * gemm_log) and every shape it asked about is measured. The calibration of
- * --plans defaults to $SBPC_CALIBRATION (plan_calib_path).
+ * --plans defaults to $SBPC_CALIBRATION (plan_calib_path). The options are
+ * tables (driver/opts.h).
  * Exit: 0 ok, 1 cannot write, bad model or nothing ran, 2 bad usage. */
 #include "driver/common.h"
 #include "driver/driver.h"
@@ -23,60 +24,66 @@
 #include <string.h>
 #include <unistd.h>
 
-static void usage(FILE *f) {
-  fputs("usage: [mpirun -np N] sbpc tune [--quick] [-o calib.json] [--peak-flops F] [--peak-bw B]\n"
-        "                                [--model MODEL.sbp [--batch B] [--seq S]]\n"
-        "       sbpc tune --plans K MODEL.sbp [--np N] [--steps S] [--batch B] [--seq S] [--cluster C]\n"
-        "                                [--calibration FILE] [--all]\n\n"
-        "Measures what the planner's cost model needs on this machine: GEMM rates over\n"
-        "shapes (with --model, also the shapes MODEL's layouts produce), the bandwidth of\n"
-        "memory-bound kernels, the per-call fixed cost; under mpirun every rank measures at\n"
-        "once, plus collective bandwidth and latency by group size. Writes the calibration\n"
-        "JSON for `sbpc plan --calibration` (docs/calibration.md). --peak-flops / --peak-bw\n"
-        "give the device's datasheet peaks so the file states efficiencies; without them\n"
-        "the measured rates describe this device.\n"
-        "--plans K: the planner's K best layouts of MODEL on cpu:N (default N 2); the ones\n"
-        "predicted within the model's measured error of the best (all with --all) run for a\n"
-        "few steps each with the executor (under mpirun when N > 1); reports predicted vs\n"
-        "measured step time, phases and peak memory per layout, and the runs saved.\n"
-        "--calibration defaults to $SBPC_CALIBRATION.\n\n"
-        "examples:\n  sbpc tune --quick -o calib.json\n  mpirun -np 2 sbpc tune -o calib.json\n"
-        "  sbpc tune --plans 6 examples/tiny-gpt2.sbp --np 2 --calibration calib.json\n",
-        f);
-}
+typedef struct {
+  tn_opts m;              /* measuring this machine */
+  tn_autotune_opts at;    /* --plans K MODEL.sbp */
+  drv_opts d;             /* --batch --seq (both forms), --cluster (--plans) */
+  const char *out;        /* -o */
+} tune_args;
 
-static int positive(const char *s, double *v) {
-  char *end;
-  *v = strtod(s, &end);
-  return *s && !*end && *v > 0;
-}
+static const drv_command command = {
+    .name = "tune", .synopsis = "[options]   or   sbpc tune --plans K MODEL.sbp [options]", .pos = {"MODEL.sbp"},
+    .about =
+        "Measures what the planner's cost model needs on this machine: GEMM rates over shapes (with --model,\n"
+        "also the shapes MODEL's layouts produce), the bandwidth of memory-bound kernels, the per-call fixed\n"
+        "cost; under mpirun (mpirun -np N sbpc tune) every rank measures at once, plus collective bandwidth\n"
+        "and latency by group size. Writes the calibration JSON for `sbpc plan --calibration`\n"
+        "(docs/calibration.md). --peak-flops / --peak-bw give the device's datasheet peaks so the file\n"
+        "states efficiencies; without them the measured rates describe this device.\n"
+        "--plans K: the planner's K best layouts of MODEL on cpu:N (default N 2); the ones predicted within\n"
+        "the model's measured error of the best (all with --all) run for a few steps each with the executor\n"
+        "(under mpirun when N > 1); reports predicted vs measured step time, phases and peak memory per\n"
+        "layout, and the runs saved.",
+    .tail = "examples:\n  sbpc tune --quick -o calib.json\n  mpirun -np 2 sbpc tune -o calib.json\n"
+            "  sbpc tune --plans 6 examples/tiny-gpt2.sbp --np 2 --calibration calib.json",
+};
 
-static int count(const char *s, int lo, int hi, int *v) {
-  double d;
-  if (!positive(s, &d) || d < lo || d > hi || d != (int)d) return 0;
-  *v = (int)d;
-  return 1;
-}
+static const drv_option options[] = {
+    {DRV_FLAGOPT("--quick", DRV_SET, tune_args, m.quick, "a few seconds (for CI)"), .lo = 1},
+    {DRV_OPT("-o", DRV_STR, tune_args, out, "FILE", "write the calibration JSON to FILE (default: standard output)")},
+    {DRV_OPT("--peak-flops", DRV_REAL, tune_args, m.peak_flops, "F", "the device's datasheet peak FLOP/s"), .flo = 0,
+     .fhi = 1e30, .open = true},
+    {DRV_OPT("--peak-bw", DRV_REAL, tune_args, m.peak_bw, "B", "the device's datasheet peak memory bytes/s"), .flo = 0,
+     .fhi = 1e30, .open = true},
+    {DRV_OPT("--model", DRV_STR, tune_args, m.model, "MODEL.sbp", "also measure the GEMM shapes of MODEL's layouts")},
+    {0}};
 
-/* autotune: the --plans form (argv[i] is K); returns an exit status */
-static int autotune(int argc, char **argv, int i) {
-  tn_autotune_opts a = {NULL, 0, 2, 5, 0, NULL, NULL, NULL, NULL, 900, stderr, stdout};
-  if (!count(argv[i], 1, 16, &a.k)) return sbpc_error("tune: --plans needs a count 1..16"), EXIT_USAGE;
-  for (i++; i < argc; i++) {
-    const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(o, "--np") && v && count(v, 1, 4096, &a.np)) i++;
-    else if (!strcmp(o, "--steps") && v && count(v, 1, 100000, &a.steps)) i++;
-    else if (!strcmp(o, "--batch") && v) a.batch = v, i++;
-    else if (!strcmp(o, "--seq") && v) a.seq = v, i++;
-    else if (!strcmp(o, "--cluster") && v) a.cluster = v, i++;
-    else if (!strcmp(o, "--calibration") && v) a.calibration = v, i++;
-    else if (!strcmp(o, "--all")) a.all = 1;
-    else if (o[0] != '-' && !a.model) a.model = o;
-    else return sbpc_error("tune: bad argument '%s' (try 'sbpc tune --help')", o), EXIT_USAGE;
-  }
-  if (!a.model) return sbpc_error("tune: --plans needs a MODEL.sbp"), EXIT_USAGE;
-  a.calibration = plan_calib_path(a.calibration);
-  return tn_autotune(&a) ? EXIT_BAD_INPUT : EXIT_OK;
+static const drv_option plans_options[] = {
+    {DRV_OPT("--plans", DRV_INT, tune_args, at.k, "K", "autotune the planner's K best layouts of MODEL.sbp"), .lo = 1,
+     .hi = 16},
+    {DRV_OPT("--cluster", DRV_STR, tune_args, d.cluster, "SPEC", "the planner's cluster (default cpu:N)")},
+    {DRV_OPT("--np", DRV_INT, tune_args, at.np, "N", "ranks to run each layout on (default 2)"), .lo = 1, .hi = 4096},
+    {DRV_OPT("--steps", DRV_INT, tune_args, at.steps, "S", "steps per layout (default 5)"), .lo = 1, .hi = 100000},
+    {DRV_OPT("--calibration", DRV_STR, tune_args, at.calibration, "FILE",
+             "the planner's calibration (default $SBPC_CALIBRATION)")},
+    {DRV_FLAGOPT("--all", DRV_SET, tune_args, at.all, "run all K layouts, not only those within the error"), .lo = 1},
+    {0}};
+
+/* autotune: the --plans form; returns an exit status */
+static int autotune(tune_args *t, const char *model) {
+  tn_autotune_opts *a = &t->at;
+  char batch[24], seq[24];
+  if (!model) return drv_usage_error(&command, "--plans needs a MODEL.sbp");
+  if (t->m.quick || t->out || t->m.peak_flops > 0 || t->m.peak_bw > 0 || t->m.model)
+    return drv_usage_error(&command, "--quick, -o, --peak-flops, --peak-bw and --model do not go with --plans");
+  a->model = model;
+  if (!a->np) a->np = 2;
+  if (!a->steps) a->steps = 5;
+  if (t->d.batch) snprintf(batch, sizeof batch, "%lld", (long long)t->d.batch), a->batch = batch;
+  if (t->d.seq) snprintf(seq, sizeof seq, "%lld", (long long)t->d.seq), a->seq = seq;
+  a->cluster = t->d.cluster;
+  a->calibration = plan_calib_path(a->calibration);
+  return tn_autotune(a) ? EXIT_BAD_INPUT : EXIT_OK;
 }
 
 /* model_shapes: the GEMM shapes the planner costs for the layouts of the
@@ -109,7 +116,7 @@ static int with_model(tn_opts *o, const drv_opts *d, const char *out) {
   int rc = drv_model_load(o->model, &m);
   if (rc) return rc;
   tn_shape *sh = NULL;
-  if (!(rc = drv_bind(d, &m.p)) && !m.p.g) rc = (sbpc_error("%s: the file has no model", o->model), EXIT_BAD_INPUT);
+  if (!(rc = drv_bind(d, &m.p)) && !drv_model_graph(&m)) rc = EXIT_BAD_INPUT;
   if (!rc && !drv_passes(m.p.g, DRV_SHAPES, &m.d)) rc = EXIT_BAD_INPUT;
   if (!rc && d->batch) m.p.train.global_batch = d->batch;
   if (!rc && d->seq) m.p.train.seq = d->seq;
@@ -122,26 +129,24 @@ static int with_model(tn_opts *o, const drv_opts *d, const char *out) {
 }
 
 int cmd_tune(int argc, char **argv) {
-  tn_opts o = {0, isatty(2), stderr, 0, 0, NULL, 0, NULL};
-  drv_opts d;
-  memset(&d, 0, sizeof d);
-  const char *out = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int r = drv_opt(argc, argv, &i, &d);
-    if (r < 0) return EXIT_USAGE;
-    if (r > 0) continue;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout), EXIT_OK;
-    if (!strcmp(a, "--quick")) o.quick = 1;
-    else if (!strcmp(a, "-o") && i + 1 < argc) out = argv[++i];
-    else if (!strcmp(a, "--model") && i + 1 < argc) o.model = argv[++i];
-    else if (!strcmp(a, "--peak-flops") && i + 1 < argc && positive(argv[i + 1], &o.peak_flops)) i++;
-    else if (!strcmp(a, "--peak-bw") && i + 1 < argc && positive(argv[i + 1], &o.peak_bw)) i++;
-    else if (!strcmp(a, "--plans") && i + 1 < argc) return autotune(argc, argv, i + 1);
-    else return sbpc_error("tune: bad argument '%s' (try 'sbpc tune --help')", a), EXIT_USAGE;
-  }
-  if (d.cluster || d.mesh.n) return sbpc_error("tune: --cluster and --mesh belong to --plans"), EXIT_USAGE;
-  if ((d.batch || d.seq) && !o.model) return sbpc_error("tune: --batch and --seq need --model"), EXIT_USAGE;
-  if (o.model) return with_model(&o, &d, out);
-  return tn_measure(&o, out) ? EXIT_BAD_INPUT : EXIT_OK;
+  tune_args t;
+  memset(&t, 0, sizeof t);
+  t.m = (tn_opts){0, isatty(2), stderr, 0, 0, NULL, 0, NULL};
+  t.at = (tn_autotune_opts){NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, 900, stderr, stdout};
+  const char *pos[DRV_MAXPOS];
+  const drv_optset sets[] = {{options, &t, NULL},
+                             {drv_size_options, &t.d, NULL},
+                             {plans_options, &t, "tune --plans K MODEL.sbp"},
+                             {0}};
+  int rc = drv_args(&command, sets, argc, argv, pos);
+  if (rc >= 0) return rc;
+  if (t.at.k) return autotune(&t, pos[0]);
+  if (pos[0])
+    return drv_usage_error(&command, "unexpected argument '%s' (a model goes with --plans or --model)", pos[0]);
+  if (t.at.np || t.at.steps || t.at.all || t.at.calibration || t.d.cluster)
+    return drv_usage_error(&command, "--np, --steps, --all, --calibration and --cluster belong to --plans");
+  if ((t.d.batch || t.d.seq) && !t.m.model)
+    return drv_usage_error(&command, "--batch and --seq need --model or --plans");
+  if (t.m.model) return with_model(&t.m, &t.d, t.out);
+  return tn_measure(&t.m, t.out) ? EXIT_BAD_INPUT : EXIT_OK;
 }

@@ -1,24 +1,11 @@
-/* common.c — shared command-line options, model loading and binding for the
- * sbpc commands (see common.h). Option values are parsed strictly (a whole
- * decimal number within bounds), so `--batch 1e9` or `--mesh 2x` is a usage
- * error rather than a silent zero. Binding checks every tensor's element
+/* common.c — the shared command-line options (a table for driver/opts.c),
+ * model loading and binding for the sbpc commands (see common.h). Binding checks every tensor's element
  * count with overflow-checked arithmetic before ir_bind, so no later pass can
  * overflow an int64 computing a size. */
 #include "driver/common.h"
 #include "frontend/frontend.h"
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-bool drv_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
-  if (!s || !*s || *s == '-' || *s == '+' || *s == ' ') return false;
-  errno = 0;
-  char *end;
-  long long v = strtoll(s, &end, 10);
-  if (errno || *end || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
 
 bool drv_parse_mesh(const char *s, ir_mesh *m) {
   memset(m, 0, sizeof *m);
@@ -38,47 +25,21 @@ bool drv_parse_mesh(const char *s, ir_mesh *m) {
   return true;
 }
 
-/* The value of option `name` at argv[*i]: "--name V" or "--name=V". */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **val) {
-  size_t n = strlen(name);
-  const char *a = argv[*i];
-  if (strncmp(a, name, n)) return 0;
-  if (a[n] == '=') {
-    *val = a + n + 1;
-    return 1;
-  }
-  if (a[n]) return 0;
-  if (*i + 1 >= argc) {
-    sbpc_error("%s needs a value", name);
-    return -1;
-  }
-  *val = argv[++*i];
-  return 1;
-}
+static bool mesh_value(const char *v, void *dst) { return drv_parse_mesh(v, dst); }
 
-int drv_opt(int argc, char **argv, int *i, drv_opts *o) {
-  static const char *names[] = {"--cluster", "--batch", "--seq", "--mesh"};
-  for (int k = 0; k < 4; k++) {
-    const char *v = NULL;
-    int r = opt_value(argc, argv, i, names[k], &v);
-    if (r <= 0) {
-      if (r < 0) return -1;
-      continue;
-    }
-    bool ok = true;
-    if (k == 0) o->cluster = v;
-    else if (k == 1) ok = drv_parse_int(v, 1, INT64_C(1) << 31, &o->batch);
-    else if (k == 2) ok = drv_parse_int(v, 1, INT64_C(1) << 31, &o->seq);
-    else ok = drv_parse_mesh(v, &o->mesh);
-    if (!ok) {
-      sbpc_error("bad value '%s' for %s (%s)", v, names[k],
-                 k == 3 ? "expected N or NxM, e.g. 2 or 2x4" : "expected a positive integer");
-      return -1;
-    }
-    return 1;
-  }
-  return 0;
-}
+const drv_option drv_model_options[] = {
+    {DRV_OPT("--cluster", DRV_STR, drv_opts, cluster, "SPEC",
+             "the cluster: PRESET:NODES (dgx-a100:2, cpu:4) or CLUSTER.sbp\n(default: the file's cluster section)")},
+    {DRV_OPT("--mesh", DRV_CALL, drv_opts, mesh, "N|NxM", "the device mesh SBP is deduced on"), .parse = mesh_value,
+     .expect = "N or NxM, e.g. 2 or 2x4"},
+    {0}};
+
+const drv_option drv_size_options[] = {
+    {DRV_OPT("--batch", DRV_I64, drv_opts, batch, "N", "the global batch (default: the train section's)"), .lo = 1,
+     .hi = INT64_C(1) << 31},
+    {DRV_OPT("--seq", DRV_I64, drv_opts, seq, "N", "the sequence length (default: the train section's)"), .lo = 1,
+     .hi = INT64_C(1) << 31},
+    {0}};
 
 int drv_model_load(const char *path, drv_model *m) {
   memset(m, 0, sizeof *m);
@@ -90,6 +51,11 @@ int drv_model_load(const char *path, drv_model *m) {
     return EXIT_BAD_INPUT;
   }
   return EXIT_OK;
+}
+
+bool drv_model_graph(const drv_model *m) {
+  if (!m->p.g) diag_file_error(m->d.file, "the file has no model section");
+  return m->p.g != NULL;
 }
 
 void drv_model_free(drv_model *m) {

@@ -1,5 +1,6 @@
 /* common.h — what several sbpc commands share: the options every command
- * that reads a model understands (--cluster, --batch, --seq, --mesh), loading
+ * that reads a model understands (--cluster, --batch, --seq, --mesh; their
+ * tables are drv_model_options and drv_size_options, driver/opts.h), loading
  * a model file with its source kept for located diagnostics, choosing the
  * cluster, and binding B and S. Functions print their own errors and return
  * exit statuses (util/diag.h) or NULL/false. Prefix: drv_. */
@@ -8,9 +9,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "ir/ir.h"
+#include "driver/opts.h"
 #include "lower/lower.h"
 
-/* The shared options; zero = not given. */
+/* The shared options (the tables drv_model_options and drv_size_options);
+ * zero = not given. */
 typedef struct {
   const char *cluster; /* --cluster NAME:COUNT or FILE.sbp */
   int64_t batch, seq;  /* --batch N, --seq N */
@@ -26,14 +29,6 @@ typedef struct {
   diag d;
 } drv_model;
 
-/* drv_opt: if argv[*i] is a shared option (`--mesh 2` or `--mesh=2`, ...),
- * store it in o, advance *i past its value and return 1; return 0 if it is
- * not one; return -1 after printing an error for a bad or missing value. */
-int drv_opt(int argc, char **argv, int *i, drv_opts *o);
-
-/* drv_parse_int: a decimal integer in [lo, hi] (whole string), or false. */
-bool drv_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
-
 /* drv_parse_mesh: "4" or "2x4" (at most IR_MAXMESH axes, each >= 1,
  * product <= 2^24) into m, or false. */
 bool drv_parse_mesh(const char *s, ir_mesh *m);
@@ -41,6 +36,9 @@ bool drv_parse_mesh(const char *s, ir_mesh *m);
 /* drv_model_load: read and parse path into m. Returns EXIT_OK, or
  * EXIT_BAD_INPUT after printing the errors (m is then already freed). */
 int drv_model_load(const char *path, drv_model *m);
+/* drv_model_graph: true when the file has a model section, else false after
+ * "FILE: error: the file has no model section". */
+bool drv_model_graph(const drv_model *m);
 /* drv_model_free: free what drv_model_load made; zeroes m. */
 void drv_model_free(drv_model *m);
 
@@ -67,7 +65,8 @@ bool drv_passes(ir_graph *g, unsigned flags, diag *d);
  * failure (errors in d) NULL and g is still the caller's. */
 fmt_prog *drv_lower(ir_graph *g, const lw_layout *lay, diag *d);
 
-/* The layout options of compile and run (driver/layout.c); 0 / -1 = not given. */
+/* The layout options of compile and run (the table drv_layout_options,
+ * driver/layout.c); 0 / -1 = not given. */
 typedef struct {
   const char *plan;          /* --plan PLAN.json */
   int dp, tp, pp, micro;     /* --dp --tp --pp --micro */
@@ -76,9 +75,6 @@ typedef struct {
 } drv_layout_opts;
 /* drv_layout_opts_init: nothing given. */
 void drv_layout_opts_init(drv_layout_opts *o);
-/* drv_layout_opt: like drv_opt, for --plan --dp --tp --pp --micro --zero
- * --recompute (1 taken, 0 not one of them, -1 after an error). */
-int drv_layout_opt(int argc, char **argv, int *i, drv_layout_opts *o);
 /* drv_layout: the layout from the plan (read into *plan, which the caller
  * frees with sbpc_plan_free), the flags (which win) and the train section.
  * Returns an exit status after printing the error. */

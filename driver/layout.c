@@ -2,57 +2,31 @@
  * `sbpc compile` and `sbpc run MODEL.sbp`: the plan's (read through the one
  * plan reader, format/sbpc_plan.h), then the flags, which win (--dp --tp
  * --pp --micro --zero --recompute --batch --seq), then the model's train
- * section for batch and sequence length, then 1. A plan with sequence
- * parallelism or interleaved stages is refused: the executor does not run
- * them yet. ZeRO-3 runs as ZeRO-2, with a note. */
+ * section for batch and sequence length, then 1. Interleaved stages (vpp)
+ * and sequence parallelism (sp, run as Ulysses) come from the plan only.
+ * The flags' table is drv_layout_options (driver/opts.h). */
 #include "driver/common.h"
 #include "util/diag.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const names[] = {"--dp", "--tp", "--pp", "--micro", "--zero"};
+#define RECOMPUTE "none selective full" /* lw_layout.recompute 0, 1, 2 */
 
-int drv_recompute_parse(const char *s) {
-  const char *r[] = {"none", "selective", "full"};
-  for (int i = 0; i < 3; i++)
-    if (!strcmp(s, r[i])) return i;
-  return -1;
-}
+int drv_recompute_parse(const char *s) { return drv_choice(RECOMPUTE, s); }
 
-static const char *value(int argc, char **argv, int *i, const char *name) {
-  const char *s = argv[*i];
-  size_t n = strlen(name);
-  if (!strncmp(s, name, n) && s[n] == '=') return s + n + 1;
-  if (strcmp(s, name)) return NULL;
-  return *i + 1 < argc ? argv[++*i] : "";
-}
-
-int drv_layout_opt(int argc, char **argv, int *i, drv_layout_opts *o) {
-  const char *v;
-  int64_t x;
-  int *dst[] = {&o->dp, &o->tp, &o->pp, &o->micro, &o->zero};
-  for (int k = 0; k < 5; k++) {
-    if (!(v = value(argc, argv, i, names[k]))) continue;
-    if (!drv_parse_int(v, k == 4 ? 0 : 1, k == 4 ? 3 : 4096, &x)) {
-      sbpc_error("bad value '%s' for %s (%s)", v, names[k], k == 4 ? "0 to 3" : "1 to 4096");
-      return -1;
-    }
-    return *dst[k] = (int)x, 1;
-  }
-  if ((v = value(argc, argv, i, "--recompute"))) {
-    if ((o->recompute = drv_recompute_parse(v)) < 0) {
-      sbpc_error("bad value '%s' for --recompute (none, selective or full)", v);
-      return -1;
-    }
-    return 1;
-  }
-  if ((v = value(argc, argv, i, "--plan"))) {
-    if (!*v) return sbpc_error("--plan needs a file"), -1;
-    return o->plan = v, 1;
-  }
-  return 0;
-}
+const drv_option drv_layout_options[] = {
+    {DRV_OPT("--plan", DRV_STR, drv_layout_opts, plan, "PLAN.json",
+             "the layout, batch and seq of a `sbpc plan --json` file (the flags win)")},
+    {DRV_OPT("--dp", DRV_INT, drv_layout_opts, dp, "N", "data-parallel ranks"), .lo = 1, .hi = 4096},
+    {DRV_OPT("--tp", DRV_INT, drv_layout_opts, tp, "N", "tensor-parallel ranks"), .lo = 1, .hi = 4096},
+    {DRV_OPT("--pp", DRV_INT, drv_layout_opts, pp, "N", "pipeline stages"), .lo = 1, .hi = 4096},
+    {DRV_OPT("--micro", DRV_INT, drv_layout_opts, micro, "M", "micro-batches per step"), .lo = 1, .hi = 4096},
+    {DRV_OPT("--zero", DRV_INT, drv_layout_opts, zero, "Z", "ZeRO stage (3 shards the parameters at rest)"), .lo = 0, .hi = 3},
+    {DRV_OPT("--recompute", DRV_CHOICE, drv_layout_opts, recompute, "none|selective|full",
+             "the activations the backward pass recomputes"),
+     .choices = RECOMPUTE},
+    {0}};
 
 void drv_layout_opts_init(drv_layout_opts *o) {
   memset(o, 0, sizeof *o);
@@ -63,17 +37,13 @@ static int from_plan(const drv_layout_opts *o, sbpc_plan **plan, lw_layout *lay)
   char err[512];
   sbpc_plan *p = sbpc_plan_read(o->plan, err, sizeof err);
   if (!p) {
-    fprintf(stderr, "%s: error: %s\n", o->plan, err);
-    return EXIT_BAD_INPUT;
-  }
-  if (p->sp > 1 || p->vpp > 1) {
-    fprintf(stderr, "%s: error: the executor does not run sequence parallelism or interleaved stages yet (sp %d, vpp %d)\n",
-            o->plan, p->sp, p->vpp);
-    sbpc_plan_free(p);
+    diag_file_error(o->plan, "%s", err);
     return EXIT_BAD_INPUT;
   }
   lay->dp = p->dp, lay->tp = p->tp, lay->pp = p->pp, lay->micro = p->num_micro_batches > 0 ? p->num_micro_batches : 1;
   lay->zero = p->zero;
+  lay->vpp = p->vpp;
+  lay->sp = p->sp; /* Ulysses: the plan does not name the kind (lay->sp_kind 0) */
   lay->recompute = p->recompute ? drv_recompute_parse(p->recompute) : 0;
   if (lay->recompute < 0) lay->recompute = 0;
   lay->global_batch = p->global_batch;
@@ -100,9 +70,5 @@ int drv_layout(const drv_layout_opts *o, const ir_program *prog, sbpc_plan **pla
   if (o->batch) lay->global_batch = o->batch;
   if (o->seq) lay->seq = o->seq;
   if (!lay->global_batch) lay->global_batch = 8;
-  if (lay->zero > 2) {
-    fprintf(stderr, "sbpc: note: ZeRO stage 3 runs as stage 2 (parameters are not sharded at rest yet)\n");
-    lay->zero = 2;
-  }
   return EXIT_OK;
 }

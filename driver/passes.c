@@ -20,6 +20,7 @@
  *   lw_local      one tp rank's shard of every shape            lower/local.c
  *   lw_place      ops on pipeline stages                        lower/place.c
  *   lw_recompute  recompute as clones in backward               lower/recompute.c
+ *   lw_fuse       fused CPU kernels (codegen's groups) as actors lower/fuse.c
  *   lw_params     parameter layouts, gradient buckets           lower/params.c
  *   lw_actors     actors, registers, the static schedule        lower/actors.c
  *   lw_arena      arena offsets and the planned peak            lower/arena.c */

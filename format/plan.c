@@ -511,6 +511,30 @@ static void check_layout(rd *r, sbpc_plan *p) {
          p->devices_used);
 }
 
+/* planner.top: the planner's best layouts (optional) */
+static void read_top(rd *r, sbpc_plan *p, const cJSON *pl) {
+  const cJSON *top = pl ? array(r, pl, "planner", "top") : NULL;
+  int n = top ? cJSON_GetArraySize(top) : 0, i = 0;
+  sbpc_plan_top *t = ARENA_ARRAY(r->a, sbpc_plan_top, n + 1);
+  const cJSON *e;
+  cJSON_ArrayForEach(e, top) {
+    char path[40];
+    snprintf(path, sizeof path, "planner.top[%d]", i);
+    sbpc_plan_top *x = &t[i++];
+    x->dp = integer(r, e, path, "dp", 1, 1, MAX_DEGREE), x->tp = integer(r, e, path, "tp", 1, 1, MAX_DEGREE);
+    x->pp = integer(r, e, path, "pp", 1, 1, MAX_DEGREE), x->sp = integer(r, e, path, "sp", 1, 1, MAX_DEGREE);
+    x->vpp = integer(r, e, path, "vpp", 1, 1, MAX_LAYERS);
+    x->micro_batch = integer(r, e, path, "micro_batch", 1, 1, 1 << 30);
+    x->num_micro_batches = integer(r, e, path, "num_micro_batches", 1, 1, 1 << 30);
+    x->zero = integer(r, e, path, "zero", 0, 0, 3);
+    x->devices_used = integer(r, e, path, "devices_used", x->dp * x->tp * x->pp * x->sp, 1, MAX_DEVICES);
+    x->recompute = str(r, e, path, "recompute", "none");
+    if (!valid_recompute(x->recompute)) fail(r, "'%s.recompute' must be none, selective or full", path);
+    x->step_time_s = num(r, e, path, "step_time_s", -1);
+  }
+  p->top = t, p->ntop = n;
+}
+
 static void read_root(rd *r, sbpc_plan *p, const cJSON *root) {
   if (!cJSON_IsObject(root)) {
     fail(r, "a plan must be a JSON object");
@@ -537,6 +561,7 @@ static void read_root(rd *r, sbpc_plan *p, const cJSON *root) {
   const cJSON *pl = object(r, root, "planner", 0);
   p->planner_candidates = integer(r, pl, "planner", "candidates", 0, 0, 1 << 30);
   p->planner_solve_time_s = num(r, pl, "planner", "solve_time_s", -1);
+  read_top(r, p, pl);
 }
 
 /* syntax_error: "line:col: invalid JSON" for the parse error at pos. */

@@ -23,12 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 #define MAX_ITEMS (1 << 24)
 #define MAX_BYTES ((int64_t)1 << 46)
 
 const char *const fmt_akind_name[FMT_NAKINDS] = {"compute", "coll",   "send",  "recv",  "reduce",
-                                                 "optim",   "gather", "gsend", "grecv"};
+                                                 "optim",   "gather", "gsend", "grecv", "fetch"};
 
 static cJSON *w_gpu(const fmt_prog *p);
 typedef struct rd rd;
@@ -38,6 +40,7 @@ fmt_prog *fmt_prog_new(void) {
   arena *a = arena_new();
   fmt_prog *p = ARENA_NEW(a, fmt_prog);
   p->a = a;
+  p->vpp = p->sp = 1;
   return p;
 }
 
@@ -47,11 +50,15 @@ void fmt_prog_free(fmt_prog *p) {
   arena_free(p->a);
 }
 
+const char *const fmt_spkind_name[FMT_NSPKINDS] = {"ulysses", "ring"};
+
 void fmt_prog_rank(const fmt_prog *p, int rank, int *stage, int *dpi, int *tpi) {
-  *stage = rank / (p->dp * p->tp);
-  *dpi = rank / p->tp % p->dp;
+  *stage = rank / (p->dp * p->sp * p->tp);
+  *dpi = rank / (p->tp * p->sp) % p->dp;
   *tpi = rank % p->tp;
 }
+
+int fmt_prog_sp_index(const fmt_prog *p, int rank) { return rank / p->tp % p->sp; }
 
 int fmt_prog_param_of(const fmt_prog *p, ir_ref t) {
   for (int i = 0; i < p->nparam; i++) {
@@ -124,7 +131,7 @@ static cJSON *w_attrs(const ir_graph *g, const ir_attrs *a) {
   return j;
 }
 
-static cJSON *w_op(const ir_graph *g, const ir_op *o, int stage, int fwd_of) {
+static cJSON *w_op(const ir_graph *g, const ir_op *o, int stage, int chunk, int fwd_of) {
   cJSON *j = cJSON_CreateObject();
   cJSON_AddStringToObject(j, "op", ir_ops[o->kind].name);
   cJSON_AddItemToObject(j, "in", ints(o->in, o->nin));
@@ -134,6 +141,7 @@ static cJSON *w_op(const ir_graph *g, const ir_op *o, int stage, int fwd_of) {
   if (o->backward) cJSON_AddTrueToObject(j, "backward");
   if (o->recompute) cJSON_AddTrueToObject(j, "recompute");
   cJSON_AddNumberToObject(j, "stage", stage);
+  if (chunk > 0) cJSON_AddNumberToObject(j, "chunk", chunk);
   if (fwd_of >= 0) cJSON_AddNumberToObject(j, "fwd_of", fwd_of);
   if (g->mesh.n == 1) {
     cJSON *in = cJSON_AddArrayToObject(j, "in_sbp"), *out = cJSON_AddArrayToObject(j, "out_sbp");
@@ -158,8 +166,21 @@ static cJSON *w_graph(const fmt_prog *p) {
   cJSON *ts = cJSON_AddArrayToObject(j, "tensors");
   for (int t = 0; t < g->nt; t++) cJSON_AddItemToArray(ts, w_tensor(g, &g->t[t]));
   cJSON *os = cJSON_AddArrayToObject(j, "ops");
-  for (int k = 0; k < g->nop; k++) cJSON_AddItemToArray(os, w_op(g, &g->op[k], p->op_stage[k], p->fwd_of[k]));
+  for (int k = 0; k < g->nop; k++) cJSON_AddItemToArray(os, w_op(g, &g->op[k], p->op_stage[k], p->op_chunk[k], p->fwd_of[k]));
   cJSON_AddNumberToObject(j, "loss", g->loss);
+  return j;
+}
+
+static cJSON *w_kernel(const fmt_kernel *k) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "name", k->name);
+  cJSON_AddItemToObject(j, "buffers", ints(k->buf, k->nbuf));
+  cJSON *acc = cJSON_AddArrayToObject(j, "acc");
+  for (int i = 0; i < k->nbuf; i++) cJSON_AddItemToArray(acc, cJSON_CreateBool(k->acc[i]));
+  cJSON_AddNumberToObject(j, "rows", (double)k->rows);
+  cJSON_AddNumberToObject(j, "cols", (double)k->cols);
+  cJSON *sc = cJSON_AddArrayToObject(j, "scalars");
+  for (int i = 0; i < k->nscalar; i++) cJSON_AddItemToArray(sc, cJSON_CreateNumber(k->scalar[i]));
   return j;
 }
 
@@ -177,6 +198,8 @@ static cJSON *w_actor(const fmt_actor *a) {
   cJSON_AddItemToObject(j, "in", ints(a->in, a->nin));
   cJSON_AddItemToObject(j, "out", ints(a->out, a->nout));
   if (a->ndep) cJSON_AddItemToObject(j, "dep", ints(a->dep, a->ndep));
+  if (a->nops > 1) cJSON_AddItemToObject(j, "ops", ints(a->ops, a->nops));
+  if (a->kernel) cJSON_AddItemToObject(j, "kernel", w_kernel(a->kernel));
   return j;
 }
 
@@ -245,6 +268,8 @@ static cJSON *w_prog(const fmt_prog *p) {
   const char *lk[] = {"dp", "tp", "pp", "micro", "zero", "recompute"};
   int32_t lv[] = {p->dp, p->tp, p->pp, p->micro, p->zero, p->recompute};
   for (int i = 0; i < 6; i++) cJSON_AddNumberToObject(l, lk[i], lv[i]);
+  if (p->vpp > 1) cJSON_AddNumberToObject(l, "vpp", p->vpp);
+  if (p->sp > 1) cJSON_AddNumberToObject(l, "sp", p->sp), cJSON_AddStringToObject(l, "sp_kind", fmt_spkind_name[p->sp_kind]);
   cJSON_AddNumberToObject(j, "global_batch", (double)p->global_batch);
   cJSON_AddNumberToObject(j, "seq", (double)p->seq);
   cJSON_AddNumberToObject(j, "micro_batch", (double)p->micro_batch);
@@ -277,10 +302,29 @@ bool fmt_prog_write(const fmt_prog *p, const char *path) {
   ok = f && fclose(f) == 0 && ok;
   ok = ok && rename(tmp, path) == 0;
   if (!ok) {
-    fprintf(stderr, "%s: error: cannot write the program\n", path);
+    diag_file_error(path, "cannot write the program");
     remove(tmp);
   }
   free(text);
+  return ok;
+}
+
+bool fmt_prog_write_dir(const fmt_prog *p, const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/kernels", dir);
+  if ((mkdir(dir, 0755) && errno != EEXIST) || (p->cpu_ll && mkdir(path, 0755) && errno != EEXIST)) {
+    diag_file_error(dir, "cannot create the directory: %s", strerror(errno));
+    return false;
+  }
+  snprintf(path, sizeof path, "%s/program.json", dir);
+  if (!fmt_prog_write(p, path)) return false;
+  if (!p->cpu_ll) return true;
+  snprintf(path, sizeof path, "%s/kernels/cpu.ll", dir);
+  FILE *f = fopen(path, "wb");
+  size_t n = strlen(p->cpu_ll);
+  bool ok = f && fwrite(p->cpu_ll, 1, n, f) == n;
+  ok = f && fclose(f) == 0 && ok;
+  if (!ok) diag_file_error(path, "cannot write the kernels");
   return ok;
 }
 
@@ -468,6 +512,7 @@ static void r_op(rd *r, ir_graph *g, const cJSON *j, int k) {
   ir_op_add(g, &o);
   r->p->op_stage[k] = (int32_t)inum(r, j, path, "stage", 0, r->p->pp - 1);
   r->p->fwd_of[k] = (int32_t)opt_inum(r, j, path, "fwd_of", -1, k, -1);
+  r->p->op_chunk[k] = (int32_t)opt_inum(r, j, path, "chunk", 0, r->p->vpp - 1, 0);
 }
 
 static void r_graph(rd *r, const cJSON *j) {
@@ -493,6 +538,7 @@ static void r_graph(rd *r, const cJSON *j) {
   int nop = cJSON_GetArraySize(os);
   p->op_stage = ARENA_ARRAY(p->a, int32_t, nop + 1);
   p->fwd_of = ARENA_ARRAY(p->a, int32_t, nop + 1);
+  p->op_chunk = ARENA_ARRAY(p->a, int32_t, nop + 1);
   i = 0;
   cJSON_ArrayForEach(e, os) if (!r->failed) r_op(r, g, e, i++);
   g->loss = (ir_ref)inum(r, j, "graph", "loss", 0, g->nt - 1);
@@ -504,6 +550,39 @@ static void r_graph(rd *r, const cJSON *j) {
   }
   for (int k = 0; k < g->nop && !r->failed; k++)
     if (g->op[k].block >= g->nblk) fail(r, "'graph.ops[%d].at': block out of range", k);
+}
+
+static const fmt_kernel *r_kernel(rd *r, const cJSON *j, const char *actor) {
+  char path[128];
+  snprintf(path, sizeof path, "%s.kernel", actor);
+  fmt_prog *p = r->p;
+  fmt_kernel *k = ARENA_NEW(p->a, fmt_kernel);
+  k->name = str(r, j, path, "name");
+  for (const char *c = k->name; *c; c++)
+    if (!(*c == '_' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
+      fail(r, "'%s.name' must be a C identifier", path);
+  k->buf = int_list(r, j, path, "buffers", 24, 0, p->g->nt - 1, &k->nbuf);
+  const cJSON *acc = arr(r, j, path, "acc", 24, true);
+  k->acc = ARENA_ARRAY(p->a, uint8_t, k->nbuf + 1);
+  if (!r->failed && cJSON_GetArraySize(acc) != k->nbuf) fail(r, "'%s.acc' must have one entry per buffer", path);
+  for (int i = 0; i < k->nbuf && !r->failed; i++) k->acc[i] = cJSON_IsTrue(cJSON_GetArrayItem(acc, i));
+  k->rows = inum(r, j, path, "rows", 1, (int64_t)1 << 40);
+  k->cols = inum(r, j, path, "cols", 1, (int64_t)1 << 40);
+  const cJSON *sc = arr(r, j, path, "scalars", 16, true);
+  k->nscalar = sc ? cJSON_GetArraySize(sc) : 0;
+  k->scalar = ARENA_ARRAY(p->a, float, k->nscalar + 1);
+  for (int i = 0; i < k->nscalar && !r->failed; i++) {
+    const cJSON *v = cJSON_GetArrayItem(sc, i);
+    if (!cJSON_IsNumber(v)) fail(r, "'%s.scalars[%d]' must be a number", path, i);
+    else k->scalar[i] = (float)v->valuedouble;
+  }
+  /* a kernel reads and writes rows x cols at most per buffer: every buffer
+   * must hold a whole number of rows, one row, or one value */
+  for (int i = 0; i < k->nbuf && !r->failed; i++) {
+    int64_t n = ir_numel(p->g, k->buf[i]);
+    if (n != k->rows * k->cols && n != k->cols && n != k->rows && n != 1) fail(r, "'%s.buffers[%d]' does not fit %lld x %lld", path, i, (long long)k->rows, (long long)k->cols);
+  }
+  return k;
 }
 
 static void r_actor(rd *r, const cJSON *j, const char *path, fmt_actor *a, int nreg, int nact) {
@@ -519,19 +598,27 @@ static void r_actor(rd *r, const cJSON *j, const char *path, fmt_actor *a, int n
   a->peer = (int32_t)opt_inum(r, j, path, "peer", -1, p->pp - 1, -1);
   a->bucket = (int32_t)opt_inum(r, j, path, "bucket", -1, p->nbucket - 1, -1);
   a->in = int_list(r, j, path, "in", IR_MAXIN + 256, -1, nreg - 1, &a->nin);
-  a->out = int_list(r, j, path, "out", IR_MAXOUT, 0, nreg - 1, &a->nout);
+  a->out = int_list(r, j, path, "out", FMT_MAXOUT, 0, nreg - 1, &a->nout);
   int32_t nacc;
-  int32_t *acc = int_list(r, j, path, "acc", IR_MAXOUT, -1, p->g->nt - 1, &nacc);
-  for (int i = 0; i < IR_MAXOUT; i++) a->acc[i] = i < nacc ? acc[i] : -1;
+  int32_t *acc = int_list(r, j, path, "acc", FMT_MAXOUT, -1, p->g->nt - 1, &nacc);
+  for (int i = 0; i < FMT_MAXOUT; i++) a->acc[i] = i < nacc ? acc[i] : -1;
   if (nacc && nacc != a->nout) fail(r, "'%s.acc' must have one entry per output", path);
   for (int i = 0; i < nacc && !r->failed; i++)
     if (acc[i] >= 0 && p->g->t[acc[i]].kind != IR_T_PARAM) fail(r, "'%s.acc[%d]' must be a parameter", path, i);
   a->dep = int_list(r, j, path, "dep", 1 << 20, 0, nact - 1, &a->ndep);
+  a->ops = int_list(r, j, path, "ops", 1 << 16, 0, p->g->nop - 1, &a->nops);
+  if (a->nops == 0 && a->op >= 0) a->ops = ARENA_ARRAY(p->a, int32_t, 1), a->ops[0] = a->op, a->nops = 1;
+  if (a->nops > 1 && a->ops[0] != a->op) fail(r, "'%s.ops[0]' must be its op", path);
+  const cJSON *k = item(r, j, path, "kernel", false);
+  if (k) a->kernel = r_kernel(r, k, path);
   bool needs_op = a->kind == FMT_A_COMPUTE || a->kind == FMT_A_COLL;
   bool needs_t = a->kind == FMT_A_SEND || a->kind == FMT_A_RECV || a->kind == FMT_A_GSEND || a->kind == FMT_A_GRECV;
+  bool fetch = a->kind == FMT_A_FETCH;
   if ((needs_op && a->op < 0) || (needs_t && (a->tensor < 0 || a->peer < 0)) ||
-      (!needs_op && !needs_t && a->bucket < 0))
+      (!needs_op && !needs_t && !fetch && a->bucket < 0))
     fail(r, "'%s': a %s actor needs its %s", path, fmt_akind_name[a->kind], needs_op ? "op" : needs_t ? "tensor and peer" : "bucket");
+  if (fetch && !r->failed && (a->tensor < 0 || p->g->t[a->tensor].kind != IR_T_PARAM || a->nout != 1 || !a->per_micro))
+    fail(r, "'%s': a fetch actor gathers one parameter into one register per micro-batch", path);
 }
 
 static void r_reg(rd *r, const cJSON *j, const char *path, fmt_reg *g, int nact, int nreg_total, int64_t arena_bytes) {
@@ -574,6 +661,14 @@ static void r_reg(rd *r, const cJSON *j, const char *path, fmt_reg *g, int nact,
   }
 }
 
+/* the bytes a rank needs for persistent tensor q: a 1/dp slice when ZeRO
+ * shards its role (state from stage 1, gradients from 2, parameters at 3) */
+static int64_t pers_need(const fmt_prog *p, const fmt_pers *q) {
+  int64_t dp = (int64_t)p->dp * p->sp, n = ir_numel(p->g, q->tensor), chunk = (n + dp - 1) / dp;
+  int from = q->role == FMT_P_PARAM ? 3 : q->role == FMT_P_GRAD ? 2 : 1;
+  return 4 * (dp > 1 && p->zero >= from ? chunk : n);
+}
+
 static void r_pers(rd *r, const cJSON *j, const char *path, fmt_pers *q, int64_t total) {
   q->tensor = (ir_ref)inum(r, j, path, "tensor", 0, r->p->g->nt - 1);
   const cJSON *ro = item(r, j, path, "role", true);
@@ -586,6 +681,7 @@ static void r_pers(rd *r, const cJSON *j, const char *path, fmt_pers *q, int64_t
   q->offset = inum(r, j, path, "offset", 0, MAX_BYTES);
   if (!r->failed && q->offset + q->bytes > total) fail(r, "'%s' lies outside the persistent arena", path);
   if (!r->failed && q->bytes > ir_numel(r->p->g, q->tensor) * 4 + 64) fail(r, "'%s.bytes' exceeds its tensor", path);
+  if (!r->failed && q->bytes < pers_need(r->p, q)) fail(r, "'%s.bytes' is less than the layout holds", path);
 }
 
 static void r_stage(rd *r, const cJSON *j, int s, fmt_stage *st) {
@@ -608,6 +704,9 @@ static void r_stage(rd *r, const cJSON *j, int s, fmt_stage *st) {
     snprintf(ip, sizeof ip, "%s.actors[%d]", path, i), r_actor(r, cJSON_GetArrayItem(as, i), ip, &st->act[i], st->nreg, st->nact);
   for (int i = 0; i < st->nreg && !r->failed; i++)
     snprintf(ip, sizeof ip, "%s.registers[%d]", path, i), r_reg(r, cJSON_GetArrayItem(rs, i), ip, &st->reg[i], st->nact, st->nreg, st->arena_bytes);
+  for (int i = 0; i < st->nact && !r->failed; i++)
+    if (st->act[i].kind == FMT_A_FETCH && st->reg[st->act[i].out[0]].tensor != st->act[i].tensor)
+      fail(r, "'%s.actors[%d]': a fetch actor's register must hold its parameter", path, i);
   for (int i = 0; i < st->npers && !r->failed; i++)
     snprintf(ip, sizeof ip, "%s.persistent[%d]", path, i), r_pers(r, cJSON_GetArrayItem(ps, i), ip, &st->pers[i], st->persist_bytes);
   for (int i = 0; i < st->nsched && !r->failed; i++) {
@@ -659,13 +758,21 @@ static void r_layout(rd *r, const cJSON *root) {
   p->micro = (int32_t)inum(r, l, "layout", "micro", 1, 1 << 16);
   p->zero = (int32_t)inum(r, l, "layout", "zero", 0, 3);
   p->recompute = (int32_t)inum(r, l, "layout", "recompute", 0, 2);
+  p->vpp = (int32_t)opt_inum(r, l, "layout", "vpp", 1, 64, 1);
+  p->sp = (int32_t)opt_inum(r, l, "layout", "sp", 1, 1 << 10, 1);
+  const cJSON *k = cJSON_GetObjectItemCaseSensitive(l, "sp_kind");
+  p->sp_kind = k ? FMT_NSPKINDS : FMT_SP_ULYSSES;
+  for (int i = 0; i < FMT_NSPKINDS && k; i++)
+    if (cJSON_IsString(k) && !strcmp(k->valuestring, fmt_spkind_name[i])) p->sp_kind = (uint8_t)i;
+  if (!r->failed && p->sp_kind == FMT_NSPKINDS) fail(r, "'layout.sp_kind' must be \"ulysses\" or \"ring\"");
+  if (!r->failed && p->sp > 1 && p->tp > 1) fail(r, "'layout': sequence parallelism needs tp 1");
   p->global_batch = inum(r, root, "", "global_batch", 1, (int64_t)1 << 28);
   p->seq = inum(r, root, "", "seq", 1, (int64_t)1 << 28);
   p->micro_batch = inum(r, root, "", "micro_batch", 1, (int64_t)1 << 28);
   p->predicted_peak = inum(r, root, "", "predicted_peak_bytes", 0, MAX_BYTES);
   if (!r->failed && p->micro_batch * p->micro * p->dp != p->global_batch)
     fail(r, "'micro_batch' x 'layout.micro' x 'layout.dp' must equal 'global_batch'");
-  if (!r->failed && (int64_t)p->dp * p->tp * p->pp > (1 << 20)) fail(r, "'layout': too many ranks");
+  if (!r->failed && (int64_t)p->dp * p->tp * p->pp * p->sp > (1 << 20)) fail(r, "'layout': too many ranks");
 }
 
 static void r_buckets(rd *r, const cJSON *root) {
@@ -722,7 +829,7 @@ fmt_prog *fmt_prog_parse(const char *text, size_t len, char *err, size_t errlen)
   if (!r.failed) {
     FILE *null = getenv("SBPC_DEBUG_VERIFY") ? NULL : fopen("/dev/null", "w");
     d.out = null ? null : stderr;
-    if (!ir_verify_local(r.p->g, r.p->tp, &d))
+    if (!ir_verify_local(r.p->g, (int64_t)r.p->tp * r.p->sp, &d))
       fail(&r, "the graph is not well formed (an op reads a tensor no earlier op makes, a tensor is made twice, or an "
                "op's shapes do not fit its inputs)");
     if (null) fclose(null);
@@ -743,7 +850,7 @@ fmt_prog *fmt_prog_read(const char *dir) {
   char err[512];
   fmt_prog *p = fmt_prog_parse(text, len, err, sizeof err);
   free(text);
-  if (!p) fprintf(stderr, "%s: error: %s\n", path, err);
+  if (!p) diag_file_error(path, "%s", err);
   return p;
 }
 

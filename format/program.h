@@ -10,6 +10,7 @@
  *    shapes of one tensor-parallel rank's shard and B, S bound to the local
  *    micro-batch: every rank of the program runs this graph on its shards;
  *  - the layout (dp, tp, pp, micro-batches, ZeRO stage) and the batch;
+ *    under ZeRO-3 a stage holds a 1/dp slice of each parameter at rest;
  *  - per pipeline stage: the actors, the registers that connect them (bytes,
  *    regst_num, producer, consumers, and an offset in the stage's activation
  *    arena for each micro-batch), the persistent tensors at their offsets in
@@ -20,7 +21,7 @@
  *    tensor-parallel ranks split it on (and its interleave groups), the
  *    stages that hold it, so checkpoints stay universal;
  *  - the data-parallel gradient buckets.
- * Ranks: rank = (stage * dp + dp_index) * tp + tp_index.
+ * Ranks: rank = ((stage * dp + dp_index) * sp + sp_index) * tp + tp_index.
  *
  * Memory: a program and everything in it live in its arena (p->a), freed by
  * fmt_prog_free; the graph has its own (ir_graph_free). */
@@ -31,6 +32,23 @@
 #include "ir/ir.h"
 
 #define FMT_PROG_VERSION 1
+#define FMT_MAXOUT 24 /* registers an actor may write (a fused kernel's stores) */
+
+/* A fused CPU kernel of DIR/kernels/cpu.ll (codegen's ABI, codegen/cg.h:
+ * void k(void **bufs, const int64_t *dims, const float *scalars)): its
+ * symbol, its buffers (tensors, in the kernel's order; acc[i]: buffer i
+ * accumulates, the caller zeroes it first), the rows x cols it iterates
+ * over and its scalar arguments. Tensors of the group that no other actor
+ * reads are not buffers: they live in registers of the kernel only. */
+typedef struct fmt_kernel {
+  const char *name;
+  int32_t nbuf;
+  ir_ref *buf;
+  uint8_t *acc;
+  int64_t rows, cols;
+  int32_t nscalar;
+  float *scalar;
+} fmt_kernel;
 
 /* Actor kinds. "comm thread" actors run on the rank's main thread (MPI is
  * used from one thread only), compute actors on worker threads. */
@@ -49,6 +67,9 @@ typedef enum {
   FMT_A_GATHER,   /* ZeRO: all-gather bucket `bucket`'s updated slices (comm) */
   FMT_A_GSEND,    /* tied parameter `tensor`: its reduced gradient to stage `peer` */
   FMT_A_GRECV,    /* ... and received from stage `peer` */
+  FMT_A_FETCH,    /* ZeRO-3: all-gather parameter `tensor`'s dp slices into its
+                     register, per micro-batch, before the first reader of a
+                     pass (forward or backward); freed after the last (comm) */
   FMT_NAKINDS
 } fmt_akind;
 extern const char *const fmt_akind_name[FMT_NAKINDS];
@@ -57,14 +78,17 @@ typedef struct {
   uint8_t kind;       /* fmt_akind */
   bool per_micro;     /* fires once per micro-batch (else once per step) */
   int32_t op;         /* COMPUTE, COLL: op index; else -1 */
-  ir_ref tensor;      /* SEND, RECV, GSEND, GRECV: the tensor; else -1 */
+  ir_ref tensor;      /* SEND, RECV, GSEND, GRECV, FETCH: the tensor; else -1 */
   int32_t peer;       /* SEND, RECV, GSEND, GRECV: the other stage; else -1 */
   int32_t bucket;     /* REDUCE, OPTIM, GATHER: bucket index; else -1 */
   int32_t nin, nout, ndep;
   int32_t *in, *out;  /* registers read / written (per micro-batch) */
   int32_t *dep;       /* actors whose last firing of the step must be done first */
-  ir_ref acc[IR_MAXOUT]; /* COMPUTE, COLL: per output, the parameter whose
+  ir_ref acc[FMT_MAXOUT]; /* COMPUTE, COLL: per output, the parameter whose
                          gradient accumulator it is also added into (-1: none) */
+  int32_t nops, *ops;  /* COMPUTE: the ops it runs, in order (ops[0] == op);
+                          more than one for a fused kernel group */
+  const fmt_kernel *kernel; /* COMPUTE: its fused CPU kernel, or NULL */
 } fmt_actor;
 
 typedef struct {
@@ -79,6 +103,12 @@ typedef struct {
                          that held its bytes last, earlier in the schedule:
                          they must be released before it takes the bytes */
 } fmt_reg;
+
+/* Sequence parallelism: every rank of an sp group holds S / sp consecutive
+ * tokens of each sample; attention runs as Ulysses (all-to-alls to a head
+ * split and back, ops all_to_all on mesh axis 1) or as a ring. */
+typedef enum { FMT_SP_ULYSSES, FMT_SP_RING, FMT_NSPKINDS } fmt_spkind;
+extern const char *const fmt_spkind_name[FMT_NSPKINDS];
 
 /* One step of the static schedule: actor `actor` for micro-batch `micro`. */
 typedef struct {
@@ -219,8 +249,13 @@ typedef struct {
   const char *model;  /* the model's name */
   uint64_t model_hash;/* hash of the forward graph the program was made from */
   int32_t dp, tp, pp, micro, zero, recompute;
+  int32_t vpp;        /* model chunks per stage (interleaved 1F1B; 1: none) */
+  int32_t sp;         /* sequence-parallel degree (1: none; > 1 needs tp 1) */
+  uint8_t sp_kind;    /* fmt_spkind: how the sp group runs attention */
   int64_t global_batch, seq, micro_batch;
   int32_t *op_stage;  /* per op: pipeline stage (adamw: the grad's stage) */
+  int32_t *op_chunk;  /* per op: its model chunk on the stage (virtual stage
+                         chunk * pp + stage); 0 when vpp is 1 */
   int32_t *fwd_of;    /* per op: the forward op a backward op differentiates, or -1 */
   int32_t nstage, nparam, nbucket;
   fmt_stage *stage;
@@ -228,6 +263,9 @@ typedef struct {
   fmt_bucket *bucket;
   int64_t predicted_peak;    /* max over stages: persistent + arena */
   fmt_gpu *gpu;              /* the GPU part, or NULL (a CPU program) */
+  const char *cpu_ll;        /* the fused CPU kernels as LLVM IR (not optimised:
+                                the host that runs them does that), written to
+                                DIR/kernels/cpu.ll, not into program.json; NULL: none */
 } fmt_prog;
 
 /* fmt_prog_new: an empty program with its own arena. */
@@ -245,8 +283,14 @@ fmt_prog *fmt_prog_parse(const char *text, size_t len, char *err, size_t errlen)
 /* fmt_prog_read: fmt_prog_parse of DIR/program.json; prints
  * "DIR/program.json: error: ..." and returns NULL on failure. */
 fmt_prog *fmt_prog_read(const char *dir);
-/* fmt_prog_rank: the stage, dp and tp index of a world rank. */
+/* fmt_prog_write_dir: DIR/program.json and, when p has fused kernels,
+ * DIR/kernels/cpu.ll (DIR and DIR/kernels are created). False with a
+ * message on stderr. */
+bool fmt_prog_write_dir(const fmt_prog *p, const char *dir);
+/* fmt_prog_rank: the stage, dp and tp index of a world rank;
+ * fmt_prog_sp_index: its index in its sp group (0 without sp). */
 void fmt_prog_rank(const fmt_prog *p, int rank, int *stage, int *dpi, int *tpi);
+int fmt_prog_sp_index(const fmt_prog *p, int rank);
 /* fmt_prog_param_of: the fmt_prog.param index of tensor t (a parameter or
  * its state), or -1. */
 int fmt_prog_param_of(const fmt_prog *p, ir_ref t);

@@ -73,6 +73,14 @@ typedef struct sbpc_plan_predicted {
   double tp_comm_s, dp_comm_s, pp_comm_s, optimizer_s;
 } sbpc_plan_predicted;
 
+/* One of the planner's best layouts (planner.top): its degrees, micro-batch
+ * and count, ZeRO stage, recompute policy, devices used and predicted step. */
+typedef struct sbpc_plan_top {
+  int dp, tp, pp, sp, vpp, micro_batch, num_micro_batches, zero, devices_used;
+  const char *recompute;
+  double step_time_s;
+} sbpc_plan_top;
+
 typedef struct sbpc_plan {
   int version;
   /* model */
@@ -120,6 +128,8 @@ typedef struct sbpc_plan {
   sbpc_plan_predicted predicted;
   int planner_candidates;
   double planner_solve_time_s;
+  int ntop;                    /* the planner's best layouts, best first (planner.top) */
+  const struct sbpc_plan_top *top;
   void *priv; /* owned storage */
 } sbpc_plan;
 

@@ -123,7 +123,7 @@ ir_cluster *fe_cluster_load(const char *spec, arena *a) {
   ir_program p;
   if (!fe_load(spec, &p)) return NULL;
   ir_cluster *c = p.cluster ? fe_cluster_copy(p.cluster, a) : NULL;
-  if (!c) fprintf(stderr, "%s: error: the file has no cluster section\n", spec);
+  if (!c) diag_file_error(spec, "the file has no cluster section");
   fe_program_free(&p);
   return c;
 }

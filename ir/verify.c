@@ -87,13 +87,36 @@ static bool same_tensor_shape(const ir_tensor *a, const ir_tensor *b) {
   return true;
 }
 
-static bool check_shapes(const ir_graph *g, diag *d) {
+/* local_comm_ok: a comm op on one rank's shards: its output is its input
+ * with the split axes rescaled by the group size n */
+static bool local_comm_ok(const ir_graph *g, const ir_op *o, int64_t n) {
+  const ir_tensor *x = &g->t[o->in[0]], *y = &g->t[o->out[0]];
+  if (x->rank != y->rank || x->dtype != y->dtype) return false;
+  ir_sbp f = o->at.from, t = o->at.to;
+  for (int i = 0; i < x->rank; i++) {
+    int64_t a = ir_dim_eval(x->shape[i], g->bind_b, g->bind_s), b = ir_dim_eval(y->shape[i], g->bind_b, g->bind_s);
+    if (f.kind == SBP_S && f.axis == i) a *= n;
+    if (t.kind == SBP_S && t.axis == i) b *= n;
+    if (a != b) return false;
+  }
+  return true;
+}
+
+/* check_shapes: re-running shape inference on a scratch copy of the tensor
+ * table gives every op's outputs; with n > 0 the graph is one rank's shards
+ * of a group of n, and a comm op is checked by its re-layout instead
+ * (local_comm_ok) */
+static bool check_shapes(const ir_graph *g, int64_t n, diag *d) {
   ir_graph s = *g; /* scratch: same ops, private tensor table */
   s.t = xmalloc(sizeof *s.t * ((size_t)g->nt + 1));
   if (g->nt) memcpy(s.t, g->t, sizeof *s.t * (size_t)g->nt);
   bool ok = true;
   for (int i = 0; i < g->nop && ok; i++) {
     ir_op o = g->op[i];
+    if (n > 0 && ir_ops[o.kind].kclass == KC_COMM) {
+      if (!local_comm_ok(g, &o, n)) ok = bad(d, "op %d (%s) does not re-lay out its input's shape", i, ir_ops[o.kind].name);
+      continue;
+    }
     if (!ir_op_infer(&s, &o, NULL)) { ok = bad(d, "op %d (%s) no longer passes shape inference", i, ir_ops[o.kind].name); break; }
     for (int j = 0; j < o.nout && ok; j++)
       if (!same_tensor_shape(&s.t[o.out[j]], &g->t[o.out[j]]))
@@ -189,51 +212,16 @@ static bool check_blocks(const ir_graph *g, diag *d) {
   return ok;
 }
 
-/* local_comm_ok: a comm op on one rank's shards: its output is its input
- * with the split axes rescaled by the group size n */
-static bool local_comm_ok(const ir_graph *g, const ir_op *o, int64_t n) {
-  const ir_tensor *x = &g->t[o->in[0]], *y = &g->t[o->out[0]];
-  if (x->rank != y->rank || x->dtype != y->dtype) return false;
-  ir_sbp f = o->at.from, t = o->at.to;
-  for (int i = 0; i < x->rank; i++) {
-    int64_t a = ir_dim_eval(x->shape[i], g->bind_b, g->bind_s), b = ir_dim_eval(y->shape[i], g->bind_b, g->bind_s);
-    if (f.kind == SBP_S && f.axis == i) a *= n;
-    if (t.kind == SBP_S && t.axis == i) b *= n;
-    if (a != b) return false;
-  }
-  return true;
-}
-
-static bool check_local_shapes(const ir_graph *g, int64_t n, diag *d) {
-  ir_graph s = *g;
-  s.t = xmalloc(sizeof *s.t * ((size_t)g->nt + 1));
-  if (g->nt) memcpy(s.t, g->t, sizeof *s.t * (size_t)g->nt);
-  bool ok = true;
-  for (int i = 0; i < g->nop && ok; i++) {
-    ir_op o = g->op[i];
-    if (ir_ops[o.kind].kclass == KC_COMM) {
-      if (!local_comm_ok(g, &o, n)) ok = bad(d, "op %d (%s) does not re-lay out its input's shape", i, ir_ops[o.kind].name);
-      continue;
-    }
-    if (!ir_op_infer(&s, &o, NULL)) { ok = bad(d, "op %d (%s) does not pass shape inference", i, ir_ops[o.kind].name); break; }
-    for (int j = 0; j < o.nout && ok; j++)
-      if (!same_tensor_shape(&s.t[o.out[j]], &g->t[o.out[j]]))
-        ok = bad(d, "op %d (%s) output %s has a wrong shape", i, ir_ops[o.kind].name, g->t[o.out[j]].name);
-  }
-  free(s.t);
-  return ok;
-}
-
 bool ir_verify_structure(const ir_graph *g, diag *d) {
   return check_refs(g, d) && check_producers(g, d) && check_order(g, d);
 }
 
 bool ir_verify_local(const ir_graph *g, int64_t n, diag *d) {
-  return ir_verify_structure(g, d) && check_local_shapes(g, n, d);
+  return ir_verify_structure(g, d) && check_shapes(g, n, d);
 }
 
 bool ir_verify(const ir_graph *g, diag *d) {
-  return check_refs(g, d) && check_producers(g, d) && check_order(g, d) && check_shapes(g, d) &&
+  return check_refs(g, d) && check_producers(g, d) && check_order(g, d) && check_shapes(g, 0, d) &&
          check_sbp(g, d) && check_blocks(g, d);
 }
 

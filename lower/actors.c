@@ -12,7 +12,10 @@
  *    full-size accumulator exists), an optim actor (AdamW of the bucket),
  *    with ZeRO a gather actor (all-gather of the updated slices); a tied
  *    parameter's reduced gradient goes to its other stages (gsend/grecv),
- *    which run their own optim (and gather).
+ *    which run their own optim (and gather). ZeRO-3 holds parameters as
+ *    dp slices: no gather after the update, and per micro-batch a fetch
+ *    actor all-gathers a parameter into a register before the first reader
+ *    of each pass (forward, backward), which the pass's readers read.
  * The optim actor also waits for every actor of s that reads one of its
  * parameters (dep), so no kernel of the step reads a parameter after its
  * update.
@@ -43,6 +46,7 @@ typedef struct {
   int32_t *reg_of;       /* per tensor: register on this stage, or -1 */
   int32_t *actor_of_op;  /* per op: its actor on this stage, or -1 */
   int32_t *recv_of;      /* per tensor: its recv actor, or -1 */
+  int32_t *fetch_reg;    /* ZeRO-3, per (parameter * 2 + backward): its gathered register, or -1 */
   int32_t *t_stage;      /* per tensor: the stage that makes it (-1: param/input) */
   int32_t **deps; int *ndeps, *capdeps; /* per actor, while building */
   int32_t **ins; int *nins;            /* per actor inputs (registers) */
@@ -63,7 +67,7 @@ static int new_actor(sb *b, int kind, bool per_micro) {
   memset(a, 0, sizeof *a);
   a->kind = (uint8_t)kind, a->per_micro = per_micro;
   a->op = a->tensor = a->peer = a->bucket = -1;
-  for (int i = 0; i < IR_MAXOUT; i++) a->acc[i] = -1;
+  for (int i = 0; i < FMT_MAXOUT; i++) a->acc[i] = -1;
   b->deps[i] = NULL, b->ndeps[i] = b->capdeps[i] = 0;
   b->ins[i] = xmalloc(sizeof(int32_t) * (IR_MAXIN + 1)), b->nins[i] = 0;
   return i;
@@ -102,6 +106,7 @@ static int new_reg(sb *b, ir_ref t, int producer, bool cross) {
 
 /* does op o need the tp group? boxing collectives, vocab-split cross-entropy */
 static bool needs_group(const lw_ctx *c, const ir_op *o) {
+  if (o->kind == IR_OP_ALL_TO_ALL && o->at.mesh_axis == 1) return true; /* the sp group (sp.c) */
   if (c->lay.tp <= 1) return false;
   if (ir_ops[o->kind].kclass == KC_COMM) return true;
   const ir_tensor *x = &c->p->g->t[o->in[0]];
@@ -111,9 +116,25 @@ static bool needs_group(const lw_ctx *c, const ir_op *o) {
 
 static bool mine(const sb *b, int k) { return b->c->p->g->op[k].kind != IR_OP_ADAMW && b->c->p->op_stage[k] == b->s; }
 
-/* a register the op reads: made here or received (recv actor made on first use) */
-static int input_reg(sb *b, ir_ref t) {
+static bool zero3(const lw_ctx *c) { return c->p->zero >= 3 && lw_dp_group(c) > 1; }
+
+/* ZeRO-3: the register of parameter t gathered for the readers of one pass
+ * (a fetch actor made on the pass's first use) */
+static int fetch_reg(sb *b, ir_ref t, bool bwd) {
+  int32_t *r = &b->fetch_reg[2 * t + bwd];
+  if (*r >= 0) return *r;
+  int a = new_actor(b, FMT_A_FETCH, true);
+  b->act[a].tensor = t;
+  *r = new_reg(b, t, a, false);
+  b->reg_of[t] = -1; /* the parameter itself stays persistent */
+  return *r;
+}
+
+/* a register op o reads as input t: made here, received (recv actor made on
+ * first use) or, ZeRO-3, a parameter gathered for o's pass */
+static int input_reg(sb *b, const ir_op *o, ir_ref t) {
   const ir_graph *g = b->c->p->g;
+  if (zero3(b->c) && g->t[t].kind == IR_T_PARAM) return fetch_reg(b, t, o->backward);
   if (b->reg_of[t] >= 0) return b->reg_of[t];
   if (g->t[t].producer < 0) return -1; /* param, input, state: read directly */
   int a = new_actor(b, FMT_A_RECV, true);
@@ -129,23 +150,55 @@ static ir_ref grad_param(const lw_ctx *c, ir_ref t) {
   return -1;
 }
 
+/* the actor of fused group gi (made on its first op): one entry of `in` per
+ * kernel buffer it reads, a register per buffer it writes */
+static int group_actor(sb *b, int gi, int32_t *made) {
+  lw_ctx *c = b->c;
+  if (made[gi] >= 0) return made[gi];
+  const fmt_kernel *k = c->gkernel[gi];
+  bool zero2 = c->p->zero >= 2 && lw_dp_group(c) > 1;
+  int a = new_actor(b, FMT_A_COMPUTE, true), nout = 0;
+  const ir_op *first = &c->p->g->op[c->gops[gi][0]];
+  b->act[a].op = c->gops[gi][0], b->act[a].ops = c->gops[gi], b->act[a].nops = c->gnops[gi], b->act[a].kernel = k;
+  b->ins[a] = xrealloc(b->ins[a], sizeof(int32_t) * (size_t)(k->nbuf + 1));
+  for (int i = 0; i < k->nbuf; i++) {
+    bool out = c->p->g->t[k->buf[i]].producer >= 0 && c->group_of[c->p->g->t[k->buf[i]].producer] == gi;
+    if (!out) {
+      b->ins[a][b->nins[a]++] = input_reg(b, first, k->buf[i]);
+      continue;
+    }
+    new_reg(b, k->buf[i], a, false);
+    if (!zero2) b->act[a].acc[nout] = grad_param(c, k->buf[i]);
+    nout++;
+  }
+  return made[gi] = a;
+}
+
 static void op_actors(sb *b) {
   lw_ctx *c = b->c;
   const ir_graph *g = c->p->g;
-  bool zero2 = c->p->zero >= 2 && c->lay.dp > 1;
+  bool zero2 = c->p->zero >= 2 && lw_dp_group(c) > 1;
+  int32_t *made = xmalloc(sizeof(int32_t) * (size_t)(c->ngroup + 1));
+  for (int i = 0; i < c->ngroup; i++) made[i] = -1;
   for (int k = 0; k < g->nop; k++) {
     if (!mine(b, k)) continue;
     const ir_op *o = &g->op[k];
+    if (c->group_of[k] >= 0) {
+      b->actor_of_op[k] = group_actor(b, c->group_of[k], made);
+      continue;
+    }
     int a = new_actor(b, needs_group(c, o) ? FMT_A_COLL : FMT_A_COMPUTE, true);
     b->act[a].op = k;
     b->actor_of_op[k] = a;
     for (int i = 0; i < o->nin; i++) {
-      int r = input_reg(b, o->in[i]);
+      int r = input_reg(b, o, o->in[i]);
       b->ins[a][b->nins[a]++] = r;
     }
     for (int i = 0; i < o->nout; i++) new_reg(b, o->out[i], a, false);
     for (int i = 0; i < o->nout && !zero2; i++) b->act[a].acc[i] = grad_param(c, o->out[i]);
+    b->act[a].ops = ARENA_ARRAY(c->p->a, int32_t, 1), b->act[a].ops[0] = k, b->act[a].nops = 1;
   }
+  free(made);
 }
 
 static void send_actors(sb *b) {
@@ -185,7 +238,7 @@ static int grad_actor(const sb *b, const fmt_param *q) {
 static void bucket_actors(sb *b) {
   lw_ctx *c = b->c;
   fmt_prog *p = c->p;
-  bool dp = c->lay.dp > 1, zero = dp && p->zero >= 1, zero2 = dp && p->zero >= 2;
+  bool dp = lw_dp_group(c) > 1, zero = dp && p->zero >= 1 && p->zero < 3, zero2 = dp && p->zero >= 2;
   for (int bi = 0; bi < p->nbucket; bi++) {
     const fmt_bucket *bk = &p->bucket[bi];
     const fmt_param *q0 = &p->param[bk->param[0]];
@@ -273,16 +326,17 @@ static bool inputs_placed(const sb *b, const sched *s, int a, int m) {
 }
 
 /* one phase (forward or backward of micro-batch m): ops in graph order, recvs
- * before their first reader, sends after their producer, a per-micro reduce
+ * and fetches before their first reader, sends after their producer, a per-micro reduce
  * (ZeRO-2) as soon as its gradients exist */
-static void phase(sb *b, sched *s, const int32_t *send_head, const int32_t *send_next, int m, bool bwd) {
+static void phase(sb *b, sched *s, const int32_t *send_head, const int32_t *send_next, int m, int chunk, bool bwd) {
   const ir_graph *g = b->c->p->g;
   for (int k = 0; k < g->nop; k++) {
     int a = b->actor_of_op[k];
-    if (a < 0 || g->op[k].backward != bwd) continue;
+    if (a < 0 || g->op[k].backward != bwd || b->c->p->op_chunk[k] != chunk) continue;
     for (int i = 0; i < b->nins[a]; i++) {
       int r = b->ins[a][i];
-      if (r >= 0 && b->act[b->reg[r].producer].kind == FMT_A_RECV) put(s, b->reg[r].producer, m);
+      int k = r >= 0 ? b->act[b->reg[r].producer].kind : -1;
+      if (k == FMT_A_RECV || k == FMT_A_FETCH) put(s, b->reg[r].producer, m);
     }
     put(s, a, m);
     for (int x = send_head[a]; x >= 0; x = send_next[x]) put(s, x, m);
@@ -325,6 +379,33 @@ static void per_step(sb *b, sched *s) {
   }
 }
 
+/* Megatron's interleaved order: the i-th forward (backward) pass of a stage
+ * runs micro-batch vmicro of chunk vchunk, groups of pp micro-batches going
+ * through the chunks in turn (backward: the chunks in reverse); with vpp 1,
+ * micro-batch i of the one chunk */
+static int vmicro(int pp, int vpp, int i) { return vpp > 1 ? i / (pp * vpp) * pp + i % pp : i; }
+static int vchunk(int pp, int vpp, int i, bool bwd) {
+  int k = vpp > 1 ? i / pp % vpp : 0;
+  return bwd ? vpp - 1 - k : k;
+}
+
+/* buffers: at least as many as the schedule keeps alive at once (interleaving
+ * keeps more forward activations in flight than 1F1B's pp - s) */
+static void regst_from_schedule(fmt_stage *st, int M) {
+  int32_t *pos = xcalloc((size_t)st->nact * (size_t)M + 1, sizeof(int32_t));
+  for (int i = 0; i < st->nsched; i++) pos[(int64_t)st->sched[i].actor * M + st->sched[i].micro] = i;
+  for (int r = 0; r < st->nreg; r++) {
+    fmt_reg *g = &st->reg[r];
+    for (int m = 0; m < M; m++) {
+      int end = pos[(int64_t)g->producer * M + m], live = 1;
+      for (int c = 0; c < g->ncons; c++) end = pos[(int64_t)g->cons[c] * M + m] > end ? pos[(int64_t)g->cons[c] * M + m] : end;
+      for (int m2 = m + 1; m2 < M && pos[(int64_t)g->producer * M + m2] < end; m2++) live++;
+      g->regst_num = live > g->regst_num ? live : g->regst_num;
+    }
+  }
+  free(pos);
+}
+
 static void schedule(sb *b, fmt_stage *st) {
   int M = b->c->lay.micro, pp = b->c->lay.pp;
   sched s = {NULL, 0, 0, xmalloc(sizeof(int32_t) * ((size_t)b->nact * (size_t)M + 1)), M, NULL, 0};
@@ -339,11 +420,12 @@ static void schedule(sb *b, fmt_stage *st) {
       int pr = b->reg[b->ins[a][0]].producer;
       next[a] = head[pr], head[pr] = a;
     }
-  int warm = pp - b->s - 1 < M ? pp - b->s - 1 : M;
-  for (int m = 0; m < warm; m++) phase(b, &s, head, next, m, false);
-  for (int i = 0; i < M; i++) {
-    if (warm + i < M) phase(b, &s, head, next, warm + i, false);
-    phase(b, &s, head, next, i, true);
+  int vpp = b->c->p->vpp, n = M * vpp, warm = vpp > 1 ? (pp - b->s - 1) * 2 + (vpp - 1) * pp : pp - b->s - 1;
+  warm = warm < n ? warm : n;
+  for (int i = 0; i < warm; i++) phase(b, &s, head, next, vmicro(pp, vpp, i), vchunk(pp, vpp, i, false), false);
+  for (int i = 0; i < n; i++) {
+    if (warm + i < n) phase(b, &s, head, next, vmicro(pp, vpp, warm + i), vchunk(pp, vpp, warm + i, false), false);
+    phase(b, &s, head, next, vmicro(pp, vpp, i), vchunk(pp, vpp, i, true), true);
   }
   free(head), free(next);
   for (int a = 0; a < b->nact; a++) /* anything left (a recv no op reads) */
@@ -367,7 +449,7 @@ static void add_pers(fmt_stage *st, fmt_pers *v, int *n, ir_ref t, int role, int
  * bucket so a bucket's accumulators are contiguous */
 static void persistent(sb *b, fmt_stage *st) {
   fmt_prog *p = b->c->p;
-  int dp = b->c->lay.dp;
+  int dp = lw_dp_group(b->c);
   bool zero = dp > 1 && p->zero >= 1, zero2 = dp > 1 && p->zero >= 2;
   fmt_pers *v = ARENA_ARRAY(p->a, fmt_pers, 4 * p->nparam + 1);
   int n = 0;
@@ -375,7 +457,7 @@ static void persistent(sb *b, fmt_stage *st) {
     const fmt_param *q = &p->param[i];
     if (!(q->stages >> b->s & 1)) continue;
     int64_t bytes = ir_numel(p->g, q->tensor) * 4, slice = ((ir_numel(p->g, q->tensor) + dp - 1) / dp) * 4;
-    add_pers(st, v, &n, q->tensor, FMT_P_PARAM, bytes);
+    add_pers(st, v, &n, q->tensor, FMT_P_PARAM, zero3(b->c) ? slice : bytes);
     if (q->adamw < 0) continue;
     add_pers(st, v, &n, q->exp_avg, FMT_P_EXP_AVG, zero ? slice : bytes);
     add_pers(st, v, &n, q->exp_avg_sq, FMT_P_EXP_AVG_SQ, zero ? slice : bytes);
@@ -401,7 +483,7 @@ static void finish(sb *b, fmt_stage *st) {
     memcpy(x->in, b->ins[a], sizeof(int32_t) * (size_t)b->nins[a]);
     x->ndep = b->ndeps[a], x->dep = ARENA_ARRAY(ar, int32_t, b->ndeps[a] + 1);
     if (b->ndeps[a]) memcpy(x->dep, b->deps[a], sizeof(int32_t) * (size_t)b->ndeps[a]);
-    x->nout = 0, x->out = ARENA_ARRAY(ar, int32_t, IR_MAXOUT);
+    x->nout = 0, x->out = ARENA_ARRAY(ar, int32_t, FMT_MAXOUT);
   }
   for (int r = 0; r < b->nreg; r++) {
     fmt_actor *x = &st->act[b->reg[r].producer];
@@ -419,7 +501,8 @@ static void stage(lw_ctx *c, int s, int32_t *t_stage) {
   b.reg_of = xmalloc(sizeof(int32_t) * (size_t)(g->nt + 1));
   b.recv_of = xmalloc(sizeof(int32_t) * (size_t)(g->nt + 1));
   b.actor_of_op = xmalloc(sizeof(int32_t) * (size_t)(g->nop + 1));
-  for (int t = 0; t < g->nt; t++) b.reg_of[t] = b.recv_of[t] = -1;
+  b.fetch_reg = xmalloc(sizeof(int32_t) * (size_t)(2 * g->nt + 1));
+  for (int t = 0; t < g->nt; t++) b.reg_of[t] = b.recv_of[t] = b.fetch_reg[2 * t] = b.fetch_reg[2 * t + 1] = -1;
   for (int k = 0; k < g->nop; k++) b.actor_of_op[k] = -1;
   op_actors(&b);
   send_actors(&b);
@@ -428,9 +511,10 @@ static void stage(lw_ctx *c, int s, int32_t *t_stage) {
   fmt_stage *st = &c->p->stage[s];
   finish(&b, st);
   schedule(&b, st);
+  regst_from_schedule(st, c->lay.micro);
   persistent(&b, st);
   for (int a = 0; a < b.nact; a++) free(b.deps[a]), free(b.ins[a]);
-  free(b.act), free(b.reg), free(b.reg_of), free(b.recv_of), free(b.actor_of_op);
+  free(b.act), free(b.reg), free(b.reg_of), free(b.recv_of), free(b.fetch_reg), free(b.actor_of_op);
   free(b.deps), free(b.ndeps), free(b.capdeps), free(b.ins), free(b.nins);
 }
 

@@ -3,11 +3,13 @@
  * call this. */
 #include "lower/lower.h"
 
+int lw_dp_group(const lw_ctx *c) { return c->lay.dp * (c->lay.sp > 1 ? c->lay.sp : 1); }
+
 fmt_prog *lw_compile(ir_graph *g, const lw_layout *lay, diag *d) {
   lw_ctx c;
   lw_ctx_init(&c, g, lay, d);
-  bool ok = lw_train(&c) && lw_sbp(&c) && lw_local(&c) && lw_place(&c) && lw_recompute(&c) && lw_params(&c) &&
-            lw_actors(&c) && lw_arena(&c) && lw_gpu(&c); /* lw_gpu: a no-op for the CPU */
+  bool ok = lw_train(&c) && lw_sbp(&c) && lw_local(&c) && lw_sp(&c) && lw_place(&c) && lw_recompute(&c) && lw_fuse(&c) && lw_params(&c) &&
+            lw_actors(&c) && lw_arena(&c) && lw_gpu(&c); /* lw_fuse, lw_gpu: each a no-op on the other device */
   lw_ctx_done(&c);
   if (ok) return c.p;
   c.p->g = NULL; /* the caller still owns g */

@@ -9,8 +9,12 @@
  *                the plan's ops), the rest deduced, boxing inserted
  *   local.c      one tp rank's shard: every shape made local, head counts
  *                divided, the executable signatures checked
- *   place.c      every op on a pipeline stage
+ *   sp.c         sequence parallelism: attention between all-to-alls
+ *                (Ulysses) or as a ring, the loss scaled per sp rank
+ *   place.c      every op on a pipeline stage (and, interleaved, a chunk)
  *   recompute.c  the recompute policy as clones of forward ops in backward
+ *   fuse.c       codegen's fusion groups that the CPU executor runs as one
+ *                kernel each, emitted as one LLVM module
  *   params.c     parameter layouts (logical shape, split, interleave groups,
  *                holders) and data-parallel gradient buckets
  *   actors.c     per stage: actors, registers, regst_num, the static 1F1B
@@ -35,6 +39,9 @@ typedef struct {
   int64_t bucket_bytes;   /* data-parallel gradient bucket size (0: 25 MB, as PyTorch DDP) */
   int device;             /* 0 the CPU, 1 a CUDA GPU (gpu.c adds the program's GPU part) */
   int precision;          /* device 1: ir_dtype of activations (IR_F32, IR_BF16, IR_F16) */
+  int vpp;                /* model chunks per stage, interleaved 1F1B (0 or 1: none) */
+  int sp;                 /* sequence-parallel degree (0 or 1: none) */
+  int sp_kind;            /* fmt_spkind */
 } lw_layout;
 
 typedef struct {
@@ -46,6 +53,10 @@ typedef struct {
   int32_t *groups;       /* per tensor (malloc'ed, after local.c): tp interleave groups */
   int32_t *split;        /* per tensor (malloc'ed, after sbp.c): split axis on tp, or -1 */
   int64_t (*logical)[IR_MAXRANK]; /* per tensor (malloc'ed, after local.c): logical shape */
+  int32_t *group_of;     /* per op (malloc'ed, after fuse.c): its fused group, or -1 */
+  int32_t ngroup;        /* fused groups: their ops and kernel */
+  int32_t **gops, *gnops;
+  fmt_kernel **gkernel;
 } lw_ctx;
 
 /* lw_ctx_init: a context taking ownership of forward graph g (shapes
@@ -58,8 +69,10 @@ void lw_ctx_done(lw_ctx *c);
 bool lw_train(lw_ctx *c);
 bool lw_sbp(lw_ctx *c);
 bool lw_local(lw_ctx *c);
+bool lw_sp(lw_ctx *c);
 bool lw_place(lw_ctx *c);
 bool lw_recompute(lw_ctx *c);
+bool lw_fuse(lw_ctx *c);
 bool lw_params(lw_ctx *c);
 bool lw_actors(lw_ctx *c);
 bool lw_arena(lw_ctx *c);
@@ -79,6 +92,11 @@ void lw_gpu_dump(const fmt_prog *p, FILE *f);
  * inferred). On success the program owns g; on failure (errors in d) NULL,
  * and g is still the caller's (changed by the passes that ran). */
 fmt_prog *lw_compile(ir_graph *g, const lw_layout *lay, diag *d);
+
+/* lw_dp_group: the ranks a stage's gradients are reduced over (and ZeRO
+ * shards over): dp x sp, as Megatron-LM folds context parallelism into its
+ * data-parallel gradient group. */
+int lw_dp_group(const lw_ctx *c);
 
 /* lw_model_hash: a hash of forward graph g's structure (tensor names, kinds,
  * shapes, ops): what a program and a plan record to tell their model. */

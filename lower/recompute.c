@@ -26,13 +26,13 @@ typedef struct {
   lw_ctx *c;
   ir_op *old;        /* the op table before the transform */
   int nold;
-  int32_t *old_stage, *old_fwd;
+  int32_t *old_stage, *old_chunk, *old_fwd;
   bool *drop;        /* per tensor */
   ir_ref *clone;     /* per original tensor: its current clone, or -1 */
   ir_ref *orig;      /* per tensor made here (id - nt0): the original */
   int32_t *old_prod; /* per original tensor: its producer in the old table */
   int nt0, norig;
-  int32_t *stage, *fwd; /* per new op */
+  int32_t *stage, *chunk, *fwd; /* per new op */
   int cap;
 } rc;
 
@@ -48,7 +48,7 @@ static bool droppable(const rc *r, int k, ir_ref t) {
     const ir_op *o = &r->old[j];
     for (int i = 0; i < o->nin; i++) {
       if (o->in[i] != t) continue;
-      if (r->old_stage[j] != r->old_stage[k]) cross = true;
+      if (r->old_stage[j] != r->old_stage[k] || r->old_chunk[j] != r->old_chunk[k]) cross = true;
       if (o->backward) bwd = true;
       else if (o->block != p->block || o->layer != p->layer) out = true;
     }
@@ -56,14 +56,16 @@ static bool droppable(const rc *r, int k, ir_ref t) {
   return bwd && !cross && !(out && r->c->lay.recompute == 2);
 }
 
-static void emit(rc *r, const ir_op *o, int stage, int fwd) {
+/* add o, placed where old op `from` is */
+static void emit(rc *r, const ir_op *o, int from, int fwd) {
   ir_graph *g = r->c->p->g;
   if (g->nop >= r->cap) {
     r->cap = 2 * r->cap + 16;
     r->stage = xrealloc(r->stage, sizeof(int32_t) * (size_t)r->cap);
+    r->chunk = xrealloc(r->chunk, sizeof(int32_t) * (size_t)r->cap);
     r->fwd = xrealloc(r->fwd, sizeof(int32_t) * (size_t)r->cap);
   }
-  r->stage[g->nop] = stage, r->fwd[g->nop] = fwd;
+  r->stage[g->nop] = r->old_stage[from], r->chunk[g->nop] = r->old_chunk[from], r->fwd[g->nop] = fwd;
   ir_op_add(g, o);
 }
 
@@ -87,7 +89,7 @@ static ir_ref clone_of(rc *r, ir_ref t) {
   }
   o.backward = o.recompute = true;
   o.lidx = -1;
-  emit(r, &o, r->old_stage[k], -1);
+  emit(r, &o, k, -1);
   return r->clone[t];
 }
 
@@ -112,7 +114,7 @@ static void transform(rc *r) {
       for (int i = 0; i < o.nin; i++)
         if (r->drop[o.in[i]]) o.in[i] = clone_of(r, o.in[i]);
     }
-    emit(r, &o, r->old_stage[k], r->old_fwd[k]);
+    emit(r, &o, k, r->old_fwd[k]);
   }
 }
 
@@ -123,6 +125,7 @@ bool lw_recompute(lw_ctx *c) {
   rc r;
   memset(&r, 0, sizeof r);
   r.c = c, r.old = xmalloc(sizeof(ir_op) * (size_t)(g->nop + 1)), r.nold = g->nop, r.old_stage = p->op_stage, r.old_fwd = p->fwd_of;
+  r.old_chunk = p->op_chunk;
   memcpy(r.old, g->op, sizeof(ir_op) * (size_t)g->nop);
   int nt0 = g->nt;
   r.nt0 = nt0;
@@ -136,7 +139,9 @@ bool lw_recompute(lw_ctx *c) {
   transform(&r);
   p->op_stage = ARENA_ARRAY(p->a, int32_t, g->nop + 1);
   p->fwd_of = ARENA_ARRAY(p->a, int32_t, g->nop + 1);
+  p->op_chunk = ARENA_ARRAY(p->a, int32_t, g->nop + 1);
   memcpy(p->op_stage, r.stage, sizeof(int32_t) * (size_t)g->nop);
+  memcpy(p->op_chunk, r.chunk, sizeof(int32_t) * (size_t)g->nop);
   memcpy(p->fwd_of, r.fwd, sizeof(int32_t) * (size_t)g->nop);
   /* new tensors (clones) inherit their original's tp split and groups */
   c->split = xrealloc(c->split, sizeof(int32_t) * (size_t)(g->nt + 1));
@@ -147,6 +152,6 @@ bool lw_recompute(lw_ctx *c) {
     c->split[t] = c->split[o], c->groups[t] = c->groups[o];
     memcpy(c->logical[t], c->logical[o], sizeof c->logical[t]);
   }
-  free(r.old), free(r.drop), free(r.clone), free(r.orig), free(r.old_prod), free(r.stage), free(r.fwd);
+  free(r.old), free(r.drop), free(r.clone), free(r.orig), free(r.old_prod), free(r.stage), free(r.chunk), free(r.fwd);
   return true;
 }

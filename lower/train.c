@@ -4,10 +4,12 @@
  * (ir/autodiff.h) and tells, for every backward op, the forward op it
  * differentiates (placement puts it on that op's stage). Then B is bound to
  * the local micro-batch (global batch / dp / micro-batches) and S to the
- * sequence length, so every later pass sees concrete shapes. The layout is
+ * sequence length (its 1/sp share under sequence parallelism: sp.c), so
+ * every later pass sees concrete shapes. The layout is
  * checked here, before any pass depends on it. */
 #include "lower/lower.h"
 #include "ir/autodiff.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +28,9 @@ void lw_ctx_done(lw_ctx *c) {
   free(c->groups);
   free(c->split);
   free(c->logical);
+  free(c->group_of), free(c->gops), free(c->gnops), free(c->gkernel);
   c->fwd_of = NULL, c->groups = NULL, c->split = NULL, c->logical = NULL;
+  c->group_of = NULL, c->gops = NULL, c->gnops = NULL, c->gkernel = NULL;
 }
 
 uint64_t lw_model_hash(const ir_graph *g) {
@@ -108,8 +112,21 @@ static bool check_layout(lw_ctx *c) {
   }
   int maxl = 0;
   for (int b = 0; b < g->nblk; b++) maxl = g->blk[b].count > maxl ? g->blk[b].count : maxl;
-  if (l->pp > 1 && maxl < l->pp) {
-    diag_error(c->d, (srcloc){0, 0}, "pipeline of %d stages needs at least %d layers, the model has %d", l->pp, l->pp, maxl);
+  int vpp = l->vpp > 1 ? l->vpp : 1;
+  if (l->pp > 1 && maxl < l->pp * vpp) {
+    diag_error(c->d, (srcloc){0, 0}, "pipeline of %d stages x %d chunks needs at least %d layers, the model has %d", l->pp,
+               vpp, l->pp * vpp, maxl);
+    return false;
+  }
+  int sp = l->sp > 1 ? l->sp : 1;
+  if (sp > 1 && (l->tp > 1 || l->seq % sp || l->sp_kind < 0 || l->sp_kind >= FMT_NSPKINDS)) {
+    diag_error(c->d, (srcloc){0, 0}, "sequence parallelism (sp %d) needs tp 1 and a sequence length (%lld) that divides by sp", sp,
+               (long long)l->seq);
+    return false;
+  }
+  if (vpp > 1 && (l->pp < 2 || vpp > 64 || l->micro % l->pp)) {
+    diag_error(c->d, (srcloc){0, 0}, "interleaved pipeline (vpp %d) needs pp >= 2 and micro-batches (%d) a multiple of pp (%d)",
+               vpp, l->micro, l->pp);
     return false;
   }
   if (g->loss == IR_NONE) {
@@ -119,17 +136,48 @@ static bool check_layout(lw_ctx *c) {
   return true;
 }
 
+static bool refuse_plan(lw_ctx *c, const char *why, int i) {
+  diag_error(c->d, (srcloc){0, 0}, "the plan was made for another model: %s%s", why, i >= 0 ? "" : "");
+  if (i >= 0) diag_note(c->d, (srcloc){0, 0}, "at the plan's op %d", i);
+  return false;
+}
+
+/* the plan is this model's: its parameter count, and every op it lists (by
+ * index in the forward graph) of the same kind and arity */
+static bool plan_fits(lw_ctx *c) {
+  const sbpc_plan *pl = c->lay.plan;
+  const ir_graph *g = c->p->g;
+  if (!pl) return true;
+  if (pl->params > 0 && (int64_t)pl->params != ir_param_count(g)) {
+    char why[128];
+    snprintf(why, sizeof why, "%.0f parameters, the model has %lld", pl->params, (long long)ir_param_count(g));
+    return refuse_plan(c, why, -1);
+  }
+  for (int i = 0; i < pl->nops; i++) {
+    const sbpc_plan_op *po = &pl->ops[i];
+    if (po->index < 0) continue;
+    if (po->index >= c->nfwd) return refuse_plan(c, "an op index out of range", i);
+    const ir_op *o = &g->op[po->index];
+    if (!po->kind || strcmp(po->kind, ir_ops[o->kind].name)) return refuse_plan(c, "an op of another kind", i);
+    if (po->nin != o->nin || po->nout != o->nout) return refuse_plan(c, "an op of another arity", i);
+  }
+  return true;
+}
+
 bool lw_train(lw_ctx *c) {
   ir_graph *g = c->p->g;
   fmt_prog *p = c->p;
-  if (!check_layout(c) || !check_inputs(c) || !positions_fit(c)) return false;
+  if (!check_layout(c) || !check_inputs(c) || !positions_fit(c) || !plan_fits(c)) return false;
   p->model_hash = lw_model_hash(g);
   p->dp = c->lay.dp, p->tp = c->lay.tp, p->pp = c->lay.pp, p->micro = c->lay.micro;
-  p->zero = c->lay.dp > 1 ? c->lay.zero : 0;
+  p->zero = lw_dp_group(c) > 1 ? c->lay.zero : 0;
+  p->vpp = c->lay.vpp > 1 ? c->lay.vpp : 1;
+  p->sp = c->lay.sp > 1 ? c->lay.sp : 1;
+  p->sp_kind = (uint8_t)c->lay.sp_kind;
   p->recompute = c->lay.recompute;
   p->global_batch = c->lay.global_batch, p->seq = c->lay.seq;
   p->micro_batch = c->lay.global_batch / c->lay.dp / c->lay.micro;
   if (!ir_autodiff_map(g, NULL, c->d, &c->fwd_of)) return false;
-  ir_bind(g, p->micro_batch, p->seq);
+  ir_bind(g, p->micro_batch, p->seq / p->sp); /* sp: each rank holds S / sp tokens of a sample */
   return true;
 }

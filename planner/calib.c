@@ -27,18 +27,27 @@ const char *plan_recompute_name(int rc) {
  *                  bf16 gradients reduced during the backward, distributed
  *                  optimizer, tp communication overlapped with GEMMs;
  *   sbpc           sbpc's own executor: materialised attention, gradients in
- *                  the compute precision reduced during the backward, ZeRO. */
+ *                  the compute precision reduced during the backward, ZeRO;
+ *   sbpc-cpu       sbpc's executor on CPUs: the same in fp32 (4-byte
+ *                  gradients), no workspace and no extra transients: a rank
+ *                  allocates its planned arenas and nothing else, and the
+ *                  arena holds a step's largest tensors with its activations
+ *                  (docs/runtime.md).
+ * The GPU stacks reserve 2 GiB per device (CUDA context, cuBLAS and NCCL
+ * buffers), at most 5 % of a small device (plan_workspace). */
+#define GIB (1024.0 * 1024.0 * 1024.0)
 static const plan_runtime profiles[] = {
-    {"megatron-2021", false, false, false, false, 4, 0},
-    {"megatron-2022", false, true, true, false, 4, 0},
-    {"stack-2024", true, true, true, true, 2, 1},
-    {"sbpc", false, true, true, false, 2, 1},
+    {"megatron-2021", false, false, false, false, 4, 0, 2 * GIB, 2},
+    {"megatron-2022", false, true, true, false, 4, 0, 2 * GIB, 2},
+    {"stack-2024", true, true, true, true, 2, 1, 2 * GIB, 2},
+    {"sbpc", false, true, true, false, 2, 1, 2 * GIB, 2},
+    {"sbpc-cpu", false, true, true, false, 4, 1, 0, 0},
 };
 #define NPROFILES (int)(sizeof profiles / sizeof profiles[0])
 
 bool plan_runtime_set(plan_calib *c, const char *name) {
   for (int i = 0; i < NPROFILES; i++)
-    if (name && !strcmp(name, profiles[i].name)) return c->rt = profiles[i], true;
+    if (name && !strcmp(name, profiles[i].name)) return c->rt = profiles[i], c->workspace_bytes = profiles[i].workspace_bytes, true;
   return false;
 }
 
@@ -46,10 +55,11 @@ const char *plan_runtime_default(const ir_cluster *c) {
   const char *n = c && c->name ? c->name : "";
   if (!strcmp(n, "dgx-h100")) return "stack-2024";
   if (!strcmp(n, "dgx-a100")) return "megatron-2022";
+  if (!strcmp(n, "cpu")) return "sbpc-cpu";
   return "sbpc";
 }
 
-const char *plan_runtime_names(void) { return "megatron-2021, megatron-2022, stack-2024, sbpc"; }
+const char *plan_runtime_names(void) { return "megatron-2021, megatron-2022, stack-2024, sbpc, sbpc-cpu"; }
 
 double plan_workspace(const plan_calib *c, double mem) {
   return c->workspace_bytes < 0.05 * mem ? c->workspace_bytes : 0.05 * mem;

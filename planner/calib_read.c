@@ -264,6 +264,6 @@ bool plan_calib_load(const char *path, plan_calib *c) {
   char err[256];
   bool ok = plan_calib_parse(txt, len, c, err, sizeof err);
   free(txt);
-  if (!ok) fprintf(stderr, "%s: error: %s (docs/calibration.md has the schema)\n", path, err);
+  if (!ok) diag_file_error(path, "%s (docs/calibration.md has the schema)", err);
   return ok;
 }

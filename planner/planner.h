@@ -26,7 +26,8 @@
  *   calib_read.c the calibration JSON (cJSON), the one reader of it
  *   json.c      the plan JSON (cJSON)
  *   report.c    the human-readable report
- *   models.c    GPT graphs and clusters built in code (tests and benchmarks) */
+ * (GPT graphs and clusters built in code for the tests and benchmarks are
+ * in tests/support/fixtures.h, not in the library.) */
 #ifndef SBPC_PLANNER_H
 #define SBPC_PLANNER_H
 #include <stdbool.h>
@@ -42,13 +43,21 @@ const char *plan_recompute_name(int rc);
  * table; docs/planner.md, "Runtime profiles", gives the defaults per preset).
  * The plan JSON carries it ("runtime") so exports can set the same flags. */
 typedef struct {
-  const char *name;         /* "megatron-2021", "megatron-2022", "stack-2024", "sbpc" */
+  const char *name;         /* "megatron-2021", "megatron-2022", "stack-2024", "sbpc", "sbpc-cpu" */
   bool flash_attention;     /* fused attention: no score matrix, causal blocks skipped */
   bool seq_parallel;        /* tp may split activations by token (Megatron --sequence-parallel) */
   bool dist_optimizer;      /* optimizer state sharded over dp (ZeRO 1 and up searched) */
   bool tp_comm_overlap;     /* tp all-gather / reduce-scatter hidden behind the layer's GEMMs */
   double grad_reduce_bytes; /* bytes per gradient element in the DP reduction (4 fp32, 2 bf16) */
   double grad_overlap;      /* fraction of the DP reduction that can hide in backward */
+  double workspace_bytes;   /* the runtime's fixed reserve per device (CUDA context,
+                               cuBLAS and NCCL buffers; 0 for sbpc's CPU executor,
+                               which allocates only its planned arenas) */
+  double transients;        /* the largest tensors a step holds beside its saved
+                               activations, counted this many times (2 for the GPU
+                               stacks' gradient and output buffers; 0 for sbpc's CPU
+                               executor, whose arena plan holds them with the
+                               activations) */
 } plan_runtime;
 
 /* The GEMM shapes plan_gemm_eff was asked about (sbpc tune --model measures
@@ -102,10 +111,13 @@ typedef struct {
   bool loaded;
 } plan_calib;
 
-/* plan_runtime_set: replace c->rt by the named profile; false if unknown. */
+/* plan_runtime_set: replace c->rt by the named profile, and the workspace
+ * reserve by the profile's (a calibration file read afterwards may set it);
+ * false if unknown. */
 bool plan_runtime_set(plan_calib *c, const char *name);
 /* plan_runtime_default: the profile name a cluster defaults to (its preset:
- * dgx-h100 "stack-2024", dgx-a100 "megatron-2022", anything else "sbpc"). */
+ * dgx-h100 "stack-2024", dgx-a100 "megatron-2022", cpu "sbpc-cpu", anything
+ * else "sbpc"). */
 const char *plan_runtime_default(const ir_cluster *c);
 /* plan_runtime_names: the profile names, comma-separated (for messages). */
 const char *plan_runtime_names(void);
@@ -258,17 +270,4 @@ void plan_print_report(const plan_result *r, FILE *f, bool explain);
 
 /* plan_dominant: name of the largest memory part of a layout. */
 const char *plan_dominant(const plan_layout *l);
-
-/* ---- models built in code (models.c), for tests and benchmarks ---------- */
-/* plan_gpt_graph: a GPT forward graph as the front end makes it from a .sbp
- * (embedding + positions, L blocks of pre-LN attention and GELU MLP with
- * biases and dropout, final layer norm, tied LM head, cross-entropy). */
-ir_graph *plan_gpt_graph(const char *name, int layers, int64_t hidden, int64_t heads,
-                         int64_t vocab, int64_t maxpos);
-/* plan_cluster_dgx: n DGX-A100 nodes (8 x A100 80GB, NVSwitch 300 GB/s, 8 x
- * 25 GB/s InfiniBand), allocated from arena a. */
-ir_cluster *plan_cluster_dgx(arena *a, int nodes);
-/* plan_cluster_mixed: na DGX-A100 nodes + nv nodes of 8 x V100 32GB (NVLink
- * 150 GB/s, one 100 Gb/s Ethernet NIC). */
-ir_cluster *plan_cluster_mixed(arena *a, int na, int nv);
 #endif

@@ -249,7 +249,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
       sm->tied_s[p] = plan_coll_time(c, IR_OP_ALL_REDUCE, sol[P - 1]->post.tied_local * c->rt.grad_reduce_bytes, 2,
                                      s->st[0].ppl);
     sm->pp.e[p] = e;
-    double work = plan_workspace(c, s->st[p].dev.mem) + 2 * maxt + (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) +
+    double work = plan_workspace(c, s->st[p].dev.mem) + c->rt.transients * maxt + (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) +
                   (k.zero >= 3 ? 2 * l.params * (pb.wb * s->dp * s->sp) / s->tp : 0);
     sm->params_s[p] = par, sm->act_s[p] = act, sm->work_s[p] = work;
     sm->pp.mem_l[p] = l.params_local * pbt + l.act_bytes * inf;

@@ -97,7 +97,7 @@ enum { CK_MAXDIR = 4000, CK_PATH = 4200 };
 
 static bool dir_ok(const char *dir) {
   if (strlen(dir) <= CK_MAXDIR) return true;
-  fprintf(stderr, "sbpc: error: a checkpoint folder name of %zu bytes is too long (at most %d)\n", strlen(dir), CK_MAXDIR);
+  sbpc_error("a checkpoint folder name of %zu bytes is too long (at most %d)", strlen(dir), CK_MAXDIR);
   return false;
 }
 
@@ -124,7 +124,7 @@ static bool target_ok(const char *path) {
   DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
   if (!d) {
     if (fd >= 0) close(fd);
-    fprintf(stderr, "%s: error: is %s; %s\n", path, S_ISLNK(st.st_mode) ? "a symbolic link" : "not a folder", why);
+    diag_file_error(path, "is %s; %s", S_ISLNK(st.st_mode) ? "a symbolic link" : "not a folder", why);
     return false;
   }
   bool marked = false, ok = true, any = false;
@@ -135,13 +135,11 @@ static bool target_ok(const char *path) {
     marked |= !strcmp(de->d_name, MARKER);
     if (!(ok = is_own(de->d_name))) {
       char nm[96];
-      fprintf(stderr, "%s: error: holds '%s', which sbpc did not write; %s\n", path,
-              diag_printable(de->d_name, nm, sizeof nm), why);
+      diag_file_error(path, "holds '%s', which sbpc did not write; %s", diag_printable(de->d_name, nm, sizeof nm), why);
     }
   }
   closedir(d);
-  if (ok && any && !marked)
-    fprintf(stderr, "%s: error: is not an sbpc checkpoint (no '%s' file); %s\n", path, MARKER, why);
+  if (ok && any && !marked) diag_file_error(path, "is not an sbpc checkpoint (no '%s' file); %s", MARKER, why);
   return ok && (marked || !any);
 }
 
@@ -215,7 +213,7 @@ static bool swap_fault(void) {
  * finds it). An old dir.previous is removed only once dir is whole again. */
 /* the old checkpoint at old is superseded: remove it, or say why not */
 static bool drop_old(const char *old) {
-  if (!remove_own(old)) fprintf(stderr, "sbpc: note: could not remove the old checkpoint '%s': %s\n", old, strerror(errno));
+  if (!remove_own(old)) sbpc_note("could not remove the old checkpoint '%s': %s", old, strerror(errno));
   return true;
 }
 
@@ -253,7 +251,7 @@ static bool save_files(rt_exec *e, const char *dir, const pstate *ps, int n, flo
   dir = trimmed(dir, d);
   cat(part, dir, ".partial");
   if (!remove_own(part)) {
-    fprintf(stderr, "%s: error: cannot remove the unfinished checkpoint: %s\n", part, strerror(errno));
+    diag_file_error(part, "cannot remove the unfinished checkpoint: %s", strerror(errno));
     return false;
   }
   bool ok = mkdir(part, 0755) == 0 && write_files(e, part, ps, n, data, rt_exec_step(e), pos, seed) && swap_in(dir, part);
@@ -287,8 +285,8 @@ static bool shape_ok(const rt_exec *e, ir_ref t, const rt_st_tensor *s, const ch
     for (int i = 0; i < want.rank; i++) snprintf(a + strlen(a), sizeof a - strlen(a), "%s%lld", i ? ", " : "", (long long)want.shape[i]);
     for (int i = 0; i < s->rank; i++) snprintf(b + strlen(b), sizeof b - strlen(b), "%s%lld", i ? ", " : "", (long long)s->shape[i]);
     char nm[96];
-    fprintf(stderr, "%s: error: tensor '%s' has shape [%s] but the model needs [%s]\n", file,
-            diag_printable(s->name, nm, sizeof nm), b, a);
+    diag_file_error(file, "tensor '%s' has shape [%s] but the model needs [%s]", diag_printable(s->name, nm, sizeof nm),
+                    b, a);
   }
   return ok;
 }
@@ -306,7 +304,7 @@ static bool load_set(rt_exec *e, const rt_st *s, const char *file, const ir_ref 
   for (int i = 0; i < n && ok; i++) {
     const rt_st_tensor *x = rt_st_find(s, g->t[refs[i]].name);
     if (!x) {
-      fprintf(stderr, "%s: error: tensor '%s' is missing\n", file, g->t[refs[i]].name);
+      diag_file_error(file, "tensor '%s' is missing", g->t[refs[i]].name);
       ok = false;
     } else if ((ok = shape_ok(e, refs[i], x, file)) && rt_exec_holds(e, refs[i])) {
       rt_exec_set_logical(e, refs[i], x->data);
@@ -319,8 +317,8 @@ static bool load_set(rt_exec *e, const rt_st *s, const char *file, const ir_ref 
     for (int i = 0; i < n && !known; i++) known = !strcmp(g->t[refs[i]].name, nm);
     if (!known) {
       char nm[96];
-      fprintf(stderr, "%s: error: tensor '%s' is not a parameter of the model\n", file,
-              diag_printable(rt_st_at(s, j)->name, nm, sizeof nm));
+      diag_file_error(file, "tensor '%s' is not a parameter of the model",
+                      diag_printable(rt_st_at(s, j)->name, nm, sizeof nm));
       ok = false;
     }
   }
@@ -367,8 +365,10 @@ bool rt_ckpt_read_state(const char *path, int64_t *step, int64_t *pos, uint64_t 
   bool ok = cJSON_IsObject(j) && cJSON_IsNumber(v) && v->valuedouble == 1 && count_ok(s) && count_ok(p) && model_ok;
   if (ok) *step = (int64_t)s->valuedouble, *pos = (int64_t)p->valuedouble, *model = mh;
   else
-    fprintf(stderr, "%s: error: not a version-1 checkpoint state: \"step\" and \"data_position\" must be whole "
-                    "numbers from 0 to 2^53%s\n", path, model_ok ? "" : ", \"model\" 16 hex digits");
+    diag_file_error(path,
+                    "not a version-1 checkpoint state: \"step\" and \"data_position\" must be whole "
+                    "numbers from 0 to 2^53%s",
+                    model_ok ? "" : ", \"model\" 16 hex digits");
   cJSON_Delete(j);
   free(txt);
   return ok;
@@ -384,11 +384,11 @@ static const char *resume_dir(const char *dir, char *prev) {
   char d[CK_PATH];
   dir = strcpy(d, dir);
   if (stat(cat(prev, dir, ".previous/state.json"), &st) != 0) {
-    fprintf(stderr, "%s: error: no such checkpoint (nor a '%s.previous' left by an interrupted save)\n", dir, dir);
+    diag_file_error(dir, "no such checkpoint (nor a '%s.previous' left by an interrupted save)", dir);
     return NULL;
   }
   cat(prev, dir, ".previous");
-  fprintf(stderr, "sbpc: note: '%s' is missing but '%s' is whole (a save was interrupted); resuming from it\n", dir, prev);
+  sbpc_note("'%s' is missing but '%s' is whole (a save was interrupted); resuming from it", dir, prev);
   return prev;
 }
 
@@ -399,9 +399,10 @@ static bool read_state(const rt_exec *e, const char *dir, int64_t *step, int64_t
   uint64_t saved = 0, mine = rt_exec_model_hash(e);
   if (!rt_ckpt_read_state(path, step, pos, &saved)) return false;
   if (saved && saved != mine) {
-    fprintf(stderr, "%s: error: the checkpoint was saved from another model (architecture %016llx, this model's "
-                    "%016llx); to start from its weights anyway, use --weights %s/model.safetensors\n",
-            path, (unsigned long long)saved, (unsigned long long)mine, dir);
+    diag_file_error(path,
+                    "the checkpoint was saved from another model (architecture %016llx, this model's "
+                    "%016llx); to start from its weights anyway, use --weights %s/model.safetensors",
+                    (unsigned long long)saved, (unsigned long long)mine, dir);
     return false;
   }
   return true;

@@ -181,6 +181,63 @@ static void ce_finish(rt_coll *c) {
   }
 }
 
+/* ---- sequence parallelism: Ulysses' all-to-all on the sp group ------------------ */
+/* A seq-split tensor [B, S/n, X] and its head-split form [B, S, X/n]: member
+ * r's block of the exchange is [B, S/n, X/n], the seq rows of the sequence
+ * holder and the columns of r (in `groups` interleaved groups: a fused qkv's
+ * q, k and v columns of r's heads). tmp = [send blocks | received blocks]. */
+typedef struct {
+  int64_t B, Sl, X, n, groups;
+} a2a_dims;
+
+static a2a_dims a2a_of(const rt_coll *c) {
+  const ir_graph *g = c->e->g;
+  ir_ref seq = c->o->at.to.axis == 2 ? c->o->in[0] : c->o->out[0];
+  a2a_dims d = {ir_dim_eval(g->t[seq].shape[0], 1, 1), ir_dim_eval(g->t[seq].shape[1], 1, 1),
+                ir_dim_eval(g->t[seq].shape[2], 1, 1), c->e->sp, c->o->at.n > 0 ? c->o->at.n : 1};
+  return d;
+}
+
+/* copy member r's columns between a full row (X) and a block row (X/n) */
+static void a2a_row(const a2a_dims *d, int64_t r, float *full, float *blk, bool to_blk) {
+  int64_t xg = d->X / d->groups, cg = xg / d->n;
+  for (int64_t g = 0; g < d->groups; g++) {
+    float *f = full + g * xg + r * cg, *b = blk + g * cg;
+    memcpy(to_blk ? b : f, to_blk ? f : b, sizeof(float) * (size_t)cg);
+  }
+}
+
+static void a2a_start(rt_coll *c) {
+  a2a_dims d = a2a_of(c);
+  int64_t w = d.X / d.n, blk = d.B * d.Sl * w, S = d.Sl * d.n;
+  float *send = temp(c, 2 * d.n * blk);
+  bool to_heads = c->o->at.to.axis == 2;
+  for (int64_t r = 0; r < d.n; r++)
+    for (int64_t b = 0; b < d.B; b++)
+      for (int64_t s = 0; s < d.Sl; s++) {
+        float *row = send + r * blk + (b * d.Sl + s) * w;
+        if (to_heads) a2a_row(&d, r, (float *)c->in + (b * d.Sl + s) * d.X, row, true);
+        else memcpy(row, c->in + (b * S + r * d.Sl + s) * w, sizeof(float) * (size_t)w);
+      }
+  c->req = rt_comm_ialltoall(c->e->comm, RT_TP, send, blk, send + d.n * blk);
+}
+
+static void a2a_finish(rt_coll *c) {
+  a2a_dims d = a2a_of(c);
+  int64_t w = d.X / d.n, blk = d.B * d.Sl * w, S = d.Sl * d.n;
+  const float *recv = c->tmp + d.n * blk;
+  bool to_heads = c->o->at.to.axis == 2;
+  for (int64_t r = 0; r < d.n; r++)
+    for (int64_t b = 0; b < d.B; b++)
+      for (int64_t s = 0; s < d.Sl; s++) {
+        float *row = (float *)recv + r * blk + (b * d.Sl + s) * w;
+        if (to_heads) memcpy(c->out + (b * S + r * d.Sl + s) * w, row, sizeof(float) * (size_t)w);
+        else a2a_row(&d, r, c->out + (b * d.Sl + s) * d.X, row, false);
+      }
+}
+
+static bool is_sp(const ir_op *o) { return o->kind == IR_OP_ALL_TO_ALL && o->at.mesh_axis == 1; }
+
 /* ---- the state machine ------------------------------------------------------------ */
 static bool is_ce(const ir_op *o) { return o->kind == IR_OP_CROSS_ENTROPY || o->kind == IR_OP_CROSS_ENTROPY_GRAD; }
 
@@ -194,6 +251,8 @@ rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const 
     c->rows = ir_numel(e->g, o->in[0]) / (c->cols > 0 ? c->cols : 1);
     (void)split_of;
     ce_max(c);
+  } else if (is_sp(o)) {
+    a2a_start(c);
   } else if (box_start(c)) {
     c->phase = 9;
   }
@@ -210,6 +269,10 @@ bool rt_coll_poll(rt_coll *c) {
   if (c->phase == 9) return done(c), true;
   if (c->req && !rt_comm_test(c->req)) return false;
   c->req = NULL;
+  if (is_sp(c->o)) {
+    a2a_finish(c);
+    return done(c), true;
+  }
   if (!is_ce(c->o)) {
     box_finish(c);
     return done(c), true;

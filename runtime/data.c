@@ -59,16 +59,15 @@ bool rt_data_open(rt_data *d, const char *path, int64_t seq, int64_t vocab) {
   d->map = p, d->maplen = len;
   bool ok = false;
   if (len % 4)
-    fprintf(stderr, "%s: error: data file length %zu is not a multiple of 4 (int32 tokens)\n", path, len);
+    diag_file_error(path, "data file length %zu is not a multiple of 4 (int32 tokens)", len);
   else if ((int64_t)(len / 4) < seq + 1)
-    fprintf(stderr, "%s: error: data file has %zu tokens, fewer than one sample of %lld\n", path, len / 4,
-            (long long)(seq + 1));
+    diag_file_error(path, "data file has %zu tokens, fewer than one sample of %lld", len / 4, (long long)(seq + 1));
   else
     ok = take_tokens(d, path, p, len);
   int64_t bad = ok ? first_bad(d->tok, d->ntok, vocab) : -1;
   if (bad >= 0) {
-    fprintf(stderr, "%s: error: token %lld (at index %lld) is outside the vocabulary [0, %lld)\n", path,
-            (long long)d->tok[bad], (long long)bad, (long long)vocab);
+    diag_file_error(path, "token %lld (at index %lld) is outside the vocabulary [0, %lld)", (long long)d->tok[bad],
+                    (long long)bad, (long long)vocab);
     ok = false;
   }
   if (!ok) {

@@ -80,7 +80,7 @@ struct rt_dev {
 /* ---- errors ------------------------------------------------------------------- */
 static bool cu_ok(rt_dev *d, int r, const char *what) {
   if (!r) return true;
-  if (!d->failed) fprintf(stderr, "sbpc: error: rank %d: %s failed: %s\n", d->e->rank, what, rt_cu_errname(r));
+  if (!d->failed) sbpc_error("rank %d: %s failed: %s", d->e->rank, what, rt_cu_errname(r));
   d->failed = true;
   return false;
 }
@@ -128,7 +128,7 @@ static bool open_device(rt_dev *d) {
   rt_cu.DeviceGetAttribute(&maj, RT_CU_DEVATTR_CC_MAJOR, d->dev);
   rt_cu.DeviceGetAttribute(&min, RT_CU_DEVATTR_CC_MINOR, d->dev);
   if (maj < 8) {
-    fprintf(stderr, "sbpc: error: %s has compute capability %d.%d; the program's PTX needs 8.0 or newer\n", d->name, maj, min);
+    sbpc_error("%s has compute capability %d.%d; the program's PTX needs 8.0 or newer", d->name, maj, min);
     return false;
   }
   d->arch = maj >= 9 ? 90 : 80;
@@ -150,7 +150,7 @@ static char *module_ptx(rt_dev *d, const fmt_gmod *m) {
   if (t && len > strlen(head) && !strncmp(t, head, strlen(head))) return t;
   free(t);
   char *log = NULL, *ptx = cg_nvrtc_module(m->cuda, m->name, d->arch, false, &log);
-  if (!ptx) fprintf(stderr, "sbpc: error: module %s: no PTX in DIR/gpu and NVRTC failed: %s\n", m->name, log ? log : "");
+  if (!ptx) sbpc_error("module %s: no PTX in DIR/gpu and NVRTC failed: %s", m->name, log ? log : "");
   free(log);
   return ptx;
 }
@@ -164,7 +164,7 @@ static bool load_modules(rt_dev *d) {
     if (!ptx) return false;
     bool ok = CU(d, rt_cu.ModuleLoadData(&d->mod[i], ptx));
     free(ptx);
-    if (!ok) return fprintf(stderr, "sbpc: error: module %s did not load\n", G->mod[i].name), false;
+    if (!ok) return sbpc_error("module %s did not load", G->mod[i].name), false;
     d->fn[i] = xcalloc((size_t)G->mod[i].nentry + 1, sizeof **d->fn);
     for (int k = 0; k < G->mod[i].nentry; k++)
       if (!CU(d, rt_cu.ModuleGetFunction(&d->fn[i][k], d->mod[i], G->mod[i].entry[k]))) return false;
@@ -218,7 +218,7 @@ static bool allocate(rt_dev *d) {
   const rt_exec *e = d->e;
   int64_t need = d->G->predicted_peak, data = 2 * e->M * d->mb_elems * 4;
   if (d->free0 && (size_t)need > d->free0) {
-    fprintf(stderr, "sbpc: error: rank %d: the program needs %.1f MiB on the device but %s has %.1f MiB free\n", e->rank,
+    sbpc_error("rank %d: the program needs %.1f MiB on the device but %s has %.1f MiB free", e->rank,
             need / 1048576.0, d->name, d->free0 / 1048576.0);
     return false;
   }
@@ -233,25 +233,25 @@ static bool allocate(rt_dev *d) {
 
 static bool setup_libs(rt_dev *d) {
   char why[512];
-  if (!rt_cublas_load(why, sizeof why)) return fprintf(stderr, "sbpc: error: cuBLAS: %s\n", why), false;
+  if (!rt_cublas_load(why, sizeof why)) return sbpc_error("cuBLAS: %s", why), false;
   if (rt_cu.blasCreate(&d->blas) || rt_cu.blasSetStream(d->blas, d->s[FMT_S_COMPUTE]))
-    return fprintf(stderr, "sbpc: error: cuBLAS could not be set up on %s\n", d->name), false;
+    return sbpc_error("cuBLAS could not be set up on %s", d->name), false;
   if (d->e->dp <= 1) return true;
-  if (!rt_nccl_load(why, sizeof why)) return fprintf(stderr, "sbpc: error: NCCL: %s\n", why), false;
+  if (!rt_nccl_load(why, sizeof why)) return sbpc_error("NCCL: %s", why), false;
   struct rt_nccl_id id;
   memset(&id, 0, sizeof id);
-  if (d->e->dpi == 0 && rt_cu.ncclGetUniqueId(&id)) return fprintf(stderr, "sbpc: error: ncclGetUniqueId failed\n"), false;
+  if (d->e->dpi == 0 && rt_cu.ncclGetUniqueId(&id)) return sbpc_error("ncclGetUniqueId failed"), false;
   rt_comm_bcast(d->e->comm, RT_DP, &id, (int)sizeof id);
   int r = rt_cu.ncclCommInitRank(&d->nccl_dp, d->e->dp, id, d->e->dpi);
-  if (r) return fprintf(stderr, "sbpc: error: NCCL communicator (dp): %s\n", rt_cu.ncclGetErrorString(r)), false;
+  if (r) return sbpc_error("NCCL communicator (dp): %s", rt_cu.ncclGetErrorString(r)), false;
   return true;
 }
 
 static bool supported(const rt_exec *e) {
-  if (e->tp == 1 && e->pp == 1 && (e->dp == 1 || e->p->zero == 0)) return true;
-  fprintf(stderr, "sbpc: error: the GPU executor runs data-parallel layouts without ZeRO (this program: dp %d, tp %d, "
-                  "pp %d, zero %d); tensor and pipeline parallelism and ZeRO run on the CPU for now (--device cpu)\n",
-          e->dp, e->tp, e->pp, e->p->zero);
+  if (e->tp == 1 && e->pp == 1 && e->sp == 1 && e->p->vpp <= 1 && (e->dp == 1 || e->p->zero == 0)) return true;
+  sbpc_error("the GPU executor runs data-parallel layouts without ZeRO (this program: dp %d, tp %d, "
+                  "pp %d, sp %d, vpp %d, zero %d); the other layouts run on the CPU for now (--device cpu)",
+          e->dp / e->sp, e->tp, e->pp, e->sp, e->p->vpp, e->p->zero);
   return false;
 }
 
@@ -266,7 +266,7 @@ static bool events(rt_dev *d) {
 rt_dev *rt_dev_new(rt_exec *e) {
   char why[512];
   if (!e->p->gpu || !supported(e)) return NULL;
-  if (!rt_cu_load(why, sizeof why)) return fprintf(stderr, "sbpc: error: %s\n", why), NULL;
+  if (!rt_cu_load(why, sizeof why)) return sbpc_error("%s", why), NULL;
   rt_dev *d = xcalloc(1, sizeof *d);
   d->e = e, d->G = e->p->gpu, d->gs = &e->p->gpu->stage[e->stage];
   d->mb_elems = e->p->micro_batch * e->p->seq;
@@ -396,7 +396,7 @@ static bool gemm(rt_dev *d, const opcall *c) {
       cuda_type((int)v[FMT_GA_DTA]), (int)v[FMT_GA_LDA], v[FMT_GA_SA], &zero, (void *)(uintptr_t)c->out[0],
       cuda_type((int)v[FMT_GA_DTC]), (int)v[FMT_GA_LDC], v[FMT_GA_SC], (int)v[FMT_GA_BATCH], RT_CUBLAS_COMPUTE_32F,
       RT_CUBLAS_GEMM_DEFAULT);
-  if (r && !d->failed) fprintf(stderr, "sbpc: error: rank %d: cublasGemmStridedBatchedEx failed (status %d)\n", d->e->rank, r);
+  if (r && !d->failed) sbpc_error("rank %d: cublasGemmStridedBatchedEx failed (status %d)", d->e->rank, r);
   d->failed |= r != 0;
   return r == 0;
 }
@@ -551,7 +551,7 @@ static bool reduce(rt_dev *d, int k) {
   rt_dptr p = d->pers + (rt_dptr)lo;
   int r = rt_cu.ncclAllReduce((void *)(uintptr_t)p, (void *)(uintptr_t)p, (size_t)(hi - lo) / 4, RT_NCCL_F32, RT_NCCL_SUM,
                               d->nccl_dp, d->s[FMT_S_COMM]);
-  if (r) return fprintf(stderr, "sbpc: error: ncclAllReduce: %s\n", rt_cu.ncclGetErrorString(r)), d->failed = true, false;
+  if (r) return sbpc_error("ncclAllReduce: %s", rt_cu.ncclGetErrorString(r)), d->failed = true, false;
   return CU(d, rt_cu.EventRecord(d->ev[k], d->s[FMT_S_COMM]));
 }
 

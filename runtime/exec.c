@@ -13,8 +13,8 @@
  * come from the run when it sets them.
  *
  * Logical values (checkpoints, --weights): a parameter's shard is gathered
- * over the tp group and unsharded; ZeRO-sliced state is first all-gathered
- * over the dp group. */
+ * over the tp group and unsharded; ZeRO-sliced state (and ZeRO-3's sliced
+ * parameters) is first all-gathered over the dp group. */
 #include "runtime/exec_priv.h"
 #include <math.h>
 #include <stdio.h>
@@ -71,7 +71,7 @@ static void init_params(rt_exec *e) {
     for (int k = 0; k < q->rank; k++) n *= q->shape[k];
     float *full = xmalloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     rt_init_param(q->name, q->rank, full, n, e->cfg.seed);
-    rt_shard(q->shape, q->rank, q->split, e->tp, e->tpi, q->groups, full, e->buf[q->tensor]);
+    rt_exec_set_logical(e, q->tensor, full);
     free(full);
   }
 }
@@ -86,23 +86,37 @@ static void set_hyper(rt_exec *e) {
   }
 }
 
-static bool setup_jit(rt_exec *e, diag *d) {
+/* the fused kernels' machine code, and each actor's function; without it
+ * (--kernels ref, or auto when it cannot be had) the reference kernels run
+ * the ops of a fused group one by one */
+static bool setup_jit(rt_exec *e, const char *dir, diag *d) {
   char why[512];
+  e->kfn = xcalloc((size_t)e->st->nact + 1, sizeof *e->kfn);
   if (e->cfg.device == RT_DEVICE_CUDA) return true; /* the GPU runs its own kernels */
-  if (e->cfg.kernels == RT_KERNELS_REF || (e->jit = rt_jit_new(e->g, why, sizeof why))) return true;
-  if (e->cfg.kernels == RT_KERNELS_JIT) {
-    diag_error(d, (srcloc){0, 0}, "cannot JIT-compile the kernels: %s", why);
-    return false;
+  if (e->cfg.kernels != RT_KERNELS_REF && !(e->jit = rt_jit_new(e->p, dir, why, sizeof why))) {
+    if (e->cfg.kernels == RT_KERNELS_JIT) {
+      diag_error(d, (srcloc){0, 0}, "cannot JIT-compile the kernels: %s", why);
+      return false;
+    }
+    if (e->rank == 0) sbpc_note("no JIT (%s); running the reference kernels", why);
   }
-  if (e->rank == 0) fprintf(stderr, "sbpc: note: no JIT (%s); running the reference kernels\n", why);
+  for (int a = 0; a < e->st->nact && e->jit; a++) {
+    const fmt_kernel *k = e->st->act[a].kernel;
+    if (k && !(e->kfn[a] = rt_jit_kernel(e->jit, k->name))) {
+      diag_error(d, (srcloc){0, 0}, "the program's kernels have no function '%s'", k->name);
+      return false;
+    }
+  }
   return true;
 }
 
-rt_exec *rt_exec_new(const fmt_prog *p, const rt_config *cfg, rt_comm *comm, int rank, diag *d) {
+rt_exec *rt_exec_new(const fmt_prog *p, const char *dir, const rt_config *cfg, rt_comm *comm, int rank, diag *d) {
   rt_exec *e = xcalloc(1, sizeof *e);
   e->p = p, e->g = p->g, e->cfg = *cfg, e->comm = comm, e->rank = rank;
   fmt_prog_rank(p, rank, &e->stage, &e->dpi, &e->tpi);
-  e->dp = p->dp, e->tp = p->tp, e->pp = p->pp, e->M = p->micro;
+  e->sp = p->sp, e->spi = fmt_prog_sp_index(p, rank);
+  e->dpi = e->dpi * e->sp + e->spi;
+  e->dp = p->dp * p->sp, e->tp = p->tp, e->pp = p->pp, e->M = p->micro;
   e->st = &p->stage[e->stage];
   e->gscale = 1.0 / ((double)p->dp * p->micro);
   e->profile = getenv("SBPC_PROFILE") != NULL;
@@ -115,7 +129,7 @@ rt_exec *rt_exec_new(const fmt_prog *p, const rt_config *cfg, rt_comm *comm, int
   place_persistent(e);
   init_params(e);
   set_hyper(e);
-  if ((gpu && !(e->dev = rt_dev_new(e))) || !setup_jit(e, d)) {
+  if ((gpu && !(e->dev = rt_dev_new(e))) || !setup_jit(e, dir, d)) {
     rt_exec_free(e);
     return NULL;
   }
@@ -125,7 +139,7 @@ rt_exec *rt_exec_new(const fmt_prog *p, const rt_config *cfg, rt_comm *comm, int
 void rt_exec_free(rt_exec *e) {
   if (!e) return;
   rt_dev_free(e->dev);
-  free(e->arena), free(e->pers), free(e->buf), free(e->acc);
+  free(e->arena), free(e->pers), free(e->buf), free(e->acc), free(e->kfn);
   rt_trace_free(e);
   rt_jit_free(e->jit);
   free(e);
@@ -152,7 +166,7 @@ float *rt_exec_grad(rt_exec *e, ir_ref p) { return p >= 0 && p < e->g->nt ? e->a
 /* ---- the update (optim actors) ------------------------------------------------ */
 bool rt_exec_update(rt_exec *e, int b) {
   const fmt_bucket *bk = &e->p->bucket[b];
-  bool zero = e->dp > 1 && e->p->zero >= 1, zero2 = e->dp > 1 && e->p->zero >= 2;
+  bool zero = e->dp > 1 && e->p->zero >= 1, zero2 = e->dp > 1 && e->p->zero >= 2, zero3 = e->dp > 1 && e->p->zero >= 3;
   for (int i = 0; i < bk->nparam; i++) {
     const fmt_param *q = &e->p->param[bk->param[i]];
     if (!e->buf[q->tensor]) continue;
@@ -161,7 +175,7 @@ bool rt_exec_update(rt_exec *e, int b) {
     int64_t n = ir_numel(e->g, q->tensor), lo = 0, cnt = n;
     if (zero) rt_exec_slice(e, n, &lo, &cnt);
     double t0 = rt_trace_now();
-    rt_adamw(&o->at, p + lo, zero2 ? g : g + lo, e->buf[q->exp_avg], e->buf[q->exp_avg_sq], cnt, e->step + 1);
+    rt_adamw(&o->at, zero3 ? p : p + lo, zero2 ? g : g + lo, e->buf[q->exp_avg], e->buf[q->exp_avg_sq], cnt, e->step + 1);
     rt_trace_slice(e, RT_LANE_COMPUTE, "adamw", "optimizer", q->tensor, q->adamw, -1, t0, rt_trace_now());
   }
   return true;
@@ -180,8 +194,10 @@ int rt_exec_logical_shape(const rt_exec *e, ir_ref t, int64_t *shape) {
   return q->rank;
 }
 
+/* held as a 1/dp slice: ZeRO's optimizer state, and ZeRO-3's parameters */
 static bool sliced(const rt_exec *e, ir_ref t) {
-  return e->dp > 1 && e->p->zero >= 1 && e->g->t[t].kind == IR_T_STATE;
+  ir_tkind k = e->g->t[t].kind;
+  return e->dp > 1 && ((e->p->zero >= 1 && k == IR_T_STATE) || (e->p->zero >= 3 && k == IR_T_PARAM));
 }
 
 /* the tp-local value of t: its buffer, or a ZeRO slice gathered over dp */
@@ -238,13 +254,22 @@ static void profile_add(const rt_exec *e, int kind, double t0, bool jit) {
 }
 
 bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro) {
-  rt_kctx kc = {e->step + 1, e->cfg.seed, micro, e->tp, e->tpi};
-  bool tr = rt_tracing(e), jit = false;
+  rt_kctx kc = {e->step + 1, e->cfg.seed, micro, e->tp, e->tpi, (int64_t)e->spi * (e->p->seq / e->sp)};
+  bool tr = rt_tracing(e);
   double t0 = e->profile || tr ? rt_trace_now() : 0;
-  bool ok = (jit = rt_jit_run(e->jit, e->g, o, in, out)) || rt_kernel(e->g, o, in, out, &kc);
+  bool ok = rt_kernel(e->g, o, in, out, &kc);
   if (tr) rt_trace_op(e, o, micro, t0, rt_trace_now());
-  profile_add(e, o->kind, t0, jit);
+  profile_add(e, o->kind, t0, false);
   return ok;
+}
+
+bool rt_exec_fused(rt_exec *e, int actor, const ir_op *o, void *const *bufs, int64_t micro) {
+  bool tr = rt_tracing(e);
+  double t0 = e->profile || tr ? rt_trace_now() : 0;
+  rt_jit_call(e->kfn[actor], e->st->act[actor].kernel, bufs, e->g);
+  if (tr) rt_trace_op(e, o, micro, t0, rt_trace_now());
+  profile_add(e, o->kind, t0, true);
+  return true;
 }
 
 void rt_exec_profile_report(const rt_exec *e) {

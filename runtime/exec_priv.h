@@ -8,6 +8,7 @@
 typedef struct rt_trace rt_trace;
 typedef struct rt_jit rt_jit;
 typedef struct rt_dev rt_dev;
+typedef void (*rt_kfn)(void **bufs, const int64_t *dims, const float *scalars);
 
 struct rt_exec {
   const fmt_prog *p;
@@ -16,6 +17,8 @@ struct rt_exec {
   rt_config cfg;
   rt_comm *comm;
   int rank, stage, dpi, tpi, dp, tp, pp, M;
+  int sp, spi;          /* the sp group (1, 0 without); dp, dpi count dp x sp ranks:
+                           the gradient group, as ZeRO shards over it */
   char *arena;          /* activations: st->arena_bytes */
   char *pers;           /* persistent tensors: st->persist_bytes */
   void **buf;           /* per tensor: its persistent buffer (param, state), or NULL */
@@ -24,7 +27,8 @@ struct rt_exec {
   int64_t live, peak;   /* bytes held: arenas + temporaries */
   bool profile;         /* SBPC_PROFILE: time kernels by op kind */
   rt_trace *trace;      /* --trace: slices of the traced step (trace.c) */
-  rt_jit *jit;          /* --kernels jit: codegen's kernels per op (jit.c) */
+  rt_jit *jit;          /* the program's fused kernels (jit.c); NULL: reference kernels */
+  rt_kfn *kfn;          /* per actor of the stage: its fused kernel's function, or NULL */
   double gscale;        /* 1 / (dp * micro-batches): each gradient's share */
   rt_dev *dev;          /* --device cuda: the GPU executor (device.c); arena is then NULL */
 };
@@ -34,6 +38,9 @@ void rt_exec_count(rt_exec *e, int64_t n);
 /* rt_exec_kernel: run compute op o (reference or JIT kernel) on its buffers
  * for micro-batch micro; false with a message when it cannot. Thread-safe. */
 bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro);
+/* rt_exec_fused: run actor `actor`'s fused kernel on bufs (one per kernel
+ * buffer); o is its first op (for traces and profiles). Thread-safe. */
+bool rt_exec_fused(rt_exec *e, int actor, const ir_op *o, void *const *bufs, int64_t micro);
 /* rt_exec_accumulate: acc[p] += gscale * x (n floats), split over threads */
 void rt_exec_accumulate(rt_exec *e, ir_ref p, const float *x, int64_t n);
 /* rt_exec_slice: this dp rank's slice [*lo, *lo + *cnt) of a tensor of n
@@ -52,15 +59,18 @@ rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const 
 bool rt_coll_poll(rt_coll *c);
 
 /* ---- jit.c ---- */
-/* rt_jit_new: JIT-compile codegen's row kernels for the ops of g that have a
- * usable one. NULL with why when LLVM fails. */
-rt_jit *rt_jit_new(const ir_graph *g, char *why, size_t wn);
-/* rt_jit_count: ops that run a JIT kernel. */
+/* rt_jit_new: the machine code of program p's fused CPU kernels
+ * (dir/kernels/cpu.ll), from the kernel cache or compiled for this host;
+ * an empty JIT when p has none. NULL with why when they cannot be had. */
+rt_jit *rt_jit_new(const fmt_prog *p, const char *dir, char *why, size_t wn);
+/* rt_jit_count: the program's actors that run a fused kernel. */
 int rt_jit_count(const rt_jit *J);
 void rt_jit_free(rt_jit *J);
-/* rt_jit_run: run op o's JIT kernel on the op's buffers; false (nothing done)
- * when the op has none. Thread-safe. */
-bool rt_jit_run(const rt_jit *J, const ir_graph *g, const ir_op *o, void *const *in, void *const *out);
+/* rt_jit_kernel: the function of kernel `name`, or NULL. */
+rt_kfn rt_jit_kernel(const rt_jit *J, const char *name);
+/* rt_jit_call: run kernel fn (described by k) on bufs (one per k->buf),
+ * zeroing its accumulating buffers first. Thread-safe. */
+void rt_jit_call(rt_kfn fn, const fmt_kernel *k, void *const *bufs, const ir_graph *g);
 
 /* ---- device.c: the GPU executor (docs/gpu.md) ---- */
 /* rt_device_choose: the device program p runs on for --device `want`

@@ -33,7 +33,8 @@
  * pending names the peer and aborts. Kernels run outside the lock. A compute
  * actor that makes a parameter's gradient also adds it, times 1/(dp * M),
  * into the parameter's accumulator (ZeRO-2: the reduce actor does, after
- * the reduce-scatter). */
+ * the reduce-scatter). ZeRO-3: a fetch actor all-gathers a parameter's dp
+ * slices into a register that its pass's readers read like any other. */
 #include "runtime/exec_priv.h"
 #include <cblas.h>
 #include <limits.h>
@@ -46,6 +47,22 @@
 #include <unistd.h>
 
 enum { I_FREE, I_CLAIMED, I_MADE, I_RELEASED };
+#define CG_BUFS 24 /* a fused kernel's buffers at most (codegen's CG_MAXBUF) */
+
+/* every buffer of op o is there (a fused group's temporaries ran out) */
+static bool p_ok(void *const *io, const ir_op *o) {
+  for (int i = 0; i < o->nin + o->nout; i++)
+    if (!io[i]) return false;
+  return true;
+}
+
+/* a send in flight: its request and staging copy */
+typedef struct {
+  rt_req *req;
+  float *buf;
+  int64_t mb, n;
+  double posted;
+} sendq;
 
 typedef struct {
   int64_t next;          /* per-micro: next micro-batch; per-step: 0 or 1 */
@@ -54,6 +71,7 @@ typedef struct {
   rt_req **req; int nreq; /* requests in flight (comm thread) */
   rt_coll *coll;
   float **tmp; int ntmp; /* ZeRO-2 reduce: the received slices */
+  sendq *sq; int nsq;    /* send: the micro-batches in flight (any number) */
   double posted;
 } astate;
 
@@ -133,12 +151,10 @@ static bool can_fire_worker(const sched *s, int k) {
   return x->next < s->M && inputs_made(s, a, x->next) && outputs_free(s, a, x->next);
 }
 
-/* op input i of actor a for micro-batch m: its instance, a data slice or a
+/* tensor t that no register of the actor holds: a data slice or a
  * persistent buffer */
-static void *input_ptr(const sched *s, const fmt_actor *a, int i, int64_t m) {
+static void *outside_ptr(const sched *s, ir_ref t, int64_t m) {
   const rt_exec *e = s->e;
-  ir_ref t = e->g->op[a->op].in[i];
-  if (i < a->nin && a->in[i] >= 0) return buf_of(s, a->in[i], m);
   if (e->g->t[t].kind == IR_T_INPUT) {
     int which = 0;
     for (int j = 0; j < t; j++) which += e->g->t[j].kind == IR_T_INPUT && e->g->t[j].dtype == IR_I32;
@@ -147,21 +163,81 @@ static void *input_ptr(const sched *s, const fmt_actor *a, int i, int64_t m) {
   return e->buf[t];
 }
 
+/* op input i of actor a for micro-batch m: its instance, a data slice or a
+ * persistent buffer */
+static void *input_ptr(const sched *s, const fmt_actor *a, int i, int64_t m) {
+  if (i < a->nin && a->in[i] >= 0) return buf_of(s, a->in[i], m);
+  return outside_ptr(s, s->e->g->op[a->op].in[i], m);
+}
+
 static void op_buffers(const sched *s, const fmt_actor *a, int64_t m, void **in, void **out) {
   const ir_op *o = &s->e->g->op[a->op];
   for (int i = 0; i < o->nin; i++) in[i] = input_ptr(s, a, i, m);
   for (int i = 0; i < o->nout; i++) out[i] = buf_of(s, a->out[i], m);
 }
 
-static bool run_compute(sched *s, const fmt_actor *a, int64_t m) {
+/* a fused actor's buffers: kernel buffer i is an output register, an input
+ * register (in the kernel's order) or a tensor held elsewhere */
+static void kernel_buffers(const sched *s, const fmt_actor *a, int64_t m, void **bufs) {
+  const fmt_kernel *k = a->kernel;
+  int ii = 0;
+  for (int i = 0; i < k->nbuf; i++) {
+    int r = -1;
+    for (int j = 0; j < a->nout && r < 0; j++)
+      if (s->st->reg[a->out[j]].tensor == k->buf[i]) r = a->out[j];
+    if (r >= 0) bufs[i] = buf_of(s, r, m);
+    else bufs[i] = ii < a->nin && a->in[ii] >= 0 ? buf_of(s, a->in[ii++], m) : (ii++, outside_ptr(s, k->buf[i], m));
+  }
+}
+
+/* a fused group without its kernel (--kernels ref): its ops one by one on
+ * the reference kernels; tensors only the group reads get temporaries */
+static bool run_group_ref(sched *s, const fmt_actor *a, int64_t m, void *const *bufs) {
+  rt_exec *e = s->e;
+  const fmt_kernel *k = a->kernel;
+  int nt = 0;
+  ir_ref tt[256];
+  void *tp[256];
+  bool ok = true;
+  for (int q = 0; q < a->nops && ok; q++) {
+    const ir_op *o = &e->g->op[a->ops[q]];
+    void *io[IR_MAXIN + IR_MAXOUT];
+    for (int i = 0; i < o->nin + o->nout; i++) {
+      ir_ref t = i < o->nin ? o->in[i] : o->out[i - o->nin];
+      void *p = NULL;
+      for (int b = 0; b < k->nbuf && !p; b++) p = k->buf[b] == t ? bufs[b] : NULL;
+      for (int b = 0; b < nt && !p; b++) p = tt[b] == t ? tp[b] : NULL;
+      if (!p && i < o->nin && e->g->t[t].producer < 0) p = outside_ptr(s, t, m);
+      if (!p && nt < 256) {
+        int64_t bytes = ir_numel(e->g, t) * 4 + 4;
+        tt[nt] = t, p = tp[nt++] = xmalloc((size_t)bytes);
+        rt_exec_count(e, bytes);
+      }
+      io[i] = p;
+    }
+    ok = p_ok(io, o) && rt_exec_kernel(e, o, io, io + o->nin, m);
+  }
+  for (int b = 0; b < nt; b++) rt_exec_count(e, -(ir_numel(e->g, tt[b]) * 4 + 4)), free(tp[b]);
+  return ok;
+}
+
+static bool run_compute(sched *s, int k, const fmt_actor *a, int64_t m) {
   rt_exec *e = s->e;
   const ir_op *o = &e->g->op[a->op];
-  void *in[IR_MAXIN], *out[IR_MAXOUT];
-  op_buffers(s, a, m, in, out);
-  if (!rt_exec_kernel(e, o, in, out, m)) return false;
-  for (int i = 0; i < o->nout; i++)
-    if (a->acc[i] >= 0) rt_exec_accumulate(e, a->acc[i], out[i], ir_numel(e->g, o->out[i]));
-  if (o->out[0] == e->g->loss && s->loss_here) s->loss += ((float *)out[0])[0];
+  void *in[CG_BUFS], *out[FMT_MAXOUT];
+  if (a->kernel) {
+    kernel_buffers(s, a, m, in);
+    if (!(e->kfn[k] ? rt_exec_fused(e, k, o, in, m) : run_group_ref(s, a, m, in))) return false;
+  } else {
+    op_buffers(s, a, m, in, out);
+    if (!rt_exec_kernel(e, o, in, out, m)) return false;
+  }
+  for (int i = 0; i < a->nout; i++) {
+    float *y = buf_of(s, a->out[i], m);
+    ir_ref t = s->st->reg[a->out[i]].tensor;
+    if (a->acc[i] >= 0) rt_exec_accumulate(e, a->acc[i], y, ir_numel(e->g, t));
+    if (t == e->g->loss && s->loss_here) s->loss += y[0];
+  }
   return true;
 }
 
@@ -199,7 +275,7 @@ static void *worker(void *arg) {
     x->busy = true;
     for (int i = 0; i < a->nout; i++) claim(s, a->out[i], m);
     pthread_mutex_unlock(&s->mu);
-    bool ok = a->kind == FMT_A_OPTIM ? rt_exec_update(s->e, a->bucket) : run_compute(s, a, m);
+    bool ok = a->kind == FMT_A_OPTIM ? rt_exec_update(s->e, a->bucket) : run_compute(s, k, a, m);
     pthread_mutex_lock(&s->mu);
     if (a->kind != FMT_A_OPTIM) finish_outputs(s, a, m);
     x->busy = false;
@@ -213,6 +289,11 @@ static void *worker(void *arg) {
 }
 
 /* ---- actors of the main thread ------------------------------------------------------ */
+/* collectives of the dp group: posted in the schedule's order */
+static bool is_dp(const fmt_actor *a) {
+  return a->kind == FMT_A_REDUCE || a->kind == FMT_A_GATHER || a->kind == FMT_A_FETCH;
+}
+
 static int peer_rank(const rt_exec *e, int stage) { return (stage * e->dp + e->dpi) * e->tp + e->tpi; }
 static int tag_of(ir_ref t, int64_t mb, bool grad) { return (int)(((int64_t)t * 65 + (grad ? 64 : mb % 64)) % INT_MAX); }
 
@@ -290,6 +371,19 @@ static void finish_reduce_scatter(sched *s, const fmt_actor *a, astate *x) {
   x->tmp = NULL, x->ntmp = 0;
 }
 
+/* ZeRO-3: parameter a->tensor's slices gathered into its register for m */
+static void start_fetch(sched *s, const fmt_actor *a, astate *x, int64_t m) {
+  rt_exec *e = s->e;
+  int64_t n = ir_numel(e->g, a->tensor), lo, cnt;
+  rt_exec_slice(e, n, &lo, &cnt);
+  float *full = buf_of(s, a->out[0], m);
+  claim(s, a->out[0], m);
+  memcpy(full + lo, e->buf[a->tensor], sizeof(float) * (size_t)cnt);
+  int *displs = xmalloc(sizeof(int) * (size_t)e->dp), *counts = slice_counts(e, n, displs);
+  add_req(x, rt_comm_iallgatherv(e->comm, RT_DP, full, counts, displs));
+  free(counts), free(displs);
+}
+
 static void start_gather(sched *s, const fmt_actor *a, astate *x) {
   rt_exec *e = s->e;
   const fmt_bucket *b = &e->p->bucket[a->bucket];
@@ -309,22 +403,46 @@ static int64_t grad_len(const rt_exec *e, ir_ref p) {
   return n;
 }
 
+/* a send from a staging copy: the register's bytes are free at once, and
+ * the next micro-batch may be sent before the peer took this one */
+static void start_send(sched *s, const fmt_actor *a, astate *x, int64_t m) {
+  rt_exec *e = s->e;
+  int64_t n = ir_numel(e->g, a->tensor);
+  float *buf = xmalloc(sizeof(float) * (size_t)(n + 1));
+  rt_exec_count(e, (n + 1) * 4);
+  memcpy(buf, buf_of(s, a->in[0], m), sizeof(float) * (size_t)n);
+  read_done(s, a->in[0], m);
+  x->sq = xrealloc(x->sq, sizeof *x->sq * (size_t)(x->nsq + 1));
+  x->sq[x->nsq++] = (sendq){rt_comm_isend(e->comm, buf, n, peer_rank(e, a->peer), tag_of(a->tensor, m, false)), buf, m, n, rt_trace_now()};
+  x->busy = true;
+  x->next++;
+}
+
+/* the sends of actor a that completed; true when any did */
+static bool finish_sends(sched *s, const fmt_actor *a, astate *x) {
+  int n = 0;
+  for (int i = 0; i < x->nsq; i++) {
+    sendq *q = &x->sq[i];
+    if (!rt_comm_test(q->req)) {
+      x->sq[n++] = *q;
+      continue;
+    }
+    rt_trace_slice(s->e, RT_LANE_P2P, "send", "p2p", a->tensor, a->op, q->mb, q->posted, rt_trace_now());
+    rt_exec_count(s->e, -(q->n + 1) * 4);
+    free(q->buf);
+  }
+  bool moved = n < x->nsq;
+  x->nsq = n, x->busy = n > 0;
+  return moved;
+}
+
 /* start actor k for micro-batch m on the main thread; false: not now */
 static bool start_main(sched *s, int k, int64_t m) {
   rt_exec *e = s->e;
   const fmt_actor *a = &s->st->act[k];
   astate *x = &s->as[k];
   switch (a->kind) {
-  case FMT_A_SEND: { /* from a staging copy: the register's bytes are free at once */
-    int64_t n = ir_numel(e->g, a->tensor);
-    x->tmp = xmalloc(sizeof *x->tmp), x->ntmp = 1;
-    x->tmp[0] = xmalloc(sizeof(float) * (size_t)(n + 1));
-    rt_exec_count(e, (n + 1) * 4);
-    memcpy(x->tmp[0], buf_of(s, a->in[0], m), sizeof(float) * (size_t)n);
-    read_done(s, a->in[0], m);
-    add_req(x, rt_comm_isend(e->comm, x->tmp[0], n, peer_rank(e, a->peer), tag_of(a->tensor, m, false)));
-    break;
-  }
+  case FMT_A_SEND: start_send(s, a, x, m); return true;
   case FMT_A_RECV:
     claim(s, a->out[0], m);
     add_req(x, rt_comm_irecv(e->comm, buf_of(s, a->out[0], m), ir_numel(e->g, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, m, false)));
@@ -341,6 +459,7 @@ static bool start_main(sched *s, int k, int64_t m) {
     else start_reduce_all(s, a, x);
     break;
   case FMT_A_GATHER: start_gather(s, a, x); break;
+  case FMT_A_FETCH: start_fetch(s, a, x, m); break;
   case FMT_A_GSEND: add_req(x, rt_comm_isend(e->comm, e->acc[a->tensor], grad_len(e, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, 0, true))); break;
   case FMT_A_GRECV: add_req(x, rt_comm_irecv(e->comm, e->acc[a->tensor], grad_len(e, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, 0, true))); break;
   default: return false;
@@ -353,6 +472,7 @@ static const char *lane_name(const fmt_actor *a) {
   switch (a->kind) {
   case FMT_A_REDUCE: return a->per_micro ? "reduce_scatter (dp)" : "all_reduce (dp)";
   case FMT_A_GATHER: return "all_gather (dp)";
+  case FMT_A_FETCH: return "all_gather param (dp)";
   case FMT_A_GSEND: return "send (tied gradient)";
   case FMT_A_GRECV: return "recv (tied gradient)";
   default: return fmt_akind_name[a->kind];
@@ -364,6 +484,7 @@ static bool finish_main(sched *s, int k) {
   const fmt_actor *a = &s->st->act[k];
   astate *x = &s->as[k];
   rt_exec *e = s->e;
+  if (a->kind == FMT_A_SEND) return finish_sends(s, a, x);
   if (x->coll ? !rt_coll_poll(x->coll) : !reqs_done(x)) return false;
   if (x->coll) x->coll = NULL;
   if (a->kind == FMT_A_COLL) {
@@ -378,12 +499,7 @@ static bool finish_main(sched *s, int k) {
     rt_trace_slice(e, lane, lane_name(a), lane == RT_LANE_P2P ? "p2p" : "collective", a->tensor, a->op, a->per_micro ? x->mb : -1, x->posted, rt_trace_now());
   }
   if (a->kind == FMT_A_REDUCE && a->per_micro) finish_reduce_scatter(s, a, x);
-  if (a->kind == FMT_A_SEND) {
-    rt_exec_count(e, -(ir_numel(e->g, a->tensor) + 1) * 4);
-    free(x->tmp[0]), free(x->tmp);
-    x->tmp = NULL, x->ntmp = 0;
-    for (int i = 0; i < a->nout; i++) made(s, a->out[i], x->mb);
-  } else if (a->per_micro) {
+  if (a->per_micro) {
     finish_outputs(s, a, x->mb);
   }
   x->busy = false;
@@ -396,16 +512,16 @@ static bool ready_main(const sched *s, int k, int64_t *m) {
   const fmt_actor *a = &s->st->act[k];
   const astate *x = &s->as[k];
   *m = x->next;
-  if (x->busy || x->next >= (a->per_micro ? s->M : 1)) return false;
+  if ((x->busy && a->kind != FMT_A_SEND) || x->next >= (a->per_micro ? s->M : 1)) return false;
   switch (a->kind) {
   case FMT_A_SEND: return inputs_made(s, a, *m);
   case FMT_A_RECV: return outputs_free(s, a, *m);
   case FMT_A_COLL:
     return s->tp_pos < s->ntp && s->tp_order[s->tp_pos].actor == k && s->tp_order[s->tp_pos].micro == *m &&
            inputs_made(s, a, *m) && outputs_free(s, a, *m);
-  case FMT_A_REDUCE: case FMT_A_GATHER:
+  case FMT_A_REDUCE: case FMT_A_GATHER: case FMT_A_FETCH:
     if (!(s->dp_pos < s->ndp && s->dp_order[s->dp_pos].actor == k && s->dp_order[s->dp_pos].micro == *m)) return false;
-    return a->per_micro ? inputs_made(s, a, *m) : deps_done(s, a);
+    return a->per_micro ? inputs_made(s, a, *m) && outputs_free(s, a, *m) : deps_done(s, a);
   case FMT_A_GSEND: case FMT_A_GRECV: return deps_done(s, a);
   default: return false;
   }
@@ -420,7 +536,7 @@ static bool comm_round(sched *s) {
     if (s->as[k].busy && finish_main(s, k)) moved = true;
     int64_t m;
     if (ready_main(s, k, &m) && start_main(s, k, m)) {
-      if (a->kind == FMT_A_REDUCE || a->kind == FMT_A_GATHER) s->dp_pos++;
+      if (is_dp(a)) s->dp_pos++;
       moved = true;
       if (s->as[k].busy && a->kind == FMT_A_COLL && finish_main(s, k)) moved = true; /* local re-layouts */
     }
@@ -465,7 +581,7 @@ static void watchdog(sched *s) {
     rt_comm_group_timeout_abort(s->e->comm, a->kind == FMT_A_COLL ? RT_TP : RT_DP,
                                 a->kind == FMT_A_COLL ? "tensor-parallel collective" : "data-parallel collective");
   }
-  fprintf(stderr, "sbpc: error: rank %d: no actor could fire for %.0f s (internal deadlock)\n", s->e->rank, rt_comm_timeout);
+  sbpc_error("rank %d: no actor could fire for %.0f s (internal deadlock)", s->e->rank, rt_comm_timeout);
   if (s->e->comm) rt_comm_abort(s->e->comm, EXIT_INTERNAL);
   s->failed = true;
 }
@@ -533,7 +649,7 @@ static void orders(sched *s) {
   for (int i = 0; i < st->nsched; i++) {
     int kind = st->act[st->sched[i].actor].kind;
     if (kind == FMT_A_COLL) s->tp_order[s->ntp++] = st->sched[i];
-    if (kind == FMT_A_REDUCE || kind == FMT_A_GATHER) s->dp_order[s->ndp++] = st->sched[i];
+    if (is_dp(&st->act[st->sched[i].actor])) s->dp_order[s->ndp++] = st->sched[i];
   }
 }
 
@@ -542,12 +658,22 @@ static bool loss_partial(const rt_exec *e) {
   return l->sbp.n == 1 && l->sbp.a[0].kind == SBP_PSUM;
 }
 
+/* sequence parallelism: this rank's S / sp tokens of every sample of x
+ * ([samples, S]; malloc'ed) */
+static int32_t *sp_share(const rt_exec *e, const int32_t *x) {
+  int64_t S = e->p->seq, n = S / e->sp, rows = (int64_t)e->M * e->p->micro_batch;
+  int32_t *y = xmalloc(sizeof(int32_t) * (size_t)(rows * n + 1));
+  for (int64_t r = 0; r < rows; r++) memcpy(y + r * n, x + r * S + (int64_t)e->spi * n, sizeof(int32_t) * (size_t)n);
+  return y;
+}
+
 double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, bool *ok) {
   if (e->dev) return rt_dev_step(e, ids, labels, ok); /* --device cuda: the GPU executor (device.c) */
   sched s;
   memset(&s, 0, sizeof s);
-  s.e = e, s.st = e->st, s.M = e->M, s.ids = ids, s.labels = labels;
-  s.mb_elems = e->p->micro_batch * e->p->seq;
+  int32_t *ids_sp = e->sp > 1 ? sp_share(e, ids) : NULL, *labels_sp = e->sp > 1 ? sp_share(e, labels) : NULL;
+  s.e = e, s.st = e->st, s.M = e->M, s.ids = ids_sp ? ids_sp : ids, s.labels = labels_sp ? labels_sp : labels;
+  s.mb_elems = e->p->micro_batch * e->p->seq / e->sp;
   s.loss_here = e->tpi == 0 || loss_partial(e);
   int64_t ninst = (int64_t)s.st->nreg * s.M + 1;
   s.ist = xcalloc((size_t)ninst, 1);
@@ -564,8 +690,8 @@ double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, b
   drive(&s);
   for (int i = 0; i < nw; i++) pthread_join(th[i], NULL);
   *ok = !s.failed;
-  for (int k = 0; k < s.st->nact; k++) free(s.as[k].req);
-  free(s.ist), free(s.left), free(s.as), free(s.tp_order), free(s.dp_order);
+  for (int k = 0; k < s.st->nact; k++) free(s.as[k].req), free(s.as[k].sq);
+  free(s.ist), free(s.left), free(s.as), free(s.tp_order), free(s.dp_order), free(ids_sp), free(labels_sp);
   pthread_mutex_destroy(&s.mu);
   pthread_cond_destroy(&s.cv);
   return s.loss;

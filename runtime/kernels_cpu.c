@@ -75,7 +75,7 @@ static bool k_positions(K *k) {
   /* split on the position axis (S(last) on the tp axis): this rank's run of positions */
   const ir_ndsbp *s = &k->o->out_sbp[0];
   int64_t lo = s->n == 1 && s->a[0].kind == SBP_S && s->a[0].axis == k->g->t[k->o->out[0]].rank - 1 ? (int64_t)k->kc->tpi * L : 0;
-  for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(lo + i % L);
+  for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(k->kc->pos0 + lo + i % L);
   return true;
 }
 
@@ -433,7 +433,7 @@ static bool k_rotary(K *k) {
   for (int64_t r = 0; r < rows; r++)
     for (int64_t h = 0; h < heads; h++)
       for (int64_t j = 0; j < h2; j++) {
-        double ang = (double)(r % S) * pow(theta, -2.0 * (double)j / (double)d);
+        double ang = (double)(k->kc->pos0 + r % S) * pow(theta, -2.0 * (double)j / (double)d);
         double c = cos(ang), s = sgn * sin(ang);
         const float *xp = x + r * n + h * d;
         float *yp = y + r * n + h * d;
@@ -639,7 +639,7 @@ bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *
   case IR_OP_ADAMW: return k_adamw(&k);
   default: break;
   }
-  fprintf(stderr, "sbpc: error: no CPU kernel for op '%s'\n", o->kind < IR_NOPKIND ? ir_ops[o->kind].name : "?");
+  sbpc_error("no CPU kernel for op '%s'", o->kind < IR_NOPKIND ? ir_ops[o->kind].name : "?");
   return false;
 }
 
@@ -650,4 +650,17 @@ double rt_kernel_flops(const ir_graph *g, const ir_op *o) {
     return 2.0 * (double)ir_numel(g, y) * (double)ka;
   }
   return o->nout > 0 ? 4.0 * (double)ir_numel(g, o->out[0]) : 0.0;
+}
+
+double rt_model_flops(const ir_graph *g, const ir_op *o) {
+  if (o->kind == IR_OP_MATMUL) return rt_kernel_flops(g, o);
+  if (o->kind != IR_OP_ATTENTION && o->kind != IR_OP_ATTENTION_GRAD) return 0;
+  /* per head: S x S scores of head_dim d; forward QK^T and PV, backward
+   * dV, dP, dQ and dK (the recomputed scores are not the model's) */
+  const ir_tensor *q = &g->t[o->in[0]];
+  int64_t S = ir_dim_eval(q->shape[q->rank - 2], g->bind_b, g->bind_s), rows = ir_numel(g, o->in[0]) / ir_dim_eval(q->shape[q->rank - 1], g->bind_b, g->bind_s);
+  int64_t heads = o->at.heads > 0 ? o->at.heads : 1, hd = ir_numel(g, o->out[0]) / rows / heads;
+  if (o->kind == IR_OP_ATTENTION_GRAD) hd = ir_numel(g, o->in[0]) / rows / (o->nin == 1 ? 3 * heads : heads);
+  double per = 2.0 * (double)rows * (double)S * (double)hd * (double)heads; /* one S x S x d product per head */
+  return (o->kind == IR_OP_ATTENTION ? 2 : 4) * per;
 }

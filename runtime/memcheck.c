@@ -22,10 +22,10 @@ bool rt_mem_check(const fmt_prog *p, int stage, const rt_config *c) {
   double data = c->data ? 0 : 4.0 * (double)p->global_batch * (double)(p->seq + 1) * 4;
   double total = (double)st->arena_bytes + (double)st->persist_bytes + scratch + data;
   if (os_mem_check(total, "sbpc run: one rank")) return true;
-  fprintf(stderr,
-          "sbpc: note: at least: activations %.0f and parameters, gradients and AdamW state %.0f (the program's "
-          "arenas), attention scores %.0f, token stream %.0f bytes (dp %d, tp %d, pp %d, micro-batch %lld x seq %lld)\n",
-          (double)st->arena_bytes, (double)st->persist_bytes, scratch, data, p->dp, p->tp, p->pp,
-          (long long)p->micro_batch, (long long)p->seq);
+  sbpc_note(
+      "at least: activations %.0f and parameters, gradients and AdamW state %.0f (the program's "
+      "arenas), attention scores %.0f, token stream %.0f bytes (dp %d, tp %d, pp %d, micro-batch %lld x seq %lld)",
+      (double)st->arena_bytes, (double)st->persist_bytes, scratch, data, p->dp, p->tp, p->pp, (long long)p->micro_batch,
+      (long long)p->seq);
   return false;
 }

@@ -80,8 +80,8 @@ static void wait_req(rt_comm *c, MPI_Request *r, const char *what, int peer, MPI
       char who[256];
       if (peer >= 0) snprintf(who, sizeof who, "%d", peer);
       else name_silent(c, comm, who, sizeof who);
-      fprintf(stderr, "sbpc: error: rank %d: rank %s did not answer (%s) within %.0f s; aborting the job\n", c->rank,
-              who[0] ? who : "?", what, rt_comm_timeout);
+      sbpc_error("rank %d: rank %s did not answer (%s) within %.0f s; aborting the job", c->rank, who[0] ? who : "?",
+                 what, rt_comm_timeout);
       fflush(stderr);
       MPI_Abort(MPI_COMM_WORLD, EXIT_BAD_INPUT);
       exit(EXIT_BAD_INPUT);
@@ -231,6 +231,12 @@ rt_req *rt_comm_iallgatherv(rt_comm *c, rt_group g, float *buf, const int *count
   return q;
 }
 
+rt_req *rt_comm_ialltoall(rt_comm *c, rt_group g, const float *in, int64_t n, float *out) {
+  rt_req *q = req_new();
+  MPI_Ialltoall(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, group(c, g), &q->r);
+  return q;
+}
+
 int rt_comm_tag_ub(void) {
   int *ub, flag = 0;
   MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag);
@@ -238,8 +244,8 @@ int rt_comm_tag_ub(void) {
 }
 
 void rt_comm_timeout_abort(rt_comm *c, int peer, const char *what) {
-  fprintf(stderr, "sbpc: error: rank %d: rank %d did not answer (%s) within %.0f s; aborting the job\n", c->rank, peer,
-          what, rt_comm_timeout);
+  sbpc_error("rank %d: rank %d did not answer (%s) within %.0f s; aborting the job", c->rank, peer, what,
+             rt_comm_timeout);
   fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, EXIT_BAD_INPUT);
   exit(EXIT_BAD_INPUT);
@@ -248,8 +254,8 @@ void rt_comm_timeout_abort(rt_comm *c, int peer, const char *what) {
 void rt_comm_group_timeout_abort(rt_comm *c, rt_group g, const char *what) {
   char who[256];
   name_silent(c, group(c, g), who, sizeof who);
-  fprintf(stderr, "sbpc: error: rank %d: rank %s did not answer (%s) within %.0f s; aborting the job\n", c->rank,
-          who[0] ? who : "?", what, rt_comm_timeout);
+  sbpc_error("rank %d: rank %s did not answer (%s) within %.0f s; aborting the job", c->rank, who[0] ? who : "?", what,
+             rt_comm_timeout);
   fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, EXIT_BAD_INPUT);
   exit(EXIT_BAD_INPUT);

@@ -14,6 +14,7 @@ typedef struct {
   uint64_t seed;     /* dropout masks */
   int64_t micro;     /* micro-batch index (dropout masks) */
   int tp, tpi;       /* the tp group: a vocabulary-split table's rows are tpi's */
+  int64_t pos0;      /* sequence parallelism: the first position of this rank's tokens */
 } rt_kctx;
 /* rt_kernel: run op o of g (B and S bound to the local micro-batch) on host
  * buffers: in[i] / out[i] hold the op's tensors (f32, or i32 for ids). Returns
@@ -24,6 +25,9 @@ bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *
 void rt_adamw(const ir_attrs *a, float *p, const float *g, float *m, float *v, int64_t n, int64_t step);
 /* rt_kernel_flops: an estimate of the op's FLOPs (for tokens/s reports). */
 double rt_kernel_flops(const ir_graph *g, const ir_op *o);
+/* rt_model_flops: the op's model FLOPs: a GEMM's 2MNK, attention's score and
+ * value products (forward 4, backward 8 x S^2 d per head); 0 for the rest. */
+double rt_model_flops(const ir_graph *g, const ir_op *o);
 
 /* ---- par.c ---------------------------------------------------------------- */
 /* rt_par_fn: one chunk [lo, hi) of a split loop; chunk: its index. */
@@ -133,7 +137,10 @@ rt_req *rt_comm_irecv(rt_comm *c, float *x, int64_t n, int from, int tag);
 bool rt_comm_test(rt_req *q);
 int rt_comm_req_peer(const rt_req *q);
 int rt_comm_tag_ub(void);
-/* Non-blocking collectives on a group (the tp or dp communicator), for the
+/* Non-blocking collectives on a group (the tp or dp communicator: the tp
+ * one holds the tp x sp ranks of a stage's dp index, the sp group when sp > 1,
+ * as sp needs tp 1; the dp one every rank of the stage with the same tp
+ * index, dp x sp ranks), for the
  * executor's main thread; complete them with rt_comm_test. A group's
  * collectives must be posted in the same order on every member.
  * iallreduce: x in place (sum, or max); iallgather: out = every member's n
@@ -146,6 +153,8 @@ rt_req *rt_comm_iallreduce(rt_comm *c, rt_group g, float *x, int64_t n, bool max
 rt_req *rt_comm_iallgather(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
 rt_req *rt_comm_ireduce_scatter(rt_comm *c, rt_group g, const float *in, const int *counts, float *out);
 rt_req *rt_comm_iallgatherv(rt_comm *c, rt_group g, float *buf, const int *counts, const int *displs);
+/* ialltoall: block i of in (n floats) goes to member i, block i of out comes from it */
+rt_req *rt_comm_ialltoall(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
 /* rt_comm_group_timeout_abort: a collective of group g did not complete in
  * time: ping the group's members for 2 s, name those that stay silent, end
  * the job */
@@ -169,9 +178,10 @@ extern double rt_comm_timeout;
 /* ---- exec.c: the rank's state ---------------------------------------------------- */
 typedef struct rt_exec rt_exec;
 /* rt_exec_new: the state of world rank `rank` of program p (p stays the
- * caller's): both arenas, parameters initialised from the seed, the JIT
- * kernels. comm is NULL for one process. NULL + message on error. */
-rt_exec *rt_exec_new(const fmt_prog *p, const rt_config *cfg, rt_comm *comm, int rank, diag *d);
+ * caller's; dir holds its kernels): both arenas, parameters initialised from
+ * the seed, the fused kernels' machine code. comm is NULL for one process.
+ * NULL + message on error. */
+rt_exec *rt_exec_new(const fmt_prog *p, const char *dir, const rt_config *cfg, rt_comm *comm, int rank, diag *d);
 void rt_exec_free(rt_exec *e);
 const ir_graph *rt_exec_graph(const rt_exec *e);
 /* rt_exec_step / rt_exec_set_step: optimizer steps done */

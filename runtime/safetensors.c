@@ -60,7 +60,7 @@ static bool parse_shape(rt_st_tensor *t, const char *path, const char *nm, cJSON
   for (int i = 0; i < t->rank; i++) {
     cJSON *x = cJSON_GetArrayItem(sh, i);
     if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 1e15 || x->valuedouble != (double)(int64_t)x->valuedouble) {
-      fprintf(stderr, "%s: error: tensor '%s': bad dimension %d\n", path, nm, i);
+      diag_file_error(path, "tensor '%s': bad dimension %d", nm, i);
       return false;
     }
     t->shape[i] = (int64_t)x->valuedouble;
@@ -77,11 +77,11 @@ static bool parse_entry(rt_st *s, const char *path, cJSON *e, size_t datalen, co
   cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
   cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
   if (!cJSON_IsString(dt) || strcmp(dt->valuestring, "F32")) {
-    fprintf(stderr, "%s: error: tensor '%s': only F32 tensors are supported\n", path, nm);
+    diag_file_error(path, "tensor '%s': only F32 tensors are supported", nm);
     return false;
   }
   if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > IR_MAXRANK || !cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2) {
-    fprintf(stderr, "%s: error: tensor '%s': bad shape or data_offsets\n", path, nm);
+    diag_file_error(path, "tensor '%s': bad shape or data_offsets", nm);
     return false;
   }
   double numel;
@@ -89,17 +89,17 @@ static bool parse_entry(rt_st *s, const char *path, cJSON *e, size_t datalen, co
   cJSON *o0 = cJSON_GetArrayItem(off, 0), *o1 = cJSON_GetArrayItem(off, 1);
   double b = cJSON_IsNumber(o0) ? o0->valuedouble : -1, e2 = cJSON_IsNumber(o1) ? o1->valuedouble : -1;
   if (b < 0 || e2 < b || b != (double)(int64_t)b || e2 != (double)(int64_t)e2) {
-    fprintf(stderr, "%s: error: tensor '%s': bad data_offsets [%.0f, %.0f]\n", path, nm, b, e2);
+    diag_file_error(path, "tensor '%s': bad data_offsets [%.0f, %.0f]", nm, b, e2);
     return false;
   }
   if (e2 > (double)datalen) {
-    fprintf(stderr, "%s: error: tensor '%s': data_offsets [%.0f, %.0f] run past the end of the data (%zu bytes)\n",
-            path, nm, b, e2, datalen);
+    diag_file_error(path, "tensor '%s': data_offsets [%.0f, %.0f] run past the end of the data (%zu bytes)", nm, b, e2,
+                    datalen);
     return false;
   }
   if (e2 - b != numel * 4) {
-    fprintf(stderr, "%s: error: tensor '%s': its shape needs %.0f bytes but data_offsets [%.0f, %.0f] give it %.0f\n",
-            path, nm, numel * 4, b, e2, e2 - b);
+    diag_file_error(path, "tensor '%s': its shape needs %.0f bytes but data_offsets [%.0f, %.0f] give it %.0f", nm,
+                    numel * 4, b, e2, e2 - b);
     return false;
   }
   if (!place_data(s, t, path, data, (size_t)b, (size_t)e2)) return false;
@@ -110,7 +110,7 @@ static bool parse_entry(rt_st *s, const char *path, cJSON *e, size_t datalen, co
 static bool parse_header(rt_st *s, const char *path, const char *hdr, size_t hlen, size_t datalen, const char *data) {
   cJSON *j = cJSON_ParseWithLength(hdr, hlen);
   if (!cJSON_IsObject(j)) {
-    fprintf(stderr, "%s: error: the safetensors header is not a JSON object\n", path);
+    diag_file_error(path, "the safetensors header is not a JSON object");
     cJSON_Delete(j);
     return false;
   }
@@ -120,7 +120,7 @@ static bool parse_header(rt_st *s, const char *path, const char *hdr, size_t hle
     if (!strcmp(e->string, "__metadata__")) continue;
     char nm[96];
     if (!(ok = cJSON_IsObject(e)))
-      fprintf(stderr, "%s: error: malformed safetensors header (entry '%s')\n", path, diag_printable(e->string, nm, sizeof nm));
+      diag_file_error(path, "malformed safetensors header (entry '%s')", diag_printable(e->string, nm, sizeof nm));
     else ok = parse_entry(s, path, e, datalen, data);
   }
   cJSON_Delete(j);
@@ -136,14 +136,13 @@ rt_st *rt_st_read(const char *path) {
   s->a = arena_new();
   uint64_t hl = len >= 8 ? le64((const unsigned char *)f) : 0;
   if (len >= 8 && hl <= len - 8 && hl > ST_MAX_HEADER) {
-    fprintf(stderr, "%s: error: safetensors header of %llu bytes (at most %d)\n", path, (unsigned long long)hl,
-            ST_MAX_HEADER);
+    diag_file_error(path, "safetensors header of %llu bytes (at most %d)", (unsigned long long)hl, ST_MAX_HEADER);
     rt_st_free(s);
     return NULL;
   }
   if (len < 8 || hl > len - 8) {
-    fprintf(stderr, "%s: error: truncated safetensors file (header of %llu bytes, file of %zu)\n", path,
-            (unsigned long long)hl, len);
+    diag_file_error(path, "truncated safetensors file (header of %llu bytes, file of %zu)", (unsigned long long)hl,
+                    len);
     rt_st_free(s);
     return NULL;
   }
@@ -219,7 +218,7 @@ bool rt_st_write(const char *path, const rt_st_tensor *t, int n) {
   ok = ok && fsync(fd) == 0;
   if (fd >= 0) ok = close(fd) == 0 && ok;
   if (!ok) {
-    fprintf(stderr, "%s: error: cannot write the safetensors file: %s\n", path, strerror(errno));
+    diag_file_error(path, "cannot write the safetensors file: %s", strerror(errno));
     if (fd >= 0) unlink(path);
   }
   free(h);

@@ -40,6 +40,7 @@ static double wall(void) {
 
 typedef struct {
   rt_config cfg;
+  const char *dir;       /* the program's directory */
   const fmt_prog *p;
   rt_comm *comm;
   rt_exec *ex;
@@ -48,6 +49,9 @@ typedef struct {
   int64_t data_pos;
   FILE *log;
   bool trace_failed;     /* --trace could not be written */
+  int64_t first_step;    /* the step the run started at (resumed runs) */
+  int64_t timed;         /* steps after the first (warm-up) of this run */
+  double timed_s;        /* and their seconds */
 } run;
 
 /* the logical vocabulary: rows of the table the token ids index */
@@ -83,7 +87,7 @@ static void inject_fault(const run *r) {
   int rank, step;
   if (!f || sscanf(f, "%7[a-z]:%d:%d", kind, &rank, &step) != 3) return;
   if (rank != r->rank || step != rt_exec_step(r->ex) + 1) return;
-  fprintf(stderr, "sbpc: rank %d: injected fault '%s' at step %d\n", rank, kind, step);
+  sbpc_note("rank %d: injected fault '%s' at step %d", rank, kind, step);
   fflush(stderr);
   if (!strcmp(kind, "die")) _exit(9);
   for (;;) pause();
@@ -118,6 +122,7 @@ static bool one_step(run *r, double *loss) {
   rt_exec_set_step(r->ex, rt_exec_step(r->ex) + 1);
   r->data_pos += p->global_batch;
   double dt = wall() - t0;
+  if (rt_exec_step(r->ex) > r->first_step + 1) r->timed++, r->timed_s += dt;
   *loss = l[0];
   if (ok && isfinite(l[0])) emit(r, rt_exec_step(r->ex), l[0], (double)(p->global_batch * S) / dt);
   if (traced && !finish_trace(r, dt, l[0])) r->trace_failed = true;
@@ -129,6 +134,24 @@ static bool open_data(run *r) {
   if (r->cfg.data) return rt_data_open(&r->data, r->cfg.data, r->p->seq, v);
   rt_data_synthetic(&r->data, r->p->seq, v == INT32_MAX ? 256 : v, 4 * r->p->global_batch);
   return true;
+}
+
+/* the step's model FLOPs (GEMMs and attention products) over all ranks */
+static double step_flops(const run *r) {
+  const fmt_stage *st = &r->p->stage[r->stage];
+  double f[1] = {0};
+  for (int a = 0; a < st->nact; a++)
+    for (int q = 0; q < st->act[a].nops; q++) f[0] += rt_model_flops(r->p->g, &r->p->g->op[st->act[a].ops[q]]);
+  f[0] *= r->p->micro;
+  if (r->comm) rt_comm_allreduce_world(r->comm, f, 1);
+  return f[0];
+}
+
+static void report_speed(run *r) {
+  double f = step_flops(r);
+  if (r->rank == 0 && !r->cfg.quiet && r->timed > 0)
+    printf("model FLOPs per step: %.3f GFLOP; %.2f GFLOP/s over steps 2-%lld (GEMMs and attention products)\n", f / 1e9,
+           f * (double)r->timed / r->timed_s / 1e9, (long long)rt_exec_step(r->ex));
 }
 
 static void report_memory(run *r) {
@@ -145,6 +168,7 @@ static void report_memory(run *r) {
 }
 
 static int train_loop(run *r) {
+  r->first_step = rt_exec_step(r->ex);
   for (int64_t s = rt_exec_step(r->ex); s < r->cfg.steps; s++) {
     double loss = 0;
     if (!one_step(r, &loss)) {
@@ -159,6 +183,7 @@ static int train_loop(run *r) {
     }
   }
   report_memory(r);
+  report_speed(r);
   rt_exec_profile_report(r->ex);
   if (r->trace_failed) return EXIT_BAD_INPUT;
   if (r->cfg.save && !rt_dev_download(r->ex)) return EXIT_INTERNAL; /* GPU: the trained values to the host */
@@ -172,10 +197,10 @@ static int setup(run *r) {
   bool gpu = r->cfg.device == RT_DEVICE_CUDA; /* the GPU executor checks the device's memory itself */
   if (!gpu && !rt_mem_check(r->p, r->stage, &r->cfg)) return EXIT_BAD_INPUT;
   if (r->rank == 0 && r->cfg.save && !rt_ckpt_save_ok(r->cfg.save)) return EXIT_BAD_INPUT;
-  r->ex = rt_exec_new(r->p, &r->cfg, r->comm, r->rank, &d);
+  r->ex = rt_exec_new(r->p, r->dir, &r->cfg, r->comm, r->rank, &d);
   if (!r->ex || !open_data(r)) return EXIT_BAD_INPUT;
   if (r->rank == 0 && !r->cfg.quiet && r->ex->jit)
-    printf("kernels: %d ops run codegen's JIT-compiled kernels, the rest the reference kernels\n", rt_jit_count(r->ex->jit));
+    printf("kernels: %d actors run the program's fused kernels, the rest the reference kernels\n", rt_jit_count(r->ex->jit));
   if (r->cfg.weights && !rt_load_weights(r->ex, r->cfg.weights)) return EXIT_BAD_INPUT;
   if (r->cfg.resume && !rt_ckpt_load(r->ex, r->cfg.resume, &r->data_pos)) return EXIT_BAD_INPUT;
   if ((r->cfg.weights || r->cfg.resume) && !rt_dev_upload(r->ex, r->ex->dev)) return EXIT_INTERNAL; /* GPU: the loaded values */
@@ -240,7 +265,7 @@ static int start(run *r, const char *dir) {
   fmt_prog *p = fmt_prog_read(dir);
   if (agree(r, p ? EXIT_OK : EXIT_BAD_INPUT) != EXIT_OK) return fmt_prog_free(p), EXIT_BAD_INPUT;
   r->p = p;
-  int want = p->dp * p->tp * p->pp;
+  int want = p->dp * p->tp * p->pp * p->sp;
   if (want != r->nranks) {
     if (r->rank == 0)
       sbpc_error("the program is for %d rank%s (dp %d x tp %d x pp %d) but %d %s started", want, want == 1 ? "" : "s",
@@ -254,7 +279,7 @@ static int start(run *r, const char *dir) {
   r->cfg.device = dev;
   fmt_prog_rank(p, r->rank, &r->stage, &r->dpi, &r->tpi);
   if (r->comm) rt_comm_split_dp(r->comm, r->stage * p->tp + r->tpi);
-  if (r->comm) rt_comm_split_tp(r->comm, r->rank / p->tp);
+  if (r->comm) rt_comm_split_tp(r->comm, r->rank / (p->tp * p->sp)); /* tp 1 under sp: the sp group */
   return setup(r);
 }
 
@@ -263,6 +288,7 @@ int rt_run(const char *dir, const rt_config *cfg, int *argc, char ***argv) {
   memset(&r, 0, sizeof r);
   r.cfg = *cfg;
   r.cfg.dir = dir;
+  r.dir = dir;
   r.nranks = 1;
   if (under_mpirun()) {
     if (!(r.comm = rt_comm_init(argc, argv))) {

@@ -3,7 +3,10 @@
 # exactly the diagnostics in NAME.err (via golden.sh), and the generated
 # inputs below, too big or too binary to check in, must fail with those in
 # tests/bad/generated/NAME.err. Generated files are checked from inside a
-# scratch folder so the file names in the messages are stable.
+# scratch folder so the file names in the messages are stable. `sbpc run` and
+# `sbpc compile` load a model through the same path as `check`, so each
+# checked-in NAME.sbp must fail under them too with exactly NAME.err:
+# file:line:col, the source line and the caret.
 set -u
 sbpc=${1:?usage: bad.sh SBPC}
 case $sbpc in /*) ;; *) sbpc=$PWD/$sbpc ;; esac
@@ -46,5 +49,17 @@ for exp in tests/bad/generated/*.err; do
     echo "FAIL generated $name: stderr differs from $exp"; head -c 4000 "$tmp/diff"; fail=1
   fi
 done
-echo "bad: $n generated inputs checked: $([ $fail = 0 ] && echo ok || echo FAILED)"
+for sbp in tests/bad/*.sbp; do
+  for cmd in "run --steps 1 --quiet" "compile -o $tmp/prog"; do
+    # shellcheck disable=SC2086
+    "$sbpc" $cmd "$sbp" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ $rc != 1 ]; then echo "FAIL sbpc $cmd $sbp: exit status $rc, expected 1"; fail=1; fi
+    if ! diff -u "${sbp%.sbp}.err" "$tmp/err" >"$tmp/diff"; then
+      echo "FAIL sbpc $cmd $sbp: stderr differs from ${sbp%.sbp}.err"; head -40 "$tmp/diff"; fail=1
+    fi
+  done
+done
+[ -e "$tmp/prog/program.json" ] && { echo "FAIL: compile wrote a program for a bad model"; fail=1; }
+echo "bad: $n generated inputs checked, and tests/bad under run and compile: $([ $fail = 0 ] && echo ok || echo FAILED)"
 exit $fail

@@ -14,7 +14,11 @@
 #              with the bytes and the limit; --data/--weights are mapped;
 #   cache      a shared cache folder, a foreign entry, a FIFO, a link;
 #   low        escaped tensor names, honest messages, HF notes, NaN loss,
-#              a full disk during compile.
+#              a full disk during compile;
+#   ranks      ranks started with different programs or flags stop before
+#              any step (item 6); a plan whose values are not the schema's
+#              ("dp": "2", zero 7) and another model's plan are refused by
+#              compile and run (item 11 and "another model's plan").
 set -u
 SBPC=${1:?usage: safety.sh SBPC}
 cd "$(dirname "$0")/.."
@@ -164,6 +168,27 @@ grep -q 'note: key "scale_attn_weights" is not modelled' "$T/err" && grep -q 'sc
 grep -q 'note: key "sliding_window" is not modelled' "$T/err" || bad "sliding_window imported silently"
 (trap '' XFSZ; ulimit -f 8; "$SBPC" compile $M -o "$T/full" >/dev/null 2>"$T/err"); rc=$?
 [ $rc = 1 ] || bad "a full disk during compile -o exited $rc, wanted 1: $(head -2 "$T/err")"
+
+# ---- ranks, plans -----------------------------------------------------------------
+if command -v mpirun >/dev/null; then
+  "$SBPC" compile $M -o "$T/one" >/dev/null 2>&1 || bad "compile for the rank check"
+  # two ranks of one dp=2 program, each with another seed: refused, naming the flags
+  "$SBPC" compile $M --dp 2 -o "$T/two" >/dev/null 2>&1 || bad "compile --dp 2 for the rank check"
+  expect 1 "not started with the same program and flags" env ASAN_OPTIONS=detect_leaks=0 mpirun --oversubscribe \
+    -np 1 "$SBPC" run "$T/two" $Q --steps 1 --seed 1 : -np 1 "$SBPC" run "$T/two" $Q --steps 1 --seed 2
+  # the same with another learning rate on one rank
+  expect 1 "not started with the same program and flags" env ASAN_OPTIONS=detect_leaks=0 mpirun --oversubscribe \
+    -np 1 "$SBPC" run "$T/two" $Q --steps 1 : -np 1 "$SBPC" run "$T/two" $Q --steps 1 --lr 0.5
+fi
+"$SBPC" plan $M --cluster cpu:2 --precision fp32 --fix dp=2,tp=1,pp=1 --json "$T/p.json" >/dev/null 2>&1 || bad "plan for the plan checks"
+python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); p["parallel"]["dp"]="2"; json.dump(p,open(sys.argv[2],"w"))' "$T/p.json" "$T/p-str.json"
+expect 1 "dp" "$SBPC" compile $M --plan "$T/p-str.json" -o "$T/x1"
+expect 1 "dp" "$SBPC" run $M $Q --plan "$T/p-str.json" --steps 1
+python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); p["parallel"]["zero"]=7; json.dump(p,open(sys.argv[2],"w"))' "$T/p.json" "$T/p-zero.json"
+expect 1 "zero" "$SBPC" compile $M --plan "$T/p-zero.json" -o "$T/x2"
+"$SBPC" import hf tests/data/hf/tiny-llama.json -o "$T/llama.sbp" >/dev/null 2>&1 || bad "import for the plan checks"
+expect 1 "another model" "$SBPC" compile "$T/llama.sbp" --plan "$T/p.json" -o "$T/x3"
+expect 1 "another model" "$SBPC" run "$T/llama.sbp" $Q --plan "$T/p.json" --steps 1 --dp 1
 
 [ $fail = 0 ] && echo "safety: all passed"
 exit $fail

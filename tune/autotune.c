@@ -23,6 +23,7 @@
  * oversubscription switches, and a communication timeout as long as the
  * child limit (a loaded machine is slow, not hung). */
 #include "tune/tn_int.h"
+#include "format/sbpc_plan.h"
 #include "util/diag.h"
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -78,32 +79,23 @@ static int run_child(char *const argv[], const char *logpath, double limit_s) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-static int geti(const cJSON *o, const char *k, int def) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsNumber(v) ? v->valueint : def;
-}
-
-/* read_top: the planner's top layouts (planner.top) and the training shape */
+/* read_top: the planner's top layouts and the training shape, through the
+ * one plan reader (format/sbpc_plan.h) */
 static int read_top(const char *path, layout *L, int maxk, long *batch, long *seq) {
-  size_t len;
-  char *text = read_file(path, 64 << 20, &len);
-  cJSON *j = text ? cJSON_ParseWithLength(text, len) : NULL;
-  free(text);
-  const cJSON *top = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "planner"), "top"), *e;
-  const cJSON *tr = cJSON_GetObjectItemCaseSensitive(j, "train");
-  *batch = geti(tr, "global_batch", 0), *seq = geti(tr, "seq", 0);
+  char err[512];
+  sbpc_plan *p = sbpc_plan_read(path, err, sizeof err);
+  if (!p) return 0;
+  *batch = p->global_batch, *seq = p->seq;
   int n = 0;
-  cJSON_ArrayForEach(e, top) {
-    if (n == maxk) break;
+  for (int i = 0; i < p->ntop && n < maxk; i++) {
+    const sbpc_plan_top *t = &p->top[i];
     layout *l = &L[n++];
     memset(l, 0, sizeof *l);
-    l->dp = geti(e, "dp", 1), l->tp = geti(e, "tp", 1), l->pp = geti(e, "pp", 1), l->sp = geti(e, "sp", 1);
-    l->vpp = geti(e, "vpp", 1), l->mbs = geti(e, "micro_batch", 1), l->m = geti(e, "num_micro_batches", 1);
-    l->zero = geti(e, "zero", 0), l->same = -1, l->np = geti(e, "devices_used", l->dp * l->tp * l->pp * l->sp);
-    const cJSON *rc = cJSON_GetObjectItemCaseSensitive(e, "recompute");
-    snprintf(l->recompute, sizeof l->recompute, "%s", cJSON_IsString(rc) ? rc->valuestring : "none");
+    l->dp = t->dp, l->tp = t->tp, l->pp = t->pp, l->sp = t->sp, l->vpp = t->vpp;
+    l->mbs = t->micro_batch, l->m = t->num_micro_batches, l->zero = t->zero, l->same = -1, l->np = t->devices_used;
+    snprintf(l->recompute, sizeof l->recompute, "%s", t->recompute);
   }
-  cJSON_Delete(j);
+  sbpc_plan_free(p);
   return n;
 }
 
@@ -140,7 +132,7 @@ static int plan_top(const ctx *c, layout *L, long *b, long *s) {
   snprintf(json, sizeof json, "%s/plan.json", c->dir);
   snprintf(log, sizeof log, "%s/plan.log", c->dir);
   if (plan(c, json, log, (char *[]){"--top", k, NULL})) {
-    fprintf(c->o->log, "tune: error: the planner failed (see %s)\n", log);
+    sbpc_error("tune: the planner failed (see %s)", log);
     return 0;
   }
   return read_top(json, L, c->o->k < MAXK ? c->o->k : MAXK, b, s);
@@ -327,7 +319,7 @@ int tn_autotune(const tn_autotune_opts *o) {
   ctx c = {o, "", "/tmp/sbpc-autotune-XXXXXX", 0, 0};
   ssize_t n = readlink("/proc/self/exe", c.exe, sizeof c.exe - 1);
   if (n <= 0 || !mkdtemp(c.dir)) {
-    fprintf(o->log, "tune: error: cannot find sbpc or make a work folder\n");
+    sbpc_error("tune: cannot find sbpc or make a work folder");
     return 1;
   }
   c.exe[n] = 0;
@@ -335,7 +327,7 @@ int tn_autotune(const tn_autotune_opts *o) {
   layout L[MAXK];
   int k = plan_top(&c, L, &c.batch, &c.seq);
   if (k == 0 || c.batch <= 0 || c.seq <= 0) {
-    fprintf(o->log, "tune: error: no layouts to measure (work folder %s)\n", c.dir);
+    sbpc_error("tune: no layouts to measure (work folder %s)", c.dir);
     return 1;
   }
   for (int i = 0; i < k; i++)

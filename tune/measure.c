@@ -22,6 +22,7 @@
  * is given (--peak-flops, --peak-bw): sbpc never guesses a datasheet.
  * Progress is a bar on a terminal, plain lines otherwise. */
 #include "tune/tn_int.h"
+#include "util/diag.h"
 #include <cblas.h>
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -231,7 +232,7 @@ static int write_json(cJSON *j, const char *path) {
   char *s = cJSON_Print(j);
   FILE *out = path ? fopen(path, "w") : stdout;
   int rc = !out || fprintf(out, "%s\n", s) < 0;
-  if (!out) fprintf(stderr, "sbpc: error: cannot write '%s'\n", path);
+  if (!out) sbpc_error("cannot write '%s'", path);
   if (out && path && fclose(out)) rc = 1;
   free(s);
   return rc;

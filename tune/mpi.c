@@ -23,6 +23,7 @@
  * without mpi.h on the include path, this file reports that collectives were
  * not measured. */
 #include "tune/tn_int.h"
+#include "util/diag.h"
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <math.h>
@@ -292,7 +293,7 @@ int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks) {
   (void)calib_json;
   *nranks = 1;
   if (tn_launched_ranks() > 1 && o->log)
-    fprintf(o->log, "tune: warning: this sbpc was built without MPI for tune; collectives not measured\n");
+    sbpc_warn("tune: this sbpc was built without MPI for tune; collectives not measured");
   return 0;
 }
 

@@ -3,7 +3,9 @@
  * The source line is found by scanning the buffer for the loc's line; tabs in
  * the prefix are kept so the caret lines up; lines longer than 200 columns are
  * shown as a window around the column so a 1 MB identifier does not flood the
- * terminal. Non-printable bytes are shown as '?'. */
+ * terminal. Non-printable bytes are shown as '?'. Messages about a file as a
+ * whole or about no file (sbpc_error, diag_file_error, ...) go through the
+ * same printer, so every module's messages have one form. */
 #include "util/diag.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -51,13 +53,17 @@ static void show_line(diag *d, srcloc loc) {
 
 void diag_vmsg(diag *d, const char *kind, srcloc loc, const char *fmt, va_list ap) {
   const char *col = !use_color(d) ? "" : kind[0] == 'e' ? "\033[1;31m" : kind[0] == 'w' ? "\033[1;35m" : "\033[1;36m";
-  if (loc.line > 0)
+  flockfile(d->out); /* one message at a time from the runtime's threads */
+  if (loc.line > 0 && loc.col > 0)
     fprintf(d->out, "%s:%d:%d: %s%s:%s ", d->file, loc.line, loc.col, col, kind, *col ? "\033[0m" : "");
+  else if (loc.line > 0)
+    fprintf(d->out, "%s:%d: %s%s:%s ", d->file, loc.line, col, kind, *col ? "\033[0m" : "");
   else
     fprintf(d->out, "%s: %s%s:%s ", d->file, col, kind, *col ? "\033[0m" : "");
   vfprintf(d->out, fmt, ap);
   fputc('\n', d->out);
   show_line(d, loc);
+  funlockfile(d->out);
 }
 
 void diag_error(diag *d, srcloc loc, const char *fmt, ...) {
@@ -88,14 +94,26 @@ void diag_note(diag *d, srcloc loc, const char *fmt, ...) {
   va_end(ap);
 }
 
-void sbpc_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("sbpc: error: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
+/* say: "who: kind: message" on stderr, coloured as diag_vmsg does */
+static void say(const char *who, const char *kind, const char *fmt, va_list ap) {
+  diag d;
+  diag_init(&d, who, NULL, 0);
+  diag_vmsg(&d, kind, (srcloc){0, 0}, fmt, ap);
 }
+
+#define SAY(who, kind)   \
+  do {                   \
+    va_list ap;          \
+    va_start(ap, fmt);   \
+    say(who, kind, fmt, ap); \
+    va_end(ap);          \
+  } while (0)
+
+void sbpc_error(const char *fmt, ...) { SAY("sbpc", "error"); }
+void sbpc_warn(const char *fmt, ...) { SAY("sbpc", "warning"); }
+void sbpc_note(const char *fmt, ...) { SAY("sbpc", "note"); }
+void diag_file_error(const char *path, const char *fmt, ...) { SAY(path, "error"); }
+void diag_file_note(const char *path, const char *fmt, ...) { SAY(path, "note"); }
 
 const char *diag_printable(const char *s, char *buf, size_t n) {
   size_t o = 0;
@@ -112,7 +130,7 @@ const char *diag_printable(const char *s, char *buf, size_t n) {
 char *read_file(const char *path, size_t max_bytes, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    fprintf(stderr, "%s: error: cannot open: %s\n", path, strerror(errno));
+    diag_file_error(path, "cannot open: %s", strerror(errno));
     return NULL;
   }
   size_t cap = 4096, n = 0;
@@ -122,7 +140,7 @@ char *read_file(const char *path, size_t max_bytes, size_t *len) {
     size_t got = fread(buf + n, 1, cap - n, f);
     n += got;
     if (n > max_bytes) {
-      fprintf(stderr, "%s: error: file is larger than %zu bytes\n", path, max_bytes);
+      diag_file_error(path, "file is larger than %zu bytes", max_bytes);
       free(buf);
       fclose(f);
       return NULL;
@@ -138,7 +156,7 @@ char *read_file(const char *path, size_t max_bytes, size_t *len) {
   int err = ferror(f);
   fclose(f);
   if (!buf || err) {
-    fprintf(stderr, "%s: error: read failed\n", path);
+    diag_file_error(path, "read failed");
     free(buf);
     return NULL;
   }

@@ -41,14 +41,24 @@ typedef struct diag {
 /* diag_init: set up a context for `file` whose text is src[0..len). */
 void diag_init(diag *d, const char *file, const char *src, size_t len);
 /* diag_error / diag_warn / diag_note: print a located message; loc.line 0 means
- * the message is about the file as a whole. */
+ * the message is about the file as a whole, loc.col 0 about the whole line
+ * ("file:line: error: ..."). */
 void diag_error(diag *d, srcloc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void diag_warn(diag *d, srcloc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void diag_note(diag *d, srcloc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void diag_vmsg(diag *d, const char *kind, srcloc loc, const char *fmt, va_list ap);
 
-/* sbpc_error: an error about no file at all ("sbpc: error: ..."), to stderr. */
+/* sbpc_error / sbpc_warn / sbpc_note: a message about no file at all
+ * ("sbpc: error: ..."), to stderr. */
 void sbpc_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sbpc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sbpc_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* diag_file_error / diag_file_note: a message about the file path as a whole
+ * ("path: error: ..."), to stderr, for the modules that read a file without
+ * a diag context of its text (checkpoints, data, safetensors, plans). */
+void diag_file_error(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_file_note(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* diag_printable: s for a message, with control bytes (below 0x20, and
  * 0x7f) written as \xNN so a hostile name cannot drive the terminal; cut

@@ -74,7 +74,7 @@ const void *os_map(const char *path, size_t *len) {
   struct stat st;
   int fd = os_open_regular(path, false, &st);
   if (fd < 0) {
-    fprintf(stderr, "%s: error: cannot open: %s\n", path, errno == EINVAL ? "not a regular file" : strerror(errno));
+    diag_file_error(path, "cannot open: %s", errno == EINVAL ? "not a regular file" : strerror(errno));
     return NULL;
   }
   *len = (size_t)st.st_size;
@@ -83,7 +83,7 @@ const void *os_map(const char *path, size_t *len) {
   int err = errno;
   close(fd);
   if (p == MAP_FAILED) {
-    fprintf(stderr, "%s: error: cannot map: %s\n", path, strerror(err));
+    diag_file_error(path, "cannot map: %s", strerror(err));
     return NULL;
   }
   return p;

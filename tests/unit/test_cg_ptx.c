@@ -8,6 +8,7 @@
  * spill bytes per kernel. */
 #include "cu.h"
 #include "codegen/cg.h"
+#include "tests/support/fixtures.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,17 +57,17 @@ static void check_graph(ir_graph *g, ir_dtype act, int maxarch) {
 }
 
 static void ptx_block(void) {
-  ir_graph *g = cg_demo_block(768, 12, 1024);
+  ir_graph *g = fx_gpt2_block(768, 12, 1024);
   check_graph(g, IR_F32, 90);
   check_graph(g, IR_BF16, 90);
   ir_graph_free(g);
-  ir_graph *h = cg_demo_block(1024, 16, 512); /* other widths, f16: sm_80 only, to keep the test short */
+  ir_graph *h = fx_gpt2_block(1024, 16, 512); /* other widths, f16: sm_80 only, to keep the test short */
   check_graph(h, IR_F16, 80);
   ir_graph_free(h);
 }
 
 static void ptx_extras(void) {
-  ir_graph *g = cg_demo_extras(4096);
+  ir_graph *g = fx_extras(4096);
   check_graph(g, IR_F32, 90);
   check_graph(g, IR_BF16, 90);
   check_graph(g, IR_F16, 90);

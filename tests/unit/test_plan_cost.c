@@ -2,6 +2,7 @@
  * values computed by hand from the formulas in docs/planner.md. */
 #include "cu.h"
 #include "planner/plan_int.h"
+#include "tests/support/fixtures.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -76,7 +77,7 @@ static void boxing_rules(void) {
 static void links(void) {
   arena *a = arena_new();
   plan_cl cl;
-  CU_ASSERT(plan_cl_init(&cl, plan_cluster_dgx(a, 2), a));
+  CU_ASSERT(plan_cl_init(&cl, fx_cluster_dgx(a, 2), a));
   CU_ASSERT_EQUAL(cl.ndev, 16);
   plan_link l = plan_group_link(&cl, 0, 1, 8); /* inside a node */
   NEAR(l.bw, 300e9);
@@ -88,7 +89,7 @@ static void links(void) {
   NEAR(l.bw, 200e9);
   l = plan_group_link(&cl, 0, 4, 4); /* 2 members per node */
   NEAR(l.bw, 50e9);
-  CU_ASSERT(plan_cl_init(&cl, plan_cluster_mixed(a, 1, 1), a));
+  CU_ASSERT(plan_cl_init(&cl, fx_cluster_mixed(a, 1, 1), a));
   l = plan_group_link(&cl, 0, 8, 2); /* A100 node to V100 node: the slower NIC */
   NEAR(l.bw, 12.5e9 / 8);
   NEAR(l.lat, 10e-6);
@@ -150,7 +151,7 @@ static void matmul_layer(void) {
  * et al. 2022); selective recompute drops the 5 a s^2 b score terms, full
  * keeps the 2 s b h layer input */
 static void gpt_activations(void) {
-  ir_graph *g = plan_gpt_graph("gpt", 2, 256, 4, 1000, 128);
+  ir_graph *g = fx_gpt_graph("gpt", 2, 256, 4, 1000, 128);
   arena *a = arena_new();
   plan_model *pm = plan_model_new(g, a);
   plan_calib c = cal();
@@ -194,7 +195,7 @@ static double layer_act(plan_model *pm, const plan_calib *c, int t, int rc) {
 
 static void korthikanti_activations(void) {
   double s = 1024, b = 2, h = 4096, a = 32;
-  ir_graph *g = plan_gpt_graph("gpt", 2, (int64_t)h, (int64_t)a, 51200, 1024);
+  ir_graph *g = fx_gpt_graph("gpt", 2, (int64_t)h, (int64_t)a, 51200, 1024);
   const char *prof[3] = {"megatron-2021", "megatron-2022", "stack-2024"};
   for (int i = 0; i < 3; i++)
     for (int t = 1; t <= 8; t *= 2) {

@@ -12,6 +12,7 @@
 #include "cu.h"
 #include "frontend/frontend.h"
 #include "planner/plan_int.h"
+#include "tests/support/fixtures.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,9 +24,9 @@ typedef struct {
 } calib_point;
 
 static calib_point megatron(int L, int h, int heads, int nodes, int batch, const char *fix) {
-  ir_graph *g = plan_gpt_graph("gpt", L, h, heads, 51200, 2048);
+  ir_graph *g = fx_gpt_graph("gpt", L, h, heads, 51200, 2048);
   arena *a = arena_new();
-  ir_cluster *c = plan_cluster_dgx(a, nodes);
+  ir_cluster *c = fx_cluster_dgx(a, nodes);
   plan_options o;
   plan_options_default(&o);
   o.global_batch = batch, o.seq = 2048;
@@ -69,12 +70,12 @@ static const char *need[] = {"format", "version", "model", "cluster", "parallel"
                              "predicted", "planner"};
 
 static void json_fields(void) {
-  ir_graph *g = plan_gpt_graph("gpt", 8, 1024, 16, 51200, 2048);
+  ir_graph *g = fx_gpt_graph("gpt", 8, 1024, 16, 51200, 2048);
   arena *a = arena_new();
   plan_options o;
   plan_options_default(&o);
   o.global_batch = 64, o.seq = 2048;
-  plan_result *r = plan_search(g, plan_cluster_dgx(a, 2), &o);
+  plan_result *r = plan_search(g, fx_cluster_dgx(a, 2), &o);
   CU_ASSERT_FATAL(r && r->ntop > 0);
   char *s = plan_json_string(r);
   cJSON *j = cJSON_Parse(s);
@@ -117,12 +118,12 @@ static void json_fields(void) {
 
 /* GPT-3 175B on one DGX node cannot fit: the result says how much it needs */
 static void no_fit(void) {
-  ir_graph *g = plan_gpt_graph("gpt3", 96, 12288, 96, 50257, 2048);
+  ir_graph *g = fx_gpt_graph("gpt3", 96, 12288, 96, 50257, 2048);
   arena *a = arena_new();
   plan_options o;
   plan_options_default(&o);
   o.global_batch = 8, o.seq = 2048;
-  plan_result *r = plan_search(g, plan_cluster_dgx(a, 1), &o);
+  plan_result *r = plan_search(g, fx_cluster_dgx(a, 1), &o);
   CU_ASSERT_PTR_NOT_NULL_FATAL(r);
   CU_ASSERT_EQUAL(r->ntop, 0);
   CU_ASSERT(r->min_mem_bytes > 80.0 * (1 << 30));
@@ -136,9 +137,9 @@ static void no_fit(void) {
 /* mixed cluster with pp=2: the A100 stage gets more layers, and the
  * speed-weighted partition is at least as fast as the even one */
 static void mixed_partition(void) {
-  ir_graph *g = plan_gpt_graph("gpt", 32, 4096, 32, 51200, 2048);
+  ir_graph *g = fx_gpt_graph("gpt", 32, 4096, 32, 51200, 2048);
   arena *a = arena_new();
-  ir_cluster *c = plan_cluster_mixed(a, 2, 2);
+  ir_cluster *c = fx_cluster_mixed(a, 2, 2);
   plan_options o;
   plan_options_default(&o);
   o.global_batch = 128, o.seq = 2048;
@@ -180,9 +181,9 @@ static void check_stages(const plan_layout *l, int L) {
  * fewer devices, the fastest ones, says so in the JSON, and every stage
  * holds a layer. Forced onto all 192 devices, still no empty stage. */
 static void degenerate_mixed(void) {
-  ir_graph *g = plan_gpt_graph("gpt2", 12, 768, 12, 50257, 1024);
+  ir_graph *g = fx_gpt_graph("gpt2", 12, 768, 12, 50257, 1024);
   arena *a = arena_new();
-  ir_cluster *c = plan_cluster_mixed(a, 8, 16);
+  ir_cluster *c = fx_cluster_mixed(a, 8, 16);
   plan_options o;
   plan_options_default(&o);
   o.global_batch = 8, o.seq = 1024;
@@ -307,9 +308,9 @@ static void builder_matches_frontend(void) {
   diag d;
   diag_init(&d, "gpt3-175b.sbp", NULL, 0);
   CU_ASSERT_FATAL(ir_infer_shapes(p.g, &d));
-  ir_graph *g = plan_gpt_graph("gpt3", 96, 12288, 96, 50257, 2048);
+  ir_graph *g = fx_gpt_graph("gpt3", 96, 12288, 96, 50257, 2048);
   arena *a = arena_new();
-  ir_cluster *c = plan_cluster_dgx(a, 128);
+  ir_cluster *c = fx_cluster_dgx(a, 128);
   plan_options o;
   plan_options_default(&o);
   o.global_batch = 1536, o.seq = 2048;
@@ -327,7 +328,7 @@ static void builder_matches_frontend(void) {
 
 /* a cluster of n devices of mem bytes each in one node (cpu:N on a small machine) */
 static ir_cluster *small_cluster(arena *a, int n, double mem) {
-  ir_cluster *c = plan_cluster_dgx(a, 1);
+  ir_cluster *c = fx_cluster_dgx(a, 1);
   c->dev[0].mem_bytes = mem;
   c->node[0].ndev = n;
   return c;
@@ -347,7 +348,7 @@ static plan_result *search_fixed(const ir_graph *g, const ir_cluster *c, int64_t
  * while the memory model caps it at 5 % of the device, so on 12 devices of
  * 1.9 GB (cpu:12 on a 23 GB machine) a 0.5 MB model had "no fit" */
 static void small_devices(void) {
-  ir_graph *g = plan_gpt_graph("tiny", 2, 64, 4, 512, 32);
+  ir_graph *g = fx_gpt_graph("tiny", 2, 64, 4, 512, 32);
   arena *a = arena_new();
   plan_result *r = search_fixed(g, small_cluster(a, 12, 1.9e9), 12, 32, NULL, "sbpc");
   CU_ASSERT_PTR_NOT_NULL_FATAL(r);
@@ -362,15 +363,15 @@ static void small_devices(void) {
  * under --fix (which says which knob and why); a 25-head GPT-2 XL never gets
  * tp=2, 4 or 8 */
 static void heads_divisibility(void) {
-  ir_graph *g = plan_gpt_graph("tiny", 2, 64, 4, 512, 32);
+  ir_graph *g = fx_gpt_graph("tiny", 2, 64, 4, 512, 32);
   arena *a = arena_new();
   plan_result *r = search_fixed(g, small_cluster(a, 3, 80e9), 12, 32, "tp=3", "sbpc");
   CU_ASSERT_PTR_NOT_NULL_FATAL(r);
   CU_ASSERT_EQUAL(r->ntop, 0);
   CU_ASSERT(r->why && strstr(r->why, "tp=3") && strstr(r->why, "4 attention heads"));
   plan_result_free(r);
-  ir_graph *xl = plan_gpt_graph("gpt2-xl", 48, 1600, 25, 50257, 1024);
-  r = search_fixed(xl, plan_cluster_dgx(a, 1), 16, 1024, NULL, "sbpc");
+  ir_graph *xl = fx_gpt_graph("gpt2-xl", 48, 1600, 25, 50257, 1024);
+  r = search_fixed(xl, fx_cluster_dgx(a, 1), 16, 1024, NULL, "sbpc");
   CU_ASSERT_FATAL(r && r->ntop > 0);
   for (int i = 0; i < r->ntop; i++) CU_ASSERT_EQUAL(25 % r->top[i].tp, 0);
   for (int i = 0; i < r->ntop; i++) { /* the batch divisibility every runtime enforces */
@@ -381,15 +382,15 @@ static void heads_divisibility(void) {
     if (l->vpp > 1) CU_ASSERT_EQUAL(l->m % l->pp, 0);
   }
   plan_result_free(r);
-  r = search_fixed(xl, plan_cluster_dgx(a, 1), 16, 1024, "dp=1,pp=1,devices=8", "sbpc"); /* only tp=8 is left */
+  r = search_fixed(xl, fx_cluster_dgx(a, 1), 16, 1024, "dp=1,pp=1,devices=8", "sbpc"); /* only tp=8 is left */
   CU_ASSERT_FATAL(r != NULL);
   CU_ASSERT_EQUAL(r->ntop, 0);
   plan_result_free(r);
-  r = search_fixed(xl, plan_cluster_dgx(a, 1), 16, 1024, "pp=64", "sbpc");
+  r = search_fixed(xl, fx_cluster_dgx(a, 1), 16, 1024, "pp=64", "sbpc");
   CU_ASSERT_FATAL(r != NULL);
   CU_ASSERT(r->ntop == 0 && r->why && strstr(r->why, "pp=64"));
   plan_result_free(r);
-  r = search_fixed(xl, plan_cluster_dgx(a, 1), 16, 1024, "zero=1", "megatron-2021");
+  r = search_fixed(xl, fx_cluster_dgx(a, 1), 16, 1024, "zero=1", "megatron-2021");
   CU_ASSERT_FATAL(r != NULL);
   CU_ASSERT(r->ntop == 0 && r->why && strstr(r->why, "distributed optimizer"));
   plan_result_free(r);
@@ -403,9 +404,9 @@ static int layers_of(const plan_layout *l, int s) { return l->stage[s].last - l-
 /* vpp = 3 (published 175B and 530B runs): every stage holds a multiple of 3
  * layers, and the JSON's chunks cover the layers in Megatron's order */
 static void vpp_three(void) {
-  ir_graph *g = plan_gpt_graph("gpt", 96, 2048, 16, 51200, 2048);
+  ir_graph *g = fx_gpt_graph("gpt", 96, 2048, 16, 51200, 2048);
   arena *a = arena_new();
-  plan_result *r = search_fixed(g, plan_cluster_dgx(a, 8), 512, 2048, "tp=8,pp=8,vpp=3", "megatron-2022");
+  plan_result *r = search_fixed(g, fx_cluster_dgx(a, 8), 512, 2048, "tp=8,pp=8,vpp=3", "megatron-2022");
   CU_ASSERT_FATAL(r && r->ntop > 0);
   const plan_layout *l = &r->top[0];
   CU_ASSERT_EQUAL(l->vpp, 3);
@@ -439,12 +440,12 @@ static void vpp_three(void) {
  * without vpp = 3; a large vocabulary makes the last stage (the head and
  * the cross-entropy) hold fewer layers than the middle ones */
 static void uneven_stages(void) {
-  ir_graph *g = plan_gpt_graph("gpt", 126, 1024, 16, 262144, 2048);
+  ir_graph *g = fx_gpt_graph("gpt", 126, 1024, 16, 262144, 2048);
   arena *a = arena_new();
   for (int v = 1; v <= 3; v += 2) {
     char fix[64];
     snprintf(fix, sizeof fix, "tp=1,pp=16,vpp=%d", v);
-    plan_result *r = search_fixed(g, plan_cluster_dgx(a, 2), 64, 2048, fix, "megatron-2022");
+    plan_result *r = search_fixed(g, fx_cluster_dgx(a, 2), 64, 2048, fix, "megatron-2022");
     CU_ASSERT_FATAL(r && r->ntop > 0);
     const plan_layout *l = &r->top[0];
     int sum = 0;
@@ -464,9 +465,9 @@ static void uneven_stages(void) {
  * selective recompute, 8 A100 80GB): the time-only SBP program replicates
  * every weight (366 GB); with memory in the program a layout that fits */
 static void memory_in_sbp_program(void) {
-  ir_graph *g = plan_gpt_graph("gpt-22b", 48, 6144, 64, 51200, 2048);
+  ir_graph *g = fx_gpt_graph("gpt-22b", 48, 6144, 64, 51200, 2048);
   arena *a = arena_new();
-  plan_result *r = search_fixed(g, plan_cluster_dgx(a, 1), 4, 2048, "tp=8,pp=1,mbs=4,recompute=selective", "megatron-2022");
+  plan_result *r = search_fixed(g, fx_cluster_dgx(a, 1), 4, 2048, "tp=8,pp=1,mbs=4,recompute=selective", "megatron-2022");
   CU_ASSERT_FATAL(r != NULL);
   CU_ASSERT(r->ntop > 0);
   if (r->ntop) CU_ASSERT(r->top[0].mem_bytes < 0.95 * 80.0 * (1 << 30));

@@ -252,13 +252,16 @@ static void check_model_with(ir_graph *g, int kernels) {
   rt_config cfg = rt_config_default();
   cfg.kernels = kernels;
   cfg.lr = 0, cfg.weight_decay = 0;
-  lw_layout lay = {1, 1, 1, 1, 0, 0, 2, 5, NULL, 0, 0, 0};
+  lw_layout lay = {1, 1, 1, 1, 0, 0, 2, 5, NULL, 0, 0, 0, 1, 1, 0};
   diag d;
   diag_init(&d, "test", NULL, 0);
   fmt_prog *p = lw_compile(g, &lay, &d);
   CU_ASSERT_FATAL(p != NULL);
   g = p->g;
-  rt_exec *e = rt_exec_new(p, &cfg, NULL, 0, &d);
+  char dir[] = "/tmp/sbpc_rt_grad_XXXXXX";
+  CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+  CU_ASSERT_FATAL(fmt_prog_write_dir(p, dir)); /* the program's fused kernels go to dir/kernels */
+  rt_exec *e = rt_exec_new(p, dir, &cfg, NULL, 0, &d);
   CU_ASSERT_FATAL(e != NULL);
   int32_t ids[10], lab[10];
   for (int i = 0; i < 10; i++) ids[i] = (int32_t)(urand() * V), lab[i] = (int32_t)(urand() * V);
@@ -307,6 +310,9 @@ static void check_model_with(ir_graph *g, int kernels) {
   CU_ASSERT_EQUAL(bad, 0);
   rt_exec_free(e);
   fmt_prog_free(p);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CU_ASSERT(system(cmd) == 0);
 }
 
 static void check_model(ir_graph *g) { check_model_with(g, RT_KERNELS_AUTO); }

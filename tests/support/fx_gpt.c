@@ -1,12 +1,12 @@
-/* models.c — GPT graphs and clusters built in code, for tests and benchmarks.
+/* fx_gpt.c — GPT graphs and clusters built in code, for tests and benchmarks.
  *
- * plan_gpt_graph makes the forward graph the front end produces from a GPT
+ * fx_gpt_graph makes the forward graph the front end produces from a GPT
  * .sbp file (examples/gpt2.sbp: embedding + learned positions, pre-LN blocks
  * with fused QKV, attention, projection, dropout, GELU MLP, a tied LM head and
  * cross-entropy), with every tensor's shape set, so the planner can be tested
  * and benchmarked at any size without parsing. The clusters are the DGX-A100
  * description of docs/language.md and a V100 node type for mixed clusters. */
-#include "planner/planner.h"
+#include "tests/support/fixtures.h"
 #include <stdarg.h>
 #include <string.h>
 
@@ -86,7 +86,7 @@ static void layer(gb *b, ir_ref *x, int64_t hidden, int64_t heads) {
   *x = op2(b, IR_OP_ADD, *x, d, H);
 }
 
-ir_graph *plan_gpt_graph(const char *name, int layers, int64_t hidden, int64_t heads,
+ir_graph *fx_gpt_graph(const char *name, int layers, int64_t hidden, int64_t heads,
                          int64_t vocab, int64_t maxpos) {
   ir_graph *g = ir_graph_new(name);
   gb b = {g, -1, -1, 0};
@@ -128,7 +128,7 @@ static void dgx(ir_nodetype *n, int devtype) {
   n->nic_name = "ib", n->nics = 8, n->nic_bw = 25e9, n->nic_lat = 5e-6;
 }
 
-ir_cluster *plan_cluster_dgx(arena *a, int nodes) {
+ir_cluster *fx_cluster_dgx(arena *a, int nodes) {
   ir_cluster *c = ARENA_NEW(a, ir_cluster);
   c->name = "dgx-a100";
   c->dev = ARENA_NEW(a, ir_devtype), c->ndev = 1;
@@ -140,7 +140,7 @@ ir_cluster *plan_cluster_dgx(arena *a, int nodes) {
   return c;
 }
 
-ir_cluster *plan_cluster_mixed(arena *a, int na, int nv) {
+ir_cluster *fx_cluster_mixed(arena *a, int na, int nv) {
   ir_cluster *c = ARENA_NEW(a, ir_cluster);
   c->name = "mixed";
   c->dev = ARENA_ARRAY(a, ir_devtype, 2), c->ndev = 2;

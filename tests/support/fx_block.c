@@ -1,4 +1,4 @@
-/* demo.c — a GPT-2 block (forward and backward) built with the IR builder,
+/* fx_block.c — a GPT-2 block (forward and backward) built with the IR builder,
  * for tests, the CPU benchmark and the GPU check when no front end is at hand.
  *
  * Tokens are one symbolic axis (B*S rows), hidden size h, 4h MLP, `heads`
@@ -6,8 +6,8 @@
  * backward part is the one autodiff makes for the fusable ops: dropout_grad,
  * gelu_grad, the residual adds, attention_grad; the GEMMs, bias gradients
  * (sum_rows) and layer_norm_grad are there as the boundaries they are.
- * cg_demo_extras adds the fusion patterns a GPT-2 block lacks. */
-#include "codegen/cg.h"
+ * fx_extras adds the fusion patterns a GPT-2 block lacks. */
+#include "tests/support/fixtures.h"
 #include <string.h>
 
 typedef struct {
@@ -53,8 +53,8 @@ static void op(dg *d, ir_opkind k, int nin, const ir_ref *in, int nout, const ir
 #define OP2(k, a, b, out, at) op(&d, k, 2, (ir_ref[]){a, b}, 1, (ir_ref[]){out}, at, bwd)
 #define OP3(k, a, b, c, out, at) op(&d, k, 3, (ir_ref[]){a, b, c}, 1, (ir_ref[]){out}, at, bwd)
 
-/* cg_demo_block: see cg.h. */
-ir_graph *cg_demo_block(int64_t h, int heads, int64_t tokens) {
+/* fx_gpt2_block: see fixtures.h. */
+ir_graph *fx_gpt2_block(int64_t h, int heads, int64_t tokens) {
   dg d = {ir_graph_new("gpt2_block"), {1, 0, 1}};
   int64_t f = 4 * h;
   bool bwd = false;
@@ -128,7 +128,7 @@ static ir_ref ex_tens(ir_graph *g, const char *name, ir_tkind kind, ir_dtype dt,
   return ir_tensor_add(g, &t);
 }
 
-ir_graph *cg_demo_extras(int64_t tokens) {
+ir_graph *fx_extras(int64_t tokens) {
   ir_graph *g = ir_graph_new("extras");
   dg d = {g, {1, 0, 1}};
   ir_attrs none = {0}, sm = {0}, ad = {0};
