@@ -18,6 +18,7 @@
  *   lw_train      autodiff, B and S bound to the micro-batch   lower/train.c
  *   lw_sbp        the plan's SBP on the tp axis, boxing         lower/sbp.c
  *   lw_local      one tp rank's shard of every shape            lower/local.c
+ *   lw_sp         sequence parallelism (Ulysses all-to-alls)    lower/sp.c
  *   lw_place      ops on pipeline stages                        lower/place.c
  *   lw_recompute  recompute as clones in backward               lower/recompute.c
  *   lw_fuse       fused CPU kernels (codegen's groups) as actors lower/fuse.c

@@ -47,6 +47,9 @@ static bool usable(const lw_ctx *c, const cg_group *gr) {
     if (o->kind == IR_OP_ADAMW || needs_group(c, o) || c->p->op_stage[gr->ops[i]] != c->p->op_stage[gr->ops[0]] ||
         o->backward != o0->backward)
       return false;
+    /* under sequence parallelism rotary starts at the rank's first position,
+     * which codegen's kernel cannot take (the reference kernel does) */
+    if (c->lay.sp > 1 && (o->kind == IR_OP_ROTARY || o->kind == IR_OP_ROTARY_GRAD)) return false;
   }
   return true;
 }

@@ -25,7 +25,8 @@ grep -q "kernels: $k (0 from cache)" "$tmp/log1" || fail "first run should build
 [ -f "$tmp/out/program.json" ] || fail "no program.json"
 grep -q '"micro":4' "$tmp/out/program.json" || fail "the program is not the plan's 4 micro-batches"
 [ "$(ls "$tmp/out/kernels"/*.cu | wc -l)" -eq "$k" ] || fail ".cu count"
-[ "$(ls "$tmp/out/kernels"/*.ll | wc -l)" -eq "$k" ] || fail ".ll count"
+[ -f "$tmp/out/kernels/cpu.ll" ] || fail "no kernels/cpu.ll (the program's fused CPU kernels)"
+[ "$(ls "$tmp/out/kernels"/*.ll | grep -vc '/cpu\.ll$')" -eq "$k" ] || fail ".ll count"
 grep -q '"fused_ops":[[:space:]]*"bias_add+gelu"' "$tmp/out/kernels/manifest.json" || fail "no bias+gelu kernel"
 grep -q '"launch"' "$tmp/out/kernels/manifest.json" || fail "no launch shapes"
 
