@@ -5,12 +5,13 @@ grouped-query causal attention, SwiGLU MLP, untied lm_head), started from
 sbpc's initial weights (CKPT/model.safetensors, written by `sbpc run
 --steps 0 --save`), trained 5 steps on DATA (little-endian int32 tokens cut
 into samples of SEQ + 1, BATCH per step, in order) with torch.optim.AdamW
-(lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01); writes the losses
-as JSON lines to OUT. The sizes come from CONFIG (default
+(lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01; tests/lib/torch_ref.py);
+writes the losses as JSON lines to OUT. The sizes come from CONFIG (default
 tests/data/hf/tiny-llama.json)."""
-import json, math, struct, sys
+import json, math, sys
 import torch
 import torch.nn.functional as F
+import torch_ref
 
 ck, data, out = sys.argv[1:4]
 B, S = int(sys.argv[4]), int(sys.argv[5])
@@ -18,17 +19,8 @@ cfg = json.load(open(sys.argv[6] if len(sys.argv) > 6 else "tests/data/hf/tiny-l
 V, H, A = cfg["vocab_size"], cfg["hidden_size"], cfg["num_attention_heads"]
 KV, L, EPS = cfg["num_key_value_heads"], cfg["num_hidden_layers"], cfg["rms_norm_eps"]
 THETA, D = cfg.get("rope_theta", 10000.0), H // A
-torch.set_num_threads(1)
 
-raw = open(ck + "/model.safetensors", "rb").read()
-n = struct.unpack("<Q", raw[:8])[0]
-P = {}
-for k, v in json.loads(raw[8:8 + n]).items():
-    if k == "__metadata__":
-        continue
-    a, b = v["data_offsets"]
-    t = torch.frombuffer(bytearray(raw[8 + n + a:8 + n + b]), dtype=torch.float32).reshape(v["shape"])
-    P[k] = t.clone().requires_grad_(True)
+P = torch_ref.load(ck)
 
 def rms(x, w):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS) * w
@@ -58,16 +50,4 @@ def forward(ids):
         x = x + (F.silu(m @ p("mlp.gate_proj.weight").T) * (m @ p("mlp.up_proj.weight").T)) @ p("mlp.down_proj.weight").T
     return rms(x, P["model.norm.weight"]) @ P["lm_head.weight"].T
 
-raw = open(data, "rb").read()
-tok = torch.tensor(struct.unpack("<%di" % (len(raw) // 4), raw))
-nsamp = len(tok) // (S + 1)
-opt = torch.optim.AdamW(list(P.values()), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-with open(out, "w") as f:
-    for step in range(1, 6):
-        idx = [((step - 1) * B + i) % nsamp for i in range(B)]
-        batch = torch.stack([tok[i * (S + 1):(i + 1) * (S + 1)] for i in idx]).long()
-        loss = F.cross_entropy(forward(batch[:, :S]).reshape(-1, V), batch[:, 1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        f.write(json.dumps({"step": step, "loss": loss.item()}) + "\n")
+torch_ref.train(forward, P, data, out, B, S, V)
