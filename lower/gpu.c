@@ -156,7 +156,7 @@ static int module(gctx *x, const char *probe_src, char *(*mk)(void *, const char
   if (G->nmod == x->cap) {
     x->cap = 2 * x->cap + 16;
     fmt_gmod *m = ARENA_ARRAY(p->a, fmt_gmod, x->cap);
-    memcpy(m, G->mod, sizeof *m * (size_t)G->nmod);
+    if (G->nmod) memcpy(m, G->mod, sizeof *m * (size_t)G->nmod);
     G->mod = m;
   }
   fmt_gmod *m = &G->mod[G->nmod];
@@ -292,7 +292,7 @@ static bool row(gctx *x, const ir_op *o, cg_kernel *k, fmt_gop *q) {
   k->name = saved;
   if (q->module < 0) return false;
   q->kind = FMT_G_ROW, q->nbind = k->nbuf, q->nscalar = k->nscalar;
-  memcpy(q->scalar, k->scalar_default, sizeof(float) * (size_t)k->nscalar);
+  if (k->nscalar) memcpy(q->scalar, k->scalar_default, sizeof(float) * (size_t)k->nscalar);
   q->arg[0] = k->rows, q->arg[1] = k->cols;
   int blk;
   cg_cuda_launch(k, k->rows, k->cols, &q->grid, &blk);
