@@ -192,6 +192,20 @@ static void parallelism(const sbpc_plan *p, ex_ctx *c, const ex_titan_dp *d, int
   fprintf(c->out, "            context_parallel_degree=%d,\n        ),\n", p->sp);
 }
 
+/* schedule_vpp: the virtual stages written; PyTorch's Interleaved1F1B runs
+ * max(1, micro-batches / pp) rounds and needs them to divide the micro-batches
+ * (torch.distributed.pipelining.schedules), else 1F1B is written. */
+static int schedule_vpp(const sbpc_plan *p, ex_ctx *c) {
+  int vpp = ex_titan_vpp(p, c), rounds = p->num_micro_batches / p->pp;
+  if (vpp > 1 && p->num_micro_batches % (rounds > 1 ? rounds : 1)) {
+    ex_warn(c, "PyTorch's Interleaved1F1B runs %d micro-batches in max(1, %d/pp) rounds, which must divide them; "
+               "writing 1F1B over the plan's %d stages (vpp=%d dropped)", p->num_micro_batches,
+            p->num_micro_batches, p->pp, vpp);
+    return 1;
+  }
+  return vpp;
+}
+
 static const char *ac_config(const sbpc_plan *p) {
   if (!strcmp(p->recompute, "full")) return "FullAC.Config()";
   return !strcmp(p->recompute, "selective") ? "SelectiveAC.Config()" : "None";
@@ -207,7 +221,7 @@ int ex_torchtitan_main(const sbpc_plan *p, ex_ctx *c) {
   if (p->sp > 1) ex_warn(c, "sequence-parallel degree %d written as context parallelism", p->sp);
   arch(p, c, &m);
   ex_titan_dp d = ex_titan_dp_degrees(p, c);
-  int vpp = p->pp > 1 ? ex_titan_vpp(p, c) : 1;
+  int vpp = p->pp > 1 ? schedule_vpp(p, c) : 1;
   const char *prec = ex_titan_precision(p, c);
   fputc('\n', c->out);
   fputs(imports, c->out);

@@ -53,14 +53,17 @@ static void part(ex_ctx *c, int first, int last, int v, int nparts, const char *
   fputc(']', c->out);
 }
 
-/* Virtual stage k*pp + s is chunk k of stage s (schedule order). */
+/* Virtual stage k*pp + s is chunk k of stage s (schedule order). With vpp 1
+ * stage s holds its layer count contiguously after the stages before it (an
+ * interleaved plan written as 1F1B keeps each stage's count). */
 void ex_titan_parts(const sbpc_plan *p, ex_ctx *c, int vpp, const char *head) {
-  int n = p->pp * vpp;
+  int n = p->pp * vpp, next = 0;
   fputc('[', c->out);
   for (int v = 0; v < n; v++) {
     const sbpc_plan_stage *st = &p->stages[v % p->pp];
     if (vpp > 1) part(c, st->chunks[v / p->pp][0], st->chunks[v / p->pp][1], v, n, head);
-    else part(c, st->first_layer, st->last_layer, v, n, head);
+    else part(c, next, next + st->nlayers - 1, v, n, head);
+    next += st->nlayers;
   }
   fputc(']', c->out);
 }

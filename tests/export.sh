@@ -156,6 +156,14 @@ printf '{"format": "sbpc-plan",\n "version": 1,,}' >"$tmp/syntax.json"
   { echo "FAIL: unknown --target: rc=$rc"; fail=1; }
 "$sbpc" export megatron --target main "$dir/gpt3-175b-dgx-a100-128.json" >/dev/null 2>&1; rc=$?
 [ $rc = 2 ] || { echo "FAIL: --target outside torchtitan: rc=$rc"; fail=1; }
+# Interleaving PyTorch cannot schedule (17 micro-batches in max(1, 17/8) = 2
+# rounds): torchtitan main gets 1F1B over the stages' layers, contiguous.
+jq '.parallel.num_micro_batches = 17 | .train.global_batch = 272' "$dir/gpt3-175b-dgx-a100-128.json" >"$tmp/nmb17.json"
+if "$sbpc" export torchtitan --target main "$tmp/nmb17.json" -o "$tmp/nmb17.titan.py" 2>"$tmp/err" &&
+   grep -q "writing 1F1B over the plan's 8 stages (vpp=2 dropped)" "$tmp/err" &&
+   grep -q 'pipeline_parallel_schedule="1F1B"' "$tmp/nmb17.titan.py"; then
+  check_out torchtitan-main "$tmp/nmb17.titan.py" "$tmp/nmb17.json"
+else echo "FAIL: torchtitan main with 17 micro-batches over pp=8 interleaved"; fail=1; fi
 # The installed C API: `cmake --install` the build, then compile and run an
 # external reader with pkg-config (only when the build has libsbpc, i.e. the
 # top CMakeLists includes cmake/install.cmake).

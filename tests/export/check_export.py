@@ -348,6 +348,8 @@ def titan_main(out, plan):
             err(f'{out}: module_fqns_per_model_part does not cover tok_embeddings, the layers, norm, lm_head once')
         if per != 1 if sched == '1F1B' else per < 2:
             err(f'{out}: {len(parts)} stage parts for {sched} over pp={pp}')
+        if sched == 'Interleaved1F1B' and nmb % max(1, nmb // pp):
+            err(f'{out}: Interleaved1F1B cannot run {nmb} micro-batches in max(1, {nmb}/{pp}) rounds')
     mb = nmb * (step // (tok * nmb * dp))
     recompute = {'SelectiveAC.Config': 'selective', 'FullAC.Config': 'full'}.get(
         dotted(ac.func) if isinstance(ac, ast.Call) else None, 'none' if isinstance(ac, ast.Constant) and ac.value is None else '?')
