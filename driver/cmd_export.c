@@ -1,4 +1,5 @@
-/* cmd_export.c — `sbpc export FORMAT PLAN.json [-o FILE] [--launch FILE]`.
+/* cmd_export.c — `sbpc export FORMAT PLAN.json [-o FILE] [--launch FILE]
+ * [--target VERSION]`.
  *
  * Reads the plan through the public reader (format/sbpc_plan.h), picks the
  * exporter for FORMAT and lets it write into a memory buffer; only when it
@@ -6,6 +7,9 @@
  * target would reject leaves no file behind. Warnings about what the target
  * cannot express go to stderr (and into the file as comments where the
  * format has them). --launch FILE also writes the DeepSpeed launch script.
+ * --target picks the format of a target whose versions read different ones:
+ * torchtitan v0.2.2 (TOML, the default: the last release) or main (a Python
+ * config function).
  * The options are a table (driver/opts.h). Exit: 0 ok, 1 bad plan or a plan
  * the target cannot take, 2 bad usage. */
 #include "driver/driver.h"
@@ -16,27 +20,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One format; a target with several versions has a row per --target, the
+ * first of its rows the default. */
 typedef struct {
-  const char *name;
+  const char *name, *target;
   int (*fn)(const sbpc_plan *, ex_ctx *);
   const char *what;
 } format;
 
 static const format formats[] = {
-    {"megatron", ex_megatron, "Megatron-LM launch script (torchrun pretrain_gpt.py ...)"},
-    {"deepspeed", ex_deepspeed, "DeepSpeed config JSON (--launch FILE: the launch script; else a note)"},
-    {"torchtitan", ex_torchtitan, "torchtitan v0.2.2 TOML job config: [model], [training], [parallelism], ..."},
-    {"dtensor", ex_dtensor, "Python: parallelize(model, world_mesh) for a Hugging Face model (DTensor)"},
+    {"megatron", NULL, ex_megatron, "Megatron-LM launch script (torchrun pretrain_gpt.py ...)"},
+    {"deepspeed", NULL, ex_deepspeed, "DeepSpeed config JSON (--launch FILE: the launch script; else a note)"},
+    {"torchtitan", "v0.2.2", ex_torchtitan, "torchtitan v0.2.2 TOML job config (the default, the last release)"},
+    {"torchtitan", "main", ex_torchtitan_main, "torchtitan main: a Python config function (--target main)"},
+    {"dtensor", NULL, ex_dtensor, "Python: parallelize(model, world_mesh) for a Hugging Face model (DTensor)"},
 };
+#define NFORMATS (sizeof formats / sizeof formats[0])
 
 static void list_formats(FILE *f) {
   fputs("\nformats:\n", f);
-  for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
-    fprintf(f, "  %-11s %s\n", formats[i].name, formats[i].what);
+  for (size_t i = 0; i < NFORMATS; i++)
+    if (formats[i].target) fprintf(f, "  %-11s %-15s %s\n", formats[i].name, formats[i].target, formats[i].what);
+    else fprintf(f, "  %-27s %s\n", formats[i].name, formats[i].what);
 }
 
 typedef struct {
-  const char *out, *launch;
+  const char *out, *launch, *target;
 } export_args;
 
 static const drv_command command = {
@@ -49,6 +58,7 @@ static const drv_command command = {
 static const drv_option options[] = {
     {DRV_OPT("-o", DRV_STR, export_args, out, "FILE", "write to FILE (default: standard output)")},
     {DRV_OPT("--launch", DRV_STR, export_args, launch, "FILE", "deepspeed: also write the launch script")},
+    {DRV_OPT("--target", DRV_STR, export_args, target, "VERSION", "torchtitan: v0.2.2 (TOML, default) or main (Python)")},
     {0}};
 
 /* ex_load_plan: read a plan, printing "file: error: why" on failure. Shared
@@ -61,9 +71,12 @@ sbpc_plan *ex_load_plan(const char *path) {
   return p;
 }
 
-static const format *find(const char *name) {
-  for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
-    if (!strcmp(formats[i].name, name)) return &formats[i];
+/* find: the row of format `name` for `target` (NULL: its default row); NULL
+ * when there is none. */
+static const format *find(const char *name, const char *target) {
+  for (size_t i = 0; i < NFORMATS; i++)
+    if (!strcmp(formats[i].name, name) && (!target || (formats[i].target && !strcmp(formats[i].target, target))))
+      return &formats[i];
   return NULL;
 }
 
@@ -98,12 +111,15 @@ int cmd_export(int argc, char **argv) {
   int rc = drv_args(&command, sets, argc, argv, pos);
   if (rc >= 0) return rc;
   const char *fmt = pos[0], *plan = pos[1], *out = a.out, *launch = a.launch;
-  const format *f = find(fmt);
+  const format *f = find(fmt, NULL);
   if (!f) return drv_usage_error(&command, "unknown format '%s' (megatron, deepspeed, torchtitan, dtensor)", fmt);
   if (launch && strcmp(fmt, "deepspeed")) return drv_usage_error(&command, "--launch is for deepspeed only");
+  if (a.target && !f->target) return drv_usage_error(&command, "--target is for torchtitan only");
+  if (a.target && !(f = find(fmt, a.target)))
+    return drv_usage_error(&command, "unknown target '%s' for %s (v0.2.2, main)", a.target, fmt);
   sbpc_plan *p = ex_load_plan(plan);
   if (!p) return EXIT_BAD_INPUT;
-  ex_ctx c = {.err = stderr, .plan = plan, .launch = launch, .out_name = out};
+  ex_ctx c = {.err = stderr, .plan = plan, .launch = launch, .out_name = out, .target = f->target};
   rc = run(f, p, &c, out);
   sbpc_plan_free(p);
   return rc ? EXIT_BAD_INPUT : EXIT_OK;

@@ -18,59 +18,80 @@
  * pipeline_parallel_microbatch_size the micro-batch. Stages (uneven or
  * interleaved) are module_fqns_per_model_part, one list per (virtual) stage
  * in torchtitan's module names (tok_embeddings, layers.N, norm, output).
- * Recompute maps to the activation checkpoint mode. Warnings are comments. */
+ * Recompute maps to the activation checkpoint mode. Warnings are comments.
+ * The decisions both torchtitan formats share (the ex_titan_* functions of
+ * export.h: refusals, dp degrees, LLaMA shape, stage parts, precision) live
+ * here; ex_titan_main.c writes main's Python config from them. */
 #include "export/export.h"
 #include <string.h>
 
-static void dp_degrees(const sbpc_plan *p, ex_ctx *c) {
-  int rep = p->dp, shard = 1;
-  const char *reshard = NULL;
-  if (p->zero == 3) rep = 1, shard = p->dp;
+ex_titan_dp ex_titan_dp_degrees(const sbpc_plan *p, ex_ctx *c) {
+  ex_titan_dp d = {p->dp, 1, NULL};
+  if (p->zero == 3) d.replicate = 1, d.shard = p->dp;
   if (p->zero == 1 || p->zero == 2) {
-    rep = 1, shard = p->dp, reshard = "never";
+    d.replicate = 1, d.shard = p->dp, d.reshard = "never";
     if (p->zero == 1 && p->dp > 1)
       ex_warn(c, "torchtitan has no optimizer-only sharding (ZeRO-1); written as FSDP2 with "
                  "reshard_after_forward=never (ZeRO-2 memory, no extra communication)");
   }
-  if (p->dp == 1) rep = 1, shard = 1, reshard = NULL;
-  fprintf(c->out, "data_parallel_replicate_degree = %d\ndata_parallel_shard_degree = %d\n", rep, shard);
-  if (reshard) fprintf(c->out, "fsdp_reshard_after_forward = \"%s\"\n", reshard);
+  if (p->dp == 1) d.replicate = 1, d.shard = 1, d.reshard = NULL;
+  return d;
+}
+
+static void dp_degrees(const sbpc_plan *p, ex_ctx *c) {
+  ex_titan_dp d = ex_titan_dp_degrees(p, c);
+  fprintf(c->out, "data_parallel_replicate_degree = %d\ndata_parallel_shard_degree = %d\n", d.replicate, d.shard);
+  if (d.reshard) fprintf(c->out, "fsdp_reshard_after_forward = \"%s\"\n", d.reshard);
 }
 
 /* part: the module names of virtual stage v (layers [first, last]). */
-static void part(const sbpc_plan *p, ex_ctx *c, int first, int last, int v, int nparts) {
+static void part(ex_ctx *c, int first, int last, int v, int nparts, const char *head) {
   fputs(v ? ", [" : "[", c->out);
   if (v == 0) fputs("\"tok_embeddings\", ", c->out);
   for (int l = first; l <= last; l++) fprintf(c->out, "%s\"layers.%d\"", l > first ? ", " : "", l);
-  if (v == nparts - 1) fputs(", \"norm\", \"output\"", c->out);
+  if (v == nparts - 1) fprintf(c->out, ", \"norm\", \"%s\"", head);
   fputc(']', c->out);
-  (void)p;
 }
 
-/* model_parts: module_fqns_per_model_part, one list per (virtual) stage in
- * schedule order (virtual stage k*pp + s is chunk k of stage s). */
-static void model_parts(const sbpc_plan *p, ex_ctx *c, int vpp) {
-  int n = p->pp * vpp;
-  fputs("module_fqns_per_model_part = [", c->out);
+/* Virtual stage k*pp + s is chunk k of stage s (schedule order). With vpp 1
+ * stage s holds its layer count contiguously after the stages before it (an
+ * interleaved plan written as 1F1B keeps each stage's count). */
+void ex_titan_parts(const sbpc_plan *p, ex_ctx *c, int vpp, const char *head) {
+  int n = p->pp * vpp, next = 0;
+  fputc('[', c->out);
   for (int v = 0; v < n; v++) {
     const sbpc_plan_stage *st = &p->stages[v % p->pp];
-    if (vpp > 1) part(p, c, st->chunks[v / p->pp][0], st->chunks[v / p->pp][1], v, n);
-    else part(p, c, st->first_layer, st->last_layer, v, n);
+    if (vpp > 1) part(c, st->chunks[v / p->pp][0], st->chunks[v / p->pp][1], v, n, head);
+    else part(c, next, next + st->nlayers - 1, v, n, head);
+    next += st->nlayers;
   }
-  fputs("]\n", c->out);
+  fputc(']', c->out);
+}
+
+int ex_titan_vpp(const sbpc_plan *p, ex_ctx *c) {
+  if (p->vpp > 1 && p->stages[0].nchunks != p->vpp) {
+    ex_warn(c, "the plan's interleaved chunks are not listed; writing 1F1B over the plan's %d stages", p->pp);
+    return 1;
+  }
+  return p->vpp > 1 ? p->vpp : 1;
 }
 
 static void pipeline(const sbpc_plan *p, ex_ctx *c) {
   fprintf(c->out, "pipeline_parallel_degree = %d\n", p->pp);
   if (p->pp == 1) return;
-  int vpp = p->vpp;
-  if (vpp > 1 && p->stages[0].nchunks != vpp) {
-    ex_warn(c, "the plan's interleaved chunks are not listed; writing 1F1B over the plan's %d stages", p->pp);
-    vpp = 1;
-  }
+  int vpp = ex_titan_vpp(p, c);
   fprintf(c->out, "pipeline_parallel_schedule = \"%s\"\n", vpp > 1 ? "Interleaved1F1B" : "1F1B");
   fprintf(c->out, "pipeline_parallel_microbatch_size = %d\n", p->micro_batch);
-  model_parts(p, c, vpp);
+  fputs("module_fqns_per_model_part = ", c->out);
+  ex_titan_parts(p, c, vpp, "output");
+  fputc('\n', c->out);
+}
+
+const char *ex_titan_precision(const sbpc_plan *p, ex_ctx *c) {
+  const char *prec = p->precision ? p->precision : "bf16";
+  if (!strcmp(prec, "fp16"))
+    ex_warn(c, "torchtitan's mixed precision is bfloat16 or float32; the plan's fp16 is written as float32");
+  return !strcmp(prec, "bf16") ? "bfloat16" : "float32";
 }
 
 static void training(const sbpc_plan *p, ex_ctx *c) {
@@ -78,13 +99,10 @@ static void training(const sbpc_plan *p, ex_ctx *c) {
   fprintf(c->out, "local_batch_size = %d\n", p->pp > 1 ? p->micro_batch * p->num_micro_batches : p->micro_batch);
   fprintf(c->out, "global_batch_size = %d\n", p->micro_batch * p->num_micro_batches * p->dp);
   if (p->seq) fprintf(c->out, "seq_len = %d\n", p->seq);
-  const char *prec = p->precision ? p->precision : "bf16";
-  if (!strcmp(prec, "fp16"))
-    ex_warn(c, "torchtitan's mixed precision is bfloat16 or float32; the plan's fp16 is written as float32");
-  fprintf(c->out, "mixed_precision_param = \"%s\"\n", !strcmp(prec, "bf16") ? "bfloat16" : "float32");
+  fprintf(c->out, "mixed_precision_param = \"%s\"\n", ex_titan_precision(p, c));
 }
 
-static int llama_like(const sbpc_plan *p) {
+int ex_titan_llama_like(const sbpc_plan *p) {
   return p->norm && !strcmp(p->norm, "rms_norm") && p->activation && !strcmp(p->activation, "swiglu") &&
          p->position && !strcmp(p->position, "rotary") && p->linear_bias == 0 && p->tied_embeddings == 0;
 }
@@ -106,7 +124,7 @@ static void model(const sbpc_plan *p, ex_ctx *c) {
   char id[96];
   ex_ident(p->model_name, id, sizeof id);
   fputs("[model]\n", c->out);
-  if (llama_like(p) && p->hidden && p->heads && p->ffn) {
+  if (ex_titan_llama_like(p) && p->hidden && p->heads && p->ffn) {
     flavor_args(p, c, id);
     fprintf(c->out, "name = \"llama3\"\nflavor = \"%s\"\n", id);
     return;
@@ -118,10 +136,14 @@ static void model(const sbpc_plan *p, ex_ctx *c) {
   fprintf(c->out, "name = \"%s\"\nflavor = \"%s\"\n", id, id);
 }
 
+int ex_titan_refuse(const sbpc_plan *p, ex_ctx *c) {
+  if (ex_cpu_devices(p)) return ex_refuse(c, "the plan runs on CPU devices; torchtitan trains on GPUs only");
+  return ex_check_heads(p, c);
+}
+
 int ex_torchtitan(const sbpc_plan *p, ex_ctx *c) {
   c->comment = "#";
-  if (ex_cpu_devices(p)) return ex_refuse(c, "the plan runs on CPU devices; torchtitan trains on GPUs only");
-  if (ex_check_heads(p, c)) return 1;
+  if (ex_titan_refuse(p, c)) return 1;
   char m[128], f[256];
   fprintf(c->out, "# torchtitan job config for plan '%s' (%s), written by sbpc export torchtitan.\n",
           ex_clean(p->model_name, m, sizeof m), ex_clean(c->plan, f, sizeof f));

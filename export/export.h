@@ -4,7 +4,9 @@
  * Each exporter takes a plan read through sbpc_plan.h and writes one target's
  * configuration to an ex_ctx: Megatron-LM command-line arguments (ex_megatron),
  * a DeepSpeed config JSON plus its launch line (ex_deepspeed), a torchtitan
- * TOML (ex_torchtitan), a DTensor parallelize_plan in Python (ex_dtensor).
+ * v0.2.2 TOML (ex_torchtitan) or a config function for torchtitan main
+ * (ex_torchtitan_main, Python), a DTensor parallelize_plan in Python
+ * (ex_dtensor).
  * Where a target cannot express part of the plan (uneven TP shards, mixed
  * device types, adaptive SP, ...) the exporter calls ex_warn, which writes the
  * reason as a comment into the output (when the format has comments) and as a
@@ -26,6 +28,7 @@ typedef struct ex_ctx {
   FILE *notes;         /* where WARNING comments go; NULL = out (set while out is a buffer of a command line) */
   const char *launch;  /* --launch FILE (deepspeed): the launch script's path, else NULL */
   const char *out_name; /* -o FILE as given, else NULL (the launch script names the config by it) */
+  const char *target;  /* --target VERSION as given (torchtitan: v0.2.2 or main), else NULL */
 } ex_ctx;
 
 /* The versions each exporter writes for, named in every file written and in
@@ -34,6 +37,7 @@ typedef struct ex_ctx {
 #define EX_MEGATRON_VERSION "Megatron-LM main as of 2026-08 (after core_v0.19.0; checked at commit d98e8a64)"
 #define EX_DEEPSPEED_VERSION "DeepSpeed 0.19 (checked at v0.19.5+, commit edaa7221) with Megatron-DeepSpeed (commit 4efb479d)"
 #define EX_TORCHTITAN_VERSION "torchtitan v0.2.2 (TOML job config; commit 73a0e697)"
+#define EX_TORCHTITAN_MAIN_VERSION "torchtitan main (Python config functions; checked at commit b5bcd76c, 2026-08-21)"
 #define EX_DTENSOR_VERSION "PyTorch >= 2.6 (torch.distributed.tensor, fully_shard) with Hugging Face transformers"
 
 /* ex_warn: report something the target cannot express: "COMMENT WARNING: msg"
@@ -89,10 +93,38 @@ int ex_nodes(const sbpc_plan *p, ex_ctx *c, int *per);
  * uneven TP shards, adaptive SP). */
 void ex_common_warnings(const sbpc_plan *p, ex_ctx *c);
 
+/* What both torchtitan formats (v0.2.2 TOML, main's Python) take from a plan
+ * the same way; defined in ex_torchtitan.c. */
+typedef struct ex_titan_dp {
+  int replicate, shard; /* data_parallel_replicate_degree, data_parallel_shard_degree */
+  const char *reshard;  /* fsdp_reshard_after_forward, NULL = torchtitan's default */
+} ex_titan_dp;
+/* ex_titan_refuse: refuse (1) a plan torchtitan cannot take at all (CPU
+ * devices, tp not dividing the heads); else 0. */
+int ex_titan_refuse(const sbpc_plan *p, ex_ctx *c);
+/* ex_titan_dp_degrees: the plan's dp and ZeRO stage as torchtitan's degrees:
+ * ZeRO-0 replicates, ZeRO-3 shards, ZeRO-1/2 shard without resharding after
+ * forward (warns for ZeRO-1). */
+ex_titan_dp ex_titan_dp_degrees(const sbpc_plan *p, ex_ctx *c);
+/* ex_titan_llama_like: 1 when the plan's architecture is LLaMA's (RMSNorm,
+ * SwiGLU, rotary, no biases, untied output), which torchtitan's llama3 is. */
+int ex_titan_llama_like(const sbpc_plan *p);
+/* ex_titan_vpp: the virtual stages per rank torchtitan is given: the plan's
+ * vpp, or 1 (with a warning) when the plan does not list its chunks. */
+int ex_titan_vpp(const sbpc_plan *p, ex_ctx *c);
+/* ex_titan_parts: write module_fqns_per_model_part's value, one list per
+ * (virtual) stage in schedule order, torchtitan's module names with `head`
+ * the output projection ("output" in v0.2.2, "lm_head" on main). */
+void ex_titan_parts(const sbpc_plan *p, ex_ctx *c, int vpp, const char *head);
+/* ex_titan_precision: mixed_precision_param for the plan's precision
+ * ("bfloat16" or "float32"; fp16 is written as float32 with a warning). */
+const char *ex_titan_precision(const sbpc_plan *p, ex_ctx *c);
+
 /* The exporters: 0 on success. */
 int ex_megatron(const sbpc_plan *p, ex_ctx *c);
 int ex_deepspeed(const sbpc_plan *p, ex_ctx *c);
 int ex_torchtitan(const sbpc_plan *p, ex_ctx *c);
+int ex_torchtitan_main(const sbpc_plan *p, ex_ctx *c);
 int ex_dtensor(const sbpc_plan *p, ex_ctx *c);
 
 /* Trace of one predicted step. */

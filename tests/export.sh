@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # export.sh SBPC — tests of `sbpc export`. For every tests/export/NAME.json
 # plan, each format's output must equal its golden file (NAME.megatron,
-# NAME.deepspeed with the launch script NAME.dslaunch, NAME.toml, NAME.py); a
+# NAME.deepspeed with the launch script NAME.dslaunch, NAME.toml for torchtitan
+# v0.2.2, NAME.titan.py for torchtitan --target main, NAME.py for dtensor); a
 # format without a golden file must be refused (exit 1, no file written); the
 # stderr of all exports must equal NAME.stderr. Every output is then checked by
 # tests/export/check_export.py against the target's known flags and keys with
 # their constraints (megatron_flags.txt, deepspeed_keys.txt, deepspeed_flags.txt,
-# torchtitan_keys.txt, hf_modules.txt, each written from the upstream source
+# torchtitan_keys.txt, torchtitan_main_keys.txt, hf_modules.txt, each written from the upstream source
 # and commit it names) and against the plan's values. Then live plans from the
 # planner (GPT-3 175B on dgx-a100:128, an imported LLaMA-2-7B on dgx-h100:4,
 # GPT-39B on dgx-a100:64 with ZeRO-1 and ZeRO-3), hostile names and strings in
@@ -22,9 +23,11 @@ have_py=0
 python3 -c 'import tomllib' >/dev/null 2>&1 && have_py=1
 export SBPC_CACHE_DIR=$tmp/cache
 
-# export1 FORMAT PLAN OUT [LAUNCH]: run one export, stderr appended to $err.
+# export1 FORMAT PLAN OUT [LAUNCH]: run one export, stderr appended to $err;
+# FORMAT torchtitan-main is `torchtitan --target main`.
 export1() {
   if [ "$1" = deepspeed ] && [ -n "${4:-}" ]; then "$sbpc" export deepspeed "$2" -o "$3" --launch "$4" 2>>"$err"
+  elif [ "$1" = torchtitan-main ]; then "$sbpc" export torchtitan --target main "$2" -o "$3" 2>>"$err"
   else "$sbpc" export "$1" "$2" -o "$3" 2>>"$err"; fi
 }
 
@@ -46,7 +49,7 @@ golden() {
     [ -e "$gold" ] || { echo "FAIL: sbpc export $3 $plan succeeded; no golden $gold"; fail=1; return; }
     diff -u "$gold" "$out" || { echo "FAIL: $gold differs"; fail=1; }
     [ -z "$launch" ] || diff -u "$dir/$1.dslaunch" "$launch" || { echo "FAIL: $dir/$1.dslaunch differs"; fail=1; }
-    local kind=$3; [ "$kind" = torchtitan ] || [ "$kind" = dtensor ] || [ "$kind" = megatron ] || kind=deepspeed
+    local kind=$3
     check_out "$kind" "$out" "$plan" $launch
   else
     [ "${SBPC_UPDATE_GOLDEN:-0}" = 1 ] && { rm -f "$gold"; return; }
@@ -66,6 +69,7 @@ for plan in "$dir"/*.json "$dir"/runtimes/*.json; do
   golden "$name" megatron megatron
   golden "$name" deepspeed deepspeed
   golden "$name" toml torchtitan
+  golden "$name" titan.py torchtitan-main
   golden "$name" py dtensor
   sed -i "s|$tmp/||g" "$err"
   if [ "${SBPC_UPDATE_GOLDEN:-0}" = 1 ]; then cp "$err" "$dir/$name.stderr"
@@ -84,6 +88,8 @@ live() { # live NAME MODEL CLUSTER PLAN-ARGS...
   export1 deepspeed "$tmp/$name.json" "$tmp/$name.ds.json" "$tmp/$name.ds.sh" &&
     check_out deepspeed "$tmp/$name.ds.json" "$tmp/$name.json" "$tmp/$name.ds.sh" || fail=1
   export1 torchtitan "$tmp/$name.json" "$tmp/$name.toml" && check_out torchtitan "$tmp/$name.toml" "$tmp/$name.json" || fail=1
+  export1 torchtitan-main "$tmp/$name.json" "$tmp/$name.titan.py" &&
+    check_out torchtitan-main "$tmp/$name.titan.py" "$tmp/$name.json" || fail=1
   export1 dtensor "$tmp/$name.json" "$tmp/$name.py" && check_out dtensor "$tmp/$name.py" "$tmp/$name.json" || fail=1
 }
 live gpt3 examples/gpt3-175b.sbp dgx-a100:128
@@ -141,6 +147,23 @@ printf '{"format": "sbpc-plan",\n "version": 1,,}' >"$tmp/syntax.json"
 "$sbpc" export torchtitan "$dir/gpt3-175b-dgx-a100-128.json" -o "$tmp/out.toml" 2>/dev/null && cmp -s "$tmp/out.toml" "$dir/gpt3-175b-dgx-a100-128.toml" || { echo "FAIL: -o FILE"; fail=1; }
 "$sbpc" export dtensor "$dir/gpt2-tiny-cpu8.json" --launch x 2>/dev/null; rc=$?
 [ $rc = 2 ] || { echo "FAIL: --launch outside deepspeed: rc=$rc"; fail=1; }
+# --target: torchtitan's default is v0.2.2 (TOML, the same file as --target
+# v0.2.2), main the Python config; other targets and other formats are usage errors.
+"$sbpc" export torchtitan --target v0.2.2 "$dir/gpt3-175b-dgx-a100-128.json" -o "$tmp/v022.toml" 2>/dev/null &&
+  cmp -s "$tmp/v022.toml" "$dir/gpt3-175b-dgx-a100-128.toml" || { echo "FAIL: --target v0.2.2 is not the default TOML"; fail=1; }
+"$sbpc" export torchtitan --target v9 "$dir/gpt3-175b-dgx-a100-128.json" -o "$tmp/v9.py" 2>"$tmp/err"; rc=$?
+[ $rc = 2 ] && [ ! -e "$tmp/v9.py" ] && grep -q "unknown target 'v9' for torchtitan (v0.2.2, main)" "$tmp/err" ||
+  { echo "FAIL: unknown --target: rc=$rc"; fail=1; }
+"$sbpc" export megatron --target main "$dir/gpt3-175b-dgx-a100-128.json" >/dev/null 2>&1; rc=$?
+[ $rc = 2 ] || { echo "FAIL: --target outside torchtitan: rc=$rc"; fail=1; }
+# Interleaving PyTorch cannot schedule (17 micro-batches in max(1, 17/8) = 2
+# rounds): torchtitan main gets 1F1B over the stages' layers, contiguous.
+jq '.parallel.num_micro_batches = 17 | .train.global_batch = 272' "$dir/gpt3-175b-dgx-a100-128.json" >"$tmp/nmb17.json"
+if "$sbpc" export torchtitan --target main "$tmp/nmb17.json" -o "$tmp/nmb17.titan.py" 2>"$tmp/err" &&
+   grep -q "writing 1F1B over the plan's 8 stages (vpp=2 dropped)" "$tmp/err" &&
+   grep -q 'pipeline_parallel_schedule="1F1B"' "$tmp/nmb17.titan.py"; then
+  check_out torchtitan-main "$tmp/nmb17.titan.py" "$tmp/nmb17.json"
+else echo "FAIL: torchtitan main with 17 micro-batches over pp=8 interleaved"; fail=1; fi
 # The installed C API: `cmake --install` the build, then compile and run an
 # external reader with pkg-config (only when the build has libsbpc, i.e. the
 # top CMakeLists includes cmake/install.cmake).

@@ -3,7 +3,8 @@
 against the target's known flags/keys and their constraints (the tables in
 this folder, written from the upstream sources named in each), and check that
 the values the target would parse equal the plan. KIND: megatron, deepspeed
-(OUT the JSON, LAUNCH the --launch script), torchtitan, dtensor. Exit 1 with
+(OUT the JSON, LAUNCH the --launch script), torchtitan (v0.2.2 TOML),
+torchtitan-main (the Python config function of `--target main`), dtensor. Exit 1 with
 one line per problem. Standard library only; no network."""
 import ast, json, math, os, re, shlex, sys, tomllib
 
@@ -223,6 +224,149 @@ def torchtitan(out, plan):
         err(f'{out}: torchtitan runs {nmb} micro-batches per step, the plan {plan["parallel"]["num_micro_batches"]}')
 
 
+
+def titan_main_table():
+    """torchtitan_main_keys.txt: the (module, name) imports and CALLEE.KEYWORD types."""
+    imports, keys = set(), {}
+    for line in open(os.path.join(HERE, 'torchtitan_main_keys.txt')):
+        f = line.split()
+        if not f or line.startswith('#'):
+            continue
+        if f[0] == 'import':
+            imports.add((f[1], f[2]))
+        else:
+            keys[f[0]] = f[1]
+    return imports, keys
+
+
+def dotted(n):
+    """a.b.c for a Name/Attribute chain, else None."""
+    if isinstance(n, ast.Name):
+        return n.id
+    if isinstance(n, ast.Attribute):
+        base = dotted(n.value)
+        return base and base + '.' + n.attr
+    return None
+
+
+def titan_main(out, plan):
+    """The config function: only the table's imports, calls and keywords, each
+    value of its type; then torchtitan's start-up constraints and the plan."""
+    imports, keys = titan_main_table()
+    tree = ast.parse(open(out).read())
+    consts = {}
+    for n in tree.body:
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+            try:
+                consts[n.targets[0].id] = ast.literal_eval(n.value)
+            except ValueError:
+                pass
+    known = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.ImportFrom):
+            for a in n.names:
+                if (n.module, a.name) not in imports or a.asname:
+                    err(f'{out}: imports {a.name} from {n.module}, not in torchtitan_main_keys.txt')
+                elif n.module.startswith('torchtitan'):
+                    known.add(a.name)
+        elif isinstance(n, ast.Import):
+            for a in n.names:
+                if (a.name, '*') not in imports:
+                    err(f'{out}: imports {a.name}')
+        elif isinstance(n, ast.Name) and n.id in ('eval', 'exec', 'os', 'subprocess', '__import__', 'open', 'system'):
+            err(f'{out}: uses {n.id}')
+
+    def value(node):
+        if isinstance(node, ast.Name) and node.id in consts:
+            return consts[node.id]
+        return ast.literal_eval(node)
+
+    def typed(where, kind, node):
+        if kind == 'code':
+            return
+        try:
+            v = value(node)
+        except ValueError:
+            return err(f'{out}: {where} is not a literal or a constant')
+        if not value_ok(kind, v):
+            err(f'{out}: {where} = {v!r} is not {kind}')
+
+    calls = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Subscript) and dotted(n.value) in known:
+            typed(f'{dotted(n.value)}[...]', keys.get(dotted(n.value) + '.[]', 'unknown'), n.slice)
+        if not isinstance(n, ast.Call) or not dotted(n.func) or dotted(n.func).split('.')[0] not in known:
+            continue
+        f = dotted(n.func)
+        if not any(k.startswith(f + '.') for k in keys):
+            err(f'{out}: calls {f}, not in torchtitan_main_keys.txt')
+            continue
+        for i, a in enumerate(n.args):
+            k = f'{f}.#{i}'
+            typed(k, keys[k], a) if k in keys else err(f'{out}: {f} takes no positional argument {i}')
+        for kw in n.keywords:
+            k = f'{f}.{kw.arg}'
+            typed(k, keys[k], kw.value) if k in keys else err(f'{out}: unknown torchtitan keyword {k}')
+        calls.setdefault(f, []).append({kw.arg: kw.value for kw in n.keywords})
+    fns = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    if 'sbpc_config' not in fns or fns['sbpc_config'].args.args:
+        err(f'{out}: no sbpc_config() for --config sbpc_config')
+    one = lambda f: calls.get(f, [{}])[0]
+    lit = lambda d, k, dflt=None: value(d[k]) if k in d else dflt
+    par, tr, ac = one('ParallelismConfig'), one('TrainingConfig'), one('Trainer.Config').get('activation_checkpoint')
+    if not par or not tr:
+        return err(f'{out}: no ParallelismConfig(...) and TrainingConfig(...)')
+    P = plan_facts(plan)
+    rep, shard = lit(par, 'data_parallel_replicate_degree', 1), lit(par, 'data_parallel_shard_degree', -1)
+    tp, pp, cp = lit(par, 'tensor_parallel_degree', 1), lit(par, 'pipeline_parallel_degree', 1), lit(par, 'context_parallel_degree', 1)
+    dp = rep * shard
+    if dp * tp * pp * cp != P['world']:
+        err(f'{out}: the degrees do not multiply to the world size {P["world"]} (ParallelDims)')
+    if pp > 1 and lit(tr, 'disable_cuda_graphs', False) is not True:
+        err(f'{out}: pp > 1 without disable_cuda_graphs=True (Trainer.Config rejects it)')
+    if consts.get('TIE_EMBEDDINGS') and pp > 1:
+        err(f'{out}: tied embeddings with pp > 1 (Decoder.Config.update_from_config rejects it)')
+    heads, kv = consts.get('N_HEADS', 0), consts.get('N_KV_HEADS', 0)
+    if not heads or heads % tp or kv % tp:
+        err(f'{out}: tp={tp} does not divide N_HEADS={heads} and N_KV_HEADS={kv}')
+    tok, seq = lit(tr, 'num_tokens_per_microbatch_per_dp_rank', 16384), lit(tr, 'max_context_length', 2048)
+    div = (tp if lit(par, 'enable_sequence_parallel', True) else 1) * (2 * cp if cp > 1 else 1)
+    if tok % div:
+        err(f'{out}: {tok} tokens per micro-batch do not divide by {div} (Trainer.__init__)')
+    nmb = lit(par, 'num_pp_microbatches', 1) if pp > 1 else 1
+    step = lit(tr, 'num_tokens_per_train_step', -1)
+    step = step if step > 0 else tok * nmb * dp
+    if step % (tok * nmb * dp):
+        err(f'{out}: num_tokens_per_train_step {step} does not divide by {tok * nmb * dp} (Trainer.__init__)')
+    if pp > 1:
+        parts = lit(par, 'module_fqns_per_model_part', []) or []
+        flat = [m for q in parts for m in q]
+        want = ['tok_embeddings'] + [f'layers.{i}' for i in range(P['layers'])] + ['norm', 'lm_head']
+        sched = lit(par, 'pipeline_parallel_schedule', '1F1B')
+        per = len(parts) // pp if len(parts) % pp == 0 else 0
+        if sorted(flat) != sorted(want) or flat[0] != 'tok_embeddings' or flat[-2:] != ['norm', 'lm_head']:
+            err(f'{out}: module_fqns_per_model_part does not cover tok_embeddings, the layers, norm, lm_head once')
+        if per != 1 if sched == '1F1B' else per < 2:
+            err(f'{out}: {len(parts)} stage parts for {sched} over pp={pp}')
+        if sched == 'Interleaved1F1B' and nmb % max(1, nmb // pp):
+            err(f'{out}: Interleaved1F1B cannot run {nmb} micro-batches in max(1, {nmb}/{pp}) rounds')
+    mb = nmb * (step // (tok * nmb * dp))
+    recompute = {'SelectiveAC.Config': 'selective', 'FullAC.Config': 'full'}.get(
+        dotted(ac.func) if isinstance(ac, ast.Call) else None, 'none' if isinstance(ac, ast.Constant) and ac.value is None else '?')
+    expect(out, dict(tp=tp, pp=pp, dp=dp, sp=cp, micro=tok // seq, gb=step // seq, recompute=recompute,
+                     layers=consts.get('N_LAYERS'), hidden=consts.get('DIM'), heads=heads),
+           {k: P[k] for k in ('tp', 'pp', 'dp', 'sp', 'micro', 'gb', 'recompute', 'layers', 'hidden', 'heads')})
+    if mb != plan['parallel']['num_micro_batches'] or (pp > 1 and nmb != mb):
+        err(f'{out}: torchtitan runs {mb} micro-batches per step ({nmb} per pipeline flush), the plan '
+            f'{plan["parallel"]["num_micro_batches"]} in one flush')
+    m = plan['model']
+    for key, const in (('vocab', 'VOCAB_SIZE'), ('kv_heads', 'N_KV_HEADS')):
+        if m.get(key) and consts.get(const) != m[key]:
+            err(f'{out}: {const} is {consts.get(const)}, the plan says {m[key]}')
+    if seq != (plan.get('train', {}).get('seq') or m.get('seq')) or consts.get('MAX_CONTEXT') != seq:
+        err(f'{out}: max_context_length {seq} / MAX_CONTEXT {consts.get("MAX_CONTEXT")} is not the plan\'s sequence')
+
+
 STYLE_ON = {'ColwiseParallel': ('Linear', 'Embedding'), 'RowwiseParallel': ('Linear', 'Embedding'),
             'SequenceParallel': ('LayerNorm', 'LlamaRMSNorm'), 'PrepareModuleInput': None, 'PrepareModuleOutput': None}
 
@@ -276,7 +420,7 @@ def main():
     kind, out, planf = sys.argv[1:4]
     launch = sys.argv[4] if len(sys.argv) > 4 else None
     plan = json.load(open(planf))
-    {'megatron': megatron, 'torchtitan': torchtitan, 'dtensor': dtensor}.get(kind, lambda o, p: deepspeed(o, p, launch))(out, plan)
+    {'megatron': megatron, 'torchtitan': torchtitan, 'torchtitan-main': titan_main, 'dtensor': dtensor}.get(kind, lambda o, p: deepspeed(o, p, launch))(out, plan)
     for e in errors:
         print('FAIL:', e)
     sys.exit(1 if errors else 0)

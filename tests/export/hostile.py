@@ -6,8 +6,10 @@ file's name and the DeepSpeed config's name) and check that nothing escapes:
 each export is refused (exit 1, no file) or writes a file whose code is only
 what the exporter writes itself. The shell scripts are run with a fake
 launcher on PATH and must not run any command of the plan's; the Python must
-parse and reference no module but torch; the TOML and JSON must load with no
-key the tables do not list. Exit 1 with a line per escape."""
+parse and reference no module but torch (the torchtitan config function: only
+the imports of torchtitan_main_keys.txt, and no statement but the exporter's
+imports, constants and functions); the TOML and JSON must load with no key the
+tables do not list. Exit 1 with a line per escape."""
 import ast, json, os, re, subprocess, sys, tomllib
 
 sbpc, tiny, big, work = sys.argv[1:5]
@@ -81,6 +83,30 @@ def python_ok(path):
             bad.append(f'{path}: names {n.id}')
 
 
+def titan_ok(path):
+    """The torchtitan config function: the table's imports, literal constants
+    and the exporter's own functions, nothing else at the top level."""
+    allowed = {tuple(l.split()[1:3]) for l in open(os.path.join(here, 'torchtitan_main_keys.txt')) if l.startswith('import ')}
+    try:
+        tree = ast.parse(open(path).read())
+    except SyntaxError as e:
+        return bad.append(f'{path}: not Python ({e})')
+    for n in tree.body:
+        if isinstance(n, ast.ImportFrom):
+            ok = all((n.module, a.name) in allowed and not a.asname for a in n.names)
+        elif isinstance(n, ast.Import):
+            ok = all((a.name, '*') in allowed for a in n.names)
+        elif isinstance(n, ast.Assign):
+            ok = isinstance(n.value, ast.Constant) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+        else:
+            ok = isinstance(n, ast.FunctionDef) and n.name in ('_init', '_layer', 'model_spec', 'sbpc_config')
+        if not ok:
+            bad.append(f'{path}: unexpected statement at line {n.lineno}')
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and n.id in ('os', 'system', 'eval', 'exec', '__import__'):
+            bad.append(f'{path}: names {n.id}')
+
+
 def run(fmt, plan, out, extra=()):
     r = subprocess.run([sbpc, 'export', fmt, plan, '-o', out, *extra], capture_output=True, text=True)
     if r.returncode not in (0, 1) or 'Sanitizer' in r.stderr or 'runtime error' in r.stderr:
@@ -105,6 +131,8 @@ for i, (src, where) in enumerate([(tiny, 'names'), (big, 'names'), (tiny, 'sbp')
         got = {f'{s}.{k}' for s, kv in t.items() for k in kv}
         if got - keys('torchtitan_keys.txt'):
             bad.append(f'{base}.toml: keys {got - keys("torchtitan_keys.txt")}')
+    if run('torchtitan', plan, base + '.titan.py', ['--target', 'main']):
+        titan_ok(base + '.titan.py')
     if run('dtensor', plan, base + '.py'):
         python_ok(base + '.py')
 if os.path.exists(mark):

@@ -1,7 +1,8 @@
 /* fuzz_plan.c — libFuzzer target for the plan JSON reader (format/plan.c,
  * libsbpc's C API) and everything that consumes a plan: the input bytes are a
- * plan; when the reader accepts it, the four exporters and the trace (when
- * its schedule is small enough to simulate quickly) run on it into /dev/null.
+ * plan; when the reader accepts it, the exporters (torchtitan in both
+ * formats) and the trace (when its schedule is small enough to simulate
+ * quickly) run on it into /dev/null.
  * Nothing may crash, hang or leak; a refused plan must come with a reason.
  * Seeds: tests/fuzz/corpus/plan/ (the fixture plans and some broken ones). */
 #include "export/export.h"
@@ -16,6 +17,7 @@ static void consume(const sbpc_plan *p) {
   ex_megatron(p, &c);
   ex_deepspeed(p, &c);
   ex_torchtitan(p, &c);
+  ex_torchtitan_main(p, &c);
   ex_dtensor(p, &c);
   long long ops = 2LL * p->num_micro_batches * p->vpp * p->pp * (p->nboxing + 1) * (p->layers / p->pp + 1);
   if (ops > 20000) return;
