@@ -139,7 +139,7 @@ static void test_adamw(void) {
   o.at.lr = 0.1, o.at.beta1 = 0.9, o.at.beta2 = 0.999, o.at.eps = 1e-8, o.at.weight_decay = 0.01;
   float p[2] = {1.0f, -2.0f}, gr[2] = {0.5f, -0.25f}, m[2] = {0, 0}, v[2] = {0, 0};
   void *in[4] = {p, gr, m, v}, *out[3] = {p, m, v};
-  rt_kctx kc = {1, 0, 0, 1, 0, 0};
+  rt_kctx kc = {1, 0, 0, 1, 0, 0, NULL, 1.0};
   CU_ASSERT(rt_kernel(g, &o, in, out, &kc));
   /* step 1: m = 0.1 g, v = 0.001 g^2, mhat = g, vhat = g^2: p -= lr*wd*p + lr*g/(|g|+eps) */
   CU_ASSERT(fabs(p[0] - (1.0 * (1 - 0.001) - 0.1 * 0.5 / (0.5 + 1e-8))) < 1e-6);
@@ -230,7 +230,7 @@ static void test_actor_plan(void) {
   ir_op ce = ir_op_init(IR_OP_CROSS_ENTROPY);
   ce.nin = 2, ce.in[0] = rlg, ce.in[1] = rl, ce.nout = 1, ce.out[0] = g->loss;
   ir_op_add(g, &ce);
-  lw_layout lay = {1, 1, 2, 4, 0, 0, 8, 4, NULL, 0, 0, 0, 1, 1, 0};
+  lw_layout lay = {1, 1, 2, 4, 0, 0, 8, 4, NULL, 0, 0, 0, 1, 1, 0, false};
   diag d;
   diag_init(&d, "toy", NULL, 0);
   fmt_prog *p = lw_compile(g, &lay, &d);
