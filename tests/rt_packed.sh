@@ -11,7 +11,8 @@
 #    masks (tests/lib/torch_packed.py), within 1e-5 (skipped with a note
 #    when no python3 imports torch; the rest still runs);
 #  - a corpus of one document per sample trains the same packed and not;
-#  - dp=2 x 2 micro-batches and pp=2 x 4 micro-batches equal 1 rank;
+#  - dp=2 x 2 micro-batches and pp=2 x 4 micro-batches equal 1 rank, and
+#    full recompute on the reference kernels equals the default;
 #  - the corpus written by scripts/make_indexed.py (uint16 and int32) trains
 #    the same as the flat file: unpacked, and packed with the boundaries
 #    from the index instead of --eos;
@@ -79,6 +80,8 @@ for m in gpt2 llama; do
   "$SBPC" run "$model" --batch 8 --seq 32 --steps 0 --save "$T/$m-init" --quiet > /dev/null 2>&1 || bad "$m: saving the initial weights"
 done
 
+train gpt2-rc $M --packed --data "$T/a.bin" --eos 0 --recompute full --kernels ref
+check "gpt2: packed with full recompute on the reference kernels vs the default" gpt2-a gpt2-rc
 mtrain gpt2-dp2 2 $M --packed --data "$T/a.bin" --eos 0 --dp 2 --micro 2
 check "gpt2: packed dp=2 x 2 micro-batches vs 1 rank" gpt2-a gpt2-dp2
 mtrain llama-pp2 2 "$T/llama.sbp" --packed --data "$T/a.bin" --eos 0 --pp 2 --micro 4
