@@ -261,7 +261,7 @@ static uint64_t mix(uint64_t h, const void *p, size_t n) {
 static uint64_t run_hash(const run *r) {
   const fmt_prog *p = r->p;
   uint64_t h = mix(1469598103934665603ull, &p->model_hash, sizeof p->model_hash);
-  int32_t lay[6] = {p->dp, p->tp, p->pp, p->micro, p->zero, p->recompute};
+  int32_t lay[7] = {p->dp, p->tp, p->pp, p->micro, p->zero, p->recompute, p->packed};
   int64_t sz[3] = {p->global_batch, p->seq, (int64_t)p->predicted_peak};
   h = mix(mix(h, lay, sizeof lay), sz, sizeof sz);
   const rt_config *c = &r->cfg;

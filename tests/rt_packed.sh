@@ -12,7 +12,8 @@
 #    when no python3 imports torch; the rest still runs);
 #  - a corpus of one document per sample trains the same packed and not;
 #  - dp=2 x 2 micro-batches and pp=2 x 4 micro-batches equal 1 rank, and
-#    full recompute on the reference kernels equals the default;
+#    full recompute on the reference kernels equals the default, and a
+#    run resumed at step 2 continues with the same losses;
 #  - the corpus written by scripts/make_indexed.py (uint16 and int32) trains
 #    the same as the flat file: unpacked, and packed with the boundaries
 #    from the index instead of --eos;
@@ -82,6 +83,10 @@ done
 
 train gpt2-rc $M --packed --data "$T/a.bin" --eos 0 --recompute full --kernels ref
 check "gpt2: packed with full recompute on the reference kernels vs the default" gpt2-a gpt2-rc
+"$SBPC" run $M --batch 8 --seq 32 --steps 2 --quiet --packed --data "$T/a.bin" --eos 0 --save "$T/ck2" > /dev/null 2>&1 ||
+  bad "packed: saving at step 2"
+train gpt2-resumed $M --packed --data "$T/a.bin" --eos 0 --resume "$T/ck2"
+same_losses "$T/gpt2-a.jsonl" "$T/gpt2-resumed.jsonl" 3 2 || bad "packed: resumed at step 2 differs"
 mtrain gpt2-dp2 2 $M --packed --data "$T/a.bin" --eos 0 --dp 2 --micro 2
 check "gpt2: packed dp=2 x 2 micro-batches vs 1 rank" gpt2-a gpt2-dp2
 mtrain llama-pp2 2 "$T/llama.sbp" --packed --data "$T/a.bin" --eos 0 --pp 2 --micro 4
