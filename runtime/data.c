@@ -72,7 +72,7 @@ bool rt_data_open(rt_data *d, const char *path, int64_t seq, int64_t vocab) {
   char prefix[4096];
   bool indexed = rt_idx_prefix(path, prefix, sizeof prefix);
   bool ok = indexed ? open_indexed(d, prefix) : open_flat(d, path);
-  const char *name = indexed && d->idx ? rt_idx_path(d->idx) : path;
+  const char *name = d->idx ? rt_idx_path(d->idx, true) : path;
   if (ok && d->ntok < seq + 1) {
     diag_file_error(name, "data file has %lld tokens, fewer than one sample of %lld", (long long)d->ntok, (long long)(seq + 1));
     ok = false;

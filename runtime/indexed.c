@@ -41,7 +41,7 @@ struct rt_idx {
   uint64_t nseq, ndent;          /* sequences, document index entries */
   const unsigned char *len, *ptr, *doc; /* the three arrays inside ix */
   int64_t ntok;
-  char *ixpath;                  /* for messages */
+  char *ixpath, *binpath;        /* for messages */
 };
 
 #define HDR 34
@@ -66,7 +66,9 @@ static bool dtype_of(rt_idx *x, unsigned c) {
 
 static bool header(rt_idx *x) {
   const unsigned char *p = x->ix;
-  if (x->ixlen < HDR || memcmp(p, "MMIDIDX\0\0", 9))
+  if (x->ixlen < HDR)
+    return diag_file_error(x->ixpath, "%zu bytes, shorter than the index header (%d)", x->ixlen, HDR), false;
+  if (memcmp(p, "MMIDIDX\0\0", 9))
     return diag_file_error(x->ixpath, "not a Megatron indexed dataset index (no MMIDIDX header)"), false;
   if (rd64(p + 9) != 1) return diag_file_error(x->ixpath, "version %llu, only 1 is known", (unsigned long long)rd64(p + 9)), false;
   if (!dtype_of(x, p[17])) return false;
@@ -84,7 +86,8 @@ static bool header(rt_idx *x) {
 }
 
 /* lengths >= 0 and pointers contiguous from 0; the .bin holds exactly those tokens */
-static bool sequences(rt_idx *x, const char *binpath) {
+static bool sequences(rt_idx *x) {
+  const char *binpath = x->binpath;
   uint64_t off = 0, cap = x->binlen / (size_t)x->width;
   for (uint64_t i = 0; i < x->nseq; i++) {
     int32_t l = (int32_t)rd32(x->len + 4 * i);
@@ -126,11 +129,10 @@ static char *with_ext(const char *prefix, const char *ext) {
 rt_idx *rt_idx_open(const char *prefix) {
   rt_idx *x = xcalloc(1, sizeof *x);
   x->ixpath = with_ext(prefix, ".idx");
-  char *binpath = with_ext(prefix, ".bin");
+  x->binpath = with_ext(prefix, ".bin");
   x->ix = os_map(x->ixpath, &x->ixlen);
-  x->bin = x->ix ? os_map(binpath, &x->binlen) : NULL;
-  bool ok = x->bin && header(x) && sequences(x, binpath) && documents(x);
-  free(binpath);
+  x->bin = x->ix ? os_map(x->binpath, &x->binlen) : NULL;
+  bool ok = x->bin && header(x) && sequences(x) && documents(x);
   if (!ok) rt_idx_free(x);
   return ok ? x : NULL;
 }
@@ -164,12 +166,13 @@ int64_t rt_idx_doc_start(const rt_idx *x, int64_t d) {
   return s >= x->nseq ? x->ntok : (int64_t)(rd64(x->ptr + 8 * s) / (uint64_t)x->width);
 }
 
-const char *rt_idx_path(const rt_idx *x) { return x->ixpath; }
+const char *rt_idx_path(const rt_idx *x, bool bin) { return bin ? x->binpath : x->ixpath; }
 
 void rt_idx_free(rt_idx *x) {
   if (!x) return;
   os_unmap(x->ix, x->ixlen);
   os_unmap(x->bin, x->binlen);
   free(x->ixpath);
+  free(x->binpath);
   free(x);
 }

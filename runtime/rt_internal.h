@@ -80,8 +80,8 @@ const unsigned char *rt_idx_tokens(const rt_idx *x, int *width, bool *sgn, int64
  * d's first token (d in [0, ndocs]; d = ndocs gives the token count). */
 int64_t rt_idx_ndocs(const rt_idx *x);
 int64_t rt_idx_doc_start(const rt_idx *x, int64_t d);
-/* rt_idx_path: the .idx file's path (for messages). */
-const char *rt_idx_path(const rt_idx *x);
+/* rt_idx_path: the .idx file's path, or with bin the .bin's (for messages). */
+const char *rt_idx_path(const rt_idx *x, bool bin);
 void rt_idx_free(rt_idx *x);
 
 /* ---- data.c ---------------------------------------------------------------- */

@@ -146,7 +146,7 @@ static bool docs_fit(run *r) {
   if (eos >= 0 && !r->p->packed)
     return sbpc_error("--eos needs a program compiled with --packed (packed variable-length batches)"), false;
   if (eos >= 0 && r->data.idx)
-    return sbpc_error("--eos: the indexed dataset %s has its own documents", rt_idx_path(r->data.idx)), false;
+    return sbpc_error("--eos: the indexed dataset %s has its own documents", rt_idx_path(r->data.idx, false)), false;
   if (eos >= vocab_of(r->p))
     return sbpc_error("--eos %lld is outside the vocabulary [0, %lld)", (long long)eos, (long long)vocab_of(r->p)), false;
   r->data.eos = eos;

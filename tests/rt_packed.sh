@@ -147,13 +147,15 @@ put("float", idx[:17] + bytes([7]) + idx[18:])
 put("code", idx[:17] + bytes([9]) + idx[18:])
 put("count", idx[:18] + struct.pack("<Q", 1 << 60) + idx[26:])
 put("short", idx[:-3])
+put("tiny", idx[:20])
+put("long", idx + b"\0" * 5)
 put("pointer", idx[:34 + 4 * n + 8] + struct.pack("<q", 7) + idx[34 + 4 * n + 16:])
 put("length", idx[:34] + struct.pack("<i", -5) + idx[38:])
 put("docs", idx[:-8] + struct.pack("<q", n + 1))
 put("bin", idx, b[:-2])
 put("binlong", idx, b + b"\0\0")
 EOF
-for x in magic:MMIDIDX version:version float:float32 code:"dtype code 9" count:"do not fit" short:bytes \
+for x in magic:MMIDIDX version:version float:float32 code:"dtype code 9" count:"do not fit" short:"do not fit" long:"the header describes" tiny:"shorter than the index header" \
          pointer:"follow each other" length:"length -5" docs:"document indices" bin:"ends past them" binlong:"the index describes"; do
   expect 1 "broken index ${x%%:*}" "${x#*:}" "$SBPC" run $M --data "$T/${x%%:*}" --steps 1
 done
