@@ -1,6 +1,6 @@
 /* cmd_run.c — `sbpc run`: train a compiled program.
  *
- *   [mpirun -np N] sbpc run DIR [--steps K] [--data TOKENS.bin]
+ *   [mpirun -np N] sbpc run DIR [--steps K] [--data TOKENS.bin|PREFIX] [--eos ID]
  *       [--weights IN.safetensors] [--lr X] [--weight-decay X] [--save CKPT]
  *       [--resume CKPT] [--log FILE.jsonl] [--seed N] [--quiet]
  *       [--trace FILE] [--kernels jit|ref] [--device cpu|cuda]
@@ -35,7 +35,13 @@ static const drv_command command = {
 static const drv_option options[] = {
     {DRV_OPT("--steps", DRV_I64, rt_config, steps, "K", "train until step K (default 5; counts resumed steps)"),
      .lo = 0, .hi = INT64_C(1000000000000000)},
-    {DRV_OPT("--data", DRV_STR, rt_config, data, "FILE", "little-endian int32 tokens (default: a synthetic stream)")},
+    {DRV_OPT("--data", DRV_STR, rt_config, data, "FILE|PREFIX",
+             "little-endian int32 tokens, or a Megatron indexed dataset PREFIX(.idx/.bin)\n"
+             "(default: a synthetic stream)")},
+    {DRV_OPT("--eos", DRV_I64, rt_config, eos, "ID",
+             "a packed program's documents end with token ID (with a flat --data file;\n"
+             "an indexed dataset's documents are its own)"),
+     .lo = 0, .hi = INT32_MAX},
     {DRV_OPT("--weights", DRV_STR, rt_config, weights, "FILE", "Hugging Face safetensors to start from")},
     {DRV_OPT("--lr", DRV_REAL, rt_config, lr, "X", "AdamW learning rate (default: the program's, 1e-3)"),
      .flo = 0, .fhi = 1e15},
@@ -138,7 +144,7 @@ int cmd_run(int argc, char **argv) {
     if (a.precision >= 0)
       return drv_usage_error(&command, "%s is a compiled program; its precision was fixed by `sbpc compile`", a.target);
     if (a.lo.plan || a.lo.dp || a.lo.tp || a.lo.pp || a.lo.micro || a.lo.zero >= 0 || a.lo.recompute >= 0 ||
-        a.o.batch || a.o.seq)
+        a.lo.packed || a.o.batch || a.o.seq)
       return drv_usage_error(&command,
                              "%s is a compiled program; its layout was fixed by `sbpc compile` (recompile to change it)",
                              a.target);

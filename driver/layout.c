@@ -1,7 +1,7 @@
 /* layout.c — the layout a program is compiled for, in one place for
  * `sbpc compile` and `sbpc run MODEL.sbp`: the plan's (read through the one
  * plan reader, format/sbpc_plan.h), then the flags, which win (--dp --tp
- * --pp --micro --zero --recompute --batch --seq), then the model's train
+ * --pp --micro --zero --recompute --packed --batch --seq), then the model's train
  * section for batch and sequence length, then 1. Interleaved stages (vpp)
  * and sequence parallelism (sp, run as Ulysses) come from the plan only.
  * The flags' table is drv_layout_options (driver/opts.h). */
@@ -26,6 +26,9 @@ const drv_option drv_layout_options[] = {
     {DRV_OPT("--recompute", DRV_CHOICE, drv_layout_opts, recompute, "none|selective|full",
              "the activations the backward pass recomputes"),
      .choices = RECOMPUTE},
+    {DRV_FLAGOPT("--packed", DRV_FLAG, drv_layout_opts, packed,
+                 "packed variable-length batches: attention within each document, positions\n"
+                 "restarting at each document, no loss across a boundary (docs/runtime.md)")},
     {0}};
 
 void drv_layout_opts_init(drv_layout_opts *o) {
@@ -67,6 +70,7 @@ int drv_layout(const drv_layout_opts *o, const ir_program *prog, sbpc_plan **pla
   if (o->micro) lay->micro = o->micro;
   if (o->zero >= 0) lay->zero = o->zero;
   if (o->recompute >= 0) lay->recompute = o->recompute;
+  lay->packed = o->packed;
   if (o->batch) lay->global_batch = o->batch;
   if (o->seq) lay->seq = o->seq;
   if (!lay->global_batch) lay->global_batch = 8;

@@ -112,9 +112,9 @@ static cJSON *w_attrs(const ir_graph *g, const ir_attrs *a) {
   double nv[] = {(double)a->heads, (double)a->kv_heads, (double)a->axis, (double)a->index,
                  (double)a->n,     (double)a->mesh_axis, a->stage_from,   a->stage_to};
   for (int i = 0; i < 8; i++) put_num(j, nk[i], nv[i]);
-  const char *bk[] = {"causal", "trans_a", "trans_b", "tanh"};
-  bool bv[] = {a->causal, a->trans_a, a->trans_b, a->tanh};
-  for (int i = 0; i < 4; i++)
+  const char *bk[] = {"causal", "trans_a", "trans_b", "tanh", "packed"};
+  bool bv[] = {a->causal, a->trans_a, a->trans_b, a->tanh, a->packed};
+  for (int i = 0; i < 5; i++)
     if (bv[i]) cJSON_AddTrueToObject(j, bk[i]);
   const char *dk[] = {"eps", "scale", "p", "theta", "lr", "beta1", "beta2", "weight_decay"};
   double dv[] = {a->eps, a->scale, a->p, a->theta, a->lr, a->beta1, a->beta2, a->weight_decay};
@@ -270,6 +270,7 @@ static cJSON *w_prog(const fmt_prog *p) {
   for (int i = 0; i < 6; i++) cJSON_AddNumberToObject(l, lk[i], lv[i]);
   if (p->vpp > 1) cJSON_AddNumberToObject(l, "vpp", p->vpp);
   if (p->sp > 1) cJSON_AddNumberToObject(l, "sp", p->sp), cJSON_AddStringToObject(l, "sp_kind", fmt_spkind_name[p->sp_kind]);
+  if (p->packed) cJSON_AddTrueToObject(l, "packed");
   cJSON_AddNumberToObject(j, "global_batch", (double)p->global_batch);
   cJSON_AddNumberToObject(j, "seq", (double)p->seq);
   cJSON_AddNumberToObject(j, "micro_batch", (double)p->micro_batch);
@@ -458,9 +459,9 @@ static void r_attrs(rd *r, const cJSON *j, const char *path, ir_attrs *a) {
   for (int i = 0; i < 8; i++) v[i] = opt_inum(r, x, p, nk[i], -(1 << 30), (int64_t)1 << 40, 0);
   a->heads = v[0], a->kv_heads = v[1], a->axis = v[2], a->index = v[3], a->n = v[4], a->mesh_axis = v[5];
   a->stage_from = (int32_t)v[6], a->stage_to = (int32_t)v[7];
-  const char *bk[] = {"causal", "trans_a", "trans_b", "tanh"};
-  bool *bv[] = {&a->causal, &a->trans_a, &a->trans_b, &a->tanh};
-  for (int i = 0; i < 4; i++) *bv[i] = cJSON_IsTrue(item(r, x, p, bk[i], false));
+  const char *bk[] = {"causal", "trans_a", "trans_b", "tanh", "packed"};
+  bool *bv[] = {&a->causal, &a->trans_a, &a->trans_b, &a->tanh, &a->packed};
+  for (int i = 0; i < 5; i++) *bv[i] = cJSON_IsTrue(item(r, x, p, bk[i], false));
   const char *dk[] = {"eps", "scale", "p", "theta", "lr", "beta1", "beta2", "weight_decay"};
   double *dv[] = {&a->eps, &a->scale, &a->p, &a->theta, &a->lr, &a->beta1, &a->beta2, &a->weight_decay};
   for (int i = 0; i < 8; i++) *dv[i] = num(r, x, p, dk[i], -1e30, 1e30, false, false, 0);
@@ -766,6 +767,9 @@ static void r_layout(rd *r, const cJSON *root) {
     if (cJSON_IsString(k) && !strcmp(k->valuestring, fmt_spkind_name[i])) p->sp_kind = (uint8_t)i;
   if (!r->failed && p->sp_kind == FMT_NSPKINDS) fail(r, "'layout.sp_kind' must be \"ulysses\" or \"ring\"");
   if (!r->failed && p->sp > 1 && p->tp > 1) fail(r, "'layout': sequence parallelism needs tp 1");
+  const cJSON *pk = cJSON_GetObjectItemCaseSensitive(l, "packed");
+  if (!r->failed && pk && !cJSON_IsBool(pk)) fail(r, "'layout.packed' must be true or false");
+  p->packed = cJSON_IsTrue(pk);
   p->global_batch = inum(r, root, "", "global_batch", 1, (int64_t)1 << 28);
   p->seq = inum(r, root, "", "seq", 1, (int64_t)1 << 28);
   p->micro_batch = inum(r, root, "", "micro_batch", 1, (int64_t)1 << 28);

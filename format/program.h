@@ -252,6 +252,8 @@ typedef struct {
   int32_t vpp;        /* model chunks per stage (interleaved 1F1B; 1: none) */
   int32_t sp;         /* sequence-parallel degree (1: none; > 1 needs tp 1) */
   uint8_t sp_kind;    /* fmt_spkind: how the sp group runs attention */
+  uint8_t packed;     /* packed variable-length batches: the executor supplies
+                         each micro-batch's document starts (lower/packed.c) */
   int64_t global_batch, seq, micro_batch;
   int32_t *op_stage;  /* per op: pipeline stage (adamw: the grad's stage) */
   int32_t *op_chunk;  /* per op: its model chunk on the stage (virtual stage

@@ -95,6 +95,8 @@ typedef struct {
   int64_t mesh_axis;       /* comm ops: which mesh axis they run over */
   bool causal, trans_a, trans_b;
   bool tanh;               /* gelu: tanh approximation (else erf) */
+  bool packed;             /* attention, positions, rotary, cross_entropy and their
+                              gradients: a packed batch's documents (lower/packed.c) */
   double eps, scale, p, theta;
   double lr, beta1, beta2, weight_decay; /* adamw */
   uint8_t rank;            /* reshape / positions / select_grad: target shape */

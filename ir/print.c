@@ -70,6 +70,7 @@ static void put_attrs(const ir_op *o, FILE *f) {
   if (k == IR_OP_SPLIT && a->n) fprintf(f, " n=%lld", (long long)a->n);
   if (k == IR_OP_SELECT || k == IR_OP_SELECT_GRAD) fprintf(f, " axis=%lld index=%lld", (long long)a->axis, (long long)a->index);
   if (a->causal) fputs(" causal", f);
+  if (a->packed) fputs(" packed", f);
   if (a->trans_a) fputs(" trans_a", f);
   if (a->trans_b) fputs(" trans_b", f);
   if (k == IR_OP_GELU || k == IR_OP_GELU_GRAD) fputs(a->tanh ? " approximate=tanh" : " approximate=erf", f);

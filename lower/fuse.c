@@ -50,6 +50,8 @@ static bool usable(const lw_ctx *c, const cg_group *gr) {
     /* under sequence parallelism rotary starts at the rank's first position,
      * which codegen's kernel cannot take (the reference kernel does) */
     if (c->lay.sp > 1 && (o->kind == IR_OP_ROTARY || o->kind == IR_OP_ROTARY_GRAD)) return false;
+    /* nor the document boundaries of a packed batch (lower/packed.c) */
+    if (o->at.packed) return false;
   }
   return true;
 }

@@ -4,7 +4,9 @@
  * The passes, one file each, in the order driver/passes.c (drv_lower) runs
  * them on one lw_ctx:
  *   train.c      autodiff (backward ops, AdamW per parameter), B and S bound
- *                to the local micro-batch
+ *                to the local micro-batch; around autodiff, packed.c's
+ *                packed variable-length batches (per-sample positions, the
+ *                ops that take document boundaries marked)
  *   sbp.c        the planner's SBP of every forward op on the tp axis (from
  *                the plan's ops), the rest deduced, boxing inserted
  *   local.c      one tp rank's shard: every shape made local, head counts
@@ -42,6 +44,7 @@ typedef struct {
   int vpp;                /* model chunks per stage, interleaved 1F1B (0 or 1: none) */
   int sp;                 /* sequence-parallel degree (0 or 1: none) */
   int sp_kind;            /* fmt_spkind */
+  bool packed;            /* packed variable-length batches (packed.c) */
 } lw_layout;
 
 typedef struct {
@@ -67,6 +70,11 @@ void lw_ctx_done(lw_ctx *c);
 
 /* The passes, in order (see above). */
 bool lw_train(lw_ctx *c);
+/* lw_packed_forward (before autodiff) and lw_packed_mark (after it), called
+ * by lw_train when lay.packed: positions become per sample ([B, S]) and the
+ * ops that take document boundaries get attr `packed` (packed.c). */
+bool lw_packed_forward(lw_ctx *c);
+void lw_packed_mark(lw_ctx *c);
 bool lw_sbp(lw_ctx *c);
 bool lw_local(lw_ctx *c);
 bool lw_sp(lw_ctx *c);

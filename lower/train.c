@@ -177,7 +177,10 @@ bool lw_train(lw_ctx *c) {
   p->recompute = c->lay.recompute;
   p->global_batch = c->lay.global_batch, p->seq = c->lay.seq;
   p->micro_batch = c->lay.global_batch / c->lay.dp / c->lay.micro;
+  p->packed = c->lay.packed;
+  if (c->lay.packed && !lw_packed_forward(c)) return false;
   if (!ir_autodiff_map(g, NULL, c->d, &c->fwd_of)) return false;
+  if (c->lay.packed) lw_packed_mark(c);
   ir_bind(g, p->micro_batch, p->seq / p->sp); /* sp: each rank holds S / sp tokens of a sample */
   return true;
 }

@@ -119,6 +119,7 @@ rt_exec *rt_exec_new(const fmt_prog *p, const char *dir, const rt_config *cfg, r
   e->dp = p->dp * p->sp, e->tp = p->tp, e->pp = p->pp, e->M = p->micro;
   e->st = &p->stage[e->stage];
   e->gscale = 1.0 / ((double)p->dp * p->micro);
+  e->ce_ratio = 1.0;
   e->profile = getenv("SBPC_PROFILE") != NULL;
   e->buf = xcalloc((size_t)e->g->nt + 1, sizeof *e->buf);
   e->acc = xcalloc((size_t)e->g->nt + 1, sizeof *e->acc);
@@ -241,6 +242,11 @@ void rt_exec_set_logical(rt_exec *e, ir_ref t, const float *full) {
   free(dst);
 }
 
+void rt_exec_set_docs(rt_exec *e, const int32_t *doc, double ce_ratio) {
+  e->doc = doc;
+  e->ce_ratio = ce_ratio > 0 ? ce_ratio : 1.0;
+}
+
 /* ---- kernels ---------------------------------------------------------------------- */
 static int64_t op_ns[IR_NOPKIND];
 static int op_calls[IR_NOPKIND], op_jit[IR_NOPKIND];
@@ -254,7 +260,9 @@ static void profile_add(const rt_exec *e, int kind, double t0, bool jit) {
 }
 
 bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro) {
-  rt_kctx kc = {e->step + 1, e->cfg.seed, micro, e->tp, e->tpi, (int64_t)e->spi * (e->p->seq / e->sp)};
+  int64_t mb_elems = e->p->micro_batch * (e->p->seq / e->sp);
+  rt_kctx kc = {e->step + 1, e->cfg.seed, micro, e->tp, e->tpi, (int64_t)e->spi * (e->p->seq / e->sp),
+                e->doc ? e->doc + micro * mb_elems : NULL, e->ce_ratio};
   bool tr = rt_tracing(e);
   double t0 = e->profile || tr ? rt_trace_now() : 0;
   bool ok = rt_kernel(e->g, o, in, out, &kc);

@@ -30,6 +30,9 @@ struct rt_exec {
   rt_jit *jit;          /* the program's fused kernels (jit.c); NULL: reference kernels */
   rt_kfn *kfn;          /* per actor of the stage: its fused kernel's function, or NULL */
   double gscale;        /* 1 / (dp * micro-batches): each gradient's share */
+  const int32_t *doc;   /* packed programs: this step's document starts, the
+                           rank's micro-batches back to back (rt_exec_set_docs) */
+  double ce_ratio;      /* packed: the step's predicted tokens / its B * S */
   rt_dev *dev;          /* --device cuda: the GPU executor (device.c); arena is then NULL */
 };
 

@@ -12,6 +12,11 @@
  *  - sum_rows sums its input down to the output's element count;
  *  - matmul: a[...,m,k] (trans_a: [...,k,m]) times b[k,n] or batched b;
  *  - softmax/attention causal masks use the second-to-last axis as queries;
+ *  - packed ops (attr packed, lower/packed.c) take the micro-batch's
+ *    document starts (kc->doc, [B, S]): attention sees keys from the query's
+ *    document start to the query, positions and rotary count from the
+ *    document start, cross_entropy ignores labels < 0 and divides by the
+ *    predicted tokens (kc->ce_ratio of the rows);
  *  - cross_entropy_grad is the gradient of the mean loss (no upstream dy);
  *  - tanh_grad takes the forward output y; select_grad zero-fills its output
  *    and writes dy at the selected position (shapes from the tensors, so the
@@ -40,6 +45,8 @@ static int64_t nel(const K *k, ir_ref t) { return ir_numel(k->g, t); }
 static float *fin(const K *k, int i) { return (float *)k->in[i]; }
 static float *fout(const K *k, int i) { return (float *)k->out[i]; }
 static int64_t last(const K *k, ir_ref t) { return dimv(k->g, t, -1); }
+/* a packed op's document starts ([B, S] row-major, as the op's token rows), else NULL */
+static const int32_t *docs(const K *k) { return k->o->at.packed ? k->kc->doc : NULL; }
 
 static bool k_embedding(K *k) {
   const int32_t *ids = k->in[0];
@@ -75,7 +82,8 @@ static bool k_positions(K *k) {
   /* split on the position axis (S(last) on the tp axis): this rank's run of positions */
   const ir_ndsbp *s = &k->o->out_sbp[0];
   int64_t lo = s->n == 1 && s->a[0].kind == SBP_S && s->a[0].axis == k->g->t[k->o->out[0]].rank - 1 ? (int64_t)k->kc->tpi * L : 0;
-  for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(k->kc->pos0 + lo + i % L);
+  const int32_t *doc = docs(k); /* packed: [B, S] positions, counted from each token's document start */
+  for (int64_t i = 0; i < n; i++) y[i] = (int32_t)(k->kc->pos0 + lo + i % L - (doc ? doc[i] : 0));
   return true;
 }
 
@@ -294,13 +302,13 @@ static bool k_swiglu_grad(K *k) {
   return true;
 }
 
-/* softmax of one row of n scores in place; entries j > lim are masked */
-static void softmax_row(float *p, int64_t n, int64_t lim) {
+/* softmax of one row of n scores in place; entries j < lo or j > lim are masked */
+static void softmax_row(float *p, int64_t n, int64_t lo, int64_t lim) {
   float mx = -INFINITY;
-  for (int64_t j = 0; j <= lim && j < n; j++) mx = p[j] > mx ? p[j] : mx;
+  for (int64_t j = lo; j <= lim && j < n; j++) mx = p[j] > mx ? p[j] : mx;
   double s = 0;
   for (int64_t j = 0; j < n; j++) {
-    double e = j <= lim ? exp((double)p[j] - mx) : 0.0;
+    double e = j >= lo && j <= lim ? exp((double)p[j] - mx) : 0.0;
     p[j] = (float)e;
     s += e;
   }
@@ -315,7 +323,7 @@ static bool k_softmax(K *k) {
   double sc = k->o->at.scale != 0 ? k->o->at.scale : 1.0;
   for (int64_t r = 0; r < rows; r++) {
     for (int64_t j = 0; j < n; j++) y[r * n + j] = (float)(x[r * n + j] * sc);
-    softmax_row(y + r * n, n, k->o->at.causal ? r % q : n);
+    softmax_row(y + r * n, n, 0, k->o->at.causal ? r % q : n);
   }
   return true;
 }
@@ -338,6 +346,7 @@ typedef struct {
   int64_t bt, S, H, Hkv, heads, kvh, d, ldq, ldk;
   float sc;
   bool causal;
+  const int32_t *doc;       /* packed: document starts [bt, S], else NULL */
   const float *q, *k, *v;
   float *dq, *dk, *dv;
 } attn;
@@ -355,6 +364,7 @@ static void attn_setup(K *k, attn *a) {
   a->bt = nel(k, x) / (a->S * last(k, x));
   a->sc = (float)(o->at.scale != 0 ? o->at.scale : 1.0 / sqrt((double)a->d));
   a->causal = o->at.causal;
+  a->doc = docs(k);
   a->q = fin(k, 0);
   a->ldq = fused ? 3 * a->H : a->H;
   a->ldk = fused ? 3 * a->H : a->Hkv;
@@ -362,11 +372,14 @@ static void attn_setup(K *k, attn *a) {
   a->v = fused ? a->q + 2 * a->H : fin(k, 2);
 }
 
-static void attn_probs(const attn *a, const float *Q, const float *Kp, float *P) {
+/* the probabilities of sample b's head (Q, Kp): keys up to the query when
+ * causal, from the query's document start when packed (block-diagonal) */
+static void attn_probs(const attn *a, int64_t b, const float *Q, const float *Kp, float *P) {
   int S = (int)a->S;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, (int)a->d, a->sc, Q, (int)a->ldq, Kp, (int)a->ldk, 0.0f, P,
               S);
-  for (int i = 0; i < S; i++) softmax_row(P + (int64_t)i * S, S, a->causal ? i : S);
+  const int32_t *doc = a->doc ? a->doc + b * a->S : NULL;
+  for (int i = 0; i < S; i++) softmax_row(P + (int64_t)i * S, S, doc ? doc[i] : 0, a->causal ? i : S);
 }
 
 static bool k_attention(K *k) {
@@ -379,7 +392,7 @@ static bool k_attention(K *k) {
       int64_t kh = h / (a.heads / a.kvh);
       const float *Q = a.q + b * a.S * a.ldq + h * a.d, *Kp = a.k + b * a.S * a.ldk + kh * a.d;
       const float *V = a.v + b * a.S * a.ldk + kh * a.d;
-      attn_probs(&a, Q, Kp, P);
+      attn_probs(&a, b, Q, Kp, P);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, 1.0f, P, S, V, (int)a.ldk, 0.0f,
                   out + b * a.S * a.H + h * a.d, (int)a.H);
     }
@@ -394,7 +407,7 @@ static void attn_grad_head(const attn *a, int64_t b, int64_t h, const float *dO,
   const float *V = a->v + b * a->S * a->ldk + kh * a->d, *G = dO + b * a->S * a->H + h * a->d;
   float *dQ = a->dq + b * a->S * a->ldq + h * a->d, *dK = a->dk + b * a->S * a->ldk + kh * a->d;
   float *dV = a->dv + b * a->S * a->ldk + kh * a->d;
-  attn_probs(a, Q, Kp, P);
+  attn_probs(a, b, Q, Kp, P);
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, d, S, 1.0f, P, S, G, (int)a->H, 1.0f, dV, (int)a->ldk);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, d, 1.0f, G, (int)a->H, V, (int)a->ldk, 0.0f, dP, S);
   for (int64_t i = 0; i < S; i++) {
@@ -430,10 +443,11 @@ static bool k_rotary(K *k) {
   int64_t n = last(k, t), rows = nel(k, t) / n, S = dimv(k->g, t, -2);
   int64_t heads = k->o->at.heads > 0 ? k->o->at.heads : 1, d = n / heads, h2 = d / 2;
   double theta = k->o->at.theta > 0 ? k->o->at.theta : 10000.0, sgn = k->o->kind == IR_OP_ROTARY_GRAD ? -1.0 : 1.0;
+  const int32_t *doc = docs(k); /* packed: rows are [B, S] tokens, counted from their document start */
   for (int64_t r = 0; r < rows; r++)
     for (int64_t h = 0; h < heads; h++)
       for (int64_t j = 0; j < h2; j++) {
-        double ang = (double)(k->kc->pos0 + r % S) * pow(theta, -2.0 * (double)j / (double)d);
+        double ang = (double)(k->kc->pos0 + r % S - (doc ? doc[r] : 0)) * pow(theta, -2.0 * (double)j / (double)d);
         double c = cos(ang), s = sgn * sin(ang);
         const float *xp = x + r * n + h * d;
         float *yp = y + r * n + h * d;
@@ -465,7 +479,9 @@ typedef struct {
   const float *x;
   const int32_t *lab;
   float *g;                 /* gradient out, or NULL */
-  int64_t V, N;
+  int64_t V;
+  double N;                 /* the divisor: rows, or packed the predicted share of them */
+  bool ignore;              /* packed: labels < 0 are ignored */
   double sc, part[64];      /* per-chunk loss partials */
 } xent;
 
@@ -475,6 +491,10 @@ static void xent_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
   double loss = 0;
   for (int64_t r = lo; r < hi; r++) {
     const float *xr = c->x + r * V;
+    if (c->ignore && c->lab[r] < 0) {
+      if (c->g) memset(c->g + r * V, 0, sizeof(float) * (size_t)V);
+      continue;
+    }
     double mx = -INFINITY, s = 0;
     for (int64_t j = 0; j < V; j++) mx = xr[j] > mx ? xr[j] : mx;
     for (int64_t j = 0; j < V; j++) s += exp((double)xr[j] - mx);
@@ -482,8 +502,8 @@ static void xent_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
     loss += log(s) + mx - xr[l];
     if (c->g) {
       float *g = c->g + r * V;
-      for (int64_t j = 0; j < V; j++) g[j] = (float)(c->sc * exp((double)xr[j] - mx) / s / (double)c->N);
-      g[l] -= (float)(c->sc / (double)c->N);
+      for (int64_t j = 0; j < V; j++) g[j] = (float)(c->sc * exp((double)xr[j] - mx) / s / c->N);
+      g[l] -= (float)(c->sc / c->N);
     }
   }
   c->part[chunk] = loss;
@@ -492,12 +512,14 @@ static void xent_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
 /* rows split over threads (par.c); the loss partials summed in chunk order */
 static bool k_cross_entropy(K *k, bool grad) {
   xent c = {.x = fin(k, 0), .lab = k->in[1], .g = grad ? fout(k, 0) : NULL, .V = last(k, k->o->in[0])};
-  c.N = nel(k, k->o->in[0]) / c.V;
+  int64_t rows = nel(k, k->o->in[0]) / c.V;
+  c.ignore = k->o->at.packed;
+  c.N = (double)rows * (c.ignore ? k->kc->ce_ratio : 1.0);
   c.sc = k->o->at.scale != 0 ? k->o->at.scale : 1.0; /* sc: tp share of the tokens */
-  rt_par_for(c.N, c.V, xent_rows, &c);
+  rt_par_for(rows, c.V, xent_rows, &c);
   double loss = 0;
-  for (int i = 0; i < rt_par_chunks(c.N, c.V); i++) loss += c.part[i];
-  if (!grad) fout(k, 0)[0] = (float)(c.sc * loss / (double)c.N);
+  for (int i = 0; i < rt_par_chunks(rows, c.V); i++) loss += c.part[i];
+  if (!grad) fout(k, 0)[0] = (float)(c.sc * loss / c.N);
   return true;
 }
 

@@ -41,6 +41,7 @@ typedef struct {
   const char *trace;     /* --trace FILE: the last step as a Chrome/Perfetto trace */
   double lr, weight_decay; /* < 0: the program's */
   uint64_t seed;
+  int64_t eos;           /* --eos ID: packed programs' end-of-document token (-1: none) */
   bool quiet;            /* no per-step lines on stdout */
   int kernels;           /* RT_KERNELS_* */
   int device;            /* RT_DEVICE_* (rt_run resolves auto) */

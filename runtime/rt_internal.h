@@ -15,6 +15,10 @@ typedef struct {
   int64_t micro;     /* micro-batch index (dropout masks) */
   int tp, tpi;       /* the tp group: a vocabulary-split table's rows are tpi's */
   int64_t pos0;      /* sequence parallelism: the first position of this rank's tokens */
+  const int32_t *doc; /* packed ops: the micro-batch's document starts ([B, S]: the
+                         index in its sample of each token's document's first
+                         token; data.c), else NULL */
+  double ce_ratio;   /* packed cross_entropy: the step's predicted tokens / its B*S */
 } rt_kctx;
 /* rt_kernel: run op o of g (B and S bound to the local micro-batch) on host
  * buffers: in[i] / out[i] hold the op's tensors (f32, or i32 for ids). Returns
@@ -60,21 +64,56 @@ void rt_init_param(const char *name, int rank, float *x, int64_t n, uint64_t see
 uint64_t rt_hash64(uint64_t x);
 uint64_t rt_hash_str(const char *s);
 
+/* ---- indexed.c: Megatron-LM's indexed dataset (MMIDIDX) ---------------------- */
+typedef struct rt_idx rt_idx;
+/* rt_idx_open: map PREFIX.idx and PREFIX.bin and validate every field; NULL
+ * after "file: error: ..." on anything wrong. */
+rt_idx *rt_idx_open(const char *prefix);
+/* rt_idx_prefix: does --data `path` name an indexed dataset (PREFIX, or
+ * PREFIX.idx / PREFIX.bin with PREFIX.idx present)? Its prefix into
+ * prefix[n]. A flat file's path (no PREFIX.idx) gives false. */
+bool rt_idx_prefix(const char *path, char *prefix, size_t n);
+/* rt_idx_tokens: the token stream (the mapped .bin): bytes per token,
+ * signedness and count. */
+const unsigned char *rt_idx_tokens(const rt_idx *x, int *width, bool *sgn, int64_t *ntok);
+/* rt_idx_ndocs: documents; rt_idx_doc_start: the stream index of document
+ * d's first token (d in [0, ndocs]; d = ndocs gives the token count). */
+int64_t rt_idx_ndocs(const rt_idx *x);
+int64_t rt_idx_doc_start(const rt_idx *x, int64_t d);
+/* rt_idx_path: the .idx file's path, or with bin the .bin's (for messages). */
+const char *rt_idx_path(const rt_idx *x, bool bin);
+void rt_idx_free(rt_idx *x);
+
 /* ---- data.c ---------------------------------------------------------------- */
 typedef struct {
-  const int32_t *tok;
+  const unsigned char *tok; /* the stream: ntok little-endian ids of `width` bytes */
+  int width;
+  bool sgn;              /* signed ids */
   int64_t ntok, nsamples, seq;
-  const void *map;       /* the mapped token file (tok points into it), or NULL */
+  int64_t eos;           /* packed: a document ends after this id (-1: none; set by the caller) */
+  rt_idx *idx;           /* an indexed dataset (tok is its .bin), or NULL */
+  const void *map;       /* the mapped flat token file (tok points into it), or NULL */
   size_t maplen;
+  void *own;             /* the synthetic stream, or NULL */
 } rt_data;
-/* rt_data_open: load a token file (little-endian int32) and validate it against
- * the sequence length and vocabulary; prints "path: error: ..." and returns
- * false on a bad file. */
+/* rt_data_open: open a flat token file (little-endian int32) or an indexed
+ * dataset (indexed.c) and validate it against the sequence length and
+ * vocabulary; prints "path: error: ..." and returns false on a bad file. */
 bool rt_data_open(rt_data *d, const char *path, int64_t seq, int64_t vocab);
 /* rt_data_synthetic: a deterministic token stream (no --data given). */
 void rt_data_synthetic(rt_data *d, int64_t seq, int64_t vocab, int64_t nsamples);
 /* rt_data_batch: samples [pos, pos+n) (cyclic) as ids/labels of n*seq each. */
 void rt_data_batch(const rt_data *d, int64_t pos, int64_t n, int32_t *ids, int32_t *labels);
+/* rt_data_has_docs: the stream has document boundaries (an indexed dataset,
+ * or eos set). */
+bool rt_data_has_docs(const rt_data *d);
+/* rt_data_packed: rt_data_batch for a packed program: also doc (n*seq): per
+ * token the index in its sample of its document's first token; labels that
+ * would cross into the next document are -1 (ignored). */
+void rt_data_packed(const rt_data *d, int64_t pos, int64_t n, int32_t *ids, int32_t *labels, int32_t *doc);
+/* rt_data_predicted: the labels of samples [pos, pos+n) that rt_data_packed
+ * does not ignore. */
+int64_t rt_data_predicted(const rt_data *d, int64_t pos, int64_t n);
 void rt_data_free(rt_data *d);
 
 /* ---- safetensors.c ------------------------------------------------------------ */
@@ -217,6 +256,11 @@ int rt_exec_logical_shape(const rt_exec *e, ir_ref t, int64_t *shape);
  * (executor.c), the update included. Returns the sum of the M losses held
  * here (0 where the loss is not); *ok false when a kernel failed. */
 double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, bool *ok);
+/* rt_exec_set_docs: for a packed program, the next step's document starts
+ * (the rank's micro-batches back to back, as ids; the caller keeps them
+ * until the step ran) and the fraction of the step's B * S labels that are
+ * predicted (not ignored): the loss is the mean over those. */
+void rt_exec_set_docs(rt_exec *e, const int32_t *doc, double ce_ratio);
 
 /* ---- shard.c: tp shards of logical values ---------------------------------------- */
 /* rt_shard: this rank's part of a logical tensor split on axis `split` into

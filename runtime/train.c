@@ -27,6 +27,7 @@ rt_config rt_config_default(void) {
   c.steps = 5;
   c.lr = c.weight_decay = -1;
   c.seed = 1234;
+  c.eos = -1;
   c.kernels = RT_KERNELS_AUTO;
   c.device = RT_DEVICE_AUTO;
   return c;
@@ -108,8 +109,15 @@ static bool one_step(run *r, double *loss) {
   inject_fault(r);
   int64_t mb = p->micro_batch, S = p->seq, share = p->global_batch / p->dp, n = share * S;
   int32_t *ids = xmalloc(sizeof *ids * (size_t)n), *lab = xmalloc(sizeof *lab * (size_t)n);
-  for (int m = 0; m < p->micro; m++)
-    rt_data_batch(&r->data, r->data_pos + r->dpi * share + m * mb, mb, ids + m * mb * S, lab + m * mb * S);
+  int32_t *doc = p->packed ? xmalloc(sizeof *doc * (size_t)n) : NULL;
+  for (int m = 0; m < p->micro; m++) {
+    int64_t at = r->data_pos + r->dpi * share + m * mb, o = m * mb * S;
+    if (doc) rt_data_packed(&r->data, at, mb, ids + o, lab + o, doc + o);
+    else rt_data_batch(&r->data, at, mb, ids + o, lab + o);
+  }
+  if (doc) /* the loss is the mean over the step's predicted tokens, on every rank */
+    rt_exec_set_docs(r->ex, doc, (double)rt_data_predicted(&r->data, r->data_pos, p->global_batch) /
+                                     ((double)p->global_batch * (double)S));
   bool traced = trace_this(r);
   if (traced && r->comm) rt_comm_barrier(r->comm);
   if (traced) rt_trace_begin(r->ex);
@@ -118,6 +126,8 @@ static bool one_step(run *r, double *loss) {
   double l[1] = {rt_exec_step_run(r->ex, ids, lab, &ok) / ((double)p->dp * p->micro)};
   free(ids);
   free(lab);
+  free(doc);
+  rt_exec_set_docs(r->ex, NULL, 1.0);
   if (r->comm) rt_comm_allreduce_world(r->comm, l, 1);
   rt_exec_set_step(r->ex, rt_exec_step(r->ex) + 1);
   r->data_pos += p->global_batch;
@@ -129,11 +139,28 @@ static bool one_step(run *r, double *loss) {
   return ok;
 }
 
+/* a packed program needs document boundaries (an indexed dataset or --eos),
+ * and --eos a packed program and a flat file */
+static bool docs_fit(run *r) {
+  int64_t eos = r->cfg.eos;
+  if (eos >= 0 && !r->p->packed)
+    return sbpc_error("--eos needs a program compiled with --packed (packed variable-length batches)"), false;
+  if (eos >= 0 && r->data.idx)
+    return sbpc_error("--eos: the indexed dataset %s has its own documents", rt_idx_path(r->data.idx, false)), false;
+  if (eos >= vocab_of(r->p))
+    return sbpc_error("--eos %lld is outside the vocabulary [0, %lld)", (long long)eos, (long long)vocab_of(r->p)), false;
+  r->data.eos = eos;
+  if (r->p->packed && !rt_data_has_docs(&r->data))
+    return sbpc_error("the program packs documents (compiled with --packed) but the data has no boundaries: give "
+                      "an indexed dataset (--data PREFIX) or --eos ID"), false;
+  return true;
+}
+
 static bool open_data(run *r) {
   int64_t v = vocab_of(r->p);
-  if (r->cfg.data) return rt_data_open(&r->data, r->cfg.data, r->p->seq, v);
-  rt_data_synthetic(&r->data, r->p->seq, v == INT32_MAX ? 256 : v, 4 * r->p->global_batch);
-  return true;
+  if (r->cfg.data && !rt_data_open(&r->data, r->cfg.data, r->p->seq, v)) return false;
+  if (!r->cfg.data) rt_data_synthetic(&r->data, r->p->seq, v == INT32_MAX ? 256 : v, 4 * r->p->global_batch);
+  return docs_fit(r);
 }
 
 /* the step's model FLOPs (GEMMs and attention products) over all ranks */
@@ -234,12 +261,13 @@ static uint64_t mix(uint64_t h, const void *p, size_t n) {
 static uint64_t run_hash(const run *r) {
   const fmt_prog *p = r->p;
   uint64_t h = mix(1469598103934665603ull, &p->model_hash, sizeof p->model_hash);
-  int32_t lay[6] = {p->dp, p->tp, p->pp, p->micro, p->zero, p->recompute};
+  int32_t lay[7] = {p->dp, p->tp, p->pp, p->micro, p->zero, p->recompute, p->packed};
   int64_t sz[3] = {p->global_batch, p->seq, (int64_t)p->predicted_peak};
   h = mix(mix(h, lay, sizeof lay), sz, sizeof sz);
   const rt_config *c = &r->cfg;
   double hyper[2] = {c->lr, c->weight_decay};
   h = mix(mix(mix(h, &c->seed, sizeof c->seed), hyper, sizeof hyper), &c->steps, sizeof c->steps);
+  h = mix(h, &c->eos, sizeof c->eos);
   const char *s[3] = {c->data ? c->data : "", c->weights ? c->weights : "", c->resume ? c->resume : ""};
   for (int i = 0; i < 3; i++) h = mix(h, s[i], strlen(s[i]) + 1);
   return h;

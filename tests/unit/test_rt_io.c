@@ -1,5 +1,6 @@
 /* test_rt_io.c — the runtime's file formats and helpers: the token data
- * loader (sample cutting, cyclic order, refusals), safetensors (round trip,
+ * loader (sample cutting, cyclic order, refusals), the indexed dataset and
+ * packed samples (document starts, ignored labels, --eos), safetensors (round trip,
  * truncated file, a header claiming 10 GB, non-F32), layout-independent
  * initialisation, AdamW against a hand-computed PyTorch step, and a compiled
  * program (1F1B buffer counts, arena offsets never shared by live
@@ -67,6 +68,60 @@ static void test_data(void) {
   write_bytes(tpath("odd.bin"), tok, 7);
   CU_ASSERT_FALSE(rt_data_open(&d, tpath("odd.bin"), 1, 100));
   CU_ASSERT_FALSE(rt_data_open(&d, tpath("none.bin"), 1, 100));
+  loud();
+}
+
+static void put_le(unsigned char **p, uint64_t v, int n) {
+  for (int i = 0; i < n; i++) *(*p)++ = (unsigned char)(v >> (8 * i));
+}
+
+/* an MMIDIDX pair ix.idx / ix.bin: uint16 documents [1 2 3] [4 5] [6 7 8 9 10] */
+static size_t write_indexed(unsigned code) {
+  unsigned char idx[256], *p = idx;
+  const uint16_t tok[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  const int len[3] = {3, 2, 5};
+  memcpy(p, "MMIDIDX\0\0", 9), p += 9;
+  put_le(&p, 1, 8), put_le(&p, code, 1), put_le(&p, 3, 8), put_le(&p, 4, 8);
+  for (int i = 0; i < 3; i++) put_le(&p, (uint64_t)len[i], 4);
+  for (int i = 0, at = 0; i < 3; at += len[i++]) put_le(&p, (uint64_t)(2 * at), 8);
+  for (int i = 0; i < 4; i++) put_le(&p, (uint64_t)i, 8);
+  write_bytes(tpath("ix.idx"), idx, (size_t)(p - idx));
+  write_bytes(tpath("ix.bin"), tok, sizeof tok); /* little-endian host */
+  return (size_t)(p - idx);
+}
+
+static void test_indexed(void) {
+  write_indexed(8);
+  rt_data d;
+  char prefix[128];
+  CU_ASSERT(rt_idx_prefix(tpath("ix.bin"), prefix, sizeof prefix) && !strcmp(prefix, tpath("ix")));
+  CU_ASSERT(rt_idx_prefix(tpath("ix"), prefix, sizeof prefix));
+  CU_ASSERT_FALSE(rt_idx_prefix(tpath("d.bin"), prefix, sizeof prefix)); /* a flat file */
+  CU_ASSERT_FATAL(rt_data_open(&d, tpath("ix.idx"), 4, 100));
+  CU_ASSERT(d.idx && d.ntok == 10 && d.nsamples == 2 && rt_data_has_docs(&d));
+  int32_t ids[8], lab[8], doc[8];
+  rt_data_packed(&d, 0, 2, ids, lab, doc);
+  const int32_t want_ids[8] = {1, 2, 3, 4, 6, 7, 8, 9}, want_lab[8] = {2, 3, -1, 5, 7, 8, 9, 10};
+  const int32_t want_doc[8] = {0, 0, 0, 3, 0, 0, 0, 0};
+  CU_ASSERT(!memcmp(ids, want_ids, sizeof ids) && !memcmp(lab, want_lab, sizeof lab) && !memcmp(doc, want_doc, sizeof doc));
+  CU_ASSERT_EQUAL(rt_data_predicted(&d, 0, 2), 7);
+  rt_data_free(&d);
+  /* --eos on a flat file: 0 ends a document */
+  const int32_t flat[5] = {5, 6, 0, 7, 8};
+  write_bytes(tpath("e.bin"), flat, sizeof flat);
+  CU_ASSERT_FATAL(rt_data_open(&d, tpath("e.bin"), 4, 100));
+  CU_ASSERT_FALSE(rt_data_has_docs(&d));
+  d.eos = 0;
+  rt_data_packed(&d, 0, 1, ids, lab, doc);
+  CU_ASSERT(lab[1] == 0 && lab[2] == -1 && lab[3] == 8 && doc[2] == 0 && doc[3] == 3);
+  CU_ASSERT_EQUAL(rt_data_predicted(&d, 0, 1), 3);
+  rt_data_free(&d);
+  quiet();
+  write_indexed(7); /* float32 */
+  CU_ASSERT_FALSE(rt_data_open(&d, tpath("ix"), 4, 100));
+  write_indexed(8);
+  CU_ASSERT_FALSE(rt_data_open(&d, tpath("ix"), 4, 10)); /* id 10 >= vocab */
+  CU_ASSERT_FALSE(rt_data_open(&d, tpath("ix"), 10, 100)); /* shorter than one sample */
   loud();
 }
 
@@ -139,7 +194,7 @@ static void test_adamw(void) {
   o.at.lr = 0.1, o.at.beta1 = 0.9, o.at.beta2 = 0.999, o.at.eps = 1e-8, o.at.weight_decay = 0.01;
   float p[2] = {1.0f, -2.0f}, gr[2] = {0.5f, -0.25f}, m[2] = {0, 0}, v[2] = {0, 0};
   void *in[4] = {p, gr, m, v}, *out[3] = {p, m, v};
-  rt_kctx kc = {1, 0, 0, 1, 0, 0};
+  rt_kctx kc = {1, 0, 0, 1, 0, 0, NULL, 1.0};
   CU_ASSERT(rt_kernel(g, &o, in, out, &kc));
   /* step 1: m = 0.1 g, v = 0.001 g^2, mhat = g, vhat = g^2: p -= lr*wd*p + lr*g/(|g|+eps) */
   CU_ASSERT(fabs(p[0] - (1.0 * (1 - 0.001) - 0.1 * 0.5 / (0.5 + 1e-8))) < 1e-6);
@@ -230,7 +285,7 @@ static void test_actor_plan(void) {
   ir_op ce = ir_op_init(IR_OP_CROSS_ENTROPY);
   ce.nin = 2, ce.in[0] = rlg, ce.in[1] = rl, ce.nout = 1, ce.out[0] = g->loss;
   ir_op_add(g, &ce);
-  lw_layout lay = {1, 1, 2, 4, 0, 0, 8, 4, NULL, 0, 0, 0, 1, 1, 0};
+  lw_layout lay = {1, 1, 2, 4, 0, 0, 8, 4, NULL, 0, 0, 0, 1, 1, 0, false};
   diag d;
   diag_init(&d, "toy", NULL, 0);
   fmt_prog *p = lw_compile(g, &lay, &d);
@@ -269,8 +324,9 @@ static int setup(void) {
 }
 
 static int cleanup(void) {
-  const char *names[] = {"d.bin", "odd.bin", "a.safetensors", "t.safetensors", "h.safetensors", "program.json"};
-  for (int i = 0; i < 6; i++) unlink(tpath(names[i]));
+  const char *names[] = {"d.bin",         "odd.bin",      "a.safetensors", "t.safetensors", "h.safetensors",
+                         "program.json", "ix.idx", "ix.bin", "e.bin"};
+  for (int i = 0; i < 9; i++) unlink(tpath(names[i]));
   rmdir(tmpdir);
   return 0;
 }
@@ -278,6 +334,7 @@ static int cleanup(void) {
 void cu_register(void) {
   CU_pSuite s = CU_add_suite("rt_io", setup, cleanup);
   CU_ADD(s, test_data);
+  CU_ADD(s, test_indexed);
   CU_ADD(s, test_safetensors);
   CU_ADD(s, test_init);
   CU_ADD(s, test_adamw);

@@ -264,7 +264,8 @@ static void data_positions(void) {
   for (size_t i = 0; i < sizeof far / sizeof *far; i++) {
     rt_data_batch(&d, far[i], 2, ids, lab); /* ASan: never outside the tokens */
     int64_t k = (int64_t)((uint64_t)far[i] % 3);
-    CU_ASSERT(ids[0] == d.tok[k * 5] && lab[3] == d.tok[k * 5 + 4]);
+    const int32_t *tok = d.own; /* the synthetic stream (little-endian int32) */
+    CU_ASSERT(ids[0] == tok[k * 5] && lab[3] == tok[k * 5 + 4]);
   }
   rt_data_free(&d);
 }
