@@ -71,6 +71,7 @@ typedef struct {
   const char *plan;          /* --plan PLAN.json */
   int dp, tp, pp, micro;     /* --dp --tp --pp --micro */
   int zero, recompute;       /* --zero, --recompute (-1: not given) */
+  int sp_kind;               /* --sp-kind: a fmt_spkind (-1: not given) */
   int64_t batch, seq;        /* --batch, --seq (from drv_opts) */
 } drv_layout_opts;
 /* drv_layout_opts_init: nothing given. */
