@@ -155,11 +155,11 @@ static void grad_step(lw_spc *s, const ir_op *ag, const ir_ref *r, ir_ref kvj, i
 int lw_ring_backward(lw_spc *s, const ir_op *ag, int fwd) {
   if (!inputs_ok(s, ag, ag->nin - 2)) return -1;
   ir_ref y = ag->in[ag->nin - 2];
-  const ir_ref *r = s->ring[y];
-  if (y >= s->nt0 || r[0] < 0) {
+  if (y >= s->nt0 || s->ring[y][0] < 0) {
     diag_error(s->c->d, ag->loc, "ring attention: attention_grad reads an output no ring attention made");
     return -1;
   }
+  const ir_ref *r = s->ring[y];
   ir_ref cur = r[1], dq = -1, dkv = -1, st = -1, c;
   char buf[16];
   int first = s->c->p->g->nop;

@@ -7,7 +7,9 @@
 #   vpp2    pp=2, vpp=2, 4 micro-batches (interleaved 1F1B)
 #   sp2     sp=2, Ulysses (all-to-alls around attention, forward and backward)
 #   sp2ring sp=2, ring attention (`sbpc compile --sp-kind ring`)
-#   sp2dp2  sp=2 x dp=2 (the gradients reduced over the 4 ranks), GPT-2 only
+#   sp2dp2  sp=2 x dp=2 (the gradients reduced over the 4 ranks), GPT-2 only,
+#           Ulysses and ring
+#   sp4ring sp=4 ring, LLaMA only (4 members on its 2 kv heads)
 # and each program trained 3 steps under mpirun: the losses equal the 1-rank
 # run's within 1e-5. The programs say what they run: ZeRO-3 holds parameter
 # slices and fetch actors; vpp=2 puts layers 0 and 2 on stage 0 and 1 and 3
@@ -63,6 +65,13 @@ done
 compile gpt2-sp2dp2 "$T/src/gpt2.sbp" 4 sp=2,dp=2,tp=1,pp=1,zero=0
 run gpt2-sp2dp2 4
 same_losses "$T/gpt2-one.jsonl" "$T/gpt2-sp2dp2.jsonl" 1 3 || bad "gpt2 sp2dp2: losses differ from 1 rank"
+compile gpt2-sp2dp2ring "$T/src/gpt2.sbp" 4 sp=2,dp=2,tp=1,pp=1,zero=0 --sp-kind=ring
+run gpt2-sp2dp2ring 4
+same_losses "$T/gpt2-one.jsonl" "$T/gpt2-sp2dp2ring.jsonl" 1 3 || bad "gpt2 sp2dp2ring: losses differ from 1 rank"
+# a ring of 4 on the LLaMA's 2 kv heads (Ulysses needs sp to divide them)
+compile llama-sp4ring "$T/src/llama.sbp" 4 sp=4,dp=1,tp=1,pp=1,zero=0 --sp-kind=ring
+run llama-sp4ring 4
+same_losses "$T/llama-one.jsonl" "$T/llama-sp4ring.jsonl" 1 3 || bad "llama sp4ring: losses differ from 1 rank"
 
 # the plan's sp_kind: "ring" compiles to a ring program, anything else is refused
 python3 - "$T" <<'PY'
