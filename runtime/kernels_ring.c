@@ -107,10 +107,9 @@ static void merge(const float *oa, double la, const float *ob, double lb, int64_
 
 /* batch b, head h: the block's output and its merge into out/lse */
 static void forward_head(const ring *r, int64_t b, int64_t h, const float *po, const float *pl, float *out, float *lse,
-                         float *P, float *Ob) {
+                         float *P, float *Ob, double *lb) {
   int64_t S = r->S, d = r->d, kh = h / (r->heads / r->kvh);
   scores(r, b, h, P);
-  double *lb = xmalloc(sizeof(double) * (size_t)S);
   for (int64_t i = 0; i < S; i++) lb[i] = block_softmax(P + i * S, S, visible(r, i));
   const float *V = r->kv + b * S * 2 * r->Hkv + r->Hkv + kh * d;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)S, (int)d, (int)S, 1.0f, P, (int)S, V, (int)(2 * r->Hkv),
@@ -121,7 +120,6 @@ static void forward_head(const ring *r, int64_t b, int64_t h, const float *po, c
     if (po) merge(po + row * r->H + h * d, pl[row * r->heads + h], Ob + i * d, lb[i], d, o, l);
     else merge(Ob + i * d, -INFINITY, Ob + i * d, lb[i], d, o, l);
   }
-  free(lb);
 }
 
 static bool ring_forward(const ir_graph *g, const ir_op *o, void *const *in, void *const *out, const rt_kctx *kc) {
@@ -136,9 +134,10 @@ static bool ring_forward(const ir_graph *g, const ir_op *o, void *const *in, voi
     return true;
   }
   float *P = xmalloc(sizeof(float) * (size_t)(r.S * r.S + r.S * r.d));
+  double *lb = xmalloc(sizeof(double) * (size_t)r.S);
   for (int64_t b = 0; b < r.bt; b++)
-    for (int64_t h = 0; h < r.heads; h++) forward_head(&r, b, h, po, pl, out[0], out[1], P, P + r.S * r.S);
-  free(P);
+    for (int64_t h = 0; h < r.heads; h++) forward_head(&r, b, h, po, pl, out[0], out[1], P, P + r.S * r.S, lb);
+  free(P), free(lb);
   return true;
 }
 
