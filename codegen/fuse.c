@@ -436,6 +436,8 @@ static const char *unfused_reason(const ir_graph *g, const ir_op *o) {
   default: break;
   }
   (void)g;
+  if (o->kind == IR_OP_RING_ATTENTION || o->kind == IR_OP_RING_ATTENTION_GRAD)
+    return "ring attention step (runtime: one kv block, the log-sum-exp merge)";
   if (o->kind == IR_OP_SUM_ROWS || o->kind == IR_OP_LAYER_NORM_GRAD || o->kind == IR_OP_RMS_NORM_GRAD)
     return "column reduction not expressible in the row kernel IR (runtime)";
   return "cannot lower to the kernel IR (runtime)";
@@ -503,7 +505,7 @@ cg_fusion *cg_fuse_ex(const ir_graph *g, ir_dtype act, bool single, arena *a) {
       cg_kernel *k = lower_group(g, &gs, grp, ops, n, act, a, f->nkernels, node, gs.ge[grp]);
       if (k->overflow && n > 1) split_group(f, g, &gs, ops, n, act, a, cap, node, gs.ge[grp]);
       else add_group(f, a, cap, k, ops, n, NULL, false);
-    } else if (ir_ops[o->kind].kclass == KC_ATTN) {
+    } else if (o->kind == IR_OP_ATTENTION || o->kind == IR_OP_ATTENTION_GRAD) {
       ops[0] = i;
       add_group(f, a, cap, attn_kernel(g, o, a, f->nkernels, act), ops, 1, NULL, false);
     } else {

@@ -144,7 +144,7 @@ int cmd_run(int argc, char **argv) {
     if (a.precision >= 0)
       return drv_usage_error(&command, "%s is a compiled program; its precision was fixed by `sbpc compile`", a.target);
     if (a.lo.plan || a.lo.dp || a.lo.tp || a.lo.pp || a.lo.micro || a.lo.zero >= 0 || a.lo.recompute >= 0 ||
-        a.lo.packed || a.o.batch || a.o.seq)
+        a.lo.packed || a.lo.sp_kind >= 0 || a.o.batch || a.o.seq)
       return drv_usage_error(&command,
                              "%s is a compiled program; its layout was fixed by `sbpc compile` (recompile to change it)",
                              a.target);

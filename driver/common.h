@@ -72,6 +72,7 @@ typedef struct {
   int dp, tp, pp, micro;     /* --dp --tp --pp --micro */
   int zero, recompute;       /* --zero, --recompute (-1: not given) */
   bool packed;               /* --packed: packed variable-length batches */
+  int sp_kind;               /* --sp-kind: a fmt_spkind (-1: not given) */
   int64_t batch, seq;        /* --batch, --seq (from drv_opts) */
 } drv_layout_opts;
 /* drv_layout_opts_init: nothing given. */

@@ -3,7 +3,9 @@
  * plan reader, format/sbpc_plan.h), then the flags, which win (--dp --tp
  * --pp --micro --zero --recompute --packed --batch --seq), then the model's train
  * section for batch and sequence length, then 1. Interleaved stages (vpp)
- * and sequence parallelism (sp, run as Ulysses) come from the plan only.
+ * and the sequence-parallel degree (sp) come from the plan only; how the sp
+ * group runs attention from --sp-kind, else the plan's sp_kind, else
+ * Ulysses.
  * The flags' table is drv_layout_options (driver/opts.h). */
 #include "driver/common.h"
 #include "util/diag.h"
@@ -14,6 +16,15 @@
 #define RECOMPUTE "none selective full" /* lw_layout.recompute 0, 1, 2 */
 
 int drv_recompute_parse(const char *s) { return drv_choice(RECOMPUTE, s); }
+
+/* a fmt_spkind by its name (fmt_spkind_name), or -1 */
+static int spkind_of(const char *s) {
+  for (int k = 0; k < FMT_NSPKINDS; k++)
+    if (!strcmp(s, fmt_spkind_name[k])) return k;
+  return -1;
+}
+
+static bool spkind_parse(const char *v, void *dst) { return (*(int *)dst = spkind_of(v)) >= 0; }
 
 const drv_option drv_layout_options[] = {
     {DRV_OPT("--plan", DRV_STR, drv_layout_opts, plan, "PLAN.json",
@@ -29,11 +40,15 @@ const drv_option drv_layout_options[] = {
     {DRV_FLAGOPT("--packed", DRV_FLAG, drv_layout_opts, packed,
                  "packed variable-length batches: attention within each document, positions\n"
                  "restarting at each document, no loss across a boundary (docs/runtime.md)")},
+    {DRV_OPT("--sp-kind", DRV_CALL, drv_layout_opts, sp_kind, "ulysses|ring",
+             "how a sequence-parallel group (the plan's sp) runs attention: all-to-alls\n"
+             "around it (DeepSpeed-Ulysses, the default) or k/v blocks passed around a ring"),
+     .parse = spkind_parse, .expect = "ulysses or ring"},
     {0}};
 
 void drv_layout_opts_init(drv_layout_opts *o) {
   memset(o, 0, sizeof *o);
-  o->recompute = o->zero = -1;
+  o->recompute = o->zero = o->sp_kind = -1;
 }
 
 static int from_plan(const drv_layout_opts *o, sbpc_plan **plan, lw_layout *lay) {
@@ -46,7 +61,8 @@ static int from_plan(const drv_layout_opts *o, sbpc_plan **plan, lw_layout *lay)
   lay->dp = p->dp, lay->tp = p->tp, lay->pp = p->pp, lay->micro = p->num_micro_batches > 0 ? p->num_micro_batches : 1;
   lay->zero = p->zero;
   lay->vpp = p->vpp;
-  lay->sp = p->sp; /* Ulysses: the plan does not name the kind (lay->sp_kind 0) */
+  lay->sp = p->sp;
+  lay->sp_kind = spkind_of(p->sp_kind); /* the plan reader checked the name */
   lay->recompute = p->recompute ? drv_recompute_parse(p->recompute) : 0;
   if (lay->recompute < 0) lay->recompute = 0;
   lay->global_batch = p->global_batch;
@@ -71,6 +87,7 @@ int drv_layout(const drv_layout_opts *o, const ir_program *prog, sbpc_plan **pla
   if (o->zero >= 0) lay->zero = o->zero;
   if (o->recompute >= 0) lay->recompute = o->recompute;
   lay->packed = o->packed;
+  if (o->sp_kind >= 0) lay->sp_kind = o->sp_kind;
   if (o->batch) lay->global_batch = o->batch;
   if (o->seq) lay->seq = o->seq;
   if (!lay->global_batch) lay->global_batch = 8;

@@ -252,6 +252,9 @@ static void read_parallel(rd *r, sbpc_plan *p, const cJSON *par) {
   p->recompute = str(r, par, "parallel", "recompute", "none");
   if (!r->failed && !valid_recompute(p->recompute))
     fail(r, "'parallel.recompute' must be none, selective or full, not '%s'", p->recompute);
+  p->sp_kind = str(r, par, "parallel", "sp_kind", "ulysses");
+  if (!r->failed && strcmp(p->sp_kind, "ulysses") && strcmp(p->sp_kind, "ring"))
+    fail(r, "'parallel.sp_kind' must be ulysses or ring, not '%s'", p->sp_kind);
   const cJSON *spf = cJSON_GetObjectItemCaseSensitive(par, "sequence_parallel");
   p->sequence_parallel = !spf ? -1 : cJSON_IsTrue(spf) ? 1 : 0;
   if (spf && !cJSON_IsBool(spf)) fail(r, "'parallel.sequence_parallel' must be true or false");

@@ -114,6 +114,7 @@ typedef struct sbpc_plan {
   /* parallel layout */
   int dp, tp, pp, sp, vpp, micro_batch, num_micro_batches, zero;
   const char *recompute;       /* "none", "selective" or "full" */
+  const char *sp_kind;         /* "ulysses" or "ring": how the sp group runs attention (default ulysses) */
   int sequence_parallel;       /* Megatron-style SP alongside TP: 1, 0, or -1 unknown */
   int adaptive_sp;             /* per-batch adaptive SP groups (FlexSP-style) */
   int naxes;                   /* the device mesh, outermost axis first */

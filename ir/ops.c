@@ -497,6 +497,48 @@ static bool infer_attention_grad(ictx *c) {
   return true;
 }
 
+/* ---- ring attention (lower/ring.c) ------------------------------------------ */
+
+/* the per-row statistics of q: [..., S, k * heads] (lse, or lse and delta) */
+static void stats_out(ictx *c, int i, const ir_tensor *q, int64_t k) {
+  ir_dim sh[IR_MAXRANK];
+  memcpy(sh, q->shape, sizeof sh);
+  sh[q->rank - 1] = ir_const(k * c->o->at.heads);
+  set_out(c, i, q->dtype, q->rank, sh);
+}
+
+/* q [.., H] and kv [.., 2 * kv_heads * H / heads] of one ring step */
+static bool ring_qkv_ok(ictx *c) {
+  if (!need_float(c, 0, "q") || !need_rank(c, 0, 2, "q") || !need_float(c, 1, "kv")) return false;
+  ir_tensor *q = IN(c, 0), *kv = IN(c, 1);
+  if (!heads_ok(c, last(q))) return false;
+  int64_t heads = c->o->at.heads, kvh = c->o->at.kv_heads ? c->o->at.kv_heads : heads;
+  if (kvh <= 0 || heads % kvh) return fail(c, "heads=%lld is not a multiple of kv_heads=%lld", (long long)heads, (long long)kvh);
+  if (kv->rank != q->rank || !ir_dim_eq(last(kv), ir_const(2 * (last(q).c / heads) * kvh)))
+    return fail(c, "kv must be q's shape with 2*kv_heads heads: %s vs %s", shs(kv), shs(q));
+  return true;
+}
+
+static bool infer_ring_attention(ictx *c) {
+  if (!ring_qkv_ok(c)) return false;
+  if (c->o->nin == 4 && !need_same(c, 0, 2, "q", "o")) return false;
+  if (c->o->nin == 3) return fail(c, "takes (q, kv) or (q, kv, o, lse), got 3 inputs");
+  copy_out(c, 0, IN(c, 0));
+  stats_out(c, 1, IN(c, 0), 1);
+  return true;
+}
+
+static bool infer_ring_attention_grad(ictx *c) {
+  if (!ring_qkv_ok(c)) return false;
+  bool first = c->o->at.n == 0;
+  if (c->o->nout != (first ? 3 : 2)) return fail(c, "needs %d outputs at step %lld, got %d", first ? 3 : 2, (long long)c->o->at.n, c->o->nout);
+  if (!(first ? need_same(c, 2, 3, "out", "dout") : need_same(c, 0, 4, "q", "dq"))) return false;
+  copy_out(c, 0, IN(c, 0));
+  copy_out(c, 1, IN(c, 1));
+  if (first) stats_out(c, 2, IN(c, 0), 2);
+  return true;
+}
+
 static bool infer_ce_grad(ictx *c) {
   if (!need_float(c, 0, "logits") || !need_rank(c, 0, 1, "logits")) return false;
   if (!is_int(IN(c, 1)->dtype)) return fail(c, "labels must be an integer tensor");
@@ -550,6 +592,9 @@ static infer_fn infer_rule(ir_opkind k) {
   case IR_OP_ATTENTION_GRAD: return infer_attention_grad;
   case IR_OP_CROSS_ENTROPY_GRAD: return infer_ce_grad;
   case IR_OP_ADAMW: return infer_adamw;
+  case IR_OP_RING_SHIFT: return infer_same;
+  case IR_OP_RING_ATTENTION: return infer_ring_attention;
+  case IR_OP_RING_ATTENTION_GRAD: return infer_ring_attention_grad;
   default: return NULL;
   }
 }
@@ -562,7 +607,7 @@ static bool arity_ok(ictx *c) {
     if (in->min_in == in->max_in) return fail(c, "takes %d inputs, got %d", in->min_in, o->nin);
     return fail(c, "takes %d to %d inputs, got %d", in->min_in, in->max_in, o->nin);
   }
-  bool varout = o->kind == IR_OP_SPLIT || o->kind == IR_OP_ATTENTION_GRAD;
+  bool varout = o->kind == IR_OP_SPLIT || o->kind == IR_OP_ATTENTION_GRAD || o->kind == IR_OP_RING_ATTENTION_GRAD;
   if (o->nout < 1 || o->nout > in->nout || (!varout && o->nout != in->nout))
     return fail(c, "has %d outputs, expected %d", o->nout, in->nout);
   for (int i = 0; i < o->nin; i++)

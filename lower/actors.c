@@ -106,7 +106,7 @@ static int new_reg(sb *b, ir_ref t, int producer, bool cross) {
 
 /* does op o need the tp group? boxing collectives, vocab-split cross-entropy */
 static bool needs_group(const lw_ctx *c, const ir_op *o) {
-  if (o->kind == IR_OP_ALL_TO_ALL && o->at.mesh_axis == 1) return true; /* the sp group (sp.c) */
+  if ((o->kind == IR_OP_ALL_TO_ALL || o->kind == IR_OP_RING_SHIFT) && o->at.mesh_axis == 1) return true; /* the sp group (sp.c, ring.c) */
   if (c->lay.tp <= 1) return false;
   if (ir_ops[o->kind].kclass == KC_COMM) return true;
   const ir_tensor *x = &c->p->g->t[o->in[0]];

@@ -12,7 +12,8 @@
  *   local.c      one tp rank's shard: every shape made local, head counts
  *                divided, the executable signatures checked
  *   sp.c         sequence parallelism: attention between all-to-alls
- *                (Ulysses) or as a ring, the loss scaled per sp rank
+ *                (Ulysses) or as a ring (ring.c, ring attention's steps
+ *                and shifts), the loss scaled per sp rank
  *   place.c      every op on a pipeline stage (and, interleaved, a chunk)
  *   recompute.c  the recompute policy as clones of forward ops in backward
  *   fuse.c       codegen's fusion groups that the CPU executor runs as one

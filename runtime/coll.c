@@ -1,5 +1,6 @@
-/* coll.c — the ops that need the tensor-parallel group, as non-blocking
- * state machines on the executor's main thread.
+/* coll.c — the ops that need the tensor-parallel group (or, under sequence
+ * parallelism, the sp group), as non-blocking state machines on the
+ * executor's main thread.
  *
  * Boxing ops (their from -> to on the tp axis, on local shards):
  *   S(i) -> B     all-gather, then the blocks put back along axis i
@@ -15,6 +16,9 @@
  * loss is log(sum) + max - target, and each rank outputs its 1/tp share of
  * the mean (the loss is P(sum)). Its gradient redoes the two all-reductions
  * and writes softmax - onehot on the rank's columns.
+ * Sequence parallelism (the sp group): Ulysses' all-to-alls between the
+ * sequence and the head split, and ring attention's ring_shift (a block to
+ * the next member, the previous member's in: one send and one receive).
  *
  * Every collective is posted non-blocking and the main thread keeps polling
  * (rt_coll_poll), so point-to-point transfers and data-parallel reductions
@@ -238,6 +242,14 @@ static void a2a_finish(rt_coll *c) {
 
 static bool is_sp(const ir_op *o) { return o->kind == IR_OP_ALL_TO_ALL && o->at.mesh_axis == 1; }
 
+/* ---- sequence parallelism: ring attention's shift on the sp group ---------------- */
+/* the block goes to the next member and the previous member's comes in,
+ * straight between the registers (the input stays claimed until the shift
+ * completes, while the ring step that reads it computes) */
+static void shift_start(rt_coll *c) {
+  c->req = rt_comm_ishift(c->e->comm, RT_TP, c->in, ir_numel(c->e->g, c->o->in[0]), c->out);
+}
+
 /* ---- the state machine ------------------------------------------------------------ */
 static bool is_ce(const ir_op *o) { return o->kind == IR_OP_CROSS_ENTROPY || o->kind == IR_OP_CROSS_ENTROPY_GRAD; }
 
@@ -253,6 +265,8 @@ rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const 
     ce_max(c);
   } else if (is_sp(o)) {
     a2a_start(c);
+  } else if (o->kind == IR_OP_RING_SHIFT) {
+    shift_start(c);
   } else if (box_start(c)) {
     c->phase = 9;
   }
@@ -273,6 +287,7 @@ bool rt_coll_poll(rt_coll *c) {
     a2a_finish(c);
     return done(c), true;
   }
+  if (c->o->kind == IR_OP_RING_SHIFT) return done(c), true;
   if (!is_ce(c->o)) {
     box_finish(c);
     return done(c), true;

@@ -486,7 +486,8 @@ static bool host(rt_dev *d, const opcall *c) {
   if (!CU(d, rt_cu.StreamSynchronize(d->s[FMT_S_COMPUTE]))) return false;
   for (int i = 0; i < o->nin; i++) in[i] = host_copy(d, o->in[i], c->in[i], true);
   for (int j = 0; j < o->nout; j++) out[j] = host_copy(d, o->out[j], c->out[j], false);
-  rt_kctx kc = {e->step + 1, e->cfg.seed, c->m, e->tp, e->tpi, 0, NULL, 1.0}; /* sp 1 on the GPU */
+  rt_kctx kc = {.step = e->step + 1, .seed = e->cfg.seed, .micro = c->m, .tp = e->tp, .tpi = e->tpi,
+                .ce_ratio = 1.0, .sp = 1}; /* sp 1 on the GPU; packing is refused there */
   bool ok = rt_kernel(e->g, o, in, out, &kc);
   for (int j = 0; j < o->nout && ok; j++) {
     int dt = d->G->dtype[o->out[j]];

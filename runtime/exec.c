@@ -261,8 +261,9 @@ static void profile_add(const rt_exec *e, int kind, double t0, bool jit) {
 
 bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro) {
   int64_t mb_elems = e->p->micro_batch * (e->p->seq / e->sp);
-  rt_kctx kc = {e->step + 1, e->cfg.seed, micro, e->tp, e->tpi, (int64_t)e->spi * (e->p->seq / e->sp),
-                e->doc ? e->doc + micro * mb_elems : NULL, e->ce_ratio};
+  rt_kctx kc = {.step = e->step + 1, .seed = e->cfg.seed, .micro = micro, .tp = e->tp, .tpi = e->tpi,
+                .pos0 = (int64_t)e->spi * (e->p->seq / e->sp), .doc = e->doc ? e->doc + micro * mb_elems : NULL,
+                .ce_ratio = e->ce_ratio, .sp = e->sp, .spi = e->spi};
   bool tr = rt_tracing(e);
   double t0 = e->profile || tr ? rt_trace_now() : 0;
   bool ok = rt_kernel(e->g, o, in, out, &kc);

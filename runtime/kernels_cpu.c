@@ -659,6 +659,7 @@ bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *
   case IR_OP_ATTENTION_GRAD: return k_attention_grad(&k);
   case IR_OP_CROSS_ENTROPY_GRAD: return k_cross_entropy(&k, true);
   case IR_OP_ADAMW: return k_adamw(&k);
+  case IR_OP_RING_ATTENTION: case IR_OP_RING_ATTENTION_GRAD: return rt_ring_kernel(g, o, in, out, kc);
   default: break;
   }
   sbpc_error("no CPU kernel for op '%s'", o->kind < IR_NOPKIND ? ir_ops[o->kind].name : "?");
@@ -676,6 +677,10 @@ double rt_kernel_flops(const ir_graph *g, const ir_op *o) {
 
 double rt_model_flops(const ir_graph *g, const ir_op *o) {
   if (o->kind == IR_OP_MATMUL) return rt_kernel_flops(g, o);
+  if (o->kind == IR_OP_RING_ATTENTION || o->kind == IR_OP_RING_ATTENTION_GRAD) { /* one S/sp x S/sp block per step */
+    int64_t H = dimv(g, o->in[0], -1), S = dimv(g, o->in[0], -2), rows = ir_numel(g, o->in[0]) / H;
+    return (o->kind == IR_OP_RING_ATTENTION ? 4.0 : 8.0) * (double)rows * (double)S * (double)H;
+  }
   if (o->kind != IR_OP_ATTENTION && o->kind != IR_OP_ATTENTION_GRAD) return 0;
   /* per head: S x S scores of head_dim d; forward QK^T and PV, backward
    * dV, dP, dQ and dK (the recomputed scores are not the model's) */

@@ -19,6 +19,8 @@ bool rt_mem_check(const fmt_prog *p, int stage, const rt_config *c) {
   double scratch = 0;
   for (int k = 0; k < p->g->nop; k++)
     if (p->g->op[k].kind == IR_OP_ATTENTION) scratch = 2.0 * (double)p->seq * (double)p->seq * 4;
+    else if (p->g->op[k].kind == IR_OP_RING_ATTENTION_GRAD && scratch == 0) /* a block of seq / sp tokens */
+      scratch = 2.0 * (double)(p->seq / p->sp) * (double)(p->seq / p->sp) * 4;
   double data = c->data ? 0 : 4.0 * (double)p->global_batch * (double)(p->seq + 1) * 4;
   double total = (double)st->arena_bytes + (double)st->persist_bytes + scratch + data;
   if (os_mem_check(total, "sbpc run: one rank")) return true;

@@ -175,15 +175,15 @@ void rt_comm_recv(rt_comm *c, float *x, int64_t n, int from, int tag) {
 }
 
 struct rt_req {
-  MPI_Request r;
+  MPI_Request r[2]; /* r[1]: a ring shift's receive, else MPI_REQUEST_NULL */
   int peer;
 };
 
 static rt_req *post(const float *x, int64_t n, int peer, int tag, bool send) {
   rt_req *q = xmalloc(sizeof *q);
-  q->peer = peer;
-  if (send) MPI_Isend(x, (int)n, MPI_FLOAT, peer, tag, MPI_COMM_WORLD, &q->r);
-  else MPI_Irecv((float *)x, (int)n, MPI_FLOAT, peer, tag, MPI_COMM_WORLD, &q->r);
+  q->peer = peer, q->r[1] = MPI_REQUEST_NULL;
+  if (send) MPI_Isend(x, (int)n, MPI_FLOAT, peer, tag, MPI_COMM_WORLD, &q->r[0]);
+  else MPI_Irecv((float *)x, (int)n, MPI_FLOAT, peer, tag, MPI_COMM_WORLD, &q->r[0]);
   return q;
 }
 
@@ -192,7 +192,7 @@ rt_req *rt_comm_irecv(rt_comm *c, float *x, int64_t n, int from, int tag) { retu
 
 bool rt_comm_test(rt_req *q) {
   int done = 0;
-  MPI_Test(&q->r, &done, MPI_STATUS_IGNORE);
+  MPI_Testall(2, q->r, &done, MPI_STATUSES_IGNORE);
   if (done) free(q);
   return done;
 }
@@ -203,37 +203,47 @@ static MPI_Comm group(const rt_comm *c, rt_group g) { return g == RT_TP ? c->tp 
 
 static rt_req *req_new(void) {
   rt_req *q = xmalloc(sizeof *q);
-  q->peer = -1;
+  q->peer = -1, q->r[1] = MPI_REQUEST_NULL;
   return q;
 }
 
 rt_req *rt_comm_iallreduce(rt_comm *c, rt_group g, float *x, int64_t n, bool max) {
   rt_req *q = req_new();
-  MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, max ? MPI_MAX : MPI_SUM, group(c, g), &q->r);
+  MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, max ? MPI_MAX : MPI_SUM, group(c, g), &q->r[0]);
   return q;
 }
 
 rt_req *rt_comm_iallgather(rt_comm *c, rt_group g, const float *in, int64_t n, float *out) {
   rt_req *q = req_new();
-  MPI_Iallgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, group(c, g), &q->r);
+  MPI_Iallgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, group(c, g), &q->r[0]);
   return q;
 }
 
 rt_req *rt_comm_ireduce_scatter(rt_comm *c, rt_group g, const float *in, const int *counts, float *out) {
   rt_req *q = req_new();
-  MPI_Ireduce_scatter(in, out, counts, MPI_FLOAT, MPI_SUM, group(c, g), &q->r);
+  MPI_Ireduce_scatter(in, out, counts, MPI_FLOAT, MPI_SUM, group(c, g), &q->r[0]);
   return q;
 }
 
 rt_req *rt_comm_iallgatherv(rt_comm *c, rt_group g, float *buf, const int *counts, const int *displs) {
   rt_req *q = req_new();
-  MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, group(c, g), &q->r);
+  MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, group(c, g), &q->r[0]);
   return q;
 }
 
 rt_req *rt_comm_ialltoall(rt_comm *c, rt_group g, const float *in, int64_t n, float *out) {
   rt_req *q = req_new();
-  MPI_Ialltoall(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, group(c, g), &q->r);
+  MPI_Ialltoall(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, group(c, g), &q->r[0]);
+  return q;
+}
+
+rt_req *rt_comm_ishift(rt_comm *c, rt_group g, const float *in, int64_t n, float *out) {
+  rt_req *q = req_new();
+  int me, size;
+  MPI_Comm_rank(group(c, g), &me);
+  MPI_Comm_size(group(c, g), &size);
+  MPI_Isend(in, (int)n, MPI_FLOAT, (me + 1) % size, 0, group(c, g), &q->r[0]);
+  MPI_Irecv(out, (int)n, MPI_FLOAT, (me + size - 1) % size, 0, group(c, g), &q->r[1]);
   return q;
 }
 

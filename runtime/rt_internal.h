@@ -19,11 +19,16 @@ typedef struct {
                          index in its sample of each token's document's first
                          token; data.c), else NULL */
   double ce_ratio;   /* packed cross_entropy: the step's predicted tokens / its B*S */
+  int sp, spi;       /* the sp group's size and this rank's index (ring attention's blocks) */
 } rt_kctx;
 /* rt_kernel: run op o of g (B and S bound to the local micro-batch) on host
  * buffers: in[i] / out[i] hold the op's tensors (f32, or i32 for ids). Returns
  * false with a message on stderr for an op it cannot run. */
 bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *out, const rt_kctx *kc);
+/* rt_ring_kernel (kernels_ring.c): a ring_attention or ring_attention_grad
+ * step (ir/ops.def) on host buffers, its kv block the one of sp member
+ * (kc->spi - step) mod kc->sp; false for a step that cannot run. */
+bool rt_ring_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *out, const rt_kctx *kc);
 /* rt_adamw: PyTorch's AdamW on n elements in place (attrs lr, betas, eps,
  * weight_decay; step 1-based). */
 void rt_adamw(const ir_attrs *a, float *p, const float *g, float *m, float *v, int64_t n, int64_t step);
@@ -194,6 +199,9 @@ rt_req *rt_comm_ireduce_scatter(rt_comm *c, rt_group g, const float *in, const i
 rt_req *rt_comm_iallgatherv(rt_comm *c, rt_group g, float *buf, const int *counts, const int *displs);
 /* ialltoall: block i of in (n floats) goes to member i, block i of out comes from it */
 rt_req *rt_comm_ialltoall(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
+/* ishift: the group as a ring in member order: in (n floats) goes to the
+ * next member, out comes from the previous one (ring attention's blocks) */
+rt_req *rt_comm_ishift(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
 /* rt_comm_group_timeout_abort: a collective of group g did not complete in
  * time: ping the group's members for 2 s, name those that stay silent, end
  * the job */

@@ -194,7 +194,7 @@ static void test_adamw(void) {
   o.at.lr = 0.1, o.at.beta1 = 0.9, o.at.beta2 = 0.999, o.at.eps = 1e-8, o.at.weight_decay = 0.01;
   float p[2] = {1.0f, -2.0f}, gr[2] = {0.5f, -0.25f}, m[2] = {0, 0}, v[2] = {0, 0};
   void *in[4] = {p, gr, m, v}, *out[3] = {p, m, v};
-  rt_kctx kc = {1, 0, 0, 1, 0, 0, NULL, 1.0};
+  rt_kctx kc = {.step = 1, .tp = 1, .ce_ratio = 1.0, .sp = 1};
   CU_ASSERT(rt_kernel(g, &o, in, out, &kc));
   /* step 1: m = 0.1 g, v = 0.001 g^2, mhat = g, vhat = g^2: p -= lr*wd*p + lr*g/(|g|+eps) */
   CU_ASSERT(fabs(p[0] - (1.0 * (1 - 0.001) - 0.1 * 0.5 / (0.5 + 1e-8))) < 1e-6);
