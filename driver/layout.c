@@ -17,14 +17,7 @@
 
 int drv_recompute_parse(const char *s) { return drv_choice(RECOMPUTE, s); }
 
-/* a fmt_spkind by its name (fmt_spkind_name), or -1 */
-static int spkind_of(const char *s) {
-  for (int k = 0; k < FMT_NSPKINDS; k++)
-    if (!strcmp(s, fmt_spkind_name[k])) return k;
-  return -1;
-}
-
-static bool spkind_parse(const char *v, void *dst) { return (*(int *)dst = spkind_of(v)) >= 0; }
+static bool spkind_parse(const char *v, void *dst) { return (*(int *)dst = fmt_spkind_parse(v)) >= 0; }
 
 const drv_option drv_layout_options[] = {
     {DRV_OPT("--plan", DRV_STR, drv_layout_opts, plan, "PLAN.json",
@@ -62,7 +55,7 @@ static int from_plan(const drv_layout_opts *o, sbpc_plan **plan, lw_layout *lay)
   lay->zero = p->zero;
   lay->vpp = p->vpp;
   lay->sp = p->sp;
-  lay->sp_kind = spkind_of(p->sp_kind); /* the plan reader checked the name */
+  lay->sp_kind = fmt_spkind_parse(p->sp_kind); /* the plan reader checked the name */
   lay->recompute = p->recompute ? drv_recompute_parse(p->recompute) : 0;
   if (lay->recompute < 0) lay->recompute = 0;
   lay->global_batch = p->global_batch;

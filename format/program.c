@@ -52,6 +52,12 @@ void fmt_prog_free(fmt_prog *p) {
 
 const char *const fmt_spkind_name[FMT_NSPKINDS] = {"ulysses", "ring"};
 
+int fmt_spkind_parse(const char *s) {
+  for (int k = 0; s && k < FMT_NSPKINDS; k++)
+    if (!strcmp(s, fmt_spkind_name[k])) return k;
+  return -1;
+}
+
 void fmt_prog_rank(const fmt_prog *p, int rank, int *stage, int *dpi, int *tpi) {
   *stage = rank / (p->dp * p->sp * p->tp);
   *dpi = rank / (p->tp * p->sp) % p->dp;
@@ -762,10 +768,9 @@ static void r_layout(rd *r, const cJSON *root) {
   p->vpp = (int32_t)opt_inum(r, l, "layout", "vpp", 1, 64, 1);
   p->sp = (int32_t)opt_inum(r, l, "layout", "sp", 1, 1 << 10, 1);
   const cJSON *k = cJSON_GetObjectItemCaseSensitive(l, "sp_kind");
-  p->sp_kind = k ? FMT_NSPKINDS : FMT_SP_ULYSSES;
-  for (int i = 0; i < FMT_NSPKINDS && k; i++)
-    if (cJSON_IsString(k) && !strcmp(k->valuestring, fmt_spkind_name[i])) p->sp_kind = (uint8_t)i;
-  if (!r->failed && p->sp_kind == FMT_NSPKINDS) fail(r, "'layout.sp_kind' must be \"ulysses\" or \"ring\"");
+  int kind = k ? fmt_spkind_parse(cJSON_IsString(k) ? k->valuestring : NULL) : FMT_SP_ULYSSES;
+  if (!r->failed && kind < 0) fail(r, "'layout.sp_kind' must be \"ulysses\" or \"ring\"");
+  p->sp_kind = (uint8_t)(kind < 0 ? FMT_SP_ULYSSES : kind);
   if (!r->failed && p->sp > 1 && p->tp > 1) fail(r, "'layout': sequence parallelism needs tp 1");
   const cJSON *pk = cJSON_GetObjectItemCaseSensitive(l, "packed");
   if (!r->failed && pk && !cJSON_IsBool(pk)) fail(r, "'layout.packed' must be true or false");

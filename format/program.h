@@ -109,6 +109,8 @@ typedef struct {
  * split and back, ops all_to_all on mesh axis 1) or as a ring. */
 typedef enum { FMT_SP_ULYSSES, FMT_SP_RING, FMT_NSPKINDS } fmt_spkind;
 extern const char *const fmt_spkind_name[FMT_NSPKINDS];
+/* fmt_spkind_parse: the fmt_spkind named s (fmt_spkind_name), or -1. */
+int fmt_spkind_parse(const char *s);
 
 /* One step of the static schedule: actor `actor` for micro-batch `micro`. */
 typedef struct {

@@ -19,10 +19,18 @@ for bin in "$build"/tests/fuzz/fuzz_*; do
   name=$(basename "$bin"); name=${name#fuzz_}
   corpus="$src/tests/fuzz/corpus/$name"
   scratch=$(mktemp -d)
+  # inputs up to 64 KiB, or the largest seed: libFuzzer truncates a seed to
+  # -max_len, and a truncated seed (a program.json is ~70-90 KB) is only a
+  # parse error, so the target would never see a valid input
+  maxlen=65536
+  if [ -d "$corpus" ]; then
+    big=$(find "$corpus" -type f -printf '%s\n' | sort -n | tail -1)
+    [ -n "$big" ] && [ "$big" -gt "$maxlen" ] && maxlen=$big
+  fi
   mkdir -p "$build/fuzz-artifacts"
   echo "fuzz: $name for ${secs}s"
   if ! ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$secs" -seed="${FUZZ_SEED:-1}" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 \
-       -max_len=65536 -artifact_prefix="$build/fuzz-artifacts/$name-" "$scratch" ${corpus:+$([ -d "$corpus" ] && echo "$corpus")} \
+       -max_len="$maxlen" -artifact_prefix="$build/fuzz-artifacts/$name-" "$scratch" ${corpus:+$([ -d "$corpus" ] && echo "$corpus")} \
        >"$build/fuzz-$name.log" 2>&1; then
     echo "fuzz: $name FAILED (see $build/fuzz-$name.log)"; tail -30 "$build/fuzz-$name.log"; status=1
   else
