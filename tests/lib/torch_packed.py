@@ -3,29 +3,21 @@ tests/rt_packed.sh: the documents trained one at a time, as PyTorch users
 train without packing. MODEL is gpt2 (examples/tiny-gpt2.sbp's sizes) or
 llama (CONFIG, default tests/data/hf/tiny-llama.json; as Hugging Face's
 LlamaForCausalLM computes it). Started from sbpc's initial weights
-(CKPT/model.safetensors, `sbpc run --steps 0 --save`). DOCS is a JSON list of
+(CKPT/model.safetensors, `sbpc run --steps 0 --save`, read by tests/lib/torch_ref.py). DOCS is a JSON list of
 documents (lists of token ids): every step sees all of them, each its own
 row of a padded batch that starts at position 0, with a causal attention
 mask and a padding mask; a document of L tokens predicts its L - 1 next
 tokens, and the loss is the mean over all documents' predictions
 (sum / count). torch.optim.AdamW (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight
 decay 0.01); the losses go to OUT as JSON lines."""
-import json, math, struct, sys
+import json, math, sys
 import torch
 import torch.nn.functional as F
+import torch_ref
 
 model, ck, docs_path, out, steps = sys.argv[1:6]
 steps = int(steps)
-torch.set_num_threads(1)
-raw = open(ck + "/model.safetensors", "rb").read()
-n = struct.unpack("<Q", raw[:8])[0]
-P = {}
-for k, v in json.loads(raw[8:8 + n]).items():
-    if k == "__metadata__":
-        continue
-    a, b = v["data_offsets"]
-    t = torch.frombuffer(bytearray(raw[8 + n + a:8 + n + b]), dtype=torch.float32).reshape(v["shape"])
-    P[k] = t.clone().requires_grad_(True)
+P = torch_ref.load(ck)
 
 docs = json.load(open(docs_path))
 N, T = len(docs), max(len(d) for d in docs) - 1
