@@ -13,7 +13,6 @@
  * device ids in range, recompute and ZeRO values known, the architecture's
  * names known and its kv heads dividing the heads. */
 #include "format/sbpc_plan.h"
-#include "format/program.h"
 #include "util/arena.h"
 #include "util/diag.h"
 #include <cjson/cJSON.h>
@@ -254,7 +253,9 @@ static void read_parallel(rd *r, sbpc_plan *p, const cJSON *par) {
   if (!r->failed && !valid_recompute(p->recompute))
     fail(r, "'parallel.recompute' must be none, selective or full, not '%s'", p->recompute);
   p->sp_kind = str(r, par, "parallel", "sp_kind", "ulysses");
-  if (!r->failed && fmt_spkind_parse(p->sp_kind) < 0)
+  /* the names of format/program.h's fmt_spkind_name: this reader is also
+   * the installed libsbpc, which has no program format */
+  if (!r->failed && strcmp(p->sp_kind, "ulysses") && strcmp(p->sp_kind, "ring"))
     fail(r, "'parallel.sp_kind' must be ulysses or ring, not '%s'", p->sp_kind);
   const cJSON *spf = cJSON_GetObjectItemCaseSensitive(par, "sequence_parallel");
   p->sequence_parallel = !spf ? -1 : cJSON_IsTrue(spf) ? 1 : 0;
