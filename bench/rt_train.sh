@@ -53,10 +53,7 @@ for lay in "cpu:1 dp=1,tp=1,pp=1,mbs=4" "cpu:2 dp=2,tp=1,pp=1,mbs=2"; do
 done
 # PyTorch eager on the same model, batch, sequence and thread count
 # (bench/rt_torch_gpt2.py; Debian's python3-torch lives in /usr/bin/python3)
-PY=
-for p in "${SBPC_TORCH_PYTHON:-}" /usr/bin/python3 python3; do
-  [ -n "$p" ] && "$p" -c 'import torch' 2>/dev/null && { PY=$p; break; }
-done
+. "$src/tests/lib/torch_python.sh"
 if [ -n "$PY" ]; then
   "$PY" bench/rt_torch_gpt2.py --batch 4 --seq 256 --steps "$STEPS" --threads "$cores" > "$T/torch.jsonl" || exit 1
   echo "PyTorch eager $("$PY" -c 'import torch; print(torch.__version__)') (1 process, $cores threads): $(mean_tps "$T/torch.jsonl") tokens/s"

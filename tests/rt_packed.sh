@@ -161,10 +161,7 @@ for x in magic:MMIDIDX version:version float:float32 code:"dtype code 9" count:"
 done
 
 # packed vs the documents one at a time in PyTorch
-PY=
-for p in "${SBPC_TORCH_PYTHON:-}" /usr/bin/python3 python3; do
-  [ -n "$p" ] && "$p" -c 'import torch' 2>/dev/null && { PY=$p; break; }
-done
+. tests/lib/torch_python.sh
 if [ -n "$PY" ]; then
   for m in gpt2 llama; do
     "$PY" tests/lib/torch_packed.py $m "$T/$m-init" "$T/docs.json" "$T/$m-torch.jsonl" 4 || bad "$m: the PyTorch run"

@@ -89,10 +89,7 @@ echo "tiny LLaMA, batch 16 x seq 64: peak per rank 1 rank $p1 MiB, tp=2 $p2 MiB"
 awk -v a="$p1" -v b="$p2" 'BEGIN { exit !(a > 0 && b > 0 && b <= 0.6 * a) }' || bad "tp=2 peak $p2 MiB is more than 0.6 x $p1 MiB"
 
 # the 1-rank LLaMA against PyTorch (Debian's python3-torch; make test installs it)
-PY=
-for p in "${SBPC_TORCH_PYTHON:-}" /usr/bin/python3 python3; do
-  [ -n "$p" ] && "$p" -c 'import torch' 2>/dev/null && { PY=$p; break; }
-done
+. tests/lib/torch_python.sh
 if [ -n "$PY" ]; then
   "$SBPC" run "$T/moved/llama-one" --data $D --steps 0 --save "$T/init" --quiet || bad "saving the LLaMA's initial weights"
   "$PY" tests/lib/torch_llama.py "$T/init" $D "$T/torch.jsonl" 16 32 || bad "the PyTorch LLaMA run"

@@ -11,10 +11,7 @@
 set -u
 SBPC=${1:?usage: rt_torch.sh SBPC}
 cd "$(dirname "$0")/.."
-PY=
-for p in "${SBPC_TORCH_PYTHON:-}" /usr/bin/python3 python3; do
-  [ -n "$p" ] && "$p" -c 'import torch' 2>/dev/null && { PY=$p; break; }
-done
+. tests/lib/torch_python.sh
 [ -n "$PY" ] || { echo "skip: no python3 can import torch"; exit 77; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
