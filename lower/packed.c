@@ -15,9 +15,13 @@
  * (positions counted from the document's start), cross_entropy and its
  * gradient (ignored labels: the loss is the mean over the step's predicted
  * tokens). lower/fuse.c keeps packed ops out of the fused kernels, which take
- * no boundaries. Refused: attention that is not causal, softmax with a causal
- * mask (a hand-written attention, which cannot take boundaries), sequence or
- * tensor parallelism and the GPU (not done: their kernels take no boundaries). */
+ * no boundaries. Under Ulysses sequence parallelism the executor gives
+ * attention (on the whole sequence after the all-to-all) the document starts
+ * of the whole sample and the other packed ops those of the rank's tokens.
+ * Refused: attention that is not causal, softmax with a causal mask (a
+ * hand-written attention, which cannot take boundaries), ring attention,
+ * tensor parallelism and the GPU (not done: their kernels take no
+ * boundaries), and --adaptive-sp without --packed (lw_packed_adaptive). */
 #include "lower/lower.h"
 #include <string.h>
 
@@ -28,7 +32,8 @@ static bool refuse(lw_ctx *c, const char *why) {
 
 static bool supported(lw_ctx *c) {
   const ir_graph *g = c->p->g;
-  if (c->lay.sp > 1) return refuse(c, "are not done under sequence parallelism (sp > 1)");
+  if (c->lay.sp > 1 && c->lay.sp_kind == FMT_SP_RING)
+    return refuse(c, "are not done under ring attention (--sp-kind ring); Ulysses runs them");
   if (c->lay.tp > 1) return refuse(c, "are not done under tensor parallelism (tp > 1)");
   if (c->lay.device == 1) return refuse(c, "run on the CPU executor only (not --device cuda)");
   for (int k = 0; k < g->nop; k++) {

@@ -43,6 +43,7 @@ struct rt_coll {
   float *tmp;            /* malloc'ed: gathered blocks, reduced values */
   int64_t tmp_n;
   int64_t rows, cols;    /* cross-entropy: local logits */
+  int64_t micro;         /* the micro-batch (--adaptive-sp: its group) */
 };
 
 static int split_of(const ir_tensor *t) {
@@ -199,6 +200,7 @@ static a2a_dims a2a_of(const rt_coll *c) {
   ir_ref seq = c->o->at.to.axis == 2 ? c->o->in[0] : c->o->out[0];
   a2a_dims d = {ir_dim_eval(g->t[seq].shape[0], 1, 1), ir_dim_eval(g->t[seq].shape[1], 1, 1),
                 ir_dim_eval(g->t[seq].shape[2], 1, 1), c->e->sp, c->o->at.n > 0 ? c->o->at.n : 1};
+  if (c->e->ad) d.n = c->e->ad->spg[c->micro]; /* --adaptive-sp: the micro-batch's group */
   return d;
 }
 
@@ -223,7 +225,14 @@ static void a2a_start(rt_coll *c) {
         if (to_heads) a2a_row(&d, r, (float *)c->in + (b * d.Sl + s) * d.X, row, true);
         else memcpy(row, c->in + (b * S + r * d.Sl + s) * w, sizeof(float) * (size_t)w);
       }
-  c->req = rt_comm_ialltoall(c->e->comm, RT_TP, send, blk, send + d.n * blk);
+  if (!c->e->ad) {
+    c->req = rt_comm_ialltoall(c->e->comm, RT_TP, send, blk, send + d.n * blk);
+  } else if (d.n == 1) { /* a group of one: the exchange is a copy */
+    memcpy(send + blk, send, sizeof(float) * (size_t)blk);
+  } else {
+    if (!rt_comm_sp_use(c->e->comm, c->e->ad->mask[c->micro])) rt_comm_abort(c->e->comm, EXIT_INTERNAL);
+    c->req = rt_comm_ialltoall(c->e->comm, RT_SPG, send, blk, send + d.n * blk);
+  }
 }
 
 static void a2a_finish(rt_coll *c) {
@@ -253,10 +262,12 @@ static void shift_start(rt_coll *c) {
 /* ---- the state machine ------------------------------------------------------------ */
 static bool is_ce(const ir_op *o) { return o->kind == IR_OP_CROSS_ENTROPY || o->kind == IR_OP_CROSS_ENTROPY_GRAD; }
 
-rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const *out) {
+rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro) {
   rt_coll *c = xcalloc(1, sizeof *c);
-  c->e = e, c->o = o, c->in = in[0], c->out = out[0];
-  if (is_ce(o)) {
+  c->e = e, c->o = o, c->in = in[0], c->out = out[0], c->micro = micro;
+  if (e->ad && micro >= e->ad->nlive) { /* --adaptive-sp: an empty micro-batch, skipped by every rank */
+    c->phase = 9;
+  } else if (is_ce(o)) {
     const ir_tensor *x = &e->g->t[o->in[0]];
     c->labels = in[1];
     c->cols = ir_dim_eval(x->shape[x->rank - 1], 1, 1);

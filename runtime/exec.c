@@ -260,10 +260,14 @@ static void profile_add(const rt_exec *e, int kind, double t0, bool jit) {
 }
 
 bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro) {
-  int64_t mb_elems = e->p->micro_batch * (e->p->seq / e->sp);
+  int64_t C = e->p->seq / e->sp, mb_elems = e->p->micro_batch * C;
+  const int32_t *doc = e->sp > 1 ? e->doc_sp : e->doc; /* the rank's tokens'; attention's: the whole samples' */
   rt_kctx kc = {.step = e->step + 1, .seed = e->cfg.seed, .micro = micro, .tp = e->tp, .tpi = e->tpi,
-                .pos0 = (int64_t)e->spi * (e->p->seq / e->sp), .doc = e->doc ? e->doc + micro * mb_elems : NULL,
+                .pos0 = (int64_t)e->spi * C, .doc = doc ? doc + micro * mb_elems : NULL,
+                .doc_all = e->sp > 1 && e->doc ? e->doc + micro * e->p->micro_batch * e->p->seq : NULL,
                 .ce_ratio = e->ce_ratio, .sp = e->sp, .spi = e->spi};
+  if (e->ad) /* --adaptive-sp: the micro-batch's group (adaptive.c) */
+    kc.pos0 = 0, kc.doc = e->ad->doc[micro], kc.doc_all = e->ad->doc_all[micro], kc.spg = e->ad->spg[micro];
   bool tr = rt_tracing(e);
   double t0 = e->profile || tr ? rt_trace_now() : 0;
   bool ok = rt_kernel(e->g, o, in, out, &kc);

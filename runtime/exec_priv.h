@@ -34,7 +34,20 @@ struct rt_exec {
                            rank's micro-batches back to back (rt_exec_set_docs) */
   double ce_ratio;      /* packed: the step's predicted tokens / its B * S */
   rt_dev *dev;          /* --device cuda: the GPU executor (device.c); arena is then NULL */
+  const int32_t *doc_sp; /* packed under sp > 1: the rank's share of doc (executor.c) */
+  const struct rt_adapt_mb *ad; /* --adaptive-sp: this step's micro-batches (adaptive.c), else NULL */
 };
+
+/* --adaptive-sp: what a step's micro-batches are on this rank (adaptive.c).
+ * Micro-batches from nlive on are empty: the executor skips their kernels
+ * and collectives (every rank skips the same ones). */
+typedef struct rt_adapt_mb {
+  int nlive;            /* micro-batches that run */
+  int *spg;             /* per micro-batch: the size of the rank's group */
+  uint64_t *mask;       /* per micro-batch: the group's members (bit r: world rank r) */
+  int32_t **doc;        /* per micro-batch: the rank's tokens' starts ([S/sp], positions) */
+  int32_t **doc_all;    /* per micro-batch: the group's sequence's starts ([spg * S/sp], attention) */
+} rt_adapt_mb;
 
 /* rt_exec_count: add n bytes to what the rank holds (negative frees); thread-safe. */
 void rt_exec_count(rt_exec *e, int64_t n);
@@ -58,7 +71,7 @@ typedef struct rt_coll rt_coll;
 /* rt_coll_start: begin op o on its buffers (posts its first collective, or
  * finishes at once for local re-layouts); rt_coll_poll: advance; true once
  * the op is complete (the rt_coll is freed then). Main thread only. */
-rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const *out);
+rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro);
 bool rt_coll_poll(rt_coll *c);
 
 /* ---- jit.c ---- */

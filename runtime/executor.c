@@ -225,6 +225,7 @@ static bool run_compute(sched *s, int k, const fmt_actor *a, int64_t m) {
   rt_exec *e = s->e;
   const ir_op *o = &e->g->op[a->op];
   void *in[CG_BUFS], *out[FMT_MAXOUT];
+  if (e->ad && m >= e->ad->nlive) return true; /* --adaptive-sp: an empty micro-batch */
   if (a->kernel) {
     kernel_buffers(s, a, m, in);
     if (!(e->kfn[k] ? rt_exec_fused(e, k, o, in, m) : run_group_ref(s, a, m, in))) return false;
@@ -451,7 +452,7 @@ static bool start_main(sched *s, int k, int64_t m) {
     void *in[IR_MAXIN], *out[IR_MAXOUT];
     for (int i = 0; i < a->nout; i++) claim(s, a->out[i], m);
     op_buffers(s, a, m, in, out);
-    x->coll = rt_coll_start(e, &e->g->op[a->op], in, out);
+    x->coll = rt_coll_start(e, &e->g->op[a->op], in, out, m);
     break;
   }
   case FMT_A_REDUCE:
@@ -673,7 +674,10 @@ double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, b
   if (e->dev) return rt_dev_step(e, ids, labels, ok); /* --device cuda: the GPU executor (device.c) */
   sched s;
   memset(&s, 0, sizeof s);
-  int32_t *ids_sp = e->sp > 1 ? sp_share(e, ids) : NULL, *labels_sp = e->sp > 1 ? sp_share(e, labels) : NULL;
+  bool share = e->sp > 1 && !e->ad; /* --adaptive-sp: ids and labels are the rank's already */
+  int32_t *ids_sp = share ? sp_share(e, ids) : NULL, *labels_sp = share ? sp_share(e, labels) : NULL;
+  int32_t *doc_sp = share && e->doc ? sp_share(e, e->doc) : NULL;
+  e->doc_sp = doc_sp;
   s.e = e, s.st = e->st, s.M = e->M, s.ids = ids_sp ? ids_sp : ids, s.labels = labels_sp ? labels_sp : labels;
   s.mb_elems = e->p->micro_batch * e->p->seq / e->sp;
   s.loss_here = e->tpi == 0 || loss_partial(e);
@@ -693,7 +697,8 @@ double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, b
   for (int i = 0; i < nw; i++) pthread_join(th[i], NULL);
   *ok = !s.failed;
   for (int k = 0; k < s.st->nact; k++) free(s.as[k].req), free(s.as[k].sq);
-  free(s.ist), free(s.left), free(s.as), free(s.tp_order), free(s.dp_order), free(ids_sp), free(labels_sp);
+  free(s.ist), free(s.left), free(s.as), free(s.tp_order), free(s.dp_order), free(ids_sp), free(labels_sp), free(doc_sp);
+  e->doc_sp = NULL;
   pthread_mutex_destroy(&s.mu);
   pthread_cond_destroy(&s.cv);
   return s.loss;

@@ -354,17 +354,19 @@ typedef struct {
 static void attn_setup(K *k, attn *a) {
   const ir_op *o = k->o;
   ir_ref x = o->in[0];
-  a->S = dimv(k->g, x, -2);
-  a->heads = o->at.heads > 0 ? o->at.heads : 1;
+  /* --adaptive-sp: a group of spg runs the program's sp-split head tensors (runtime/adaptive.c) */
+  int64_t f = k->kc->spg > 0 ? k->kc->sp : 1, dv = k->kc->spg > 0 ? k->kc->spg : 1, X = last(k, x) * f / dv;
+  a->S = dimv(k->g, x, -2) / f * dv;
+  a->heads = (o->at.heads > 0 ? o->at.heads : 1) * f / dv;
   bool fused = o->kind == IR_OP_ATTENTION ? o->nin == 1 : o->nin == 3;
-  a->H = fused ? last(k, x) / 3 : last(k, x);
-  a->kvh = fused || o->at.kv_heads <= 0 ? a->heads : o->at.kv_heads;
+  a->H = fused ? X / 3 : X;
+  a->kvh = fused || o->at.kv_heads <= 0 ? a->heads : o->at.kv_heads * f / dv;
   a->d = a->H / a->heads;
   a->Hkv = a->kvh * a->d;
-  a->bt = nel(k, x) / (a->S * last(k, x));
+  a->bt = nel(k, x) / (a->S * X);
   a->sc = (float)(o->at.scale != 0 ? o->at.scale : 1.0 / sqrt((double)a->d));
   a->causal = o->at.causal;
-  a->doc = docs(k);
+  a->doc = docs(k) && k->kc->doc_all ? k->kc->doc_all : docs(k); /* Ulysses: the whole sequence's */
   a->q = fin(k, 0);
   a->ldq = fused ? 3 * a->H : a->H;
   a->ldk = fused ? 3 * a->H : a->Hkv;

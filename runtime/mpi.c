@@ -6,7 +6,11 @@
  * deadline passes, this rank prints which peer (or group) did not answer and
  * calls MPI_Abort, so a dead or hung rank ends the whole job with a non-zero
  * status instead of a hang. Communicators: world, and one data-parallel
- * sub-communicator per pipeline stage (MPI_Comm_split by stage). */
+ * sub-communicator per pipeline stage (MPI_Comm_split by stage); under
+ * --adaptive-sp the SP groups of every micro-batch's partition of the world,
+ * made once by MPI_Comm_split over the world (every rank at the same point:
+ * the first partition that holds a membership not made before) and cached
+ * by membership (a bit mask of world ranks). */
 #include "runtime/rt_internal.h"
 #include <mpi.h>
 #include <limits.h>
@@ -21,6 +25,14 @@ struct rt_comm {
   int rank, size;
   MPI_Comm dp, tp;
   int dp_size, tp_size;
+  /* --adaptive-sp: every membership made so far (the same list on every
+   * rank), this rank's communicators by membership, the one in use */
+  uint64_t *made;
+  int nmade;
+  uint64_t *mine;
+  MPI_Comm *mine_comm;
+  int nmine;
+  MPI_Comm spg;
 };
 
 static double now(void) {
@@ -99,7 +111,7 @@ rt_comm *rt_comm_init(int *argc, char ***argv) {
   rt_comm *c = xcalloc(1, sizeof *c);
   MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &c->size);
-  c->dp = c->tp = MPI_COMM_NULL;
+  c->dp = c->tp = c->spg = MPI_COMM_NULL;
   return c;
 }
 
@@ -199,7 +211,43 @@ bool rt_comm_test(rt_req *q) {
 
 int rt_comm_req_peer(const rt_req *q) { return q->peer; }
 
-static MPI_Comm group(const rt_comm *c, rt_group g) { return g == RT_TP ? c->tp : c->dp; }
+static MPI_Comm group(const rt_comm *c, rt_group g) { return g == RT_TP ? c->tp : g == RT_SPG ? c->spg : c->dp; }
+
+static bool has(const uint64_t *set, int n, uint64_t m) {
+  for (int i = 0; i < n; i++)
+    if (set[i] == m) return true;
+  return false;
+}
+
+void rt_comm_sp_groups(rt_comm *c, const uint64_t *masks, int n) {
+  bool fresh = false;
+  for (int i = 0; i < n; i++) fresh |= !has(c->made, c->nmade, masks[i]);
+  if (!fresh) return;
+  int color = 0;
+  for (int i = 0; i < n; i++)
+    if (masks[i] >> c->rank & 1) color = i;
+  MPI_Comm comm;
+  MPI_Comm_split(MPI_COMM_WORLD, color, c->rank, &comm);
+  if (has(c->mine, c->nmine, masks[color])) MPI_Comm_free(&comm); /* already cached */
+  else {
+    c->mine = xrealloc(c->mine, sizeof *c->mine * (size_t)(c->nmine + 1));
+    c->mine_comm = xrealloc(c->mine_comm, sizeof *c->mine_comm * (size_t)(c->nmine + 1));
+    c->mine[c->nmine] = masks[color], c->mine_comm[c->nmine++] = comm;
+  }
+  for (int i = 0; i < n; i++)
+    if (!has(c->made, c->nmade, masks[i])) {
+      c->made = xrealloc(c->made, sizeof *c->made * (size_t)(c->nmade + 1));
+      c->made[c->nmade++] = masks[i];
+    }
+}
+
+bool rt_comm_sp_use(rt_comm *c, uint64_t mask) {
+  for (int i = 0; i < c->nmine; i++)
+    if (c->mine[i] == mask) return c->spg = c->mine_comm[i], true;
+  return false;
+}
+
+int rt_comm_sp_count(const rt_comm *c) { return c ? c->nmine : 0; }
 
 static rt_req *req_new(void) {
   rt_req *q = xmalloc(sizeof *q);
@@ -320,6 +368,8 @@ void rt_comm_finalize(rt_comm *c) {
   if (!c) return;
   if (c->dp != MPI_COMM_NULL) MPI_Comm_free(&c->dp);
   if (c->tp != MPI_COMM_NULL) MPI_Comm_free(&c->tp);
+  for (int i = 0; i < c->nmine; i++) MPI_Comm_free(&c->mine_comm[i]);
+  free(c->mine), free(c->mine_comm), free(c->made);
   MPI_Finalize();
   free(c);
 }
@@ -329,4 +379,10 @@ void rt_comm_bcast(rt_comm *c, rt_group g, void *buf, int n) {
   MPI_Request r;
   MPI_Ibcast(buf, n, MPI_BYTE, 0, group(c, g), &r);
   wait_req(c, &r, "broadcast", -1, group(c, g));
+}
+
+void rt_comm_bcast_world(rt_comm *c, void *buf, int64_t n) {
+  MPI_Request r;
+  MPI_Ibcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD, &r);
+  wait_req(c, &r, "broadcast of the SP assignment", 0, MPI_COMM_WORLD);
 }

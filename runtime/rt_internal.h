@@ -20,6 +20,11 @@ typedef struct {
                          token; data.c), else NULL */
   double ce_ratio;   /* packed cross_entropy: the step's predicted tokens / its B*S */
   int sp, spi;       /* the sp group's size and this rank's index (ring attention's blocks) */
+  const int32_t *doc_all; /* packed attention under Ulysses: the document starts of
+                         the whole sequence it sees ([B, sp * S/sp]), else NULL (doc) */
+  int spg;           /* --adaptive-sp: the size of this rank's group in this
+                        micro-batch (attention on spg * S/sp tokens, heads * sp / spg);
+                        0: the program's sp */
 } rt_kctx;
 /* rt_kernel: run op o of g (B and S bound to the local micro-batch) on host
  * buffers: in[i] / out[i] hold the op's tensors (f32, or i32 for ids). Returns
@@ -192,7 +197,19 @@ int rt_comm_tag_ub(void);
  * member i's block of in (counts[i] floats each, in member order);
  * iallgatherv: buf holds counts[i] floats of member i at displs[i], this
  * member's in place, the others' filled in. */
-typedef enum { RT_TP, RT_DP } rt_group;
+typedef enum { RT_TP, RT_DP, RT_SPG } rt_group; /* RT_SPG: the adaptive SP group in use (rt_comm_sp_use) */
+/* rt_comm_sp_groups (--adaptive-sp): every group of masks[0..n), a partition
+ * of the world (bit r: world rank r), has a communicator: collective over
+ * the world, every rank passing the same partition; a membership is made
+ * once (MPI_Comm_split when the partition holds one not made before) and
+ * this rank's are cached by membership. rt_comm_sp_use: make this rank's
+ * cached group of membership mask the RT_SPG group; false if not made.
+ * rt_comm_sp_count: communicators this rank holds in the cache. */
+void rt_comm_sp_groups(rt_comm *c, const uint64_t *masks, int n);
+bool rt_comm_sp_use(rt_comm *c, uint64_t mask);
+int rt_comm_sp_count(const rt_comm *c);
+/* rt_comm_bcast_world: n bytes from world rank 0 to every rank */
+void rt_comm_bcast_world(rt_comm *c, void *buf, int64_t n);
 rt_req *rt_comm_iallreduce(rt_comm *c, rt_group g, float *x, int64_t n, bool max);
 rt_req *rt_comm_iallgather(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
 rt_req *rt_comm_ireduce_scatter(rt_comm *c, rt_group g, const float *in, const int *counts, float *out);

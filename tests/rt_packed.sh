@@ -11,7 +11,8 @@
 #    masks (tests/lib/torch_packed.py), within 1e-5 (skipped with a note
 #    when no python3 imports torch; the rest still runs);
 #  - a corpus of one document per sample trains the same packed and not;
-#  - dp=2 x 2 micro-batches and pp=2 x 4 micro-batches equal 1 rank, and
+#  - dp=2 x 2 micro-batches, pp=2 x 4 micro-batches and sp=2 (Ulysses:
+#    attention sees the whole sample's documents) equal 1 rank, and
 #    full recompute on the reference kernels equals the default, and a
 #    run resumed at step 2 continues with the same losses;
 #  - the corpus written by scripts/make_indexed.py (uint16 and int32) trains
@@ -19,7 +20,8 @@
 #    from the index instead of --eos;
 #  - the program records the decision (layout.packed, attr packed on the
 #    ops); refusals: --eos without --packed, --packed without boundaries,
-#    --packed with tp=2, and broken indexes (exit 1, a message, no crash).
+#    --packed with tp=2 or ring attention, and broken indexes (exit 1, a
+#    message, no crash).
 set -u
 SBPC=${1:?usage: rt_packed.sh SBPC}
 cd "$(dirname "$0")/.."
@@ -91,6 +93,16 @@ mtrain gpt2-dp2 2 $M --packed --data "$T/a.bin" --eos 0 --dp 2 --micro 2
 check "gpt2: packed dp=2 x 2 micro-batches vs 1 rank" gpt2-a gpt2-dp2
 mtrain llama-pp2 2 "$T/llama.sbp" --packed --data "$T/a.bin" --eos 0 --pp 2 --micro 4
 check "llama: packed pp=2 x 4 micro-batches vs 1 rank" llama-a llama-pp2
+# Ulysses sp=2: attention (after the all-to-all) sees the whole sample's
+# documents, positions and rotary the rank's half with its offset
+for m in gpt2 llama; do
+  model=$M
+  [ $m = llama ] && model=$T/llama.sbp
+  "$SBPC" plan "$model" --cluster cpu:2 --batch 8 --seq 32 --precision fp32 --json "$T/$m-sp2.plan.json" \
+    --fix sp=2,dp=1,tp=1,pp=1,zero=0,recompute=none > /dev/null 2>&1 || bad "$m: plan sp=2"
+  mtrain $m-sp2 2 "$model" --plan "$T/$m-sp2.plan.json" --packed --data "$T/a.bin" --eos 0
+  check "$m: packed sp=2 (Ulysses) vs 1 rank" $m-a $m-sp2
+done
 
 # the indexed dataset: the same documents, from scripts/make_indexed.py
 python3 scripts/make_indexed.py "$T/ix16" --int32 "$T/a.bin" --eos 0 > /dev/null || bad "make_indexed.py (uint16)"
@@ -131,6 +143,8 @@ expect() { # expect STATUS WHAT PATTERN CMD...: exit STATUS and PATTERN on stder
 expect 1 "--eos without --packed" "needs a program compiled with --packed" "$SBPC" run $M --data "$T/a.bin" --eos 0 --steps 1
 expect 1 "--packed without boundaries" "no boundaries" "$SBPC" run $M --packed --data "$T/a.bin" --steps 1
 expect 1 "--packed with tp=2" "tensor parallelism" "$SBPC" compile $M --packed --tp 2 -o "$T/tp2"
+expect 1 "--packed with ring attention" "ring attention" "$SBPC" compile $M --packed --plan "$T/gpt2-sp2.plan.json" \
+  --sp-kind ring -o "$T/ring2"
 expect 1 "--eos with an indexed dataset" "has its own documents" "$SBPC" run $M --packed --data "$T/ix16" --eos 0 --steps 1
 expect 1 "--eos outside the vocabulary" "outside the vocabulary" "$SBPC" run $M --packed --data "$T/a.bin" --eos 512 --steps 1
 python3 - "$T" <<'EOF' || bad "making broken indexes"
