@@ -6,13 +6,15 @@
  *       [--trace FILE] [--kernels jit|ref] [--device cpu|cuda]
  *   [mpirun -np N] sbpc run MODEL.sbp [the same] [--plan PLAN.json] [--precision f32|bf16|f16]
  *       [--dp N --tp N --pp N --micro M --zero Z --recompute R --batch B --seq S]
+ *       [--packed --adaptive-sp [--sp-degree G] [--cluster SPEC]]
  *
  * DIR is what `sbpc compile` wrote; the runtime (runtime/rt.h) runs its
  * program.json as written. A .sbp file is a convenience: it is compiled
  * first, exactly as `sbpc compile MODEL --plan PLAN -o DIR` would (the same
  * front end, so errors keep file:line:col, and the same lowering passes),
- * into a temporary directory that is removed after the run. The options are
- * tables (driver/opts.h). */
+ * into a temporary directory that is removed after the run. An adaptive
+ * program (--adaptive-sp) gets the planner's SP solver through runtime/rt.h
+ * (driver/run_sp.c). The options are tables (driver/opts.h). */
 #include "driver/common.h"
 #include "driver/driver.h"
 #include "frontend/frontend.h"
@@ -68,11 +70,22 @@ static const drv_option options[] = {
 
 typedef struct {
   rt_config c;
+  const char *cluster;  /* --cluster: the devices the SP solver plans for */
   drv_opts o;
   drv_layout_opts lo;
   const char *target;
   int precision;        /* --precision (MODEL.sbp on the GPU), -1: the train section's */
 } run_args;
+
+/* with --adaptive-sp */
+static const drv_option sp_options[] = {
+    {DRV_OPT("--sp-degree", DRV_INT, run_args, c.sp_degree, "G",
+             "with --adaptive-sp: every SP group of G ranks (the static baseline), not the\n"
+             "solver's per-batch groups"),
+     .lo = 1, .hi = 1024},
+    {DRV_OPT("--cluster", DRV_STR, run_args, cluster, "SPEC",
+             "with --adaptive-sp: the cluster the SP solver plans for (default cpu:N for N ranks)")},
+    {0}};
 
 /* with MODEL.sbp only */
 static const drv_option model_options[] = {
@@ -86,6 +99,7 @@ static int parse(int argc, char **argv, run_args *a) {
   const drv_optset sets[] = {{options, &a->c, NULL},
                              {drv_size_options, &a->o, "with MODEL.sbp, compiled first as `sbpc compile` would"},
                              {model_options, a, NULL},
+                             {sp_options, a, NULL},
                              {drv_layout_options, &a->lo, NULL},
                              {0}};
   int rc = drv_args(&command, sets, argc, argv, pos);
@@ -129,6 +143,16 @@ static void remove_tmp(const char *dir) {
   }
 }
 
+/* rt_run with the SP solver (used by adaptive programs only) */
+static int run_with_solver(run_args *a, const char *dir, int *argc, char ***argv) {
+  rt_sp_solver *sv = drv_sp_solver_new(a->cluster, a->c.sp_degree);
+  a->c.sp_solver = sv;
+  a->c.adaptive_sp = a->lo.adaptive;
+  int st = rt_run(dir, &a->c, argc, argv);
+  drv_sp_solver_free(sv);
+  return st;
+}
+
 int cmd_run(int argc, char **argv) {
   run_args a;
   memset(&a, 0, sizeof a);
@@ -148,17 +172,18 @@ int cmd_run(int argc, char **argv) {
       return drv_usage_error(&command,
                              "%s is a compiled program; its layout was fixed by `sbpc compile` (recompile to change it)",
                              a.target);
-    return rt_run(a.target, &a.c, &argc, &argv);
+    return run_with_solver(&a, a.target, &argc, &argv);
   }
   char why[512];
-  if (a.c.device == RT_DEVICE_AUTO) a.c.device = rt_cuda_usable(why, sizeof why) ? RT_DEVICE_CUDA : RT_DEVICE_CPU;
+  if (a.c.device == RT_DEVICE_AUTO)
+    a.c.device = !a.lo.adaptive && rt_cuda_usable(why, sizeof why) ? RT_DEVICE_CUDA : RT_DEVICE_CPU;
   char dir[] = "/tmp/sbpc-run-XXXXXX";
   if (!mkdtemp(dir)) {
     sbpc_error("run: cannot make a temporary directory");
     return EXIT_INTERNAL;
   }
   st = compile_to(&a, dir);
-  if (st == EXIT_OK) st = rt_run(dir, &a.c, &argc, &argv);
+  if (st == EXIT_OK) st = run_with_solver(&a, dir, &argc, &argv);
   remove_tmp(dir);
   return st;
 }

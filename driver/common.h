@@ -72,6 +72,7 @@ typedef struct {
   int dp, tp, pp, micro;     /* --dp --tp --pp --micro */
   int zero, recompute;       /* --zero, --recompute (-1: not given) */
   bool packed;               /* --packed: packed variable-length batches */
+  bool adaptive;             /* --adaptive-sp: SP groups chosen per step (runtime/adaptive.c) */
   int sp_kind;               /* --sp-kind: a fmt_spkind (-1: not given) */
   int64_t batch, seq;        /* --batch, --seq (from drv_opts) */
 } drv_layout_opts;
@@ -86,4 +87,11 @@ int drv_recompute_parse(const char *s);
 
 /* drv_thousands: n with thousands separators ("124,439,808") in buf. */
 const char *drv_thousands(int64_t n, char *buf, size_t len);
+/* run_sp.c: the SP solver of `sbpc run --adaptive-sp` (runtime/rt.h's
+ * rt_sp_solver): sp_solve, or with degree > 0 every group of `degree` ranks
+ * (sp_uniform), on cluster (NULL: cpu:N for N ranks). Free with
+ * drv_sp_solver_free. */
+struct rt_sp_solver;
+struct rt_sp_solver *drv_sp_solver_new(const char *cluster, int degree);
+void drv_sp_solver_free(struct rt_sp_solver *v);
 #endif

@@ -33,6 +33,9 @@ const drv_option drv_layout_options[] = {
     {DRV_FLAGOPT("--packed", DRV_FLAG, drv_layout_opts, packed,
                  "packed variable-length batches: attention within each document, positions\n"
                  "restarting at each document, no loss across a boundary (docs/runtime.md)")},
+    {DRV_FLAGOPT("--adaptive-sp", DRV_FLAG, drv_layout_opts, adaptive,
+                 "with --packed on a Ulysses plan of sp = the world: per step the documents go to\n"
+                 "SP groups of any size, as `sbpc sp` solves them (docs/runtime.md)")},
     {DRV_OPT("--sp-kind", DRV_CALL, drv_layout_opts, sp_kind, "ulysses|ring",
              "how a sequence-parallel group (the plan's sp) runs attention: all-to-alls\n"
              "around it (DeepSpeed-Ulysses, the default) or k/v blocks passed around a ring"),
@@ -80,6 +83,7 @@ int drv_layout(const drv_layout_opts *o, const ir_program *prog, sbpc_plan **pla
   if (o->zero >= 0) lay->zero = o->zero;
   if (o->recompute >= 0) lay->recompute = o->recompute;
   lay->packed = o->packed;
+  lay->adaptive = o->adaptive;
   if (o->sp_kind >= 0) lay->sp_kind = o->sp_kind;
   if (o->batch) lay->global_batch = o->batch;
   if (o->seq) lay->seq = o->seq;

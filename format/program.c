@@ -277,6 +277,7 @@ static cJSON *w_prog(const fmt_prog *p) {
   if (p->vpp > 1) cJSON_AddNumberToObject(l, "vpp", p->vpp);
   if (p->sp > 1) cJSON_AddNumberToObject(l, "sp", p->sp), cJSON_AddStringToObject(l, "sp_kind", fmt_spkind_name[p->sp_kind]);
   if (p->packed) cJSON_AddTrueToObject(l, "packed");
+  if (p->adaptive) cJSON_AddTrueToObject(l, "adaptive_sp");
   cJSON_AddNumberToObject(j, "global_batch", (double)p->global_batch);
   cJSON_AddNumberToObject(j, "seq", (double)p->seq);
   cJSON_AddNumberToObject(j, "micro_batch", (double)p->micro_batch);
@@ -775,12 +776,18 @@ static void r_layout(rd *r, const cJSON *root) {
   const cJSON *pk = cJSON_GetObjectItemCaseSensitive(l, "packed");
   if (!r->failed && pk && !cJSON_IsBool(pk)) fail(r, "'layout.packed' must be true or false");
   p->packed = cJSON_IsTrue(pk);
+  const cJSON *ad = cJSON_GetObjectItemCaseSensitive(l, "adaptive_sp");
+  if (!r->failed && ad && !cJSON_IsBool(ad)) fail(r, "'layout.adaptive_sp' must be true or false");
+  p->adaptive = cJSON_IsTrue(ad);
+  if (!r->failed && p->adaptive && (!p->packed || p->sp < 2 || p->sp_kind != FMT_SP_ULYSSES || p->dp != 1 || p->pp != 1))
+    fail(r, "'layout.adaptive_sp' needs a packed Ulysses program with sp > 1, dp 1 and pp 1");
   p->global_batch = inum(r, root, "", "global_batch", 1, (int64_t)1 << 28);
   p->seq = inum(r, root, "", "seq", 1, (int64_t)1 << 28);
   p->micro_batch = inum(r, root, "", "micro_batch", 1, (int64_t)1 << 28);
   p->predicted_peak = inum(r, root, "", "predicted_peak_bytes", 0, MAX_BYTES);
-  if (!r->failed && p->micro_batch * p->micro * p->dp != p->global_batch)
+  if (!r->failed && !p->adaptive && p->micro_batch * p->micro * p->dp != p->global_batch)
     fail(r, "'micro_batch' x 'layout.micro' x 'layout.dp' must equal 'global_batch'");
+  if (!r->failed && p->adaptive && p->micro_batch != 1) fail(r, "'micro_batch' must be 1 under 'layout.adaptive_sp'");
   if (!r->failed && (int64_t)p->dp * p->tp * p->pp * p->sp > (1 << 20)) fail(r, "'layout': too many ranks");
 }
 

@@ -256,6 +256,10 @@ typedef struct {
   uint8_t sp_kind;    /* fmt_spkind: how the sp group runs attention */
   uint8_t packed;     /* packed variable-length batches: the executor supplies
                          each micro-batch's document starts (lower/packed.c) */
+  uint8_t adaptive;   /* --adaptive-sp: per step the executor assigns the batch's
+                         documents to SP groups of any size (runtime/adaptive.c);
+                         micro is then the most micro-batches a step may run,
+                         micro_batch 1 and global_batch the samples a step reads */
   int64_t global_batch, seq, micro_batch;
   int32_t *op_stage;  /* per op: pipeline stage (adamw: the grad's stage) */
   int32_t *op_chunk;  /* per op: its model chunk on the stage (virtual stage

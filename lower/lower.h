@@ -46,6 +46,8 @@ typedef struct {
   int sp;                 /* sequence-parallel degree (0 or 1: none) */
   int sp_kind;            /* fmt_spkind */
   bool packed;            /* packed variable-length batches (packed.c) */
+  bool adaptive;          /* --adaptive-sp: SP groups chosen per step at run time
+                             (micro: the most micro-batches a step runs; packed.c) */
 } lw_layout;
 
 typedef struct {
@@ -76,6 +78,9 @@ bool lw_train(lw_ctx *c);
  * ops that take document boundaries get attr `packed` (packed.c). */
 bool lw_packed_forward(lw_ctx *c);
 void lw_packed_mark(lw_ctx *c);
+/* lw_packed_adaptive: --adaptive-sp needs --packed and a Ulysses sp > 1 on
+ * dp 1, pp 1 (the SP groups span the world); false with an error. */
+bool lw_packed_adaptive(lw_ctx *c);
 bool lw_sbp(lw_ctx *c);
 bool lw_local(lw_ctx *c);
 bool lw_sp(lw_ctx *c);

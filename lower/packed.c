@@ -69,3 +69,21 @@ void lw_packed_mark(lw_ctx *c) {
     default: break;
     }
 }
+
+bool lw_packed_adaptive(lw_ctx *c) {
+  const lw_layout *l = &c->lay;
+  if (!l->adaptive) return true;
+  if (!l->packed)
+    return diag_error(c->d, (srcloc){0, 0}, "--adaptive-sp needs --packed (the groups run documents, not samples)"),
+           false;
+  if (l->zero >= 2)
+    return diag_error(c->d, (srcloc){0, 0}, "--adaptive-sp runs ZeRO 0 or 1 (a step's empty micro-batches make no "
+                                            "gradient to reduce-scatter)"), false;
+  if (l->sp < 2 || l->sp_kind != FMT_SP_ULYSSES || l->dp != 1 || l->pp != 1 || l->tp != 1)
+    return diag_error(c->d, (srcloc){0, 0},
+                      "--adaptive-sp needs a Ulysses plan whose sp is the world: sp > 1, dp, pp and tp 1 (this "
+                      "layout: sp %d, dp %d, pp %d, tp %d; e.g. sbpc plan --fix sp=4,dp=1,tp=1,pp=1)",
+                      l->sp, l->dp, l->pp, l->tp),
+           false;
+  return true;
+}

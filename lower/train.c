@@ -102,7 +102,7 @@ static bool check_layout(lw_ctx *c) {
     diag_error(c->d, (srcloc){0, 0}, "layout dp %d tp %d pp %d micro %d: degrees must be >= 1 (pp <= 64)", l->dp, l->tp, l->pp, l->micro);
     return false;
   }
-  if (l->global_batch <= 0 || l->global_batch % ((int64_t)l->dp * l->micro)) {
+  if (l->global_batch <= 0 || (!l->adaptive && l->global_batch % ((int64_t)l->dp * l->micro))) {
     diag_error(c->d, (srcloc){0, 0}, "global batch %lld does not divide into dp %d x %d micro-batches", (long long)l->global_batch, l->dp, l->micro);
     return false;
   }
@@ -167,7 +167,8 @@ static bool plan_fits(lw_ctx *c) {
 bool lw_train(lw_ctx *c) {
   ir_graph *g = c->p->g;
   fmt_prog *p = c->p;
-  if (!check_layout(c) || !check_inputs(c) || !positions_fit(c) || !plan_fits(c)) return false;
+  if (!check_layout(c) || !lw_packed_adaptive(c) || !check_inputs(c) || !positions_fit(c) || !plan_fits(c))
+    return false;
   p->model_hash = lw_model_hash(g);
   p->dp = c->lay.dp, p->tp = c->lay.tp, p->pp = c->lay.pp, p->micro = c->lay.micro;
   p->zero = lw_dp_group(c) > 1 ? c->lay.zero : 0;
@@ -176,8 +177,10 @@ bool lw_train(lw_ctx *c) {
   p->sp_kind = (uint8_t)c->lay.sp_kind;
   p->recompute = c->lay.recompute;
   p->global_batch = c->lay.global_batch, p->seq = c->lay.seq;
-  p->micro_batch = c->lay.global_batch / c->lay.dp / c->lay.micro;
+  /* --adaptive-sp: one packed row of S / sp tokens per rank and micro-batch, up to micro of them */
+  p->micro_batch = c->lay.adaptive ? 1 : c->lay.global_batch / c->lay.dp / c->lay.micro;
   p->packed = c->lay.packed;
+  p->adaptive = c->lay.adaptive;
   if (c->lay.packed && !lw_packed_forward(c)) return false;
   if (!ir_autodiff_map(g, NULL, c->d, &c->fwd_of)) return false;
   if (c->lay.packed) lw_packed_mark(c);

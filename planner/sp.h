@@ -66,6 +66,9 @@ typedef struct {
    * cnt 0 = the link model. group_fixed < 0: the built-in 2 ms. */
   plan_colltab a2a[2], p2p[2];
   double group_fixed;
+  /* set by `sbpc run --adaptive-sp` after sp_hw_init: its executor runs
+   * Ulysses groups only, of sizes that divide the heads and kv heads */
+  bool ulysses_divides;
 } sp_hw;
 
 /* sp_hw_init: flatten a cluster for model m at precision dt and compute each

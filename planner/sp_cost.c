@@ -80,6 +80,7 @@ bool sp_gtype_make(sp_gtype *g, const sp_hw *hw, const sp_model *m, int kind,
   if (g->size < 1) return false;
   if (kind == SP_ULYSSES && g->size > m->heads) return false;
   if (kind == SP_RING && g->size < 2) return false;
+  if (hw->ulysses_divides && (kind != SP_ULYSSES || m->heads % g->size || m->kv_heads % g->size)) return false;
   double lat = 0, bw, alpha;
   for (int i = 0; i < hw->nt; i++) {
     double l = intra >= 0 ? (i == intra ? hw->t[i].link_lat : 0) : (nodes[i] ? hw->t[i].nic_lat : 0);

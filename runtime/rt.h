@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ir_graph;
+
 /* --kernels: ref, jit (an error when the JIT cannot be set up), or auto, the
  * default: jit, falling back to ref with a one-line note. */
 enum { RT_KERNELS_REF, RT_KERNELS_JIT, RT_KERNELS_AUTO };
@@ -31,6 +33,33 @@ enum { RT_KERNELS_REF, RT_KERNELS_JIT, RT_KERNELS_AUTO };
  * auto, the default: cuda for a program compiled for the GPU (an error when
  * no GPU is usable), else cpu. */
 enum { RT_DEVICE_AUTO, RT_DEVICE_CPU, RT_DEVICE_CUDA };
+
+/* --adaptive-sp (runtime/adaptive.c): per step the batch's documents are
+ * assigned to micro-batches and SP groups by a solver the caller hands the
+ * runtime (the driver: the planner's, the same code as `sbpc sp`; the
+ * runtime includes no planner header). An assignment of n documents on
+ * `ranks` ranks: nmb micro-batches; group[q * ranks + r] is rank r's group in
+ * micro-batch q (an id >= 0; the ranks of one id form the group, in rank
+ * order; -1: idle, a group of its own), doc_mb[i] and doc_group[i] where
+ * document i runs (its group's documents in index order). The arrays are
+ * malloc'ed by the solver and freed by the runtime. */
+typedef struct {
+  int nmb;
+  int32_t *group, *doc_mb, *doc_group;
+  double predicted_s;   /* the solver's predicted step time (seconds) */
+} rt_sp_assign;
+
+typedef struct rt_sp_solver {
+  /* init: once, before the first solve, with the program's graph (heads
+   * divided by the program's sp), the world size, the tokens one rank holds
+   * per micro-batch and the most micro-batches; false with why */
+  bool (*init)(void *ctx, const struct ir_graph *g, int sp, int ranks, int64_t cap, int max_micro, char *why,
+               size_t nwhy);
+  /* solve: the assignment of documents len[0..n); false with why. Called
+   * on rank 0 only, from a thread of its own (one solve at a time). */
+  bool (*solve)(void *ctx, const int64_t *len, int n, rt_sp_assign *out, char *why, size_t nwhy);
+  void *ctx;
+} rt_sp_solver;
 
 /* What a run adds to the program: its length, data, I/O and optimizer
  * settings. Nothing here changes what the program computes per step except
@@ -46,6 +75,9 @@ typedef struct {
   int kernels;           /* RT_KERNELS_* */
   int device;            /* RT_DEVICE_* (rt_run resolves auto) */
   const char *dir;       /* the program's directory (set by rt_run: DIR/gpu holds the PTX) */
+  bool adaptive_sp;      /* --adaptive-sp: the program must be compiled with it */
+  int sp_degree;         /* --sp-degree G: every group of G ranks (the static baseline); 0: adaptive */
+  const rt_sp_solver *sp_solver; /* the solver of an adaptive program (NULL: refused) */
 } rt_config;
 
 /* rt_config_default: 5 steps, seed 1234, the program's lr and weight decay,

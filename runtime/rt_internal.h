@@ -287,6 +287,28 @@ double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, b
  * predicted (not ignored): the loss is the mean over those. */
 void rt_exec_set_docs(rt_exec *e, const int32_t *doc, double ce_ratio);
 
+/* ---- adaptive.c: --adaptive-sp ----------------------------------------------------- */
+typedef struct rt_adapt rt_adapt;
+/* rt_adapt_new: the adaptive SP state of an adaptive program (rank 0 sets up
+ * cfg->sp_solver); NULL when p is not adaptive or on error (a message when
+ * --adaptive-sp or --sp-degree was given for a program without it, or the
+ * solver cannot be set up: then *bad is true). */
+rt_adapt *rt_adapt_new(const fmt_prog *p, rt_comm *comm, int rank, int ranks, const rt_config *cfg, bool *bad);
+void rt_adapt_free(rt_adapt *a);
+/* rt_adapt_step: the step's batch at data position pos: solved (rank 0, or
+ * taken from the solve ahead), broadcast, this rank's micro-batches packed
+ * into *ids and *labels (micro x S / sp each, valid until the next call) and
+ * handed to e (e->ad, the loss divisor); with more, rank 0 starts solving
+ * the next batch. Collective over the world; false (message printed) when
+ * the solver finds no assignment. The caller clears e->ad after the step. */
+bool rt_adapt_step(rt_adapt *a, struct rt_exec *e, const rt_data *d, int64_t pos, bool more, const int32_t **ids,
+                   const int32_t **labels);
+/* rt_adapt_groups: the last step's group shapes, "COUNTxSIZE+..." per
+ * micro-batch, micro-batches separated by ','; rt_adapt_predicted: the
+ * solver's predicted step time (rank 0; seconds). */
+const char *rt_adapt_groups(const rt_adapt *a);
+double rt_adapt_predicted(const rt_adapt *a);
+
 /* ---- shard.c: tp shards of logical values ---------------------------------------- */
 /* rt_shard: this rank's part of a logical tensor split on axis `split` into
  * tp parts (groups interleaved groups each; split < 0: the whole); local has

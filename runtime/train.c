@@ -46,6 +46,8 @@ typedef struct {
   rt_comm *comm;
   rt_exec *ex;
   rt_data data;
+  rt_adapt *ad;          /* --adaptive-sp (adaptive.c), else NULL */
+  bool bad_step;         /* a step's input was refused (the SP solver found no assignment) */
   int rank, nranks, stage, dpi, tpi;
   int64_t data_pos;
   FILE *log;
@@ -71,14 +73,22 @@ static bool under_mpirun(void) {
   return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
 }
 
-static void emit(run *r, int64_t step, double loss, double tps) {
+static void emit(run *r, int64_t step, double loss, double tps, double secs) {
   if (r->rank != 0) return;
-  if (!r->cfg.quiet) printf("step %lld loss %.6f tokens/s %.1f\n", (long long)step, loss, tps);
+  const char *gr = r->ad ? rt_adapt_groups(r->ad) : NULL;
+  if (!r->cfg.quiet && gr)
+    printf("step %lld loss %.6f tokens/s %.1f groups %s (predicted %.4f s, measured %.4f s)\n", (long long)step, loss,
+           tps, gr, rt_adapt_predicted(r->ad), secs);
+  else if (!r->cfg.quiet) printf("step %lld loss %.6f tokens/s %.1f\n", (long long)step, loss, tps);
   fflush(stdout);
-  if (r->log) {
+  if (r->log && gr)
+    fprintf(r->log,
+            "{\"step\": %lld, \"loss\": %.9g, \"tokens_per_s\": %.1f, \"groups\": \"%s\", \"predicted_s\": %.6g, "
+            "\"step_s\": %.6g}\n",
+            (long long)step, loss, tps, gr, rt_adapt_predicted(r->ad), secs);
+  else if (r->log)
     fprintf(r->log, "{\"step\": %lld, \"loss\": %.9g, \"tokens_per_s\": %.1f}\n", (long long)step, loss, tps);
-    fflush(r->log);
-  }
+  if (r->log) fflush(r->log);
 }
 
 /* fault injection for tests: SBPC_TEST_FAULT=hang:RANK:STEP or die:RANK:STEP */
@@ -104,9 +114,35 @@ static bool finish_trace(run *r, double secs, double loss) {
 }
 
 /* one step; *loss is the step's loss; false when a kernel failed */
+/* --adaptive-sp: the step's micro-batches as its groups run them; false: refused */
+static bool adaptive_step(run *r, double *loss, double *dt) {
+  const fmt_prog *p = r->p;
+  const int32_t *ids, *lab;
+  bool more = rt_exec_step(r->ex) + 1 < r->cfg.steps;
+  if (!rt_adapt_step(r->ad, r->ex, &r->data, r->data_pos, more, &ids, &lab)) return r->bad_step = true, false;
+  double t0 = wall();
+  bool ok = true;
+  double l[1] = {rt_exec_step_run(r->ex, ids, lab, &ok) / (double)p->micro};
+  r->ex->ad = NULL;
+  rt_exec_set_docs(r->ex, NULL, 1.0);
+  rt_comm_allreduce_world(r->comm, l, 1);
+  *dt = wall() - t0;
+  *loss = l[0];
+  return ok;
+}
+
 static bool one_step(run *r, double *loss) {
   const fmt_prog *p = r->p;
   inject_fault(r);
+  if (r->ad) {
+    double dt = 0;
+    if (!adaptive_step(r, loss, &dt)) return false;
+    rt_exec_set_step(r->ex, rt_exec_step(r->ex) + 1);
+    r->data_pos += p->global_batch;
+    if (rt_exec_step(r->ex) > r->first_step + 1) r->timed++, r->timed_s += dt;
+    if (isfinite(*loss)) emit(r, rt_exec_step(r->ex), *loss, (double)(p->global_batch * p->seq) / dt, dt);
+    return true;
+  }
   int64_t mb = p->micro_batch, S = p->seq, share = p->global_batch / p->dp, n = share * S;
   int32_t *ids = xmalloc(sizeof *ids * (size_t)n), *lab = xmalloc(sizeof *lab * (size_t)n);
   int32_t *doc = p->packed ? xmalloc(sizeof *doc * (size_t)n) : NULL;
@@ -134,7 +170,7 @@ static bool one_step(run *r, double *loss) {
   double dt = wall() - t0;
   if (rt_exec_step(r->ex) > r->first_step + 1) r->timed++, r->timed_s += dt;
   *loss = l[0];
-  if (ok && isfinite(l[0])) emit(r, rt_exec_step(r->ex), l[0], (double)(p->global_batch * S) / dt);
+  if (ok && isfinite(l[0])) emit(r, rt_exec_step(r->ex), l[0], (double)(p->global_batch * S) / dt, dt);
   if (traced && !finish_trace(r, dt, l[0])) r->trace_failed = true;
   return ok;
 }
@@ -199,6 +235,7 @@ static int train_loop(run *r) {
   for (int64_t s = rt_exec_step(r->ex); s < r->cfg.steps; s++) {
     double loss = 0;
     if (!one_step(r, &loss)) {
+      if (r->bad_step) return EXIT_BAD_INPUT;
       sbpc_error("rank %d: a kernel failed at step %lld", r->rank, (long long)s + 1);
       return EXIT_INTERNAL;
     }
@@ -226,6 +263,8 @@ static int setup(run *r) {
   if (r->rank == 0 && r->cfg.save && !rt_ckpt_save_ok(r->cfg.save)) return EXIT_BAD_INPUT;
   r->ex = rt_exec_new(r->p, r->dir, &r->cfg, r->comm, r->rank, &d);
   if (!r->ex || !open_data(r)) return EXIT_BAD_INPUT;
+  bool bad = false;
+  if (!(r->ad = rt_adapt_new(r->p, r->comm, r->rank, r->nranks, &r->cfg, &bad)) && bad) return EXIT_BAD_INPUT;
   if (r->rank == 0 && !r->cfg.quiet && r->ex->jit)
     printf("kernels: %d actors run the program's fused kernels, the rest the reference kernels\n", rt_jit_count(r->ex->jit));
   if (r->cfg.weights && !rt_load_weights(r->ex, r->cfg.weights)) return EXIT_BAD_INPUT;
@@ -261,7 +300,7 @@ static uint64_t mix(uint64_t h, const void *p, size_t n) {
 static uint64_t run_hash(const run *r) {
   const fmt_prog *p = r->p;
   uint64_t h = mix(1469598103934665603ull, &p->model_hash, sizeof p->model_hash);
-  int32_t lay[7] = {p->dp, p->tp, p->pp, p->micro, p->zero, p->recompute, p->packed};
+  int32_t lay[9] = {p->dp, p->tp, p->pp, p->micro, p->zero, p->recompute, p->packed, p->adaptive, r->cfg.sp_degree};
   int64_t sz[3] = {p->global_batch, p->seq, (int64_t)p->predicted_peak};
   h = mix(mix(h, lay, sizeof lay), sz, sizeof sz);
   const rt_config *c = &r->cfg;
@@ -333,6 +372,7 @@ int rt_run(const char *dir, const rt_config *cfg, int *argc, char ***argv) {
   rt_comm_timeout = deadline;
   if (st == EXIT_OK) st = agree(&r, train_loop(&r));
   if (r.log) fclose(r.log);
+  rt_adapt_free(r.ad);
   rt_exec_free(r.ex);
   rt_data_free(&r.data);
   fmt_prog_free((fmt_prog *)r.p);

@@ -252,7 +252,7 @@ static void check_model_with(ir_graph *g, int kernels) {
   rt_config cfg = rt_config_default();
   cfg.kernels = kernels;
   cfg.lr = 0, cfg.weight_decay = 0;
-  lw_layout lay = {1, 1, 1, 1, 0, 0, 2, 5, NULL, 0, 0, 0, 1, 1, 0, false};
+  lw_layout lay = {1, 1, 1, 1, 0, 0, 2, 5, NULL, 0, 0, 0, 1, 1, 0, false, false};
   diag d;
   diag_init(&d, "test", NULL, 0);
   fmt_prog *p = lw_compile(g, &lay, &d);

@@ -285,7 +285,7 @@ static void test_actor_plan(void) {
   ir_op ce = ir_op_init(IR_OP_CROSS_ENTROPY);
   ce.nin = 2, ce.in[0] = rlg, ce.in[1] = rl, ce.nout = 1, ce.out[0] = g->loss;
   ir_op_add(g, &ce);
-  lw_layout lay = {1, 1, 2, 4, 0, 0, 8, 4, NULL, 0, 0, 0, 1, 1, 0, false};
+  lw_layout lay = {1, 1, 2, 4, 0, 0, 8, 4, NULL, 0, 0, 0, 1, 1, 0, false, false};
   diag d;
   diag_init(&d, "toy", NULL, 0);
   fmt_prog *p = lw_compile(g, &lay, &d);
