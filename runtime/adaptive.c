@@ -69,6 +69,7 @@ struct rt_adapt {
   rt_adapt_mb mb;
   double predicted_s;
   char groups[512];
+  int64_t ran;          /* micro-batches run so far */
 };
 
 static void batch_free(batch *b) {
@@ -252,6 +253,7 @@ bool rt_adapt_step(rt_adapt *a, rt_exec *e, const rt_data *d, int64_t pos, bool 
   int64_t pred = 0;
   for (int64_t i = 0; i < a->GB * a->S; i++) pred += a->cur.lab[i] >= 0;
   a->mb.nlive = nmb;
+  a->ran += nmb;
   e->ad = &a->mb;
   rt_exec_set_docs(e, NULL, (double)pred / ((double)a->p->sp * (double)a->C * a->M));
   *ids = a->lids, *labels = a->llab;
@@ -260,3 +262,9 @@ bool rt_adapt_step(rt_adapt *a, rt_exec *e, const rt_data *d, int64_t pos, bool 
 
 const char *rt_adapt_groups(const rt_adapt *a) { return a->groups; }
 double rt_adapt_predicted(const rt_adapt *a) { return a->predicted_s; }
+
+void rt_adapt_report(const rt_adapt *a) {
+  if (a->rank == 0)
+    printf("adaptive SP: %lld micro-batches ran; rank 0 holds %d group communicators (made once, cached by "
+           "membership)\n", (long long)a->ran, rt_comm_sp_count(a->comm));
+}

@@ -307,6 +307,8 @@ bool rt_adapt_step(rt_adapt *a, struct rt_exec *e, const rt_data *d, int64_t pos
  * micro-batch, micro-batches separated by ','; rt_adapt_predicted: the
  * solver's predicted step time (rank 0; seconds). */
 const char *rt_adapt_groups(const rt_adapt *a);
+/* rt_adapt_report: rank 0 prints the micro-batches run and the communicators it holds */
+void rt_adapt_report(const rt_adapt *a);
 double rt_adapt_predicted(const rt_adapt *a);
 
 /* ---- shard.c: tp shards of logical values ---------------------------------------- */

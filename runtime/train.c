@@ -248,6 +248,7 @@ static int train_loop(run *r) {
   }
   report_memory(r);
   report_speed(r);
+  if (r->ad && !r->cfg.quiet) rt_adapt_report(r->ad);
   rt_exec_profile_report(r->ex);
   if (r->trace_failed) return EXIT_BAD_INPUT;
   if (r->cfg.save && !rt_dev_download(r->ex)) return EXIT_INTERNAL; /* GPU: the trained values to the host */

@@ -11,6 +11,8 @@
 #  - 5 steps on 4 oversubscribed ranks equal the 1-rank packed run of the
 #    same batches (batch 4 x seq 32) within 1e-5, and the log's "groups"
 #    show more than one group shape, and a step whose groups differ in size;
+#    rank 0 holds fewer communicators than micro-batches ran (cached by
+#    membership);
 #  - every group of 4 (--sp-degree 4, the static baseline through the same
 #    executor) equals it too;
 #  - the tiny LLaMA (rotary; 2 kv heads, so groups of 1 and 2) on 2 ranks;
@@ -63,6 +65,12 @@ assert len(shapes) > 1, shapes
 assert mixed, "no step runs groups of different sizes: %s" % [s["groups"] for s in steps]
 print("adaptive groups per step:", " ".join(s["groups"] for s in steps))
 EOF
+# communicators: made once per membership, not per micro-batch
+$MPIENV mpirun --oversubscribe -np 4 "$SBPC" run "$T/ad4" --adaptive-sp --data $DOCS --eos 0 --steps 5 \
+  > "$T/adv.out" 2>&1 || bad "adaptive run (not quiet)"
+read -r ran held <<< "$(sed -n 's/^adaptive SP: \([0-9]*\) micro-batches ran; rank 0 holds \([0-9]*\) .*/\1 \2/p' "$T/adv.out")"
+[ -n "${held:-}" ] && [ "$held" -ge 1 ] && [ "$held" -lt "$ran" ] ||
+  bad "communicators: ${held:-?} held for ${ran:-?} micro-batches ($(grep 'adaptive SP' "$T/adv.out"))"
 arun st4 4 "$T/ad4" --sp-degree 4
 same_losses "$T/one.jsonl" "$T/st4.jsonl" 1 5 || bad "--sp-degree 4 differs from the 1-rank packed run"
 grep -q '"groups": "1x4' "$T/st4.jsonl" || bad "--sp-degree 4 ran other groups: $(head -1 "$T/st4.jsonl")"
