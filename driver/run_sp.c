@@ -62,6 +62,7 @@ static bool sp_init(void *ctx, const ir_graph *g, int sp, int ranks, int64_t cap
 static void convert(const drv_sp *s, const sp_plan *p, int n, rt_sp_assign *out) {
   out->nmb = p->nmb;
   out->predicted_s = p->step_time;
+  out->solve_s = p->solve_cpu;
   out->group = xmalloc(sizeof(int32_t) * (size_t)(p->nmb * s->ranks + 1));
   out->doc_mb = xmalloc(sizeof(int32_t) * (size_t)(n + 1));
   out->doc_group = xmalloc(sizeof(int32_t) * (size_t)(n + 1));
@@ -79,9 +80,9 @@ static bool sp_solve_cb(void *ctx, const int64_t *len, int n, rt_sp_assign *out,
   int64_t longest = 0, cap = (int64_t)s->hw.t[0].budget * (s->degree ? s->degree : s->ranks);
   for (int i = 0; i < n; i++) longest = len[i] > longest ? len[i] : longest;
   if (longest > cap)
-    return snprintf(why, nwhy, "a document of %lld tokens does not fit a group of %d ranks (%lld tokens per rank and "
+    return snprintf(why, nwhy, "a document of %lld tokens does not fit a group of %d rank%s (%lld tokens per rank and "
                     "micro-batch)", (long long)longest, s->degree ? s->degree : s->ranks,
-                    (long long)s->hw.t[0].budget), false;
+                    (s->degree ? s->degree : s->ranks) == 1 ? "" : "s", (long long)s->hw.t[0].budget), false;
   arena *a = arena_new();
   sp_plan p;
   const char *w = "no SP layout holds the batch";

@@ -779,8 +779,9 @@ static void r_layout(rd *r, const cJSON *root) {
   const cJSON *ad = cJSON_GetObjectItemCaseSensitive(l, "adaptive_sp");
   if (!r->failed && ad && !cJSON_IsBool(ad)) fail(r, "'layout.adaptive_sp' must be true or false");
   p->adaptive = cJSON_IsTrue(ad);
-  if (!r->failed && p->adaptive && (!p->packed || p->sp < 2 || p->sp_kind != FMT_SP_ULYSSES || p->dp != 1 || p->pp != 1))
-    fail(r, "'layout.adaptive_sp' needs a packed Ulysses program with sp > 1, dp 1 and pp 1");
+  if (!r->failed && p->adaptive && (!p->packed || p->sp < 2 || p->sp_kind != FMT_SP_ULYSSES || p->dp != 1 || p->pp != 1 ||
+                                p->zero > 1))
+    fail(r, "'layout.adaptive_sp' needs a packed Ulysses program with sp > 1, dp 1, pp 1 and zero 0 or 1");
   p->global_batch = inum(r, root, "", "global_batch", 1, (int64_t)1 << 28);
   p->seq = inum(r, root, "", "seq", 1, (int64_t)1 << 28);
   p->micro_batch = inum(r, root, "", "micro_batch", 1, (int64_t)1 << 28);

@@ -18,7 +18,9 @@
  * not deterministic across ranks; rank 0 broadcasts the compact assignment
  * (per micro-batch each rank's group; per document its micro-batch and
  * group). Rank 0 solves batch k + 1 on a thread while batch k trains; only
- * the first batch is solved before its step.
+ * the first batch is solved before its step (SBPC_SP_SOLVE=inline solves
+ * the next batch before the step instead, outside its measured time: the
+ * bench's view of the executed assignment alone).
  *
  * A group of g ranks packs its documents, in index order, into g * C tokens
  * (the tail is padding: each pad token a document of its own, its label
@@ -67,7 +69,8 @@ struct rt_adapt {
   /* this step on this rank */
   int32_t *lids, *llab, *ldoc, *ldoc_all; /* [M * C], [M * C], [M * C], [M * sp * C] */
   rt_adapt_mb mb;
-  double predicted_s;
+  double predicted_s, solve_s;
+  bool inline_solve;    /* SBPC_SP_SOLVE=inline: the next batch is solved before the step, not beside it */
   char groups[512];
   int64_t ran;          /* micro-batches run so far */
 };
@@ -114,9 +117,15 @@ rt_adapt *rt_adapt_new(const fmt_prog *p, rt_comm *comm, int rank, int ranks, co
     if (rank == 0) sbpc_error("--adaptive-sp runs on 2 to 64 ranks under mpirun");
     return NULL;
   }
+  if (cfg->trace) {
+    if (rank == 0) sbpc_error("--trace is not done under --adaptive-sp (its steps are not traced yet)");
+    return NULL;
+  }
   rt_adapt *a = xcalloc(1, sizeof *a);
   a->p = p, a->comm = comm, a->sv = cfg->sp_solver, a->rank = rank, a->ranks = ranks, a->M = p->micro;
   a->S = p->seq, a->GB = p->global_batch, a->C = p->seq / p->sp;
+  const char *sv = getenv("SBPC_SP_SOLVE");
+  a->inline_solve = sv && !strcmp(sv, "inline");
   char why[512] = "";
   if (rank == 0 && (!a->sv || !a->sv->init(a->sv->ctx, p->g, p->sp, ranks, a->C, a->M, why, sizeof why))) {
     sbpc_error("--adaptive-sp: the SP solver: %s", a->sv ? why : "none was given");
@@ -166,14 +175,15 @@ static void solve(rt_adapt *a, const rt_data *d, int64_t pos, bool more, int32_t
   for (int i = 0; a->next_ok && i < n; i++)
     buf[2 + a->M * a->ranks + i] = o->doc_mb[i], buf[2 + a->M * a->ranks + n + i] = o->doc_group[i];
   a->predicted_s = a->next_ok ? o->predicted_s : 0;
+  a->solve_s = a->next_ok ? o->solve_s : 0;
   free(o->group), free(o->doc_mb), free(o->doc_group);
   memset(o, 0, sizeof *o);
   if (!more || !a->next_ok) return;
   a->next_pos = pos + a->GB;
   batch_read(a, d, a->next_pos, &a->next);
   a->pending = true;
-  a->threaded = pthread_create(&a->th, NULL, solve_main, a) == 0;
-  if (!a->threaded) solve_main(a); /* no thread: solved in line */
+  a->threaded = !a->inline_solve && pthread_create(&a->th, NULL, solve_main, a) == 0;
+  if (!a->threaded) solve_main(a); /* in line (no thread, or asked for) */
 }
 
 /* the members of rank r's group in micro-batch q (a group of its own when idle) */
@@ -262,6 +272,7 @@ bool rt_adapt_step(rt_adapt *a, rt_exec *e, const rt_data *d, int64_t pos, bool 
 
 const char *rt_adapt_groups(const rt_adapt *a) { return a->groups; }
 double rt_adapt_predicted(const rt_adapt *a) { return a->predicted_s; }
+double rt_adapt_solve_s(const rt_adapt *a) { return a->solve_s; }
 
 void rt_adapt_report(const rt_adapt *a) {
   if (a->rank == 0)

@@ -47,6 +47,7 @@ typedef struct {
   int nmb;
   int32_t *group, *doc_mb, *doc_group;
   double predicted_s;   /* the solver's predicted step time (seconds) */
+  double solve_s;       /* the solver's CPU seconds for this batch */
 } rt_sp_assign;
 
 typedef struct rt_sp_solver {

@@ -310,6 +310,8 @@ const char *rt_adapt_groups(const rt_adapt *a);
 /* rt_adapt_report: rank 0 prints the micro-batches run and the communicators it holds */
 void rt_adapt_report(const rt_adapt *a);
 double rt_adapt_predicted(const rt_adapt *a);
+/* rt_adapt_solve_s: the solver's CPU seconds for the last step's batch (rank 0) */
+double rt_adapt_solve_s(const rt_adapt *a);
 
 /* ---- shard.c: tp shards of logical values ---------------------------------------- */
 /* rt_shard: this rank's part of a logical tensor split on axis `split` into

@@ -84,8 +84,8 @@ static void emit(run *r, int64_t step, double loss, double tps, double secs) {
   if (r->log && gr)
     fprintf(r->log,
             "{\"step\": %lld, \"loss\": %.9g, \"tokens_per_s\": %.1f, \"groups\": \"%s\", \"predicted_s\": %.6g, "
-            "\"step_s\": %.6g}\n",
-            (long long)step, loss, tps, gr, rt_adapt_predicted(r->ad), secs);
+            "\"step_s\": %.6g, \"solve_s\": %.6g}\n",
+            (long long)step, loss, tps, gr, rt_adapt_predicted(r->ad), secs, rt_adapt_solve_s(r->ad));
   else if (r->log)
     fprintf(r->log, "{\"step\": %lld, \"loss\": %.9g, \"tokens_per_s\": %.1f}\n", (long long)step, loss, tps);
   if (r->log) fflush(r->log);
