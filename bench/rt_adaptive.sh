@@ -17,9 +17,11 @@
 # one program (sbpc plan --fix sp=N, compile --packed --adaptive-sp --micro
 # 16), run adaptive and with --sp-degree G for every G dividing N (the
 # solver's static layout, through the same executor); STEPS steps (default
-# 10), the first warm-up. Per run: the median of the solver's predicted
-# step time and of the measured step time (the runtime's "step_s", from the
-# assignment's broadcast to the loss) over the timed steps, and the ratio
+# 8), the first warm-up, REPS times (default 3) round robin over the
+# layouts. Per layout: the solver's predicted step time (median over the
+# timed steps) and the measured one (the runtime's "step_s", from the
+# assignment's broadcast to the loss: the median over the runs of each
+# run's median over its timed steps), and the ratio
 # x / adaptive of both, and the solver's median CPU seconds per batch. Two
 # adaptive rows: "adaptive" solves the next batch before the step, outside
 # its measured time (SBPC_SP_SOLVE=inline: the executed assignment alone),
@@ -34,7 +36,7 @@ set -u
 build=${1:-build}
 src=$(cd "$(dirname "$0")/.." && pwd)
 SBPC=$(cd "$build" && pwd)/sbpc
-STEPS=${STEPS:-10} GB=${GB:-4} DIV=${DIV:-32} RANKS=${RANKS:-"2 4"} MAXLEN=${MAXLEN:-"512 128"}
+STEPS=${STEPS:-8} REPS=${REPS:-3} GB=${GB:-4} DIV=${DIV:-32} RANKS=${RANKS:-"2 4"} MAXLEN=${MAXLEN:-"512 128"}
 shared=${SBPC_SHARED:-$src/../shared}/data/lengths/synthetic-lognormal.txt
 [ -x "$SBPC" ] || { echo "rt_adaptive: no $SBPC"; exit 1; }
 command -v mpirun > /dev/null || { echo "rt_adaptive: no mpirun; skipped"; exit 0; }
@@ -82,18 +84,31 @@ EOF
 for n in $RANKS; do
   echo
   echo "$n ranks ($((512 / n)) tokens per rank and micro-batch):"
+  cfgs="i t"
+  for g in $(seq 1 $n); do [ $((n % g)) -eq 0 ] && cfgs="$cfgs $g"; done
+  for rep in $(seq 1 "$REPS"); do # round robin, so load changes touch every layout alike
+    for g in $cfgs; do
+      flag="--sp-degree $g" mode=thread
+      [ $g = i ] && flag=--adaptive-sp mode=inline
+      [ $g = t ] && flag=--adaptive-sp
+      SBPC_SP_SOLVE=$mode mpirun --oversubscribe -np $n -x OPENBLAS_NUM_THREADS -x SBPC_THREADS -x SBPC_WORKERS \
+        -x SBPC_SP_SOLVE "$SBPC" run "$T/d$n" $flag --data "$T/docs.bin" --eos 0 --steps "$STEPS" --quiet \
+        --log "$T/l$n-$g-$rep.jsonl" > "$T/o$n-$g.out" 2>&1 || rm -f "$T/l$n-$g-$rep.jsonl"
+    done
+  done
   printf "| %-17s | %-9s | %-9s | %-11s | %-11s | %-9s | %s\n" layout "predicted" "measured" "pred. x/ad." \
     "meas. x/ad." "solve CPU" "groups (step 2)"
-  for g in i t $(seq 1 $n); do
-    case $g in i|t) ;; *) [ $((n % g)) -ne 0 ] && continue ;; esac
-    name="static sp=$g" flag="--sp-degree $g" mode=thread
-    [ $g = i ] && name="adaptive" flag=--adaptive-sp mode=inline
-    [ $g = t ] && name="adaptive, thread" flag=--adaptive-sp
-    if SBPC_SP_SOLVE=$mode mpirun --oversubscribe -np $n -x OPENBLAS_NUM_THREADS -x SBPC_THREADS -x SBPC_WORKERS \
-         -x SBPC_SP_SOLVE "$SBPC" run "$T/d$n" $flag --data "$T/docs.bin" --eos 0 --steps "$STEPS" --quiet \
-         --log "$T/l$n-$g.jsonl" > "$T/o$n-$g.out" 2>&1; then
-      p=$(median predicted_s "$T/l$n-$g.jsonl") m=$(median step_s "$T/l$n-$g.jsonl") c=$(median solve_s "$T/l$n-$g.jsonl")
-      gr=$(sed -n '2s/.*"groups": "\([^"]*\)".*/\1/p' "$T/l$n-$g.jsonl")
+  for g in $cfgs; do
+    name="static sp=$g"
+    [ $g = i ] && name="adaptive"
+    [ $g = t ] && name="adaptive, thread"
+    if [ -f "$T/l$n-$g-1.jsonl" ]; then
+      p=$(median predicted_s "$T/l$n-$g-1.jsonl") c=$(median solve_s "$T/l$n-$g-1.jsonl")
+      m=$(python3 -c "
+import json, statistics, sys
+runs = [[json.loads(l)['step_s'] for l in open(f)][1:] for f in sys.argv[1:]]
+print('%.4f' % statistics.median(statistics.median(r) for r in runs))" "$T"/l$n-$g-*.jsonl)
+      gr=$(sed -n '2s/.*"groups": "\([^"]*\)".*/\1/p' "$T/l$n-$g-1.jsonl")
       [ $g = i ] && pa=$p ma=$m
       rp=$(python3 -c "print('%.2f' % ($p / $pa))") rm=$(python3 -c "print('%.2f' % ($m / $ma))")
       printf "| %-17s | %-9s | %-9s | %-11s | %-11s | %-9s | %s\n" "$name" "$p" "$m" "$rp" "$rm" "$c" "$gr"
