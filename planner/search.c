@@ -329,7 +329,7 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   if (exposed < 0) exposed = 0;
   double ag = after - c->rt.grad_overlap * fwin;
   exposed += gather + (ag > 0 ? ag : 0);
-  *opt = plan_mem_time(c, &s->st[p].dev, par / (k.zero >= 1 ? zd : 1) * 32);
+  *opt = plan_mem_time(c, &s->st[p].dev, par / (k.zero >= 1 ? zd : 1) * 32) * c->exec_scale[PLAN_OPT];
   *dp = zd > 1 ? exposed : 0;
   *pp = sm->tied_s[p];
   return *dp + *pp + x * l->step_comm_s;

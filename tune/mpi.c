@@ -254,7 +254,8 @@ double tn_mpi_max(double x) {
 int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks) {
   *nranks = 1;
   if (tn_launched_ranks() <= 1) return 0;
-  if (MPI_Init(NULL, NULL) != MPI_SUCCESS) return -1;
+  int prov; /* the executor (the probe) runs worker threads beside MPI calls on this one */
+  if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &prov) != MPI_SUCCESS) return -1;
   inited = 1;
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -278,8 +279,14 @@ int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks) {
   return rank;
 }
 
+void tn_mpi_bcast(void *buf, int n) {
+  if (inited) MPI_Bcast(buf, n, MPI_BYTE, 0, MPI_COMM_WORLD);
+}
+
 void tn_mpi_finalize(void) {
-  if (inited) MPI_Finalize();
+  int done = 0;
+  MPI_Finalized(&done); /* the probe's executor finalizes MPI itself */
+  if (inited && !done) MPI_Finalize();
   inited = 0;
 }
 
@@ -296,6 +303,8 @@ int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks) {
     sbpc_warn("tune: this sbpc was built without MPI for tune; collectives not measured");
   return 0;
 }
+
+void tn_mpi_bcast(void *buf, int n) { (void)buf, (void)n; }
 
 void tn_mpi_finalize(void) {}
 #endif
