@@ -90,6 +90,7 @@ typedef struct {       /* one layer of a block (or the pre/post parts) */
   double act_full_bytes;     /* saved with no recompute (peak of the recomputed layer) */
   double params_local;       /* parameter elements per device */
   double params;             /* parameter elements in total */
+  double nparam;             /* parameter tensors (one collective each in sbpc's executor) */
   double max_tensor_bytes;   /* largest single activation per device */
   double boundary_bytes;     /* the activation a pipeline edge sends (per micro-batch) */
   double flops;              /* forward model FLOPs per micro-batch, whole tp group */

@@ -114,6 +114,7 @@ typedef struct {
    * the rooflines above, per pass (plan_kernel_time, the optimizer step); 1
    * when not measured */
   double exec_scale[PLAN_NPASS];
+  bool exec_per_param;      /* that executor gathers ZeRO-3 parameters one collective each */
   bool loaded;
 } plan_calib;
 
