@@ -152,7 +152,7 @@ void tn_probe(const tn_opts *o, void *calib, int rank, int nranks) {
     tn_mpi_finalize();
     return;
   }
-  int steps = o->quick ? 3 : 6;
+  int steps = o->quick ? 3 : 5;
   char prog[128], log[128], trace[128];
   snprintf(prog, sizeof prog, "%s/program", p.dir), snprintf(log, sizeof log, "%s/run.jsonl", p.dir);
   snprintf(trace, sizeof trace, "%s/trace.json", p.dir);
