@@ -8,6 +8,8 @@
  *   mpi.c       under mpirun: collectives by group size and kind, and the
  *               lockstep that makes every rank measure at once (the only
  *               file of the module that includes mpi.h)
+ *   probe.c     with a model: its reference program run by the executor,
+ *               per-pass scales over the rooflines and the cost per kernel
  *   autotune.c  `sbpc tune --plans K MODEL`: plan, run, compare per layout
  *   phases.c    a layout's predicted phases (plan JSON) and measured phases
  *               (the executor's trace, docs/trace.md)
