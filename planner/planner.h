@@ -114,7 +114,8 @@ typedef struct {
    * the rooflines above, per pass (plan_kernel_time, the optimizer step); 1
    * when not measured */
   double exec_scale[PLAN_NPASS];
-  bool exec_per_param;      /* that executor gathers ZeRO-3 parameters one collective each */
+  bool exec_per_param;      /* that executor is sbpc's: one collective per parameter (ZeRO-3
+                               gathers), the ZeRO-1/2 all-gather inside the step */
   bool loaded;
 } plan_calib;
 

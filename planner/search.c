@@ -332,7 +332,9 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   }
   double exposed = red + gather - c->rt.grad_overlap * bwin; /* ZeRO-3's backward re-gathers hide likewise */
   if (exposed < 0) exposed = 0;
-  double ag = after - c->rt.grad_overlap * fwin;
+  /* sbpc's executor (measured: exec_per_param) gathers the updated
+   * parameters before the step ends: nothing of the next forward hides it */
+  double ag = after - (c->exec_per_param ? 0 : c->rt.grad_overlap * fwin);
   exposed += gather + (ag > 0 ? ag : 0);
   *opt = plan_mem_time(c, &s->st[p].dev, par / (k.zero >= 1 ? zd : 1) * 32) * c->exec_scale[PLAN_OPT];
   *dp = zd > 1 ? exposed : 0;
