@@ -57,24 +57,29 @@ typedef struct {
 } ctx;
 
 int tn_run_child(char *const argv[], const char *logpath, double limit_s) {
+  /* under mpirun the MPI library may reap children itself (a SIGCHLD
+   * handler): the default disposition while this child runs keeps its status */
+  struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGCHLD, &dfl, &old);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  pid_t pid, w = 0;
+  int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ), status = 0;
   posix_spawn_file_actions_destroy(&fa);
-  if (rc) return -1;
-  int status = 0;
-  for (double waited = 0; waitpid(pid, &status, WNOHANG) == 0; waited += 0.01) {
+  for (double waited = 0; !rc && (w = waitpid(pid, &status, WNOHANG)) == 0; waited += 0.01) {
     if (waited > limit_s) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
-      return -1;
+      w = -1;
+      break;
     }
     nanosleep(&(struct timespec){0, 10000000}, NULL);
   }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+  sigaction(SIGCHLD, &old, NULL);
+  return !rc && w == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 /* read_top: the planner's top layouts and the training shape, through the
