@@ -235,8 +235,10 @@ static bool step(chk *k, const cJSON *ex, const char *key) {
 }
 
 /* executor: what the executor measured on the model's reference program:
- * per pass its time over the planner's rooflines, and the cost of each
- * kernel the planner counts beyond its roofline (replaces kernel_overhead_s) */
+ * per pass its time over the planner's rooflines, its exposed data-parallel
+ * communication over the collectives' time (then nothing counts as
+ * overlapped), and the cost of each kernel the planner counts beyond its
+ * roofline (replaces kernel_overhead_s) */
 static bool executor(chk *k, const cJSON *ex) {
   if (!ex) return true;
   plan_calib *c = k->c;
@@ -245,6 +247,9 @@ static bool executor(chk *k, const cJSON *ex) {
   num(k, ex, "executor.", "forward_scale", 0.01, 100, false, &c->exec_scale[PLAN_FWD]);
   num(k, ex, "executor.", "backward_scale", 0.01, 100, false, &c->exec_scale[PLAN_BWD]);
   num(k, ex, "executor.", "optimizer_scale", 0.01, 100, false, &c->exec_scale[PLAN_OPT]);
+  if (num(k, ex, "executor.", "dp_comm_scale", 0.01, 1000, false, &c->exec_scale[PLAN_DP]) &&
+      cJSON_GetObjectItemCaseSensitive(ex, "dp_comm_scale"))
+    c->rt.grad_overlap = 0; /* the scale is what the executor left exposed */
   num(k, ex, "executor.", "kernel_s", 0, 1, false, &c->kernel_overhead_s);
   num(k, ex, "executor.", "kernels_per_step", 0, 1e12, false, NULL);
   num(k, ex, "executor.", "steps", 1, 1e9, false, NULL);

@@ -18,12 +18,16 @@
  *   forward_scale   = measured forward  / predicted forward rooflines
  *   backward_scale  = measured backward / predicted backward rooflines
  *   optimizer_scale = measured optimizer / predicted optimizer
- *   kernel_s        = (measured exposed comm + bubble - predicted) / K
+ *   dp_comm_scale   = measured exposed comm / predicted gradient all-reduce
+ *   kernel_s        = (measured bubble - predicted) / K
  *
- * where the rooflines are planned with no per-kernel cost, and K, the
- * kernels per step the planner counts for that layout, is what a second
- * plan with a per-kernel cost of 10 us adds to forward + backward, over 10
- * us. With these the planner predicts the reference layout's measured step,
+ * where the rooflines are planned with no per-kernel cost; the all-reduce
+ * by a second plan with nothing of it overlapped (grad_overlap 0: the
+ * planner then counts it whole; under mpirun only); and K, the kernels per
+ * step the planner counts for that layout, is what a third plan with a
+ * per-kernel cost of 10 us adds to forward + backward, over 10 us. (The
+ * trace's bubble is time with no slice running: firing, polling; its
+ * exposed communication is time with only communication running.) With these the planner predicts the reference layout's measured step,
  * and other layouts scale their rooflines and kernel counts from it. All
  * of it comes from this run on this machine; nothing is a constant of a CPU.
  * The probe's files stay in /tmp/sbpc-tune-probe-* (named on stderr). */
@@ -45,11 +49,13 @@ typedef struct {
   double tokens; /* per step */
 } probe;
 
-/* write_calib: calib with kernel_overhead_s set to k, at path */
-static bool write_calib(const cJSON *calib, double k, const char *path) {
+/* write_calib: calib with kernel_overhead_s set to k (and, with
+ * no_overlap, nothing of the gradient reduction overlapped), at path */
+static bool write_calib(const cJSON *calib, double k, bool no_overlap, const char *path) {
   cJSON *c = cJSON_Duplicate(calib, 1);
   cJSON_DeleteItemFromObjectCaseSensitive(c, "kernel_overhead_s");
   cJSON_AddNumberToObject(c, "kernel_overhead_s", k);
+  if (no_overlap) cJSON_AddNumberToObject(cJSON_AddObjectToObject(c, "runtime"), "grad_overlap", 0);
   char *s = cJSON_Print(c);
   FILE *f = fopen(path, "w");
   bool ok = f && fprintf(f, "%s\n", s) >= 0;
@@ -73,17 +79,20 @@ static bool plan(const probe *p, const tn_opts *o, int nranks, const char *cal, 
   return tn_run_child(argv, log, PROBE_LIMIT_S) == 0;
 }
 
-/* prepare: on rank 0, the two plans and the compiled reference program */
+/* prepare: on rank 0, the three plans and the compiled reference program */
 static bool prepare(probe *p, const tn_opts *o, const cJSON *calib, int nranks) {
-  char c0[128], c1[128], p0[128], p1[128], prog[128], log[128];
+  char c0[128], c1[128], c2[128], p0[128], p1[128], p2[128], prog[128], log[128];
   ssize_t n = readlink("/proc/self/exe", p->exe, sizeof p->exe - 1);
   if (n <= 0 || !mkdtemp(p->dir)) return false;
   p->exe[n] = 0;
   snprintf(c0, sizeof c0, "%s/calib0.json", p->dir), snprintf(c1, sizeof c1, "%s/calib1.json", p->dir);
   snprintf(p0, sizeof p0, "%s/plan0.json", p->dir), snprintf(p1, sizeof p1, "%s/plan1.json", p->dir);
+  snprintf(c2, sizeof c2, "%s/calib2.json", p->dir), snprintf(p2, sizeof p2, "%s/plan2.json", p->dir);
   snprintf(prog, sizeof prog, "%s/program", p->dir), snprintf(log, sizeof log, "%s/compile.log", p->dir);
-  if (!write_calib(calib, 0, c0) || !write_calib(calib, PROBE_KERNEL_S, c1)) return false;
-  if (!plan(p, o, nranks, c0, p0) || !plan(p, o, nranks, c1, p1)) return false;
+  if (!write_calib(calib, 0, false, c0) || !write_calib(calib, PROBE_KERNEL_S, false, c1) ||
+      !write_calib(calib, 0, true, c2))
+    return false;
+  if (!plan(p, o, nranks, c0, p0) || !plan(p, o, nranks, c1, p1) || !plan(p, o, nranks, c2, p2)) return false;
   char *argv[] = {p->exe, "compile", (char *)o->model, "--plan", p0, "-o", prog, NULL};
   char err[256];
   sbpc_plan *pl = sbpc_plan_read(p0, err, sizeof err);
@@ -106,14 +115,16 @@ static double ratio(double meas, double pred) {
   return meas > 0 && pred > 0 ? fmin(100, fmax(0.01, meas / pred)) : 1;
 }
 
-/* derive: the executor section from the two predictions and the measured run */
+/* derive: the executor section from the three predictions and the measured run */
 static bool derive(const probe *p, int steps, cJSON *calib, int nranks) {
   char path[128];
-  tn_step p0, p1, m;
+  tn_step p0, p1, p2, m;
   snprintf(path, sizeof path, "%s/plan0.json", p->dir);
   if (!tn_predicted(path, &p0)) return false;
   snprintf(path, sizeof path, "%s/plan1.json", p->dir);
   if (!tn_predicted(path, &p1)) return false;
+  snprintf(path, sizeof path, "%s/plan2.json", p->dir);
+  if (!tn_predicted(path, &p2)) return false;
   snprintf(path, sizeof path, "%s/trace.json", p->dir);
   if (!tn_measured_trace(path, &m)) return false;
   snprintf(path, sizeof path, "%s/run.jsonl", p->dir);
@@ -123,7 +134,7 @@ static bool derive(const probe *p, int steps, cJSON *calib, int nranks) {
   for (int i = 0; i < TN_NPHASE; i++) m.phase[i] *= med / sum; /* the last step's split of the median step */
   m.step_s = med;
   double K = (p1.phase[TN_FWD] + p1.phase[TN_BWD] - p0.phase[TN_FWD] - p0.phase[TN_BWD]) / PROBE_KERNEL_S;
-  double rest = m.phase[TN_COMM] + m.phase[TN_BUBBLE] - fmax(0, p0.phase[TN_COMM]) - fmax(0, p0.phase[TN_BUBBLE]);
+  double rest = m.phase[TN_BUBBLE] - fmax(0, p0.phase[TN_BUBBLE]);
   cJSON *ex = cJSON_CreateObject();
   char ref[96];
   snprintf(ref, sizeof ref, "dp=%d tp=1 pp=1 zero=0 recompute=none", nranks);
@@ -132,6 +143,8 @@ static bool derive(const probe *p, int steps, cJSON *calib, int nranks) {
   cJSON_AddNumberToObject(ex, "forward_scale", ratio(m.phase[TN_FWD], p0.phase[TN_FWD]));
   cJSON_AddNumberToObject(ex, "backward_scale", ratio(m.phase[TN_BWD], p0.phase[TN_BWD]));
   cJSON_AddNumberToObject(ex, "optimizer_scale", ratio(m.phase[TN_OPT], p0.phase[TN_OPT]));
+  if (nranks > 1 && p2.phase[TN_COMM] > 0) /* the gradient all-reduce alone, nothing overlapped */
+    cJSON_AddNumberToObject(ex, "dp_comm_scale", fmin(1000, fmax(0.01, m.phase[TN_COMM] / p2.phase[TN_COMM])));
   cJSON_AddNumberToObject(ex, "kernels_per_step", K > 0 ? K : 0);
   cJSON_AddNumberToObject(ex, "kernel_s", K >= 1 ? fmin(1, fmax(0, rest) / K) : 0);
   cJSON_AddItemToObject(ex, "measured", step_json(&m));

@@ -110,7 +110,7 @@ static void absolute_and_relative(void) {
 static void executor_section(void) {
   static const char text[] = "{\"format\":\"sbpc-calibration\",\"kernel_overhead_s\":1e-7,\"executor\":{"
                              "\"reference\":\"dp=2\",\"forward_scale\":2,\"backward_scale\":3,\"optimizer_scale\":4,"
-                             "\"kernel_s\":1e-5,\"measured\":{\"step_s\":0.01}}}";
+                             "\"kernel_s\":1e-5,\"dp_comm_scale\":5,\"measured\":{\"step_s\":0.01}}}";
   char err[256];
   plan_calib c;
   plan_calib_default(&c);
@@ -121,6 +121,9 @@ static void executor_section(void) {
   CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 1e12, 0.5, 0, 0, PLAN_FWD), 2 * f, 1e-12);
   CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 1e12, 0.5, 0, 3, PLAN_BWD), 3 * f + 3e-5, 1e-12);
   CU_ASSERT_DOUBLE_EQUAL(c.exec_scale[PLAN_OPT], 4, 0);
+  CU_ASSERT_DOUBLE_EQUAL(c.exec_scale[PLAN_DP], 5, 0);
+  CU_ASSERT_DOUBLE_EQUAL(c.rt.grad_overlap, 0, 0); /* what was measured is what stays exposed */
+  CU_ASSERT(c.exec_per_param);
 }
 
 static void calibration_path(void) {
