@@ -169,8 +169,7 @@ static bool by_group(chk *k, const cJSON *by) {
     snprintf(p, sizeof p, "collectives.by_group_size[%d].", i);
     if (!cJSON_IsObject(e)) return bad(k, "'%s' must be an object", p);
     if (!num(k, e, p, "n", 1, 1 << 24, true, &n) || !num(k, e, p, "bus_bw", 0, 1e15, true, &c->coll_bw[i]) ||
-        !num(k, e, p, "alpha_s", 0, 1, true, &c->coll_alpha[i]) ||
-        !num(k, e, p, "bus_bw_in_step", 1, 1e15, false, &c->coll_bw[i])) /* the executor's collectives are in-step */
+        !num(k, e, p, "alpha_s", 0, 1, true, &c->coll_alpha[i]) || !num(k, e, p, "bus_bw_in_step", 0, 1e15, false, NULL))
       return false;
     if (n != floor(n) || (i > 0 && n <= c->coll_n[i - 1]))
       return bad(k, "'%sn' must be an integer above the previous entry's", p);

@@ -16,8 +16,10 @@
  * communication thread polls with naps (in_step), which on a shared,
  * oversubscribed machine costs far more than the tight loop's alpha; and
  * a large all-reduce polled so while a worker thread computes on every rank
- * moves far less than back to back (in_step_bw: by_group_size
- * bus_bw_in_step, the bandwidth the planner then uses). Rank 0
+ * may move far less than back to back (in_step_bw: by_group_size
+ * bus_bw_in_step; recorded, not yet used by the planner: one busy thread
+ * and the best of a few tries do not reproduce the executor's contention
+ * reliably). Rank 0
  * adds "collectives" to the calibration: by_group_size (all-reduce, the
  * planner's input) and every measurement. For sequence parallelism it then times MPI_Alltoall and a
  * ring MPI_Sendrecv by group size and placement (measure_sp: the first n
