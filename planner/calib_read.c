@@ -247,7 +247,7 @@ static bool executor(chk *k, const cJSON *ex) {
   num(k, ex, "executor.", "forward_scale", 0.01, 100, false, &c->exec_scale[PLAN_FWD]);
   num(k, ex, "executor.", "backward_scale", 0.01, 100, false, &c->exec_scale[PLAN_BWD]);
   num(k, ex, "executor.", "optimizer_scale", 0.01, 100, false, &c->exec_scale[PLAN_OPT]);
-  if (num(k, ex, "executor.", "dp_comm_scale", 0.01, 1000, false, &c->exec_scale[PLAN_DP]) &&
+  if (num(k, ex, "executor.", "dp_comm_scale", 0.01, 1000, false, &c->exec_scale[PLAN_COMM]) &&
       cJSON_GetObjectItemCaseSensitive(ex, "dp_comm_scale"))
     c->rt.grad_overlap = 0; /* the scale is what the executor left exposed */
   num(k, ex, "executor.", "kernel_s", 0, 1, false, &c->kernel_overhead_s);

@@ -80,7 +80,7 @@ typedef struct {
 } plan_colltab;
 enum { PLAN_INTRA, PLAN_INTER }; /* placement of a group: inside one node, across nodes */
 #define PLAN_MAXGEMM 256
-enum { PLAN_FWD, PLAN_BWD, PLAN_OPT, PLAN_DP, PLAN_NPASS }; /* a step's passes, dp communication (exec_scale) */
+enum { PLAN_FWD, PLAN_BWD, PLAN_OPT, PLAN_COMM, PLAN_NPASS }; /* a step's passes, its collectives (exec_scale) */
 typedef struct {
   double gemm_eff_max;      /* GEMM efficiency of an infinitely large GEMM */
   double gemm_half_dim;     /* a GEMM dimension of this size halves its factor */
@@ -112,8 +112,8 @@ typedef struct {
   /* the executor measured on the model's reference program (sbpc tune
    * --model, the calibration's "executor" section): its kernels' time over
    * the rooflines above, per pass (plan_kernel_time, the optimizer step),
-   * and its exposed data-parallel communication over the collectives'
-   * time (stage_tail); 1 when not measured */
+   * and its exposed gradient all-reduce over the collective's modelled
+   * time, applied to every collective (plan_coll_time); 1 when not measured */
   double exec_scale[PLAN_NPASS];
   bool exec_per_param;      /* that executor is sbpc's: one collective per parameter (ZeRO-3
                                gathers), the ZeRO-1/2 all-gather inside the step */

@@ -323,13 +323,12 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   plan_link dl = s->st[p].dpl;
   double g = par * c->rt.grad_reduce_bytes, bwin = x * (l->bwd_s + l->comm_bwd_s), fwin = x * (l->fwd_s + l->comm_fwd_s);
   double red, after = 0, gather = 0;
-  double dps = c->exec_scale[PLAN_DP]; /* measured: what the executor exposes of them (no overlap then) */
-  if (k.zero == 0) red = dps * plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
-  else red = dps * plan_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl);
-  if (k.zero == 1 || k.zero == 2) after = dps * plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl);
+  if (k.zero == 0) red = plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
+  else red = plan_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl);
+  if (k.zero == 1 || k.zero == 2) after = plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl);
   if (k.zero >= 3) { /* with a measured executor: one gather per parameter, each waited for by its pass */
     double n = c->exec_per_param ? fmax(1, x * l->nparam + sm->nparam_s[p]) : 1;
-    gather = dps * k.m * n * plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb / n, zd, dl);
+    gather = k.m * n * plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb / n, zd, dl);
   }
   double exposed = red + gather - c->rt.grad_overlap * bwin; /* ZeRO-3's backward re-gathers hide likewise */
   if (exposed < 0) exposed = 0;

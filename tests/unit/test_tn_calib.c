@@ -121,7 +121,7 @@ static void executor_section(void) {
   CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 1e12, 0.5, 0, 0, PLAN_FWD), 2 * f, 1e-12);
   CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 1e12, 0.5, 0, 3, PLAN_BWD), 3 * f + 3e-5, 1e-12);
   CU_ASSERT_DOUBLE_EQUAL(c.exec_scale[PLAN_OPT], 4, 0);
-  CU_ASSERT_DOUBLE_EQUAL(c.exec_scale[PLAN_DP], 5, 0);
+  CU_ASSERT_DOUBLE_EQUAL(c.exec_scale[PLAN_COMM], 5, 0);
   CU_ASSERT_DOUBLE_EQUAL(c.rt.grad_overlap, 0, 0); /* what was measured is what stays exposed */
   CU_ASSERT(c.exec_per_param);
 }
