@@ -17,6 +17,7 @@
 #include "driver/driver.h"
 #include "frontend/frontend.h"
 #include "planner/planner.h"
+#include "runtime/rt.h"
 #include "tune/tune.h"
 #include "util/diag.h"
 #include <stdio.h>
@@ -110,7 +111,18 @@ static int model_shapes(drv_model *m, tn_shape **out, int *n) {
   return EXIT_OK;
 }
 
-/* with_model: tn_measure with the shapes of the model at path */
+/* run_program: the executor probe's run (tn_opts.run_program): the program
+ * in dir on every rank, quiet, with its log and last step's trace */
+static int run_program(const char *dir, int steps, const char *log, const char *trace) {
+  rt_config cfg = rt_config_default();
+  cfg.steps = steps, cfg.log = log, cfg.trace = trace, cfg.quiet = true;
+  int argc = 1;
+  char *args[] = {"sbpc", NULL}, **argv = args;
+  return rt_run(dir, &cfg, &argc, &argv);
+}
+
+/* with_model: tn_measure with the shapes of the model at path, and the
+ * executor probe of its reference program */
 static int with_model(tn_opts *o, const drv_opts *d, const char *out) {
   drv_model m;
   int rc = drv_model_load(o->model, &m);
@@ -121,6 +133,10 @@ static int with_model(tn_opts *o, const drv_opts *d, const char *out) {
   if (!rc && d->batch) m.p.train.global_batch = d->batch;
   if (!rc && d->seq) m.p.train.seq = d->seq;
   if (!rc) rc = model_shapes(&m, &sh, &o->nshapes);
+  char batch[24], seq[24];
+  if (d->batch) snprintf(batch, sizeof batch, "%lld", (long long)d->batch), o->batch = batch;
+  if (d->seq) snprintf(seq, sizeof seq, "%lld", (long long)d->seq), o->seq = seq;
+  o->run_program = run_program;
   drv_model_free(&m);
   o->shapes = sh;
   if (!rc) rc = tn_measure(o, out) ? EXIT_BAD_INPUT : EXIT_OK;
@@ -131,7 +147,7 @@ static int with_model(tn_opts *o, const drv_opts *d, const char *out) {
 int cmd_tune(int argc, char **argv) {
   tune_args t;
   memset(&t, 0, sizeof t);
-  t.m = (tn_opts){0, isatty(2), stderr, 0, 0, NULL, 0, NULL};
+  t.m = (tn_opts){0, isatty(2), stderr, 0, 0, NULL, 0, NULL, NULL, NULL, NULL};
   t.at = (tn_autotune_opts){NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, 900, stderr, stdout};
   const char *pos[DRV_MAXPOS];
   const drv_optset sets[] = {{options, &t, NULL},

@@ -169,7 +169,7 @@ static bool by_group(chk *k, const cJSON *by) {
     snprintf(p, sizeof p, "collectives.by_group_size[%d].", i);
     if (!cJSON_IsObject(e)) return bad(k, "'%s' must be an object", p);
     if (!num(k, e, p, "n", 1, 1 << 24, true, &n) || !num(k, e, p, "bus_bw", 0, 1e15, true, &c->coll_bw[i]) ||
-        !num(k, e, p, "alpha_s", 0, 1, true, &c->coll_alpha[i]))
+        !num(k, e, p, "alpha_s", 0, 1, true, &c->coll_alpha[i]) || !num(k, e, p, "bus_bw_in_step", 0, 1e15, false, NULL))
       return false;
     if (n != floor(n) || (i > 0 && n <= c->coll_n[i - 1]))
       return bad(k, "'%sn' must be an integer above the previous entry's", p);
@@ -221,6 +221,42 @@ static bool collectives(chk *k, const cJSON *co) {
          coll_kind(k, co, "all_to_all", k->c->a2a) && coll_kind(k, co, "send_recv", k->c->p2p);
 }
 
+/* step: executor.<key>, a step's phases in seconds (what was measured or
+ * predicted on the reference program; kept for audit) */
+static bool step(chk *k, const cJSON *ex, const char *key) {
+  static const char *const f[] = {"step_s", "forward_s", "backward_s", "optimizer_s", "exposed_comm_s", "bubble_s"};
+  const cJSON *o = cJSON_GetObjectItemCaseSensitive(ex, key);
+  char p[32];
+  if (!o) return true;
+  snprintf(p, sizeof p, "executor.%s.", key);
+  if (!cJSON_IsObject(o)) return bad(k, "'executor.%s' must be an object", key);
+  for (int i = 0; i < 6; i++) num(k, o, p, f[i], 0, 1e6, false, NULL);
+  return !k->bad;
+}
+
+/* executor: what the executor measured on the model's reference program:
+ * per pass its time over the planner's rooflines, its exposed data-parallel
+ * communication over the collectives' time (then nothing counts as
+ * overlapped), and the cost of each kernel the planner counts beyond its
+ * roofline (replaces kernel_overhead_s) */
+static bool executor(chk *k, const cJSON *ex) {
+  if (!ex) return true;
+  plan_calib *c = k->c;
+  const cJSON *r = cJSON_GetObjectItemCaseSensitive(ex, "reference");
+  if (r && !cJSON_IsString(r)) return bad(k, "'executor.reference' must be a string");
+  num(k, ex, "executor.", "forward_scale", 0.01, 100, false, &c->exec_scale[PLAN_FWD]);
+  num(k, ex, "executor.", "backward_scale", 0.01, 100, false, &c->exec_scale[PLAN_BWD]);
+  num(k, ex, "executor.", "optimizer_scale", 0.01, 100, false, &c->exec_scale[PLAN_OPT]);
+  if (num(k, ex, "executor.", "dp_comm_scale", 0.01, 1000, false, &c->exec_scale[PLAN_COMM]) &&
+      cJSON_GetObjectItemCaseSensitive(ex, "dp_comm_scale"))
+    c->rt.grad_overlap = 0; /* the scale is what the executor left exposed */
+  num(k, ex, "executor.", "kernel_s", 0, 1, false, &c->kernel_overhead_s);
+  num(k, ex, "executor.", "kernels_per_step", 0, 1e12, false, NULL);
+  num(k, ex, "executor.", "steps", 1, 1e9, false, NULL);
+  c->exec_per_param = true; /* sbpc's executor: one collective per parameter tensor */
+  return step(k, ex, "measured") && step(k, ex, "predicted");
+}
+
 /* top: the format and the top-level scalars. */
 static bool top(chk *k, const cJSON *j) {
   const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "format");
@@ -239,12 +275,13 @@ bool plan_calib_parse(const char *text, size_t len, plan_calib *c, char *err, si
   chk k = {err, errlen, false, &t};
   if (err && errlen) err[0] = 0;
   cJSON *j = cJSON_ParseWithLength(text, len);
-  const cJSON *g, *m, *a, *co, *rt;
+  const cJSON *g, *m, *a, *co, *rt, *ex;
   if (!j || !cJSON_IsObject(j)) bad(&k, "a calibration must be a JSON object");
   else if (top(&k, j) && section(&k, j, "gemm", &g) && section(&k, j, "memory", &m) &&
            section(&k, j, "collectives", &co) && section(&k, j, "attention", &a) &&
-           section(&k, j, "runtime", &rt) && runtime(&k, j, rt) && gemm(&k, g) && memory(&k, m) && attention(&k, a))
-    collectives(&k, co);
+           section(&k, j, "runtime", &rt) && section(&k, j, "executor", &ex) && runtime(&k, j, rt) && gemm(&k, g) &&
+           memory(&k, m) && attention(&k, a) && collectives(&k, co))
+    executor(&k, ex);
   cJSON_Delete(j);
   if (k.bad) return false;
   t.loaded = true;

@@ -23,7 +23,9 @@
  * moves, are ir/boxing.c's table (ir_boxing_kind, ir_coll_bytes); only the
  * times are here. A calibration table of measured bus bandwidth by group
  * size replaces bw (interpolated in log n) when present; all-to-all and
- * send/recv have their own tables by placement (inside a node, across). */
+ * send/recv have their own tables by placement (inside a node, across). A
+ * calibration's executor section scales every collective by what the
+ * executor measured inside a step against this model (exec_scale[PLAN_COMM]). */
 #include "planner/plan_int.h"
 #include <math.h>
 
@@ -71,11 +73,11 @@ double plan_mem_time(const plan_calib *c, const plan_dev *d, double bytes) {
 }
 
 double plan_kernel_time(const plan_calib *c, const plan_dev *d, double flops, double eff,
-                        double bytes, double kernels) {
+                        double bytes, double kernels, int pass) {
   double peak = c->dev_flops > 0 ? c->dev_flops : d->flops;
   double tc = (flops > 0 && peak > 0 && eff > 0) ? flops / (peak * eff) : 0;
   double tm = plan_mem_time(c, d, bytes);
-  return (tc > tm ? tc : tm) + kernels * c->kernel_overhead_s;
+  return (tc > tm ? tc : tm) * c->exec_scale[pass] + kernels * c->kernel_overhead_s;
 }
 
 /* calibrated bus bandwidth and latency of collective k for a group of n, or
@@ -98,9 +100,8 @@ static void coll_link(const plan_calib *c, int k, int n, plan_link l, double *bw
   if (ca > 0) *a = ca;
 }
 
-double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l) {
-  if (k == IR_NOPKIND || k == IR_OP_SLICE || T <= 0) return 0;
-  if (n <= 1 && k != IR_OP_SEND_RECV) return 0;
+/* coll_time: the alpha-beta time of collective k */
+static double coll_time(const plan_calib *c, int k, double T, int n, plan_link l) {
   double bw, a;
   coll_link(c, k, n, l, &bw, &a);
   if (bw <= 0) return 1e9;
@@ -116,6 +117,12 @@ double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l) 
   case IR_OP_SEND_RECV: return a + T / bw;
   default: return 0;
   }
+}
+
+double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l) {
+  if (k == IR_NOPKIND || k == IR_OP_SLICE || T <= 0) return 0;
+  if (n <= 1 && k != IR_OP_SEND_RECV) return 0;
+  return coll_time(c, k, T, n, l) * c->exec_scale[PLAN_COMM]; /* measured: how the executor's run inside a step */
 }
 
 ir_sbp plan_grad_sbp(ir_sbp in, bool replicated) {

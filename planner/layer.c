@@ -220,8 +220,8 @@ static opcost cost_gemm(const solver *sv, const ir_op *o, const ir_sig *s) {
   double M = numel_local(sv, o->out[0], s->out[0]) / (N > 0 ? N : 1);
   double fl = 2 * M * N * K, eff = plan_gemm_eff(sv->c, M, N, K);
   double by = tbytes(sv, o->in[0], s->in[0]) + tbytes(sv, o->in[1], s->in[1]) + tbytes(sv, o->out[0], s->out[0]);
-  opcost r = {plan_kernel_time(sv->c, &sv->k->dev, fl, eff, by, 1),
-              plan_kernel_time(sv->c, &sv->k->dev, 2 * fl, eff, 2 * by, 2), fl};
+  opcost r = {plan_kernel_time(sv->c, &sv->k->dev, fl, eff, by, 1, PLAN_FWD),
+              plan_kernel_time(sv->c, &sv->k->dev, 2 * fl, eff, 2 * by, 2, PLAN_BWD), fl};
   return r;
 }
 
@@ -257,12 +257,14 @@ static opcost cost_attn(const solver *sv, const ir_op *o, const ir_sig *s) {
   const plan_dev *d = &sv->k->dev;
   if (sv->c->rt.flash_attention) {
     double work = o->at.causal ? fl / 2 : fl, e = sv->c->attn_flash_eff;
-    opcost c = {plan_kernel_time(sv->c, d, work, e, by, 1), plan_kernel_time(sv->c, d, 2.5 * work, e, 2 * by, 2), fl};
+    opcost c = {plan_kernel_time(sv->c, d, work, e, by, 1, PLAN_FWD),
+                plan_kernel_time(sv->c, d, 2.5 * work, e, 2 * by, 2, PLAN_BWD), fl};
     return c;
   }
   by += sv->c->attn_score_passes * scores * ir_dtype_size(sv->k->prec);
   double eff = plan_gemm_eff(sv->c, a.s, a.s, a.dh), kn = 2 + sv->c->attn_score_passes;
-  opcost c = {plan_kernel_time(sv->c, d, fl, eff, by, kn), plan_kernel_time(sv->c, d, 2 * fl, eff, 2 * by, 2 * kn), fl};
+  opcost c = {plan_kernel_time(sv->c, d, fl, eff, by, kn, PLAN_FWD),
+              plan_kernel_time(sv->c, d, 2 * fl, eff, 2 * by, 2 * kn, PLAN_BWD), fl};
   return c;
 }
 
@@ -280,8 +282,8 @@ static opcost op_cost(const solver *sv, const ir_op *o, const ir_sig *s) {
   if (o->kind == IR_OP_DROPOUT) by += numel_local(sv, o->out[0], s->out[0]);
   if (o->kind == IR_OP_CROSS_ENTROPY) by += 2 * 4 * numel_local(sv, o->in[0], s->in[0]);
   double bm = kc == KC_ELEM ? 1.5 : 2, kn = o->nout > 0 && fu[o->out[0]] ? 0 : 1; /* one kernel per chain */
-  c.fwd = plan_kernel_time(sv->c, &sv->k->dev, 0, 1, by, kn);
-  c.bwd = plan_kernel_time(sv->c, &sv->k->dev, 0, 1, bm * by, kn);
+  c.fwd = plan_kernel_time(sv->c, &sv->k->dev, 0, 1, by, kn, PLAN_FWD);
+  c.bwd = plan_kernel_time(sv->c, &sv->k->dev, 0, 1, bm * by, kn, PLAN_BWD);
   return c;
 }
 
@@ -664,7 +666,7 @@ static void sum_edges(solver *sv, const prog *p, const int *ch, int b, char *see
       if (*f & (1 << part)) continue;
       double loc = numel_local(sv, ed->t, u->lay[ch[ed->u]]);
       if (part == 2 && (*f & 2)) l->tied_local += loc;
-      else l->params_local += loc, l->params += numel_local(sv, ed->t, none);
+      else l->params_local += loc, l->params += numel_local(sv, ed->t, none), l->nparam += 1;
       *f |= (char)(1 << part);
     } else if (ed->type == E_EXT && b >= 0) { /* the layer input: kept under full recompute */
       char *f = &seen[ed->t];

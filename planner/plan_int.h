@@ -21,11 +21,12 @@ typedef struct { double bw, lat; int inter; } plan_link; /* per device, one dire
  * eff_max * f(m) f(n) f(k), f(x) = x / (x + half_dim); a calibrated shape's
  * measured rate / dev_flops. Records the shape in c->gemm_log when set. */
 double plan_gemm_eff(const plan_calib *c, double m, double n, double k);
-/* plan_kernel_time: roofline of `kernels` kernels doing `flops` at efficiency
- * eff and moving `bytes`: max(flops/(peak*eff), bytes/(bw*mem_eff)) plus the
- * launch overhead. */
+/* plan_kernel_time: roofline of `kernels` kernels of pass (PLAN_FWD or
+ * PLAN_BWD) doing `flops` at efficiency eff and moving `bytes`:
+ * max(flops/(peak*eff), bytes/(bw*mem_eff)) times the pass's measured
+ * executor scale (1 uncalibrated), plus kernels x the per-kernel cost. */
 double plan_kernel_time(const plan_calib *c, const plan_dev *d, double flops, double eff,
-                        double bytes, double kernels);
+                        double bytes, double kernels, int pass);
 /* plan_mem_time: seconds to move bytes through memory on d (the calibrated
  * kernel bandwidth when measured, else bandwidth x mem_eff). */
 double plan_mem_time(const plan_calib *c, const plan_dev *d, double bytes);
@@ -89,6 +90,7 @@ typedef struct {       /* one layer of a block (or the pre/post parts) */
   double act_full_bytes;     /* saved with no recompute (peak of the recomputed layer) */
   double params_local;       /* parameter elements per device */
   double params;             /* parameter elements in total */
+  double nparam;             /* parameter tensors (one collective each in sbpc's executor) */
   double max_tensor_bytes;   /* largest single activation per device */
   double boundary_bytes;     /* the activation a pipeline edge sends (per micro-batch) */
   double flops;              /* forward model FLOPs per micro-batch, whole tp group */

@@ -80,6 +80,7 @@ typedef struct {
 } plan_colltab;
 enum { PLAN_INTRA, PLAN_INTER }; /* placement of a group: inside one node, across nodes */
 #define PLAN_MAXGEMM 256
+enum { PLAN_FWD, PLAN_BWD, PLAN_OPT, PLAN_COMM, PLAN_NPASS }; /* a step's passes, its collectives (exec_scale) */
 typedef struct {
   double gemm_eff_max;      /* GEMM efficiency of an infinitely large GEMM */
   double gemm_half_dim;     /* a GEMM dimension of this size halves its factor */
@@ -108,6 +109,14 @@ typedef struct {
   int gemm_mnk[PLAN_MAXGEMM][3];
   double gemm_rate[PLAN_MAXGEMM];
   plan_shape_log *gemm_log; /* when set, every GEMM shape costed is recorded */
+  /* the executor measured on the model's reference program (sbpc tune
+   * --model, the calibration's "executor" section): its kernels' time over
+   * the rooflines above, per pass (plan_kernel_time, the optimizer step),
+   * and its exposed gradient all-reduce over the collective's modelled
+   * time, applied to every collective (plan_coll_time); 1 when not measured */
+  double exec_scale[PLAN_NPASS];
+  bool exec_per_param;      /* that executor is sbpc's: one collective per parameter (ZeRO-3
+                               gathers), the ZeRO-1/2 all-gather inside the step */
   bool loaded;
 } plan_calib;
 

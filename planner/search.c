@@ -170,7 +170,7 @@ static plan_lsum layer_avg(const search *s, const plan_sol *sol) {
     a.comm_fwd_s += w * l->comm_fwd_s, a.comm_bwd_s += w * l->comm_bwd_s;
     a.step_comm_s += w * l->step_comm_s, a.act_bytes += w * l->act_bytes;
     a.act_full_bytes += w * l->act_full_bytes, a.params_local += w * l->params_local;
-    a.params += w * l->params, a.boundary_bytes += w * l->boundary_bytes;
+    a.params += w * l->params, a.boundary_bytes += w * l->boundary_bytes, a.nparam += w * l->nparam;
     a.flops += w * l->flops, a.attn_flops += w * l->attn_flops, a.attn_io_bytes += w * l->attn_io_bytes;
     if (l->max_tensor_bytes > a.max_tensor_bytes) a.max_tensor_bytes = l->max_tensor_bytes;
   }
@@ -197,6 +197,7 @@ typedef struct {
   plan_part_prob pp;
   plan_lsum *lay;
   double *params_s, *act_s, *work_s;   /* per stage fixed parts */
+  double *nparam_s;                    /* per stage: parameter tensors outside the layers */
   double *inflight;
   double *send_s, *sp_s;               /* per stage and micro-batch: pipeline sends, sp all-to-alls */
   double *tied_s;                      /* per stage and step: tied-embedding gradient all-reduce */
@@ -219,15 +220,16 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     double inf = k.m < P - p ? k.m : P - p;
     if (k.vpp > 1) inf *= 1 + (double)(P - 1) / ((double)P * k.vpp);
     sm->inflight[p] = inf;
-    double e = 0, par = 0, act = 0, maxt = l.max_tensor_bytes;
+    double e = 0, par = 0, act = 0, maxt = l.max_tensor_bytes, npar = 0;
     if (p == 0) {
       const plan_lsum *x = &sol[p]->pre;
-      e += lsum_time(x), par += x->params_local, act += x->act_bytes * inf;
+      e += lsum_time(x), par += x->params_local, act += x->act_bytes * inf, npar += x->nparam;
       if (x->max_tensor_bytes > maxt) maxt = x->max_tensor_bytes;
     }
     if (p == P - 1) {
       const plan_lsum *x = &sol[p]->post;
       e += lsum_time(x), par += x->params_local + (P > 1 ? x->tied_local : 0), act += x->act_bytes * inf;
+      npar += x->nparam;
       if (x->max_tensor_bytes > maxt) maxt = x->max_tensor_bytes;
     }
     /* boundaries of the stage's virtual stages q = j * P + p (j < vpp): one
@@ -251,7 +253,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     sm->pp.e[p] = e;
     double work = plan_workspace(c, s->st[p].dev.mem) + c->rt.transients * maxt + (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) +
                   (k.zero >= 3 ? 2 * l.params * (pb.wb * s->dp * s->sp) / s->tp : 0);
-    sm->params_s[p] = par, sm->act_s[p] = act, sm->work_s[p] = work;
+    sm->params_s[p] = par, sm->act_s[p] = act, sm->work_s[p] = work, sm->nparam_s[p] = npar;
     sm->pp.mem_l[p] = l.params_local * pbt + l.act_bytes * inf;
     sm->pp.mem_f[p] = par * pbt + act + work;
     sm->pp.cap[p] = s->st[p].dev.mem * c->mem_usable;
@@ -324,12 +326,17 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   if (k.zero == 0) red = plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
   else red = plan_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl);
   if (k.zero == 1 || k.zero == 2) after = plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl);
-  if (k.zero >= 3) gather = k.m * plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl);
+  if (k.zero >= 3) { /* with a measured executor: one gather per parameter, each waited for by its pass */
+    double n = c->exec_per_param ? fmax(1, x * l->nparam + sm->nparam_s[p]) : 1;
+    gather = k.m * n * plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb / n, zd, dl);
+  }
   double exposed = red + gather - c->rt.grad_overlap * bwin; /* ZeRO-3's backward re-gathers hide likewise */
   if (exposed < 0) exposed = 0;
-  double ag = after - c->rt.grad_overlap * fwin;
+  /* sbpc's executor (measured: exec_per_param) gathers the updated
+   * parameters before the step ends: nothing of the next forward hides it */
+  double ag = after - (c->exec_per_param ? 0 : c->rt.grad_overlap * fwin);
   exposed += gather + (ag > 0 ? ag : 0);
-  *opt = plan_mem_time(c, &s->st[p].dev, par / (k.zero >= 1 ? zd : 1) * 32);
+  *opt = plan_mem_time(c, &s->st[p].dev, par / (k.zero >= 1 ? zd : 1) * 32) * c->exec_scale[PLAN_OPT];
   *dp = zd > 1 ? exposed : 0;
   *pp = sm->tied_s[p];
   return *dp + *pp + x * l->step_comm_s;
@@ -534,10 +541,11 @@ static void factorisation(search *s) {
   const plan_sol **sol = xcalloc((size_t)s->pp, sizeof *sol);
   stage_model sm;
   int P = s->pp;
-  double *buf = xcalloc((size_t)P * 12, sizeof(double));
+  double *buf = xcalloc((size_t)P * 13, sizeof(double));
   sm.pp.t = buf, sm.pp.e = buf + P, sm.pp.mem_l = buf + 2 * P, sm.pp.mem_f = buf + 3 * P;
   sm.pp.cap = buf + 4 * P, sm.params_s = buf + 5 * P, sm.act_s = buf + 6 * P, sm.work_s = buf + 7 * P;
   sm.inflight = buf + 8 * P, sm.send_s = buf + 9 * P, sm.sp_s = buf + 10 * P, sm.tied_s = buf + 11 * P;
+  sm.nparam_s = buf + 12 * P;
   sm.lay = xcalloc((size_t)P, sizeof(plan_lsum));
   int *x = xcalloc((size_t)P, sizeof(int));
   plan_stage *stg = xcalloc((size_t)P, sizeof(plan_stage));

@@ -4,7 +4,9 @@
 # kernel bandwidth, the kernel call overhead, all positive; progress is plain
 # "tune:" lines when stderr is not a terminal; with --peak-flops/--peak-bw
 # the efficiencies appear and lie in (0, 1]; --model adds the shapes the
-# model's layouts produce. The calibration changes `sbpc plan`'s prediction
+# model's layouts produce, and the executor probe's section (the model's
+# reference program run by the executor: per-pass scales, cost per kernel).
+# The calibration changes `sbpc plan`'s prediction
 # (SBPC_CALIBRATION as well as --calibration), and the cpu preset without one
 # says it is uncalibrated. Then `sbpc tune --plans 3 --calibration` on the
 # tiny GPT-2 (one rank: no mpirun needed): the report's structure (a row per
@@ -43,6 +45,14 @@ PY
 python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert 0 < c["gemm"]["eff_max"] <= 1 and 0 < c["memory"]["bandwidth_eff"] <= 1' "$tmp/p.json" || { echo "FAIL: efficiencies"; fail=1; }
 "$sbpc" tune --quick --model "$tiny" -o "$tmp/m.json" 2>/dev/null || { echo "FAIL: tune --model"; fail=1; }
 python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); s=[x for x in c["gemm"]["shapes"] if x["from"]=="model"]; assert len(s) >= 3 and c["gemm"]["model"].endswith("tiny-gpt2.sbp")' "$tmp/m.json" || { echo "FAIL: --model shapes"; fail=1; }
+python3 - "$tmp/m.json" <<'PY' || { echo "FAIL: --model executor probe"; fail=1; }
+import json, sys
+e = json.load(open(sys.argv[1]))["executor"]
+assert e["reference"].startswith("dp=1 ") and e["steps"] >= 1 and e["kernels_per_step"] >= 1
+assert all(0.01 <= e[k] <= 100 for k in ("forward_scale", "backward_scale", "optimizer_scale"))
+assert "dp_comm_scale" not in e  # one rank: no gradient all-reduce
+assert 0 <= e["kernel_s"] < 1 and e["measured"]["step_s"] > 0 and e["predicted"]["step_s"] > 0
+PY
 "$sbpc" tune --plans 3 2>/dev/null; [ $? = 2 ] || { echo "FAIL: --plans without a model is bad usage"; fail=1; }
 "$sbpc" tune --plans 99 x.sbp 2>/dev/null; [ $? = 2 ] || { echo "FAIL: --plans 99 is bad usage"; fail=1; }
 "$sbpc" tune --batch 4 2>/dev/null; [ $? = 2 ] || { echo "FAIL: --batch without --model is bad usage"; fail=1; }

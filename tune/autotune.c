@@ -56,27 +56,30 @@ typedef struct {
   long batch, seq;
 } ctx;
 
-/* run_child: argv with stdout+stderr to logpath; 0 when it exits 0 within
- * limit_s, else -1 (killed or failed). */
-static int run_child(char *const argv[], const char *logpath, double limit_s) {
+int tn_run_child(char *const argv[], const char *logpath, double limit_s) {
+  /* under mpirun the MPI library may reap children itself (a SIGCHLD
+   * handler): the default disposition while this child runs keeps its status */
+  struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGCHLD, &dfl, &old);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  pid_t pid, w = 0;
+  int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ), status = 0;
   posix_spawn_file_actions_destroy(&fa);
-  if (rc) return -1;
-  int status = 0;
-  for (double waited = 0; waitpid(pid, &status, WNOHANG) == 0; waited += 0.01) {
+  for (double waited = 0; !rc && (w = waitpid(pid, &status, WNOHANG)) == 0; waited += 0.01) {
     if (waited > limit_s) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
-      return -1;
+      w = -1;
+      break;
     }
     nanosleep(&(struct timespec){0, 10000000}, NULL);
   }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+  sigaction(SIGCHLD, &old, NULL);
+  return !rc && w == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 /* read_top: the planner's top layouts and the training shape, through the
@@ -99,7 +102,7 @@ static int read_top(const char *path, layout *L, int maxk, long *batch, long *se
   return n;
 }
 
-static void child_env(double limit_s) {
+void tn_child_env(double limit_s) {
   if (geteuid() == 0) { /* Open MPI refuses root unless told; the machine may have fewer cores than ranks */
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
@@ -123,7 +126,7 @@ static int plan(const ctx *c, const char *json, const char *log, char *const *ex
   if (o->calibration) argv[a++] = "--calibration", argv[a++] = (char *)o->calibration;
   for (int i = 0; extra[i]; i++) argv[a++] = extra[i];
   argv[a] = NULL;
-  return run_child(argv, log, o->limit_s);
+  return tn_run_child(argv, log, o->limit_s);
 }
 
 static int plan_top(const ctx *c, layout *L, long *b, long *s) {
@@ -146,31 +149,6 @@ static bool plan_one(const ctx *c, layout *l, int i) {
   snprintf(json, sizeof json, "%s/layout%d.json", c->dir, i);
   snprintf(log, sizeof log, "%s/layout%d.log", c->dir, i);
   return !plan(c, json, log, (char *[]){"--fix", fix, "--top", "1", NULL}) && tn_predicted(json, &l->pred);
-}
-
-/* step_median: median step seconds from a run's JSON-lines log, skipping the
- * first (warm-up) step when there are more */
-static double step_median(const char *path, double tokens_per_step) {
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  double t[4096];
-  int n = 0;
-  char line[512];
-  while (n < 4096 && fgets(line, sizeof line, f)) {
-    cJSON *j = cJSON_Parse(line);
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "tokens_per_s");
-    if (cJSON_IsNumber(r) && r->valuedouble > 0) t[n++] = tokens_per_step / r->valuedouble;
-    cJSON_Delete(j);
-  }
-  fclose(f);
-  if (n == 0) return -1;
-  int skip = n > 1;
-  for (int i = skip; i < n; i++) /* insertion sort: a few steps */
-    for (int j = i; j > skip && t[j] < t[j - 1]; j--) {
-      double x = t[j];
-      t[j] = t[j - 1], t[j - 1] = x;
-    }
-  return t[skip + (n - skip) / 2];
 }
 
 /* peak_mib: the largest rank's peak from "peak memory per rank (MiB): a b ... (planned x)" */
@@ -202,8 +180,8 @@ static void measure(const ctx *c, layout *l, int i) {
                  "--trace", tr, NULL};
   char *mpi[24] = {"mpirun", "-np", np};
   for (int k = 0; run[k]; k++) mpi[3 + k] = run[k];
-  int rc = run_child(l->np > 1 ? mpi : run, lg, o->limit_s);
-  double st = rc ? -1 : step_median(jl, (double)c->batch * c->seq);
+  int rc = tn_run_child(l->np > 1 ? mpi : run, lg, o->limit_s);
+  double st = rc ? -1 : tn_step_median(jl, (double)c->batch * c->seq);
   l->state = st > 0 && tn_measured_trace(tr, &l->meas) ? MEASURED : FAILED;
   l->meas.step_s = st;
   l->meas.mem_bytes = peak_mib(lg) * 1048576.0;
@@ -323,7 +301,7 @@ int tn_autotune(const tn_autotune_opts *o) {
     return 1;
   }
   c.exe[n] = 0;
-  child_env(o->limit_s);
+  tn_child_env(o->limit_s);
   layout L[MAXK];
   int k = plan_top(&c, L, &c.batch, &c.seq);
   if (k == 0 || c.batch <= 0 || c.seq <= 0) {

@@ -17,7 +17,8 @@
  * asymptote); memory bandwidth by copy and triad over arrays much larger
  * than the caches, and of an elementwise kernel over arrays the size of
  * activations (the fused kernels' own bandwidth); the fixed cost of one
- * library call (a 1x1x1 sgemm); and, under mpirun, collectives (mpi.c).
+ * library call (a 1x1x1 sgemm); under mpirun, collectives (mpi.c); and
+ * with a model, the executor itself on the model's program (probe.c).
  * Efficiencies relative to the device's peak are written only when the peak
  * is given (--peak-flops, --peak-bw): sbpc never guesses a datasheet.
  * Progress is a bar on a terminal, plain lines otherwise. */
@@ -239,7 +240,8 @@ static int write_json(cJSON *j, const char *path) {
 }
 
 int tn_measure(const tn_opts *o, const char *path) {
-  progress pg = {o, 0, 0, 1 + NGENERIC(o->quick) + o->nshapes + 3 + 1}; /* overhead, gemms, memory, done */
+  bool probe = o->model && o->run_program;
+  progress pg = {o, 0, 0, 1 + NGENERIC(o->quick) + o->nshapes + 3 + probe + 1}; /* overhead, gemms, memory, probe, done */
   double min_s = o->quick ? 0.03 : 0.3;
   cJSON *j = cJSON_CreateObject();
   int nranks = 1;
@@ -259,6 +261,10 @@ int tn_measure(const tn_opts *o, const char *path) {
   cJSON_AddNumberToObject(j, "kernel_overhead_s", measure_overhead(&pg, min_s));
   cJSON_AddItemToObject(j, "gemm", measure_gemm(&pg, min_s));
   cJSON_AddItemToObject(j, "memory", measure_memory(&pg, min_s));
+  if (probe) {
+    report(&pg, "executor probe: the model's reference program");
+    tn_probe(o, j, pg.rank, nranks); /* last: the executor finalizes MPI */
+  }
   pg.step = pg.steps - 1;
   report(&pg, "done");
   int rc = pg.rank == 0 ? write_json(j, path) : 0;

@@ -14,7 +14,12 @@
  * (by_group_size alpha_s) is a collective's cost inside a step, not back to
  * back: ranks that computed arrive at different times and the executor's
  * communication thread polls with naps (in_step), which on a shared,
- * oversubscribed machine costs far more than the tight loop's alpha. Rank 0
+ * oversubscribed machine costs far more than the tight loop's alpha; and
+ * a large all-reduce polled so while a worker thread computes on every rank
+ * may move far less than back to back (in_step_bw: by_group_size
+ * bus_bw_in_step; recorded, not yet used by the planner: one busy thread
+ * and the best of a few tries do not reproduce the executor's contention
+ * reliably). Rank 0
  * adds "collectives" to the calibration: by_group_size (all-reduce, the
  * planner's input) and every measurement. For sequence parallelism it then times MPI_Alltoall and a
  * ring MPI_Sendrecv by group size and placement (measure_sp: the first n
@@ -25,8 +30,11 @@
 #include "tune/tn_int.h"
 #include "util/diag.h"
 #include <cjson/cJSON.h>
-#include <stdlib.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -134,6 +142,44 @@ static double in_step(MPI_Comm comm, int reps) {
 
 static double moved(int c, double T, int n) { return (c == AR ? 2.0 : 1.0) * T * (n - 1) / n; }
 
+static atomic_int busy_stop;
+
+/* busy: a worker computing beside the communication thread until told */
+static void *busy(void *arg) {
+  (void)arg;
+  while (!atomic_load(&busy_stop)) burst();
+  return NULL;
+}
+
+/* in_step_bw: the bus bandwidth of a large all-reduce inside a step: started
+ * non-blocking and tested with 100 us naps (the executor's longest) while a
+ * worker thread computes on every rank, as the executor's collectives run
+ * beside its kernels (on a machine whose cores the workers fill, the
+ * communication progresses only when the polling thread gets a core);
+ * best of reps, the slowest rank's */
+static double in_step_bw(MPI_Comm comm, int n, char *buf, size_t bytes, int reps) {
+  pthread_t th;
+  atomic_store(&busy_stop, 0);
+  bool thread = pthread_create(&th, NULL, busy, NULL) == 0;
+  double best = INFINITY;
+  for (int r = 0; r < reps; r++) {
+    MPI_Request q;
+    int done = 0;
+    MPI_Barrier(comm);
+    double t0 = MPI_Wtime();
+    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)(bytes / sizeof(float)), MPI_FLOAT, MPI_SUM, comm, &q);
+    for (MPI_Test(&q, &done, MPI_STATUS_IGNORE); !done; MPI_Test(&q, &done, MPI_STATUS_IGNORE))
+      nanosleep(&(struct timespec){0, 100000}, NULL);
+    double t = MPI_Wtime() - t0;
+    if (t < best) best = t;
+  }
+  atomic_store(&busy_stop, 1);
+  if (thread) pthread_join(th, NULL);
+  double worst;
+  MPI_Allreduce(&best, &worst, 1, MPI_DOUBLE, MPI_MAX, comm);
+  return moved(AR, (double)bytes, n) / fmax(worst, 1e-9); /* its latency included: a skewed alpha is no floor */
+}
+
 static void measure_group(MPI_Comm comm, int n, const tn_opts *o, cJSON *by, cJSON *all) {
   size_t big = (o->quick ? 1u : 16u) << 20, small = 64 * sizeof(float) * (size_t)n;
   big -= big % (sizeof(float) * (size_t)n);
@@ -149,13 +195,18 @@ static void measure_group(MPI_Comm comm, int n, const tn_opts *o, cJSON *by, cJS
     }
     if (c == AR) { /* every rank: in_step is collective */
       double st = in_step(comm, o->quick ? 30 : 200);
-      if (o->log && all) fprintf(o->log, "tune: a collective inside a step over %d ranks: %.3g us\n", n, st * 1e6);
+      size_t mid = big < ((size_t)4 << 20) ? big : (size_t)4 << 20; /* an activation's size */
+      double sbw = in_step_bw(comm, n, sbuf, mid, reps);
+      if (o->log && all)
+        fprintf(o->log, "tune: a collective inside a step over %d ranks: %.3g us, %.3g GB/s bus\n", n, st * 1e6,
+                sbw / 1e9);
       if (!all) continue;
       cJSON *g = cJSON_CreateObject();
       cJSON_AddNumberToObject(g, "n", n);
       cJSON_AddNumberToObject(g, "bus_bw", bw);
       cJSON_AddNumberToObject(g, "alpha_s", fmin(fmax(a, st), 1));
       cJSON_AddNumberToObject(g, "alpha_tight_s", a);
+      cJSON_AddNumberToObject(g, "bus_bw_in_step", fmin(sbw, bw));
       cJSON_AddItemToArray(by, g);
     }
   }
@@ -254,7 +305,8 @@ double tn_mpi_max(double x) {
 int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks) {
   *nranks = 1;
   if (tn_launched_ranks() <= 1) return 0;
-  if (MPI_Init(NULL, NULL) != MPI_SUCCESS) return -1;
+  int prov; /* the executor (the probe) runs worker threads beside MPI calls on this one */
+  if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &prov) != MPI_SUCCESS) return -1;
   inited = 1;
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -278,8 +330,14 @@ int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks) {
   return rank;
 }
 
+void tn_mpi_bcast(void *buf, int n) {
+  if (inited) MPI_Bcast(buf, n, MPI_BYTE, 0, MPI_COMM_WORLD);
+}
+
 void tn_mpi_finalize(void) {
-  if (inited) MPI_Finalize();
+  int done = 0;
+  MPI_Finalized(&done); /* the probe's executor finalizes MPI itself */
+  if (inited && !done) MPI_Finalize();
   inited = 0;
 }
 
@@ -296,6 +354,8 @@ int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks) {
     sbpc_warn("tune: this sbpc was built without MPI for tune; collectives not measured");
   return 0;
 }
+
+void tn_mpi_bcast(void *buf, int n) { (void)buf, (void)n; }
 
 void tn_mpi_finalize(void) {}
 #endif

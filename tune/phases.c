@@ -20,6 +20,7 @@
 #include "util/arena.h"
 #include "util/diag.h"
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,4 +129,27 @@ bool tn_measured_trace(const char *trace_json, tn_step *m) {
   m->step_s = st->valuedouble;
   cJSON_Delete(j);
   return best >= 0;
+}
+
+double tn_step_median(const char *path, double tokens_per_step) {
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  double t[4096];
+  int n = 0;
+  char line[512];
+  while (n < 4096 && fgets(line, sizeof line, f)) {
+    cJSON *j = cJSON_Parse(line);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "tokens_per_s");
+    if (cJSON_IsNumber(r) && r->valuedouble > 0) t[n++] = tokens_per_step / r->valuedouble;
+    cJSON_Delete(j);
+  }
+  fclose(f);
+  if (n == 0) return -1;
+  int skip = n > 1;
+  for (int i = skip; i < n; i++) /* insertion sort: a few steps */
+    for (int j = i; j > skip && t[j] < t[j - 1]; j--) {
+      double x = t[j];
+      t[j] = t[j - 1], t[j - 1] = x;
+    }
+  return t[skip + (n - skip) / 2];
 }

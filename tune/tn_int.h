@@ -35,4 +35,28 @@ bool tn_predicted(const char *plan_json, tn_step *p);
  * time no compute covers; bubble the rest of the step; the rank with the
  * longest busy time is reported. False if the trace cannot be read. */
 bool tn_measured_trace(const char *trace_json, tn_step *m);
+/* tn_step_median: the median step seconds of a run's JSON-lines log
+ * (`sbpc run --log`), skipping the first (warm-up) step when there are
+ * more; -1 when it has none. */
+double tn_step_median(const char *path, double tokens_per_step);
+/* ---- autotune.c: child processes ------------------------------------------- */
+/* tn_run_child: run argv with stdout and stderr to logpath; 0 when it exits
+ * 0 within limit_s seconds, else -1 (killed past the limit, or failed). */
+int tn_run_child(char *const argv[], const char *logpath, double limit_s);
+/* tn_child_env: the environment children of mpirun need: Open MPI's
+ * run-as-root and oversubscription switches, a communication timeout of
+ * limit_s (a loaded machine is slow, not hung); set only where unset. */
+void tn_child_env(double limit_s);
+/* tn_mpi_bcast: rank 0's n bytes at buf to every rank (nothing without MPI). */
+void tn_mpi_bcast(void *buf, int n);
+/* ---- probe.c ------------------------------------------------------------------ */
+/* tn_probe: run the model's reference program (o->model, data parallel over
+ * the nranks ranks, planned with the calibration measured so far, calib, a
+ * cJSON *) through the real executor (o->run_program) on every rank, and on
+ * rank 0 add the "executor" section to calib: per pass the measured time
+ * over the planner's rooflines, and the executor's cost per kernel the
+ * planner counts (docs/calibration.md). MPI is finalized afterwards (the
+ * executor does it). A probe that cannot run is a warning, and calib is
+ * left as it was. */
+void tn_probe(const tn_opts *o, void *calib, int rank, int nranks);
 #endif

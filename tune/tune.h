@@ -8,6 +8,8 @@
  *   mpi.c       under mpirun: collectives by group size and kind, and the
  *               lockstep that makes every rank measure at once (the only
  *               file of the module that includes mpi.h)
+ *   probe.c     with a model: its reference program run by the executor,
+ *               per-pass scales over the rooflines and the cost per kernel
  *   autotune.c  `sbpc tune --plans K MODEL`: plan, run, compare per layout
  *   phases.c    a layout's predicted phases (plan JSON) and measured phases
  *               (the executor's trace, docs/trace.md)
@@ -32,6 +34,11 @@ typedef struct tn_opts {
   const tn_shape *shapes; /* extra GEMM shapes (a model's), or NULL */
   int nshapes;
   const char *model;   /* the model the extra shapes come from (written as gemm.model) */
+  const char *batch, *seq; /* the model's global batch and sequence (strings; NULL: the model's) */
+  /* runs the compiled program in dir for steps steps on every rank (the
+   * executor: rt_run), with its JSON-lines log and the trace of its last
+   * step; an exit status. NULL: no executor probe (docs/calibration.md) */
+  int (*run_program)(const char *dir, int steps, const char *log, const char *trace);
 } tn_opts;
 
 /* tn_measure: measure and write the calibration JSON to path (NULL: stdout).

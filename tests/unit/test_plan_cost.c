@@ -27,8 +27,8 @@ static void gemm_efficiency(void) {
 static void roofline(void) {
   plan_calib c = cal();
   plan_dev d = {100e12, 1e12, 80e9};
-  NEAR(plan_kernel_time(&c, &d, 1e12, 0.5, 1e9, 1), 0.02 + 4e-6);           /* compute bound */
-  NEAR(plan_kernel_time(&c, &d, 1e9, 0.5, 1e10, 2), 1e10 / 0.7e12 + 8e-6); /* memory bound */
+  NEAR(plan_kernel_time(&c, &d, 1e12, 0.5, 1e9, 1, PLAN_FWD), 0.02 + 4e-6);           /* compute bound */
+  NEAR(plan_kernel_time(&c, &d, 1e9, 0.5, 1e10, 2, PLAN_BWD), 1e10 / 0.7e12 + 8e-6); /* memory bound */
 }
 
 static void collectives(void) {
@@ -137,8 +137,8 @@ static void matmul_layer(void) {
   const plan_sol *s = plan_model_solve(pm, &k, &c, 1);
   double M = 4 * 512, fl = 2 * M * 4096 * 1024, eff = plan_gemm_eff(&c, M, 4096, 1024);
   double by = (M * 1024 + 1024 * 4096 + M * 4096) * 2;
-  NEAR(s->blk[0].fwd_s, plan_kernel_time(&c, &k.dev, fl, eff, by, 1));
-  NEAR(s->blk[0].bwd_s, plan_kernel_time(&c, &k.dev, 2 * fl, eff, 2 * by, 2));
+  NEAR(s->blk[0].fwd_s, plan_kernel_time(&c, &k.dev, fl, eff, by, 1, PLAN_FWD));
+  NEAR(s->blk[0].bwd_s, plan_kernel_time(&c, &k.dev, 2 * fl, eff, 2 * by, 2, PLAN_BWD));
   NEAR(s->blk[0].params_local, 1024 * 4096);
   NEAR(s->blk[0].act_bytes, M * 1024 * 2); /* the matmul keeps its input */
   NEAR(s->blk[0].flops, fl);

@@ -20,7 +20,7 @@ static void tune_roundtrip(void) {
   int fd = mkstemp(path);
   CU_ASSERT_FATAL(fd >= 0);
   close(fd);
-  tn_opts o = {1, 0, NULL, 0, 0, NULL, 0, NULL};
+  tn_opts o = {1, 0, NULL, 0, 0, NULL, 0, NULL, NULL, NULL, NULL};
   CU_ASSERT_EQUAL_FATAL(tn_measure(&o, path), 0);
   size_t len;
   char *text = read_file(path, 1 << 20, &len);
@@ -62,6 +62,10 @@ static void refusals(void) {
        "{\"n\":2,\"bus_bw\":1,\"alpha_s\":0}]}}",
        "above the previous"},
       {"{\"format\":\"sbpc-calibration\",\"memory\":{\"bandwidth_eff\":7}}", "bandwidth_eff"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"forward_scale\":0}}", "executor.forward_scale"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"kernel_s\":2}}", "executor.kernel_s"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"measured\":{\"bubble_s\":-1}}}", "executor.measured.bubble_s"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"reference\":3}}", "executor.reference"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char err[256];
@@ -90,7 +94,7 @@ static void absolute_and_relative(void) {
   CU_ASSERT_DOUBLE_EQUAL(plan_gemm_eff(&c, 256, 192, 64), 0.25, 1e-12); /* measured: 1e10 of 4e10 */
   CU_ASSERT_DOUBLE_EQUAL(plan_gemm_eff(&c, 512, 512, 512), pow(512.0 / 576, 3), 1e-12); /* the fitted curve */
   plan_dev d = {1e12, 1e12, 1e9};                                                        /* ignored: absolute */
-  CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 2e10, 0.5, 0, 0), 1.0, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 2e10, 0.5, 0, 0, PLAN_FWD), 1.0, 1e-12);
   CU_ASSERT_DOUBLE_EQUAL(plan_mem_time(&c, &d, 6e9), 1.0, 1e-12);
   /* with the datasheet peak given to tune (eff_max), the file is relative */
   static const char rel_text[] = "{\"format\":\"sbpc-calibration\",\"gemm\":{\"eff_max\":0.5,"
@@ -99,7 +103,27 @@ static void absolute_and_relative(void) {
   plan_calib_default(&r);
   CU_ASSERT_FATAL(plan_calib_parse(rel_text, strlen(rel_text), &r, err, sizeof err));
   CU_ASSERT_DOUBLE_EQUAL(r.dev_flops, 0, 0);
-  CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&r, &d, 1e12, plan_gemm_eff(&r, 1, 1, 1), 0, 0), 2.0, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&r, &d, 1e12, plan_gemm_eff(&r, 1, 1, 1), 0, 0, PLAN_FWD), 2.0, 1e-12);
+}
+
+/* the executor section scales the rooflines per pass and sets the per-kernel cost */
+static void executor_section(void) {
+  static const char text[] = "{\"format\":\"sbpc-calibration\",\"kernel_overhead_s\":1e-7,\"executor\":{"
+                             "\"reference\":\"dp=2\",\"forward_scale\":2,\"backward_scale\":3,\"optimizer_scale\":4,"
+                             "\"kernel_s\":1e-5,\"dp_comm_scale\":5,\"measured\":{\"step_s\":0.01}}}";
+  char err[256];
+  plan_calib c;
+  plan_calib_default(&c);
+  plan_dev d = {1e12, 1e12, 1e9};
+  double f = plan_kernel_time(&c, &d, 1e12, 0.5, 0, 0, PLAN_FWD);
+  CU_ASSERT_FATAL(plan_calib_parse(text, strlen(text), &c, err, sizeof err));
+  CU_ASSERT_DOUBLE_EQUAL(c.kernel_overhead_s, 1e-5, 1e-18); /* the executor's, not the bare call's */
+  CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 1e12, 0.5, 0, 0, PLAN_FWD), 2 * f, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 1e12, 0.5, 0, 3, PLAN_BWD), 3 * f + 3e-5, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(c.exec_scale[PLAN_OPT], 4, 0);
+  CU_ASSERT_DOUBLE_EQUAL(c.exec_scale[PLAN_COMM], 5, 0);
+  CU_ASSERT_DOUBLE_EQUAL(c.rt.grad_overlap, 0, 0); /* what was measured is what stays exposed */
+  CU_ASSERT(c.exec_per_param);
 }
 
 static void calibration_path(void) {
@@ -120,5 +144,6 @@ void cu_register(void) {
   CU_ADD(s, tune_roundtrip);
   CU_ADD(s, refusals);
   CU_ADD(s, absolute_and_relative);
+  CU_ADD(s, executor_section);
   CU_ADD(s, calibration_path);
 }
