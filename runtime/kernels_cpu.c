@@ -4,9 +4,9 @@
  * the graph with B and S bound to the local micro-batch; everything is plain
  * row-major. GEMMs (matmul and the per-head products of attention) go to
  * OpenBLAS's cblas_sgemm; the rest are straightforward loops with double
- * accumulation in the row reductions. Attention materialises one S x S score
- * matrix per head (this is the reference; codegen's JIT kernels are the fast
- * path). Communication ops are identities on logical values here: in a single
+ * accumulation in the row reductions. Attention computes the scores of a
+ * block of queries against the keys they can see, (sample, head) pairs split
+ * over the threads (see "attention" below). Communication ops are identities on logical values here: in a single
  * process every tensor is whole. Semantics the gradient rules rely on:
  *  - add/sub/mul/bias_add broadcast b over the leading elements (i % numel b);
  *  - sum_rows sums its input down to the output's element count;
@@ -372,66 +372,137 @@ static void attn_setup(K *k, attn *a) {
   a->v = fused ? a->q + 2 * a->H : fin(k, 2);
 }
 
-/* the probabilities of sample b's head (Q, Kp): keys up to the query when
- * causal, from the query's document start when packed (block-diagonal) */
-static void attn_probs(const attn *a, int64_t b, const float *Q, const float *Kp, float *P) {
-  int S = (int)a->S;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, (int)a->d, a->sc, Q, (int)a->ldq, Kp, (int)a->ldk, 0.0f, P,
-              S);
+/* Causal and packed attention touch only some keys: queries go in blocks of
+ * ATT_BQ rows, and a block's scores span just the keys its rows can see
+ * ([lo, hi): from the block's earliest document start to its last query when
+ * causal), so the masked upper triangle is mostly never computed. Work items
+ * are (sample, head) pairs for the forward and (sample, kv head) groups for
+ * the gradient (q heads sharing a kv head accumulate into the same dK, dV),
+ * split over the threads with single-threaded sgemms (par.c, rt_par_items);
+ * each item's result does not depend on the split. */
+enum { ATT_BQ = 64 };
+
+/* the keys query rows [i0, i1) of sample b can see: [*lo, *hi) */
+static void attn_keys(const attn *a, int64_t b, int64_t i0, int64_t i1, int64_t *lo, int64_t *hi) {
   const int32_t *doc = a->doc ? a->doc + b * a->S : NULL;
-  for (int i = 0; i < S; i++) softmax_row(P + (int64_t)i * S, S, doc ? doc[i] : 0, a->causal ? i : S);
+  int64_t l = doc ? a->S : 0;
+  for (int64_t i = i0; doc && i < i1; i++) l = doc[i] < l ? doc[i] : l;
+  *lo = l;
+  *hi = a->causal ? i1 : a->S;
+}
+
+/* softmax of one row of n scores in place (entries j < lo or j > lim masked):
+ * as softmax_row, with a float exp */
+static void attn_softmax(float *p, int64_t n, int64_t lo, int64_t lim) {
+  if (lim > n - 1) lim = n - 1;
+  float mx = -INFINITY;
+  for (int64_t j = lo; j <= lim; j++) mx = p[j] > mx ? p[j] : mx;
+  double s = 0;
+  for (int64_t j = lo; j <= lim; j++) s += p[j] = expf(p[j] - mx);
+  float inv = (float)(1.0 / s);
+  for (int64_t j = 0; j < n; j++) p[j] = j >= lo && j <= lim ? p[j] * inv : 0.0f;
+}
+
+/* the probabilities of query rows [i0, i1) of sample b's head (Q, Kp) over
+ * keys [lo, hi) into P (row stride hi - lo) */
+static void attn_probs(const attn *a, int64_t b, int64_t i0, int64_t i1, int64_t lo, int64_t hi, const float *Q,
+                       const float *Kp, float *P) {
+  int64_t L = hi - lo;
+  const int32_t *doc = a->doc ? a->doc + b * a->S : NULL;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(i1 - i0), (int)L, (int)a->d, a->sc, Q + i0 * a->ldq,
+              (int)a->ldq, Kp + lo * a->ldk, (int)a->ldk, 0.0f, P, (int)L);
+  for (int64_t i = i0; i < i1; i++)
+    attn_softmax(P + (i - i0) * L, L, (doc ? doc[i] : 0) - lo, (a->causal ? i : a->S) - lo);
+}
+
+typedef struct {
+  const attn *a;
+  const float *dO;
+  float *out;
+} attn_job;
+
+static void attn_fwd_items(void *ctx, int chunk, int64_t lo_item, int64_t hi_item) {
+  const attn_job *j = ctx;
+  const attn *a = j->a;
+  float *P = xmalloc(sizeof(float) * (size_t)(ATT_BQ * a->S));
+  for (int64_t it = lo_item; it < hi_item; it++) {
+    int64_t b = it / a->heads, h = it % a->heads, kh = h / (a->heads / a->kvh);
+    const float *Q = a->q + b * a->S * a->ldq + h * a->d, *Kp = a->k + b * a->S * a->ldk + kh * a->d;
+    const float *V = a->v + b * a->S * a->ldk + kh * a->d;
+    float *O = j->out + b * a->S * a->H + h * a->d;
+    for (int64_t i0 = 0; i0 < a->S; i0 += ATT_BQ) {
+      int64_t i1 = i0 + ATT_BQ < a->S ? i0 + ATT_BQ : a->S, lo, hi;
+      attn_keys(a, b, i0, i1, &lo, &hi);
+      attn_probs(a, b, i0, i1, lo, hi, Q, Kp, P);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(i1 - i0), (int)a->d, (int)(hi - lo), 1.0f, P,
+                  (int)(hi - lo), V + lo * a->ldk, (int)a->ldk, 0.0f, O + i0 * a->H, (int)a->H);
+    }
+  }
+  free(P);
 }
 
 static bool k_attention(K *k) {
   attn a;
   attn_setup(k, &a);
-  float *out = fout(k, 0), *P = xmalloc(sizeof(float) * (size_t)(a.S * a.S));
-  int S = (int)a.S, d = (int)a.d;
-  for (int64_t b = 0; b < a.bt; b++)
-    for (int64_t h = 0; h < a.heads; h++) {
-      int64_t kh = h / (a.heads / a.kvh);
-      const float *Q = a.q + b * a.S * a.ldq + h * a.d, *Kp = a.k + b * a.S * a.ldk + kh * a.d;
-      const float *V = a.v + b * a.S * a.ldk + kh * a.d;
-      attn_probs(&a, b, Q, Kp, P);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, 1.0f, P, S, V, (int)a.ldk, 0.0f,
-                  out + b * a.S * a.H + h * a.d, (int)a.H);
-    }
-  free(P);
+  attn_job j = {.a = &a, .out = fout(k, 0)};
+  rt_par_items(a.bt * a.heads, attn_fwd_items, &j);
   return true;
 }
 
-static void attn_grad_head(const attn *a, int64_t b, int64_t h, const float *dO, float *P, float *dP) {
-  int S = (int)a->S, d = (int)a->d;
-  int64_t kh = h / (a->heads / a->kvh);
-  const float *Q = a->q + b * a->S * a->ldq + h * a->d, *Kp = a->k + b * a->S * a->ldk + kh * a->d;
-  const float *V = a->v + b * a->S * a->ldk + kh * a->d, *G = dO + b * a->S * a->H + h * a->d;
-  float *dQ = a->dq + b * a->S * a->ldq + h * a->d, *dK = a->dk + b * a->S * a->ldk + kh * a->d;
-  float *dV = a->dv + b * a->S * a->ldk + kh * a->d;
-  attn_probs(a, b, Q, Kp, P);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, d, S, 1.0f, P, S, G, (int)a->H, 1.0f, dV, (int)a->ldk);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, d, 1.0f, G, (int)a->H, V, (int)a->ldk, 0.0f, dP, S);
-  for (int64_t i = 0; i < S; i++) {
+/* dS = P * (dP - rowsum(P * dP)) in place of dP, rows of L */
+static void attn_dscores(const float *P, float *dP, int64_t rows, int64_t L) {
+  for (int64_t i = 0; i < rows; i++) {
+    const float *p = P + i * L;
+    float *dp = dP + i * L;
     double s = 0;
-    for (int64_t j = 0; j < S; j++) s += (double)P[i * S + j] * dP[i * S + j];
-    for (int64_t j = 0; j < S; j++) dP[i * S + j] = (float)(P[i * S + j] * (dP[i * S + j] - s));
+    for (int64_t j = 0; j < L; j++) s += (double)p[j] * dp[j];
+    for (int64_t j = 0; j < L; j++) dp[j] = (float)(p[j] * (dp[j] - s));
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, a->sc, dP, S, Kp, (int)a->ldk, 1.0f, dQ, (int)a->ldq);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, d, S, a->sc, dP, S, Q, (int)a->ldq, 1.0f, dK, (int)a->ldk);
+}
+
+/* the gradient of query rows [i0, i1) of sample b's head h: into dQ, and
+ * accumulated into the kv head's dK, dV over the keys those rows see */
+static void attn_grad_block(const attn *a, const float *dO, int64_t b, int64_t h, int64_t i0, int64_t i1, float *P,
+                            float *dP) {
+  int d = (int)a->d, ldq = (int)a->ldq, ldk = (int)a->ldk, m = (int)(i1 - i0);
+  int64_t kh = h / (a->heads / a->kvh), lo, hi;
+  attn_keys(a, b, i0, i1, &lo, &hi);
+  int L = (int)(hi - lo);
+  const float *Q = a->q + b * a->S * a->ldq + h * a->d, *Kp = a->k + (b * a->S + lo) * a->ldk + kh * a->d;
+  const float *V = a->v + (b * a->S + lo) * a->ldk + kh * a->d, *G = dO + (b * a->S + i0) * a->H + h * a->d;
+  float *dQ = a->dq + (b * a->S + i0) * a->ldq + h * a->d, *dK = a->dk + (b * a->S + lo) * a->ldk + kh * a->d;
+  float *dV = a->dv + (b * a->S + lo) * a->ldk + kh * a->d;
+  attn_probs(a, b, i0, i1, lo, hi, Q, a->k + b * a->S * a->ldk + kh * a->d, P);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, d, m, 1.0f, P, L, G, (int)a->H, 1.0f, dV, ldk);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, L, d, 1.0f, G, (int)a->H, V, ldk, 0.0f, dP, L);
+  attn_dscores(P, dP, m, L);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, L, a->sc, dP, L, Kp, ldk, 1.0f, dQ, ldq);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, d, m, a->sc, dP, L, Q + i0 * a->ldq, ldq, 1.0f, dK, ldk);
+}
+
+/* items: (sample, kv head) groups, so no two threads add into one dK, dV */
+static void attn_grad_items(void *ctx, int chunk, int64_t lo_item, int64_t hi_item) {
+  const attn_job *j = ctx;
+  const attn *a = j->a;
+  int64_t grp = a->heads / a->kvh;
+  float *P = xmalloc(sizeof(float) * (size_t)(2 * ATT_BQ * a->S));
+  for (int64_t it = lo_item; it < hi_item; it++)
+    for (int64_t h = it % a->kvh * grp; h < (it % a->kvh + 1) * grp; h++)
+      for (int64_t i0 = 0; i0 < a->S; i0 += ATT_BQ)
+        attn_grad_block(a, j->dO, it / a->kvh, h, i0, i0 + ATT_BQ < a->S ? i0 + ATT_BQ : a->S, P, P + ATT_BQ * a->S);
+  free(P);
 }
 
 static bool k_attention_grad(K *k) {
   attn a;
   attn_setup(k, &a);
   int nfwd = k->o->nin - 2;
-  const float *dO = fin(k, nfwd + 1);
+  attn_job j = {.a = &a, .dO = fin(k, nfwd + 1)};
   for (int i = 0; i < k->o->nout; i++) memset(k->out[i], 0, (size_t)nel(k, k->o->out[i]) * 4);
   a.dq = fout(k, 0);
   a.dk = nfwd == 1 ? a.dq + a.H : fout(k, 1);
   a.dv = nfwd == 1 ? a.dq + 2 * a.H : fout(k, 2);
-  float *P = xmalloc(sizeof(float) * (size_t)(2 * a.S * a.S));
-  for (int64_t b = 0; b < a.bt; b++)
-    for (int64_t h = 0; h < a.heads; h++) attn_grad_head(&a, b, h, dO, P, P + a.S * a.S);
-  free(P);
+  rt_par_items(a.bt * a.kvh, attn_grad_items, &j);
   return true;
 }
 

@@ -59,6 +59,13 @@ int rt_threads(void);
 #endif
 int rt_par_chunks(int64_t n, int64_t grain);
 void rt_par_for(int64_t n, int64_t grain, rt_par_fn fn, void *ctx);
+/* rt_par_items: run fn over n coarse items (each a few single-threaded
+ * sgemms), one contiguous chunk per thread (at most n chunks, chunk 0 on the
+ * calling thread), OpenBLAS set to one thread meanwhile and restored after.
+ * Items must write disjoint outputs; their results do not depend on the split.
+ * Callers running concurrently (actor workers) stay correct, but one may see
+ * the other's BLAS thread setting: it is a speed, not a result, matter. */
+void rt_par_items(int64_t n, rt_par_fn fn, void *ctx);
 
 /* ---- init.c -------------------------------------------------------------- */
 /* rt_init_param: fill a parameter from a hash of (seed, its logical name,
