@@ -341,6 +341,58 @@ static bool k_softmax_grad(K *k) {
   return true;
 }
 
+/* ---- exp over rows ---------------------------------------------------------- */
+/* e^x for x <= 0 in plain float arithmetic that GCC vectorizes (Cephes expf:
+ * about 1 ulp; 0 below -86, where e^x < 5e-38 adds nothing to a softmax
+ * sum of at least 1) */
+__attribute__((always_inline)) static inline float exp_neg(float x) {
+  const float shift = 12582912.0f; /* 1.5 * 2^23: t's low bits are round(x / ln 2) */
+  float t = x * 1.44269504f + shift, n = t - shift;
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t ti, pi;
+  memcpy(&ti, &t, 4);
+  memcpy(&pi, &p, 4);
+  pi += (int32_t)((uint32_t)(ti - 0x4B400000) << 23); /* times 2^n */
+  pi &= -(int32_t)(x >= -86.0f);
+  memcpy(&p, &pi, 4);
+  return p;
+}
+
+/* the largest of n floats, in 8 lanes (so it vectorizes) */
+RT_VECTORIZE static float row_max(const float *x, int64_t n) {
+  float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; l++) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
+  for (; j < n; j++) m[0] = x[j] > m[0] ? x[j] : m[0];
+  for (int l = 1; l < 8; l++) m[0] = m[l] > m[0] ? m[l] : m[0];
+  return m[0];
+}
+
+/* e[j] = exp(x[j] - mx) (e may be x); returns the sum in double */
+RT_VECTORIZE static void exp_shift(const float *x, float *e, int64_t n, float mx) {
+  for (int64_t j = 0; j < n; j++) e[j] = exp_neg(x[j] - mx);
+}
+
+static double row_sum(const float *e, int64_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) s0 += e[j], s1 += e[j + 1], s2 += e[j + 2], s3 += e[j + 3];
+  for (; j < n; j++) s0 += e[j];
+  return (s0 + s1) + (s2 + s3);
+}
+
+RT_VECTORIZE static void row_scale(float *x, int64_t n, float f) {
+  for (int64_t j = 0; j < n; j++) x[j] *= f;
+}
+
 /* ---- attention ----------------------------------------------------------- */
 typedef struct {
   int64_t bt, S, H, Hkv, heads, kvh, d, ldq, ldk;
@@ -395,12 +447,12 @@ static void attn_keys(const attn *a, int64_t b, int64_t i0, int64_t i1, int64_t 
  * as softmax_row, with a float exp */
 static void attn_softmax(float *p, int64_t n, int64_t lo, int64_t lim) {
   if (lim > n - 1) lim = n - 1;
-  float mx = -INFINITY;
-  for (int64_t j = lo; j <= lim; j++) mx = p[j] > mx ? p[j] : mx;
-  double s = 0;
-  for (int64_t j = lo; j <= lim; j++) s += p[j] = expf(p[j] - mx);
-  float inv = (float)(1.0 / s);
-  for (int64_t j = 0; j < n; j++) p[j] = j >= lo && j <= lim ? p[j] * inv : 0.0f;
+  int64_t m = lim - lo + 1;
+  if (m <= 0) return (void)memset(p, 0, sizeof(float) * (size_t)n);
+  exp_shift(p + lo, p + lo, m, row_max(p + lo, m));
+  row_scale(p + lo, m, (float)(1.0 / row_sum(p + lo, m)));
+  memset(p, 0, sizeof(float) * (size_t)lo);
+  memset(p + lim + 1, 0, sizeof(float) * (size_t)(n - lim - 1));
 }
 
 /* the probabilities of query rows [i0, i1) of sample b's head (Q, Kp) over
@@ -529,19 +581,30 @@ static bool k_rotary(K *k) {
   return true;
 }
 
+typedef struct {
+  const float *x;
+  float *y;
+  double p;
+  uint64_t base;
+} drop;
+
+static void drop_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const drop *d = ctx;
+  for (int64_t i = lo; i < hi; i++) {
+    double u = (double)(rt_hash64(d->base + (uint64_t)i) >> 11) / 9007199254740992.0;
+    d->y[i] = d->p <= 0 ? d->x[i] : u < d->p ? 0.0f : (float)(d->x[i] / (1.0 - d->p));
+  }
+}
+
+/* the mask of element i: a hash of (seed, key, step, micro-batch, i), so
+ * split over threads it is the same */
 static bool k_dropout(K *k) {
-  const float *x = fin(k, 0);
-  float *y = fout(k, 0);
+  drop d = {.x = fin(k, 0), .y = fout(k, 0), .p = k->o->at.p};
   int64_t n = nel(k, k->o->out[0]);
-  double p = k->o->at.p;
   /* the mask's key: the forward output (a recompute clone's at.n names the original's) */
   uint64_t key = k->o->kind == IR_OP_DROPOUT && !k->o->recompute ? (uint64_t)k->o->out[0] : (uint64_t)k->o->at.n;
-  uint64_t base = rt_hash64(k->kc->seed ^ rt_hash64(key * 1000003u + (uint64_t)k->kc->step * 7919u +
-                                                    (uint64_t)k->kc->micro));
-  for (int64_t i = 0; i < n; i++) {
-    double u = (double)(rt_hash64(base + (uint64_t)i) >> 11) / 9007199254740992.0;
-    y[i] = p <= 0 ? x[i] : u < p ? 0.0f : (float)(x[i] / (1.0 - p));
-  }
+  d.base = rt_hash64(k->kc->seed ^ rt_hash64(key * 1000003u + (uint64_t)k->kc->step * 7919u + (uint64_t)k->kc->micro));
+  rt_par_for(n, 1, drop_range, &d);
   return true;
 }
 
@@ -559,24 +622,26 @@ typedef struct {
 static void xent_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
   xent *c = ctx;
   int64_t V = c->V;
+  float *e = c->g ? NULL : xmalloc(sizeof(float) * (size_t)V); /* forward: the exps' scratch row */
   double loss = 0;
   for (int64_t r = lo; r < hi; r++) {
     const float *xr = c->x + r * V;
+    float *er = c->g ? c->g + r * V : e;
     if (c->ignore && c->lab[r] < 0) {
-      if (c->g) memset(c->g + r * V, 0, sizeof(float) * (size_t)V);
+      if (c->g) memset(er, 0, sizeof(float) * (size_t)V);
       continue;
     }
-    double mx = -INFINITY, s = 0;
-    for (int64_t j = 0; j < V; j++) mx = xr[j] > mx ? xr[j] : mx;
-    for (int64_t j = 0; j < V; j++) s += exp((double)xr[j] - mx);
+    float mx = row_max(xr, V);
+    exp_shift(xr, er, V, mx);
+    double s = row_sum(er, V);
     int64_t l = c->lab[r] >= 0 && c->lab[r] < V ? c->lab[r] : 0;
     loss += log(s) + mx - xr[l];
     if (c->g) {
-      float *g = c->g + r * V;
-      for (int64_t j = 0; j < V; j++) g[j] = (float)(c->sc * exp((double)xr[j] - mx) / s / c->N);
-      g[l] -= (float)(c->sc / c->N);
+      row_scale(er, V, (float)(c->sc / s / c->N)); /* softmax - onehot, scaled */
+      er[l] -= (float)(c->sc / c->N);
     }
   }
+  free(e);
   c->part[chunk] = loss;
 }
 
