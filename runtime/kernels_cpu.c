@@ -94,9 +94,9 @@ typedef struct {
   int kind;
 } bin;
 
-/* elements [lo, hi) in runs that share b's period (no modulo per element) */
-RT_VECTORIZE static void bin_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
-  const bin *c = ctx;
+/* elements [lo, hi) in runs that share b's period (no modulo per element);
+ * one thread: memory-bound, and a few ms of work does not pay for threads */
+RT_VECTORIZE static void bin_range(const bin *c, int64_t lo, int64_t hi) {
   for (int64_t i = lo; i < hi;) {
     int64_t j = i % c->nb, m = hi - i < c->nb - j ? hi - i : c->nb - j;
     const float *a = c->a + i, *b = c->b + j;
@@ -113,7 +113,7 @@ RT_VECTORIZE static void bin_range(void *ctx, int chunk, int64_t lo, int64_t hi)
 
 static bool k_binary(K *k) {
   bin c = {.a = fin(k, 0), .b = fin(k, 1), .y = fout(k, 0), .nb = nel(k, k->o->in[1]), .kind = k->o->kind};
-  rt_par_for(nel(k, k->o->out[0]), 1, bin_range, &c);
+  bin_range(&c, 0, nel(k, k->o->out[0]));
   return true;
 }
 
@@ -155,108 +155,60 @@ static bool k_matmul(K *k) {
   return true;
 }
 
-typedef struct {
-  const float *x, *w, *b, *dy;
-  float *y, *dx, *dw, *db;
-  double *mu, *rs;          /* layer_norm_grad: per row */
-  int64_t n, m, rows;
-  double eps;
-} rows_job;
-
-enum { COLS = 64 }; /* column block of the down-the-rows sums: rows stream, sums stay in registers/L1 */
-
-/* sum_rows' outputs [lo, hi): each adds x[j], x[m + j], ... in order */
-static void sum_cols(void *ctx, int chunk, int64_t lo, int64_t hi) {
-  const rows_job *c = ctx;
-  for (int64_t j0 = lo; j0 < hi; j0 += COLS) {
-    int64_t w = hi - j0 < COLS ? hi - j0 : COLS;
-    double acc[COLS] = {0};
-    for (int64_t r = 0; r < c->n; r += c->m)
-      for (int64_t j = 0; j < w && r + j0 + j < c->n; j++) acc[j] += c->x[r + j0 + j];
-    for (int64_t j = 0; j < w; j++) c->y[j0 + j] = (float)acc[j];
-  }
-}
-
-static bool k_sum_rows(K *k) {
-  rows_job c = {.x = fin(k, 0), .y = fout(k, 0), .n = nel(k, k->o->in[0]), .m = nel(k, k->o->out[0])};
-  rt_par_for(c.m, c.n / c.m, sum_cols, &c);
+RT_VECTORIZE static bool k_sum_rows(K *k) {
+  const float *x = fin(k, 0);
+  float *y = fout(k, 0);
+  int64_t n = nel(k, k->o->in[0]), m = nel(k, k->o->out[0]);
+  double *acc = xcalloc((size_t)m, sizeof *acc);
+  for (int64_t r = 0; r + m <= n; r += m) /* row by row: each acc[j] adds x[j], x[m + j], ... in order */
+    for (int64_t j = 0; j < m; j++) acc[j] += x[r + j];
+  for (int64_t i = n / m * m; i < n; i++) acc[i % m] += x[i];
+  for (int64_t j = 0; j < m; j++) y[j] = (float)acc[j];
+  free(acc);
   return true;
-}
-
-/* mean and 1/std of a row of n (double, in order) */
-static void ln_stats(const float *xr, int64_t n, double eps, double *mu, double *rs) {
-  double m = 0, var = 0;
-  for (int64_t j = 0; j < n; j++) m += xr[j];
-  m /= (double)n;
-  for (int64_t j = 0; j < n; j++) var += (xr[j] - m) * (xr[j] - m);
-  *mu = m, *rs = 1.0 / sqrt(var / (double)n + eps);
-}
-
-static void ln_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
-  const rows_job *c = ctx;
-  int64_t n = c->n;
-  for (int64_t r = lo; r < hi; r++) {
-    const float *xr = c->x + r * n;
-    double mu, rs;
-    ln_stats(xr, n, c->eps, &mu, &rs);
-    for (int64_t j = 0; j < n; j++) c->y[r * n + j] = (float)((xr[j] - mu) * rs) * c->w[j] + c->b[j];
-  }
 }
 
 static bool k_layer_norm(K *k) {
-  rows_job c = {.x = fin(k, 0), .w = fin(k, 1), .b = fin(k, 2), .y = fout(k, 0), .n = last(k, k->o->in[0])};
-  c.eps = k->o->at.eps;
-  rt_par_for(nel(k, k->o->in[0]) / c.n, c.n, ln_rows, &c);
+  const float *x = fin(k, 0), *w = fin(k, 1), *b = fin(k, 2);
+  float *y = fout(k, 0);
+  int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * n;
+    double mu = 0, var = 0;
+    for (int64_t j = 0; j < n; j++) mu += xr[j];
+    mu /= (double)n;
+    for (int64_t j = 0; j < n; j++) var += (xr[j] - mu) * (xr[j] - mu);
+    double rs = 1.0 / sqrt(var / (double)n + k->o->at.eps);
+    for (int64_t j = 0; j < n; j++) y[r * n + j] = (float)((xr[j] - mu) * rs) * w[j] + b[j];
+  }
   return true;
 }
 
-/* layer_norm_grad's dx of rows [lo, hi), and each row's mean and 1/std */
-static void ln_grad_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
-  const rows_job *c = ctx;
-  int64_t n = c->n;
-  for (int64_t r = lo; r < hi; r++) {
-    const float *xr = c->x + r * n, *g = c->dy + r * n;
-    double mu, rs, s1 = 0, s2 = 0;
-    ln_stats(xr, n, c->eps, &mu, &rs);
-    c->mu[r] = mu, c->rs[r] = rs;
+static bool k_layer_norm_grad(K *k) {
+  const float *x = fin(k, 0), *w = fin(k, 1), *dy = fin(k, 3);
+  float *dx = fout(k, 0), *dw = fout(k, 1), *db = fout(k, 2);
+  int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
+  double *aw = xcalloc((size_t)(2 * n), sizeof *aw), *ab = aw + n;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * n, *g = dy + r * n;
+    double mu = 0, var = 0, s1 = 0, s2 = 0;
+    for (int64_t j = 0; j < n; j++) mu += xr[j];
+    mu /= (double)n;
+    for (int64_t j = 0; j < n; j++) var += (xr[j] - mu) * (xr[j] - mu);
+    double rs = 1.0 / sqrt(var / (double)n + k->o->at.eps);
     for (int64_t j = 0; j < n; j++) {
-      double xh = (xr[j] - mu) * rs, gx = (double)g[j] * c->w[j];
+      double xh = (xr[j] - mu) * rs, gx = (double)g[j] * w[j];
       s1 += gx, s2 += gx * xh;
+      aw[j] += g[j] * xh, ab[j] += g[j];
     }
     s1 /= (double)n, s2 /= (double)n;
     for (int64_t j = 0; j < n; j++) {
       double xh = (xr[j] - mu) * rs;
-      c->dx[r * n + j] = (float)(rs * ((double)g[j] * c->w[j] - s1 - xh * s2));
+      dx[r * n + j] = (float)(rs * ((double)g[j] * w[j] - s1 - xh * s2));
     }
   }
-}
-
-/* layer_norm_grad's dw, db of columns [lo, hi): the rows added in order */
-static void ln_grad_cols(void *ctx, int chunk, int64_t lo, int64_t hi) {
-  const rows_job *c = ctx;
-  int64_t n = c->n;
-  for (int64_t j0 = lo; j0 < hi; j0 += COLS) {
-    int64_t w = hi - j0 < COLS ? hi - j0 : COLS;
-    double aw[COLS] = {0}, ab[COLS] = {0};
-    for (int64_t r = 0; r < c->rows; r++)
-      for (int64_t j = 0; j < w; j++) {
-        double g = c->dy[r * n + j0 + j];
-        aw[j] += g * ((c->x[r * n + j0 + j] - c->mu[r]) * c->rs[r]), ab[j] += g;
-      }
-    for (int64_t j = 0; j < w; j++) c->dw[j0 + j] = (float)aw[j], c->db[j0 + j] = (float)ab[j];
-  }
-}
-
-static bool k_layer_norm_grad(K *k) {
-  rows_job c = {.x = fin(k, 0), .w = fin(k, 1), .dy = fin(k, 3), .dx = fout(k, 0), .dw = fout(k, 1),
-                .db = fout(k, 2), .n = last(k, k->o->in[0])};
-  c.rows = nel(k, k->o->in[0]) / c.n;
-  c.eps = k->o->at.eps;
-  c.mu = xmalloc(sizeof(double) * (size_t)(2 * c.rows + 1));
-  c.rs = c.mu + c.rows;
-  rt_par_for(c.rows, c.n, ln_grad_rows, &c);
-  rt_par_for(c.n, c.rows, ln_grad_cols, &c);
-  free(c.mu);
+  for (int64_t j = 0; j < n; j++) dw[j] = (float)aw[j], db[j] = (float)ab[j];
+  free(aw);
   return true;
 }
 
