@@ -72,8 +72,14 @@ void rt_par_items(int64_t n, rt_par_fn fn, void *ctx);
  * element index): independent of how it is sharded. LayerNorm/RMSNorm weights
  * ("...weight" of rank 1) are 1, biases 0, others N(0, 0.02) (Box-Muller). */
 void rt_init_param(const char *name, int rank, float *x, int64_t n, uint64_t seed);
-/* rt_hash64: splitmix64 of a combination; rt_hash_str: FNV-1a of a string. */
-uint64_t rt_hash64(uint64_t x);
+/* rt_hash64: splitmix64 of a combination (inline: dropout calls it per
+ * element); rt_hash_str: FNV-1a of a string. */
+static inline uint64_t rt_hash64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
 uint64_t rt_hash_str(const char *s);
 
 /* ---- indexed.c: Megatron-LM's indexed dataset (MMIDIDX) ---------------------- */
