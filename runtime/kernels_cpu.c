@@ -742,7 +742,7 @@ typedef struct {
   double ss, sq2;
 } adamw_job;
 
-static void adamw_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
+RT_VECTORIZE static void adamw_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
   const adamw_job *j = ctx;
   float *restrict po = j->p, *restrict mo = j->m, *restrict vo = j->v;
   const float *restrict g = j->g;

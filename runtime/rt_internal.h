@@ -51,7 +51,8 @@ typedef void (*rt_par_fn)(void *ctx, int chunk, int64_t lo, int64_t hi);
 int rt_threads(void);
 /* RT_VECTORIZE: on a memory-bound elementwise loop function, let GCC
  * vectorize it (the build is -O2 without -march; SSE2 lanes give the same
- * IEEE results as scalar code). Loops calling sqrt stay scalar: errno. */
+ * IEEE results as scalar code). Loops calling sqrt stay scalar (errno),
+ * except in kernels_cpu.c, compiled with -fno-math-errno (CMakeLists.txt). */
 #if defined(__GNUC__) && !defined(__clang__)
 #define RT_VECTORIZE __attribute__((optimize("O3")))
 #else
