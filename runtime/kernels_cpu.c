@@ -6,8 +6,10 @@
  * OpenBLAS's cblas_sgemm; the rest are straightforward loops with double
  * accumulation in the row reductions. Attention computes the scores of a
  * block of queries against the keys they can see, (sample, head) pairs split
- * over the threads (see "attention" below). Communication ops are identities on logical values here: in a single
- * process every tensor is whole. Semantics the gradient rules rely on:
+ * over the threads (see "attention" below); softmax and cross-entropy take a
+ * vectorized float exp (exp_neg). Communication ops are identities on logical
+ * values here: in a single process every tensor is whole. Semantics the
+ * gradient rules rely on:
  *  - add/sub/mul/bias_add broadcast b over the leading elements (i % numel b);
  *  - sum_rows sums its input down to the output's element count;
  *  - matmul: a[...,m,k] (trans_a: [...,k,m]) times b[k,n] or batched b;
