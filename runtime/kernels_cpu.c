@@ -170,7 +170,7 @@ RT_VECTORIZE static bool k_sum_rows(K *k) {
   return true;
 }
 
-static bool k_layer_norm(K *k) {
+RT_VECTORIZE static bool k_layer_norm(K *k) {
   const float *x = fin(k, 0), *w = fin(k, 1), *b = fin(k, 2);
   float *y = fout(k, 0);
   int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
@@ -186,7 +186,7 @@ static bool k_layer_norm(K *k) {
   return true;
 }
 
-static bool k_layer_norm_grad(K *k) {
+RT_VECTORIZE static bool k_layer_norm_grad(K *k) {
   const float *x = fin(k, 0), *w = fin(k, 1), *dy = fin(k, 3);
   float *dx = fout(k, 0), *dw = fout(k, 1), *db = fout(k, 2);
   int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
@@ -201,6 +201,9 @@ static bool k_layer_norm_grad(K *k) {
     for (int64_t j = 0; j < n; j++) {
       double xh = (xr[j] - mu) * rs, gx = (double)g[j] * w[j];
       s1 += gx, s2 += gx * xh;
+    }
+    for (int64_t j = 0; j < n; j++) { /* apart from the sums above, so it vectorizes */
+      double xh = (xr[j] - mu) * rs;
       aw[j] += g[j] * xh, ab[j] += g[j];
     }
     s1 /= (double)n, s2 /= (double)n;
