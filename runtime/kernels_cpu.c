@@ -4,10 +4,12 @@
  * the graph with B and S bound to the local micro-batch; everything is plain
  * row-major. GEMMs (matmul and the per-head products of attention) go to
  * OpenBLAS's cblas_sgemm; the rest are straightforward loops with double
- * accumulation in the row reductions. Attention materialises one S x S score
- * matrix per head (this is the reference; codegen's JIT kernels are the fast
- * path). Communication ops are identities on logical values here: in a single
- * process every tensor is whole. Semantics the gradient rules rely on:
+ * accumulation in the row reductions. Attention computes the scores of a
+ * block of queries against the keys they can see, (sample, head) pairs split
+ * over the threads (see "attention" below); softmax and cross-entropy take a
+ * vectorized float exp (exp_neg). Communication ops are identities on logical
+ * values here: in a single process every tensor is whole. Semantics the
+ * gradient rules rely on:
  *  - add/sub/mul/bias_add broadcast b over the leading elements (i % numel b);
  *  - sum_rows sums its input down to the output's element count;
  *  - matmul: a[...,m,k] (trans_a: [...,k,m]) times b[k,n] or batched b;
@@ -87,15 +89,33 @@ static bool k_positions(K *k) {
   return true;
 }
 
-static bool k_binary(K *k) {
-  const float *a = fin(k, 0), *b = fin(k, 1);
-  float *y = fout(k, 0);
-  int64_t n = nel(k, k->o->out[0]), nb = nel(k, k->o->in[1]);
-  int kind = k->o->kind;
-  for (int64_t i = 0; i < n; i++) {
-    float bv = b[i % nb];
-    y[i] = kind == IR_OP_SUB ? a[i] - bv : kind == IR_OP_MUL ? a[i] * bv : a[i] + bv;
+typedef struct {
+  const float *a, *b;
+  float *y;
+  int64_t nb;
+  int kind;
+} bin;
+
+/* elements [lo, hi) in runs that share b's period (no modulo per element);
+ * one thread: memory-bound, and a few ms of work does not pay for threads */
+RT_VECTORIZE static void bin_range(const bin *c, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi;) {
+    int64_t j = i % c->nb, m = hi - i < c->nb - j ? hi - i : c->nb - j;
+    const float *a = c->a + i, *b = c->b + j;
+    float *y = c->y + i;
+    if (c->kind == IR_OP_SUB)
+      for (int64_t t = 0; t < m; t++) y[t] = a[t] - b[t];
+    else if (c->kind == IR_OP_MUL)
+      for (int64_t t = 0; t < m; t++) y[t] = a[t] * b[t];
+    else
+      for (int64_t t = 0; t < m; t++) y[t] = a[t] + b[t];
+    i += m;
   }
+}
+
+static bool k_binary(K *k) {
+  bin c = {.a = fin(k, 0), .b = fin(k, 1), .y = fout(k, 0), .nb = nel(k, k->o->in[1]), .kind = k->o->kind};
+  bin_range(&c, 0, nel(k, k->o->out[0]));
   return true;
 }
 
@@ -137,7 +157,7 @@ static bool k_matmul(K *k) {
   return true;
 }
 
-static bool k_sum_rows(K *k) {
+RT_VECTORIZE static bool k_sum_rows(K *k) {
   const float *x = fin(k, 0);
   float *y = fout(k, 0);
   int64_t n = nel(k, k->o->in[0]), m = nel(k, k->o->out[0]);
@@ -150,7 +170,7 @@ static bool k_sum_rows(K *k) {
   return true;
 }
 
-static bool k_layer_norm(K *k) {
+RT_VECTORIZE static bool k_layer_norm(K *k) {
   const float *x = fin(k, 0), *w = fin(k, 1), *b = fin(k, 2);
   float *y = fout(k, 0);
   int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
@@ -166,7 +186,7 @@ static bool k_layer_norm(K *k) {
   return true;
 }
 
-static bool k_layer_norm_grad(K *k) {
+RT_VECTORIZE static bool k_layer_norm_grad(K *k) {
   const float *x = fin(k, 0), *w = fin(k, 1), *dy = fin(k, 3);
   float *dx = fout(k, 0), *dw = fout(k, 1), *db = fout(k, 2);
   int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
@@ -181,6 +201,9 @@ static bool k_layer_norm_grad(K *k) {
     for (int64_t j = 0; j < n; j++) {
       double xh = (xr[j] - mu) * rs, gx = (double)g[j] * w[j];
       s1 += gx, s2 += gx * xh;
+    }
+    for (int64_t j = 0; j < n; j++) { /* apart from the sums above, so it vectorizes */
+      double xh = (xr[j] - mu) * rs;
       aw[j] += g[j] * xh, ab[j] += g[j];
     }
     s1 /= (double)n, s2 /= (double)n;
@@ -341,6 +364,58 @@ static bool k_softmax_grad(K *k) {
   return true;
 }
 
+/* ---- exp over rows ---------------------------------------------------------- */
+/* e^x for x <= 0 in plain float arithmetic that GCC vectorizes (Cephes expf:
+ * about 1 ulp; 0 below -86, where e^x < 5e-38 adds nothing to a softmax
+ * sum of at least 1) */
+__attribute__((always_inline)) static inline float exp_neg(float x) {
+  const float shift = 12582912.0f; /* 1.5 * 2^23: t's low bits are round(x / ln 2) */
+  float t = x * 1.44269504f + shift, n = t - shift;
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t ti, pi;
+  memcpy(&ti, &t, 4);
+  memcpy(&pi, &p, 4);
+  pi += (int32_t)((uint32_t)(ti - 0x4B400000) << 23); /* times 2^n */
+  pi &= -(int32_t)(x >= -86.0f);
+  memcpy(&p, &pi, 4);
+  return p;
+}
+
+/* the largest of n floats, in 8 lanes (so it vectorizes) */
+RT_VECTORIZE static float row_max(const float *x, int64_t n) {
+  float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; l++) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
+  for (; j < n; j++) m[0] = x[j] > m[0] ? x[j] : m[0];
+  for (int l = 1; l < 8; l++) m[0] = m[l] > m[0] ? m[l] : m[0];
+  return m[0];
+}
+
+/* e[j] = exp(x[j] - mx) (e may be x); returns the sum in double */
+RT_VECTORIZE static void exp_shift(const float *x, float *e, int64_t n, float mx) {
+  for (int64_t j = 0; j < n; j++) e[j] = exp_neg(x[j] - mx);
+}
+
+static double row_sum(const float *e, int64_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) s0 += e[j], s1 += e[j + 1], s2 += e[j + 2], s3 += e[j + 3];
+  for (; j < n; j++) s0 += e[j];
+  return (s0 + s1) + (s2 + s3);
+}
+
+RT_VECTORIZE static void row_scale(float *x, int64_t n, float f) {
+  for (int64_t j = 0; j < n; j++) x[j] *= f;
+}
+
 /* ---- attention ----------------------------------------------------------- */
 typedef struct {
   int64_t bt, S, H, Hkv, heads, kvh, d, ldq, ldk;
@@ -374,66 +449,137 @@ static void attn_setup(K *k, attn *a) {
   a->v = fused ? a->q + 2 * a->H : fin(k, 2);
 }
 
-/* the probabilities of sample b's head (Q, Kp): keys up to the query when
- * causal, from the query's document start when packed (block-diagonal) */
-static void attn_probs(const attn *a, int64_t b, const float *Q, const float *Kp, float *P) {
-  int S = (int)a->S;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, (int)a->d, a->sc, Q, (int)a->ldq, Kp, (int)a->ldk, 0.0f, P,
-              S);
+/* Causal and packed attention touch only some keys: queries go in blocks of
+ * ATT_BQ rows, and a block's scores span just the keys its rows can see
+ * ([lo, hi): from the block's earliest document start to its last query when
+ * causal), so the masked upper triangle is mostly never computed. Work items
+ * are (sample, head) pairs for the forward and (sample, kv head) groups for
+ * the gradient (q heads sharing a kv head accumulate into the same dK, dV),
+ * split over the threads with single-threaded sgemms (par.c, rt_par_items);
+ * each item's result does not depend on the split. */
+enum { ATT_BQ = 64 };
+
+/* the keys query rows [i0, i1) of sample b can see: [*lo, *hi) */
+static void attn_keys(const attn *a, int64_t b, int64_t i0, int64_t i1, int64_t *lo, int64_t *hi) {
   const int32_t *doc = a->doc ? a->doc + b * a->S : NULL;
-  for (int i = 0; i < S; i++) softmax_row(P + (int64_t)i * S, S, doc ? doc[i] : 0, a->causal ? i : S);
+  int64_t l = doc ? a->S : 0;
+  for (int64_t i = i0; doc && i < i1; i++) l = doc[i] < l ? doc[i] : l;
+  *lo = l;
+  *hi = a->causal ? i1 : a->S;
+}
+
+/* softmax of one row of n scores in place (entries j < lo or j > lim masked):
+ * as softmax_row, with a float exp */
+static void attn_softmax(float *p, int64_t n, int64_t lo, int64_t lim) {
+  if (lim > n - 1) lim = n - 1;
+  int64_t m = lim - lo + 1;
+  if (m <= 0) return (void)memset(p, 0, sizeof(float) * (size_t)n);
+  exp_shift(p + lo, p + lo, m, row_max(p + lo, m));
+  row_scale(p + lo, m, (float)(1.0 / row_sum(p + lo, m)));
+  memset(p, 0, sizeof(float) * (size_t)lo);
+  memset(p + lim + 1, 0, sizeof(float) * (size_t)(n - lim - 1));
+}
+
+/* the probabilities of query rows [i0, i1) of sample b's head (Q, Kp) over
+ * keys [lo, hi) into P (row stride hi - lo) */
+static void attn_probs(const attn *a, int64_t b, int64_t i0, int64_t i1, int64_t lo, int64_t hi, const float *Q,
+                       const float *Kp, float *P) {
+  int64_t L = hi - lo;
+  const int32_t *doc = a->doc ? a->doc + b * a->S : NULL;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(i1 - i0), (int)L, (int)a->d, a->sc, Q + i0 * a->ldq,
+              (int)a->ldq, Kp + lo * a->ldk, (int)a->ldk, 0.0f, P, (int)L);
+  for (int64_t i = i0; i < i1; i++)
+    attn_softmax(P + (i - i0) * L, L, (doc ? doc[i] : 0) - lo, (a->causal ? i : a->S) - lo);
+}
+
+typedef struct {
+  const attn *a;
+  const float *dO;
+  float *out;
+} attn_job;
+
+static void attn_fwd_items(void *ctx, int chunk, int64_t lo_item, int64_t hi_item) {
+  const attn_job *j = ctx;
+  const attn *a = j->a;
+  float *P = xmalloc(sizeof(float) * (size_t)(ATT_BQ * a->S));
+  for (int64_t it = lo_item; it < hi_item; it++) {
+    int64_t b = it / a->heads, h = it % a->heads, kh = h / (a->heads / a->kvh);
+    const float *Q = a->q + b * a->S * a->ldq + h * a->d, *Kp = a->k + b * a->S * a->ldk + kh * a->d;
+    const float *V = a->v + b * a->S * a->ldk + kh * a->d;
+    float *O = j->out + b * a->S * a->H + h * a->d;
+    for (int64_t i0 = 0; i0 < a->S; i0 += ATT_BQ) {
+      int64_t i1 = i0 + ATT_BQ < a->S ? i0 + ATT_BQ : a->S, lo, hi;
+      attn_keys(a, b, i0, i1, &lo, &hi);
+      attn_probs(a, b, i0, i1, lo, hi, Q, Kp, P);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(i1 - i0), (int)a->d, (int)(hi - lo), 1.0f, P,
+                  (int)(hi - lo), V + lo * a->ldk, (int)a->ldk, 0.0f, O + i0 * a->H, (int)a->H);
+    }
+  }
+  free(P);
 }
 
 static bool k_attention(K *k) {
   attn a;
   attn_setup(k, &a);
-  float *out = fout(k, 0), *P = xmalloc(sizeof(float) * (size_t)(a.S * a.S));
-  int S = (int)a.S, d = (int)a.d;
-  for (int64_t b = 0; b < a.bt; b++)
-    for (int64_t h = 0; h < a.heads; h++) {
-      int64_t kh = h / (a.heads / a.kvh);
-      const float *Q = a.q + b * a.S * a.ldq + h * a.d, *Kp = a.k + b * a.S * a.ldk + kh * a.d;
-      const float *V = a.v + b * a.S * a.ldk + kh * a.d;
-      attn_probs(&a, b, Q, Kp, P);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, 1.0f, P, S, V, (int)a.ldk, 0.0f,
-                  out + b * a.S * a.H + h * a.d, (int)a.H);
-    }
-  free(P);
+  attn_job j = {.a = &a, .out = fout(k, 0)};
+  rt_par_items(a.bt * a.heads, attn_fwd_items, &j);
   return true;
 }
 
-static void attn_grad_head(const attn *a, int64_t b, int64_t h, const float *dO, float *P, float *dP) {
-  int S = (int)a->S, d = (int)a->d;
-  int64_t kh = h / (a->heads / a->kvh);
-  const float *Q = a->q + b * a->S * a->ldq + h * a->d, *Kp = a->k + b * a->S * a->ldk + kh * a->d;
-  const float *V = a->v + b * a->S * a->ldk + kh * a->d, *G = dO + b * a->S * a->H + h * a->d;
-  float *dQ = a->dq + b * a->S * a->ldq + h * a->d, *dK = a->dk + b * a->S * a->ldk + kh * a->d;
-  float *dV = a->dv + b * a->S * a->ldk + kh * a->d;
-  attn_probs(a, b, Q, Kp, P);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, d, S, 1.0f, P, S, G, (int)a->H, 1.0f, dV, (int)a->ldk);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, d, 1.0f, G, (int)a->H, V, (int)a->ldk, 0.0f, dP, S);
-  for (int64_t i = 0; i < S; i++) {
+/* dS = P * (dP - rowsum(P * dP)) in place of dP, rows of L */
+static void attn_dscores(const float *P, float *dP, int64_t rows, int64_t L) {
+  for (int64_t i = 0; i < rows; i++) {
+    const float *p = P + i * L;
+    float *dp = dP + i * L;
     double s = 0;
-    for (int64_t j = 0; j < S; j++) s += (double)P[i * S + j] * dP[i * S + j];
-    for (int64_t j = 0; j < S; j++) dP[i * S + j] = (float)(P[i * S + j] * (dP[i * S + j] - s));
+    for (int64_t j = 0; j < L; j++) s += (double)p[j] * dp[j];
+    for (int64_t j = 0; j < L; j++) dp[j] = (float)(p[j] * (dp[j] - s));
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, a->sc, dP, S, Kp, (int)a->ldk, 1.0f, dQ, (int)a->ldq);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, d, S, a->sc, dP, S, Q, (int)a->ldq, 1.0f, dK, (int)a->ldk);
+}
+
+/* the gradient of query rows [i0, i1) of sample b's head h: into dQ, and
+ * accumulated into the kv head's dK, dV over the keys those rows see */
+static void attn_grad_block(const attn *a, const float *dO, int64_t b, int64_t h, int64_t i0, int64_t i1, float *P,
+                            float *dP) {
+  int d = (int)a->d, ldq = (int)a->ldq, ldk = (int)a->ldk, m = (int)(i1 - i0);
+  int64_t kh = h / (a->heads / a->kvh), lo, hi;
+  attn_keys(a, b, i0, i1, &lo, &hi);
+  int L = (int)(hi - lo);
+  const float *Q = a->q + b * a->S * a->ldq + h * a->d, *Kp = a->k + (b * a->S + lo) * a->ldk + kh * a->d;
+  const float *V = a->v + (b * a->S + lo) * a->ldk + kh * a->d, *G = dO + (b * a->S + i0) * a->H + h * a->d;
+  float *dQ = a->dq + (b * a->S + i0) * a->ldq + h * a->d, *dK = a->dk + (b * a->S + lo) * a->ldk + kh * a->d;
+  float *dV = a->dv + (b * a->S + lo) * a->ldk + kh * a->d;
+  attn_probs(a, b, i0, i1, lo, hi, Q, a->k + b * a->S * a->ldk + kh * a->d, P);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, d, m, 1.0f, P, L, G, (int)a->H, 1.0f, dV, ldk);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, L, d, 1.0f, G, (int)a->H, V, ldk, 0.0f, dP, L);
+  attn_dscores(P, dP, m, L);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, L, a->sc, dP, L, Kp, ldk, 1.0f, dQ, ldq);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, d, m, a->sc, dP, L, Q + i0 * a->ldq, ldq, 1.0f, dK, ldk);
+}
+
+/* items: (sample, kv head) groups, so no two threads add into one dK, dV */
+static void attn_grad_items(void *ctx, int chunk, int64_t lo_item, int64_t hi_item) {
+  const attn_job *j = ctx;
+  const attn *a = j->a;
+  int64_t grp = a->heads / a->kvh;
+  float *P = xmalloc(sizeof(float) * (size_t)(2 * ATT_BQ * a->S));
+  for (int64_t it = lo_item; it < hi_item; it++)
+    for (int64_t h = it % a->kvh * grp; h < (it % a->kvh + 1) * grp; h++)
+      for (int64_t i0 = 0; i0 < a->S; i0 += ATT_BQ)
+        attn_grad_block(a, j->dO, it / a->kvh, h, i0, i0 + ATT_BQ < a->S ? i0 + ATT_BQ : a->S, P, P + ATT_BQ * a->S);
+  free(P);
 }
 
 static bool k_attention_grad(K *k) {
   attn a;
   attn_setup(k, &a);
   int nfwd = k->o->nin - 2;
-  const float *dO = fin(k, nfwd + 1);
+  attn_job j = {.a = &a, .dO = fin(k, nfwd + 1)};
   for (int i = 0; i < k->o->nout; i++) memset(k->out[i], 0, (size_t)nel(k, k->o->out[i]) * 4);
   a.dq = fout(k, 0);
   a.dk = nfwd == 1 ? a.dq + a.H : fout(k, 1);
   a.dv = nfwd == 1 ? a.dq + 2 * a.H : fout(k, 2);
-  float *P = xmalloc(sizeof(float) * (size_t)(2 * a.S * a.S));
-  for (int64_t b = 0; b < a.bt; b++)
-    for (int64_t h = 0; h < a.heads; h++) attn_grad_head(&a, b, h, dO, P, P + a.S * a.S);
-  free(P);
+  rt_par_items(a.bt * a.kvh, attn_grad_items, &j);
   return true;
 }
 
@@ -460,19 +606,30 @@ static bool k_rotary(K *k) {
   return true;
 }
 
+typedef struct {
+  const float *x;
+  float *y;
+  double p;
+  uint64_t base;
+} drop;
+
+static void drop_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const drop *d = ctx;
+  for (int64_t i = lo; i < hi; i++) {
+    double u = (double)(rt_hash64(d->base + (uint64_t)i) >> 11) / 9007199254740992.0;
+    d->y[i] = d->p <= 0 ? d->x[i] : u < d->p ? 0.0f : (float)(d->x[i] / (1.0 - d->p));
+  }
+}
+
+/* the mask of element i: a hash of (seed, key, step, micro-batch, i), so
+ * split over threads it is the same */
 static bool k_dropout(K *k) {
-  const float *x = fin(k, 0);
-  float *y = fout(k, 0);
+  drop d = {.x = fin(k, 0), .y = fout(k, 0), .p = k->o->at.p};
   int64_t n = nel(k, k->o->out[0]);
-  double p = k->o->at.p;
   /* the mask's key: the forward output (a recompute clone's at.n names the original's) */
   uint64_t key = k->o->kind == IR_OP_DROPOUT && !k->o->recompute ? (uint64_t)k->o->out[0] : (uint64_t)k->o->at.n;
-  uint64_t base = rt_hash64(k->kc->seed ^ rt_hash64(key * 1000003u + (uint64_t)k->kc->step * 7919u +
-                                                    (uint64_t)k->kc->micro));
-  for (int64_t i = 0; i < n; i++) {
-    double u = (double)(rt_hash64(base + (uint64_t)i) >> 11) / 9007199254740992.0;
-    y[i] = p <= 0 ? x[i] : u < p ? 0.0f : (float)(x[i] / (1.0 - p));
-  }
+  d.base = rt_hash64(k->kc->seed ^ rt_hash64(key * 1000003u + (uint64_t)k->kc->step * 7919u + (uint64_t)k->kc->micro));
+  rt_par_for(n, 1, drop_range, &d);
   return true;
 }
 
@@ -490,24 +647,26 @@ typedef struct {
 static void xent_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
   xent *c = ctx;
   int64_t V = c->V;
+  float *e = c->g ? NULL : xmalloc(sizeof(float) * (size_t)V); /* forward: the exps' scratch row */
   double loss = 0;
   for (int64_t r = lo; r < hi; r++) {
     const float *xr = c->x + r * V;
+    float *er = c->g ? c->g + r * V : e;
     if (c->ignore && c->lab[r] < 0) {
-      if (c->g) memset(c->g + r * V, 0, sizeof(float) * (size_t)V);
+      if (c->g) memset(er, 0, sizeof(float) * (size_t)V);
       continue;
     }
-    double mx = -INFINITY, s = 0;
-    for (int64_t j = 0; j < V; j++) mx = xr[j] > mx ? xr[j] : mx;
-    for (int64_t j = 0; j < V; j++) s += exp((double)xr[j] - mx);
+    float mx = row_max(xr, V);
+    exp_shift(xr, er, V, mx);
+    double s = row_sum(er, V);
     int64_t l = c->lab[r] >= 0 && c->lab[r] < V ? c->lab[r] : 0;
     loss += log(s) + mx - xr[l];
     if (c->g) {
-      float *g = c->g + r * V;
-      for (int64_t j = 0; j < V; j++) g[j] = (float)(c->sc * exp((double)xr[j] - mx) / s / c->N);
-      g[l] -= (float)(c->sc / c->N);
+      row_scale(er, V, (float)(c->sc / s / c->N)); /* softmax - onehot, scaled */
+      er[l] -= (float)(c->sc / c->N);
     }
   }
+  free(e);
   c->part[chunk] = loss;
 }
 
@@ -590,7 +749,7 @@ typedef struct {
   double ss, sq2;
 } adamw_job;
 
-static void adamw_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
+RT_VECTORIZE static void adamw_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
   const adamw_job *j = ctx;
   float *restrict po = j->p, *restrict mo = j->m, *restrict vo = j->v;
   const float *restrict g = j->g;

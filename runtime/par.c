@@ -11,10 +11,16 @@
  * Loops below PAR_MIN elements (items times their grain) run inline: a
  * thread start costs more.
  *
+ * rt_par_items splits a few coarse items (attention's (sample, head) pairs)
+ * one chunk per thread, with no 16-item minimum, and runs them with OpenBLAS
+ * at one thread: each chunk calls its own single-threaded sgemms instead of
+ * all of them sharing OpenBLAS's pool one small GEMM at a time.
+ *
  * Thread count: SBPC_THREADS (1-64), default the online CPUs (at most 8). The
  * actor executor's workers may call it concurrently: nothing is shared between
  * calls. */
 #include "runtime/rt_internal.h"
+#include <cblas.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -51,9 +57,8 @@ static void *par_run(void *arg) {
   return NULL;
 }
 
-void rt_par_for(int64_t n, int64_t grain, rt_par_fn fn, void *ctx) {
-  int T = rt_par_chunks(n, grain);
-  int64_t step = (n / T + 15) / 16 * 16;
+/* run fn over T chunks of n items, each `step` long (the last takes the rest) */
+static void par_run_chunks(int64_t n, int T, int64_t step, rt_par_fn fn, void *ctx) {
   par_job job[PAR_MAX];
   pthread_t th[PAR_MAX];
   bool started[PAR_MAX] = {0};
@@ -67,4 +72,17 @@ void rt_par_for(int64_t n, int64_t grain, rt_par_fn fn, void *ctx) {
     if (started[c]) pthread_join(th[c], NULL);
     else par_run(&job[c]); /* no thread to be had: run it here */
   }
+}
+
+void rt_par_for(int64_t n, int64_t grain, rt_par_fn fn, void *ctx) {
+  int T = rt_par_chunks(n, grain);
+  par_run_chunks(n, T, (n / T + 15) / 16 * 16, fn, ctx);
+}
+
+void rt_par_items(int64_t n, rt_par_fn fn, void *ctx) {
+  int T = n < rt_threads() ? (int)(n > 1 ? n : 1) : rt_threads();
+  int blas = openblas_get_num_threads();
+  if (T > 1 && blas > 1) openblas_set_num_threads(1);
+  par_run_chunks(n, T, (n + T - 1) / T, fn, ctx);
+  if (T > 1 && blas > 1) openblas_set_num_threads(blas);
 }

@@ -56,7 +56,8 @@ typedef void (*rt_par_fn)(void *ctx, int chunk, int64_t lo, int64_t hi);
 int rt_threads(void);
 /* RT_VECTORIZE: on a memory-bound elementwise loop function, let GCC
  * vectorize it (the build is -O2 without -march; SSE2 lanes give the same
- * IEEE results as scalar code). Loops calling sqrt stay scalar: errno. */
+ * IEEE results as scalar code). Loops calling sqrt stay scalar (errno),
+ * except in kernels_cpu.c, compiled with -fno-math-errno (CMakeLists.txt). */
 #if defined(__GNUC__) && !defined(__clang__)
 #define RT_VECTORIZE __attribute__((optimize("O3")))
 #else
@@ -64,14 +65,27 @@ int rt_threads(void);
 #endif
 int rt_par_chunks(int64_t n, int64_t grain);
 void rt_par_for(int64_t n, int64_t grain, rt_par_fn fn, void *ctx);
+/* rt_par_items: run fn over n coarse items (each a few single-threaded
+ * sgemms), one contiguous chunk per thread (at most n chunks, chunk 0 on the
+ * calling thread), OpenBLAS set to one thread meanwhile and restored after.
+ * Items must write disjoint outputs; their results do not depend on the split.
+ * Callers running concurrently (actor workers) stay correct, but one may see
+ * the other's BLAS thread setting: it is a speed, not a result, matter. */
+void rt_par_items(int64_t n, rt_par_fn fn, void *ctx);
 
 /* ---- init.c -------------------------------------------------------------- */
 /* rt_init_param: fill a parameter from a hash of (seed, its logical name,
  * element index): independent of how it is sharded. LayerNorm/RMSNorm weights
  * ("...weight" of rank 1) are 1, biases 0, others N(0, 0.02) (Box-Muller). */
 void rt_init_param(const char *name, int rank, float *x, int64_t n, uint64_t seed);
-/* rt_hash64: splitmix64 of a combination; rt_hash_str: FNV-1a of a string. */
-uint64_t rt_hash64(uint64_t x);
+/* rt_hash64: splitmix64 of a combination (inline: dropout calls it per
+ * element); rt_hash_str: FNV-1a of a string. */
+static inline uint64_t rt_hash64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
 uint64_t rt_hash_str(const char *s);
 
 /* ---- indexed.c: Megatron-LM's indexed dataset (MMIDIDX) ---------------------- */
