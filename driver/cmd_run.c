@@ -6,7 +6,7 @@
  *       [--trace FILE] [--kernels jit|ref] [--device cpu|cuda]
  *   [mpirun -np N] sbpc run MODEL.sbp [the same] [--plan PLAN.json] [--precision f32|bf16|f16]
  *       [--dp N --tp N --pp N --micro M --zero Z --recompute R --batch B --seq S]
- *       [--packed --adaptive-sp [--sp-degree G] [--cluster SPEC]]
+ *       [--packed --adaptive-sp [--sp-degree G] [--cluster SPEC] [--calibration FILE]]
  *
  * DIR is what `sbpc compile` wrote; the runtime (runtime/rt.h) runs its
  * program.json as written. A .sbp file is a convenience: it is compiled
@@ -71,6 +71,7 @@ static const drv_option options[] = {
 typedef struct {
   rt_config c;
   const char *cluster;  /* --cluster: the devices the SP solver plans for */
+  const char *calib;    /* --calibration: the SP solver's measured rates */
   drv_opts o;
   drv_layout_opts lo;
   const char *target;
@@ -85,6 +86,8 @@ static const drv_option sp_options[] = {
      .lo = 1, .hi = 1024},
     {DRV_OPT("--cluster", DRV_STR, run_args, cluster, "SPEC",
              "with --adaptive-sp: the cluster the SP solver plans for (default cpu:N for N ranks)")},
+    {DRV_OPT("--calibration", DRV_STR, run_args, calib, "FILE",
+             "with --adaptive-sp: the SP solver's measured rates (`sbpc tune`; default $SBPC_CALIBRATION)")},
     {0}};
 
 /* with MODEL.sbp only */
@@ -145,7 +148,8 @@ static void remove_tmp(const char *dir) {
 
 /* rt_run with the SP solver (used by adaptive programs only) */
 static int run_with_solver(run_args *a, const char *dir, int *argc, char ***argv) {
-  rt_sp_solver *sv = drv_sp_solver_new(a->cluster, a->c.sp_degree);
+  rt_sp_solver *sv = drv_sp_solver_new(a->cluster, a->c.sp_degree, a->calib);
+  if (!sv) return EXIT_BAD_INPUT; /* the calibration said why */
   a->c.sp_solver = sv;
   a->c.adaptive_sp = a->lo.adaptive;
   int st = rt_run(dir, &a->c, argc, argv);

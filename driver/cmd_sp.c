@@ -223,7 +223,8 @@ static int setup(sp_run *r, const sp_args *a, drv_model *dm, const char **length
   ir_dtype dt = dm->p.train.set ? dm->p.train.precision : IR_BF16;
   plan_calib cal;
   plan_calib_default(&cal);
-  if (a->calib && !plan_calib_load(a->calib, &cal)) return EXIT_BAD_INPUT;
+  const char *calib = plan_calib_path(a->calib); /* --calibration, else $SBPC_CALIBRATION */
+  if (calib && !plan_calib_load(calib, &cal)) return EXIT_BAD_INPUT;
   if (!sp_hw_init(&r->hw, c, &r->m, dt, &cal, r->a, &why)) {
     sbpc_error("%s", why);
     return EXIT_NO_PLAN;

@@ -92,6 +92,6 @@ const char *drv_thousands(int64_t n, char *buf, size_t len);
  * (sp_uniform), on cluster (NULL: cpu:N for N ranks). Free with
  * drv_sp_solver_free. */
 struct rt_sp_solver;
-struct rt_sp_solver *drv_sp_solver_new(const char *cluster, int degree);
+struct rt_sp_solver *drv_sp_solver_new(const char *cluster, int degree, const char *calib);
 void drv_sp_solver_free(struct rt_sp_solver *v);
 #endif

@@ -11,7 +11,9 @@
  * g * S / sp tokens. The executor runs every group as Ulysses (packed
  * batches under ring attention are not done) and splits the heads evenly,
  * so the solver gets only Ulysses groups whose size divides the heads and kv
- * heads (sp_hw.ulysses_divides). solve: sp_solve (adaptive) or
+ * heads (sp_hw.ulysses_divides). The calibration (--calibration, else
+ * $SBPC_CALIBRATION) brings the measured all-to-all and kernel rates, as
+ * for `sbpc sp`. solve: sp_solve (adaptive) or
  * sp_uniform (--sp-degree G, the static baseline), converted to the
  * runtime's compact assignment (rt_sp_assign). */
 #include "driver/common.h"
@@ -30,6 +32,7 @@ typedef struct {
   sp_model m;
   sp_hw hw;
   sp_opts opt;
+  plan_calib cal;       /* --calibration (else $SBPC_CALIBRATION), else the built-in rates */
   arena *a;             /* the cluster and hardware's strings */
 } drv_sp;
 
@@ -43,9 +46,7 @@ static bool sp_init(void *ctx, const ir_graph *g, int sp, int ranks, int64_t cap
   snprintf(preset, sizeof preset, "cpu:%d", ranks);
   ir_cluster *c = fe_cluster_load(s->cluster ? s->cluster : preset, s->a);
   if (!c) return snprintf(why, nwhy, "the cluster '%s' cannot be loaded", s->cluster ? s->cluster : preset), false;
-  plan_calib cal;
-  plan_calib_default(&cal);
-  if (!sp_hw_init(&s->hw, c, &s->m, IR_F32, &cal, s->a, &w)) return snprintf(why, nwhy, "%s", w), false;
+  if (!sp_hw_init(&s->hw, c, &s->m, IR_F32, &s->cal, s->a, &w)) return snprintf(why, nwhy, "%s", w), false;
   if (s->hw.ndev != ranks)
     return snprintf(why, nwhy, "the cluster has %d devices but %d ranks run", s->hw.ndev, ranks), false;
   for (int t = 0; t < s->hw.nt; t++) s->hw.t[t].budget = (double)cap;
@@ -98,8 +99,11 @@ static bool sp_solve_cb(void *ctx, const int64_t *len, int n, rt_sp_assign *out,
   return ok;
 }
 
-rt_sp_solver *drv_sp_solver_new(const char *cluster, int degree) {
+rt_sp_solver *drv_sp_solver_new(const char *cluster, int degree, const char *calib) {
   drv_sp *s = xcalloc(1, sizeof *s);
+  plan_calib_default(&s->cal);
+  calib = plan_calib_path(calib);
+  if (calib && !plan_calib_load(calib, &s->cal)) return free(s), NULL;
   s->cluster = cluster, s->degree = degree, s->a = arena_new(), s->opt = sp_opts_default();
   rt_sp_solver *v = xcalloc(1, sizeof *v);
   v->init = sp_init, v->solve = sp_solve_cb, v->ctx = s;

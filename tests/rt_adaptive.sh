@@ -74,6 +74,9 @@ read -r ran held <<< "$(sed -n 's/^adaptive SP: \([0-9]*\) micro-batches ran; ra
 arun st4 4 "$T/ad4" --sp-degree 4
 same_losses "$T/one.jsonl" "$T/st4.jsonl" 1 5 || bad "--sp-degree 4 differs from the 1-rank packed run"
 grep -q '"groups": "1x4' "$T/st4.jsonl" || bad "--sp-degree 4 ran other groups: $(head -1 "$T/st4.jsonl")"
+# a calibration (here a checked-in one) changes the solver's costs, not the losses
+arun adc 4 "$T/ad4" --adaptive-sp --calibration bench/calib/a100-slow-a2a.json
+same_losses "$T/one.jsonl" "$T/adc.jsonl" 1 5 || bad "adaptive SP with --calibration differs from the 1-rank packed run"
 
 # the tiny LLaMA on 2 ranks (2 kv heads: groups of 1 and 2)
 plan lsp2 "$T/llama.sbp" 2 sp=2,dp=1,tp=1,pp=1,zero=0
@@ -106,5 +109,8 @@ expect 1 "a document longer than a group of 1 holds" "does not fit a group of 1"
   -np 4 "$SBPC" run "$T/ad4" --sp-degree 1 --data $DOCS --eos 0 --steps 1
 expect 1 "--sp-degree 3 on 4 heads" "does not tile" $MPIENV mpirun --oversubscribe -np 4 "$SBPC" run "$T/ad4" \
   --sp-degree 3 --data $DOCS --eos 0 --steps 1
+echo '{"format": "sbpc-calibration", "version": 99}' > "$T/bad-calib.json"
+expect 1 "a bad calibration" "bad-calib.json" $MPIENV mpirun --oversubscribe -np 4 "$SBPC" run "$T/ad4" \
+  --adaptive-sp --calibration "$T/bad-calib.json" --data $DOCS --eos 0 --steps 1
 [ $fail = 0 ] && echo "rt_adaptive: all checks passed"
 exit $fail
