@@ -96,6 +96,9 @@ typedef struct {       /* one layer of a block (or the pre/post parts) */
   double flops;              /* forward model FLOPs per micro-batch, whole tp group */
   double attn_flops;         /* the attention part of flops */
   double tied_local;         /* post only: parameters already counted in pre (tied) */
+  double tied_grad_bytes;    /* post only: one gradient of the tied parameters, whole: the
+                                lowering's backward makes both uses' gradients partial sums
+                                (P, whole shape) under tp and reduce-scatters their sum */
   double attn_io_bytes;      /* attention inputs + outputs per device (sp all-to-alls) */
 } plan_lsum;
 

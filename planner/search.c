@@ -201,6 +201,7 @@ typedef struct {
   double *inflight;
   double *send_s, *sp_s;               /* per stage and micro-batch: pipeline sends, sp all-to-alls */
   double *tied_s;                      /* per stage and step: tied-embedding gradient all-reduce */
+  double tgrad;                        /* one gradient of the tied parameters, per device (0: untied) */
 } stage_model;
 
 static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *sm) {
@@ -208,6 +209,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
   pbytes pb = param_bytes(s, k.zero);
   double pbt = pb.wb + pb.gb + pb.ob;
   int P = s->pp;
+  sm->tgrad = sol[P - 1]->post.tied_local > 0 ? sol[P - 1]->post.tied_grad_bytes : 0;
   for (int p = 0; p < P; p++) {
     plan_lsum l = layer_avg(s, sol[p]);
     sm->lay[p] = l;
@@ -255,7 +257,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
                   (k.zero >= 3 ? 2 * l.params * (pb.wb * s->dp * s->sp) / s->tp : 0);
     sm->params_s[p] = par, sm->act_s[p] = act, sm->work_s[p] = work, sm->nparam_s[p] = npar;
     sm->pp.mem_l[p] = l.params_local * pbt + l.act_bytes * inf;
-    sm->pp.mem_f[p] = par * pbt + act + work;
+    sm->pp.mem_f[p] = par * pbt + act + work + (p == P - 1 ? sm->tgrad : 0); /* grad_peak's phase 1 */
     sm->pp.cap[p] = s->st[p].dev.mem * c->mem_usable;
   }
 }
@@ -289,16 +291,35 @@ const char *plan_dominant(const plan_layout *l) {
   return dominant5(l->mem_params, l->mem_grads, l->mem_opt, l->mem_act, l->mem_work);
 }
 
+/* The tied parameters' gradients in the activation arena (lower/arena.c),
+ * beyond the saved activations act of the stage (inflight micro-batches):
+ * the head's backward (last stage) produces one gradient G of the tied
+ * weight, held until the embedding's backward (first stage, where the
+ * pipeline sends it) produces the second and their sum, so the last stage
+ * peaks at act + G as its backward starts, and the first stage at 3 G plus
+ * the other in-flight micro-batches' activations as its backward ends (the
+ * micro-batch's own are freed by then). Returns what the larger phase adds
+ * to act. Both phases are what the lowering's schedule holds; the arena's
+ * fragmentation is not modelled. */
+static double grad_peak(const stage_model *sm, int p, int P, double act) {
+  double G = sm->tgrad, inf = sm->inflight[p], peak = act;
+  if (G <= 0) return 0;
+  if (p == P - 1) peak = act + G;
+  if (p == 0 && act * (inf - 1) / inf + 3 * G > peak) peak = act * (inf - 1) / inf + 3 * G;
+  return peak - act;
+}
+
 /* memory of stage p under partition x; fills the breakdown into l */
 static double stage_mem(const search *s, const stage_model *sm, int p, int x, knobs k, plan_layout *l) {
   pbytes pb = param_bytes(s, k.zero);
   double par = x * sm->lay[p].params_local + sm->params_s[p];
   double act = x * sm->lay[p].act_bytes * sm->inflight[p] + sm->act_s[p];
+  double work = sm->work_s[p] + grad_peak(sm, p, s->pp, act);
   if (l) {
     l->mem_params = par * pb.wb, l->mem_grads = par * pb.gb, l->mem_opt = par * pb.ob;
-    l->mem_act = act, l->mem_work = sm->work_s[p];
+    l->mem_act = act, l->mem_work = work;
   }
-  return par * (pb.wb + pb.gb + pb.ob) + act + sm->work_s[p];
+  return par * (pb.wb + pb.gb + pb.ob) + act + work;
 }
 
 /* step-end costs of stage p, exposed: the data-parallel gradient reduction
