@@ -226,7 +226,6 @@ int rt_comm_sp_count(const rt_comm *c);
 void rt_comm_bcast_world(rt_comm *c, void *buf, int64_t n);
 rt_req *rt_comm_iallreduce(rt_comm *c, rt_group g, float *x, int64_t n, bool max);
 rt_req *rt_comm_iallgather(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
-rt_req *rt_comm_ireduce_scatter(rt_comm *c, rt_group g, const float *in, const int *counts, float *out);
 rt_req *rt_comm_iallgatherv(rt_comm *c, rt_group g, float *buf, const int *counts, const int *displs);
 /* ialltoall: block i of in (n floats) goes to member i, block i of out comes from it */
 rt_req *rt_comm_ialltoall(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
