@@ -155,15 +155,6 @@ void rt_comm_allgather_dp(rt_comm *c, const float *in, int64_t n, float *out) {
   wait_req(c, &r, "data-parallel all-gather", -1, c->dp);
 }
 
-/* summed in place by all-reduce, then this rank's block kept: OpenMPI 4.1's
- * reduce-scatter ran 5-6x slower than its all-reduce on 2 ranks (executor.c) */
-void rt_comm_reduce_scatter_dp(rt_comm *c, float *x, int64_t chunk, float *mine) {
-  int i;
-  MPI_Comm_rank(c->dp, &i);
-  rt_comm_allreduce_dp(c, x, chunk * c->dp_size);
-  memcpy(mine, x + (int64_t)i * chunk, sizeof(float) * (size_t)chunk);
-}
-
 void rt_comm_allreduce_world(rt_comm *c, double *x, int n) {
   MPI_Request r;
   MPI_Iallreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &r);

@@ -176,10 +176,6 @@ int rt_comm_size(const rt_comm *c);
 void rt_comm_split_dp(rt_comm *c, int color);
 /* rt_comm_allgather_dp: out = the n floats of every dp rank, in rank order. */
 void rt_comm_allgather_dp(rt_comm *c, const float *in, int64_t n, float *out);
-/* rt_comm_reduce_scatter_dp: x holds chunk floats per dp rank, in rank order
- * (chunk * dp_size in all; x may be overwritten); mine = the sum over the dp
- * group of this rank's block. */
-void rt_comm_reduce_scatter_dp(rt_comm *c, float *x, int64_t chunk, float *mine);
 /* rt_comm_allreduce_dp / _world: in-place float sum over the group. */
 void rt_comm_allreduce_dp(rt_comm *c, float *x, int64_t n);
 void rt_comm_allreduce_world(rt_comm *c, double *x, int n);
