@@ -14,8 +14,10 @@
  *      block is gathered again before the next column-parallel GEMM, so its real
  *      cost is the all-reduce's. That is what makes Megatron hints come out as
  *      one all-reduce after attention and one after the MLP.
- *   3. Ops of layers 1.. of a block take the signature layer 0 chose for the
- *      op with the same lidx, so all layers stay structurally identical.
+ *   3. Ops of a block take the signature that the first layer deduced chose
+ *      for the op with the same lidx (layer 0 in forward, the last layer in
+ *      backward, which runs the layers in reverse), so all layers stay
+ *      structurally identical.
  *   A plan may fix the signature of any op on a 1-D mesh (ir_deduce_sbp_fixed:
  *   the planner's choice, which `sbpc compile` executes); such an op takes it
  *   instead of steps 2 and 3, and a fixed signature the op does not have is an
@@ -98,7 +100,7 @@ static bool init_leaves(ir_graph *g, diag *d) {
 
 typedef struct {
   ir_ndsig *buf;
-  int *layer0;   /* per block * maxl: op index of layer 0 with that lidx, or -1 */
+  int *layer0;   /* per block * maxl: op index of the first layer deduced with that lidx, or -1 */
   int maxl;
   const ir_sig *fixed;  /* per op, 1-D mesh: the signature a plan fixed (NULL: none) */
   const bool *has;      /* per op: fixed[i] is set */
@@ -126,11 +128,12 @@ static int pick(const ir_graph *g, const ir_op *o, const ir_ndsig *sigs, int n) 
   return best;
 }
 
-/* from_layer0: the index in sigs of the signature layer 0's twin chose, or -1. */
+/* from_layer0: the index in sigs of the signature the first-deduced twin
+ * chose (the same lidx in another layer of the block), or -1. */
 static int from_layer0(const ir_graph *g, const sctx *c, const ir_op *o, const ir_ndsig *sigs, int n) {
-  if (o->block < 0 || o->block >= g->nblk || o->layer <= 0 || o->lidx < 0 || o->lidx >= c->maxl) return -1;
+  if (o->block < 0 || o->block >= g->nblk || o->layer < 0 || o->lidx < 0 || o->lidx >= c->maxl) return -1;
   int twin = c->layer0[o->block * c->maxl + o->lidx];
-  if (twin < 0 || g->op[twin].kind != o->kind) return -1;
+  if (twin < 0 || g->op[twin].layer == o->layer || g->op[twin].kind != o->kind) return -1;
   for (int i = 0; i < n; i++)
     if (sigs[i].flat == g->op[twin].sig) return i;
   return -1;
@@ -167,7 +170,9 @@ static bool choose(ir_graph *g, sctx *c, int i, diag *d) {
   if (k < 0) k = from_layer0(g, c, o, c->buf, n);
   if (k < 0) k = pick(g, o, c->buf, n);
   apply(g, o, &c->buf[k]);
-  if (o->block >= 0 && o->block < g->nblk && o->layer == 0 && o->lidx >= 0 && o->lidx < c->maxl) c->layer0[o->block * c->maxl + o->lidx] = i;
+  if (o->block >= 0 && o->block < g->nblk && o->layer >= 0 && o->lidx >= 0 && o->lidx < c->maxl &&
+      c->layer0[o->block * c->maxl + o->lidx] < 0)
+    c->layer0[o->block * c->maxl + o->lidx] = i; /* the first layer deduced: the last one in backward */
   return true;
 }
 
