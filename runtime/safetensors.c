@@ -88,7 +88,7 @@ static bool parse_entry(rt_st *s, const char *path, cJSON *e, size_t datalen, co
   if (!parse_shape(t, path, nm, sh, &numel)) return false;
   cJSON *o0 = cJSON_GetArrayItem(off, 0), *o1 = cJSON_GetArrayItem(off, 1);
   double b = cJSON_IsNumber(o0) ? o0->valuedouble : -1, e2 = cJSON_IsNumber(o1) ? o1->valuedouble : -1;
-  if (b < 0 || e2 < b || b != (double)(int64_t)b || e2 != (double)(int64_t)e2) {
+  if (!(b >= 0) || !(e2 >= b) || !(e2 <= 1e15) || b != (double)(int64_t)b || e2 != (double)(int64_t)e2) { /* range first: casting inf is UB */
     diag_file_error(path, "tensor '%s': bad data_offsets [%.0f, %.0f]", nm, b, e2);
     return false;
   }
