@@ -32,8 +32,9 @@
  * watchdog: no progress for rt_comm_timeout seconds while a transfer is
  * pending names the peer and aborts. Kernels run outside the lock. A compute
  * actor that makes a parameter's gradient also adds it, times 1/(dp * M),
- * into the parameter's accumulator (ZeRO-2: the reduce actor does, after
- * the reduce-scatter). ZeRO-3: a fetch actor all-gathers a parameter's dp
+ * into the parameter's accumulator (ZeRO-2: the micro-batch's reduce
+ * actor does: it all-reduces the gradient register in place and adds only
+ * this rank's slice into the shard-sized accumulator). ZeRO-3: a fetch actor all-gathers a parameter's dp
  * slices into a register that its pass's readers read like any other. */
 #include "runtime/exec_priv.h"
 #include <cblas.h>

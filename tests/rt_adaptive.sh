@@ -33,13 +33,13 @@ DOCS=tests/data/adaptive/docs.bin
 # plan NAME MODEL N FIX: plan for cpu:N (batch 4 x seq 32) into $T/NAME.json
 plan() {
   "$SBPC" plan "$2" --cluster cpu:$3 --batch 4 --seq 32 --precision fp32 --fix "$4,recompute=none" \
-    --json "$T/$1.json" > /dev/null 2> "$T/$1.err" || bad "plan $1: $(grep error "$T/$1.err")"
+    --json "$T/$1.json" > /dev/null 2> "$T/$1.err" || bad "plan $1: $(why "$T/$1.err")"
 }
 # arun NAME N DIR ARGS...: 5 steps of DIR on N ranks, log to $T/NAME.jsonl
 arun() {
   local name=$1 n=$2 dir=$3; shift 3
   $MPIENV mpirun --oversubscribe -np $n "$SBPC" run "$dir" --data $DOCS --eos 0 --steps 5 --quiet \
-    --log "$T/$name.jsonl" "$@" > "$T/$name.out" 2>&1 || bad "run $name on $n ranks: $(grep error "$T/$name.out" | head -2)"
+    --log "$T/$name.jsonl" "$@" > "$T/$name.out" 2>&1 || bad "run $name on $n ranks: $(why "$T/$name.out")"
 }
 expect() { # expect STATUS WHAT PATTERN CMD...: exit STATUS and PATTERN in the output
   local st=$1 what=$2 pat=$3; shift 3
@@ -52,7 +52,7 @@ expect() { # expect STATUS WHAT PATTERN CMD...: exit STATUS and PATTERN in the o
 plan sp4 $M 4 sp=4,dp=1,tp=1,pp=1,zero=0
 "$SBPC" compile $M --plan "$T/sp4.json" --packed --adaptive-sp --micro 8 -o "$T/ad4" > /dev/null || bad "compile ad4"
 "$SBPC" run $M --batch 4 --seq 32 --steps 5 --packed --data $DOCS --eos 0 --quiet --log "$T/one.jsonl" \
-  > "$T/one.out" 2>&1 || bad "the 1-rank packed run: $(grep error "$T/one.out")"
+  > "$T/one.out" 2>&1 || bad "the 1-rank packed run: $(why "$T/one.out")"
 arun ad 4 "$T/ad4" --adaptive-sp
 same_losses "$T/one.jsonl" "$T/ad.jsonl" 1 5 || bad "adaptive SP on 4 ranks differs from the 1-rank packed run"
 python3 - "$T/ad.jsonl" <<'EOF' || bad "the log does not show several group shapes"
@@ -83,7 +83,7 @@ plan lsp2 "$T/llama.sbp" 2 sp=2,dp=1,tp=1,pp=1,zero=0
 "$SBPC" compile "$T/llama.sbp" --plan "$T/lsp2.json" --packed --adaptive-sp --micro 8 -o "$T/lad2" > /dev/null ||
   bad "compile lad2"
 "$SBPC" run "$T/llama.sbp" --batch 4 --seq 32 --steps 5 --packed --data $DOCS --eos 0 --quiet --log "$T/lone.jsonl" \
-  > "$T/lone.out" 2>&1 || bad "the 1-rank LLaMA run: $(grep error "$T/lone.out")"
+  > "$T/lone.out" 2>&1 || bad "the 1-rank LLaMA run: $(why "$T/lone.out")"
 arun lad 2 "$T/lad2" --adaptive-sp
 same_losses "$T/lone.jsonl" "$T/lad.jsonl" 1 5 || bad "LLaMA adaptive SP on 2 ranks differs from 1 rank"
 

@@ -5,11 +5,10 @@
 #     offsets) for the tiny GPT-2 in f32 and bf16 and tests/data/gpu/ops.sbp
 #     (every op kind) in bf16: tests/data/gpu/*.gpu (GPU_GOLDEN_UPDATE=1
 #     rewrites them; review the diff);
-#  2. every module of ops.sbp in f32 and bf16 and of the tiny LLaMA in f16
-#     (every op kind, every activation dtype) assembled by ptxas for its
-#     arch, each distinct file once (when NVRTC and ptxas are present; the
-#     golden programs are compiled without NVRTC, which changes nothing in
-#     their GPU part);
+#  2. sbpc's NVRTC path: the tiny GPT-2 compiled with NVRTC has PTX for every
+#     module (when NVRTC is present; the golden programs are compiled
+#     without it, which changes nothing in their GPU part; tests/rt_ptx.sh
+#     assembles every module kind with ptxas);
 #  3. the program reader refuses a GPU part naming a module that does not
 #     exist;
 #  4. selection: a GPU program with no usable GPU is refused by default with
@@ -51,22 +50,18 @@ golden tiny-gpt2-bf16 examples/tiny-gpt2.sbp bf16
 golden ops-bf16 tests/data/gpu/ops.sbp bf16
 grep -q ' host ' "$T/tiny-gpt2-bf16.gpu" "$T/ops-bf16.gpu" && bad "an op of the tiny GPT-2 or ops.sbp runs on the host"
 
-# 2. ptxas on every module
-"$SBPC" import hf tests/data/hf/tiny-llama.json -o "$T/llama.sbp" >/dev/null || bad "import of the tiny LLaMA"
-"$SBPC" compile "$T/llama.sbp" --device cuda --precision f16 -o "$T/px-llama-f16" >/dev/null 2>&1 || bad "compile the tiny LLaMA f16"
-for p in f32 bf16; do
-  "$SBPC" compile tests/data/gpu/ops.sbp --device cuda --precision $p -o "$T/px-ops-$p" >/dev/null 2>&1 || bad "compile ops.sbp $p"
-done
-ptxas=${CUDA_HOME:-/usr/local/cuda}/bin/ptxas
-if [ -x "$ptxas" ] && ls "$T"/px-*/gpu/*.ptx >/dev/null 2>&1; then
-  n=0
-  for f in $(md5sum "$T"/px-*/gpu/*.ptx | sort -u -k1,1 | awk '{print $2}'); do
-    a=${f##*.sm_}; a=${a%.ptx}; n=$((n + 1))
-    "$ptxas" -arch=sm_$a -o /dev/null "$f" 2>"$T/ptxas.log" || { bad "ptxas rejects $f"; head -5 "$T/ptxas.log"; }
-  done
-  echo "ptxas: $n distinct PTX files assembled"
+# 2. sbpc's NVRTC path (ptxas over every module kind is tests/rt_ptx.sh):
+# the tiny GPT-2 compiled by NVRTC has a PTX file per module and arch
+if "$SBPC" compile examples/tiny-gpt2.sbp --device cuda -o "$T/nvrtc" >/dev/null 2>"$T/nvrtc.err"; then
+  if ls "$T"/nvrtc/gpu/*.ptx >/dev/null 2>&1; then
+    for c in "$T"/nvrtc/gpu/*.cu; do
+      ls "${c%.cu}".sm_*.ptx >/dev/null 2>&1 || bad "NVRTC wrote no PTX for $c"
+    done
+  else
+    echo "note: no NVRTC here; the PTX was not compiled"
+  fi
 else
-  echo "note: no NVRTC or ptxas here; the PTX was not assembled"
+  bad "compile the tiny GPT-2 with NVRTC"; cat "$T/nvrtc.err"
 fi
 
 # 3. a hostile GPU part

@@ -40,14 +40,14 @@ sed 's/"num_hidden_layers": 2/"num_hidden_layers": 4/' tests/data/hf/tiny-llama.
 compile() {
   local name=$1 model=$2 n=$3 fix=$4 flags=${5:-}
   "$SBPC" plan "$model" --cluster cpu:$n --batch 16 --seq 32 --precision fp32 --fix "$fix,recompute=none" \
-    --json "$T/$name.plan.json" >/dev/null 2>"$T/$name.plan.err" || { bad "plan $name ($fix): $(grep error "$T/$name.plan.err")"; return; }
+    --json "$T/$name.plan.json" >/dev/null 2>"$T/$name.plan.err" || { bad "plan $name ($fix): $(why "$T/$name.plan.err")"; return; }
   "$SBPC" compile "$model" --plan "$T/$name.plan.json" $flags -o "$T/$name" >/dev/null || bad "compile $name"
 }
 # run NAME N: train program NAME on N ranks, log to $T/NAME.jsonl
 run() {
   local name=$1 n=$2
   $MPIENV mpirun --oversubscribe -np $n "$SBPC" run "$T/$name" --data $D --steps 3 --log "$T/$name.jsonl" --quiet \
-    > "$T/$name.out" 2>&1 || bad "run $name on $n ranks: $(grep error "$T/$name.out" | head -2)"
+    > "$T/$name.out" 2>&1 || bad "run $name on $n ranks: $(why "$T/$name.out")"
 }
 
 layouts="zero3:2:dp=2,tp=1,pp=1,zero=3 vpp2:2:pp=2,dp=1,tp=1,vpp=2,mbs=4,zero=0 sp2:2:sp=2,dp=1,tp=1,pp=1,zero=0

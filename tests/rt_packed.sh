@@ -54,12 +54,12 @@ EOF
 train() {
   local name=$1 model=$2; shift 2
   "$SBPC" run "$model" --batch 8 --seq 32 --steps 4 --quiet --log "$T/$name.jsonl" "$@" > "$T/$name.out" 2>&1 ||
-    bad "run $name: $(grep error "$T/$name.out" | head -2)"
+    bad "run $name: $(why "$T/$name.out")"
 }
 mtrain() { # mtrain NAME N MODEL ARGS...: the same under mpirun -np N
   local name=$1 n=$2 model=$3; shift 3
   $MPIENV mpirun --oversubscribe -np $n "$SBPC" run "$model" --batch 8 --seq 32 --steps 4 --quiet --log "$T/$name.jsonl" \
-    "$@" > "$T/$name.out" 2>&1 || bad "run $name on $n ranks: $(grep error "$T/$name.out" | head -2)"
+    "$@" > "$T/$name.out" 2>&1 || bad "run $name on $n ranks: $(why "$T/$name.out")"
 }
 check() { # check WHAT A B
   same_losses "$T/$2.jsonl" "$T/$3.jsonl" 1 4 || bad "$1 ($2 vs $3)"

@@ -39,7 +39,7 @@ compile() {
 run() {
   local name=$1 n=$2; shift 2
   $MPIENV mpirun --oversubscribe -np $n "$SBPC" run "$T/moved/$name" --data $D --steps 5 --log "$T/$name.jsonl" "$@" \
-    > "$T/$name.out" 2>&1 || { bad "run $name on $n ranks: $(grep error "$T/$name.out" | head -2)"; return; }
+    > "$T/$name.out" 2>&1 || { bad "run $name on $n ranks: $(why "$T/$name.out")"; return; }
 }
 
 layouts="tp2:2:tp=2,dp=1,pp=1 dp2:2:dp=2,tp=1,pp=1 pp2:2:pp=2,dp=1,tp=1,mbs=8 dp2tp2:4:dp=2,tp=2,pp=1"

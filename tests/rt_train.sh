@@ -171,7 +171,7 @@ SBPC_COMM_TIMEOUT=5 SBPC_TEST_FAULT=hang:1:2 timeout 60 $MPIENV SBPC_COMM_TIMEOU
 rc=$?; el=$(( $(date +%s) - start ))
 [ $rc != 0 ] && [ $rc != 124 ] || bad "hung rank: exit $rc"
 [ $el -le 30 ] || bad "hung rank: took $el s"
-grep -q "rank 1 did not answer" "$T/err" || bad "hung rank not named: $(grep error "$T/err" | head -2)"
+grep -q "rank 1 did not answer" "$T/err" || bad "hung rank not named: $(why "$T/err")"
 start=$(date +%s)
 timeout 60 $MPIENV SBPC_TEST_FAULT=die:0:2 mpirun --oversubscribe -np 2 "$SBPC" run $M --data $D --pp 2 --quiet \
   >"$T/out" 2>"$T/err"

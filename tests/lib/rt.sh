@@ -9,5 +9,9 @@ M=examples/tiny-gpt2.sbp
 D=tests/data/rt/tiny.bin
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
+# why FILE: what a failed command printed: its error lines, or, where it
+# printed none (a sanitizer's report, a signal, mpirun's own message), the
+# end of its output, so a CI log says why without a rerun.
+why() { grep -q error "$1" 2>/dev/null && grep error "$1" | head -3 || tail -n 25 "$1" 2>/dev/null; }
 . tests/lib/losses.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
