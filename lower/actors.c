@@ -11,8 +11,9 @@
  *    reduce-scatter of every micro-batch's gradient into the shard, so no
  *    full-size accumulator exists), an optim actor (AdamW of the bucket),
  *    with ZeRO a gather actor (all-gather of the updated slices); a tied
- *    parameter's reduced gradient goes to its other stages (gsend/grecv),
- *    which run their own optim (and gather). ZeRO-3 holds parameters as
+ *    parameter's reduced gradient goes to its other stages (gsend/grecv,
+ *    the grecv after the stage's every send: the peer's gsend comes after
+ *    them), which run their own optim (and gather). ZeRO-3 holds parameters as
  *    dp slices: no gather after the update, and per micro-batch a fetch
  *    actor all-gathers a parameter into a register before the first reader
  *    of each pass (forward, backward), which the pass's readers read.
@@ -265,6 +266,13 @@ static void bucket_actors(sb *b) {
     } else {
       last = new_actor(b, FMT_A_GRECV, false);
       b->act[last].tensor = q0->tensor, b->act[last].peer = bk->stage;
+      /* the peer sends the reduced gradient after its last backward, which
+       * needs every send of this stage for the last micro-batch: scheduled
+       * before them, the grecv's optim (and the dp gather after it) would
+       * stand in the dp group's order ahead of reduces that this stage's
+       * later sends wait on through the arena (a cycle across ranks) */
+      for (int a = 0; a < b->nact; a++)
+        if (b->act[a].kind == FMT_A_SEND) dep(b, last, a);
     }
     int o = new_actor(b, FMT_A_OPTIM, false);
     b->act[o].bucket = bi;

@@ -3,13 +3,27 @@
  * An instance is one register for one micro-batch. Its lifetime, in
  * positions of the stage's static schedule (actors.c), runs from its
  * producer's firing to the last of its consumers' (an instance nobody reads
- * lives for its producer's firing only). The arena is planned by walking
- * the schedule once, as an allocator would see it: at each position the
- * instances whose lifetime ended are freed, then those that start are
- * placed, best fit in the free list (blocks coalesce; the arena grows at
- * the top only when no free block holds the instance). The arena's size is
- * the planned peak of activations; with the persistent tensors it is what
- * the program predicts per rank.
+ * lives for its producer's firing only). Two placements are computed and
+ * the smaller arena kept:
+ *  - online best fit: walk the schedule once, as an allocator would see it:
+ *    at each position the instances whose lifetime ended are freed, then
+ *    those that start are placed best fit in the free list (blocks
+ *    coalesce; the arena grows at the top only when no block holds one);
+ *  - greedy by size (Pisarchyk and Lee 2020, "Efficient memory management
+ *    for deep neural net inference"): every lifetime is known in advance,
+ *    so the instances are placed largest first, each in the smallest gap
+ *    between the already placed instances that live at the same time as
+ *    it. Online best fit leaves holes that a large late tensor (a tied
+ *    embedding's gradient) cannot use; this placement packs those first;
+ *  - greedy by peaks: the schedule position with the most bytes still to
+ *    place, its instances longest-lived first, each in the lowest gap that
+ *    holds it; then the next such position. Where the arena's peak and a
+ *    second near-peak share long-lived activations (a pipeline stage's
+ *    forward and its tied-gradient sum), this keeps those low for both.
+ * The greedy placements are quadratic in the instances, so stages with
+ * more than GREEDY_MAX instances keep the online placement alone.
+ * The arena's size is the planned peak of activations; with the persistent
+ * tensors it is what the program predicts per rank.
  *
  * The offsets are only valid in the order the schedule implies; the
  * executor keeps them valid under any firing order by letting an instance
@@ -20,6 +34,7 @@
 #include <string.h>
 
 #define ALIGN 64
+#define GREEDY_MAX 20000 /* instances of a stage the greedy placements take on */
 
 typedef struct {
   int64_t off, size;
@@ -147,6 +162,119 @@ static inst *lifetimes(const fmt_stage *st, int M, int *n) {
   return v;
 }
 
+/* online best fit in schedule order (see the top): off[i] for instance i;
+ * returns the arena's size */
+static int64_t place_online(const fmt_stage *st, const inst *v, int n, int32_t *const *start_at, const int *nstart,
+                            int64_t *off) {
+  inst *ends = xmalloc(sizeof *ends * ((size_t)n + 1));
+  int32_t *idx = xmalloc(sizeof(int32_t) * ((size_t)n + 1));
+  memcpy(ends, v, sizeof *v * (size_t)n);
+  for (int i = 0; i < n; i++) ends[i].micro = i; /* the copy carries the instance's index */
+  qsort(ends, (size_t)n, sizeof *ends, by_end);
+  for (int i = 0; i < n; i++) idx[i] = ends[i].micro;
+  freelist f = {0};
+  int e = 0;
+  for (int t = 0; t < st->nsched; t++) {
+    for (; e < n && ends[e].end < t; e++) fl_free(&f, off[idx[e]], al(st->reg[v[idx[e]].reg].bytes));
+    for (int i = 0; i < nstart[t]; i++) off[start_at[t][i]] = fl_alloc(&f, al(st->reg[v[start_at[t][i]].reg].bytes));
+  }
+  free(ends), free(idx), free(f.v);
+  return f.top;
+}
+
+typedef struct {
+  int64_t size;
+  int32_t i;
+} bysize;
+
+static int larger_first(const void *a, const void *b) {
+  const bysize *x = a, *y = b;
+  return x->size != y->size ? (x->size < y->size) - (x->size > y->size) : (x->i > y->i) - (x->i < y->i);
+}
+
+static int by_off(const void *a, const void *b) {
+  const blk *x = a, *y = b;
+  return (x->off > y->off) - (x->off < y->off);
+}
+
+/* the smallest gap (first: the lowest) of at least size between the
+ * blocks b[0..nb), or the top of the highest */
+static int64_t find_gap(blk *b, int nb, int64_t size, bool first) {
+  qsort(b, (size_t)nb, sizeof *b, by_off);
+  int64_t at = 0, best = -1, bestsz = 0;
+  for (int k = 0; k < nb; k++) {
+    if (b[k].off - at >= size && (best < 0 || b[k].off - at < bestsz)) {
+      best = at, bestsz = b[k].off - at;
+      if (first) break;
+    }
+    if (b[k].off + b[k].size > at) at = b[k].off + b[k].size;
+  }
+  return best >= 0 ? best : at;
+}
+
+/* place the instances in order o[0..n) (o[k].i), each in a gap among the
+ * placed ones that overlap it in time: off[i]; returns the arena's size */
+static int64_t place_in_order(const inst *v, int n, const bysize *o, bool first, int64_t *off) {
+  blk *live = xmalloc(sizeof *live * ((size_t)n + 1));
+  int64_t top = 0;
+  for (int k = 0; k < n; k++) {
+    const inst *x = &v[o[k].i];
+    int nb = 0;
+    for (int j = 0; j < k; j++) {
+      const inst *y = &v[o[j].i];
+      if (o[j].size > 0 && y->start <= x->end && x->start <= y->end) live[nb++] = (blk){off[o[j].i], o[j].size};
+    }
+    off[o[k].i] = o[k].size > 0 ? find_gap(live, nb, o[k].size, first) : 0;
+    if (off[o[k].i] + o[k].size > top) top = off[o[k].i] + o[k].size;
+  }
+  free(live);
+  return top;
+}
+
+static const inst *peak_v; /* the instances, for longer_first */
+
+static int longer_first(const void *a, const void *b) {
+  const bysize *x = a, *y = b;
+  int32_t lx = peak_v[x->i].end - peak_v[x->i].start, ly = peak_v[y->i].end - peak_v[y->i].start;
+  return lx != ly ? (lx < ly) - (lx > ly) : larger_first(a, b);
+}
+
+/* the greedy-by-peaks order (see the top) of the n instances into o */
+static void order_peaks(const inst *v, int n, int T, const bysize *sz, bysize *o) {
+  bool *done = xcalloc((size_t)n + 1, sizeof(bool));
+  int64_t *lv = xmalloc(sizeof(int64_t) * ((size_t)T + 2));
+  peak_v = v;
+  for (int k = 0; k < n;) {
+    memset(lv, 0, sizeof(int64_t) * ((size_t)T + 2));
+    for (int i = 0; i < n; i++)
+      if (!done[i]) lv[v[i].start] += sz[i].size, lv[v[i].end + 1] -= sz[i].size;
+    int t = 0;
+    for (int u = 1; u <= T; u++) lv[u] += lv[u - 1];
+    for (int u = 1; u < T; u++) t = lv[u] > lv[t] ? u : t;
+    int k0 = k;
+    for (int i = 0; i < n; i++)
+      if (!done[i] && (lv[t] == 0 || (v[i].start <= t && t <= v[i].end))) o[k++] = sz[i], done[i] = true;
+    qsort(o + k0, (size_t)(k - k0), sizeof *o, longer_first);
+  }
+  free(done), free(lv);
+}
+
+/* the best of the two greedy placements (see the top): off[i] for
+ * instance i; returns the arena's size */
+static int64_t place_greedy(const fmt_stage *st, const inst *v, int n, int64_t *off) {
+  bysize *sz = xmalloc(sizeof *sz * ((size_t)n + 1)), *o = xmalloc(sizeof *o * ((size_t)n + 1));
+  int64_t *off2 = xmalloc(sizeof(int64_t) * ((size_t)n + 1));
+  for (int i = 0; i < n; i++) sz[i] = (bysize){al(st->reg[v[i].reg].bytes), i};
+  memcpy(o, sz, sizeof *o * (size_t)n);
+  qsort(o, (size_t)n, sizeof *o, larger_first);
+  int64_t top = place_in_order(v, n, o, false, off);
+  order_peaks(v, n, st->nsched, sz, o);
+  int64_t top2 = place_in_order(v, n, o, true, off2);
+  if (top2 < top) top = top2, memcpy(off, off2, sizeof(int64_t) * (size_t)n);
+  free(sz), free(o), free(off2);
+  return top;
+}
+
 static void plan_stage(fmt_prog *p, fmt_stage *st) {
   int M = p->micro, n;
   inst *v = lifetimes(st, M, &n);
@@ -155,30 +283,29 @@ static void plan_stage(fmt_prog *p, fmt_stage *st) {
     st->reg[r].wait = ARENA_ARRAY(p->a, int32_t *, M);
     st->reg[r].nwait = ARENA_ARRAY(p->a, int32_t, M);
   }
-  owners own = {0};
-  inst *ends = xmalloc(sizeof *ends * ((size_t)n + 1));
-  memcpy(ends, v, sizeof *v * (size_t)n);
-  qsort(ends, (size_t)n, sizeof *ends, by_end);
   int32_t **start_at = xcalloc((size_t)st->nsched + 1, sizeof *start_at);
   int *nstart = xcalloc((size_t)st->nsched + 1, sizeof(int));
   for (int i = 0; i < n; i++) nstart[v[i].start]++;
   for (int i = 0; i <= st->nsched; i++) start_at[i] = xmalloc(sizeof(int32_t) * (size_t)(nstart[i] + 1)), nstart[i] = 0;
   for (int i = 0; i < n; i++) start_at[v[i].start][nstart[v[i].start]++] = i;
-  freelist f = {0};
-  int e = 0;
-  for (int t = 0; t < st->nsched; t++) {
-    for (; e < n && ends[e].end < t; e++)
-      fl_free(&f, st->reg[ends[e].reg].offset[ends[e].micro], al(st->reg[ends[e].reg].bytes));
+  int64_t *off = xmalloc(sizeof(int64_t) * ((size_t)n + 1)), *off2 = xmalloc(sizeof(int64_t) * ((size_t)n + 1));
+  int64_t top = place_online(st, v, n, start_at, nstart, off);
+  if (n <= GREEDY_MAX) {
+    int64_t top2 = place_greedy(st, v, n, off2);
+    if (top2 < top) top = top2, memcpy(off, off2, sizeof(int64_t) * (size_t)n);
+  }
+  /* the wait lists, in schedule order: who held the bytes last */
+  owners own = {0};
+  for (int t = 0; t < st->nsched; t++)
     for (int i = 0; i < nstart[t]; i++) {
       const inst *x = &v[start_at[t][i]];
       fmt_reg *g = &st->reg[x->reg];
-      g->offset[x->micro] = fl_alloc(&f, al(g->bytes));
+      g->offset[x->micro] = off[start_at[t][i]];
       take(&own, g->offset[x->micro], al(g->bytes), x->reg * M + x->micro, &g->wait[x->micro], &g->nwait[x->micro], p->a);
     }
-  }
-  st->arena_bytes = f.top;
+  st->arena_bytes = top;
   for (int i = 0; i <= st->nsched; i++) free(start_at[i]);
-  free(start_at), free(nstart), free(ends), free(v), free(f.v), free(own.v);
+  free(start_at), free(nstart), free(v), free(off), free(off2), free(own.v);
 }
 
 bool lw_arena(lw_ctx *c) {

@@ -28,20 +28,25 @@ const char *plan_recompute_name(int rc) {
  *                  optimizer, tp communication overlapped with GEMMs;
  *   sbpc           sbpc's own executor: materialised attention, gradients in
  *                  the compute precision reduced during the backward, ZeRO;
- *   sbpc-cpu       sbpc's executor on CPUs: the same in fp32 (4-byte
- *                  gradients), no workspace and no extra transients: a rank
- *                  allocates its planned arenas and nothing else, and the
- *                  arena holds a step's largest tensors with its activations
+ *   sbpc-cpu       sbpc's executor on CPUs: fp32 (4-byte gradients), and its
+ *                  attention is blocked like flash attention (no score
+ *                  matrix kept, causal blocks skipped, the gradient
+ *                  recomputes the scores: runtime/kernels_cpu.c); no
+ *                  workspace and no extra transients: a rank allocates its
+ *                  planned arenas and nothing else, and the arena holds a
+ *                  step's largest tensors with its activations
  *                  (docs/runtime.md).
+ * The GPU stacks keep a dropout's boolean mask (1 byte per element); sbpc's
+ * kernels, CPU and GPU, regenerate it from a counter hash and keep nothing.
  * The GPU stacks reserve 2 GiB per device (CUDA context, cuBLAS and NCCL
  * buffers), at most 5 % of a small device (plan_workspace). */
 #define GIB (1024.0 * 1024.0 * 1024.0)
 static const plan_runtime profiles[] = {
-    {"megatron-2021", false, false, false, false, 4, 0, 2 * GIB, 2},
-    {"megatron-2022", false, true, true, false, 4, 0, 2 * GIB, 2},
-    {"stack-2024", true, true, true, true, 2, 1, 2 * GIB, 2},
-    {"sbpc", false, true, true, false, 2, 1, 2 * GIB, 2},
-    {"sbpc-cpu", false, true, true, false, 4, 1, 0, 0},
+    {"megatron-2021", false, false, false, false, 4, 0, 2 * GIB, 2, 1},
+    {"megatron-2022", false, true, true, false, 4, 0, 2 * GIB, 2, 1},
+    {"stack-2024", true, true, true, true, 2, 1, 2 * GIB, 2, 1},
+    {"sbpc", false, true, true, false, 2, 1, 2 * GIB, 2, 0},
+    {"sbpc-cpu", true, true, true, false, 4, 1, 0, 0, 0},
 };
 #define NPROFILES (int)(sizeof profiles / sizeof profiles[0])
 

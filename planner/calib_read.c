@@ -148,6 +148,7 @@ static bool runtime(chk *k, const cJSON *j, const cJSON *r) {
   flag(k, r, "distributed_optimizer", &rt->dist_optimizer), flag(k, r, "tp_comm_overlap", &rt->tp_comm_overlap);
   if (word(k, r, "grad_reduce_dtype", "bf16", "fp32", &fp32)) rt->grad_reduce_bytes = fp32 ? 4 : 2;
   num(k, r, "runtime.", "grad_overlap", 0, 1, false, &rt->grad_overlap);
+  num(k, r, "runtime.", "dropout_mask_bytes", 0, 8, false, &rt->dropout_mask_bytes);
   if (!cJSON_GetObjectItemCaseSensitive(r, "grad_overlap")) num(k, j, "", "overlap", 0, 1, false, &rt->grad_overlap);
   if (!cJSON_GetObjectItemCaseSensitive(r, "grad_reduce_dtype"))
     num(k, j, "", "grad_reduce_bytes", 1, 8, false, &rt->grad_reduce_bytes);

@@ -300,6 +300,7 @@ static double op_comm(const solver *sv, const ir_op *o, const ir_sig *s) {
 /* ---- saved activations --------------------------------------------------- */
 typedef struct {
   double all, scores; /* bytes; scores: the part selective recompute drops */
+  double loss_in;     /* the cross-entropy's input, of all */
 } saved;
 
 static void save_t(const solver *sv, ir_ref t, ir_sbp x, char *mark, saved *sa) {
@@ -326,11 +327,14 @@ static void op_saved(const solver *sv, const ir_op *o, const ir_sig *s, const ir
     save_t(sv, o->in[0], s->in[0], mark, sa);
     break;
   case IR_OP_SOFTMAX: case IR_OP_TANH: save_t(sv, o->out[0], s->out[0], mark, sa); break;
-  case IR_OP_DROPOUT: sa->all += numel_local(sv, o->out[0], s->out[0]); break;
-  case IR_OP_CROSS_ENTROPY:
+  case IR_OP_DROPOUT: sa->all += sv->c->rt.dropout_mask_bytes * numel_local(sv, o->out[0], s->out[0]); break;
+  case IR_OP_CROSS_ENTROPY: {
+    double before = sa->all;
     save_t(sv, o->in[0], s->in[0], mark, sa);
+    sa->loss_in += sa->all - before;
     sa->all += 4 * numel_local(sv, o->in[0], s->in[0]);
     break;
+  }
   case IR_OP_ATTENTION: {
     for (int i = 0; i < o->nin; i++) save_t(sv, o->in[i], s->in[i], mark, sa);
     save_t(sv, o->out[0], s->out[0], mark, sa);
@@ -544,7 +548,7 @@ static double rc_extra(const solver *sv, const ir_op *o, opcost c) {
 static double kept_bytes(const solver *sv, const ir_op *o, const ir_sig *s) {
   if (sv->k->memw <= 0 || sv->k->rc == PLAN_RC_FULL) return 0;
   char *mark = ARENA_ARRAY(sv->s, char, sv->pm->g->nt);
-  saved sa = {0, 0};
+  saved sa = {0, 0, 0};
   op_saved(sv, o, s, s->in, mark, &sa);
   return sa.all - (sv->k->rc == PLAN_RC_SELECTIVE ? sa.scores : 0);
 }
@@ -636,11 +640,11 @@ static void sum_ops(solver *sv, const prog *p, const int *ch, int b, char *mark,
       double by = tbytes(sv, o->out[j], s->out[j]);
       if (by > l->max_tensor_bytes) l->max_tensor_bytes = by;
     }
-    saved sa = {0, 0};
+    saved sa = {0, 0, 0};
     ir_sbp src[IR_MAXIN];
     kept_layouts(p, ch, v, s, o->nin, src);
     op_saved(sv, o, s, src, mark + (size_t)(l == &sv->sol->post) * g->nt, &sa);
-    l->act_full_bytes += sa.all;
+    l->act_full_bytes += sa.all, l->loss_in_bytes += sa.loss_in;
     l->act_bytes += sa.all - (sv->k->rc == PLAN_RC_SELECTIVE && b >= 0 ? sa.scores : 0);
     sv->sol->choice[x->ref] = ch[v];
     sv->sol->sig[x->ref] = *s;

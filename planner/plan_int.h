@@ -100,6 +100,8 @@ typedef struct {       /* one layer of a block (or the pre/post parts) */
                                 lowering's backward makes both uses' gradients partial sums
                                 (P, whole shape) under tp and reduce-scatters their sum */
   double attn_io_bytes;      /* attention inputs + outputs per device (sp all-to-alls) */
+  double loss_in_bytes;      /* post only: the loss's saved input (the logits), freed by
+                                the loss's backward before the head's gradients exist */
 } plan_lsum;
 
 typedef struct {

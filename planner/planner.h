@@ -58,6 +58,9 @@ typedef struct {
                                stacks' gradient and output buffers; 0 for sbpc's CPU
                                executor, whose arena plan holds them with the
                                activations) */
+  double dropout_mask_bytes; /* bytes per element a dropout keeps for its backward
+                               (1: the GPU stacks' boolean mask; 0: sbpc, whose
+                               kernels regenerate the mask from a counter hash) */
 } plan_runtime;
 
 /* The GEMM shapes plan_gemm_eff was asked about (sbpc tune --model measures

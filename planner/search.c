@@ -202,6 +202,8 @@ typedef struct {
   double *send_s, *sp_s;               /* per stage and micro-batch: pipeline sends, sp all-to-alls */
   double *tied_s;                      /* per stage and step: tied-embedding gradient all-reduce */
   double tgrad;                        /* one gradient of the tied parameters, per device (0: untied) */
+  double head_peak;                    /* what the head's gradient adds beyond the loss's saved
+                                          activations: tgrad less the logits freed before it */
 } stage_model;
 
 static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *sm) {
@@ -210,6 +212,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
   double pbt = pb.wb + pb.gb + pb.ob;
   int P = s->pp;
   sm->tgrad = sol[P - 1]->post.tied_local > 0 ? sol[P - 1]->post.tied_grad_bytes : 0;
+  sm->head_peak = sm->tgrad > sol[P - 1]->post.loss_in_bytes ? sm->tgrad - sol[P - 1]->post.loss_in_bytes : 0;
   for (int p = 0; p < P; p++) {
     plan_lsum l = layer_avg(s, sol[p]);
     sm->lay[p] = l;
@@ -221,6 +224,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     sm->sp_s[p] = spc;
     double inf = k.m < P - p ? k.m : P - p;
     if (k.vpp > 1) inf *= 1 + (double)(P - 1) / ((double)P * k.vpp);
+    if (inf > k.m) inf = k.m; /* no more in flight than the step has */
     sm->inflight[p] = inf;
     double e = 0, par = 0, act = 0, maxt = l.max_tensor_bytes, npar = 0;
     if (p == 0) {
@@ -257,7 +261,7 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
                   (k.zero >= 3 ? 2 * l.params * (pb.wb * s->dp * s->sp) / s->tp : 0);
     sm->params_s[p] = par, sm->act_s[p] = act, sm->work_s[p] = work, sm->nparam_s[p] = npar;
     sm->pp.mem_l[p] = l.params_local * pbt + l.act_bytes * inf;
-    sm->pp.mem_f[p] = par * pbt + act + work + (p == P - 1 ? sm->tgrad : 0); /* grad_peak's phase 1 */
+    sm->pp.mem_f[p] = par * pbt + act + work + (p == P - 1 ? sm->head_peak : 0); /* grad_peak's phase 1 */
     sm->pp.cap[p] = s->st[p].dev.mem * c->mem_usable;
   }
 }
@@ -295,8 +299,10 @@ const char *plan_dominant(const plan_layout *l) {
  * beyond the saved activations act of the stage (inflight micro-batches):
  * the head's backward (last stage) produces one gradient G of the tied
  * weight, held until the embedding's backward (first stage, where the
- * pipeline sends it) produces the second and their sum, so the last stage
- * peaks at act + G as its backward starts, and the first stage at 3 G plus
+ * pipeline sends it) produces the second and their sum. The loss's
+ * backward has freed the logits by then (its saved input, counted in act),
+ * so the last stage peaks at act + max(0, G - logits) as its backward
+ * starts (head_peak), and the first stage at 3 G plus
  * the other in-flight micro-batches' activations as its backward ends (the
  * micro-batch's own are freed by then). Returns what the larger phase adds
  * to act. Both phases are what the lowering's schedule holds; the arena's
@@ -304,7 +310,7 @@ const char *plan_dominant(const plan_layout *l) {
 static double grad_peak(const stage_model *sm, int p, int P, double act) {
   double G = sm->tgrad, inf = sm->inflight[p], peak = act;
   if (G <= 0) return 0;
-  if (p == P - 1) peak = act + G;
+  if (p == P - 1) peak = act + sm->head_peak;
   if (p == 0 && act * (inf - 1) / inf + 3 * G > peak) peak = act * (inf - 1) / inf + 3 * G;
   return peak - act;
 }

@@ -156,6 +156,7 @@ static void gpt_activations(void) {
   plan_model *pm = plan_model_new(g, a);
   plan_calib c = cal();
   c.attn_saved_bytes = 5;
+  c.rt.dropout_mask_bytes = 1; /* the paper's runtime keeps 1-byte dropout masks */
   double s = 128, b = 2, h = 256, heads = 4;
   for (int rc = 0; rc < PLAN_NRC; rc++) {
     plan_key k = {0};
