@@ -12,11 +12,8 @@
 set -u
 SBPC=${1:?usage: rt_ptx.sh SBPC}
 cd "$(dirname "$0")/.."
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-export SBPC_CACHE_DIR=$T/cache OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
+. tests/lib/rt.sh
+export SBPC_CACHE_DIR=$T/cache OPENBLAS_NUM_THREADS=1
 ptxas=${CUDA_HOME:-/usr/local/cuda}/bin/ptxas
 [ -x "$ptxas" ] || { echo "skip: no ptxas at $ptxas"; exit 77; }
 
