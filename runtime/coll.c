@@ -42,6 +42,8 @@ struct rt_coll {
   int phase;
   float *tmp;            /* malloc'ed: gathered blocks, reduced values */
   int64_t tmp_n;
+  float *red;            /* boxing P -> S: where the sum is made (tmp, or in when it is ours) */
+  bool own_in;           /* the input register is read by this op alone: it may be overwritten */
   int64_t rows, cols;    /* cross-entropy: local logits */
   int64_t micro;         /* the micro-batch (--adaptive-sp: its group) */
 };
@@ -106,9 +108,9 @@ static bool box_start(rt_coll *c) {
   } else if (is_p(from) && to.kind == SBP_B) {
     memcpy(c->out, c->in, sizeof(float) * (size_t)nin);
     c->req = rt_comm_iallreduce(e->comm, RT_TP, c->out, nin, from.kind == SBP_PMAX);
-  } else if (is_p(from) && to.kind == SBP_S) {
-    memcpy(temp(c, nin), c->in, sizeof(float) * (size_t)nin);
-    c->req = rt_comm_iallreduce(e->comm, RT_TP, c->tmp, nin, from.kind == SBP_PMAX);
+  } else if (is_p(from) && to.kind == SBP_S) { /* in place when the input is ours: no whole-size temporary */
+    c->red = c->own_in ? (float *)c->in : memcpy(temp(c, nin), c->in, sizeof(float) * (size_t)nin);
+    c->req = rt_comm_iallreduce(e->comm, RT_TP, c->red, nin, from.kind == SBP_PMAX);
   } else if (from.kind == SBP_B && to.kind == SBP_S) {
     slice_axis(e, y, to.axis, c->in, c->out);
   } else if (from.kind == SBP_B && is_p(to)) {
@@ -136,7 +138,7 @@ static void box_finish(rt_coll *c) {
     slice_axis(e, y, to.axis, full, c->out);
     free(full);
   } else if (is_p(from) && to.kind == SBP_S) {
-    slice_axis(e, y, to.axis, c->tmp, c->out);
+    slice_axis(e, y, to.axis, c->red, c->out);
   }
 }
 
@@ -262,9 +264,9 @@ static void shift_start(rt_coll *c) {
 /* ---- the state machine ------------------------------------------------------------ */
 static bool is_ce(const ir_op *o) { return o->kind == IR_OP_CROSS_ENTROPY || o->kind == IR_OP_CROSS_ENTROPY_GRAD; }
 
-rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro) {
+rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro, bool own_in) {
   rt_coll *c = xcalloc(1, sizeof *c);
-  c->e = e, c->o = o, c->in = in[0], c->out = out[0], c->micro = micro;
+  c->e = e, c->o = o, c->in = in[0], c->out = out[0], c->micro = micro, c->own_in = own_in;
   if (e->ad && micro >= e->ad->nlive) { /* --adaptive-sp: an empty micro-batch, skipped by every rank */
     c->phase = 9;
   } else if (is_ce(o)) {

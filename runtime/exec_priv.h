@@ -69,9 +69,11 @@ bool rt_exec_update(rt_exec *e, int b);
 /* ---- coll.c: an op that needs the tp group, as a non-blocking state machine */
 typedef struct rt_coll rt_coll;
 /* rt_coll_start: begin op o on its buffers (posts its first collective, or
- * finishes at once for local re-layouts); rt_coll_poll: advance; true once
- * the op is complete (the rt_coll is freed then). Main thread only. */
-rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro);
+ * finishes at once for local re-layouts); own_in: no other actor reads
+ * in[0], so the op may reduce in it instead of a copy; rt_coll_poll:
+ * advance; true once the op is complete (the rt_coll is freed then). Main
+ * thread only. */
+rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro, bool own_in);
 bool rt_coll_poll(rt_coll *c);
 
 /* ---- jit.c ---- */

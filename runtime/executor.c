@@ -448,7 +448,8 @@ static bool start_main(sched *s, int k, int64_t m) {
     void *in[IR_MAXIN], *out[IR_MAXOUT];
     for (int i = 0; i < a->nout; i++) claim(s, a->out[i], m);
     op_buffers(s, a, m, in, out);
-    x->coll = rt_coll_start(e, &e->g->op[a->op], in, out, m);
+    bool own = a->nin > 0 && a->in[0] >= 0 && s->st->reg[a->in[0]].ncons == 1;
+    x->coll = rt_coll_start(e, &e->g->op[a->op], in, out, m, own);
     break;
   }
   case FMT_A_REDUCE:
