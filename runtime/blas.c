@@ -67,7 +67,10 @@ void rt_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
   int64_t len = g.cols ? n : m, most = len / GEMM_ALIGN;
   int T = rt_par_nested() || m * n * k < GEMM_SPLIT_MIN ? 1 : blas_threads;
   if (T > most) T = most > 1 ? (int)most : 1;
-  if (T == 1) return gemm_run(&g, m, n, a, b, c);
+  if (T == 1) {
+    gemm_run(&g, m, n, a, b, c);
+    return;
+  }
   int64_t step = (len / T + GEMM_ALIGN - 1) / GEMM_ALIGN * GEMM_ALIGN;
   rt_par_split(len, T, step, gemm_panel, &g);
 }

@@ -67,7 +67,10 @@ static void *par_run(void *arg) {
 
 void rt_par_split(int64_t n, int T, int64_t step, rt_par_fn fn, void *ctx) {
   T = T < 1 ? 1 : T > PAR_MAX ? PAR_MAX : T;
-  if (T == 1) return fn(ctx, 0, 0, n); /* one chunk: not nested, its GEMMs may split */
+  if (T == 1) { /* one chunk: not nested, its GEMMs may split */
+    fn(ctx, 0, 0, n);
+    return;
+  }
   par_job job[PAR_MAX];
   pthread_t th[PAR_MAX];
   bool started[PAR_MAX] = {0};
