@@ -26,7 +26,7 @@
  * offsets are never used by two live instances.
  *
  * Threads: SBPC_WORKERS worker threads (default: 2 when the cores hold two
- * GEMMs with all of OpenBLAS's threads each, else 1) run compute and optim
+ * GEMMs split over all of rt_blas_threads each, else 1) run compute and optim
  * actors; the calling thread runs everything that talks to MPI
  * (MPI_THREAD_FUNNELED) with non-blocking calls, polls them, and is the
  * watchdog: no progress for rt_comm_timeout seconds while a transfer is
@@ -37,7 +37,6 @@
  * this rank's slice into the shard-sized accumulator). ZeRO-3: a fetch actor all-gathers a parameter's dp
  * slices into a register that its pass's readers read like any other. */
 #include "runtime/exec_priv.h"
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -630,15 +629,14 @@ static void drive(sched *s) {
   pthread_mutex_unlock(&s->mu);
 }
 
-/* workers: SBPC_WORKERS, else as many as the cores hold next to OpenBLAS's
- * own threads (1 or 2): two GEMMs at once, each with all of OpenBLAS's
- * threads, oversubscribe the cores. */
+/* workers: SBPC_WORKERS, else as many as the cores hold next to a GEMM's
+ * own threads (1 or 2): two GEMMs at once, each split over all of
+ * rt_blas_threads, oversubscribe the cores. */
 static int workers(void) {
   const char *w = getenv("SBPC_WORKERS");
   if (w && atoi(w) > 0 && atoi(w) <= 64) return atoi(w);
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  int blas = openblas_get_num_threads();
-  return cpus >= 2L * (blas > 0 ? blas : 1) ? 2 : 1;
+  return cpus >= 2L * rt_blas_threads() ? 2 : 1;
 }
 
 /* the tp and dp groups' orders: their actors as the schedule lists them */

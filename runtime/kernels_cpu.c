@@ -3,8 +3,8 @@
  * One function per op, dispatched by rt_kernel on the op kind. Shapes come from
  * the graph with B and S bound to the local micro-batch; everything is plain
  * row-major. GEMMs (matmul and the per-head products of attention) go to
- * OpenBLAS's cblas_sgemm; the rest are straightforward loops with double
- * accumulation in the row reductions. Attention computes the scores of a
+ * rt_sgemm (blas.c: OpenBLAS, split over the cores); the rest are
+ * straightforward loops with double accumulation in the row reductions. Attention computes the scores of a
  * block of queries against the keys they can see, (sample, head) pairs split
  * over the threads (see "attention" below); softmax and cross-entropy take a
  * vectorized float exp (exp_neg). Communication ops are identities on logical
@@ -24,7 +24,6 @@
  *    and writes dy at the selected position (shapes from the tensors, so the
  *    tp-local shapes work unchanged). */
 #include "runtime/rt_internal.h"
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,18 +141,15 @@ static bool k_matmul(K *k) {
   if (ra < 2 || rb < 2) return false;
   int64_t batch = nel(k, y) / (m * n);
   int64_t lda = dimv(g, a, -1), ldb = dimv(g, b, -1);
-  CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
   const float *A = fin(k, 0), *Bm = fin(k, 1);
   float *Y = fout(k, 0);
   if (rb == 2 && !ta) {
-    cblas_sgemm(CblasRowMajor, TA, TB, (int)(batch * m), (int)n, (int)ka, 1.0f, A, (int)lda, Bm, (int)ldb, 0.0f, Y,
-                (int)n);
+    rt_sgemm(ta, tb, batch * m, n, ka, 1.0f, A, lda, Bm, ldb, 0.0f, Y, n);
     return true;
   }
   int64_t sa = m * ka, sb = rb == 2 ? 0 : ka * n;
   for (int64_t i = 0; i < batch; i++)
-    cblas_sgemm(CblasRowMajor, TA, TB, (int)m, (int)n, (int)ka, 1.0f, A + i * sa, (int)lda, Bm + i * sb, (int)ldb,
-                0.0f, Y + i * m * n, (int)n);
+    rt_sgemm(ta, tb, m, n, ka, 1.0f, A + i * sa, lda, Bm + i * sb, ldb, 0.0f, Y + i * m * n, n);
   return true;
 }
 
@@ -486,8 +482,7 @@ static void attn_probs(const attn *a, int64_t b, int64_t i0, int64_t i1, int64_t
                        const float *Kp, float *P) {
   int64_t L = hi - lo;
   const int32_t *doc = a->doc ? a->doc + b * a->S : NULL;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(i1 - i0), (int)L, (int)a->d, a->sc, Q + i0 * a->ldq,
-              (int)a->ldq, Kp + lo * a->ldk, (int)a->ldk, 0.0f, P, (int)L);
+  rt_sgemm(false, true, i1 - i0, L, a->d, a->sc, Q + i0 * a->ldq, a->ldq, Kp + lo * a->ldk, a->ldk, 0.0f, P, L);
   for (int64_t i = i0; i < i1; i++)
     attn_softmax(P + (i - i0) * L, L, (doc ? doc[i] : 0) - lo, (a->causal ? i : a->S) - lo);
 }
@@ -511,8 +506,8 @@ static void attn_fwd_items(void *ctx, int chunk, int64_t lo_item, int64_t hi_ite
       int64_t i1 = i0 + ATT_BQ < a->S ? i0 + ATT_BQ : a->S, lo, hi;
       attn_keys(a, b, i0, i1, &lo, &hi);
       attn_probs(a, b, i0, i1, lo, hi, Q, Kp, P);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(i1 - i0), (int)a->d, (int)(hi - lo), 1.0f, P,
-                  (int)(hi - lo), V + lo * a->ldk, (int)a->ldk, 0.0f, O + i0 * a->H, (int)a->H);
+      rt_sgemm(false, false, i1 - i0, a->d, hi - lo, 1.0f, P, hi - lo, V + lo * a->ldk, a->ldk, 0.0f, O + i0 * a->H,
+               a->H);
     }
   }
   free(P);
@@ -550,11 +545,11 @@ static void attn_grad_block(const attn *a, const float *dO, int64_t b, int64_t h
   float *dQ = a->dq + (b * a->S + i0) * a->ldq + h * a->d, *dK = a->dk + (b * a->S + lo) * a->ldk + kh * a->d;
   float *dV = a->dv + (b * a->S + lo) * a->ldk + kh * a->d;
   attn_probs(a, b, i0, i1, lo, hi, Q, a->k + b * a->S * a->ldk + kh * a->d, P);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, d, m, 1.0f, P, L, G, (int)a->H, 1.0f, dV, ldk);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, L, d, 1.0f, G, (int)a->H, V, ldk, 0.0f, dP, L);
+  rt_sgemm(true, false, L, d, m, 1.0f, P, L, G, a->H, 1.0f, dV, ldk);
+  rt_sgemm(false, true, m, L, d, 1.0f, G, a->H, V, ldk, 0.0f, dP, L);
   attn_dscores(P, dP, m, L);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, L, a->sc, dP, L, Kp, ldk, 1.0f, dQ, ldq);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, d, m, a->sc, dP, L, Q + i0 * a->ldq, ldq, 1.0f, dK, ldk);
+  rt_sgemm(false, false, m, d, L, a->sc, dP, L, Kp, ldk, 1.0f, dQ, ldq);
+  rt_sgemm(true, false, L, d, m, a->sc, dP, L, Q + i0 * a->ldq, ldq, 1.0f, dK, ldk);
 }
 
 /* items: (sample, kv head) groups, so no two threads add into one dK, dV */

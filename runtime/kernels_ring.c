@@ -8,7 +8,7 @@
  * is skipped: the step copies its accumulators through.
  *
  * Forward (ring_attention): per batch and head the block's scores
- * (OpenBLAS, as the 1-rank kernel), a softmax over the visible keys giving
+ * (rt_sgemm, as the 1-rank kernel), a softmax over the visible keys giving
  * the block's output o_b and log-sum-exp l_b per row, merged into the
  * running (o, l) of the earlier steps in double:
  *   l = max + log(exp(l_a - max) + exp(l_b - max)),
@@ -23,7 +23,6 @@
  * contribution to the block's gradient (the ring adds it to the gradient
  * that travels with the block, so that its shift overlaps this step). */
 #include "runtime/rt_internal.h"
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +67,7 @@ static bool skipped(const ring *r) { return visible(r, r->S - 1) == 0; }
 static void scores(const ring *r, int64_t b, int64_t h, float *P) {
   int64_t kh = h / (r->heads / r->kvh);
   const float *Q = r->q + b * r->S * r->H + h * r->d, *K = r->kv + b * r->S * 2 * r->Hkv + kh * r->d;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r->S, (int)r->S, (int)r->d, r->sc, Q, (int)r->H, K,
-              (int)(2 * r->Hkv), 0.0f, P, (int)r->S);
+  rt_sgemm(false, true, r->S, r->S, r->d, r->sc, Q, r->H, K, 2 * r->Hkv, 0.0f, P, r->S);
 }
 
 /* ---- forward ------------------------------------------------------------- */
@@ -112,8 +110,7 @@ static void forward_head(const ring *r, int64_t b, int64_t h, const float *po, c
   scores(r, b, h, P);
   for (int64_t i = 0; i < S; i++) lb[i] = block_softmax(P + i * S, S, visible(r, i));
   const float *V = r->kv + b * S * 2 * r->Hkv + r->Hkv + kh * d;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)S, (int)d, (int)S, 1.0f, P, (int)S, V, (int)(2 * r->Hkv),
-              0.0f, Ob, (int)d);
+  rt_sgemm(false, false, S, d, S, 1.0f, P, S, V, 2 * r->Hkv, 0.0f, Ob, d);
   for (int64_t i = 0; i < S; i++) {
     int64_t row = b * S + i;
     float *o = out + row * r->H + h * d, *l = lse + row * r->heads + h;
@@ -170,14 +167,14 @@ static void backward_head(const ring *r, const grads *x, int64_t b, int64_t h, f
     double l = x->st[(base + i) * 2 * r->heads + h];
     for (int64_t j = 0; j < S; j++) P[i * S + j] = j < n ? (float)exp((double)P[i * S + j] - l) : 0.0f;
   }
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, d, S, 1.0f, P, S, G, H, 1.0f, dV, ldk);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, d, 1.0f, G, H, V, ldk, 0.0f, dP, S);
+  rt_sgemm(true, false, S, d, S, 1.0f, P, S, G, H, 1.0f, dV, ldk);
+  rt_sgemm(false, true, S, S, d, 1.0f, G, H, V, ldk, 0.0f, dP, S);
   for (int64_t i = 0; i < S; i++) {
     double delta = x->st[(base + i) * 2 * r->heads + r->heads + h];
     for (int64_t j = 0; j < S; j++) dP[i * S + j] = (float)(P[i * S + j] * ((double)dP[i * S + j] - delta));
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, r->sc, dP, S, K, ldk, 1.0f, dQ, H);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, d, S, r->sc, dP, S, Q, H, 1.0f, dK, ldk);
+  rt_sgemm(false, false, S, d, S, r->sc, dP, S, K, ldk, 1.0f, dQ, H);
+  rt_sgemm(true, false, S, d, S, r->sc, dP, S, Q, H, 1.0f, dK, ldk);
 }
 
 static bool ring_backward(const ir_graph *g, const ir_op *o, void *const *in, void *const *out, const rt_kctx *kc) {

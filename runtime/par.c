@@ -12,15 +12,17 @@
  * thread start costs more.
  *
  * rt_par_items splits a few coarse items (attention's (sample, head) pairs)
- * one chunk per thread, with no 16-item minimum, and runs them with OpenBLAS
- * at one thread: each chunk calls its own single-threaded sgemms instead of
- * all of them sharing OpenBLAS's pool one small GEMM at a time.
+ * one chunk per thread, with no 16-item minimum: each chunk calls its own
+ * single-threaded sgemms instead of all of them sharing the cores one small
+ * GEMM at a time. While a thread runs a chunk of a split (of more than one
+ * chunk), rt_par_nested is true on it, and rt_sgemm (blas.c) does not split
+ * its GEMM again. rt_par_split is the primitive under all three (and under
+ * rt_sgemm's panels).
  *
  * Thread count: SBPC_THREADS (1-64), default the online CPUs (at most 8). The
  * actor executor's workers may call it concurrently: nothing is shared between
  * calls. */
 #include "runtime/rt_internal.h"
-#include <cblas.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -51,14 +53,24 @@ typedef struct {
   int chunk;
 } par_job;
 
+static _Thread_local int par_depth; /* this thread runs a chunk of a split */
+
+bool rt_par_nested(void) { return par_depth > 0; }
+
 static void *par_run(void *arg) {
   par_job *j = arg;
+  par_depth++;
   j->fn(j->ctx, j->chunk, j->lo, j->hi);
+  par_depth--;
   return NULL;
 }
 
-/* run fn over T chunks of n items, each `step` long (the last takes the rest) */
-static void par_run_chunks(int64_t n, int T, int64_t step, rt_par_fn fn, void *ctx) {
+void rt_par_split(int64_t n, int T, int64_t step, rt_par_fn fn, void *ctx) {
+  T = T < 1 ? 1 : T > PAR_MAX ? PAR_MAX : T;
+  if (T == 1) { /* one chunk: not nested, its GEMMs may split */
+    fn(ctx, 0, 0, n);
+    return;
+  }
   par_job job[PAR_MAX];
   pthread_t th[PAR_MAX];
   bool started[PAR_MAX] = {0};
@@ -76,13 +88,10 @@ static void par_run_chunks(int64_t n, int T, int64_t step, rt_par_fn fn, void *c
 
 void rt_par_for(int64_t n, int64_t grain, rt_par_fn fn, void *ctx) {
   int T = rt_par_chunks(n, grain);
-  par_run_chunks(n, T, (n / T + 15) / 16 * 16, fn, ctx);
+  rt_par_split(n, T, (n / T + 15) / 16 * 16, fn, ctx);
 }
 
 void rt_par_items(int64_t n, rt_par_fn fn, void *ctx) {
   int T = n < rt_threads() ? (int)(n > 1 ? n : 1) : rt_threads();
-  int blas = openblas_get_num_threads();
-  if (T > 1 && blas > 1) openblas_set_num_threads(1);
-  par_run_chunks(n, T, (n + T - 1) / T, fn, ctx);
-  if (T > 1 && blas > 1) openblas_set_num_threads(blas);
+  rt_par_split(n, T, (n + T - 1) / T, fn, ctx);
 }

@@ -65,13 +65,33 @@ int rt_threads(void);
 #endif
 int rt_par_chunks(int64_t n, int64_t grain);
 void rt_par_for(int64_t n, int64_t grain, rt_par_fn fn, void *ctx);
-/* rt_par_items: run fn over n coarse items (each a few single-threaded
- * sgemms), one contiguous chunk per thread (at most n chunks, chunk 0 on the
- * calling thread), OpenBLAS set to one thread meanwhile and restored after.
- * Items must write disjoint outputs; their results do not depend on the split.
- * Callers running concurrently (actor workers) stay correct, but one may see
- * the other's BLAS thread setting: it is a speed, not a result, matter. */
+/* rt_par_items: run fn over n coarse items (each a few sgemms, which stay
+ * single-threaded: rt_par_nested), one contiguous chunk per thread (at most
+ * n chunks, chunk 0 on the calling thread). Items must write disjoint
+ * outputs; their results do not depend on the split. Callable from several
+ * threads at once: it changes no process-wide setting. */
 void rt_par_items(int64_t n, rt_par_fn fn, void *ctx);
+/* rt_par_split: fn over T (1-64) chunks of [0, n), chunk c = [c * step,
+ * (c + 1) * step) clipped to n, the last to n; chunk 0 on the calling thread,
+ * all joined before it returns. rt_par_nested: is this thread running a
+ * chunk of a split of more than one chunk? (A GEMM there stays on it.) */
+void rt_par_split(int64_t n, int T, int64_t step, rt_par_fn fn, void *ctx);
+bool rt_par_nested(void);
+
+/* ---- blas.c: the BLAS library's threads --------------------------------------- */
+/* rt_blas_init: once per process, before the first GEMM (rt_sgemm and
+ * rt_blas_threads call it): OpenBLAS set to one thread (rt_sgemm splits).
+ * rt_blas_threads: the threads one GEMM is split over (the count OpenBLAS
+ * came up with: OPENBLAS_NUM_THREADS, else all cores; 1-64). */
+void rt_blas_init(void);
+int rt_blas_threads(void);
+/* rt_sgemm: cblas_sgemm, row-major: C = alpha op(A) op(B) + beta C, op(A)
+ * [m, k], op(B) [k, n]. A large GEMM outside a par.c chunk is cut into
+ * rt_blas_threads() panels of C's columns (m <= n) or rows, each a
+ * single-threaded sgemm on its own thread; the bounds depend only on the
+ * shape and thread count. Every sgemm of the runtime goes through it. */
+void rt_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+              const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
 /* ---- init.c -------------------------------------------------------------- */
 /* rt_init_param: fill a parameter from a hash of (seed, its logical name,

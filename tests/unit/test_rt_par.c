@@ -1,9 +1,14 @@
 /* test_rt_par.c — the runtime's split loops (runtime/par.c): rt_par_for
  * covers [0, n) once in contiguous chunks in chunk order, also called from
  * two threads at once; the split AdamW equals the one-thread formula bit for
- * bit. */
+ * bit. The runtime's GEMM (runtime/blas.c): rt_sgemm, split into panels over
+ * rt_blas_threads (all cores here), equals a double-precision product for
+ * every transpose, alpha and beta, with the panels over C's columns and over
+ * its rows, inside rt_par_items too, gives the same bits when repeated, and
+ * leaves OpenBLAS at one thread. */
 #include "cu.h"
 #include "runtime/exec_priv.h"
+#include <cblas.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -81,8 +86,66 @@ static void test_par_adamw(void) {
   free(p), free(g), free(m), free(v), free(p2), free(m2), free(v2);
 }
 
+/* max |C - C_ref| / (|alpha| sum_k |a||b| + |beta c|) over C[m, n] = alpha op(A) op(B) + beta C0 */
+static double gemm_err(bool ta, bool tb, int m, int n, int k, float alpha, float beta, bool twice) {
+  float *a = xmalloc(sizeof(float) * (size_t)m * k), *b = xmalloc(sizeof(float) * (size_t)k * n);
+  float *c = xmalloc(sizeof(float) * (size_t)m * n), *c0 = xmalloc(sizeof(float) * (size_t)m * n);
+  for (int i = 0; i < m * k; i++) a[i] = sinf((float)i * 0.7f);
+  for (int i = 0; i < k * n; i++) b[i] = cosf((float)i * 0.3f);
+  for (int i = 0; i < m * n; i++) c[i] = c0[i] = 0.5f - (float)(i % 3);
+  int lda = ta ? m : k, ldb = tb ? k : n;
+  rt_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
+  double worst = 0;
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < n; j++) {
+      double s = 0, mag = 0;
+      for (int l = 0; l < k; l++) {
+        double x = ta ? a[l * lda + i] : a[i * lda + l], y = tb ? b[j * ldb + l] : b[l * ldb + j];
+        s += x * y, mag += fabs(x * y);
+      }
+      double want = alpha * s + beta * c0[i * n + j], e = fabs(c[i * n + j] - want) / (fabs(alpha) * mag + fabs(beta * c0[i * n + j]) + 1e-30);
+      worst = e > worst ? e : worst;
+    }
+  if (twice) { /* the same call again: the same bits */
+    float *c2 = xmalloc(sizeof(float) * (size_t)m * n);
+    memcpy(c2, c0, sizeof(float) * (size_t)m * n);
+    rt_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c2, n);
+    if (memcmp(c, c2, sizeof(float) * (size_t)m * n)) worst = 1;
+    free(c2);
+  }
+  free(a), free(b), free(c), free(c0);
+  return worst;
+}
+
+static void test_par_sgemm(void) {
+  CU_ASSERT(rt_blas_threads() >= 1);
+  CU_ASSERT_EQUAL(openblas_get_num_threads(), 1); /* rt_sgemm's panels are the threads */
+  for (int v = 0; v < 4; v++) {
+    bool ta = v & 1, tb = v >> 1;
+    CU_ASSERT(gemm_err(ta, tb, 97, 1003, 130, 1.0f, 0.0f, true) < 1e-5);  /* panels of columns */
+    CU_ASSERT(gemm_err(ta, tb, 1003, 97, 130, 0.5f, 1.0f, false) < 1e-5); /* panels of rows, beta = 1 */
+    CU_ASSERT(gemm_err(ta, tb, 5, 7, 3, -2.0f, 0.25f, false) < 1e-5);     /* too small to split */
+  }
+}
+
+/* rt_sgemm inside rt_par_items (attention's pattern): each item its own GEMM */
+static void sgemm_items(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  (void)chunk;
+  double *err = ctx;
+  for (int64_t i = lo; i < hi; i++) err[i] = gemm_err(i & 1, false, 300, 200 + (int)i, 100, 1.0f, 0.0f, false);
+}
+
+static void test_par_sgemm_nested(void) {
+  double err[6];
+  rt_par_items(6, sgemm_items, err);
+  for (int i = 0; i < 6; i++) CU_ASSERT(err[i] < 1e-5);
+  CU_ASSERT_EQUAL(openblas_get_num_threads(), 1);
+}
+
 void cu_register(void) {
   CU_pSuite s = CU_add_suite("rt_par", NULL, NULL);
   CU_ADD(s, test_par_cover);
   CU_ADD(s, test_par_adamw);
+  CU_ADD(s, test_par_sgemm);
+  CU_ADD(s, test_par_sgemm_nested);
 }
