@@ -81,7 +81,7 @@ static int add(cg_kernel *k, cg_node n) {
     if (!x->row) n.row = false;
     if (x->ready > n.ready) n.ready = x->ready;
   }
-  if (n.op == CG_LOAD) n.row = k->buf[n.buf].shape == CG_SH_ROW1 || k->buf[n.buf].shape == CG_SH_ONE;
+  if (n.op == CG_LOAD && n.buf >= 0 && n.buf < CG_MAXBUF) n.row = k->buf[n.buf].shape == CG_SH_ROW1 || k->buf[n.buf].shape == CG_SH_ONE;
   if (n.op == CG_COLIDX || n.op == CG_RAND) n.row = false;
   if (n.op == CG_RSUM || n.op == CG_RMAX) {
     n.row = true;

@@ -156,7 +156,7 @@ static const char *shown(const char *s, char *buf, size_t n) {
 
 /* get_act: key's activation name as a gelu form (tanh or erf). */
 static bool get_act(reader *r, const char *key, const char *def, bool *gelu_tanh) {
-  const char *s;
+  const char *s = def;
   char b[64];
   if (!get_str(r, key, def, &s)) return false;
   static const char *tanh_forms[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast"};
@@ -305,7 +305,7 @@ static int family_of(const char *t) {
 
 /* read_root: model_type, then the family's keys and checks. */
 static bool read_root(reader *r, fe_hf_config *c) {
-  const char *type;
+  const char *type = NULL;
   char b[64];
   if (!cJSON_IsObject(r->root))
     return fail(r, "a config.json must hold a JSON object, not %s", what(r->root));

@@ -102,8 +102,8 @@ static void sig_rowwise(sctx *c, int nvec_from) {
   uniform(c, B);
   for (int i = 0; i < r - 1; i++) {
     ir_sbp in[IR_MAXIN], out[IR_MAXOUT];
-    for (int k = 0; k < c->o->nin; k++) in[k] = k >= nvec_from ? B : S(i);
-    for (int k = 0; k < c->o->nout; k++) out[k] = S(i);
+    for (int k = 0; k < c->o->nin && k < IR_MAXIN; k++) in[k] = k >= nvec_from ? B : S(i);
+    for (int k = 0; k < c->o->nout && k < IR_MAXOUT; k++) out[k] = S(i);
     add(c, in, out);
   }
 }
@@ -264,9 +264,9 @@ static void sig_norm_grad(sctx *c) {
   uniform(c, B);
   for (int i = 0; i < r - 1; i++) {
     ir_sbp in[IR_MAXIN], out[IR_MAXOUT];
-    for (int k = 0; k < nin; k++) in[k] = (k == 0 || k == nin - 1) ? S(i) : B;
+    for (int k = 0; k < nin && k < IR_MAXIN; k++) in[k] = (k == 0 || k == nin - 1) ? S(i) : B;
     out[0] = S(i);
-    for (int k = 1; k < c->o->nout; k++) out[k] = P;
+    for (int k = 1; k < c->o->nout && k < IR_MAXOUT; k++) out[k] = P;
     add(c, in, out);
   }
 }

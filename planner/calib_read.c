@@ -56,7 +56,7 @@ static bool section(chk *k, const cJSON *j, const char *key, const cJSON **out) 
 
 /* shape: gemm.shapes[i] (path p); into the measured table when absolute */
 static bool shape(chk *k, const cJSON *e, const char *p, bool absolute) {
-  double d[3], rate = 0;
+  double d[3] = {0, 0, 0}, rate = 0;
   if (!cJSON_IsObject(e)) return bad(k, "'%s' must be an object", p);
   num(k, e, p, "m", 1, 1 << 24, true, &d[0]), num(k, e, p, "n", 1, 1 << 24, true, &d[1]);
   num(k, e, p, "k", 1, 1 << 24, true, &d[2]), num(k, e, p, "seconds", 0, 1e6, true, NULL);
