@@ -261,9 +261,11 @@ static void report_summary(FILE *f, const layout *L, int n, int runs) {
   }
   if (best < 0) return;
   fprintf(f, "fastest measured: #%d (%.4g s/step, planner's rank %d)", best + 1, L[best].meas.step_s, best + 1);
-  if (best > 0)
+  if (best > 0 && L[0].state == MEASURED)
     fprintf(f, "; the planner's first is %+.1f%% slower, %s its stated error", 100 * rel(L[0].meas.step_s, L[best].meas.step_s),
             L[0].meas.step_s <= L[best].meas.step_s * (1 + em) ? "within" : "outside");
+  else if (best > 0)
+    fprintf(f, "; the planner's first was not measured");
   fprintf(f, "\nprediction error over %d layouts: step time mean %.1f%%, max %.1f%%; peak memory mean %.1f%%, max %.1f%%\n",
           nm, 100 * es / nm, 100 * em, 100 * ms / nm, 100 * mm);
   fprintf(f, "runs: %d of %d layouts run with the executor (%d saved)\n", runs, n, n - runs);
