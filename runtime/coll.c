@@ -24,7 +24,8 @@
  * (rt_coll_poll), so point-to-point transfers and data-parallel reductions
  * progress while a tp collective waits for the group; the executor posts
  * the tp ops of a rank in the program's order, which every rank of the
- * group shares. Temporaries are malloc'ed, counted in the rank's peak and
+ * group shares, several in flight at once once each has posted all its
+ * collectives (rt_coll_settled). Temporaries are malloc'ed, counted in the rank's peak and
  * freed when the op completes. */
 #include "runtime/exec_priv.h"
 #include <math.h>
@@ -291,6 +292,8 @@ static void done(rt_coll *c) {
   free(c->tmp);
   free(c);
 }
+
+bool rt_coll_settled(const rt_coll *c) { return !is_ce(c->o) || c->phase > 0; }
 
 bool rt_coll_poll(rt_coll *c) {
   if (c->phase == 9) return done(c), true;

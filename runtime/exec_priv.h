@@ -75,6 +75,9 @@ typedef struct rt_coll rt_coll;
  * thread only. */
 rt_coll *rt_coll_start(rt_exec *e, const ir_op *o, void *const *in, void *const *out, int64_t micro, bool own_in);
 bool rt_coll_poll(rt_coll *c);
+/* rt_coll_settled: c has posted every collective it will post (the
+ * executor may post the group's next op while c is in flight) */
+bool rt_coll_settled(const rt_coll *c);
 
 /* ---- jit.c ---- */
 /* rt_jit_new: the machine code of program p's fused CPU kernels

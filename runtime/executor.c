@@ -14,9 +14,15 @@
  *    and their outputs can be claimed; sends when their input is made;
  *    per-step actors (reduce, optim, gather, gsend, grecv) when every actor
  *    they depend on has fired for the step's last micro-batch;
- *  - the tp group's ops (coll) are started one at a time in the order the
- *    schedule lists them, the dp group's (reduce, gather) posted in that
- *    order, so every member of a group issues the same sequence;
+ *  - the tp group's ops (coll) and the dp group's (reduce, gather) are
+ *    posted in the order the schedule lists them, so every member of a
+ *    group issues the same sequence; colls that reduce gradients (outputs
+ *    into accumulators) may be in flight together, and the next coll may
+ *    start beside them (tiny GPT-2 tp=2's chain of 28 gradient all-reduces
+ *    then costs about one polling round trip, not 28), but no coll starts
+ *    while one that a kernel waits for (an activation's) or one that will
+ *    post a later collective of its own (the vocabulary-parallel
+ *    cross-entropy's second all-reduce) is in flight;
  *  - an instance is released when its last consumer has read it; a send
  *    reads it into a staging copy when it is posted, so a peer that posts
  *    its receive late (its schedule is another stage's) never holds this
@@ -40,6 +46,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -490,7 +497,6 @@ static bool finish_main(sched *s, int k) {
       if (a->acc[i] >= 0) rt_exec_accumulate(e, a->acc[i], buf_of(s, a->out[i], x->mb), ir_numel(e->g, o->out[i]));
     if (o->out[0] == e->g->loss && s->loss_here) s->loss += ((float *)buf_of(s, a->out[0], x->mb))[0];
     rt_trace_op(e, o, x->mb, x->posted, rt_trace_now());
-    s->tp_pos++;
   } else {
     int lane = a->kind == FMT_A_SEND || a->kind == FMT_A_RECV || a->kind == FMT_A_GSEND || a->kind == FMT_A_GRECV ? RT_LANE_P2P : RT_LANE_COLL;
     rt_trace_slice(e, lane, lane_name(a), lane == RT_LANE_P2P ? "p2p" : "collective", a->tensor, a->op, a->per_micro ? x->mb : -1, x->posted, rt_trace_now());
@@ -504,6 +510,25 @@ static bool finish_main(sched *s, int k) {
   return true;
 }
 
+/* a gradient's reduction: a coll whose outputs go to parameters'
+ * accumulators (no kernel waits for it) */
+static bool is_grad_coll(const fmt_actor *a) {
+  for (int i = 0; i < a->nout; i++)
+    if (a->acc[i] < 0) return false;
+  return a->nout > 0;
+}
+
+/* may no tp op start now? One in flight will still post a collective
+ * (nothing may be posted on the group before it, or the members' sequences
+ * could differ), or one in flight is not a gradient's reduction (a kernel
+ * waits for it: a later collective would share its bandwidth) */
+static bool tp_held(const sched *s) {
+  for (int k = 0; k < s->st->nact; k++)
+    if (s->as[k].busy && s->as[k].coll && (!rt_coll_settled(s->as[k].coll) || !is_grad_coll(&s->st->act[k])))
+      return true;
+  return false;
+}
+
 /* may actor k start now on the main thread? (inputs, outputs, deps, group order) */
 static bool ready_main(const sched *s, int k, int64_t *m) {
   const fmt_actor *a = &s->st->act[k];
@@ -515,7 +540,7 @@ static bool ready_main(const sched *s, int k, int64_t *m) {
   case FMT_A_RECV: return outputs_free(s, a, *m);
   case FMT_A_COLL:
     return s->tp_pos < s->ntp && s->tp_order[s->tp_pos].actor == k && s->tp_order[s->tp_pos].micro == *m &&
-           inputs_made(s, a, *m) && outputs_free(s, a, *m);
+           inputs_made(s, a, *m) && outputs_free(s, a, *m) && !tp_held(s);
   case FMT_A_REDUCE: case FMT_A_GATHER: case FMT_A_FETCH:
     if (!(s->dp_pos < s->ndp && s->dp_order[s->dp_pos].actor == k && s->dp_order[s->dp_pos].micro == *m)) return false;
     return a->per_micro ? inputs_made(s, a, *m) && outputs_free(s, a, *m) : deps_done(s, a);
@@ -534,6 +559,7 @@ static bool comm_round(sched *s) {
     int64_t m;
     if (ready_main(s, k, &m) && start_main(s, k, m)) {
       if (is_dp(a)) s->dp_pos++;
+      if (a->kind == FMT_A_COLL) s->tp_pos++;
       moved = true;
       if (s->as[k].busy && a->kind == FMT_A_COLL && finish_main(s, k)) moved = true; /* local re-layouts */
     }
@@ -595,24 +621,35 @@ static bool main_busy(const sched *s) {
   return false;
 }
 
-/* the main thread: post and complete MPI work, and watch for hangs. It naps
- * between rounds, twice as long after each round that moved nothing (20 us
- * to 100 us: longer naps cost small models most of their step in waits for
- * peers; tiny GPT-2 tp=2 ran 3.6 GFLOP/s with 1 ms, 10.4 with 100 us), and
- * with nothing of its own in flight it sleeps on the condition
- * variable the workers signal, so polling does not take the cores from the
- * kernels on an oversubscribed machine. */
+/* the main thread: post and complete MPI work, and watch for hangs. Right
+ * after a round that moved something, while its own transfers are in
+ * flight and no worker computes (the rank waits for its peers), it polls
+ * without sleeping (sched_yield between rounds) for as long as its longest
+ * nap: a collective whose members arrive together completes in
+ * microseconds, not in a nap's wake-up each round (tiny GPT-2 tp=2's chain
+ * of 28 gradient all-reduces took 12 ms with naps alone; polling without
+ * a bound steals the cores from the peers' kernels on an oversubscribed
+ * machine). After that it naps, twice as long after each round that moved
+ * nothing (NAP_MIN to NAP_MAX: longer naps cost small models most of their
+ * step in waits for peers; tiny GPT-2 tp=2 ran 3.6 GFLOP/s with 1 ms, 10.4
+ * with 100 us), and with nothing of its own in flight it sleeps on the
+ * condition variable the workers signal, so polling does not take the
+ * cores from the kernels. */
+#define NAP_MIN 20000L  /* ns */
+#define NAP_MAX 100000L /* ns; also the spin after a move */
 static void drive(sched *s) {
-  double last = now();
+  double last = now(), moved_at = last;
   int64_t seen = -1;
-  long nap = 20000;
+  long nap = NAP_MIN;
   pthread_mutex_lock(&s->mu);
   while (!s->failed && !all_done(s)) {
     bool moved = comm_round(s);
-    nap = moved ? 20000 : nap * 2 > 100000 ? 100000 : nap * 2;
+    nap = moved ? NAP_MIN : nap * 2 > NAP_MAX ? NAP_MAX : nap * 2;
+    if (moved) moved_at = now();
     if (s->events != seen || computing(s)) seen = s->events, last = now();
     else if (now() - last > rt_comm_timeout) watchdog(s);
-    if (!main_busy(s) && computing(s)) {
+    bool busy = main_busy(s), comp = computing(s);
+    if (!busy && comp) {
       struct timespec until;
       clock_gettime(CLOCK_REALTIME, &until);
       until.tv_nsec += nap;
@@ -620,9 +657,10 @@ static void drive(sched *s) {
       pthread_cond_timedwait(&s->cv, &s->mu, &until);
       continue;
     }
+    bool spin = busy && !comp && now() - moved_at < 1e-9 * NAP_MAX;
     pthread_mutex_unlock(&s->mu);
-    struct timespec ts = {0, nap};
-    nanosleep(&ts, NULL);
+    if (spin) sched_yield();
+    else nanosleep(&(struct timespec){0, nap}, NULL);
     pthread_mutex_lock(&s->mu);
   }
   pthread_cond_broadcast(&s->cv);

@@ -192,7 +192,8 @@ static void measure(const ctx *c, layout *l, int i) {
 static int same_run(const layout *L, int i) {
   for (int j = 0; j < i; j++)
     if (L[j].state == MEASURED && L[j].np == L[i].np && L[j].dp == L[i].dp && L[j].tp == L[i].tp && L[j].pp == L[i].pp &&
-        L[j].m == L[i].m && L[j].zero == L[i].zero && !strcmp(L[j].recompute, L[i].recompute))
+        L[j].sp == L[i].sp && L[j].vpp == L[i].vpp && L[j].m == L[i].m && L[j].zero == L[i].zero &&
+        !strcmp(L[j].recompute, L[i].recompute))
       return j;
   return -1;
 }
@@ -260,9 +261,11 @@ static void report_summary(FILE *f, const layout *L, int n, int runs) {
   }
   if (best < 0) return;
   fprintf(f, "fastest measured: #%d (%.4g s/step, planner's rank %d)", best + 1, L[best].meas.step_s, best + 1);
-  if (best > 0)
+  if (best > 0 && L[0].state == MEASURED)
     fprintf(f, "; the planner's first is %+.1f%% slower, %s its stated error", 100 * rel(L[0].meas.step_s, L[best].meas.step_s),
             L[0].meas.step_s <= L[best].meas.step_s * (1 + em) ? "within" : "outside");
+  else if (best > 0)
+    fprintf(f, "; the planner's first was not measured");
   fprintf(f, "\nprediction error over %d layouts: step time mean %.1f%%, max %.1f%%; peak memory mean %.1f%%, max %.1f%%\n",
           nm, 100 * es / nm, 100 * em, 100 * ms / nm, 100 * mm);
   fprintf(f, "runs: %d of %d layouts run with the executor (%d saved)\n", runs, n, n - runs);
@@ -309,7 +312,10 @@ int tn_autotune(const tn_autotune_opts *o) {
     return 1;
   }
   for (int i = 0; i < k; i++)
-    if (L[i].sp > 1 || L[i].vpp > 1 || !plan_one(&c, &L[i], i)) L[i].state = CANNOT;
+    if (!plan_one(&c, &L[i], i)) {
+      L[i].state = CANNOT;
+      fprintf(o->log, "tune: layout %d has no plan of its own (see %s/layout%d.log)\n", i + 1, c.dir, i);
+    }
   int runs = choose_and_run(&c, L, k);
   report_rows(o->out, L, k);
   report_phases(o->out, L, k);

@@ -13,8 +13,9 @@
  * slowest rank's, the best of a few repeats. The planner's latency
  * (by_group_size alpha_s) is a collective's cost inside a step, not back to
  * back: ranks that computed arrive at different times and the executor's
- * communication thread polls with naps (in_step), which on a shared,
- * oversubscribed machine costs far more than the tight loop's alpha; and
+ * communication thread polls as it does in a step, without sleeping for
+ * 100 us and then with naps (in_step), which on a shared, oversubscribed
+ * machine can cost far more than the tight loop's alpha; and
  * a large all-reduce polled so while a worker thread computes on every rank
  * may move far less than back to back (in_step_bw: by_group_size
  * bus_bw_in_step; recorded, not yet used by the planner: one busy thread
@@ -32,6 +33,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -109,14 +111,24 @@ static double burst(void) {
   return x;
 }
 
-/* polled: one small all-reduce as the executor's communication thread runs
- * it (runtime/executor.c): started non-blocking, tested with 20 us naps */
+/* polled: one small all-reduce as the executor's communication thread
+ * waits for it with no kernel running (runtime/executor.c, drive): started
+ * non-blocking, tested without sleeping (sched_yield) for the first 100 us,
+ * then with naps of 20 us doubling to 100 us */
 static void polled(MPI_Comm comm, float *buf) {
   MPI_Request r;
   int done = 0;
+  long nap = 20000;
+  double t0 = MPI_Wtime();
   MPI_Iallreduce(MPI_IN_PLACE, buf, 64, MPI_FLOAT, MPI_SUM, comm, &r);
-  for (MPI_Test(&r, &done, MPI_STATUS_IGNORE); !done; MPI_Test(&r, &done, MPI_STATUS_IGNORE))
-    nanosleep(&(struct timespec){0, 20000}, NULL);
+  for (MPI_Test(&r, &done, MPI_STATUS_IGNORE); !done; MPI_Test(&r, &done, MPI_STATUS_IGNORE)) {
+    if (MPI_Wtime() - t0 < 100e-6) {
+      sched_yield();
+      continue;
+    }
+    nanosleep(&(struct timespec){0, nap}, NULL);
+    nap = nap * 2 > 100000 ? 100000 : nap * 2;
+  }
 }
 
 /* in_step: seconds a small collective adds inside a step: reps bursts each
