@@ -79,6 +79,26 @@ static int qkv_groups(const ir_graph *g, ir_ref p) {
   return 1;
 }
 
+/* a fused attention's qkv split by head must come from column-split
+ * weights (3 interleave groups, qkv_groups): a collective that splits it
+ * on its last axis (boxing S -> S(last) or B -> S(last)) hands each rank a
+ * contiguous block, which mixes q, k and v. True when a tensor on the path
+ * from qkv back through bias_add, add and the matmul's weight is made so. */
+static bool qkv_by_collective(const ir_graph *g, const ir_op *a) {
+  ir_ref stack[16];
+  int n = 0;
+  stack[n++] = a->in[0];
+  while (n > 0) {
+    const ir_tensor *x = &g->t[stack[--n]];
+    if (x->producer < 0 || split_of(x) != x->rank - 1) continue;
+    const ir_op *o = &g->op[x->producer];
+    if (ir_ops[o->kind].kclass == KC_COMM) return true;
+    if (o->kind == IR_OP_MATMUL && n < 16) stack[n++] = o->in[1]; /* a weight sliced at use: contiguous columns */
+    if ((o->kind == IR_OP_BIAS_ADD || o->kind == IR_OP_ADD) && n < 15) stack[n++] = o->in[0], stack[n++] = o->in[1];
+  }
+  return false;
+}
+
 static bool local_attrs(lw_ctx *c, ir_op *o) {
   ir_graph *g = c->p->g;
   int tp = c->lay.tp;
@@ -89,6 +109,9 @@ static bool local_attrs(lw_ctx *c, ir_op *o) {
   const ir_tensor *x = &g->t[o->in[0]];
   if (heads && split_of(x) == x->rank - 1) {
     if (o->at.heads % tp || (o->at.kv_heads && o->at.kv_heads % tp)) return refuse(c, o, "heads do not divide by tp");
+    if (o->kind == IR_OP_ATTENTION && o->nin == 1 && qkv_by_collective(g, o))
+      return refuse(c, o, "gets its fused qkv split by heads from a collective, which would mix q, k and v: only "
+                          "column-split qkv weights split it by head (the plan chose a layout the executor cannot run)");
     o->at.heads /= tp;
     o->at.kv_heads /= tp;
   }

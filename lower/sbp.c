@@ -6,7 +6,8 @@
  * the planner chose; the other layers of a block take layer 0's (ir/sbp.c
  * keeps layers identical); a parameter whose forward consumers all want one
  * split layout is stored that way (as if hinted), so the planner's sharding
- * is the storage. Backward and optimizer ops, which the planner does not
+ * is the storage, and a parameter's update (adamw) takes the layout its
+ * forward consumers agree on (its gradient is boxed into it). Backward ops, which the planner does not
  * list, are deduced greedily from there; the model's own @ hints give way
  * to the plan. A plan made for another model (an
  * op index out of range, an op kind that differs, another parameter count)
@@ -56,25 +57,49 @@ static void spread(lw_ctx *c, ir_sig *fixed, bool *has) {
   }
 }
 
+/* agreed: whether every forward consumer of parameter t wants it in one
+ * layout (*want), as the plan fixes them (a consumer the plan does not fix
+ * wants it whole) */
+static bool agreed(const lw_ctx *c, const ir_sig *fixed, const bool *has, ir_ref t, ir_sbp *want) {
+  const ir_graph *g = c->p->g;
+  bool seen = false;
+  *want = (ir_sbp){SBP_B, 0};
+  for (int k = 0; k < c->nfwd; k++)
+    for (int i = 0; i < g->op[k].nin; i++) {
+      if (g->op[k].in[i] != t) continue;
+      ir_sbp s = has[k] ? fixed[k].in[i] : (ir_sbp){SBP_B, 0};
+      if (seen && !ir_sbp_eq(s, *want)) return false;
+      seen = true, *want = s;
+    }
+  return seen;
+}
+
 /* hint_params: a parameter every fixed forward consumer wants in one split
  * layout is stored in it; any other is stored as the deduction settles it.
- * The plan decides: the model's own @ hints give way to it. */
-static void hint_params(lw_ctx *c, const ir_sig *fixed, const bool *has) {
+ * The plan decides: the model's own @ hints give way to it. Then each
+ * parameter whose consumers agree on a layout, split or whole, is updated
+ * where it lies: its adamw takes that layout for the parameter, its
+ * gradient and its states, and boxing brings the gradient into it (a
+ * reduce-scatter or an all-reduce of a partial sum, a slice of a whole
+ * one). Left to the greedy deduction, the update followed the gradient
+ * instead (a sharded update of a replicated weight whose gradient is a
+ * partial sum over a token split), which cannot run in place. */
+static void hint_params(lw_ctx *c, ir_sig *fixed, bool *has) {
   ir_graph *g = c->p->g;
   for (int t = 0; t < g->nt; t++) {
     ir_tensor *x = &g->t[t];
     if (x->kind != IR_T_PARAM) continue;
     x->has_hint = false;
-    int seen = 0;
-    ir_sbp want = {SBP_B, 0};
-    for (int k = 0; k < c->nfwd && seen >= 0; k++)
-      for (int i = 0; i < g->op[k].nin && seen >= 0; i++) {
-        if (g->op[k].in[i] != t) continue;
-        ir_sbp s = has[k] ? fixed[k].in[i] : (ir_sbp){SBP_B, 0};
-        if (seen && !ir_sbp_eq(s, want)) seen = -1;
-        else seen = 1, want = s;
-      }
-    if (seen == 1 && want.kind == SBP_S) x->has_hint = true, x->hint.n = 1, x->hint.a[0] = want;
+    ir_sbp want;
+    if (!agreed(c, fixed, has, t, &want)) continue;
+    if (want.kind == SBP_S) x->has_hint = true, x->hint.n = 1, x->hint.a[0] = want;
+    for (int k = c->nfwd; k < g->nop; k++) {
+      const ir_op *o = &g->op[k];
+      if (o->kind != IR_OP_ADAMW || o->in[0] != t || has[k]) continue;
+      for (int i = 0; i < o->nin && i < IR_MAXIN; i++) fixed[k].in[i] = want;
+      for (int i = 0; i < o->nout && i < IR_MAXOUT; i++) fixed[k].out[i] = want;
+      has[k] = true;
+    }
   }
 }
 

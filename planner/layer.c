@@ -44,6 +44,7 @@ struct plan_model {
   int *nlidx;
   region rest;
   char *fused;       /* per tensor: internal to a chain of elementwise ops (never in memory) */
+  char *qkv;         /* per tensor: on a fused attention's qkv path (its matmul's weight, bias_add, add) */
   ir_ref first_block_op;
   plan_sol **cache;
   int ncache, capcache;
@@ -106,6 +107,29 @@ static void find_fused(plan_model *pm) {
   free(uses);
 }
 
+/* find_qkv: the tensors a fused attention's qkv is made from (back
+ * through bias_add and add to the matmul and its weight), whose split on
+ * the last axis must be by head: 3 interleave groups, which only a
+ * column-split weight gives (lower/local.c) */
+static void find_qkv(plan_model *pm) {
+  const ir_graph *g = pm->g;
+  pm->qkv = ARENA_ARRAY(pm->a, char, g->nt + 1);
+  for (int k = 0; k < g->nop; k++) {
+    const ir_op *a = &g->op[k];
+    if (a->kind != IR_OP_ATTENTION || a->nin != 1) continue;
+    ir_ref stack[16];
+    int n = 0;
+    stack[n++] = a->in[0];
+    while (n > 0) {
+      ir_ref t = stack[--n];
+      pm->qkv[t] = 1;
+      const ir_op *o = g->t[t].producer >= 0 ? &g->op[g->t[t].producer] : NULL;
+      if (o && o->kind == IR_OP_MATMUL && n < 16) stack[n++] = o->in[1];
+      if (o && (o->kind == IR_OP_BIAS_ADD || o->kind == IR_OP_ADD) && n < 15) stack[n++] = o->in[0], stack[n++] = o->in[1];
+    }
+  }
+}
+
 plan_model *plan_model_new(const ir_graph *g, arena *a) {
   plan_model *pm = ARENA_NEW(a, plan_model);
   pm->g = g, pm->a = a, pm->nblk = g->nblk;
@@ -135,6 +159,7 @@ plan_model *plan_model_new(const ir_graph *g, arena *a) {
   }
   if (nfwd == 0) return NULL;
   find_fused(pm);
+  find_qkv(pm);
   for (int b = 0; b < g->nblk; b++) {
     pm->L += g->blk[b].count;
     pm->lidx_op[b] = ARENA_ARRAY(a, ir_ref, pm->nlidx[b] + 1);
@@ -553,6 +578,14 @@ static double kept_bytes(const solver *sv, const ir_op *o, const ir_sig *s) {
   return sa.all - (sv->k->rc == PLAN_RC_SELECTIVE ? sa.scores : 0);
 }
 
+/* qkv_by_boxing: a collective that splits a tensor of the qkv path on its
+ * last axis hands each rank a contiguous block of q|k|v columns, not its
+ * heads' q, k and v: forbidden (the lowering refuses it too) */
+static double qkv_by_boxing(const solver *sv, const edge *e, const eparts *r) {
+  const ir_tensor *x = &sv->pm->g->t[e->t];
+  return sv->pm->qkv[e->t] && r->coll_f != IR_NOPKIND && r->to.kind == SBP_S && r->to.axis == x->rank - 1 ? PLAN_FORBID : 0;
+}
+
 /* no_seq_split: a runtime without sequence parallelism keeps every tensor
  * between the column- and row-parallel regions whole on the tp axis: it
  * all-reduces partial activations (never a reduce-scatter) and never slices
@@ -596,7 +629,7 @@ static void fill_costs(solver *sv, prog *p, bool rest) {
     for (int i = 0; i < nu; i++)
       for (int j = 0; j < nv; j++) {
         eparts r = edge_parts(sv, p, ed, i, j);
-        P->ecost[e][i * nv + j] = fm * r.fwd + r.bwd + r.step * inv_m + no_seq_split(sv, ed, &r);
+        P->ecost[e][i * nv + j] = fm * r.fwd + r.bwd + r.step * inv_m + no_seq_split(sv, ed, &r) + qkv_by_boxing(sv, ed, &r);
       }
   }
 }
