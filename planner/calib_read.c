@@ -252,6 +252,7 @@ static bool executor(chk *k, const cJSON *ex) {
       cJSON_GetObjectItemCaseSensitive(ex, "dp_comm_scale"))
     c->rt.grad_overlap = 0; /* the scale is what the executor left exposed */
   num(k, ex, "executor.", "kernel_s", 0, 1, false, &c->kernel_overhead_s);
+  num(k, ex, "executor.", "micro_overhead_s", 0, 3600, false, &c->micro_overhead_s);
   num(k, ex, "executor.", "kernels_per_step", 0, 1e12, false, NULL);
   num(k, ex, "executor.", "steps", 1, 1e9, false, NULL);
   c->exec_per_param = true; /* sbpc's executor: one collective per parameter tensor */

@@ -118,6 +118,8 @@ typedef struct {
    * and its exposed gradient all-reduce over the collective's modelled
    * time, applied to every collective (plan_coll_time); 1 when not measured */
   double exec_scale[PLAN_NPASS];
+  double micro_overhead_s;  /* that executor's idle time per micro-batch that no kernel or
+                               transfer explains (executor.micro_overhead_s; 0 when not measured) */
   bool exec_per_param;      /* that executor is sbpc's: one collective per parameter (ZeRO-3
                                gathers), the ZeRO-1/2 all-gather inside the step */
   bool loaded;

@@ -23,6 +23,7 @@ double rt_comm_timeout = 20.0;
 
 struct rt_comm {
   int rank, size;
+  bool owns;      /* this rt_comm started MPI, so it finalizes it */
   MPI_Comm dp, tp;
   int dp_size, tp_size;
   /* --adaptive-sp: every membership made so far (the same list on every
@@ -109,6 +110,7 @@ rt_comm *rt_comm_init(int *argc, char ***argv) {
   const char *t = getenv("SBPC_COMM_TIMEOUT");
   if (t && atof(t) > 0) rt_comm_timeout = atof(t);
   rt_comm *c = xcalloc(1, sizeof *c);
+  c->owns = !inited; /* MPI started by a caller (sbpc tune) is the caller's to finalize */
   MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
   MPI_Comm_size(MPI_COMM_WORLD, &c->size);
   c->dp = c->tp = c->spg = MPI_COMM_NULL;
@@ -351,7 +353,7 @@ void rt_comm_finalize(rt_comm *c) {
   if (c->tp != MPI_COMM_NULL) MPI_Comm_free(&c->tp);
   for (int i = 0; i < c->nmine; i++) MPI_Comm_free(&c->mine_comm[i]);
   free(c->mine), free(c->mine_comm), free(c->made);
-  MPI_Finalize();
+  if (c->owns) MPI_Finalize();
   free(c);
 }
 

@@ -52,6 +52,7 @@ assert e["reference"].startswith("dp=1 ") and e["steps"] >= 1 and e["kernels_per
 assert all(0.01 <= e[k] <= 100 for k in ("forward_scale", "backward_scale", "optimizer_scale"))
 assert "dp_comm_scale" not in e  # one rank: no gradient all-reduce
 assert 0 <= e["kernel_s"] < 1 and e["measured"]["step_s"] > 0 and e["predicted"]["step_s"] > 0
+assert 0 <= e["micro_overhead_s"] < 3600
 PY
 "$sbpc" tune --plans 3 2>/dev/null; [ $? = 2 ] || { echo "FAIL: --plans without a model is bad usage"; fail=1; }
 "$sbpc" tune --plans 99 x.sbp 2>/dev/null; [ $? = 2 ] || { echo "FAIL: --plans 99 is bad usage"; fail=1; }
