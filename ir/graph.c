@@ -179,3 +179,18 @@ int64_t ir_param_count(const ir_graph *g) {
     if (g->t[i].kind == IR_T_PARAM && __builtin_add_overflow(n, ir_numel(g, i), &n)) return INT64_MAX;
   return n;
 }
+
+int ir_qkv_path(const ir_graph *g, const ir_op *a, ir_ref *out, int max) {
+  ir_ref stack[16];
+  int n = 0, k = 0;
+  if (a->kind != IR_OP_ATTENTION || a->nin != 1) return 0;
+  stack[n++] = a->in[0];
+  while (n > 0 && k < max) {
+    ir_ref t = stack[--n];
+    out[k++] = t;
+    const ir_op *o = g->t[t].producer >= 0 ? &g->op[g->t[t].producer] : NULL;
+    if (o && o->kind == IR_OP_MATMUL && n < 16) stack[n++] = o->in[1];
+    if (o && (o->kind == IR_OP_BIAS_ADD || o->kind == IR_OP_ADD) && n < 15) stack[n++] = o->in[0], stack[n++] = o->in[1];
+  }
+  return k;
+}

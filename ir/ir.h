@@ -306,6 +306,11 @@ double ir_tensor_bytes(const ir_graph *g, ir_ref r);
 int64_t ir_numel(const ir_graph *g, ir_ref t);
 /* ir_param_count: total elements over all IR_T_PARAM tensors. */
 int64_t ir_param_count(const ir_graph *g);
+/* ir_qkv_path: the tensors a fused attention's qkv (op a, one input) is
+ * made from: its input, back through bias_add and add, and a matmul's
+ * weight (at most max, in out); returns how many. A split of these on the
+ * last axis is by head only when it comes from column-split weights. */
+int ir_qkv_path(const ir_graph *g, const ir_op *a, ir_ref *out, int max);
 
 /* ---- passes (one file each) ---------------------------------------------------- */
 /* ir_bind: fix the symbolic B and S (shape.c). */

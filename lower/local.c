@@ -60,41 +60,23 @@ static double ce_fraction(const ir_graph *g, const ir_op *o, int tp) {
 /* 3 when p feeds the qkv input of a fused attention (through matmul columns,
  * bias_add and add), else 1 */
 static int qkv_groups(const ir_graph *g, ir_ref p) {
-  for (int k = 0; k < g->nop; k++) {
-    const ir_op *a = &g->op[k];
-    if (a->kind != IR_OP_ATTENTION || a->nin != 1) continue;
-    ir_ref stack[16];
-    int n = 0;
-    stack[n++] = a->in[0];
-    while (n > 0) {
-      ir_ref t = stack[--n];
-      if (t == p) return 3;
-      ir_ref pr = g->t[t].producer;
-      if (pr < 0) continue;
-      const ir_op *o = &g->op[pr];
-      if (o->kind == IR_OP_MATMUL && n < 16) stack[n++] = o->in[1];
-      if ((o->kind == IR_OP_BIAS_ADD || o->kind == IR_OP_ADD) && n < 15) stack[n++] = o->in[0], stack[n++] = o->in[1];
-    }
-  }
+  ir_ref path[64];
+  for (int k = 0; k < g->nop; k++)
+    for (int i = 0, n = ir_qkv_path(g, &g->op[k], path, 64); i < n; i++)
+      if (path[i] == p) return 3;
   return 1;
 }
 
-/* a fused attention's qkv split by head must come from column-split
- * weights (3 interleave groups, qkv_groups): a collective that splits it
- * on its last axis (boxing S -> S(last) or B -> S(last)) hands each rank a
- * contiguous block, which mixes q, k and v. True when a tensor on the path
- * from qkv back through bias_add, add and the matmul's weight is made so. */
+/* a fused attention's qkv split by heads must come from column-split
+ * weights (3 interleave groups, qkv_groups): a collective that splits a
+ * tensor of its path on the last axis (boxing S -> S(last) or B -> S(last),
+ * a weight sliced at use) hands each rank a contiguous block, which mixes
+ * q, k and v */
 static bool qkv_by_collective(const ir_graph *g, const ir_op *a) {
-  ir_ref stack[16];
-  int n = 0;
-  stack[n++] = a->in[0];
-  while (n > 0) {
-    const ir_tensor *x = &g->t[stack[--n]];
-    if (x->producer < 0 || split_of(x) != x->rank - 1) continue;
-    const ir_op *o = &g->op[x->producer];
-    if (ir_ops[o->kind].kclass == KC_COMM) return true;
-    if (o->kind == IR_OP_MATMUL && n < 16) stack[n++] = o->in[1]; /* a weight sliced at use: contiguous columns */
-    if ((o->kind == IR_OP_BIAS_ADD || o->kind == IR_OP_ADD) && n < 15) stack[n++] = o->in[0], stack[n++] = o->in[1];
+  ir_ref path[64];
+  for (int i = 0, n = ir_qkv_path(g, a, path, 64); i < n; i++) {
+    const ir_tensor *x = &g->t[path[i]];
+    if (x->producer >= 0 && split_of(x) == x->rank - 1 && ir_ops[g->op[x->producer].kind].kclass == KC_COMM) return true;
   }
   return false;
 }

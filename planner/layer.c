@@ -114,20 +114,9 @@ static void find_fused(plan_model *pm) {
 static void find_qkv(plan_model *pm) {
   const ir_graph *g = pm->g;
   pm->qkv = ARENA_ARRAY(pm->a, char, g->nt + 1);
-  for (int k = 0; k < g->nop; k++) {
-    const ir_op *a = &g->op[k];
-    if (a->kind != IR_OP_ATTENTION || a->nin != 1) continue;
-    ir_ref stack[16];
-    int n = 0;
-    stack[n++] = a->in[0];
-    while (n > 0) {
-      ir_ref t = stack[--n];
-      pm->qkv[t] = 1;
-      const ir_op *o = g->t[t].producer >= 0 ? &g->op[g->t[t].producer] : NULL;
-      if (o && o->kind == IR_OP_MATMUL && n < 16) stack[n++] = o->in[1];
-      if (o && (o->kind == IR_OP_BIAS_ADD || o->kind == IR_OP_ADD) && n < 15) stack[n++] = o->in[0], stack[n++] = o->in[1];
-    }
-  }
+  ir_ref path[64];
+  for (int k = 0; k < g->nop; k++)
+    for (int i = 0, n = ir_qkv_path(g, &g->op[k], path, 64); i < n; i++) pm->qkv[path[i]] = 1;
 }
 
 plan_model *plan_model_new(const ir_graph *g, arena *a) {
