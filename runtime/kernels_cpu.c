@@ -737,33 +737,35 @@ static bool k_select(K *k, bool grad) {
 }
 
 /* ---- optimizer ----------------------------------------------------------------- */
+/* PyTorch's AdamW in fp32 (as torch.optim.AdamW computes it on float
+ * tensors): the step's constants in double, rounded once to float, then per
+ * element p *= 1 - lr wd; m = m + (1 - b1)(g - m) (lerp); v = b2 v + (1 - b2) g g;
+ * p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps). Float lanes, no FMA
+ * (-O2 without -march): the same bits on any split and any x86-64. */
 typedef struct {
-  const ir_attrs *a;
   float *p, *m, *v;
   const float *g;
-  double ss, sq2;
+  float decay, w1, b2, w2, ss, sq2, eps;
 } adamw_job;
 
 RT_VECTORIZE static void adamw_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
   const adamw_job *j = ctx;
   float *restrict po = j->p, *restrict mo = j->m, *restrict vo = j->v;
   const float *restrict g = j->g;
-  const double decay = 1.0 - j->a->lr * j->a->weight_decay, b1 = j->a->beta1, b2 = j->a->beta2, eps = j->a->eps;
-  const double ss = j->ss, sq2 = j->sq2;
+  const float decay = j->decay, w1 = j->w1, b2 = j->b2, w2 = j->w2, ss = j->ss, sq2 = j->sq2, eps = j->eps;
   (void)chunk;
   for (int64_t i = lo; i < hi; i++) {
-    double pi = po[i] * decay;
-    float mf = (float)(b1 * mo[i] + (1.0 - b1) * g[i]);
-    float vf = (float)(b2 * vo[i] + (1.0 - b2) * (double)g[i] * g[i]);
+    float gi = g[i], mf = mo[i] + w1 * (gi - mo[i]), vf = b2 * vo[i] + w2 * (gi * gi);
     mo[i] = mf, vo[i] = vf;
-    po[i] = (float)(pi - ss * mf / (sqrt((double)vf) / sq2 + eps));
+    po[i] = po[i] * decay - ss * (mf / (sqrtf(vf) / sq2 + eps));
   }
 }
 
 /* elementwise, split over threads (par.c): the same bits for any split */
 void rt_adamw(const ir_attrs *a, float *po, const float *g, float *mo, float *vo, int64_t n, int64_t step) {
   double t = (double)step, bc1 = 1.0 - pow(a->beta1, t), bc2 = 1.0 - pow(a->beta2, t);
-  adamw_job j = {a, po, mo, vo, g, a->lr / bc1, sqrt(bc2)};
+  adamw_job j = {po, mo, vo, g, (float)(1.0 - a->lr * a->weight_decay), (float)(1.0 - a->beta1), (float)a->beta2,
+                 (float)(1.0 - a->beta2), (float)(a->lr / bc1), (float)sqrt(bc2), (float)a->eps};
   rt_par_for(n, 1, adamw_range, &j);
 }
 
