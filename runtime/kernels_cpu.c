@@ -4,7 +4,10 @@
  * the graph with B and S bound to the local micro-batch; everything is plain
  * row-major. GEMMs (matmul and the per-head products of attention) go to
  * rt_sgemm (blas.c: OpenBLAS, split over the cores); the rest are
- * straightforward loops with double accumulation in the row reductions. Attention computes the scores of a
+ * plain loops. Row reductions go in fixed float lanes with double totals
+ * (row_sum and friends, "exp over rows" below), so their bits depend on the
+ * row length only; the exp- and reduction-heavy ones are also built for
+ * AVX-512F (KC_SIMD). Attention computes the scores of a
  * block of queries against the keys they can see, (sample, head) pairs split
  * over the threads (see "attention" below); softmax and cross-entropy take a
  * vectorized float exp (exp_neg). Communication ops are identities on logical
@@ -384,31 +387,82 @@ __attribute__((always_inline)) static inline float exp_neg(float x) {
   return p;
 }
 
-/* the largest of n floats, in 8 lanes (so it vectorizes) */
-RT_VECTORIZE static float row_max(const float *x, int64_t n) {
-  float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+/* Row reductions go in LANES float lanes (so they vectorize) over blocks of
+ * at most RED_BLOCK elements, each block's lanes summed into a double: the
+ * order of the additions depends only on n, not on the vector width or the
+ * thread split. */
+enum { LANES = 16, RED_BLOCK = 1024 };
+
+/* KC_SIMD: an exp- or reduction-heavy row loop, also built for AVX-512F
+ * (picked at load time where the CPU has it: 16 float lanes instead of SSE's
+ * 4). The clones give the same bits: float adds and multiplies in the same
+ * lanes, no FMA (the build does not contract; AVX-512F does not imply FMA). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define KC_SIMD RT_VECTORIZE __attribute__((target_clones("avx512f", "default")))
+#else
+#define KC_SIMD RT_VECTORIZE
+#endif
+
+/* the largest of n floats */
+KC_SIMD static float row_max(const float *x, int64_t n) {
+  float m[LANES];
+  for (int l = 0; l < LANES; l++) m[l] = -INFINITY;
   int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; l++) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
+  for (; j + LANES <= n; j += LANES)
+    for (int l = 0; l < LANES; l++) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
   for (; j < n; j++) m[0] = x[j] > m[0] ? x[j] : m[0];
-  for (int l = 1; l < 8; l++) m[0] = m[l] > m[0] ? m[l] : m[0];
+  for (int l = 1; l < LANES; l++) m[0] = m[l] > m[0] ? m[l] : m[0];
   return m[0];
 }
 
-/* e[j] = exp(x[j] - mx) (e may be x); returns the sum in double */
-RT_VECTORIZE static void exp_shift(const float *x, float *e, int64_t n, float mx) {
-  for (int64_t j = 0; j < n; j++) e[j] = exp_neg(x[j] - mx);
+/* the lanes' total, in a fixed tree */
+static double lanes_total(const float *acc) {
+  double s = 0;
+  for (int l = 0; l < LANES; l += 4) s += ((double)acc[l] + acc[l + 1]) + ((double)acc[l + 2] + acc[l + 3]);
+  return s;
 }
 
-static double row_sum(const float *e, int64_t n) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) s0 += e[j], s1 += e[j + 1], s2 += e[j + 2], s3 += e[j + 3];
-  for (; j < n; j++) s0 += e[j];
-  return (s0 + s1) + (s2 + s3);
+/* e[j] = exp(x[j] - mx) for j < n (e may be x; NULL: not kept); returns
+ * the sum of the exps. A block's last partial group of lanes goes through a
+ * padded copy (exp(-inf) = 0), so short rows stay vectorized. */
+KC_SIMD static double exp_sum(const float *x, float *e, int64_t n, float mx) {
+  double s = 0;
+  float tmp[RED_BLOCK];
+  for (int64_t b = 0; b < n; b += RED_BLOCK) {
+    int64_t m = b + RED_BLOCK < n ? RED_BLOCK : n - b, j = 0, r;
+    const float *xb = x + b;
+    float *eb = e ? e + b : tmp, acc[LANES] = {0}, pad[LANES], pe[LANES];
+    for (; j + LANES <= m; j += LANES)
+      for (int l = 0; l < LANES; l++) {
+        float v = exp_neg(xb[j + l] - mx);
+        eb[j + l] = v;
+        acc[l] += v;
+      }
+    if ((r = m - j) > 0) {
+      for (int l = 0; l < LANES; l++) pad[l] = l < r ? xb[j + l] : -INFINITY;
+      for (int l = 0; l < LANES; l++) pe[l] = exp_neg(pad[l] - mx), acc[l] += pe[l];
+      memcpy(eb + j, pe, sizeof(float) * (size_t)r);
+    }
+    s += lanes_total(acc);
+  }
+  return s;
 }
 
-RT_VECTORIZE static void row_scale(float *x, int64_t n, float f) {
+/* sum of x[j] y[j] over j < n */
+KC_SIMD static double row_dot(const float *x, const float *y, int64_t n) {
+  double s = 0;
+  for (int64_t b = 0; b < n; b += RED_BLOCK) {
+    int64_t end = b + RED_BLOCK < n ? b + RED_BLOCK : n, j = b;
+    float acc[LANES] = {0};
+    for (; j + LANES <= end; j += LANES)
+      for (int l = 0; l < LANES; l++) acc[l] += x[j + l] * y[j + l];
+    for (; j < end; j++) acc[0] += x[j] * y[j];
+    s += lanes_total(acc);
+  }
+  return s;
+}
+
+KC_SIMD static void row_scale(float *x, int64_t n, float f) {
   for (int64_t j = 0; j < n; j++) x[j] *= f;
 }
 
@@ -470,8 +524,7 @@ static void attn_softmax(float *p, int64_t n, int64_t lo, int64_t lim) {
   if (lim > n - 1) lim = n - 1;
   int64_t m = lim - lo + 1;
   if (m <= 0) return (void)memset(p, 0, sizeof(float) * (size_t)n);
-  exp_shift(p + lo, p + lo, m, row_max(p + lo, m));
-  row_scale(p + lo, m, (float)(1.0 / row_sum(p + lo, m)));
+  row_scale(p + lo, m, (float)(1.0 / exp_sum(p + lo, p + lo, m, row_max(p + lo, m))));
   memset(p, 0, sizeof(float) * (size_t)lo);
   memset(p + lim + 1, 0, sizeof(float) * (size_t)(n - lim - 1));
 }
@@ -522,13 +575,11 @@ static bool k_attention(K *k) {
 }
 
 /* dS = P * (dP - rowsum(P * dP)) in place of dP, rows of L */
-static void attn_dscores(const float *P, float *dP, int64_t rows, int64_t L) {
+RT_VECTORIZE static void attn_dscores(const float *P, float *dP, int64_t rows, int64_t L) {
   for (int64_t i = 0; i < rows; i++) {
-    const float *p = P + i * L;
-    float *dp = dP + i * L;
-    double s = 0;
-    for (int64_t j = 0; j < L; j++) s += (double)p[j] * dp[j];
-    for (int64_t j = 0; j < L; j++) dp[j] = (float)(p[j] * (dp[j] - s));
+    const float *restrict p = P + i * L;
+    float *restrict dp = dP + i * L, s = (float)row_dot(p, dp, L);
+    for (int64_t j = 0; j < L; j++) dp[j] = p[j] * (dp[j] - s);
   }
 }
 
@@ -642,18 +693,16 @@ typedef struct {
 static void xent_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
   xent *c = ctx;
   int64_t V = c->V;
-  float *e = c->g ? NULL : xmalloc(sizeof(float) * (size_t)V); /* forward: the exps' scratch row */
   double loss = 0;
   for (int64_t r = lo; r < hi; r++) {
     const float *xr = c->x + r * V;
-    float *er = c->g ? c->g + r * V : e;
+    float *er = c->g ? c->g + r * V : NULL; /* forward: the exps are not kept */
     if (c->ignore && c->lab[r] < 0) {
       if (c->g) memset(er, 0, sizeof(float) * (size_t)V);
       continue;
     }
     float mx = row_max(xr, V);
-    exp_shift(xr, er, V, mx);
-    double s = row_sum(er, V);
+    double s = exp_sum(xr, er, V, mx);
     int64_t l = c->lab[r] >= 0 && c->lab[r] < V ? c->lab[r] : 0;
     loss += log(s) + mx - xr[l];
     if (c->g) {
@@ -661,7 +710,6 @@ static void xent_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
       er[l] -= (float)(c->sc / c->N);
     }
   }
-  free(e);
   c->part[chunk] = loss;
 }
 
