@@ -169,52 +169,7 @@ RT_VECTORIZE static bool k_sum_rows(K *k) {
   return true;
 }
 
-RT_VECTORIZE static bool k_layer_norm(K *k) {
-  const float *x = fin(k, 0), *w = fin(k, 1), *b = fin(k, 2);
-  float *y = fout(k, 0);
-  int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
-  for (int64_t r = 0; r < rows; r++) {
-    const float *xr = x + r * n;
-    double mu = 0, var = 0;
-    for (int64_t j = 0; j < n; j++) mu += xr[j];
-    mu /= (double)n;
-    for (int64_t j = 0; j < n; j++) var += (xr[j] - mu) * (xr[j] - mu);
-    double rs = 1.0 / sqrt(var / (double)n + k->o->at.eps);
-    for (int64_t j = 0; j < n; j++) y[r * n + j] = (float)((xr[j] - mu) * rs) * w[j] + b[j];
-  }
-  return true;
-}
-
-RT_VECTORIZE static bool k_layer_norm_grad(K *k) {
-  const float *x = fin(k, 0), *w = fin(k, 1), *dy = fin(k, 3);
-  float *dx = fout(k, 0), *dw = fout(k, 1), *db = fout(k, 2);
-  int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
-  double *aw = xcalloc((size_t)(2 * n), sizeof *aw), *ab = aw + n;
-  for (int64_t r = 0; r < rows; r++) {
-    const float *xr = x + r * n, *g = dy + r * n;
-    double mu = 0, var = 0, s1 = 0, s2 = 0;
-    for (int64_t j = 0; j < n; j++) mu += xr[j];
-    mu /= (double)n;
-    for (int64_t j = 0; j < n; j++) var += (xr[j] - mu) * (xr[j] - mu);
-    double rs = 1.0 / sqrt(var / (double)n + k->o->at.eps);
-    for (int64_t j = 0; j < n; j++) {
-      double xh = (xr[j] - mu) * rs, gx = (double)g[j] * w[j];
-      s1 += gx, s2 += gx * xh;
-    }
-    for (int64_t j = 0; j < n; j++) { /* apart from the sums above, so it vectorizes */
-      double xh = (xr[j] - mu) * rs;
-      aw[j] += g[j] * xh, ab[j] += g[j];
-    }
-    s1 /= (double)n, s2 /= (double)n;
-    for (int64_t j = 0; j < n; j++) {
-      double xh = (xr[j] - mu) * rs;
-      dx[r * n + j] = (float)(rs * ((double)g[j] * w[j] - s1 - xh * s2));
-    }
-  }
-  for (int64_t j = 0; j < n; j++) dw[j] = (float)aw[j], db[j] = (float)ab[j];
-  free(aw);
-  return true;
-}
+/* layer_norm and its gradient: after the row helpers below */
 
 static bool k_rms_norm(K *k) {
   const float *x = fin(k, 0), *w = fin(k, 1);
@@ -462,8 +417,147 @@ KC_SIMD static double row_dot(const float *x, const float *y, int64_t n) {
   return s;
 }
 
+/* sum of x[j] over j < n */
+KC_SIMD static double row_sum(const float *x, int64_t n) {
+  double s = 0;
+  for (int64_t b = 0; b < n; b += RED_BLOCK) {
+    int64_t end = b + RED_BLOCK < n ? b + RED_BLOCK : n, j = b;
+    float acc[LANES] = {0};
+    for (; j + LANES <= end; j += LANES)
+      for (int l = 0; l < LANES; l++) acc[l] += x[j + l];
+    for (; j < end; j++) acc[0] += x[j];
+    s += lanes_total(acc);
+  }
+  return s;
+}
+
+/* sum of (x[j] - mu)^2 over j < n */
+KC_SIMD static double row_sqdev(const float *x, int64_t n, float mu) {
+  double s = 0;
+  for (int64_t b = 0; b < n; b += RED_BLOCK) {
+    int64_t end = b + RED_BLOCK < n ? b + RED_BLOCK : n, j = b;
+    float acc[LANES] = {0};
+    for (; j + LANES <= end; j += LANES)
+      for (int l = 0; l < LANES; l++) acc[l] += (x[j + l] - mu) * (x[j + l] - mu);
+    for (; j < end; j++) acc[0] += (x[j] - mu) * (x[j] - mu);
+    s += lanes_total(acc);
+  }
+  return s;
+}
+
 KC_SIMD static void row_scale(float *x, int64_t n, float f) {
   for (int64_t j = 0; j < n; j++) x[j] *= f;
+}
+
+/* ---- layer norm ------------------------------------------------------------ */
+/* Rows are independent but for the gradient's dw, db (sums over rows): rows
+ * go in groups of LN_ROWS, each group's sums in its own float partials, the
+ * partials added in group order in double; groups split over the threads
+ * (par.c), so the bits do not depend on the thread count. Row statistics
+ * in float lanes (row_sum, row_dot), totals in double. */
+enum { LN_ROWS = 32 };
+
+typedef struct {
+  const float *x, *w, *b, *dy;
+  float *y, *dx, *pw; /* pw: per group, dw then db partials (2n floats) */
+  int64_t n, rows;
+  double eps;
+} ln_job;
+
+/* row x's mean and 1/sqrt(var + eps) */
+static void ln_stats(const ln_job *j, const float *x, float *mu, float *rs) {
+  double m = row_sum(x, j->n) / (double)j->n;
+  *mu = (float)m;
+  *rs = (float)(1.0 / sqrt(row_sqdev(x, j->n, *mu) / (double)j->n + j->eps));
+}
+
+KC_SIMD static void ln_fwd_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const ln_job *j = ctx;
+  int64_t n = j->n;
+  const float *restrict w = j->w, *restrict b = j->b;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *restrict x = j->x + r * n;
+    float *restrict y = j->y + r * n, mu, rs;
+    ln_stats(j, x, &mu, &rs);
+    for (int64_t c = 0; c < n; c++) y[c] = (x[c] - mu) * rs * w[c] + b[c];
+  }
+}
+
+/* one gradient row: xh = x normalized, gx = g w; the row's share of dw, db */
+__attribute__((always_inline)) static inline void ln_grad_xh(const float *restrict x, const float *restrict g,
+                                                             const float *restrict w, float *restrict xh,
+                                                             float *restrict gx, float *restrict aw,
+                                                             float *restrict ab, int64_t n, float mu, float rs) {
+  for (int64_t c = 0; c < n; c++) {
+    float h = (x[c] - mu) * rs;
+    xh[c] = h, gx[c] = g[c] * w[c];
+    aw[c] += g[c] * h, ab[c] += g[c];
+  }
+}
+
+__attribute__((always_inline)) static inline void ln_grad_dx(const float *restrict xh, const float *restrict gx,
+                                                             float *restrict dx, int64_t n, float rs, float s1,
+                                                             float s2) {
+  for (int64_t c = 0; c < n; c++) dx[c] = rs * (gx[c] - s1 - xh[c] * s2);
+}
+
+/* groups [lo, hi): dx of their rows, their dw, db partials */
+KC_SIMD static void ln_grad_groups(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const ln_job *j = ctx;
+  int64_t n = j->n;
+  const float *w = j->w;
+  float *xh = xmalloc(sizeof(float) * (size_t)(2 * n)), *gx = xh + n;
+  for (int64_t gi = lo; gi < hi; gi++) {
+    float *aw = j->pw + gi * 2 * n, *ab = aw + n;
+    memset(aw, 0, sizeof(float) * (size_t)(2 * n));
+    for (int64_t r = gi * LN_ROWS; r < (gi + 1) * LN_ROWS && r < j->rows; r++) {
+      float mu, rs;
+      const float *x = j->x + r * n, *g = j->dy + r * n;
+      ln_stats(j, x, &mu, &rs);
+      ln_grad_xh(x, g, w, xh, gx, aw, ab, n, mu, rs);
+      float s1 = (float)(row_sum(gx, n) / (double)n), s2 = (float)(row_dot(gx, xh, n) / (double)n);
+      ln_grad_dx(xh, gx, j->dx + r * n, n, rs, s1, s2);
+    }
+  }
+  free(xh);
+}
+
+/* groups of `unit` rows each split over the threads, as rt_par_for would
+ * split the rows */
+static void ln_split(int64_t rows, int64_t n, int64_t unit, rt_par_fn fn, void *ctx) {
+  int64_t ng = (rows + unit - 1) / unit;
+  int T = rt_par_chunks(rows, n);
+  T = T > ng ? (int)ng : T;
+  rt_par_split(ng, T, (ng + T - 1) / T, fn, ctx);
+}
+
+static void ln_fwd_groups(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const ln_job *j = ctx;
+  ln_fwd_rows(ctx, chunk, lo * LN_ROWS, hi * LN_ROWS < j->rows ? hi * LN_ROWS : j->rows);
+}
+
+static bool k_layer_norm(K *k) {
+  ln_job j = {.x = fin(k, 0), .w = fin(k, 1), .b = fin(k, 2), .y = fout(k, 0), .n = last(k, k->o->in[0]),
+              .eps = k->o->at.eps};
+  j.rows = nel(k, k->o->in[0]) / j.n;
+  ln_split(j.rows, j.n, LN_ROWS, ln_fwd_groups, &j);
+  return true;
+}
+
+static bool k_layer_norm_grad(K *k) {
+  ln_job j = {.x = fin(k, 0), .w = fin(k, 1), .dy = fin(k, 3), .dx = fout(k, 0), .n = last(k, k->o->in[0]),
+              .eps = k->o->at.eps};
+  j.rows = nel(k, k->o->in[0]) / j.n;
+  int64_t ng = (j.rows + LN_ROWS - 1) / LN_ROWS, n = j.n;
+  j.pw = xmalloc(sizeof(float) * (size_t)(ng * 2 * n));
+  ln_split(j.rows, n, LN_ROWS, ln_grad_groups, &j);
+  float *dw = fout(k, 1), *db = fout(k, 2);
+  double *acc = xcalloc((size_t)(2 * n), sizeof *acc);
+  for (int64_t gi = 0; gi < ng; gi++)
+    for (int64_t c = 0; c < 2 * n; c++) acc[c] += j.pw[gi * 2 * n + c];
+  for (int64_t c = 0; c < n; c++) dw[c] = (float)acc[c], db[c] = (float)acc[n + c];
+  free(acc), free(j.pw);
+  return true;
 }
 
 /* ---- attention ----------------------------------------------------------- */
