@@ -156,16 +156,48 @@ static bool k_matmul(K *k) {
   return true;
 }
 
-RT_VECTORIZE static bool k_sum_rows(K *k) {
-  const float *x = fin(k, 0);
-  float *y = fout(k, 0);
-  int64_t n = nel(k, k->o->in[0]), m = nel(k, k->o->out[0]);
+/* sum_rows: x as rows of m (the output's count) summed down; rows in groups
+ * of SUM_ROWS, each group's sums in float partials, the partials added in
+ * group order in double, groups split over the threads (par.c): the bits
+ * do not depend on the thread count. A tail shorter than m (x's count not a
+ * multiple of m) adds on at the end in order. */
+enum { SUM_ROWS = 32 };
+
+typedef struct {
+  const float *x;
+  float *part;   /* per group, m floats */
+  int64_t m, rows;
+} sum_job;
+
+RT_VECTORIZE static void sum_groups(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const sum_job *j = ctx;
+  int64_t m = j->m;
+  for (int64_t gi = lo; gi < hi; gi++) {
+    float *restrict acc = j->part + gi * m;
+    memset(acc, 0, sizeof(float) * (size_t)m);
+    for (int64_t r = gi * SUM_ROWS; r < (gi + 1) * SUM_ROWS && r < j->rows; r++) {
+      const float *restrict x = j->x + r * m;
+      for (int64_t c = 0; c < m; c++) acc[c] += x[c];
+    }
+  }
+}
+
+static bool k_sum_rows(K *k) {
+  sum_job j = {.x = fin(k, 0), .m = nel(k, k->o->out[0])};
+  int64_t n = nel(k, k->o->in[0]), m = j.m;
+  j.rows = n / m;
+  int64_t ng = (j.rows + SUM_ROWS - 1) / SUM_ROWS;
+  j.part = xmalloc(sizeof(float) * (size_t)(ng * m + 1));
+  int T = rt_par_chunks(j.rows, m);
+  T = T > ng ? (int)ng : T;
+  if (ng > 0) rt_par_split(ng, T, (ng + T - 1) / T, sum_groups, &j);
   double *acc = xcalloc((size_t)m, sizeof *acc);
-  for (int64_t r = 0; r + m <= n; r += m) /* row by row: each acc[j] adds x[j], x[m + j], ... in order */
-    for (int64_t j = 0; j < m; j++) acc[j] += x[r + j];
-  for (int64_t i = n / m * m; i < n; i++) acc[i % m] += x[i];
-  for (int64_t j = 0; j < m; j++) y[j] = (float)acc[j];
-  free(acc);
+  for (int64_t gi = 0; gi < ng; gi++)
+    for (int64_t c = 0; c < m; c++) acc[c] += j.part[gi * m + c];
+  for (int64_t i = j.rows * m; i < n; i++) acc[i % m] += j.x[i];
+  float *y = fout(k, 0);
+  for (int64_t c = 0; c < m; c++) y[c] = (float)acc[c];
+  free(acc), free(j.part);
   return true;
 }
 
