@@ -4,7 +4,10 @@
  * the graph with B and S bound to the local micro-batch; everything is plain
  * row-major. GEMMs (matmul and the per-head products of attention) go to
  * rt_sgemm (blas.c: OpenBLAS, split over the cores); the rest are
- * straightforward loops with double accumulation in the row reductions. Attention computes the scores of a
+ * plain loops. Row reductions go in fixed float lanes with double totals
+ * (row_sum and friends, "exp over rows" below), so their bits depend on the
+ * row length only; the exp- and reduction-heavy ones are also built for
+ * AVX-512F (KC_SIMD). Attention computes the scores of a
  * block of queries against the keys they can see, (sample, head) pairs split
  * over the threads (see "attention" below); softmax and cross-entropy take a
  * vectorized float exp (exp_neg). Communication ops are identities on logical
@@ -153,65 +156,52 @@ static bool k_matmul(K *k) {
   return true;
 }
 
-RT_VECTORIZE static bool k_sum_rows(K *k) {
-  const float *x = fin(k, 0);
-  float *y = fout(k, 0);
-  int64_t n = nel(k, k->o->in[0]), m = nel(k, k->o->out[0]);
+/* sum_rows: x as rows of m (the output's count) summed down; rows in groups
+ * of SUM_ROWS, each group's sums in float partials, the partials added in
+ * group order in double, groups split over the threads (par.c): the bits
+ * do not depend on the thread count. A tail shorter than m (x's count not a
+ * multiple of m) adds on at the end in order. */
+enum { SUM_ROWS = 32 };
+
+typedef struct {
+  const float *x;
+  float *part;   /* per group, m floats */
+  int64_t m, rows;
+} sum_job;
+
+RT_VECTORIZE static void sum_groups(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const sum_job *j = ctx;
+  int64_t m = j->m;
+  for (int64_t gi = lo; gi < hi; gi++) {
+    float *restrict acc = j->part + gi * m;
+    memset(acc, 0, sizeof(float) * (size_t)m);
+    for (int64_t r = gi * SUM_ROWS; r < (gi + 1) * SUM_ROWS && r < j->rows; r++) {
+      const float *restrict x = j->x + r * m;
+      for (int64_t c = 0; c < m; c++) acc[c] += x[c];
+    }
+  }
+}
+
+static bool k_sum_rows(K *k) {
+  sum_job j = {.x = fin(k, 0), .m = nel(k, k->o->out[0])};
+  int64_t n = nel(k, k->o->in[0]), m = j.m;
+  j.rows = n / m;
+  int64_t ng = (j.rows + SUM_ROWS - 1) / SUM_ROWS;
+  j.part = xmalloc(sizeof(float) * (size_t)(ng * m + 1));
+  int T = rt_par_chunks(j.rows, m);
+  T = T > ng ? (int)ng : T;
+  if (ng > 0) rt_par_split(ng, T, (ng + T - 1) / T, sum_groups, &j);
   double *acc = xcalloc((size_t)m, sizeof *acc);
-  for (int64_t r = 0; r + m <= n; r += m) /* row by row: each acc[j] adds x[j], x[m + j], ... in order */
-    for (int64_t j = 0; j < m; j++) acc[j] += x[r + j];
-  for (int64_t i = n / m * m; i < n; i++) acc[i % m] += x[i];
-  for (int64_t j = 0; j < m; j++) y[j] = (float)acc[j];
-  free(acc);
-  return true;
-}
-
-RT_VECTORIZE static bool k_layer_norm(K *k) {
-  const float *x = fin(k, 0), *w = fin(k, 1), *b = fin(k, 2);
+  for (int64_t gi = 0; gi < ng; gi++)
+    for (int64_t c = 0; c < m; c++) acc[c] += j.part[gi * m + c];
+  for (int64_t i = j.rows * m; i < n; i++) acc[i % m] += j.x[i];
   float *y = fout(k, 0);
-  int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
-  for (int64_t r = 0; r < rows; r++) {
-    const float *xr = x + r * n;
-    double mu = 0, var = 0;
-    for (int64_t j = 0; j < n; j++) mu += xr[j];
-    mu /= (double)n;
-    for (int64_t j = 0; j < n; j++) var += (xr[j] - mu) * (xr[j] - mu);
-    double rs = 1.0 / sqrt(var / (double)n + k->o->at.eps);
-    for (int64_t j = 0; j < n; j++) y[r * n + j] = (float)((xr[j] - mu) * rs) * w[j] + b[j];
-  }
+  for (int64_t c = 0; c < m; c++) y[c] = (float)acc[c];
+  free(acc), free(j.part);
   return true;
 }
 
-RT_VECTORIZE static bool k_layer_norm_grad(K *k) {
-  const float *x = fin(k, 0), *w = fin(k, 1), *dy = fin(k, 3);
-  float *dx = fout(k, 0), *dw = fout(k, 1), *db = fout(k, 2);
-  int64_t n = last(k, k->o->in[0]), rows = nel(k, k->o->in[0]) / n;
-  double *aw = xcalloc((size_t)(2 * n), sizeof *aw), *ab = aw + n;
-  for (int64_t r = 0; r < rows; r++) {
-    const float *xr = x + r * n, *g = dy + r * n;
-    double mu = 0, var = 0, s1 = 0, s2 = 0;
-    for (int64_t j = 0; j < n; j++) mu += xr[j];
-    mu /= (double)n;
-    for (int64_t j = 0; j < n; j++) var += (xr[j] - mu) * (xr[j] - mu);
-    double rs = 1.0 / sqrt(var / (double)n + k->o->at.eps);
-    for (int64_t j = 0; j < n; j++) {
-      double xh = (xr[j] - mu) * rs, gx = (double)g[j] * w[j];
-      s1 += gx, s2 += gx * xh;
-    }
-    for (int64_t j = 0; j < n; j++) { /* apart from the sums above, so it vectorizes */
-      double xh = (xr[j] - mu) * rs;
-      aw[j] += g[j] * xh, ab[j] += g[j];
-    }
-    s1 /= (double)n, s2 /= (double)n;
-    for (int64_t j = 0; j < n; j++) {
-      double xh = (xr[j] - mu) * rs;
-      dx[r * n + j] = (float)(rs * ((double)g[j] * w[j] - s1 - xh * s2));
-    }
-  }
-  for (int64_t j = 0; j < n; j++) dw[j] = (float)aw[j], db[j] = (float)ab[j];
-  free(aw);
-  return true;
-}
+/* layer_norm and its gradient: after the row helpers below */
 
 static bool k_rms_norm(K *k) {
   const float *x = fin(k, 0), *w = fin(k, 1);
@@ -384,32 +374,222 @@ __attribute__((always_inline)) static inline float exp_neg(float x) {
   return p;
 }
 
-/* the largest of n floats, in 8 lanes (so it vectorizes) */
-RT_VECTORIZE static float row_max(const float *x, int64_t n) {
-  float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+/* Row reductions go in LANES float lanes (so they vectorize) over blocks of
+ * at most RED_BLOCK elements, each block's lanes summed into a double: the
+ * order of the additions depends only on n, not on the vector width or the
+ * thread split. */
+enum { LANES = 16, RED_BLOCK = 1024 };
+
+/* KC_SIMD: an exp- or reduction-heavy row loop, also built for AVX-512F
+ * (picked at load time where the CPU has it: 16 float lanes instead of SSE's
+ * 4). The clones give the same bits: float adds and multiplies in the same
+ * lanes, no FMA (the build does not contract; AVX-512F does not imply FMA). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define KC_SIMD RT_VECTORIZE __attribute__((target_clones("avx512f", "default")))
+#else
+#define KC_SIMD RT_VECTORIZE
+#endif
+
+/* the largest of n floats */
+KC_SIMD static float row_max(const float *x, int64_t n) {
+  float m[LANES];
+  for (int l = 0; l < LANES; l++) m[l] = -INFINITY;
   int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; l++) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
+  for (; j + LANES <= n; j += LANES)
+    for (int l = 0; l < LANES; l++) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
   for (; j < n; j++) m[0] = x[j] > m[0] ? x[j] : m[0];
-  for (int l = 1; l < 8; l++) m[0] = m[l] > m[0] ? m[l] : m[0];
+  for (int l = 1; l < LANES; l++) m[0] = m[l] > m[0] ? m[l] : m[0];
   return m[0];
 }
 
-/* e[j] = exp(x[j] - mx) (e may be x); returns the sum in double */
-RT_VECTORIZE static void exp_shift(const float *x, float *e, int64_t n, float mx) {
-  for (int64_t j = 0; j < n; j++) e[j] = exp_neg(x[j] - mx);
+/* the lanes' total, in a fixed tree */
+static double lanes_total(const float *acc) {
+  double s = 0;
+  for (int l = 0; l < LANES; l += 4) s += ((double)acc[l] + acc[l + 1]) + ((double)acc[l + 2] + acc[l + 3]);
+  return s;
 }
 
-static double row_sum(const float *e, int64_t n) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) s0 += e[j], s1 += e[j + 1], s2 += e[j + 2], s3 += e[j + 3];
-  for (; j < n; j++) s0 += e[j];
-  return (s0 + s1) + (s2 + s3);
+/* e[j] = exp(x[j] - mx) for j < n (e may be x; NULL: not kept); returns
+ * the sum of the exps. A block's last partial group of lanes goes through a
+ * padded copy (exp(-inf) = 0), so short rows stay vectorized. */
+KC_SIMD static double exp_sum(const float *x, float *e, int64_t n, float mx) {
+  double s = 0;
+  float tmp[RED_BLOCK];
+  for (int64_t b = 0; b < n; b += RED_BLOCK) {
+    int64_t m = b + RED_BLOCK < n ? RED_BLOCK : n - b, j = 0, r;
+    const float *xb = x + b;
+    float *eb = e ? e + b : tmp, acc[LANES] = {0}, pad[LANES], pe[LANES];
+    for (; j + LANES <= m; j += LANES)
+      for (int l = 0; l < LANES; l++) {
+        float v = exp_neg(xb[j + l] - mx);
+        eb[j + l] = v;
+        acc[l] += v;
+      }
+    if ((r = m - j) > 0) {
+      for (int l = 0; l < LANES; l++) pad[l] = l < r ? xb[j + l] : -INFINITY;
+      for (int l = 0; l < LANES; l++) pe[l] = exp_neg(pad[l] - mx), acc[l] += pe[l];
+      memcpy(eb + j, pe, sizeof(float) * (size_t)r);
+    }
+    s += lanes_total(acc);
+  }
+  return s;
 }
 
-RT_VECTORIZE static void row_scale(float *x, int64_t n, float f) {
+/* sum of x[j] y[j] over j < n */
+KC_SIMD static double row_dot(const float *x, const float *y, int64_t n) {
+  double s = 0;
+  for (int64_t b = 0; b < n; b += RED_BLOCK) {
+    int64_t end = b + RED_BLOCK < n ? b + RED_BLOCK : n, j = b;
+    float acc[LANES] = {0};
+    for (; j + LANES <= end; j += LANES)
+      for (int l = 0; l < LANES; l++) acc[l] += x[j + l] * y[j + l];
+    for (; j < end; j++) acc[0] += x[j] * y[j];
+    s += lanes_total(acc);
+  }
+  return s;
+}
+
+/* sum of x[j] over j < n */
+KC_SIMD static double row_sum(const float *x, int64_t n) {
+  double s = 0;
+  for (int64_t b = 0; b < n; b += RED_BLOCK) {
+    int64_t end = b + RED_BLOCK < n ? b + RED_BLOCK : n, j = b;
+    float acc[LANES] = {0};
+    for (; j + LANES <= end; j += LANES)
+      for (int l = 0; l < LANES; l++) acc[l] += x[j + l];
+    for (; j < end; j++) acc[0] += x[j];
+    s += lanes_total(acc);
+  }
+  return s;
+}
+
+/* sum of (x[j] - mu)^2 over j < n */
+KC_SIMD static double row_sqdev(const float *x, int64_t n, float mu) {
+  double s = 0;
+  for (int64_t b = 0; b < n; b += RED_BLOCK) {
+    int64_t end = b + RED_BLOCK < n ? b + RED_BLOCK : n, j = b;
+    float acc[LANES] = {0};
+    for (; j + LANES <= end; j += LANES)
+      for (int l = 0; l < LANES; l++) acc[l] += (x[j + l] - mu) * (x[j + l] - mu);
+    for (; j < end; j++) acc[0] += (x[j] - mu) * (x[j] - mu);
+    s += lanes_total(acc);
+  }
+  return s;
+}
+
+KC_SIMD static void row_scale(float *x, int64_t n, float f) {
   for (int64_t j = 0; j < n; j++) x[j] *= f;
+}
+
+/* ---- layer norm ------------------------------------------------------------ */
+/* Rows are independent but for the gradient's dw, db (sums over rows): rows
+ * go in groups of LN_ROWS, each group's sums in its own float partials, the
+ * partials added in group order in double; groups split over the threads
+ * (par.c), so the bits do not depend on the thread count. Row statistics
+ * in float lanes (row_sum, row_dot), totals in double. */
+enum { LN_ROWS = 32 };
+
+typedef struct {
+  const float *x, *w, *b, *dy;
+  float *y, *dx, *pw; /* pw: per group, dw then db partials (2n floats) */
+  int64_t n, rows;
+  double eps;
+} ln_job;
+
+/* row x's mean and 1/sqrt(var + eps) */
+static void ln_stats(const ln_job *j, const float *x, float *mu, float *rs) {
+  double m = row_sum(x, j->n) / (double)j->n;
+  *mu = (float)m;
+  *rs = (float)(1.0 / sqrt(row_sqdev(x, j->n, *mu) / (double)j->n + j->eps));
+}
+
+KC_SIMD static void ln_fwd_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const ln_job *j = ctx;
+  int64_t n = j->n;
+  const float *restrict w = j->w, *restrict b = j->b;
+  for (int64_t r = lo; r < hi; r++) {
+    const float *restrict x = j->x + r * n;
+    float *restrict y = j->y + r * n, mu, rs;
+    ln_stats(j, x, &mu, &rs);
+    for (int64_t c = 0; c < n; c++) y[c] = (x[c] - mu) * rs * w[c] + b[c];
+  }
+}
+
+/* one gradient row: xh = x normalized, gx = g w; the row's share of dw, db */
+__attribute__((always_inline)) static inline void ln_grad_xh(const float *restrict x, const float *restrict g,
+                                                             const float *restrict w, float *restrict xh,
+                                                             float *restrict gx, float *restrict aw,
+                                                             float *restrict ab, int64_t n, float mu, float rs) {
+  for (int64_t c = 0; c < n; c++) {
+    float h = (x[c] - mu) * rs;
+    xh[c] = h, gx[c] = g[c] * w[c];
+    aw[c] += g[c] * h, ab[c] += g[c];
+  }
+}
+
+__attribute__((always_inline)) static inline void ln_grad_dx(const float *restrict xh, const float *restrict gx,
+                                                             float *restrict dx, int64_t n, float rs, float s1,
+                                                             float s2) {
+  for (int64_t c = 0; c < n; c++) dx[c] = rs * (gx[c] - s1 - xh[c] * s2);
+}
+
+/* groups [lo, hi): dx of their rows, their dw, db partials */
+KC_SIMD static void ln_grad_groups(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const ln_job *j = ctx;
+  int64_t n = j->n;
+  const float *w = j->w;
+  float *xh = xmalloc(sizeof(float) * (size_t)(2 * n)), *gx = xh + n;
+  for (int64_t gi = lo; gi < hi; gi++) {
+    float *aw = j->pw + gi * 2 * n, *ab = aw + n;
+    memset(aw, 0, sizeof(float) * (size_t)(2 * n));
+    for (int64_t r = gi * LN_ROWS; r < (gi + 1) * LN_ROWS && r < j->rows; r++) {
+      float mu, rs;
+      const float *x = j->x + r * n, *g = j->dy + r * n;
+      ln_stats(j, x, &mu, &rs);
+      ln_grad_xh(x, g, w, xh, gx, aw, ab, n, mu, rs);
+      float s1 = (float)(row_sum(gx, n) / (double)n), s2 = (float)(row_dot(gx, xh, n) / (double)n);
+      ln_grad_dx(xh, gx, j->dx + r * n, n, rs, s1, s2);
+    }
+  }
+  free(xh);
+}
+
+/* groups of `unit` rows each split over the threads, as rt_par_for would
+ * split the rows */
+static void ln_split(int64_t rows, int64_t n, int64_t unit, rt_par_fn fn, void *ctx) {
+  int64_t ng = (rows + unit - 1) / unit;
+  int T = rt_par_chunks(rows, n);
+  T = T > ng ? (int)ng : T;
+  rt_par_split(ng, T, (ng + T - 1) / T, fn, ctx);
+}
+
+static void ln_fwd_groups(void *ctx, int chunk, int64_t lo, int64_t hi) {
+  const ln_job *j = ctx;
+  ln_fwd_rows(ctx, chunk, lo * LN_ROWS, hi * LN_ROWS < j->rows ? hi * LN_ROWS : j->rows);
+}
+
+static bool k_layer_norm(K *k) {
+  ln_job j = {.x = fin(k, 0), .w = fin(k, 1), .b = fin(k, 2), .y = fout(k, 0), .n = last(k, k->o->in[0]),
+              .eps = k->o->at.eps};
+  j.rows = nel(k, k->o->in[0]) / j.n;
+  ln_split(j.rows, j.n, LN_ROWS, ln_fwd_groups, &j);
+  return true;
+}
+
+static bool k_layer_norm_grad(K *k) {
+  ln_job j = {.x = fin(k, 0), .w = fin(k, 1), .dy = fin(k, 3), .dx = fout(k, 0), .n = last(k, k->o->in[0]),
+              .eps = k->o->at.eps};
+  j.rows = nel(k, k->o->in[0]) / j.n;
+  int64_t ng = (j.rows + LN_ROWS - 1) / LN_ROWS, n = j.n;
+  j.pw = xmalloc(sizeof(float) * (size_t)(ng * 2 * n));
+  ln_split(j.rows, n, LN_ROWS, ln_grad_groups, &j);
+  float *dw = fout(k, 1), *db = fout(k, 2);
+  double *acc = xcalloc((size_t)(2 * n), sizeof *acc);
+  for (int64_t gi = 0; gi < ng; gi++)
+    for (int64_t c = 0; c < 2 * n; c++) acc[c] += j.pw[gi * 2 * n + c];
+  for (int64_t c = 0; c < n; c++) dw[c] = (float)acc[c], db[c] = (float)acc[n + c];
+  free(acc), free(j.pw);
+  return true;
 }
 
 /* ---- attention ----------------------------------------------------------- */
@@ -470,8 +650,7 @@ static void attn_softmax(float *p, int64_t n, int64_t lo, int64_t lim) {
   if (lim > n - 1) lim = n - 1;
   int64_t m = lim - lo + 1;
   if (m <= 0) return (void)memset(p, 0, sizeof(float) * (size_t)n);
-  exp_shift(p + lo, p + lo, m, row_max(p + lo, m));
-  row_scale(p + lo, m, (float)(1.0 / row_sum(p + lo, m)));
+  row_scale(p + lo, m, (float)(1.0 / exp_sum(p + lo, p + lo, m, row_max(p + lo, m))));
   memset(p, 0, sizeof(float) * (size_t)lo);
   memset(p + lim + 1, 0, sizeof(float) * (size_t)(n - lim - 1));
 }
@@ -522,13 +701,11 @@ static bool k_attention(K *k) {
 }
 
 /* dS = P * (dP - rowsum(P * dP)) in place of dP, rows of L */
-static void attn_dscores(const float *P, float *dP, int64_t rows, int64_t L) {
+RT_VECTORIZE static void attn_dscores(const float *P, float *dP, int64_t rows, int64_t L) {
   for (int64_t i = 0; i < rows; i++) {
-    const float *p = P + i * L;
-    float *dp = dP + i * L;
-    double s = 0;
-    for (int64_t j = 0; j < L; j++) s += (double)p[j] * dp[j];
-    for (int64_t j = 0; j < L; j++) dp[j] = (float)(p[j] * (dp[j] - s));
+    const float *restrict p = P + i * L;
+    float *restrict dp = dP + i * L, s = (float)row_dot(p, dp, L);
+    for (int64_t j = 0; j < L; j++) dp[j] = p[j] * (dp[j] - s);
   }
 }
 
@@ -604,22 +781,32 @@ static bool k_rotary(K *k) {
 typedef struct {
   const float *x;
   float *y;
-  double p;
+  float sc;      /* 1 / (1 - p) */
+  uint64_t thr;  /* element i is dropped where its hash's top 53 bits < thr */
   uint64_t base;
 } drop;
 
-static void drop_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
+/* y = x / (1 - p) where kept, else 0 (torch: x times the mask times 1/(1-p), in
+ * float); integer hash and compare, so the masks vectorize (the clone for
+ * x86-64-v4, AVX-512DQ, multiplies 64-bit lanes) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("arch=x86-64-v4", "default")))
+#endif
+RT_VECTORIZE static void drop_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
   const drop *d = ctx;
-  for (int64_t i = lo; i < hi; i++) {
-    double u = (double)(rt_hash64(d->base + (uint64_t)i) >> 11) / 9007199254740992.0;
-    d->y[i] = d->p <= 0 ? d->x[i] : u < d->p ? 0.0f : (float)(d->x[i] / (1.0 - d->p));
-  }
+  const float *restrict x = d->x, sc = d->sc;
+  float *restrict y = d->y;
+  const uint64_t thr = d->thr, base = d->base;
+  for (int64_t i = lo; i < hi; i++) y[i] = rt_hash64(base + (uint64_t)i) >> 11 >= thr ? x[i] * sc : 0.0f;
 }
 
 /* the mask of element i: a hash of (seed, key, step, micro-batch, i), so
  * split over threads it is the same */
 static bool k_dropout(K *k) {
-  drop d = {.x = fin(k, 0), .y = fout(k, 0), .p = k->o->at.p};
+  double p = k->o->at.p > 0 ? k->o->at.p : 0;
+  /* u = (hash >> 11) / 2^53 < p exactly where hash >> 11 < ceil(p 2^53) */
+  drop d = {.x = fin(k, 0), .y = fout(k, 0), .sc = p < 1 ? (float)(1.0 / (1.0 - p)) : 0.0f,
+            .thr = p < 1 ? (uint64_t)ceil(p * 9007199254740992.0) : UINT64_MAX};
   int64_t n = nel(k, k->o->out[0]);
   /* the mask's key: the forward output (a recompute clone's at.n names the original's) */
   uint64_t key = k->o->kind == IR_OP_DROPOUT && !k->o->recompute ? (uint64_t)k->o->out[0] : (uint64_t)k->o->at.n;
@@ -642,18 +829,16 @@ typedef struct {
 static void xent_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
   xent *c = ctx;
   int64_t V = c->V;
-  float *e = c->g ? NULL : xmalloc(sizeof(float) * (size_t)V); /* forward: the exps' scratch row */
   double loss = 0;
   for (int64_t r = lo; r < hi; r++) {
     const float *xr = c->x + r * V;
-    float *er = c->g ? c->g + r * V : e;
+    float *er = c->g ? c->g + r * V : NULL; /* forward: the exps are not kept */
     if (c->ignore && c->lab[r] < 0) {
       if (c->g) memset(er, 0, sizeof(float) * (size_t)V);
       continue;
     }
     float mx = row_max(xr, V);
-    exp_shift(xr, er, V, mx);
-    double s = row_sum(er, V);
+    double s = exp_sum(xr, er, V, mx);
     int64_t l = c->lab[r] >= 0 && c->lab[r] < V ? c->lab[r] : 0;
     loss += log(s) + mx - xr[l];
     if (c->g) {
@@ -661,7 +846,6 @@ static void xent_rows(void *ctx, int chunk, int64_t lo, int64_t hi) {
       er[l] -= (float)(c->sc / c->N);
     }
   }
-  free(e);
   c->part[chunk] = loss;
 }
 
@@ -737,33 +921,35 @@ static bool k_select(K *k, bool grad) {
 }
 
 /* ---- optimizer ----------------------------------------------------------------- */
+/* PyTorch's AdamW in fp32 (as torch.optim.AdamW computes it on float
+ * tensors): the step's constants in double, rounded once to float, then per
+ * element p *= 1 - lr wd; m = m + (1 - b1)(g - m) (lerp); v = b2 v + (1 - b2) g g;
+ * p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps). Float lanes, no FMA
+ * (-O2 without -march): the same bits on any split and any x86-64. */
 typedef struct {
-  const ir_attrs *a;
   float *p, *m, *v;
   const float *g;
-  double ss, sq2;
+  float decay, w1, b2, w2, ss, sq2, eps;
 } adamw_job;
 
 RT_VECTORIZE static void adamw_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
   const adamw_job *j = ctx;
   float *restrict po = j->p, *restrict mo = j->m, *restrict vo = j->v;
   const float *restrict g = j->g;
-  const double decay = 1.0 - j->a->lr * j->a->weight_decay, b1 = j->a->beta1, b2 = j->a->beta2, eps = j->a->eps;
-  const double ss = j->ss, sq2 = j->sq2;
+  const float decay = j->decay, w1 = j->w1, b2 = j->b2, w2 = j->w2, ss = j->ss, sq2 = j->sq2, eps = j->eps;
   (void)chunk;
   for (int64_t i = lo; i < hi; i++) {
-    double pi = po[i] * decay;
-    float mf = (float)(b1 * mo[i] + (1.0 - b1) * g[i]);
-    float vf = (float)(b2 * vo[i] + (1.0 - b2) * (double)g[i] * g[i]);
+    float gi = g[i], mf = mo[i] + w1 * (gi - mo[i]), vf = b2 * vo[i] + w2 * (gi * gi);
     mo[i] = mf, vo[i] = vf;
-    po[i] = (float)(pi - ss * mf / (sqrt((double)vf) / sq2 + eps));
+    po[i] = po[i] * decay - ss * (mf / (sqrtf(vf) / sq2 + eps));
   }
 }
 
 /* elementwise, split over threads (par.c): the same bits for any split */
 void rt_adamw(const ir_attrs *a, float *po, const float *g, float *mo, float *vo, int64_t n, int64_t step) {
   double t = (double)step, bc1 = 1.0 - pow(a->beta1, t), bc2 = 1.0 - pow(a->beta2, t);
-  adamw_job j = {a, po, mo, vo, g, a->lr / bc1, sqrt(bc2)};
+  adamw_job j = {po, mo, vo, g, (float)(1.0 - a->lr * a->weight_decay), (float)(1.0 - a->beta1), (float)a->beta2,
+                 (float)(1.0 - a->beta2), (float)(a->lr / bc1), (float)sqrt(bc2), (float)a->eps};
   rt_par_for(n, 1, adamw_range, &j);
 }
 

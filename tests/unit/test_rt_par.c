@@ -73,13 +73,14 @@ static void test_par_adamw(void) {
   memset(&a, 0, sizeof a);
   a.lr = 1e-3, a.beta1 = 0.9, a.beta2 = 0.999, a.eps = 1e-8, a.weight_decay = 0.01;
   rt_adamw(&a, p, g, m, v, N, 3);
-  double bc1 = 1.0 - pow(0.9, 3), sq2 = sqrt(1.0 - pow(0.999, 3)), ss = a.lr / bc1;
+  double bc1 = 1.0 - pow(0.9, 3), bc2 = 1.0 - pow(0.999, 3);
+  float decay = (float)(1.0 - a.lr * a.weight_decay), w1 = (float)(1.0 - 0.9), w2 = (float)(1.0 - 0.999);
+  float b2 = 0.999f, ss = (float)(a.lr / bc1), sq2 = (float)sqrt(bc2), eps = 1e-8f;
   int bad = 0;
-  for (int i = 0; i < N; i++) {
-    double pi = p2[i] * (1.0 - a.lr * a.weight_decay);
-    m2[i] = (float)(0.9 * m2[i] + (1.0 - 0.9) * g[i]);
-    v2[i] = (float)(0.999 * v2[i] + (1.0 - 0.999) * (double)g[i] * g[i]);
-    p2[i] = (float)(pi - ss * m2[i] / (sqrt((double)v2[i]) / sq2 + a.eps));
+  for (int i = 0; i < N; i++) { /* fp32, as torch.optim.AdamW on float tensors */
+    float mf = m2[i] + w1 * (g[i] - m2[i]), vf = b2 * v2[i] + w2 * (g[i] * g[i]);
+    float den = sqrtf(vf) / sq2 + eps, q = mf / den, pd = p2[i] * decay;
+    m2[i] = mf, v2[i] = vf, p2[i] = pd - ss * q;
     bad += memcmp(&p[i], &p2[i], 4) || memcmp(&m[i], &m2[i], 4) || memcmp(&v[i], &v2[i], 4);
   }
   CU_ASSERT_EQUAL(bad, 0);
