@@ -360,18 +360,19 @@ static const char *rt_src =
     "  for (long long i = GTID; i < n; i += GSTRIDE) acc[i] += (float)(s * sb_bf2f(x[i])); }\n"
     "extern \"C\" __global__ void sb_acc_f16(float *acc, const unsigned short *x, long long n, double s) {\n"
     "  for (long long i = GTID; i < n; i += GSTRIDE) acc[i] += (float)(s * sb_h2f(x[i])); }\n"
-    /* PyTorch's AdamW as rt_adamw computes it; work: the 16-bit working copy
+    /* PyTorch's AdamW as rt_adamw computes it (fp32, as torch.optim.AdamW on float
+     * tensors); work: the 16-bit working copy
      * (wdt 1 f16, 2 bf16) or NULL; skip: the overflow flag of fp16 loss
      * scaling, or NULL */
     "extern \"C\" __global__ void sb_adamw(float *p, const float *g, float *m, float *v, long long n, double decay,\n"
     "    double b1, double b2, double eps, double ss, double sq2, unsigned short *work, int wdt, const int *skip) {\n"
     "  if (skip && *skip) return;\n"
+    "  const float d = (float)decay, w1 = (float)(1.0 - b1), fb2 = (float)b2, w2 = (float)(1.0 - b2);\n"
+    "  const float fs = (float)ss, fq = (float)sq2, fe = (float)eps;\n"
     "  for (long long i = GTID; i < n; i += GSTRIDE) {\n"
-    "    double pi = p[i] * decay;\n"
-    "    float mf = (float)(b1 * m[i] + (1.0 - b1) * g[i]);\n"
-    "    float vf = (float)(b2 * v[i] + (1.0 - b2) * (double)g[i] * g[i]);\n"
+    "    float gi = g[i], mf = m[i] + w1 * (gi - m[i]), vf = fb2 * v[i] + w2 * (gi * gi);\n"
     "    m[i] = mf; v[i] = vf;\n"
-    "    float pf = (float)(pi - ss * mf / (sqrt((double)vf) / sq2 + eps)); p[i] = pf;\n"
+    "    float pf = p[i] * d - fs * (mf / (sqrtf(vf) / fq + fe)); p[i] = pf;\n"
     "    if (work) work[i] = wdt == 2 ? sb_f2bf(pf) : sb_f2h(pf); } }\n"
     "extern \"C\" __global__ void sb_cast_bf16(const float *x, unsigned short *y, long long n) {\n"
     "  for (long long i = GTID; i < n; i += GSTRIDE) y[i] = sb_f2bf(x[i]); }\n"
