@@ -45,11 +45,40 @@ static bool into_acc(const lw_ctx *c, const fmt_stage *st, int r) {
          g->t[o->out[0]].dtype == IR_F32;
 }
 
+/* the register whose bytes register r can share: the input register of
+ * the plain reshape that makes it (same bytes), or -1 */
+static int view_of(const lw_ctx *c, const fmt_stage *st, int r) {
+  const fmt_actor *a = &st->act[st->reg[r].producer];
+  if (!plain_op(c, st, r, IR_OP_RESHAPE) || a->nout != 1 || a->acc[0] >= 0 || a->nin < 1 || a->in[0] < 0 || a->in[0] >= r ||
+      st->reg[r].tensor == c->p->g->loss) /* the executor reads the loss where its kernel ran */
+    return -1;
+  return !st->reg[a->in[0]].into_acc && st->reg[a->in[0]].bytes == st->reg[r].bytes ? a->in[0] : -1;
+}
+
+/* is register r read in place by a ZeRO-2 reduce actor? */
+static bool reduced_in_place(const fmt_stage *st, int r) {
+  for (int i = 0; i < st->reg[r].ncons; i++)
+    if (st->act[st->reg[r].cons[i]].kind == FMT_A_REDUCE) return true;
+  return false;
+}
+
+/* the register whose bytes r's group lives in */
+static int root_of(const fmt_stage *st, int r) {
+  while (st->reg[r].view >= 0) r = st->reg[r].view;
+  return r;
+}
+
 void lw_alias_stage(const lw_ctx *c, fmt_stage *st) {
   for (int r = 0; r < st->nreg; r++) st->reg[r].view = -1, st->reg[r].into_acc = false;
   const char *off = getenv("SBPC_NO_ALIAS"); /* a program as before, to compare against */
   if (off && *off && strcmp(off, "0")) return;
-  for (int r = 0; r < st->nreg; r++) st->reg[r].into_acc = into_acc(c, st, r);
+  bool *inplace = xcalloc((size_t)st->nreg + 1, sizeof(bool)); /* per group root */
+  for (int r = 0; r < st->nreg; r++)
+    if ((st->reg[r].view = view_of(c, st, r)) < 0) st->reg[r].into_acc = into_acc(c, st, r);
+  for (int r = 0; r < st->nreg; r++) inplace[root_of(st, r)] |= reduced_in_place(st, r);
+  for (int r = st->nreg - 1; r >= 0; r--) /* a group reduced in place keeps its copies */
+    if (st->reg[r].view >= 0 && inplace[root_of(st, r)]) st->reg[r].view = -1;
+  free(inplace);
 }
 
 void lw_alias_ends(const fmt_stage *st, int M, int32_t *end) {
