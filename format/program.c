@@ -222,6 +222,8 @@ static cJSON *w_stage(const fmt_prog *p, const fmt_stage *s) {
     cJSON_AddNumberToObject(x, "regst_num", r->regst_num);
     cJSON_AddNumberToObject(x, "producer", r->producer);
     cJSON_AddItemToObject(x, "consumers", ints(r->cons, r->ncons));
+    if (r->view >= 0) cJSON_AddNumberToObject(x, "view", r->view);
+    if (r->into_acc) cJSON_AddTrueToObject(x, "into_acc");
     cJSON_AddItemToObject(x, "offsets", i64s(r->offset, p->micro));
     cJSON *w = cJSON_AddArrayToObject(x, "waits");
     for (int m = 0; m < p->micro; m++) cJSON_AddItemToArray(w, ints(r->wait[m], r->nwait[m]));
@@ -636,6 +638,8 @@ static void r_reg(rd *r, const cJSON *j, const char *path, fmt_reg *g, int nact,
   g->regst_num = (int32_t)inum(r, j, path, "regst_num", 1, 1 << 16);
   g->producer = (int32_t)inum(r, j, path, "producer", 0, nact - 1);
   g->cons = int_list(r, j, path, "consumers", 1 << 20, 0, nact - 1, &g->ncons);
+  g->view = (int32_t)opt_inum(r, j, path, "view", -1, nreg_total - 1, -1);
+  g->into_acc = cJSON_IsTrue(item(r, j, path, "into_acc", false));
   const cJSON *o = arr(r, j, path, "offsets", p->micro, true);
   if (r->failed) return;
   if (g->bytes != ir_numel(p->g, g->tensor) * ir_dtype_size((ir_dtype)p->g->t[g->tensor].dtype))
@@ -645,7 +649,8 @@ static void r_reg(rd *r, const cJSON *j, const char *path, fmt_reg *g, int nact,
   for (int m = 0; m < p->micro; m++) {
     const cJSON *e = cJSON_GetArrayItem(o, m);
     double d = cJSON_IsNumber(e) ? e->valuedouble : NAN;
-    if (!(d >= 0 && d + (double)g->bytes <= (double)arena_bytes) || d != floor(d))
+    if (g->into_acc && d != 0) return fail(r, "'%s.offsets[%d]' must be 0: the register has no arena bytes (into_acc)", path, m);
+    if (!g->into_acc && (!(d >= 0 && d + (double)g->bytes <= (double)arena_bytes) || d != floor(d)))
       return fail(r, "'%s.offsets[%d]' must lie inside the arena", path, m);
     g->offset[m] = (int64_t)d;
   }
@@ -692,6 +697,55 @@ static void r_pers(rd *r, const cJSON *j, const char *path, fmt_pers *q, int64_t
   if (!r->failed && q->bytes < pers_need(r->p, q)) fail(r, "'%s.bytes' is less than the layout holds", path);
 }
 
+/* register i's view: a reshape's output sharing its input register's
+ * bytes (a lower index, so no cycle; the same size and offsets; nothing
+ * to wait for) */
+static void r_view(rd *r, const fmt_stage *st, int i, const char *path) {
+  const fmt_reg *g = &st->reg[i], *v = &st->reg[g->view];
+  const fmt_actor *a = &st->act[g->producer];
+  const ir_graph *G = r->p->g;
+  if (g->view >= i) return fail(r, "'%s.view' must name an earlier register", path);
+  if (v->into_acc || v->bytes != g->bytes) return fail(r, "'%s.view' must name a register of its size in the arena", path);
+  if (a->kind != FMT_A_COMPUTE || a->kernel || a->nops != 1 || G->op[a->op].kind != IR_OP_RESHAPE || a->nin < 1 ||
+      a->in[0] != g->view || a->nout != 1 || a->out[0] != i || a->acc[0] >= 0)
+    return fail(r, "'%s.view': its producer must be a reshape of that register", path);
+  for (int m = 0; m < r->p->micro; m++) {
+    if (g->offset[m] != v->offset[m]) return fail(r, "'%s.offsets[%d]' must be its view's", path, m);
+    if (g->nwait[m]) return fail(r, "'%s.waits[%d]' must be empty: a view takes no bytes", path, m);
+  }
+}
+
+/* register i written into its producer's accumulator: a plain matmul of
+ * 2-D tensors, nobody reads the register, and the stage holds the whole
+ * accumulator of the parameter the actor's acc names for it */
+static void r_into_acc(rd *r, const fmt_stage *st, int i, const char *path) {
+  const fmt_reg *g = &st->reg[i];
+  const fmt_actor *a = &st->act[g->producer];
+  const ir_graph *G = r->p->g;
+  int j = 0;
+  while (j < a->nout && a->out[j] != i) j++;
+  const ir_op *o = a->kind == FMT_A_COMPUTE && a->op >= 0 ? &G->op[a->op] : NULL;
+  if (!o || a->kernel || a->nops != 1 || o->kind != IR_OP_MATMUL || j >= a->nout || a->acc[j] < 0 || g->ncons ||
+      G->t[o->in[0]].rank != 2 || G->t[o->in[1]].rank != 2 || G->t[o->out[0]].rank != 2 || G->t[o->out[0]].dtype != IR_F32)
+    return fail(r, "'%s.into_acc': its producer must be a 2-D matmul whose output only goes to its accumulator", path);
+  int64_t A[2], B[2], Y[2];
+  for (int d = 0; d < 2; d++)
+    A[d] = ir_dim_eval(G->t[o->in[0]].shape[d], G->bind_b, G->bind_s), B[d] = ir_dim_eval(G->t[o->in[1]].shape[d], G->bind_b, G->bind_s),
+    Y[d] = ir_dim_eval(G->t[o->out[0]].shape[d], G->bind_b, G->bind_s);
+  bool ta = o->at.trans_a, tb = o->at.trans_b;
+  if (A[ta ? 1 : 0] != Y[0] || B[tb ? 0 : 1] != Y[1] || A[ta ? 0 : 1] != B[tb ? 1 : 0])
+    return fail(r, "'%s.into_acc': its matmul's shapes do not agree", path);
+  for (int k = 0; k < st->npers; k++)
+    if (st->pers[k].role == FMT_P_GRAD && st->pers[k].tensor == a->acc[j] && st->pers[k].bytes >= g->bytes) return;
+  fail(r, "'%s.into_acc': the stage holds no whole accumulator of parameter %d", path, a->acc[j]);
+}
+
+static void r_alias(rd *r, const fmt_stage *st, int i, const char *path) {
+  if (st->reg[i].view >= 0 && st->reg[i].into_acc) return fail(r, "'%s': a view cannot be into_acc", path);
+  if (st->reg[i].view >= 0) r_view(r, st, i, path);
+  if (st->reg[i].into_acc) r_into_acc(r, st, i, path);
+}
+
 static void r_stage(rd *r, const cJSON *j, int s, fmt_stage *st) {
   char path[64];
   snprintf(path, sizeof path, "stages[%d]", s);
@@ -717,6 +771,7 @@ static void r_stage(rd *r, const cJSON *j, int s, fmt_stage *st) {
       fail(r, "'%s.actors[%d]': a fetch actor's register must hold its parameter", path, i);
   for (int i = 0; i < st->npers && !r->failed; i++)
     snprintf(ip, sizeof ip, "%s.persistent[%d]", path, i), r_pers(r, cJSON_GetArrayItem(ps, i), ip, &st->pers[i], st->persist_bytes);
+  for (int i = 0; i < st->nreg && !r->failed; i++) snprintf(ip, sizeof ip, "%s.registers[%d]", path, i), r_alias(r, st, i, ip);
   for (int i = 0; i < st->nsched && !r->failed; i++) {
     const cJSON *e = cJSON_GetArrayItem(sc, i);
     const cJSON *a = cJSON_GetArrayItem(e, 0), *m = cJSON_GetArrayItem(e, 1);

@@ -102,6 +102,14 @@ typedef struct {
   int32_t **wait;     /* per micro-batch: the instances (register * micro + m)
                          that held its bytes last, earlier in the schedule:
                          they must be released before it takes the bytes */
+  int32_t view;       /* -1, or a register of the stage (lower index) whose
+                         bytes this one shares: its producer is a reshape
+                         that copies nothing; same offsets, no waits, and the
+                         register it views stays held until it is released */
+  bool into_acc;      /* its producer, a matmul whose output's only use is its
+                         parameter's gradient accumulator (acc), writes the
+                         product straight into that accumulator (scaled by
+                         1 / (dp x micro), added): no arena bytes (offsets 0) */
 } fmt_reg;
 
 /* Sequence parallelism: every rank of an sp group holds S / sp consecutive

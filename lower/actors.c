@@ -101,6 +101,7 @@ static int new_reg(sb *b, ir_ref t, int producer, bool cross) {
   int n = fwd && bwd_reader(g, t) ? b->c->lay.pp - b->s : 1;
   r->regst_num = cross && n < 2 ? 2 : n < 1 ? 1 : n;
   r->producer = producer;
+  r->view = -1;
   b->reg_of[t] = b->nreg;
   return b->nreg++;
 }
@@ -401,17 +402,25 @@ static int vchunk(int pp, int vpp, int i, bool bwd) {
  * keeps more forward activations in flight than 1F1B's pp - s) */
 static void regst_from_schedule(fmt_stage *st, int M) {
   int32_t *pos = xcalloc((size_t)st->nact * (size_t)M + 1, sizeof(int32_t));
+  int32_t *end = xcalloc((size_t)st->nreg * (size_t)M + 1, sizeof(int32_t));
   for (int i = 0; i < st->nsched; i++) pos[(int64_t)st->sched[i].actor * M + st->sched[i].micro] = i;
+  for (int r = 0; r < st->nreg; r++)
+    for (int m = 0; m < M; m++) {
+      const fmt_reg *g = &st->reg[r];
+      int32_t e = pos[(int64_t)g->producer * M + m];
+      for (int c = 0; c < g->ncons; c++) e = pos[(int64_t)g->cons[c] * M + m] > e ? pos[(int64_t)g->cons[c] * M + m] : e;
+      end[(int64_t)r * M + m] = e;
+    }
+  lw_alias_ends(st, M, end); /* a viewed register lives as long as its views */
   for (int r = 0; r < st->nreg; r++) {
     fmt_reg *g = &st->reg[r];
     for (int m = 0; m < M; m++) {
-      int end = pos[(int64_t)g->producer * M + m], live = 1;
-      for (int c = 0; c < g->ncons; c++) end = pos[(int64_t)g->cons[c] * M + m] > end ? pos[(int64_t)g->cons[c] * M + m] : end;
-      for (int m2 = m + 1; m2 < M && pos[(int64_t)g->producer * M + m2] < end; m2++) live++;
+      int live = 1;
+      for (int m2 = m + 1; m2 < M && pos[(int64_t)g->producer * M + m2] < end[(int64_t)r * M + m]; m2++) live++;
       g->regst_num = live > g->regst_num ? live : g->regst_num;
     }
   }
-  free(pos);
+  free(pos), free(end);
 }
 
 static void schedule(sb *b, fmt_stage *st) {
@@ -519,6 +528,7 @@ static void stage(lw_ctx *c, int s, int32_t *t_stage) {
   fmt_stage *st = &c->p->stage[s];
   finish(&b, st);
   schedule(&b, st);
+  lw_alias_stage(c, st);
   regst_from_schedule(st, c->lay.micro);
   persistent(&b, st);
   for (int a = 0; a < b.nact; a++) free(b.deps[a]), free(b.ins[a]);

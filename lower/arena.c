@@ -1,5 +1,10 @@
 /* arena.c — register offsets in each stage's activation arena.
  *
+ * Registers without bytes of their own (alias.c) are not placed: a view
+ * (a reshape's output) takes its viewed register's offsets, and that
+ * register's lifetime covers its views'; an into_acc register (a weight
+ * gradient written straight into its accumulator) takes none (offset 0).
+ *
  * An instance is one register for one micro-batch. Its lifetime, in
  * positions of the stage's static schedule (actors.c), runs from its
  * producer's firing to the last of its consumers' (an instance nobody reads
@@ -141,25 +146,48 @@ static int by_end(const void *a, const void *b) {
   return x->end != y->end ? (x->end > y->end) - (x->end < y->end) : (x->start > y->start) - (x->start < y->start);
 }
 
-/* lifetimes of every (register, micro-batch) of stage st */
-static inst *lifetimes(const fmt_stage *st, int M, int *n) {
+/* does register r take bytes of its own? (alias: views and into_acc
+ * registers do not, alias.c) */
+static bool placed(const fmt_reg *g, bool alias) { return !alias || (g->view < 0 && !g->into_acc); }
+
+/* lifetimes of every (register, micro-batch) of stage st that takes bytes
+ * of its own; with alias a viewed register's covers its views' */
+static inst *lifetimes(const fmt_stage *st, int M, bool alias, int *n) {
   int32_t *pos = xmalloc(sizeof(int32_t) * ((size_t)st->nact * (size_t)M + 1));
+  int32_t *end = xmalloc(sizeof(int32_t) * ((size_t)st->nreg * (size_t)M + 1));
   for (int64_t i = 0; i < (int64_t)st->nact * M; i++) pos[i] = -1;
   for (int i = 0; i < st->nsched; i++) pos[(int64_t)st->sched[i].actor * M + st->sched[i].micro] = i;
-  inst *v = xmalloc(sizeof *v * ((size_t)st->nreg * (size_t)M + 1));
-  *n = 0;
   for (int r = 0; r < st->nreg; r++)
     for (int m = 0; m < M; m++) {
       const fmt_reg *g = &st->reg[r];
-      int s = pos[(int64_t)g->producer * M + m], e = s;
+      int e = pos[(int64_t)g->producer * M + m];
       for (int c = 0; c < g->ncons; c++) {
         int p = pos[(int64_t)g->cons[c] * M + m];
         e = p > e ? p : e;
       }
-      v[(*n)++] = (inst){r, m, s, e};
+      end[(int64_t)r * M + m] = e;
     }
-  free(pos);
+  if (alias) lw_alias_ends(st, M, end);
+  inst *v = xmalloc(sizeof *v * ((size_t)st->nreg * (size_t)M + 1));
+  *n = 0;
+  for (int r = 0; r < st->nreg; r++)
+    for (int m = 0; m < M && placed(&st->reg[r], alias); m++)
+      v[(*n)++] = (inst){r, m, pos[(int64_t)st->reg[r].producer * M + m], end[(int64_t)r * M + m]};
+  free(pos), free(end);
   return v;
+}
+
+/* the registers without bytes of their own: a view at its viewed
+ * register's offsets (planned before it: a lower index), an into_acc
+ * register at 0; neither waits for anything */
+static void place_aliases(fmt_prog *p, fmt_stage *st, bool alias) {
+  for (int r = 0; r < st->nreg; r++) {
+    fmt_reg *g = &st->reg[r];
+    for (int m = 0; m < p->micro && !placed(g, alias); m++) {
+      g->offset[m] = g->view >= 0 ? st->reg[g->view].offset[m] : 0;
+      g->nwait[m] = 0, g->wait[m] = ARENA_ARRAY(p->a, int32_t, 1);
+    }
+  }
 }
 
 /* online best fit in schedule order (see the top): off[i] for instance i;
@@ -275,9 +303,9 @@ static int64_t place_greedy(const fmt_stage *st, const inst *v, int n, int64_t *
   return top;
 }
 
-static void plan_stage(fmt_prog *p, fmt_stage *st) {
+static void plan_stage(fmt_prog *p, fmt_stage *st, bool alias) {
   int M = p->micro, n;
-  inst *v = lifetimes(st, M, &n);
+  inst *v = lifetimes(st, M, alias, &n);
   for (int r = 0; r < st->nreg; r++) {
     st->reg[r].offset = ARENA_ARRAY(p->a, int64_t, M);
     st->reg[r].wait = ARENA_ARRAY(p->a, int32_t *, M);
@@ -303,16 +331,19 @@ static void plan_stage(fmt_prog *p, fmt_stage *st) {
       g->offset[x->micro] = off[start_at[t][i]];
       take(&own, g->offset[x->micro], al(g->bytes), x->reg * M + x->micro, &g->wait[x->micro], &g->nwait[x->micro], p->a);
     }
+  place_aliases(p, st, alias);
   st->arena_bytes = top;
   for (int i = 0; i <= st->nsched; i++) free(start_at[i]);
   free(start_at), free(nstart), free(v), free(off), free(off2), free(own.v);
 }
 
-bool lw_arena(lw_ctx *c) {
+bool lw_arena(lw_ctx *c) { return lw_arena_plan(c, true); }
+
+bool lw_arena_plan(lw_ctx *c, bool alias) {
   fmt_prog *p = c->p;
   p->predicted_peak = 0;
   for (int s = 0; s < p->nstage; s++) {
-    plan_stage(p, &p->stage[s]);
+    plan_stage(p, &p->stage[s], alias);
     int64_t total = p->stage[s].arena_bytes + p->stage[s].persist_bytes;
     p->predicted_peak = total > p->predicted_peak ? total : p->predicted_peak;
   }

@@ -118,7 +118,7 @@ static void device_arena(lw_ctx *c) {
       g->bytes = ir_numel(p->g, g->tensor) * ir_dtype_size((ir_dtype)p->g->t[g->tensor].dtype);
     }
   }
-  lw_arena(c);
+  lw_arena_plan(c, false); /* the device executor copies reshapes and accumulates itself */
   for (int s = 0; s < p->nstage; s++) {
     fmt_stage *st = &p->stage[s];
     fmt_gstage *gs = &p->gpu->stage[s];

@@ -90,6 +90,18 @@ bool lw_fuse(lw_ctx *c);
 bool lw_params(lw_ctx *c);
 bool lw_actors(lw_ctx *c);
 bool lw_arena(lw_ctx *c);
+/* lw_arena_plan: lw_arena; alias false plans every register on bytes of
+ * its own, views and into_acc registers too (the GPU's device arena: its
+ * executor copies reshapes and accumulates itself). */
+bool lw_arena_plan(lw_ctx *c, bool alias);
+/* lw_alias_stage (alias.c, from lw_actors once a stage's consumers are
+ * linked): marks the stage's registers that are views (a reshape sharing
+ * its input register's bytes) or into_acc (a weight gradient's GEMM
+ * writing straight into its accumulator). lw_alias_ends: end[r * M + m]
+ * (the last schedule position of each instance) extended, for a viewed
+ * register, over its views' ends: the group's lifetime. */
+void lw_alias_stage(const lw_ctx *c, fmt_stage *st);
+void lw_alias_ends(const fmt_stage *st, int M, int32_t *end);
 /* lw_gpu (gpu.c; only when lay.device is 1, after lw_arena): the GPU part
  * (format/program.h, fmt_gpu): device dtypes, the device arena plan, a
  * kernel per op, modules, streams, working copies. */

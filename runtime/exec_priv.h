@@ -59,6 +59,10 @@ bool rt_exec_kernel(rt_exec *e, const ir_op *o, void *const *in, void *const *ou
 bool rt_exec_fused(rt_exec *e, int actor, const ir_op *o, void *const *bufs, int64_t micro);
 /* rt_exec_accumulate: acc[p] += gscale * x (n floats), split over threads */
 void rt_exec_accumulate(rt_exec *e, ir_ref p, const float *x, int64_t n);
+/* rt_exec_gemm_acc: acc[p] += gscale * op(a) op(b) in one GEMM (alpha
+ * gscale, beta 1), for a 2-D matmul o whose output is an into_acc register
+ * (docs/actor-plan.md); in: its inputs. Traced and profiled as o. */
+bool rt_exec_gemm_acc(rt_exec *e, const ir_op *o, void *const *in, ir_ref p, int64_t micro);
 /* rt_exec_slice: this dp rank's slice [*lo, *lo + *cnt) of a tensor of n
  * elements under ZeRO (chunk = ceil(n / dp) returned; the last may be short) */
 int64_t rt_exec_slice(const rt_exec *e, int64_t n, int64_t *lo, int64_t *cnt);

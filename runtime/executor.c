@@ -38,10 +38,13 @@
  * watchdog: no progress for rt_comm_timeout seconds while a transfer is
  * pending names the peer and aborts. Kernels run outside the lock. A compute
  * actor that makes a parameter's gradient also adds it, times 1/(dp * M),
- * into the parameter's accumulator (ZeRO-2: the micro-batch's reduce
+ * into the parameter's accumulator (an into_acc register: its GEMM does,
+ * with beta 1, and the register has no bytes; ZeRO-2: the micro-batch's reduce
  * actor does: it all-reduces the gradient register in place and adds only
  * this rank's slice into the shard-sized accumulator). ZeRO-3: a fetch actor all-gathers a parameter's dp
- * slices into a register that its pass's readers read like any other. */
+ * slices into a register that its pass's readers read like any other.
+ * A view (a reshape's output in its input register's bytes) runs no
+ * kernel and holds the instance it views until it is released itself. */
 #include "runtime/exec_priv.h"
 #include <limits.h>
 #include <math.h>
@@ -86,7 +89,8 @@ typedef struct {
   const fmt_stage *st;
   int M;
   uint8_t *ist;          /* per instance (reg * M + m): I_* */
-  int32_t *left;         /* per instance: consumers still to read */
+  int32_t *left;         /* per instance: consumers (and views) still to read */
+  bool *viewed;          /* per register: another register views its bytes */
   astate *as;
   fmt_step *tp_order, *dp_order;
   int ntp, ndp, tp_pos, dp_pos;
@@ -114,16 +118,30 @@ static bool can_claim(const sched *s, int r, int64_t m) {
 
 static void claim(sched *s, int r, int64_t m) { s->ist[inst(s, r, m)] = I_CLAIMED; }
 
+static void read_done(sched *s, int r, int64_t m);
+
+/* instance (r, m) is released; a view lets go of the instance it views */
+static void released(sched *s, int r, int64_t m) {
+  s->ist[inst(s, r, m)] = I_RELEASED;
+  if (s->st->reg[r].view >= 0) read_done(s, s->st->reg[r].view, m);
+}
+
+/* a view holds its viewed instance (one more reader) until it is released */
 static void made(sched *s, int r, int64_t m) {
   int64_t i = inst(s, r, m);
+  if (s->st->reg[r].view >= 0) s->left[inst(s, s->st->reg[r].view, m)]++;
   s->left[i] = s->st->reg[r].ncons;
-  s->ist[i] = s->left[i] == 0 ? I_RELEASED : I_MADE;
+  s->ist[i] = I_MADE;
+  if (s->left[i] == 0) released(s, r, m);
 }
 
 static void read_done(sched *s, int r, int64_t m) {
   int64_t i = inst(s, r, m);
-  if (--s->left[i] <= 0) s->ist[i] = I_RELEASED;
+  if (--s->left[i] <= 0) released(s, r, m);
 }
+
+/* is register r's memory shared with another register (a view, or viewed)? */
+static bool shared(const sched *s, int r) { return s->st->reg[r].view >= 0 || s->viewed[r]; }
 
 static bool inputs_made(const sched *s, const fmt_actor *a, int64_t m) {
   for (int i = 0; i < a->nin; i++)
@@ -242,9 +260,24 @@ static bool run_compute(sched *s, int k, const fmt_actor *a, int64_t m) {
   for (int i = 0; i < a->nout; i++) {
     float *y = buf_of(s, a->out[i], m);
     ir_ref t = s->st->reg[a->out[i]].tensor;
-    if (a->acc[i] >= 0) rt_exec_accumulate(e, a->acc[i], y, ir_numel(e->g, t));
+    if (a->acc[i] >= 0 && !s->st->reg[a->out[i]].into_acc) rt_exec_accumulate(e, a->acc[i], y, ir_numel(e->g, t));
     if (t == e->g->loss && s->loss_here) s->loss += y[0];
   }
+  return true;
+}
+
+/* a compute actor whose one output needs no kernel of its own: a view
+ * (its bytes are its input's already) or into_acc (the GEMM adds into the
+ * accumulator); false: not such an actor */
+static bool run_alias(sched *s, const fmt_actor *a, int64_t m, bool *ok) {
+  if (a->kernel || a->nout != 1) return false;
+  const fmt_reg *g = &s->st->reg[a->out[0]];
+  if (g->view >= 0) return *ok = true;
+  if (!g->into_acc) return false;
+  if (s->e->ad && m >= s->e->ad->nlive) return *ok = true; /* --adaptive-sp: an empty micro-batch */
+  void *in[IR_MAXIN], *out[IR_MAXOUT];
+  op_buffers(s, a, m, in, out);
+  *ok = rt_exec_gemm_acc(s->e, &s->e->g->op[a->op], in, a->acc[0], m);
   return true;
 }
 
@@ -282,7 +315,9 @@ static void *worker(void *arg) {
     x->busy = true;
     for (int i = 0; i < a->nout; i++) claim(s, a->out[i], m);
     pthread_mutex_unlock(&s->mu);
-    bool ok = a->kind == FMT_A_OPTIM ? rt_exec_update(s->e, a->bucket) : run_compute(s, k, a, m);
+    bool ok = true;
+    if (a->kind == FMT_A_OPTIM) ok = rt_exec_update(s->e, a->bucket);
+    else if (!run_alias(s, a, m, &ok)) ok = run_compute(s, k, a, m);
     pthread_mutex_lock(&s->mu);
     if (a->kind != FMT_A_OPTIM) finish_outputs(s, a, m);
     x->busy = false;
@@ -454,7 +489,7 @@ static bool start_main(sched *s, int k, int64_t m) {
     void *in[IR_MAXIN], *out[IR_MAXOUT];
     for (int i = 0; i < a->nout; i++) claim(s, a->out[i], m);
     op_buffers(s, a, m, in, out);
-    bool own = a->nin > 0 && a->in[0] >= 0 && s->st->reg[a->in[0]].ncons == 1;
+    bool own = a->nin > 0 && a->in[0] >= 0 && s->st->reg[a->in[0]].ncons == 1 && !shared(s, a->in[0]);
     x->coll = rt_coll_start(e, &e->g->op[a->op], in, out, m, own);
     break;
   }
@@ -719,6 +754,9 @@ double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, b
   s.ist = xcalloc((size_t)ninst, 1);
   s.left = xcalloc((size_t)ninst, sizeof(int32_t));
   s.as = xcalloc((size_t)s.st->nact + 1, sizeof *s.as);
+  s.viewed = xcalloc((size_t)s.st->nreg + 1, sizeof(bool));
+  for (int r = 0; r < s.st->nreg; r++)
+    if (s.st->reg[r].view >= 0) s.viewed[s.st->reg[r].view] = true;
   orders(&s);
   for (int i = 0; i < s.st->npers; i++) /* the accumulators start the step at zero */
     if (s.st->pers[i].role == FMT_P_GRAD) memset(e->pers + s.st->pers[i].offset, 0, (size_t)s.st->pers[i].bytes);
@@ -731,7 +769,7 @@ double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, b
   for (int i = 0; i < nw; i++) pthread_join(th[i], NULL);
   *ok = !s.failed;
   for (int k = 0; k < s.st->nact; k++) free(s.as[k].req), free(s.as[k].sq);
-  free(s.ist), free(s.left), free(s.as), free(s.tp_order), free(s.dp_order), free(ids_sp), free(labels_sp), free(doc_sp);
+  free(s.ist), free(s.left), free(s.as), free(s.viewed), free(s.tp_order), free(s.dp_order), free(ids_sp), free(labels_sp), free(doc_sp);
   e->doc_sp = NULL;
   pthread_mutex_destroy(&s.mu);
   pthread_cond_destroy(&s.cv);

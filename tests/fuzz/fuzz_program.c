@@ -2,7 +2,8 @@
  * (format/program.c), which `sbpc run DIR` uses on DIR/program.json
  * (docs/actor-plan.md). It may not crash, hang or leak, and what it accepts
  * must be safe to execute: every register instance inside its stage's
- * arena, every persistent tensor inside the persistent arena, every actor's
+ * arena (an into_acc register has none: offset 0; a view lies in an earlier
+ * register's bytes), every persistent tensor inside the persistent arena, every actor's
  * registers, dependencies and waits in range (the reader's checks), which
  * this target re-checks independently. Seeds: tests/fuzz/corpus/program/
  * (`sbpc compile` outputs for 1 rank, dp, tp and pp, and broken ones). */
@@ -14,9 +15,12 @@
 static void check(const fmt_prog *p) {
   for (int s = 0; s < p->nstage; s++) {
     const fmt_stage *st = &p->stage[s];
-    for (int r = 0; r < st->nreg; r++)
+    for (int r = 0; r < st->nreg; r++) {
+      const fmt_reg *g = &st->reg[r];
+      if (g->view >= r || (g->view >= 0 && g->into_acc)) abort();
       for (int m = 0; m < p->micro; m++)
-        if (st->reg[r].offset[m] < 0 || st->reg[r].offset[m] + st->reg[r].bytes > st->arena_bytes) abort();
+        if (g->into_acc ? g->offset[m] != 0 : g->offset[m] < 0 || g->offset[m] + g->bytes > st->arena_bytes) abort();
+    }
     for (int i = 0; i < st->npers; i++)
       if (st->pers[i].offset + st->pers[i].bytes > st->persist_bytes) abort();
     for (int a = 0; a < st->nact; a++)

@@ -210,7 +210,9 @@ static void test_adamw(void) {
 
 /* check_arena: no two register instances of a stage share a byte while both
  * live (their lifetimes in schedule positions overlap), and each instance
- * waits for every earlier instance that held one of its bytes */
+ * waits for every earlier instance that held one of its bytes. A view
+ * (a reshape's output) lives in the bytes of the register it views, whose
+ * lifetime covers the view's; an into_acc register has no bytes. */
 static void check_arena(const fmt_stage *st, int M) {
   int n = st->nreg * M, bad = 0;
   int *pos = malloc(sizeof(int) * (size_t)(st->nact * M + 1)), *s0 = malloc(sizeof(int) * (size_t)n), *s1 = malloc(sizeof(int) * (size_t)n);
@@ -221,9 +223,16 @@ static void check_arena(const fmt_stage *st, int M) {
       for (int c = 0; c < st->reg[r].ncons; c++) b = pos[st->reg[r].cons[c] * M + m] > b ? pos[st->reg[r].cons[c] * M + m] : b;
       s0[r * M + m] = a, s1[r * M + m] = b;
     }
+  for (int r = st->nreg - 1; r >= 0; r--) /* views: higher indices than what they view */
+    for (int m = 0; m < M && st->reg[r].view >= 0; m++) {
+      int v = st->reg[r].view * M + m;
+      CU_ASSERT(st->reg[r].view < r && st->reg[r].offset[m] == st->reg[st->reg[r].view].offset[m]);
+      CU_ASSERT(s0[v] <= s0[r * M + m]);
+      s1[v] = s1[v] > s1[r * M + m] ? s1[v] : s1[r * M + m];
+    }
   for (int x = 0; x < n; x++)
     for (int y = 0; y < n; y++) {
-      if (x == y) continue;
+      if (x == y || st->reg[x / M].view >= 0 || st->reg[y / M].view >= 0 || st->reg[x / M].into_acc || st->reg[y / M].into_acc) continue;
       const fmt_reg *rx = &st->reg[x / M], *ry = &st->reg[y / M];
       int64_t ox = rx->offset[x % M], oy = ry->offset[y % M];
       bool mem = ox < oy + ry->bytes && oy < ox + rx->bytes && rx->bytes && ry->bytes;
