@@ -82,7 +82,8 @@ double plan_kernel_time(const plan_calib *c, const plan_dev *d, double flops, do
 
 /* calibrated bus bandwidth and latency of collective k for a group of n, or
  * the link's: all-to-all and send/recv from their own tables by placement
- * when measured, else the all-reduce table */
+ * when measured, else the all-reduce table (reduce-scatter and all-gather:
+ * their own measured bandwidth when the calibration has it) */
 static void coll_link(const plan_calib *c, int k, int n, plan_link l, double *bw, double *a) {
   *bw = l.bw * c->coll_eff;
   *a = l.lat;
@@ -95,6 +96,11 @@ static void coll_link(const plan_calib *c, int k, int n, plan_link l, double *bw
     return;
   }
   if (!plan_coll_interp(c->coll_n, c->coll_bw, c->coll_alpha, c->ncoll, n, &cbw, &ca)) return;
+  /* a reduce-scatter or all-gather measured as such: its own bandwidth, the
+   * all-reduce table's in-step latency */
+  const plan_colltab *kt = k == IR_OP_REDUCE_SCATTER ? &c->rs : k == IR_OP_ALL_GATHER ? &c->ag : NULL;
+  double kbw, ka;
+  if (kt && plan_coll_interp(kt->n, kt->bw, kt->alpha, kt->cnt, n, &kbw, &ka)) cbw = kbw;
   /* the calibration was measured on some link; never exceed this link */
   if (cbw > 0 && cbw < *bw) *bw = cbw;
   if (ca > 0) *a = ca;

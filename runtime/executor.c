@@ -39,8 +39,9 @@
  * pending names the peer and aborts. Kernels run outside the lock. A compute
  * actor that makes a parameter's gradient also adds it, times 1/(dp * M),
  * into the parameter's accumulator (ZeRO-2: the micro-batch's reduce
- * actor does: it all-reduces the gradient register in place and adds only
- * this rank's slice into the shard-sized accumulator). ZeRO-3: a fetch actor all-gathers a parameter's dp
+ * actor does: it reduce-scatters the gradient register by pairwise
+ * exchanges and adds this rank's slice and its peers' copies of it into the
+ * shard-sized accumulator). ZeRO-3: a fetch actor all-gathers a parameter's dp
  * slices into a register that its pass's readers read like any other. */
 #include "runtime/exec_priv.h"
 #include <limits.h>
@@ -78,6 +79,7 @@ typedef struct {
   rt_req **req; int nreq; /* requests in flight (comm thread) */
   rt_coll *coll;
   sendq *sq; int nsq;    /* send: the micro-batches in flight (any number) */
+  float *rs; int64_t rs_n; /* ZeRO-2 reduce: the other members' copies of this rank's slices */
   double posted;
 } astate;
 
@@ -345,33 +347,57 @@ static int *slice_counts(const rt_exec *e, int64_t n, int *displs) {
   return c;
 }
 
-/* ZeRO-2: each gradient of micro-batch m summed over the data-parallel group
- * in place in its own register (Iallreduce, in pieces an int counts), then
- * this rank's slice added to its shard. Not MPI_Ireduce_scatter: OpenMPI
- * 4.1's libnbc reduce-scatter took 300 ms for a GPT-2 small layer's 28 MB
- * on 2 ranks where the all-reduce took 45-60 ms (docs/runtime.md). The
- * register is this actor's alone and released when it finishes, so the
- * sum needs no buffer of its own and no full-size accumulator exists. */
+/* ZeRO-2: each gradient of micro-batch m reduce-scattered over the
+ * data-parallel group by pairwise exchanges: to every other member its
+ * slice of the register, from it its copy of this rank's slice (into x->rs,
+ * the bucket's (dp-1) x slice floats, malloc'ed and counted); finish adds
+ * this rank's slice and the received copies into its shard. Each rank sends
+ * and receives (dp-1)/dp of the gradient, half an all-reduce's bytes, and
+ * no full-size accumulator exists. Not MPI_Ireduce_scatter(_block) nor the
+ * Iallreduce this replaces: OpenMPI 4.1's libnbc took 133 ms (reduce-
+ * scatter) and 16 ms (all-reduce) for 28 MB on 2 ranks where the exchange
+ * and the sum took 5 ms, and 500 / 400 ms against 19 ms for 112 MB (AMD
+ * EPYC, 2 cores, load 4.6; docs/runtime.md). The sends read the register,
+ * which is this actor's alone until it finishes. */
 static void start_reduce_scatter(sched *s, const fmt_actor *a, astate *x, int64_t m) {
   rt_exec *e = s->e;
   const fmt_bucket *b = &e->p->bucket[a->bucket];
+  int64_t need = 0, lo, cnt;
+  for (int i = 0; i < b->nparam; i++)
+    rt_exec_slice(e, pnumel(e, &e->p->param[b->param[i]]), &lo, &cnt), need += (e->dp - 1) * cnt;
+  x->rs = xmalloc(sizeof(float) * (size_t)(need + 1)), x->rs_n = need;
+  rt_exec_count(e, need * 4);
+  float *in = x->rs;
   for (int i = 0; i < b->nparam; i++) {
-    float *g = buf_of(s, a->in[i], m);
+    const float *g = buf_of(s, a->in[i], m);
     int64_t n = pnumel(e, &e->p->param[b->param[i]]);
-    for (int64_t p = 0; p < n; p += INT_MAX / 2)
-      add_req(x, rt_comm_iallreduce(e->comm, RT_DP, g + p, n - p < INT_MAX / 2 ? n - p : INT_MAX / 2, false));
+    int *displs = xmalloc(sizeof(int) * (size_t)e->dp), *counts = slice_counts(e, n, displs);
+    for (int r = 0; r < e->dp; r++) {
+      if (r == e->dpi) continue;
+      for (int64_t p = 0; p < counts[r] || p < counts[e->dpi]; p += INT_MAX / 2) {
+        int64_t no = counts[r] - p, ni = counts[e->dpi] - p;
+        no = no < 0 ? 0 : no < INT_MAX / 2 ? no : INT_MAX / 2, ni = ni < 0 ? 0 : ni < INT_MAX / 2 ? ni : INT_MAX / 2;
+        add_req(x, rt_comm_iexchange(e->comm, RT_DP, r, g + displs[r] + p, no, in + p, ni));
+      }
+      in += counts[e->dpi];
+    }
+    free(counts), free(displs);
   }
 }
 
 static void finish_reduce_scatter(sched *s, const fmt_actor *a, astate *x) {
   rt_exec *e = s->e;
   const fmt_bucket *b = &e->p->bucket[a->bucket];
+  const float *in = x->rs;
   for (int i = 0; i < b->nparam; i++) {
     const fmt_param *q = &e->p->param[b->param[i]];
     int64_t lo, cnt;
     rt_exec_slice(e, pnumel(e, q), &lo, &cnt);
     rt_exec_accumulate(e, q->tensor, (float *)buf_of(s, a->in[i], x->mb) + lo, cnt);
+    for (int r = 1; r < e->dp; r++, in += cnt) rt_exec_accumulate(e, q->tensor, in, cnt);
   }
+  rt_exec_count(e, -x->rs_n * 4);
+  free(x->rs), x->rs = NULL, x->rs_n = 0;
 }
 
 /* ZeRO-3: parameter a->tensor's slices gathered into its register for m */
