@@ -356,7 +356,7 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   else if (c->exec_per_param && k.zero == 1) /* sbpc's executor all-reduces, the update keeps its slice */
     red = plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
   else if (c->exec_per_param) /* ZeRO-2/3: each micro-batch's gradient reduce-scattered into the shard */
-    red = k.m * plan_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl);
+    red = k.m * plan_rs_exec_time(c, g, zd, dl);
   else red = plan_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl);
   if (k.zero == 1 || k.zero == 2) after = plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl);
   if (k.zero >= 3) { /* with a measured executor: one gather per parameter, each waited for by its pass */

@@ -477,12 +477,12 @@ static void memory_in_sbp_program(void) {
 }
 
 /* the exposed dp communication of tiny GPT-2 under fix on 2 devices with
- * sbpc's measured executor (an executor section: nothing overlapped) and
- * the collectives `coll` */
-static double zero_dp_s(const char *coll, const char *fix, int64_t batch) {
+ * sbpc's measured executor (an executor section with dp_comm_scale `scale`:
+ * nothing overlapped) and the collectives `coll` */
+static double zero_dp_s(const char *coll, const char *fix, int64_t batch, double scale) {
   char text[512], err[256];
-  snprintf(text, sizeof text, "{\"format\":\"sbpc-calibration\",\"executor\":{\"dp_comm_scale\":1},"
-           "\"collectives\":{\"by_group_size\":[{\"n\":2,\"bus_bw\":1e9,\"alpha_s\":1e-4}]%s}}", coll);
+  snprintf(text, sizeof text, "{\"format\":\"sbpc-calibration\",\"executor\":{\"dp_comm_scale\":%g},"
+           "\"collectives\":{\"by_group_size\":[{\"n\":2,\"bus_bw\":1e9,\"alpha_s\":1e-4}]%s}}", scale, coll);
   ir_graph *g = fx_gpt_graph("tiny", 2, 64, 4, 512, 32);
   arena *a = arena_new();
   plan_options o;
@@ -511,17 +511,23 @@ static double zero_dp_s(const char *coll, const char *fix, int64_t batch) {
 static void zero2_reduce_scatters(void) {
   const char *f0 = "dp=2,tp=1,pp=1,mbs=1,recompute=none,zero=0", *f1 = "dp=2,tp=1,pp=1,mbs=1,recompute=none,zero=1";
   const char *f2 = "dp=2,tp=1,pp=1,mbs=1,recompute=none,zero=2";
-  double z0 = zero_dp_s("", f0, 4), z1 = zero_dp_s("", f1, 4), z2 = zero_dp_s("", f2, 4);
+  double z0 = zero_dp_s("", f0, 4, 1), z1 = zero_dp_s("", f1, 4, 1), z2 = zero_dp_s("", f2, 4, 1);
   CU_ASSERT(z0 > 0 && z1 > z0);
   CU_ASSERT_DOUBLE_EQUAL(z2, z1, 1e-9 * z1);
-  CU_ASSERT_DOUBLE_EQUAL(zero_dp_s("", f2, 8), z2 + z0, 1e-9 * z1);
+  CU_ASSERT_DOUBLE_EQUAL(zero_dp_s("", f2, 8, 1), z2 + z0, 1e-9 * z1);
   const char *fast = ",\"measurements\":[{\"op\":\"reduce_scatter\",\"n\":2,\"bus_bw\":2e9},"
                      "{\"op\":\"all_reduce\",\"n\":2,\"bus_bw\":1e3}]";
   const char *slow = ",\"measurements\":[{\"op\":\"reduce_scatter\",\"n\":2,\"bus_bw\":5e8}]";
-  double fast2 = zero_dp_s(fast, f2, 4), slow2 = zero_dp_s(slow, f2, 4);
-  CU_ASSERT_DOUBLE_EQUAL(zero_dp_s(fast, f1, 4), z1, 1e-9 * z1);
+  double fast2 = zero_dp_s(fast, f2, 4, 1), slow2 = zero_dp_s(slow, f2, 4, 1);
+  CU_ASSERT_DOUBLE_EQUAL(zero_dp_s(fast, f1, 4, 1), z1, 1e-9 * z1);
   CU_ASSERT(fast2 < z2);
   CU_ASSERT_DOUBLE_EQUAL(slow2 - z2, 2 * (z2 - fast2), 1e-9 * z1); /* T/bw - T/(2bw) = 2 (T/(2bw) - T/(4bw)) */
+  /* the executor's scale (its all-reduce measured over predicted) scales the
+   * all-reduce and the all-gather, not the exchange tune timed as such */
+  double rs = fast2 - (z1 - z0), s0 = zero_dp_s(fast, f0, 4, 3), s1 = zero_dp_s(fast, f1, 4, 3);
+  CU_ASSERT_DOUBLE_EQUAL(s0, 3 * z0, 1e-9 * z1);
+  CU_ASSERT_DOUBLE_EQUAL(zero_dp_s(fast, f2, 4, 3) - (s1 - s0), rs, 1e-9 * z1);
+  CU_ASSERT(zero_dp_s("", f2, 4, 3) > 2.9 * z2); /* no reduce-scatter measured: scaled like the rest */
 }
 
 void cu_register(void) {
