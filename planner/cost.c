@@ -131,9 +131,10 @@ double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l) 
   return coll_time(c, k, T, n, l) * c->exec_scale[PLAN_COMM]; /* measured: how the executor's run inside a step */
 }
 
-double plan_rs_exec_time(const plan_calib *c, double T, int n, plan_link l) {
-  if (c->rs.cnt == 0) return plan_coll_time(c, IR_OP_REDUCE_SCATTER, T, n, l);
-  return T > 0 && n > 1 ? coll_time(c, IR_OP_REDUCE_SCATTER, T, n, l) : 0;
+double plan_zero_coll_time(const plan_calib *c, int k, double T, int n, plan_link l) {
+  const plan_colltab *t = k == IR_OP_REDUCE_SCATTER ? &c->rs : k == IR_OP_ALL_GATHER ? &c->ag : NULL;
+  if (!t || t->cnt == 0) return plan_coll_time(c, k, T, n, l);
+  return T > 0 && n > 1 ? coll_time(c, k, T, n, l) : 0;
 }
 
 ir_sbp plan_grad_sbp(ir_sbp in, bool replicated) {
