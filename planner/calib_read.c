@@ -215,9 +215,9 @@ static bool coll_kind(chk *k, const cJSON *co, const char *key, plan_colltab *ta
 }
 
 /* measured: collectives.measurements[]'s reduce-scatter and all-gather
- * entries (n strictly increasing per op) into c->rs and c->ag; the others
- * (all-reduce: by_group_size; all-to-all, send/recv: their own arrays) and
- * the back-to-back alpha_s are not read. */
+ * entries (n strictly increasing per op; bus_bw, optional back-to-back
+ * alpha_s) into c->rs and c->ag; the others (all-reduce: by_group_size;
+ * all-to-all, send/recv: their own arrays) are not read. */
 static bool measured(chk *k, const cJSON *arr) {
   if (!arr) return true;
   if (!cJSON_IsArray(arr)) return bad(k, "'collectives.measurements' must be an array");
@@ -232,13 +232,15 @@ static bool measured(chk *k, const cJSON *arr) {
     if (!cJSON_IsObject(e) || !cJSON_IsString(op)) return bad(k, "'%s' must be an object with a string 'op'", p);
     plan_colltab *t = !strcmp(op->valuestring, "reduce_scatter") ? &c->rs
                       : !strcmp(op->valuestring, "all_gather")   ? &c->ag : NULL;
-    double n = 0, bw = 0;
+    double n = 0, bw = 0, alpha = -1;
     if (!t) continue;
-    if (!num(k, e, p, "n", 2, 1 << 24, true, &n) || !num(k, e, p, "bus_bw", 1, 1e15, true, &bw)) return false;
+    if (!num(k, e, p, "n", 2, 1 << 24, true, &n) || !num(k, e, p, "bus_bw", 1, 1e15, true, &bw) ||
+        !num(k, e, p, "alpha_s", 0, 1, false, &alpha))
+      return false;
     if (n != floor(n) || (t->cnt > 0 && n <= t->n[t->cnt - 1]))
       return bad(k, "'%sn' must be an integer above the previous %s entry's", p, op->valuestring);
     if (t->cnt == PLAN_MAXCOLL) return bad(k, "'%s': at most %d %s entries", p, PLAN_MAXCOLL, op->valuestring);
-    t->n[t->cnt] = (int)n, t->bw[t->cnt] = bw, t->alpha[t->cnt++] = -1;
+    t->n[t->cnt] = (int)n, t->bw[t->cnt] = bw, t->alpha[t->cnt++] = alpha;
   }
   return true;
 }
