@@ -214,12 +214,44 @@ static bool coll_kind(chk *k, const cJSON *co, const char *key, plan_colltab *ta
   return true;
 }
 
+/* measured: collectives.measurements[]'s reduce-scatter and all-gather
+ * entries (n strictly increasing per op; bus_bw, optional back-to-back
+ * alpha_s) into c->rs and c->ag; the others (all-reduce: by_group_size;
+ * all-to-all, send/recv: their own arrays) are not read. */
+static bool measured(chk *k, const cJSON *arr) {
+  if (!arr) return true;
+  if (!cJSON_IsArray(arr)) return bad(k, "'collectives.measurements' must be an array");
+  plan_calib *c = k->c;
+  c->rs.cnt = c->ag.cnt = 0;
+  const cJSON *e;
+  int i = 0;
+  cJSON_ArrayForEach(e, arr) {
+    char p[64];
+    snprintf(p, sizeof p, "collectives.measurements[%d].", i++);
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(e, "op");
+    if (!cJSON_IsObject(e) || !cJSON_IsString(op)) return bad(k, "'%s' must be an object with a string 'op'", p);
+    plan_colltab *t = !strcmp(op->valuestring, "reduce_scatter") ? &c->rs
+                      : !strcmp(op->valuestring, "all_gather")   ? &c->ag : NULL;
+    double n = 0, bw = 0, alpha = -1;
+    if (!t) continue;
+    if (!num(k, e, p, "n", 2, 1 << 24, true, &n) || !num(k, e, p, "bus_bw", 1, 1e15, true, &bw) ||
+        !num(k, e, p, "alpha_s", 0, 1, false, &alpha))
+      return false;
+    if (n != floor(n) || (t->cnt > 0 && n <= t->n[t->cnt - 1]))
+      return bad(k, "'%sn' must be an integer above the previous %s entry's", p, op->valuestring);
+    if (t->cnt == PLAN_MAXCOLL) return bad(k, "'%s': at most %d %s entries", p, PLAN_MAXCOLL, op->valuestring);
+    t->n[t->cnt] = (int)n, t->bw[t->cnt] = bw, t->alpha[t->cnt++] = alpha;
+  }
+  return true;
+}
+
 static bool collectives(chk *k, const cJSON *co) {
   if (!co) return true;
   num(k, co, "collectives.", "link_eff", 0.01, 1, false, &k->c->coll_eff);
   num(k, co, "collectives.", "group_fixed_s", 0, 1, false, &k->c->group_fixed_s);
   return !k->bad && by_group(k, cJSON_GetObjectItemCaseSensitive(co, "by_group_size")) &&
-         coll_kind(k, co, "all_to_all", k->c->a2a) && coll_kind(k, co, "send_recv", k->c->p2p);
+         coll_kind(k, co, "all_to_all", k->c->a2a) && coll_kind(k, co, "send_recv", k->c->p2p) &&
+         measured(k, cJSON_GetObjectItemCaseSensitive(co, "measurements"));
 }
 
 /* step: executor.<key>, a step's phases in seconds (what was measured or

@@ -34,6 +34,17 @@ double plan_mem_time(const plan_calib *c, const plan_dev *d, double bytes);
  * T = the logical tensor size in bytes (the DESIGN.md table). All-reduce is
  * the faster of ring and tree. */
 double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l);
+/* plan_zero_coll_time: a ZeRO reduce-scatter (sbpc's executor: pairwise
+ * exchanges) or parameter all-gather (k) of T bytes over the dp group:
+ * plan_coll_time, but when the calibration measured that kind itself (its
+ * reduce-scatter / all-gather table: tune times the exchange as the executor
+ * runs it) not scaled by the executor section's dp_comm_scale, which is the
+ * reference's gradient all-reduce's measured over predicted (OpenMPI's
+ * non-blocking all-reduce and what of it stayed exposed). when: PLAN_ZERO_STEP
+ * (inside the step: the in-step latency) or PLAN_ZERO_END (at the step's
+ * end, the ranks together: the kind's back-to-back latency when measured) */
+enum { PLAN_ZERO_STEP = 1, PLAN_ZERO_END = 2 };
+double plan_zero_coll_time(const plan_calib *c, int k, double T, int n, plan_link l, int when);
 /* plan_grad_sbp: SBP of the gradient an op hands back for an input it consumed
  * as `in` under a signature; replicated: the signature is all-B. */
 ir_sbp plan_grad_sbp(ir_sbp in, bool replicated);

@@ -102,6 +102,9 @@ typedef struct {
   double coll_bw[PLAN_MAXCOLL], coll_alpha[PLAN_MAXCOLL];
   /* all-to-all and ring send/recv by group size, [PLAN_INTRA] and [PLAN_INTER] */
   plan_colltab a2a[2], p2p[2];
+  /* reduce-scatter and all-gather bus bandwidth and back-to-back latency
+   * by group size (collectives.measurements[]; alpha < 0: not given) */
+  plan_colltab rs, ag;
   double group_fixed_s;     /* SP: fixed cost of a group per micro-batch (< 0: built-in) */
   /* measured rates of the device the calibration was made on (sbpc tune
    * without --peak-flops / --peak-bw): they replace the cluster's peak x

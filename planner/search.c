@@ -334,8 +334,8 @@ static double stage_mem(const search *s, const stage_model *sm, int p, int x, kn
  * communication (dp + pp + the per-step tp gradient sync).
  *
  * The gradient reduction (all-reduce; reduce-scatter from ZeRO 1; on sbpc's
- * measured executor an all-reduce whatever the stage, once per micro-batch
- * from ZeRO 2, docs/runtime.md) can start
+ * measured executor what it runs, docs/runtime.md: one all-reduce per step
+ * for ZeRO 0 and 1, one reduce-scatter per micro-batch from ZeRO 2) can start
  * as layers finish the last micro-batch's backward, so it hides behind that
  * backward up to `overlap`. From ZeRO 1 the updated parameters are
  * all-gathered after the optimizer step: that half cannot hide in the
@@ -353,13 +353,16 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   double g = par * c->rt.grad_reduce_bytes, bwin = x * (l->bwd_s + l->comm_bwd_s), fwin = x * (l->fwd_s + l->comm_fwd_s);
   double red, after = 0, gather = 0;
   if (k.zero == 0) red = plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
-  else if (c->exec_per_param) /* sbpc's executor all-reduces in place and keeps its slice (docs/runtime.md): */
-    red = (k.zero >= 2 ? k.m : 1) * plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl); /* ZeRO-2/3: per micro-batch */
+  else if (c->exec_per_param && k.zero == 1) /* sbpc's executor all-reduces, the update keeps its slice */
+    red = plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
+  else if (c->exec_per_param) /* ZeRO-2/3: each micro-batch's gradient reduce-scattered into the shard */
+    red = k.m * plan_zero_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl, PLAN_ZERO_STEP);
   else red = plan_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl);
-  if (k.zero == 1 || k.zero == 2) after = plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl);
+  if (k.zero == 1 || k.zero == 2) /* after the optimizer step: the ranks arrive together */
+    after = plan_zero_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl, PLAN_ZERO_END);
   if (k.zero >= 3) { /* with a measured executor: one gather per parameter, each waited for by its pass */
     double n = c->exec_per_param ? fmax(1, x * l->nparam + sm->nparam_s[p]) : 1;
-    gather = k.m * n * plan_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb / n, zd, dl);
+    gather = k.m * n * plan_zero_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb / n, zd, dl, PLAN_ZERO_STEP);
   }
   double exposed = red + gather - c->rt.grad_overlap * bwin; /* ZeRO-3's backward re-gathers hide likewise */
   if (exposed < 0) exposed = 0;

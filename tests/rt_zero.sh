@@ -2,8 +2,8 @@
 # rt_zero.sh SBPC — ZeRO-2 in `sbpc run` (docs/runtime.md): with --zero 2 the
 # data-parallel gradients are reduce-scattered (each rank receives only its
 # slice's sum), not all-reduced, and the losses stay those of 1 rank (1e-5
-# relative) under dp=2, dp=2 x pp=2 (the tied embedding's slice crosses
-# stages) and dp=2 x tp=2; the measured step's trace shows reduce-scatters
+# relative) under dp=2, dp=4, dp=3 (slices of unequal length), dp=2 x pp=2
+# (the tied embedding's slice crosses stages) and dp=2 x tp=2; the measured step's trace shows reduce-scatters
 # and no dp all-reduce; a ZeRO-2 checkpoint resumes on 1 rank with the
 # uninterrupted losses. ZeRO-3 (a plan with zero=3, and --zero 3): every
 # parameter is held as a 1/dp slice (the program's persistent parameter
@@ -23,6 +23,12 @@ runn 2 --steps 4 --dp 2 --zero 2 --log "$T/dp.jsonl" --trace "$T/trace.json" || 
 same_losses "$T/one.jsonl" "$T/dp.jsonl" 1 4 || bad "dp=2 ZeRO-2: losses differ from 1 rank"
 grep -q '"reduce_scatter (dp)"' "$T/trace.json" || bad "ZeRO-2 trace has no dp reduce-scatter"
 grep -q '"all_reduce (dp)"' "$T/trace.json" && bad "ZeRO-2 trace still all-reduces the gradients"
+# more than one peer per exchange, and slices of unequal length (dp=3)
+runn 4 --steps 4 --dp 4 --zero 2 --log "$T/dp4.jsonl" || bad "dp=4 ZeRO-2 failed"
+same_losses "$T/one.jsonl" "$T/dp4.jsonl" 1 4 || bad "dp=4 ZeRO-2: losses differ from 1 rank"
+"$SBPC" run $M --data $D --steps 4 --batch 6 --quiet --log "$T/one6.jsonl" || bad "1-rank batch 6 run failed"
+runn 3 --steps 4 --batch 6 --micro 2 --dp 3 --zero 2 --log "$T/dp3.jsonl" || bad "dp=3 ZeRO-2 failed"
+same_losses "$T/one6.jsonl" "$T/dp3.jsonl" 1 4 || bad "dp=3 ZeRO-2 (unequal slices): losses differ from 1 rank"
 runn 4 --steps 4 --dp 2 --pp 2 --micro 2 --zero 2 --log "$T/pp.jsonl" || bad "dp=2 x pp=2 ZeRO-2 failed"
 same_losses "$T/one.jsonl" "$T/pp.jsonl" 1 4 || bad "dp=2 x pp=2 ZeRO-2: losses differ from 1 rank"
 runn 4 --steps 4 --dp 2 --tp 2 --zero 2 --log "$T/tp.jsonl" || bad "dp=2 x tp=2 ZeRO-2 failed"

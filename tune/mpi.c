@@ -6,10 +6,14 @@
  * When the launcher says there is more than one rank (OMPI_COMM_WORLD_SIZE,
  * PMI_SIZE or PMIX_SIZE above 1), MPI is initialised and, for group sizes
  * 2, 4, 8, ... and the whole world, the first n ranks time MPI_Allreduce,
- * MPI_Allgather and MPI_Reduce_scatter_block on a tiny message (the latency,
+ * MPI_Allgather and a reduce-scatter on a tiny message (the latency,
  * alpha) and a large one; the bus bandwidth is the bytes each rank moves
  * (2T(n-1)/n for all-reduce, T(n-1)/n for the others, as the planner's cost
- * model counts them) over the large message's time less alpha. Times are the
+ * model counts them) over the large message's time less alpha. The
+ * reduce-scatter is the executor's (runtime/executor.c, ZeRO-2): pairwise
+ * exchanges of the blocks with every other member, then their sum, not
+ * MPI_Reduce_scatter_block, which the executor does not call (OpenMPI 4.1's
+ * non-blocking one was 25x slower for 28 MB on 2 ranks). Times are the
  * slowest rank's, the best of a few repeats. The planner's latency
  * (by_group_size alpha_s) is a collective's cost inside a step, not back to
  * back: ranks that computed arrive at different times and the executor's
@@ -29,6 +33,7 @@
  * without mpi.h on the include path, this file reports that collectives were
  * not measured. */
 #include "tune/tn_int.h"
+#include "util/arena.h"
 #include "util/diag.h"
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -63,6 +68,23 @@ static int inited;
 enum { AR, AG, RS, NCOLL, A2A = NCOLL, P2P }; /* A2A, P2P: measure_sp */
 static const char *const coll_name[NCOLL] = {"all_reduce", "all_gather", "reduce_scatter"};
 
+/* exchange_sum: the executor's ZeRO-2 reduce-scatter of count floats of s
+ * over comm's n members: block r (count / n floats) to member r, the other
+ * members' copies of this member's block into r, then summed into s's block */
+static void exchange_sum(MPI_Comm comm, int n, int me, float *s, float *r, int count) {
+  int b = count / n, nq = 0;
+  MPI_Request *q = xmalloc(sizeof *q * (size_t)(2 * n));
+  for (int p = 0, j = 0; p < n; p++)
+    if (p != me) {
+      MPI_Isend(s + (size_t)p * b, b, MPI_FLOAT, p, 3, comm, &q[nq++]);
+      MPI_Irecv(r + (size_t)j++ * b, b, MPI_FLOAT, p, 3, comm, &q[nq++]);
+    }
+  MPI_Waitall(nq, q, MPI_STATUSES_IGNORE);
+  free(q);
+  for (int j = 0; j < n - 1; j++)
+    for (int i = 0; i < b; i++) s[(size_t)me * b + i] += r[(size_t)j * b + i];
+}
+
 /* run: one collective of `bytes` per rank on comm; P2P is one ring step
  * (every rank sends `bytes` to the next, receives from the previous). */
 static void run(int c, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_t bytes) {
@@ -70,7 +92,7 @@ static void run(int c, MPI_Comm comm, int n, char *sbuf, char *rbuf, size_t byte
   MPI_Comm_rank(comm, &r);
   if (c == AR) MPI_Allreduce(sbuf, rbuf, count, MPI_FLOAT, MPI_SUM, comm);
   else if (c == AG) MPI_Allgather(sbuf, count / n, MPI_FLOAT, rbuf, count / n, MPI_FLOAT, comm);
-  else if (c == RS) MPI_Reduce_scatter_block(sbuf, rbuf, count / n, MPI_FLOAT, MPI_SUM, comm);
+  else if (c == RS) exchange_sum(comm, n, r, (float *)sbuf, (float *)rbuf, count);
   else if (c == A2A) MPI_Alltoall(sbuf, count / n, MPI_FLOAT, rbuf, count / n, MPI_FLOAT, comm);
   else MPI_Sendrecv(sbuf, count, MPI_FLOAT, (r + 1) % n, 7, rbuf, count, MPI_FLOAT, (r + n - 1) % n, 7, comm,
                     MPI_STATUS_IGNORE);

@@ -476,6 +476,66 @@ static void memory_in_sbp_program(void) {
   ir_graph_free(g);
 }
 
+/* the exposed dp communication of tiny GPT-2 under fix on 2 devices with
+ * sbpc's measured executor (an executor section with dp_comm_scale `scale`:
+ * nothing overlapped) and the collectives `coll` */
+static double zero_dp_s(const char *coll, const char *fix, int64_t batch, double scale) {
+  char text[512], err[256];
+  snprintf(text, sizeof text, "{\"format\":\"sbpc-calibration\",\"executor\":{\"dp_comm_scale\":%g},"
+           "\"collectives\":{\"by_group_size\":[{\"n\":2,\"bus_bw\":1e9,\"alpha_s\":1e-4}]%s}}", scale, coll);
+  ir_graph *g = fx_gpt_graph("tiny", 2, 64, 4, 512, 32);
+  arena *a = arena_new();
+  plan_options o;
+  plan_options_default(&o);
+  o.global_batch = batch, o.seq = 32;
+  CU_ASSERT_FATAL(plan_runtime_set(&o.calib, "sbpc-cpu"));
+  CU_ASSERT_FATAL(plan_calib_parse(text, strlen(text), &o.calib, err, sizeof err));
+  CU_ASSERT_FATAL(plan_fix_parse(fix, &o));
+  plan_result *r = plan_search(g, small_cluster(a, 2, 80e9), &o);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  CU_ASSERT_FATAL(r->ntop > 0);
+  double dp = r->top[0].dp_comm_s;
+  plan_result_free(r);
+  arena_free(a);
+  ir_graph_free(g);
+  return dp;
+}
+
+/* issue 16: sbpc's executor all-reduces the gradients once per step under
+ * ZeRO 0 and 1 and reduce-scatters every micro-batch's under ZeRO-2 (on 2
+ * ranks each half an all-reduce's bytes and latency); ZeRO 1 and 2 then
+ * all-gather the parameters. So with 2 micro-batches ZeRO-2 costs what
+ * ZeRO-1 does, 2 more add one all-reduce, and a measured reduce-scatter
+ * bandwidth (the calibration's measurements) changes ZeRO-2's transfer
+ * time T / bw in proportion and not ZeRO-1's all-reduce. */
+static void zero2_reduce_scatters(void) {
+  const char *f0 = "dp=2,tp=1,pp=1,mbs=1,recompute=none,zero=0", *f1 = "dp=2,tp=1,pp=1,mbs=1,recompute=none,zero=1";
+  const char *f2 = "dp=2,tp=1,pp=1,mbs=1,recompute=none,zero=2";
+  double z0 = zero_dp_s("", f0, 4, 1), z1 = zero_dp_s("", f1, 4, 1), z2 = zero_dp_s("", f2, 4, 1);
+  CU_ASSERT(z0 > 0 && z1 > z0);
+  CU_ASSERT_DOUBLE_EQUAL(z2, z1, 1e-9 * z1);
+  CU_ASSERT_DOUBLE_EQUAL(zero_dp_s("", f2, 8, 1), z2 + z0, 1e-9 * z1);
+  const char *fast = ",\"measurements\":[{\"op\":\"reduce_scatter\",\"n\":2,\"bus_bw\":2e9},"
+                     "{\"op\":\"all_reduce\",\"n\":2,\"bus_bw\":1e3}]";
+  const char *slow = ",\"measurements\":[{\"op\":\"reduce_scatter\",\"n\":2,\"bus_bw\":5e8}]";
+  double fast2 = zero_dp_s(fast, f2, 4, 1), slow2 = zero_dp_s(slow, f2, 4, 1);
+  CU_ASSERT_DOUBLE_EQUAL(zero_dp_s(fast, f1, 4, 1), z1, 1e-9 * z1);
+  CU_ASSERT(fast2 < z2);
+  CU_ASSERT_DOUBLE_EQUAL(slow2 - z2, 2 * (z2 - fast2), 1e-9 * z1); /* T/bw - T/(2bw) = 2 (T/(2bw) - T/(4bw)) */
+  /* the executor's scale (its all-reduce measured over predicted) scales the
+   * all-reduce, not a reduce-scatter or all-gather that tune timed itself */
+  double rs = fast2 - (z1 - z0), s0 = zero_dp_s(fast, f0, 4, 3), s1 = zero_dp_s(fast, f1, 4, 3);
+  CU_ASSERT_DOUBLE_EQUAL(s0, 3 * z0, 1e-9 * z1);
+  CU_ASSERT_DOUBLE_EQUAL(zero_dp_s(fast, f2, 4, 3) - (s1 - s0), rs, 1e-9 * z1);
+  CU_ASSERT(zero_dp_s("", f2, 4, 3) > 2.9 * z2); /* no reduce-scatter measured: scaled like the rest */
+  const char *ag = ",\"measurements\":[{\"op\":\"all_gather\",\"n\":2,\"bus_bw\":1e9}]"; /* as by_group's */
+  CU_ASSERT_DOUBLE_EQUAL(zero_dp_s(ag, f1, 4, 3) - zero_dp_s(ag, f0, 4, 3), z1 - z0, 1e-9 * z1);
+  /* after the optimizer step the ranks arrive together: the all-gather's
+   * own back-to-back latency, not the in-step 1e-4 s */
+  const char *ag1 = ",\"measurements\":[{\"op\":\"all_gather\",\"n\":2,\"bus_bw\":1e9,\"alpha_s\":1e-6}]";
+  CU_ASSERT_DOUBLE_EQUAL(zero_dp_s(ag1, f1, 4, 3) - zero_dp_s(ag1, f0, 4, 3), z1 - z0 - (1e-4 - 1e-6), 1e-9 * z1);
+}
+
 void cu_register(void) {
   CU_pSuite s = CU_add_suite("plan_search", NULL, NULL);
   CU_ADD(s, megatron_1_7b);
@@ -491,4 +551,5 @@ void cu_register(void) {
   CU_ADD(s, vpp_three);
   CU_ADD(s, uneven_stages);
   CU_ADD(s, memory_in_sbp_program);
+  CU_ADD(s, zero2_reduce_scatters);
 }

@@ -61,6 +61,11 @@ static void refusals(void) {
       {"{\"format\":\"sbpc-calibration\",\"collectives\":{\"by_group_size\":[{\"n\":4,\"bus_bw\":1,\"alpha_s\":0},"
        "{\"n\":2,\"bus_bw\":1,\"alpha_s\":0}]}}",
        "above the previous"},
+      {"{\"format\":\"sbpc-calibration\",\"collectives\":{\"measurements\":[{\"op\":\"all_gather\",\"n\":2,"
+       "\"bus_bw\":1},{\"op\":\"reduce_scatter\",\"n\":2,\"bus_bw\":1},{\"op\":\"all_gather\",\"n\":2,\"bus_bw\":1}]}}",
+       "measurements[2].n' must be an integer above the previous all_gather"},
+      {"{\"format\":\"sbpc-calibration\",\"collectives\":{\"measurements\":[{\"op\":\"reduce_scatter\",\"n\":2}]}}",
+       "measurements[0].bus_bw"},
       {"{\"format\":\"sbpc-calibration\",\"memory\":{\"bandwidth_eff\":7}}", "bandwidth_eff"},
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"forward_scale\":0}}", "executor.forward_scale"},
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"kernel_s\":2}}", "executor.kernel_s"},
