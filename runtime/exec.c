@@ -316,16 +316,11 @@ void rt_exec_accumulate(rt_exec *e, ir_ref p, const float *x, int64_t n) {
 /* the 2-D matmul y[m][n] = op(a) op(b) with y the accumulator: the program
  * reader checked the ranks and the shapes (format/program.c) */
 bool rt_exec_gemm_acc(rt_exec *e, const ir_op *o, void *const *in, ir_ref p, int64_t micro) {
-  const ir_graph *g = e->g;
-  const ir_tensor *a = &g->t[o->in[0]], *b = &g->t[o->in[1]], *y = &g->t[o->out[0]];
-  if (!e->acc[p] || a->rank != 2 || b->rank != 2 || y->rank != 2) return false;
-  bool ta = o->at.trans_a, tb = o->at.trans_b, tr = rt_tracing(e);
-  int64_t m = ir_dim_eval(y->shape[0], g->bind_b, g->bind_s), n = ir_dim_eval(y->shape[1], g->bind_b, g->bind_s);
-  int64_t lda = ir_dim_eval(a->shape[1], g->bind_b, g->bind_s), ldb = ir_dim_eval(b->shape[1], g->bind_b, g->bind_s);
-  int64_t k = ta ? ir_dim_eval(a->shape[0], g->bind_b, g->bind_s) : lda;
+  if (!e->acc[p]) return false;
+  bool tr = rt_tracing(e);
   double t0 = e->profile || tr ? rt_trace_now() : 0;
-  rt_sgemm(ta, tb, m, n, k, (float)e->gscale, in[0], lda, in[1], ldb, 1.0f, e->acc[p], n);
+  bool ok = rt_matmul(e->g, o, in[0], in[1], (float)e->gscale, 1.0f, e->acc[p]);
   if (tr) rt_trace_op(e, o, micro, t0, rt_trace_now());
   profile_add(e, o->kind, t0, false);
-  return true;
+  return ok;
 }

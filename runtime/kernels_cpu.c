@@ -134,27 +134,26 @@ static bool k_copy(K *k) {
   return true;
 }
 
-static bool k_matmul(K *k) {
-  const ir_graph *g = k->g;
-  ir_ref a = k->o->in[0], b = k->o->in[1], y = k->o->out[0];
-  bool ta = k->o->at.trans_a, tb = k->o->at.trans_b;
+bool rt_matmul(const ir_graph *g, const ir_op *o, const float *A, const float *Bm, float alpha, float beta, float *Y) {
+  ir_ref a = o->in[0], b = o->in[1], y = o->out[0];
+  bool ta = o->at.trans_a, tb = o->at.trans_b;
   int ra = g->t[a].rank, rb = g->t[b].rank;
   int64_t m = dimv(g, y, -2), n = dimv(g, y, -1);
   int64_t ka = ta ? dimv(g, a, -2) : dimv(g, a, -1);
   if (ra < 2 || rb < 2) return false;
-  int64_t batch = nel(k, y) / (m * n);
+  int64_t batch = ir_numel(g, y) / (m * n);
   int64_t lda = dimv(g, a, -1), ldb = dimv(g, b, -1);
-  const float *A = fin(k, 0), *Bm = fin(k, 1);
-  float *Y = fout(k, 0);
   if (rb == 2 && !ta) {
-    rt_sgemm(ta, tb, batch * m, n, ka, 1.0f, A, lda, Bm, ldb, 0.0f, Y, n);
+    rt_sgemm(ta, tb, batch * m, n, ka, alpha, A, lda, Bm, ldb, beta, Y, n);
     return true;
   }
   int64_t sa = m * ka, sb = rb == 2 ? 0 : ka * n;
   for (int64_t i = 0; i < batch; i++)
-    rt_sgemm(ta, tb, m, n, ka, 1.0f, A + i * sa, lda, Bm + i * sb, ldb, 0.0f, Y + i * m * n, n);
+    rt_sgemm(ta, tb, m, n, ka, alpha, A + i * sa, lda, Bm + i * sb, ldb, beta, Y + i * m * n, n);
   return true;
 }
+
+static bool k_matmul(K *k) { return rt_matmul(k->g, k->o, fin(k, 0), fin(k, 1), 1.0f, 0.0f, fout(k, 0)); }
 
 /* sum_rows: x as rows of m (the output's count) summed down; rows in groups
  * of SUM_ROWS, each group's sums in float partials, the partials added in

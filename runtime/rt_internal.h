@@ -30,6 +30,11 @@ typedef struct {
  * buffers: in[i] / out[i] hold the op's tensors (f32, or i32 for ids). Returns
  * false with a message on stderr for an op it cannot run. */
 bool rt_kernel(const ir_graph *g, const ir_op *o, void *const *in, void *const *out, const rt_kctx *kc);
+/* rt_matmul: Y = alpha op(A) op(B) + beta Y for matmul op o (its trans_a /
+ * trans_b, batched over leading dims, B shared when rank 2), through
+ * rt_sgemm; false for an operand below rank 2. k_matmul is alpha 1, beta 0;
+ * the executor's direct accumulation (into_acc) is alpha gscale, beta 1. */
+bool rt_matmul(const ir_graph *g, const ir_op *o, const float *A, const float *Bm, float alpha, float beta, float *Y);
 /* rt_ring_kernel (kernels_ring.c): a ring_attention or ring_attention_grad
  * step (ir/ops.def) on host buffers, its kv block the one of sp member
  * (kc->spi - step) mod kc->sp; false for a step that cannot run. */
