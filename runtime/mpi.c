@@ -278,10 +278,11 @@ rt_req *rt_comm_ishift(rt_comm *c, rt_group g, const float *in, int64_t n, float
   return q;
 }
 
-rt_req *rt_comm_iexchange(rt_comm *c, rt_group g, int member, const float *out, int64_t nout, float *in, int64_t nin) {
+rt_req *rt_comm_iexchange(rt_comm *c, rt_group g, int member, const float *out, int64_t nout, float *in, int64_t nin,
+                          int tag) {
   rt_req *q = req_new();
-  MPI_Isend(out, (int)nout, MPI_FLOAT, member, 1, group(c, g), &q->r[0]);
-  MPI_Irecv(in, (int)nin, MPI_FLOAT, member, 1, group(c, g), &q->r[1]);
+  MPI_Isend(out, (int)nout, MPI_FLOAT, member, tag, group(c, g), &q->r[0]);
+  MPI_Irecv(in, (int)nin, MPI_FLOAT, member, tag, group(c, g), &q->r[1]);
   return q;
 }
 

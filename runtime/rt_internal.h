@@ -254,10 +254,12 @@ rt_req *rt_comm_ialltoall(rt_comm *c, rt_group g, const float *in, int64_t n, fl
  * next member, out comes from the previous one (ring attention's blocks) */
 rt_req *rt_comm_ishift(rt_comm *c, rt_group g, const float *in, int64_t n, float *out);
 /* iexchange: a send of out (nout floats) to member `member` of group g and a
- * receive of nin floats from it into in (tag 1 on the group's communicator:
- * two exchanges with one member match in the order both post them); the
- * executor's ZeRO-2 reduce-scatter is one per other member */
-rt_req *rt_comm_iexchange(rt_comm *c, rt_group g, int member, const float *out, int64_t nout, float *in, int64_t nin);
+ * receive of nin floats from it into in, with `tag` (0 .. rt_comm_tag_ub())
+ * on the group's communicator: two exchanges of one tag with one member
+ * match in the order both post them; the executor's dp reductions (ZeRO-2's
+ * reduce-scatter, ZeRO-0/1's all-reduce) are one per other member */
+rt_req *rt_comm_iexchange(rt_comm *c, rt_group g, int member, const float *out, int64_t nout, float *in, int64_t nin,
+                          int tag);
 /* rt_comm_group_timeout_abort: a collective of group g did not complete in
  * time: ping the group's members for 2 s, name those that stay silent, end
  * the job */
