@@ -328,17 +328,6 @@ static double stage_mem(const search *s, const stage_model *sm, int p, int x, kn
   return par * (pb.wb + pb.gb + pb.ob) + act + work;
 }
 
-/* exec_all_reduce: sbpc's executor's ZeRO-0/1 gradient all-reduce of g
- * bytes over zd ranks (runtime/executor.c): a reduce-scatter by pairwise
- * exchanges, then an all-gather of the summed slices by the same exchanges,
- * the same bytes without the sum; both priced by the calibration's measured
- * reduce-scatter (tune times that exchange and sum), not all-reduce x
- * dp_comm_scale (plan_zero_coll_time falls back to that when it is not
- * measured). */
-static double exec_all_reduce(const plan_calib *c, double g, int zd, plan_link dl) {
-  return 2 * plan_zero_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl, PLAN_ZERO_STEP);
-}
-
 /* step-end costs of stage p, exposed: the data-parallel gradient reduction
  * and ZeRO gathers (*dp), the tied-embedding gradient all-reduce between the
  * first and the last stage (*pp), the optimizer step (*opt); returns the
@@ -346,8 +335,7 @@ static double exec_all_reduce(const plan_calib *c, double g, int zd, plan_link d
  *
  * The gradient reduction (all-reduce; reduce-scatter from ZeRO 1; on sbpc's
  * measured executor what it runs, docs/runtime.md: one all-reduce per step
- * for ZeRO 0 and 1, as a reduce-scatter and an all-gather, exec_all_reduce;
- * one reduce-scatter per micro-batch from ZeRO 2) can start
+ * for ZeRO 0 and 1, one reduce-scatter per micro-batch from ZeRO 2) can start
  * as layers finish the last micro-batch's backward, so it hides behind that
  * backward up to `overlap`. From ZeRO 1 the updated parameters are
  * all-gathered after the optimizer step: that half cannot hide in the
@@ -364,9 +352,9 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   plan_link dl = s->st[p].dpl;
   double g = par * c->rt.grad_reduce_bytes, bwin = x * (l->bwd_s + l->comm_bwd_s), fwin = x * (l->fwd_s + l->comm_fwd_s);
   double red, after = 0, gather = 0;
-  if (c->exec_per_param && k.zero <= 1) /* sbpc's executor all-reduces (the ZeRO-1 update keeps its slice) */
-    red = exec_all_reduce(c, g, zd, dl);
-  else if (k.zero == 0) red = plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
+  if (k.zero == 0) red = plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
+  else if (c->exec_per_param && k.zero == 1) /* sbpc's executor all-reduces, the update keeps its slice */
+    red = plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
   else if (c->exec_per_param) /* ZeRO-2/3: each micro-batch's gradient reduce-scattered into the shard */
     red = k.m * plan_zero_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl, PLAN_ZERO_STEP);
   else red = plan_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl);

@@ -12,7 +12,8 @@
  * model counts them) over the large message's time less alpha. The
  * reduce-scatter is the executor's (runtime/executor.c: ZeRO-2's, and the
  * first half of ZeRO-0/1's gradient all-reduce, whose all-gather half is the
- * same exchange without the sum; the planner prices both by it): pairwise
+ * same exchange without the sum; the planner prices that all-reduce by the
+ * reference step's dp_comm_scale instead, measured on it): pairwise
  * exchanges of the blocks with every other member, then their sum, not
  * MPI_Reduce_scatter_block, which the executor does not call (OpenMPI 4.1's
  * non-blocking one was 25x slower for 28 MB on 2 ranks). Times are the
