@@ -13,7 +13,6 @@ SBPC=${1:?usage: rt_allreduce.sh SBPC}
 cd "$(dirname "$0")/.."
 command -v mpirun >/dev/null || { echo "no mpirun: skipped"; exit 77; }
 . tests/lib/rt.sh
-runn() { local n=$1; shift; mpirun -np "$n" env ASAN_OPTIONS=detect_leaks=0 "$SBPC" run $M --data $D --quiet "$@"; }
 
 "$SBPC" run $M --data $D --steps 4 --quiet --log "$T/one.jsonl" || bad "1-rank run failed"
 "$SBPC" run $M --data $D --steps 4 --batch 6 --quiet --log "$T/one6.jsonl" || bad "1-rank batch 6 run failed"

@@ -16,7 +16,6 @@ SBPC=${1:?usage: rt_zero.sh SBPC}
 cd "$(dirname "$0")/.."
 command -v mpirun >/dev/null || { echo "no mpirun: skipped"; exit 77; }
 . tests/lib/rt.sh
-runn() { local n=$1; shift; mpirun -np "$n" env ASAN_OPTIONS=detect_leaks=0 "$SBPC" run $M --data $D --quiet "$@"; }
 
 "$SBPC" run $M --data $D --steps 4 --quiet --log "$T/one.jsonl" || bad "1-rank run failed"
 runn 2 --steps 4 --dp 2 --zero 2 --log "$T/dp.jsonl" --trace "$T/trace.json" || bad "dp=2 ZeRO-2 failed"
