@@ -64,7 +64,7 @@ static const drv_option plans_options[] = {
      .hi = 16},
     {DRV_OPT("--cluster", DRV_STR, tune_args, d.cluster, "SPEC", "the planner's cluster (default cpu:N)")},
     {DRV_OPT("--np", DRV_INT, tune_args, at.np, "N", "ranks to run each layout on (default 2)"), .lo = 1, .hi = 4096},
-    {DRV_OPT("--steps", DRV_INT, tune_args, at.steps, "S", "steps per layout (default 5)"), .lo = 1, .hi = 100000},
+    {DRV_OPT("--steps", DRV_INT, tune_args, at.steps, "S", "steps per layout (default: as many as its predicted step fits in 0.25 s, 5 to 200)"), .lo = 1, .hi = 100000},
     {DRV_OPT("--calibration", DRV_STR, tune_args, at.calibration, "FILE",
              "the planner's calibration (default $SBPC_CALIBRATION)")},
     {DRV_FLAGOPT("--all", DRV_SET, tune_args, at.all, "run all K layouts, not only those within the error"), .lo = 1},
@@ -79,7 +79,6 @@ static int autotune(tune_args *t, const char *model) {
     return drv_usage_error(&command, "--quick, -o, --peak-flops, --peak-bw and --model do not go with --plans");
   a->model = model;
   if (!a->np) a->np = 2;
-  if (!a->steps) a->steps = 5;
   if (t->d.batch) snprintf(batch, sizeof batch, "%lld", (long long)t->d.batch), a->batch = batch;
   if (t->d.seq) snprintf(seq, sizeof seq, "%lld", (long long)t->d.seq), a->seq = seq;
   a->cluster = t->d.cluster;

@@ -75,12 +75,14 @@ assert k["train"]["precision"] == "f32"  # the cpu preset computes in fp32, as t
 PY
 
 # Autotune by measurement on the tiny GPT-2, calibrated.
-if timeout 600 "$sbpc" tune --plans 3 "$tiny" --np 1 --steps 3 --all --calibration "$tmp/m.json" \
+# No --steps: each layout runs as many steps as its prediction fits in 0.25 s (5 to 200).
+if timeout 600 "$sbpc" tune --plans 3 "$tiny" --np 1 --all --calibration "$tmp/m.json" \
    >"$tmp/at.out" 2>"$tmp/at.err"; then
-  python3 - "$tmp/at.out" "$tmp/k.json" <<'PY' || { cat "$tmp/at.out" "$tmp/at.err"; fail=1; }
-import json, re, sys
+  python3 - "$tmp/at.out" "$tmp/k.json" "$tmp/at.err" <<'PY' || { cat "$tmp/at.out" "$tmp/at.err"; fail=1; }
+import json, math, re, sys
 out = open(sys.argv[1]).read().splitlines()
 k = json.load(open(sys.argv[2]))
+log = open(sys.argv[3]).read()
 assert re.match(r"#\s+layout\s+predicted s\s+measured s\s+error\s+pred MiB\s+meas MiB\s+error", out[0]), out[0]
 rows = [l for l in out[1:4]]
 assert all(re.match(r"\d+\s+dp=\d+ tp=\d+ pp=\d+", r) for r in rows), rows
@@ -88,6 +90,8 @@ meas = [r for r in rows if re.search(r"[+-]\d+\.\d%\s+[\d.]+\s+[\d.]+\s+[+-]\d+\
 assert meas, "no layout measured"
 pred1 = float(rows[0].split()[10])
 assert abs(pred1 - k["predicted"]["step_time_s"]) <= 1e-3 * pred1 + 1e-9, (pred1, k["predicted"]["step_time_s"])
+steps = int(re.search(r"tune: measuring layout 1 of 3 \((\d+) steps\)", log).group(1))
+assert abs(steps - min(200, max(5, math.ceil(0.25 / pred1)))) <= 1, (steps, pred1)
 i = out.index(next(l for l in out if l.startswith("phases of one step")))
 assert all(p in out[i + 1] for p in ("forward", "backward", "optimizer", "exposed comm", "bubble"))
 assert len(out[i + 2].split("/")) == 6

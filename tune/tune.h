@@ -55,7 +55,7 @@ typedef struct tn_autotune_opts {
   const char *model;            /* MODEL.sbp */
   int k;                        /* layouts the planner proposes (<= 16) */
   int np;                       /* ranks (mpirun -np) */
-  int steps;                    /* steps per layout */
+  int steps;                    /* steps per layout; 0: by each layout's predicted step (autotune.c) */
   int all;                      /* measure all K, not only those within the error */
   const char *batch, *seq;      /* passed to sbpc plan when given */
   const char *cluster;          /* planner cluster; NULL: cpu:np */
