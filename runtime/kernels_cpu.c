@@ -383,11 +383,7 @@ enum { LANES = 16, RED_BLOCK = 1024 };
  * (picked at load time where the CPU has it: 16 float lanes instead of SSE's
  * 4). The clones give the same bits: float adds and multiplies in the same
  * lanes, no FMA (the build does not contract; AVX-512F does not imply FMA). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define KC_SIMD RT_VECTORIZE __attribute__((target_clones("avx512f", "default")))
-#else
-#define KC_SIMD RT_VECTORIZE
-#endif
+#define KC_SIMD RT_VECTORIZE RT_CLONES("avx512f", "default")
 
 /* the largest of n floats */
 KC_SIMD static float row_max(const float *x, int64_t n) {
@@ -788,9 +784,7 @@ typedef struct {
 /* y = x / (1 - p) where kept, else 0 (torch: x times the mask times 1/(1-p), in
  * float); integer hash and compare, so the masks vectorize (the clone for
  * x86-64-v4, AVX-512DQ, multiplies 64-bit lanes) */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("arch=x86-64-v4", "default")))
-#endif
+RT_CLONES("arch=x86-64-v4", "default")
 RT_VECTORIZE static void drop_range(void *ctx, int chunk, int64_t lo, int64_t hi) {
   const drop *d = ctx;
   const float *restrict x = d->x, sc = d->sc;

@@ -68,6 +68,15 @@ int rt_threads(void);
 #else
 #define RT_VECTORIZE
 #endif
+/* RT_CLONES(targets...): also build the function for these targets, picked
+ * at load time (GCC's target_clones, an ifunc). Not under ThreadSanitizer:
+ * the resolvers run before its runtime is up and the binary crashes at
+ * start. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+#define RT_CLONES(...) __attribute__((target_clones(__VA_ARGS__)))
+#else
+#define RT_CLONES(...)
+#endif
 int rt_par_chunks(int64_t n, int64_t grain);
 void rt_par_for(int64_t n, int64_t grain, rt_par_fn fn, void *ctx);
 /* rt_par_items: run fn over n coarse items (each a few sgemms, which stay
