@@ -21,7 +21,9 @@
  *   params.c     parameter layouts (logical shape, split, interleave groups,
  *                holders) and data-parallel gradient buckets
  *   actors.c     per stage: actors, registers, regst_num, the static 1F1B
- *                schedule, persistent tensors
+ *                schedule, persistent tensors; within it alias.c marks the
+ *                registers that need no bytes of their own (reshape views,
+ *                weight-gradient GEMMs into their accumulators)
  *   arena.c      arena offsets from the schedule's lifetimes, the peak
  *   gpu.c        the GPU part (with --device cuda): kernels, modules,
  *                streams, the device arena in the precision's bytes
