@@ -4,9 +4,10 @@
  * its kernel class is elementwise or row reduction and lower_op below knows
  * it; it joins the group of a producer of one of its inputs, or of a sibling
  * that reads the same input, when the two have the same iteration space
- * (rows x cols, compared symbolically) and joining cannot form a cycle: every
- * input it takes from outside the group must be made before the group's first
- * op. All AdamW updates of the graph form one kernel over flat buffers (the
+ * (rows x cols, compared symbolically), both are in the same pass (forward,
+ * or backward with its recompute clones) and joining cannot form a cycle:
+ * every input it takes from outside the group must be made before the
+ * group's first op. All AdamW updates of the graph form one kernel over flat buffers (the
  * runtime packs parameters, gradients and moments contiguously, the
  * multi-tensor apply of apex/Megatron). Attention ops become attention
  * kernels; GEMMs are library calls; everything else stays unfused with the
@@ -131,7 +132,9 @@ static void consumers(const ir_graph *g, groups *gs, arena *a) {
 
 static bool can_join(const ir_graph *g, const groups *gs, int grp, int op) {
   const ir_op *o = &g->op[op];
-  if (gs->size[grp] >= 48) return false;
+  /* one pass per kernel: a recompute clone reads its original's inputs, but
+   * runs in backward; a group that mixed the passes would run as neither */
+  if (gs->size[grp] >= 48 || g->op[gs->first[grp]].backward != o->backward) return false;
   for (int i = 0; i < o->nin; i++) {
     ir_ref p = g->t[o->in[i]].producer;
     if (p >= 0 && gs->gid[p] != grp && p > gs->first[grp]) return false;

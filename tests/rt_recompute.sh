@@ -6,12 +6,16 @@
 #     peak memory is lower with selective and lower still with full;
 #  2. full recompute under pp=2 (4 micro-batches), tp=2 and dp=2 gives the
 #     losses of the 1-rank run (mpirun only);
-#  3. a planner JSON with recompute=full turns it on (`run --plan`).
+#  3. a planner JSON with recompute=full turns it on (`run --plan`);
+#  4. the recompute clones run fused kernels as the forward does: full
+#     recompute has no fewer fused actors than none (a fusion group that
+#     mixed a forward op and its backward clone ran neither fused).
 set -u
 SBPC=${1:?usage: rt_recompute.sh SBPC}
 cd "$(dirname "$0")/.."
 . tests/lib/rt.sh
 peak() { sed -n 's/^peak memory per rank (MiB): \([0-9.]*\).*/\1/p' "$1"; }
+fused() { sed -n 's/^kernels: \([0-9]*\) actors run the program.s fused kernels.*/\1/p' "$1"; }
 
 for r in none selective full; do
   "$SBPC" run $M --data $D --steps 4 --batch 32 --recompute $r --log "$T/$r.jsonl" > "$T/$r.out" ||
@@ -23,6 +27,9 @@ pn=$(peak "$T/none.out") ps=$(peak "$T/selective.out") pf=$(peak "$T/full.out")
 echo "peak MiB: none $pn, selective $ps, full $pf"
 awk -v n="$pn" -v s="$ps" -v f="$pf" 'BEGIN { exit !(n > 0 && s < n && f < s) }' ||
   bad "peak memory not lower with recompute (none $pn, selective $ps, full $pf)"
+kn=$(fused "$T/none.out") kf=$(fused "$T/full.out")
+echo "fused actors: none $kn, full $kf"
+[ -n "$kn" ] && [ -n "$kf" ] && [ "$kf" -ge "$kn" ] || bad "full recompute runs fewer fused kernels ($kf) than none ($kn)"
 "$SBPC" run $M --data $D --recompute sometimes 2>/dev/null; [ $? = 2 ] || bad "bad --recompute value not a usage error"
 
 if command -v mpirun >/dev/null; then
