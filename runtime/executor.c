@@ -54,7 +54,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -782,14 +781,15 @@ static bool main_busy(const sched *s) {
  * condition variable the workers signal (untimed but for a 1 s watchdog
  * tick), so polling does not take the cores from the kernels: waking every
  * nap while a worker computed cost GPT-2 small's 1-rank GEMMs 20 % of their
- * rate (285 -> 349 GFLOP/s, AMD EPYC, 2 cores). */
+ * rate (285 -> 349 GFLOP/s, AMD EPYC, 2 cores). A nap is its length:
+ * rt_comm_init set this thread's timer slack to 1 ns (Linux's default 50 us
+ * doubled a 50 us nap; tiny GPT-2 dp=2 ZeRO-2 5.0-5.3 -> 4.6-4.9 ms). */
 #define NAP_MIN 20000L  /* ns */
 #define NAP_MAX 100000L /* ns; also the spin after a move */
 static void drive(sched *s) {
   double last = now(), moved_at = last;
   int64_t seen = -1;
   long nap = NAP_MIN;
-  prctl(PR_SET_TIMERSLACK, 1UL); /* a nap is its length, not + Linux's default 50 us slack */
   pthread_mutex_lock(&s->mu);
   while (!s->failed && !all_done(s)) {
     bool moved = comm_round(s);

@@ -202,7 +202,8 @@ bool rt_st_write(const char *path, const rt_st_tensor *t, int n);
  * operation polls with MPI_Test against a deadline (rt_comm_timeout seconds) and
  * aborts the job naming the peer that did not answer. */
 typedef struct rt_comm rt_comm;
-/* rt_comm_init: MPI_Init (threads: funneled); NULL when MPI is not usable. */
+/* rt_comm_init: MPI_Init (threads: funneled), and the calling thread's timer
+ * slack set to 1 ns (its polling naps); NULL when MPI is not usable. */
 rt_comm *rt_comm_init(int *argc, char ***argv);
 int rt_comm_rank(const rt_comm *c);
 int rt_comm_size(const rt_comm *c);

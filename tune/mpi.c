@@ -46,6 +46,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 int tn_launched_ranks(void) {
@@ -345,6 +346,7 @@ int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks) {
   int prov; /* the executor (the probe) runs worker threads beside MPI calls on this one */
   if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &prov) != MPI_SUCCESS) return -1;
   inited = 1;
+  prctl(PR_SET_TIMERSLACK, 1UL); /* the polled waits nap as the executor's (rt_comm_init) */
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
