@@ -61,6 +61,8 @@ static const drv_option options[] = {
      .choices = "ref jit"},
     {DRV_OPT("--trace", DRV_STR, rt_config, trace, "FILE",
              "write the last step as a Chrome/Perfetto trace (docs/trace.md)")},
+    {DRV_OPT("--trace-steps", DRV_I64, rt_config, trace_steps, "K",
+             "with --trace: the last K steps in one trace (default 1)"), .lo = 1, .hi = 1000000},
     {DRV_OPT("--device", DRV_CHOICE, rt_config, device, "cpu|cuda",
              "cuda: the GPU executor (docs/gpu.md); default: cuda for a program compiled with\n"
              "--device cuda (an error without a usable GPU), else cpu"),
@@ -168,6 +170,7 @@ int cmd_run(int argc, char **argv) {
   if (kern && !strcmp(kern, "ref")) a.c.kernels = RT_KERNELS_REF;
   int st = parse(argc, argv, &a);
   if (st >= 0) return st;
+  if (a.c.trace_steps && !a.c.trace) return drv_usage_error(&command, "--trace-steps needs --trace FILE");
   if (is_dir(a.target)) {
     if (a.precision >= 0)
       return drv_usage_error(&command, "%s is a compiled program; its precision was fixed by `sbpc compile`", a.target);

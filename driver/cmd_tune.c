@@ -111,10 +111,10 @@ static int model_shapes(drv_model *m, tn_shape **out, int *n) {
 }
 
 /* run_program: the executor probe's run (tn_opts.run_program): the program
- * in dir on every rank, quiet, with its log and last step's trace */
-static int run_program(const char *dir, int steps, const char *log, const char *trace) {
+ * in dir on every rank, quiet, with its log and its last steps' trace */
+static int run_program(const char *dir, int steps, const char *log, const char *trace, int trace_steps) {
   rt_config cfg = rt_config_default();
-  cfg.steps = steps, cfg.log = log, cfg.trace = trace, cfg.quiet = true;
+  cfg.steps = steps, cfg.log = log, cfg.trace = trace, cfg.trace_steps = trace_steps, cfg.quiet = true;
   int argc = 1;
   char *args[] = {"sbpc", NULL}, **argv = args;
   return rt_run(dir, &cfg, &argc, &argv);

@@ -125,8 +125,9 @@ void rt_dev_describe(const rt_dev *d, char *buf, size_t n);
 enum { RT_LANE_COMPUTE, RT_LANE_COLL, RT_LANE_P2P, RT_NLANES };
 typedef struct {
   const char *model;
-  int64_t step;
-  double step_s, loss;
+  int64_t step;       /* the last traced step */
+  double step_s, loss; /* the traced steps' mean seconds; the last one's loss */
+  int64_t steps;      /* how many steps the trace holds */
 } rt_trace_info;
 double rt_trace_now(void);
 /* rt_tracing: a step is being traced (cheap; call before timing). */

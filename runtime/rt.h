@@ -69,6 +69,7 @@ typedef struct {
   int64_t steps;
   const char *data, *weights, *save, *resume, *log;
   const char *trace;     /* --trace FILE: the last step as a Chrome/Perfetto trace */
+  int64_t trace_steps;   /* --trace-steps K: the last K steps instead (0: 1) */
   double lr, weight_decay; /* < 0: the program's */
   uint64_t seed;
   int64_t eos;           /* --eos ID: packed programs' end-of-document token (-1: none) */

@@ -192,6 +192,7 @@ static cJSON *merge(char **parts, int nranks, const rt_trace_info *info) {
   cJSON_AddStringToObject(od, "model", info->model ? info->model : "");
   cJSON_AddNumberToObject(od, "step", (double)info->step);
   cJSON_AddNumberToObject(od, "measured_step_s", info->step_s);
+  cJSON_AddNumberToObject(od, "traced_steps", (double)info->steps);
   cJSON_AddNumberToObject(od, "loss", info->loss);
   cJSON_AddStringToObject(od, "tracks", "per rank");
   for (int r = 0; r < nranks; r++) {

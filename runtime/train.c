@@ -55,6 +55,8 @@ typedef struct {
   int64_t first_step;    /* the step the run started at (resumed runs) */
   int64_t timed;         /* steps after the first (warm-up) of this run */
   double timed_s;        /* and their seconds */
+  int64_t traced;        /* steps traced so far (--trace) */
+  double traced_s;       /* and their seconds */
 } run;
 
 /* the logical vocabulary: rows of the table the token ids index */
@@ -104,12 +106,24 @@ static void inject_fault(const run *r) {
   for (;;) pause();
 }
 
-/* --trace: the last step is traced; the ranks start it together */
-static bool trace_this(const run *r) { return r->cfg.trace && rt_exec_step(r->ex) + 1 == r->cfg.steps; }
+/* --trace: the last --trace-steps steps (default 1) are traced, the first
+ * of them (or the run's first) starting with the ranks together */
+static bool trace_this(const run *r) {
+  int64_t k = r->cfg.trace_steps > 0 ? r->cfg.trace_steps : 1;
+  return r->cfg.trace && rt_exec_step(r->ex) + 1 > r->cfg.steps - k;
+}
 
-static bool finish_trace(run *r, double secs, double loss) {
+static bool trace_first(const run *r) {
+  int64_t k = r->cfg.trace_steps > 0 ? r->cfg.trace_steps : 1, s = rt_exec_step(r->ex) + 1;
+  return trace_this(r) && (s == r->cfg.steps - k + 1 || s == r->first_step + 1);
+}
+
+/* after a traced step of secs seconds; the last writes the trace */
+static bool trace_step(run *r, double secs, double loss) {
+  r->traced++, r->traced_s += secs;
+  if (rt_exec_step(r->ex) < r->cfg.steps) return true;
   rt_trace_end(r->ex);
-  rt_trace_info info = {r->p->model, rt_exec_step(r->ex), secs, loss};
+  rt_trace_info info = {r->p->model, rt_exec_step(r->ex), r->traced_s / (double)r->traced, loss, r->traced};
   return rt_trace_write(r->ex, r->comm, r->cfg.trace, &info);
 }
 
@@ -155,8 +169,8 @@ static bool one_step(run *r, double *loss) {
     rt_exec_set_docs(r->ex, doc, (double)rt_data_predicted(&r->data, r->data_pos, p->global_batch) /
                                      ((double)p->global_batch * (double)S));
   bool traced = trace_this(r);
-  if (traced && r->comm) rt_comm_barrier(r->comm);
-  if (traced) rt_trace_begin(r->ex);
+  if (trace_first(r) && r->comm) rt_comm_barrier(r->comm);
+  if (trace_first(r)) rt_trace_begin(r->ex);
   double t0 = wall();
   bool ok = true;
   double l[1] = {rt_exec_step_run(r->ex, ids, lab, &ok) / ((double)p->dp * p->micro)};
@@ -171,7 +185,7 @@ static bool one_step(run *r, double *loss) {
   if (rt_exec_step(r->ex) > r->first_step + 1) r->timed++, r->timed_s += dt;
   *loss = l[0];
   if (ok && isfinite(l[0])) emit(r, rt_exec_step(r->ex), l[0], (double)(p->global_batch * S) / dt, dt);
-  if (traced && !finish_trace(r, dt, l[0])) r->trace_failed = true;
+  if (traced && !trace_step(r, dt, l[0])) r->trace_failed = true;
   return ok;
 }
 

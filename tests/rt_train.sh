@@ -87,6 +87,21 @@ PY
   fi
 }
 check_trace "$T/trace.json" 4 || bad "the --trace file is not a trace with a track per rank"
+# --trace-steps K: the last K steps in one trace (K optimizer updates per rank)
+runn 2 --dp 2 --steps 4 --trace "$T/trace1.json" || bad "run --trace (dp=2) failed"
+runn 2 --dp 2 --steps 4 --trace "$T/trace3.json" --trace-steps 3 || bad "run --trace-steps failed"
+check_trace "$T/trace3.json" 2 || bad "the --trace-steps file is not a trace with a track per rank"
+updates() { python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["otherData"]["traced_steps"], sum(e.get("ph") == "X" and e["pid"] == 0 and e["cat"] == "optimizer" for e in d["traceEvents"]))' "$1"; }
+if command -v python3 >/dev/null; then
+  read -r k1 u1 <<< "$(updates "$T/trace1.json")"
+  read -r k3 u3 <<< "$(updates "$T/trace3.json")"
+  [ "$k1" = 1 ] && [ "$k3" = 3 ] && [ "$u1" -gt 0 ] && [ "$u3" = $((3 * u1)) ] ||
+    bad "--trace-steps 3: traced_steps $k3 (want 3), $u3 optimizer slices on rank 0 (want 3 x $u1)"
+fi
+"$SBPC" run $M --trace-steps 2 2>/dev/null; [ $? = 2 ] || bad "--trace-steps without --trace is not a usage error"
 run1 --micro 2 --log "$T/m2.jsonl" || bad "1-rank run with 2 micro-batches failed"
 same_losses "$T/base.jsonl" "$T/m2.jsonl" || bad "1 rank, 2 micro-batches differs"
 runn 2 --tp 2 --log "$T/tp2.jsonl" || bad "tp=2 run failed"

@@ -12,9 +12,9 @@
  * layout's predicted step time fits in MEASURE_S (at least STEPS_MIN, at
  * most STEPS_MAX): a 4 ms tiny-GPT-2 step measured over 9 steps varied by
  * 15 % from run to run, over 29 by a few. The measured step is the median
- * of the logged steps after the first; the phases come from the trace of the last step
- * (phases.c); the peak memory per rank from the run's "peak memory per
- * rank" line.
+ * of the logged steps after the first; the phases come from the trace of
+ * those steps (up to TRACED_MAX of the last; phases.c); the peak memory per
+ * rank from the run's "peak memory per rank" line.
  *
  * Which layouts run: in the planner's order, the best first; the model's
  * error e is the largest relative error of the layouts measured so far, and
@@ -170,27 +170,33 @@ static double peak_mib(const char *path) {
   return mx;
 }
 
-enum { STEPS_MIN = 5, STEPS_MAX = 200 };
+enum { STEPS_MIN = 5, STEPS_MAX = 200, TRACED_MAX = 50 };
 #define MEASURE_S 0.25 /* seconds of steps a layout is measured for, by its prediction */
+
+int tn_run_steps(double pred_s) {
+  double n = pred_s > 0 ? ceil(MEASURE_S / pred_s) : STEPS_MIN;
+  return n < STEPS_MIN ? STEPS_MIN : n > STEPS_MAX ? STEPS_MAX : (int)n;
+}
+
+int tn_traced_steps(int steps) { return steps <= 1 ? 1 : steps - 1 > TRACED_MAX ? TRACED_MAX : steps - 1; }
 
 /* run_steps: --steps, else by layout l's predicted step time */
 static int run_steps(const tn_autotune_opts *o, const layout *l) {
-  if (o->steps > 0) return o->steps;
-  double n = l->pred.step_s > 0 ? ceil(MEASURE_S / l->pred.step_s) : STEPS_MIN;
-  return n < STEPS_MIN ? STEPS_MIN : n > STEPS_MAX ? STEPS_MAX : (int)n;
+  return o->steps > 0 ? o->steps : tn_run_steps(l->pred.step_s);
 }
 
 static void measure(const ctx *c, layout *l, int i) {
   const tn_autotune_opts *o = c->o;
-  char json[128], jl[128], lg[128], tr[128], np[16], steps[16];
+  char json[128], jl[128], lg[128], tr[128], np[16], steps[16], traced[16];
   snprintf(json, sizeof json, "%s/layout%d.json", c->dir, i);
   snprintf(jl, sizeof jl, "%s/run%d.jsonl", c->dir, i);
   snprintf(lg, sizeof lg, "%s/run%d.log", c->dir, i);
   snprintf(tr, sizeof tr, "%s/trace%d.json", c->dir, i);
   snprintf(np, sizeof np, "%d", l->np);
   snprintf(steps, sizeof steps, "%d", run_steps(o, l));
+  snprintf(traced, sizeof traced, "%d", tn_traced_steps(run_steps(o, l)));
   char *run[] = {(char *)c->exe, "run", (char *)o->model, "--plan", json, "--steps", steps, "--log", jl,
-                 "--trace", tr, NULL};
+                 "--trace", tr, "--trace-steps", traced, NULL};
   char *mpi[24] = {"mpirun", "-np", np};
   for (int k = 0; run[k]; k++) mpi[3 + k] = run[k];
   int rc = tn_run_child(l->np > 1 ? mpi : run, lg, o->limit_s);

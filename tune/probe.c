@@ -10,10 +10,12 @@
  * layout, pure data parallelism over the ranks tune runs on (dp=N, tp=pp=1,
  * ZeRO 0, no recompute, the planner's micro-batch); a child `sbpc compile`
  * compiles it; every rank runs it with the executor (tn_opts.run_program:
- * rt_run in this process, as the ranks of `mpirun -np N sbpc tune`) for a
- * few steps with a log and a trace of the last one. The trace's phases
- * (phases.c), scaled to the median logged step, are compared with the
- * plan's predicted phases:
+ * rt_run in this process, as the ranks of `mpirun -np N sbpc tune`) for as
+ * many steps as `tune --plans` runs a layout of its predicted step
+ * (tn_run_steps: the rooflines', so more rather than fewer; 3 with --quick),
+ * with a log and a trace of all but the first (at most 50). The trace's
+ * phases (phases.c), scaled to the median logged step, are compared with
+ * the plan's predicted phases:
  *
  *   forward_scale   = measured forward  / predicted forward rooflines
  *   backward_scale  = measured backward / predicted backward rooflines
@@ -56,6 +58,7 @@ typedef struct {
   char dir[64], exe[4096];
   double tokens; /* per step */
   int micro;     /* the reference's micro-batches */
+  int steps;     /* to run: by the reference's roofline step (tn_run_steps) */
 } probe;
 
 /* write_calib: calib with kernel_overhead_s set to k (and, with
@@ -108,6 +111,7 @@ static bool prepare(probe *p, const tn_opts *o, const cJSON *calib, int nranks) 
   if (!pl) return false;
   p->tokens = (double)pl->global_batch * (double)pl->seq;
   p->micro = pl->num_micro_batches > 0 ? pl->num_micro_batches : 1;
+  p->steps = o->quick ? 3 : tn_run_steps(pl->predicted.step_time_s);
   sbpc_plan_free(pl);
   return tn_run_child(argv, log, PROBE_LIMIT_S) == 0;
 }
@@ -141,7 +145,7 @@ static bool derive(const probe *p, int steps, cJSON *calib, int nranks) {
   double med = tn_step_median(path, p->tokens), sum = 0;
   for (int i = 0; i < TN_NPHASE; i++) sum += m.phase[i];
   if (!(med > 0) || !(sum > 0)) return false;
-  for (int i = 0; i < TN_NPHASE; i++) m.phase[i] *= med / sum; /* the last step's split of the median step */
+  for (int i = 0; i < TN_NPHASE; i++) m.phase[i] *= med / sum; /* the traced steps' split of the median step */
   m.step_s = med;
   double K = (p1.phase[TN_FWD] + p1.phase[TN_BWD] - p0.phase[TN_FWD] - p0.phase[TN_BWD]) / PROBE_KERNEL_S;
   double idle = m.phase[TN_BUBBLE] - fmax(0, p0.phase[TN_BUBBLE]);
@@ -165,23 +169,24 @@ static bool derive(const probe *p, int steps, cJSON *calib, int nranks) {
 }
 
 void tn_probe(const tn_opts *o, void *calib, int rank, int nranks) {
-  probe p = {"/tmp/sbpc-tune-probe-XXXXXX", "", 0, 1};
+  probe p = {"/tmp/sbpc-tune-probe-XXXXXX", "", 0, 1, 3};
   char ok = rank == 0 ? prepare(&p, o, calib, nranks) : 0;
   if (rank == 0 && o->log) fprintf(o->log, "tune: executor probe in %s\n", p.dir);
   tn_mpi_bcast(&ok, 1);
   tn_mpi_bcast(p.dir, sizeof p.dir);
+  tn_mpi_bcast(&p.steps, sizeof p.steps);
   if (!ok) {
     if (rank == 0) sbpc_warn("tune: the model's reference program could not be planned or compiled (see %s); "
                              "no executor section", p.dir);
     tn_mpi_finalize();
     return;
   }
-  int steps = o->quick ? 3 : 5;
+  int steps = p.steps;
   char prog[128], log[128], trace[128];
   snprintf(prog, sizeof prog, "%s/program", p.dir), snprintf(log, sizeof log, "%s/run.jsonl", p.dir);
   snprintf(trace, sizeof trace, "%s/trace.json", p.dir);
   tn_child_env(PROBE_LIMIT_S);
-  int rc = o->run_program(prog, steps, log, trace);
+  int rc = o->run_program(prog, steps, log, trace, tn_traced_steps(steps));
   tn_mpi_finalize();
   if (rank != 0) return;
   if (rc || !derive(&p, steps, calib, nranks))

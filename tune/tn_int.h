@@ -40,6 +40,12 @@ bool tn_measured_trace(const char *trace_json, tn_step *m);
  * more; -1 when it has none. */
 double tn_step_median(const char *path, double tokens_per_step);
 /* ---- autotune.c: child processes ------------------------------------------- */
+/* tn_run_steps: the steps a run is measured for when its step is predicted
+ * at pred_s seconds: as many as fit in a quarter second, 5 to 200 (5 when
+ * pred_s <= 0). tn_traced_steps: of a run of `steps`, how many of the last
+ * are traced for its phases: all but the first (warm-up), at most 50. */
+int tn_run_steps(double pred_s);
+int tn_traced_steps(int steps);
 /* tn_run_child: run argv with stdout and stderr to logpath; 0 when it exits
  * 0 within limit_s seconds, else -1 (killed past the limit, or failed). */
 int tn_run_child(char *const argv[], const char *logpath, double limit_s);

@@ -37,8 +37,9 @@ typedef struct tn_opts {
   const char *batch, *seq; /* the model's global batch and sequence (strings; NULL: the model's) */
   /* runs the compiled program in dir for steps steps on every rank (the
    * executor: rt_run), with its JSON-lines log and the trace of its last
-   * step; an exit status. NULL: no executor probe (docs/calibration.md) */
-  int (*run_program)(const char *dir, int steps, const char *log, const char *trace);
+   * trace_steps steps; an exit status. NULL: no executor probe
+   * (docs/calibration.md) */
+  int (*run_program)(const char *dir, int steps, const char *log, const char *trace, int trace_steps);
 } tn_opts;
 
 /* tn_measure: measure and write the calibration JSON to path (NULL: stdout).
