@@ -3,8 +3,8 @@
  *
  *   [mpirun -np N] sbpc tune [--quick] [-o calib.json] [--peak-flops F]
  *       [--peak-bw B] [--model MODEL.sbp [--batch B] [--seq S]]
- *   sbpc tune --plans K MODEL.sbp [--np N] [--steps S] [--batch B] [--seq S]
- *       [--cluster C] [--calibration FILE] [--all]
+ *   sbpc tune --plans K MODEL.sbp [--np N] [--steps S] [--rounds R] [--batch B]
+ *       [--seq S] [--cluster C] [--calibration FILE] [--all]
  *
  * With --model, the GEMM shapes measured beside the generic set are the
  * ones the planner costs for MODEL's layouts on cpu:N (N: the ranks mpirun
@@ -65,6 +65,9 @@ static const drv_option plans_options[] = {
     {DRV_OPT("--cluster", DRV_STR, tune_args, d.cluster, "SPEC", "the planner's cluster (default cpu:N)")},
     {DRV_OPT("--np", DRV_INT, tune_args, at.np, "N", "ranks to run each layout on (default 2)"), .lo = 1, .hi = 4096},
     {DRV_OPT("--steps", DRV_INT, tune_args, at.steps, "S", "steps per layout (default: as many as its predicted step fits in 0.25 s, 5 to 200)"), .lo = 1, .hi = 100000},
+    {DRV_OPT("--rounds", DRV_INT, tune_args, at.rounds, "R",
+             "runs per measured layout, the layouts interleaved; its step is the median\n"
+             "(default: 3 when a run is predicted under 2 s, else 1)"), .lo = 1, .hi = 20},
     {DRV_OPT("--calibration", DRV_STR, tune_args, at.calibration, "FILE",
              "the planner's calibration (default $SBPC_CALIBRATION)")},
     {DRV_FLAGOPT("--all", DRV_SET, tune_args, at.all, "run all K layouts, not only those within the error"), .lo = 1},
@@ -147,7 +150,7 @@ int cmd_tune(int argc, char **argv) {
   tune_args t;
   memset(&t, 0, sizeof t);
   t.m = (tn_opts){0, isatty(2), stderr, 0, 0, NULL, 0, NULL, NULL, NULL, NULL};
-  t.at = (tn_autotune_opts){NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, 900, stderr, stdout};
+  t.at = (tn_autotune_opts){.limit_s = 900, .log = stderr, .out = stdout};
   const char *pos[DRV_MAXPOS];
   const drv_optset sets[] = {{options, &t, NULL},
                              {drv_size_options, &t.d, NULL},
@@ -158,8 +161,8 @@ int cmd_tune(int argc, char **argv) {
   if (t.at.k) return autotune(&t, pos[0]);
   if (pos[0])
     return drv_usage_error(&command, "unexpected argument '%s' (a model goes with --plans or --model)", pos[0]);
-  if (t.at.np || t.at.steps || t.at.all || t.at.calibration || t.d.cluster)
-    return drv_usage_error(&command, "--np, --steps, --all, --calibration and --cluster belong to --plans");
+  if (t.at.np || t.at.steps || t.at.rounds || t.at.all || t.at.calibration || t.d.cluster)
+    return drv_usage_error(&command, "--np, --steps, --rounds, --all, --calibration and --cluster belong to --plans");
   if ((t.d.batch || t.d.seq) && !t.m.model)
     return drv_usage_error(&command, "--batch and --seq need --model or --plans");
   if (t.m.model) return with_model(&t.m, &t.d, t.out);

@@ -254,24 +254,25 @@ static bool collectives(chk *k, const cJSON *co) {
          measured(k, cJSON_GetObjectItemCaseSensitive(co, "measurements"));
 }
 
-/* step: executor.<key>, a step's phases in seconds (what was measured or
+/* step: <at><key>, a step's phases in seconds (what was measured or
  * predicted on the reference program; kept for audit) */
-static bool step(chk *k, const cJSON *ex, const char *key) {
+static bool step(chk *k, const cJSON *ex, const char *at, const char *key) {
   static const char *const f[] = {"step_s", "forward_s", "backward_s", "optimizer_s", "exposed_comm_s", "bubble_s"};
   const cJSON *o = cJSON_GetObjectItemCaseSensitive(ex, key);
-  char p[32];
+  char p[64];
   if (!o) return true;
-  snprintf(p, sizeof p, "executor.%s.", key);
-  if (!cJSON_IsObject(o)) return bad(k, "'executor.%s' must be an object", key);
+  snprintf(p, sizeof p, "%s%s.", at, key);
+  if (!cJSON_IsObject(o)) return bad(k, "'%s%s' must be an object", at, key);
   for (int i = 0; i < 6; i++) num(k, o, p, f[i], 0, 1e6, false, NULL);
   return !k->bad;
 }
 
-/* executor: what the executor measured on the model's reference program:
- * per pass its time over the planner's rooflines, its exposed data-parallel
- * communication over the collectives' time (then nothing counts as
- * overlapped), and the cost of each kernel the planner counts beyond its
- * roofline (replaces kernel_overhead_s) */
+/* executor: what the executor measured on the model's reference programs:
+ * per pass its time over the planner's rooflines and the cost of each
+ * kernel the planner counts beyond them (replaces kernel_overhead_s), its
+ * exposed data-parallel communication over the collectives' time (then
+ * nothing counts as overlapped), and its idle time per micro-batch and per
+ * step */
 static bool executor(chk *k, const cJSON *ex) {
   if (!ex) return true;
   plan_calib *c = k->c;
@@ -283,12 +284,22 @@ static bool executor(chk *k, const cJSON *ex) {
   if (num(k, ex, "executor.", "dp_comm_scale", 0.01, 1000, false, &c->exec_scale[PLAN_COMM]) &&
       cJSON_GetObjectItemCaseSensitive(ex, "dp_comm_scale"))
     c->rt.grad_overlap = 0; /* the scale is what the executor left exposed */
-  num(k, ex, "executor.", "kernel_s", 0, 1, false, &c->kernel_overhead_s);
+  num(k, ex, "executor.", "kernel_s", 0, 1, false, &c->kernel_overhead_s); /* before the per-pass costs */
+  num(k, ex, "executor.", "forward_kernel_s", 0, 1, false, &c->exec_kernel_s[PLAN_FWD]);
+  num(k, ex, "executor.", "backward_kernel_s", 0, 1, false, &c->exec_kernel_s[PLAN_BWD]);
   num(k, ex, "executor.", "micro_overhead_s", 0, 3600, false, &c->micro_overhead_s);
+  num(k, ex, "executor.", "step_overhead_s", 0, 3600, false, &c->step_overhead_s);
   num(k, ex, "executor.", "kernels_per_step", 0, 1e12, false, NULL);
   num(k, ex, "executor.", "steps", 1, 1e9, false, NULL);
   c->exec_per_param = true; /* sbpc's executor: one collective per parameter tensor */
-  return step(k, ex, "measured") && step(k, ex, "predicted");
+  if (!step(k, ex, "executor.", "measured") || !step(k, ex, "executor.", "predicted")) return false;
+  const cJSON *b = cJSON_GetObjectItemCaseSensitive(ex, "second"); /* the second reference's record */
+  if (!b) return true;
+  if (!cJSON_IsObject(b)) return bad(k, "'executor.second' must be an object");
+  r = cJSON_GetObjectItemCaseSensitive(b, "reference");
+  if (r && !cJSON_IsString(r)) return bad(k, "'executor.second.reference' must be a string");
+  num(k, b, "executor.second.", "steps", 1, 1e9, false, NULL);
+  return step(k, b, "executor.second.", "measured") && step(k, b, "executor.second.", "predicted");
 }
 
 /* top: the format and the top-level scalars. */

@@ -77,7 +77,8 @@ double plan_kernel_time(const plan_calib *c, const plan_dev *d, double flops, do
   double peak = c->dev_flops > 0 ? c->dev_flops : d->flops;
   double tc = (flops > 0 && peak > 0 && eff > 0) ? flops / (peak * eff) : 0;
   double tm = plan_mem_time(c, d, bytes);
-  return (tc > tm ? tc : tm) * c->exec_scale[pass] + kernels * c->kernel_overhead_s;
+  double per = c->exec_kernel_s[pass] >= 0 ? c->exec_kernel_s[pass] : c->kernel_overhead_s;
+  return (tc > tm ? tc : tm) * c->exec_scale[pass] + kernels * per;
 }
 
 /* calibrated bus bandwidth and latency of collective k for a group of n, or

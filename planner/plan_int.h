@@ -24,7 +24,8 @@ double plan_gemm_eff(const plan_calib *c, double m, double n, double k);
 /* plan_kernel_time: roofline of `kernels` kernels of pass (PLAN_FWD or
  * PLAN_BWD) doing `flops` at efficiency eff and moving `bytes`:
  * max(flops/(peak*eff), bytes/(bw*mem_eff)) times the pass's measured
- * executor scale (1 uncalibrated), plus kernels x the per-kernel cost. */
+ * executor scale (1 uncalibrated), plus kernels x the per-kernel cost (the
+ * executor's measured one for the pass, else kernel_overhead_s). */
 double plan_kernel_time(const plan_calib *c, const plan_dev *d, double flops, double eff,
                         double bytes, double kernels, int pass);
 /* plan_mem_time: seconds to move bytes through memory on d (the calibrated

@@ -121,8 +121,12 @@ typedef struct {
    * and its exposed gradient all-reduce over the collective's modelled
    * time, applied to every collective (plan_coll_time); 1 when not measured */
   double exec_scale[PLAN_NPASS];
+  double exec_kernel_s[PLAN_NPASS]; /* that executor's cost per kernel the planner counts in a
+                               pass, beyond the scaled rooflines (executor.forward_kernel_s,
+                               backward_kernel_s); < 0: not measured, kernel_overhead_s */
   double micro_overhead_s;  /* that executor's idle time per micro-batch that no kernel or
                                transfer explains (executor.micro_overhead_s; 0 when not measured) */
+  double step_overhead_s;   /* and per step (executor.step_overhead_s; 0 when not measured) */
   bool exec_per_param;      /* that executor is sbpc's: one collective per parameter (ZeRO-3
                                gathers), the ZeRO-1/2 all-gather inside the step */
   bool loaded;

@@ -468,7 +468,8 @@ static void evaluate(search *s, const plan_sol **sol, knobs k, stage_model *sm, 
   note_mem(s, &l);
   s->fit_seen |= l.fits, s->mem_fail |= !l.fits;
   if (!l.fits) return;
-  l.step_s = plan_part_objective(&sm->pp, x) + tail + opt + k.m * s->o->calib.micro_overhead_s; /* idle: in bubble_s */
+  const plan_calib *c = &s->o->calib; /* the executor's idle time per micro-batch and step: in bubble_s */
+  l.step_s = plan_part_objective(&sm->pp, x) + tail + opt + k.m * c->micro_overhead_s + c->step_overhead_s;
   const plan_lsum *ls = &sm->lay[pslow];
   double comp = x[pslow] * (ls->fwd_s + ls->bwd_s);
   if (pslow == 0) comp += sol[0]->pre.fwd_s + sol[0]->pre.bwd_s;

@@ -46,11 +46,14 @@ extern char **environ;
 
 enum { NOT_RUN, MEASURED, FAILED, SKIPPED, SHARED, CANNOT };
 
+enum { MAXROUNDS = 20 };
 typedef struct {
   int dp, tp, pp, sp, vpp, mbs, m, zero, np; /* np: devices the layout uses (ranks to start) */
   char recompute[16];
-  tn_step pred, meas;
+  tn_step pred, meas;     /* meas: the rounds' median step, mean phases, largest peak */
   int state, same;
+  double round_s[MAXROUNDS]; /* each round's median step */
+  int nround;
 } layout;
 
 typedef struct {
@@ -185,13 +188,22 @@ static int run_steps(const tn_autotune_opts *o, const layout *l) {
   return o->steps > 0 ? o->steps : tn_run_steps(l->pred.step_s);
 }
 
-static void measure(const ctx *c, layout *l, int i) {
+/* rounds: --rounds, else 3 when layout l's run is predicted under 2 s */
+static int rounds(const tn_autotune_opts *o, const layout *l) {
+  if (o->rounds > 0) return o->rounds < MAXROUNDS ? o->rounds : MAXROUNDS;
+  return run_steps(o, l) * l->pred.step_s < 2.0 ? 3 : 1;
+}
+
+/* measure: round r of layout i: its median step, trace phases and peak
+ * memory into l (the first round sets them, later ones add to them) */
+static void measure(const ctx *c, layout *l, int i, int r) {
   const tn_autotune_opts *o = c->o;
-  char json[128], jl[128], lg[128], tr[128], np[16], steps[16], traced[16];
+  char json[128], jl[128], lg[128], tr[128], np[16], steps[16], traced[16], rs[16] = "";
+  if (r > 0) snprintf(rs, sizeof rs, "-r%d", r + 1);
   snprintf(json, sizeof json, "%s/layout%d.json", c->dir, i);
-  snprintf(jl, sizeof jl, "%s/run%d.jsonl", c->dir, i);
-  snprintf(lg, sizeof lg, "%s/run%d.log", c->dir, i);
-  snprintf(tr, sizeof tr, "%s/trace%d.json", c->dir, i);
+  snprintf(jl, sizeof jl, "%s/run%d%s.jsonl", c->dir, i, rs);
+  snprintf(lg, sizeof lg, "%s/run%d%s.log", c->dir, i, rs);
+  snprintf(tr, sizeof tr, "%s/trace%d%s.json", c->dir, i, rs);
   snprintf(np, sizeof np, "%d", l->np);
   snprintf(steps, sizeof steps, "%d", run_steps(o, l));
   snprintf(traced, sizeof traced, "%d", tn_traced_steps(run_steps(o, l)));
@@ -201,10 +213,50 @@ static void measure(const ctx *c, layout *l, int i) {
   for (int k = 0; run[k]; k++) mpi[3 + k] = run[k];
   int rc = tn_run_child(l->np > 1 ? mpi : run, lg, o->limit_s);
   double st = rc ? -1 : tn_step_median(jl, (double)c->batch * c->seq);
-  l->state = st > 0 && tn_measured_trace(tr, &l->meas) ? MEASURED : FAILED;
-  l->meas.step_s = st;
-  l->meas.mem_bytes = peak_mib(lg) * 1048576.0;
-  if (l->state == FAILED) fprintf(o->log, "tune: layout %d did not run (see %s)\n", i + 1, lg);
+  tn_step m;
+  if (!(st > 0) || !tn_measured_trace(tr, &m)) {
+    if (r == 0) l->state = FAILED;
+    fprintf(o->log, "tune: layout %d did not run (see %s)\n", i + 1, lg);
+    return;
+  }
+  if (r == 0) l->state = MEASURED, l->nround = 0, memset(&l->meas, 0, sizeof l->meas);
+  for (int p = 0; p < TN_NPHASE; p++) l->meas.phase[p] += m.phase[p];
+  l->meas.mem_bytes = fmax(l->meas.mem_bytes, peak_mib(lg) * 1048576.0);
+  l->round_s[l->nround++] = st;
+}
+
+/* finish: each measured layout's step the median of its rounds, its phases their mean */
+static void finish(layout *L, int k) {
+  for (int i = 0; i < k; i++) {
+    layout *l = &L[i];
+    if (l->state != MEASURED || l->same >= 0 || l->nround < 1) continue;
+    double t[MAXROUNDS];
+    memcpy(t, l->round_s, sizeof(double) * (size_t)l->nround);
+    for (int a = 1; a < l->nround; a++) /* insertion sort: a few rounds */
+      for (int b = a; b > 0 && t[b] < t[b - 1]; b--) {
+        double x = t[b];
+        t[b] = t[b - 1], t[b - 1] = x;
+      }
+    int n = l->nround;
+    l->meas.step_s = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    for (int p = 0; p < TN_NPHASE; p++) l->meas.phase[p] /= n;
+  }
+  for (int i = 0; i < k; i++)
+    if (L[i].state == MEASURED && L[i].same >= 0) L[i].meas = L[L[i].same].meas, L[i].nround = L[L[i].same].nround;
+}
+
+/* more_rounds: the measured layouts' further rounds, interleaved (round 2
+ * of every layout, then round 3, ...), so a machine whose speed drifts
+ * over a minute slows them alike */
+static void more_rounds(const ctx *c, layout *L, int k) {
+  int most = 1;
+  for (int i = 0; i < k; i++) most = L[i].state == MEASURED && rounds(c->o, &L[i]) > most ? rounds(c->o, &L[i]) : most;
+  for (int r = 1; r < most; r++)
+    for (int i = 0; i < k; i++)
+      if (L[i].state == MEASURED && L[i].same < 0 && r < rounds(c->o, &L[i])) {
+        fprintf(c->o->log, "tune: measuring layout %d of %d, round %d of %d\n", i + 1, k, r + 1, rounds(c->o, &L[i]));
+        measure(c, &L[i], i, r);
+      }
 }
 
 /* same_run: an earlier measured layout the executor runs identically, or -1 */
@@ -257,7 +309,7 @@ static void report_rows(FILE *f, const layout *L, int n) {
 }
 
 static void report_phases(FILE *f, const layout *L, int n) {
-  fprintf(f, "phases of one step, seconds, predicted / measured (trace of the last step):\n%-3s", "#");
+  fprintf(f, "phases of one step, seconds, predicted / measured (the traced steps' mean):\n%-3s", "#");
   for (int k = 0; k < TN_NPHASE; k++) fprintf(f, " %21s", tn_phase_names[k]);
   fputc('\n', f);
   for (int i = 0; i < n; i++) {
@@ -287,7 +339,13 @@ static void report_summary(FILE *f, const layout *L, int n, int runs) {
     fprintf(f, "; the planner's first was not measured");
   fprintf(f, "\nprediction error over %d layouts: step time mean %.1f%%, max %.1f%%; peak memory mean %.1f%%, max %.1f%%\n",
           nm, 100 * es / nm, 100 * em, 100 * ms / nm, 100 * mm);
-  fprintf(f, "runs: %d of %d layouts run with the executor (%d saved)\n", runs, n, n - runs);
+  int lo = MAXROUNDS, hi = 0;
+  for (int i = 0; i < n; i++)
+    if (L[i].state == MEASURED && L[i].same < 0) lo = L[i].nround < lo ? L[i].nround : lo, hi = L[i].nround > hi ? L[i].nround : hi;
+  fprintf(f, "runs: %d of %d layouts run with the executor (%d saved)", runs, n, n - runs);
+  if (hi > 1 && lo == hi) fprintf(f, ", %d rounds each, interleaved: the median round", hi);
+  else if (hi > 1) fprintf(f, ", %d to %d rounds each, interleaved: the median round", lo, hi);
+  fputc('\n', f);
 }
 
 /* choose_and_run: measure layouts in the planner's order while they may win */
@@ -309,7 +367,8 @@ static int choose_and_run(const ctx *c, layout *L, int k) {
       continue;
     }
     fprintf(c->o->log, "tune: measuring layout %d of %d (%d steps)\n", i + 1, k, run_steps(c->o, &L[i]));
-    measure(c, &L[i], i);
+    measure(c, &L[i], i, 0);
+    L[i].meas.step_s = L[i].nround ? L[i].round_s[0] : -1; /* the model's error so far: first rounds */
     runs++;
   }
   return runs;
@@ -336,6 +395,8 @@ int tn_autotune(const tn_autotune_opts *o) {
       fprintf(o->log, "tune: layout %d has no plan of its own (see %s/layout%d.log)\n", i + 1, c.dir, i);
     }
   int runs = choose_and_run(&c, L, k);
+  more_rounds(&c, L, k);
+  finish(L, k);
   report_rows(o->out, L, k);
   report_phases(o->out, L, k);
   report_summary(o->out, L, k, runs);

@@ -5,42 +5,41 @@
  * and MPI collectives alone. A training step of the executor also runs the
  * model's other kernels at their real (often small) shapes, fires every
  * actor through its lock, worker wake-up and the main thread's polling, and
- * waits. So the calibration ends with a probe: the planner (a child `sbpc
- * plan`, with the calibration measured so far) plans the model's reference
- * layout, pure data parallelism over the ranks tune runs on (dp=N, tp=pp=1,
- * ZeRO 0, no recompute, the planner's micro-batch); a child `sbpc compile`
- * compiles it; every rank runs it with the executor (tn_opts.run_program:
- * rt_run in this process, as the ranks of `mpirun -np N sbpc tune`) for as
- * many steps as `tune --plans` runs a layout of its predicted step
- * (tn_run_steps: the rooflines', so more rather than fewer; 3 with --quick),
- * with a log and a trace of all but the first (at most 50). The trace's
- * phases (phases.c), scaled to the median logged step, are compared with
- * the plan's predicted phases:
+ * waits. So the calibration ends with a probe of two reference layouts of
+ * the model, pure data parallelism over the ranks tune runs on (dp=N,
+ * tp=pp=1, ZeRO 0, no recompute): A with the planner's micro-batch (a child
+ * `sbpc plan`, with the calibration measured so far), B with the same batch
+ * in other micro-batches (one, or two when A has one; none when the rank's
+ * share of the batch cannot be split). A child `sbpc compile` compiles each;
+ * every rank runs it with the executor (tn_opts.run_program: rt_run in this
+ * process, as the ranks of `mpirun -np N sbpc tune`) for as many steps as
+ * `tune --plans` runs a layout of its predicted step (tn_run_steps: the
+ * rooflines', so more rather than fewer; 3 with --quick), with a log and a
+ * trace of all but the first (at most 50). The traces' phases (phases.c),
+ * scaled to the median logged step, are fitted to the plans' (per pass,
+ * R = its rooflines planned with no per-kernel cost, K = the kernels the
+ * planner counts in it: what a plan with 10 us per kernel adds, over 10 us,
+ * M = the micro-batches):
  *
- *   forward_scale   = measured forward  / predicted forward rooflines
- *   backward_scale  = measured backward / predicted backward rooflines
+ *   forward  = forward_scale  * R_fwd + forward_kernel_s  * K_fwd
+ *   backward = backward_scale * R_bwd + backward_kernel_s * K_bwd
+ *   bubble   = step_overhead_s + micro_overhead_s * M   (beyond the plan's)
  *   optimizer_scale = measured optimizer / predicted optimizer
  *   dp_comm_scale   = measured exposed comm / predicted gradient all-reduce
- *   micro_overhead_s = (measured bubble - predicted) / micro-batches
  *
- * where the rooflines are planned with no per-kernel cost; the all-reduce
- * by a second plan with nothing of it overlapped (grad_overlap 0: the
- * planner then counts it whole; under mpirun only); and K, the kernels per
- * step the planner counts for that layout, is what a third plan with a
- * per-kernel cost of 10 us adds to forward + backward, over 10 us. (The
- * trace's bubble is time with no slice running: firing, polling; its
- * exposed communication is time with only communication running.) With these the planner predicts the reference layout's measured step,
- * and other layouts scale their rooflines and kernel counts from it.
- * The bubble is charged per micro-batch, not per kernel: on tiny GPT-2
- * (dp=2, quiet) it measured 1.8 ms with 1 micro-batch, 2.6-3.2 ms with 2
- * and 4.2 ms with 4, while the kernels per step grow with the micro-batch
- * size too; spread over the kernels it over-charged every layout with
- * more kernels than the reference's (55-76 % over-predicted when the
- * planner then chose one micro-batch). kernel_s, the per-kernel cost, is
- * left at 0: one run cannot tell it from the per-pass scales, which hold
- * it. K is still written (kernels_per_step) for the record. All
- * of it comes from this run on this machine; nothing is a constant of a CPU.
- * The probe's files stay in /tmp/sbpc-tune-probe-* (named on stderr). */
+ * two equations each (A and B), solved exactly; a negative per-kernel or
+ * per-micro term (noise) is dropped and the other refitted to both runs.
+ * With B missing the per-kernel and per-step terms are 0 and the rest is A's
+ * ratio. The all-reduce is planned a third time with nothing of it
+ * overlapped (grad_overlap 0: the planner then counts it whole; A, under
+ * mpirun only). Why two layouts: one fits its own micro-batching and
+ * nothing else. From A alone (1 x 4 micro-batches of tiny GPT-2, dp=2) the
+ * layouts tune --plans then measured (4 x 1) were over-predicted in
+ * forward by 20 % (A's per-kernel cost sat in its scale, over 4 micro-
+ * batches' kernels) and under in bubble by 0.4-0.6 ms of 1.2-1.5 (A's idle
+ * time all per micro-batch: it has a per-step part). All of it comes from
+ * these runs on this machine; nothing is a constant of a CPU. The probe's
+ * files stay in /tmp/sbpc-tune-probe-* (named on stderr): a/ and b/. */
 #include "tune/tn_int.h"
 #include "format/sbpc_plan.h"
 #include "util/diag.h"
@@ -49,16 +48,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PROBE_KERNEL_S 1e-5 /* the per-kernel cost of the counting plan */
 #define PROBE_LIMIT_S 900.0
 
+/* one reference layout: its files in sub/, its plans and its run */
+typedef struct {
+  char sub[96], fix[128];
+  double tokens;          /* per step */
+  int micro, mbs, steps;  /* micro-batches, their size, the steps to run */
+  bool comm;              /* p2 planned (A under mpirun) */
+  tn_step p0, p1, p2, m;  /* rooflines, with 10 us per kernel, nothing overlapped; measured */
+} ref;
+
 typedef struct {
   char dir[64], exe[4096];
-  double tokens; /* per step */
-  int micro;     /* the reference's micro-batches */
-  int steps;     /* to run: by the reference's roofline step (tn_run_steps) */
+  ref r[2];
+  int nref;
 } probe;
 
 /* write_calib: calib with kernel_overhead_s set to k (and, with
@@ -76,14 +84,15 @@ static bool write_calib(const cJSON *calib, double k, bool no_overlap, const cha
   return ok;
 }
 
-/* plan: `sbpc plan MODEL --cluster cpu:N --fix REF --calibration CAL --json OUT` */
-static bool plan(const probe *p, const tn_opts *o, int nranks, const char *cal, const char *out) {
-  char cl[32], fix[96], log[128];
+/* plan: `sbpc plan MODEL --cluster cpu:N --fix FIX --calibration DIR/calibC.json --json SUB/planC.json` */
+static bool plan(const probe *p, const ref *r, const tn_opts *o, int nranks, int cal) {
+  char cl[32], cf[96], out[128], log[128];
   snprintf(cl, sizeof cl, "cpu:%d", nranks);
-  snprintf(fix, sizeof fix, "dp=%d,tp=1,pp=1,sp=1,vpp=1,zero=0,recompute=none", nranks);
-  snprintf(log, sizeof log, "%s/plan.log", p->dir);
-  char *argv[24] = {(char *)p->exe, "plan", (char *)o->model, "--cluster", cl, "--fix", fix, "--top", "1",
-                    "--calibration", (char *)cal, "--json", (char *)out};
+  snprintf(cf, sizeof cf, "%s/calib%d.json", p->dir, cal);
+  snprintf(out, sizeof out, "%s/plan%d.json", r->sub, cal);
+  snprintf(log, sizeof log, "%s/plan.log", r->sub);
+  char *argv[24] = {(char *)p->exe, "plan", (char *)o->model, "--cluster", cl, "--fix", (char *)r->fix, "--top", "1",
+                    "--calibration", cf, "--json", out};
   int a = 13;
   if (o->batch) argv[a++] = "--batch", argv[a++] = (char *)o->batch;
   if (o->seq) argv[a++] = "--seq", argv[a++] = (char *)o->seq;
@@ -91,29 +100,51 @@ static bool plan(const probe *p, const tn_opts *o, int nranks, const char *cal, 
   return tn_run_child(argv, log, PROBE_LIMIT_S) == 0;
 }
 
-/* prepare: on rank 0, the three plans and the compiled reference program */
+/* reference: plan (rooflines first: they fix the micro-batch of the other
+ * two plans) and compile the layout r->fix in r->sub */
+static bool reference(const probe *p, ref *r, const tn_opts *o, int nranks, bool comm) {
+  char path[128], prog[128], log[128], err[256];
+  if (mkdir(r->sub, 0700) || !plan(p, r, o, nranks, 0)) return false;
+  snprintf(path, sizeof path, "%s/plan0.json", r->sub);
+  sbpc_plan *pl = sbpc_plan_read(path, err, sizeof err);
+  if (!pl) return false;
+  r->tokens = (double)pl->global_batch * (double)pl->seq;
+  r->micro = pl->num_micro_batches > 0 ? pl->num_micro_batches : 1;
+  r->mbs = pl->micro_batch > 0 ? pl->micro_batch : 1;
+  r->steps = o->quick ? 3 : tn_run_steps(pl->predicted.step_time_s);
+  sbpc_plan_free(pl);
+  size_t n = strlen(r->fix);
+  if (!strstr(r->fix, "mbs=")) snprintf(r->fix + n, sizeof r->fix - n, ",mbs=%d", r->mbs);
+  r->comm = comm;
+  if (!plan(p, r, o, nranks, 1) || (comm && !plan(p, r, o, nranks, 2))) return false;
+  snprintf(prog, sizeof prog, "%s/program", r->sub), snprintf(log, sizeof log, "%s/compile.log", r->sub);
+  char *argv[] = {(char *)p->exe, "compile", (char *)o->model, "--plan", path, "-o", prog, NULL};
+  return tn_run_child(argv, log, PROBE_LIMIT_S) == 0;
+}
+
+/* prepare: on rank 0, the calibrations to plan with and the references:
+ * A, then B when A's share of the batch can be split otherwise */
 static bool prepare(probe *p, const tn_opts *o, const cJSON *calib, int nranks) {
-  char c0[128], c1[128], c2[128], p0[128], p1[128], p2[128], prog[128], log[128];
+  char c[3][128];
   ssize_t n = readlink("/proc/self/exe", p->exe, sizeof p->exe - 1);
   if (n <= 0 || !mkdtemp(p->dir)) return false;
   p->exe[n] = 0;
-  snprintf(c0, sizeof c0, "%s/calib0.json", p->dir), snprintf(c1, sizeof c1, "%s/calib1.json", p->dir);
-  snprintf(p0, sizeof p0, "%s/plan0.json", p->dir), snprintf(p1, sizeof p1, "%s/plan1.json", p->dir);
-  snprintf(c2, sizeof c2, "%s/calib2.json", p->dir), snprintf(p2, sizeof p2, "%s/plan2.json", p->dir);
-  snprintf(prog, sizeof prog, "%s/program", p->dir), snprintf(log, sizeof log, "%s/compile.log", p->dir);
-  if (!write_calib(calib, 0, false, c0) || !write_calib(calib, PROBE_KERNEL_S, false, c1) ||
-      !write_calib(calib, 0, true, c2))
+  for (int i = 0; i < 3; i++) snprintf(c[i], sizeof c[i], "%s/calib%d.json", p->dir, i);
+  if (!write_calib(calib, 0, false, c[0]) || !write_calib(calib, PROBE_KERNEL_S, false, c[1]) ||
+      !write_calib(calib, 0, true, c[2]))
     return false;
-  if (!plan(p, o, nranks, c0, p0) || !plan(p, o, nranks, c1, p1) || !plan(p, o, nranks, c2, p2)) return false;
-  char *argv[] = {p->exe, "compile", (char *)o->model, "--plan", p0, "-o", prog, NULL};
-  char err[256];
-  sbpc_plan *pl = sbpc_plan_read(p0, err, sizeof err);
-  if (!pl) return false;
-  p->tokens = (double)pl->global_batch * (double)pl->seq;
-  p->micro = pl->num_micro_batches > 0 ? pl->num_micro_batches : 1;
-  p->steps = o->quick ? 3 : tn_run_steps(pl->predicted.step_time_s);
-  sbpc_plan_free(pl);
-  return tn_run_child(argv, log, PROBE_LIMIT_S) == 0;
+  ref *a = &p->r[0], *b = &p->r[1];
+  snprintf(a->sub, sizeof a->sub, "%s/a", p->dir);
+  snprintf(a->fix, sizeof a->fix, "dp=%d,tp=1,pp=1,sp=1,vpp=1,zero=0,recompute=none", nranks);
+  if (!reference(p, a, o, nranks, nranks > 1)) return false;
+  p->nref = 1;
+  int share = a->mbs * a->micro, mbs = a->micro > 1 ? share : share % 2 ? 0 : share / 2;
+  if (mbs < 1) return true;
+  snprintf(b->sub, sizeof b->sub, "%s/b", p->dir);
+  snprintf(b->fix, sizeof b->fix, "dp=%d,tp=1,pp=1,sp=1,vpp=1,zero=0,recompute=none,mbs=%d", nranks, mbs);
+  if (reference(p, b, o, nranks, false)) p->nref = 2;
+  else if (o->log) fprintf(o->log, "tune: the second reference layout (mbs=%d) cannot be planned; one probe\n", mbs);
+  return true;
 }
 
 static cJSON *step_json(const tn_step *s) {
@@ -129,66 +160,130 @@ static double ratio(double meas, double pred) {
   return meas > 0 && pred > 0 ? fmin(100, fmax(0.01, meas / pred)) : 1;
 }
 
-/* derive: the executor section from the three predictions and the measured run */
-static bool derive(const probe *p, int steps, cJSON *calib, int nranks) {
+/* measured: r's plans and run read back; its measured phases scaled to
+ * the median logged step */
+static bool measured(ref *r) {
   char path[128];
-  tn_step p0, p1, p2, m;
-  snprintf(path, sizeof path, "%s/plan0.json", p->dir);
-  if (!tn_predicted(path, &p0)) return false;
-  snprintf(path, sizeof path, "%s/plan1.json", p->dir);
-  if (!tn_predicted(path, &p1)) return false;
-  snprintf(path, sizeof path, "%s/plan2.json", p->dir);
-  if (!tn_predicted(path, &p2)) return false;
-  snprintf(path, sizeof path, "%s/trace.json", p->dir);
-  if (!tn_measured_trace(path, &m)) return false;
-  snprintf(path, sizeof path, "%s/run.jsonl", p->dir);
-  double med = tn_step_median(path, p->tokens), sum = 0;
-  for (int i = 0; i < TN_NPHASE; i++) sum += m.phase[i];
+  const char *plans[3] = {"plan0", "plan1", "plan2"};
+  tn_step *ps[3] = {&r->p0, &r->p1, &r->p2};
+  memset(&r->p2, 0, sizeof r->p2); /* without its plan (1 rank, or B): no all-reduce */
+  for (int i = 0; i < (r->comm ? 3 : 2); i++) {
+    snprintf(path, sizeof path, "%s/%s.json", r->sub, plans[i]);
+    if (!tn_predicted(path, ps[i])) return false;
+  }
+  snprintf(path, sizeof path, "%s/trace.json", r->sub);
+  if (!tn_measured_trace(path, &r->m)) return false;
+  snprintf(path, sizeof path, "%s/run.jsonl", r->sub);
+  double med = tn_step_median(path, r->tokens), sum = 0;
+  for (int i = 0; i < TN_NPHASE; i++) sum += r->m.phase[i];
   if (!(med > 0) || !(sum > 0)) return false;
-  for (int i = 0; i < TN_NPHASE; i++) m.phase[i] *= med / sum; /* the traced steps' split of the median step */
-  m.step_s = med;
-  double K = (p1.phase[TN_FWD] + p1.phase[TN_BWD] - p0.phase[TN_FWD] - p0.phase[TN_BWD]) / PROBE_KERNEL_S;
-  double idle = m.phase[TN_BUBBLE] - fmax(0, p0.phase[TN_BUBBLE]);
+  for (int i = 0; i < TN_NPHASE; i++) r->m.phase[i] *= med / sum; /* the traced steps' split of the median step */
+  r->m.step_s = med;
+  return true;
+}
+
+/* kernels: the kernels the planner counts in pass ph of r's step */
+static double kernels(const ref *r, int ph) { return fmax(0, (r->p1.phase[ph] - r->p0.phase[ph]) / PROBE_KERNEL_S); }
+
+static double residual(int n, const double *y, const double *x, const double *z, double s, double k) {
+  double r = 0;
+  for (int i = 0; i < n; i++) r += (y[i] - s * x[i] - k * z[i]) * (y[i] - s * x[i] - k * z[i]);
+  return r;
+}
+
+/* fit: y_i = s x_i + k z_i over the n (1 or 2) points with k >= 0 and s
+ * in [lo, hi]: exact through two points when that holds, else the better
+ * (least squares) of k = 0 and of s at the bound the exact fit crossed */
+static void fit(int n, const double *y, const double *x, const double *z, double lo, double hi, double *s,
+                double *k) {
+  double det = n == 2 ? x[0] * z[1] - x[1] * z[0] : 0, sxx = 0, sxy = 0, szz = 0, szy = 0;
+  *s = lo - 1, *k = -1;
+  if (fabs(det) > 1e-9 * (fabs(x[0] * z[1]) + fabs(x[1] * z[0])))
+    *s = (y[0] * z[1] - y[1] * z[0]) / det, *k = (x[0] * y[1] - x[1] * y[0]) / det;
+  if (*k >= 0 && *s >= lo && *s <= hi) return;
+  double bound = *s > hi ? hi : lo;
+  for (int i = 0; i < n; i++) sxx += x[i] * x[i], sxy += x[i] * y[i], szz += z[i] * z[i], szy += z[i] * (y[i] - bound * x[i]);
+  double s0 = fmin(hi, fmax(lo, sxx > 0 && sxy > 0 ? sxy / sxx : 1)); /* k = 0 */
+  double k1 = szz > 0 && szy > 0 ? szy / szz : 0;                     /* s at the bound */
+  bool first = residual(n, y, x, z, s0, 0) <= residual(n, y, x, z, bound, k1);
+  *s = first ? s0 : bound, *k = first ? 0 : k1;
+}
+
+/* derive: the executor section from the references' plans and runs */
+static bool derive(probe *p, cJSON *calib, int nranks) {
+  for (int i = 0; i < p->nref; i++)
+    if (!measured(&p->r[i])) return false;
+  const ref *a = &p->r[0], *b = &p->r[1];
+  int n = p->nref;
+  double sc[2], ks[2], y[2], x[2], z[2];
+  for (int ph = TN_FWD; ph <= TN_BWD; ph++) {
+    for (int i = 0; i < n; i++) y[i] = p->r[i].m.phase[ph], x[i] = p->r[i].p0.phase[ph], z[i] = kernels(&p->r[i], ph);
+    fit(n, y, x, z, 0.01, 100, &sc[ph], &ks[ph]);
+  }
+  double one[2] = {1, 1}, per_step, per_micro; /* idle = per_step * 1 + per_micro * M */
+  for (int i = 0; i < n; i++)
+    y[i] = fmax(0, p->r[i].m.phase[TN_BUBBLE] - fmax(0, p->r[i].p0.phase[TN_BUBBLE])), z[i] = p->r[i].micro;
+  fit(n, y, one, z, 0, 3600, &per_step, &per_micro);
+  if (n == 1) per_micro = y[0] / a->micro, per_step = 0; /* one point: all of it per micro-batch, as before */
   cJSON *ex = cJSON_CreateObject();
-  char ref[96];
-  snprintf(ref, sizeof ref, "dp=%d tp=1 pp=1 zero=0 recompute=none", nranks);
-  cJSON_AddStringToObject(ex, "reference", ref);
-  cJSON_AddNumberToObject(ex, "steps", steps);
-  cJSON_AddNumberToObject(ex, "forward_scale", ratio(m.phase[TN_FWD], p0.phase[TN_FWD]));
-  cJSON_AddNumberToObject(ex, "backward_scale", ratio(m.phase[TN_BWD], p0.phase[TN_BWD]));
-  cJSON_AddNumberToObject(ex, "optimizer_scale", ratio(m.phase[TN_OPT], p0.phase[TN_OPT]));
-  if (nranks > 1 && p2.phase[TN_COMM] > 0) /* the gradient all-reduce alone, nothing overlapped */
-    cJSON_AddNumberToObject(ex, "dp_comm_scale", fmin(1000, fmax(0.01, m.phase[TN_COMM] / p2.phase[TN_COMM])));
-  cJSON_AddNumberToObject(ex, "kernels_per_step", K > 0 ? K : 0);
-  cJSON_AddNumberToObject(ex, "kernel_s", 0);
-  cJSON_AddNumberToObject(ex, "micro_overhead_s", fmin(3600, fmax(0, idle) / p->micro));
-  cJSON_AddItemToObject(ex, "measured", step_json(&m));
-  cJSON_AddItemToObject(ex, "predicted", step_json(&p0));
+  char name[96];
+  snprintf(name, sizeof name, "dp=%d tp=1 pp=1 zero=0 recompute=none mbs=%d x%d", nranks, a->mbs, a->micro);
+  cJSON_AddStringToObject(ex, "reference", name);
+  cJSON_AddNumberToObject(ex, "steps", a->steps);
+  cJSON_AddNumberToObject(ex, "forward_scale", sc[TN_FWD]);
+  cJSON_AddNumberToObject(ex, "backward_scale", sc[TN_BWD]);
+  cJSON_AddNumberToObject(ex, "optimizer_scale", ratio(a->m.phase[TN_OPT], a->p0.phase[TN_OPT]));
+  if (nranks > 1 && a->p2.phase[TN_COMM] > 0) /* the gradient all-reduce alone, nothing overlapped */
+    cJSON_AddNumberToObject(ex, "dp_comm_scale", fmin(1000, fmax(0.01, a->m.phase[TN_COMM] / a->p2.phase[TN_COMM])));
+  cJSON_AddNumberToObject(ex, "forward_kernel_s", fmin(1, ks[TN_FWD]));
+  cJSON_AddNumberToObject(ex, "backward_kernel_s", fmin(1, ks[TN_BWD]));
+  cJSON_AddNumberToObject(ex, "kernels_per_step", kernels(a, TN_FWD) + kernels(a, TN_BWD));
+  cJSON_AddNumberToObject(ex, "micro_overhead_s", fmin(3600, fmax(0, per_micro)));
+  cJSON_AddNumberToObject(ex, "step_overhead_s", fmin(3600, fmax(0, per_step)));
+  cJSON_AddItemToObject(ex, "measured", step_json(&a->m));
+  cJSON_AddItemToObject(ex, "predicted", step_json(&a->p0));
+  if (n == 2) {
+    cJSON *s = cJSON_AddObjectToObject(ex, "second");
+    snprintf(name, sizeof name, "dp=%d tp=1 pp=1 zero=0 recompute=none mbs=%d x%d", nranks, b->mbs, b->micro);
+    cJSON_AddStringToObject(s, "reference", name);
+    cJSON_AddNumberToObject(s, "steps", b->steps);
+    cJSON_AddItemToObject(s, "measured", step_json(&b->m));
+    cJSON_AddItemToObject(s, "predicted", step_json(&b->p0));
+  }
   cJSON_AddItemToObject(calib, "executor", ex);
   return true;
 }
 
+/* run: every rank runs r's program with a log and a trace */
+static int run(const tn_opts *o, const ref *r) {
+  char prog[128], log[128], trace[128];
+  snprintf(prog, sizeof prog, "%s/program", r->sub), snprintf(log, sizeof log, "%s/run.jsonl", r->sub);
+  snprintf(trace, sizeof trace, "%s/trace.json", r->sub);
+  return o->run_program(prog, r->steps, log, trace, tn_traced_steps(r->steps));
+}
+
 void tn_probe(const tn_opts *o, void *calib, int rank, int nranks) {
-  probe p = {"/tmp/sbpc-tune-probe-XXXXXX", "", 0, 1, 3};
+  probe p;
+  memset(&p, 0, sizeof p);
+  snprintf(p.dir, sizeof p.dir, "/tmp/sbpc-tune-probe-XXXXXX");
   char ok = rank == 0 ? prepare(&p, o, calib, nranks) : 0;
   if (rank == 0 && o->log) fprintf(o->log, "tune: executor probe in %s\n", p.dir);
   tn_mpi_bcast(&ok, 1);
-  tn_mpi_bcast(p.dir, sizeof p.dir);
-  tn_mpi_bcast(&p.steps, sizeof p.steps);
   if (!ok) {
     if (rank == 0) sbpc_warn("tune: the model's reference program could not be planned or compiled (see %s); "
                              "no executor section", p.dir);
     tn_mpi_finalize();
     return;
   }
-  int steps = p.steps;
-  char prog[128], log[128], trace[128];
-  snprintf(prog, sizeof prog, "%s/program", p.dir), snprintf(log, sizeof log, "%s/run.jsonl", p.dir);
-  snprintf(trace, sizeof trace, "%s/trace.json", p.dir);
+  tn_mpi_bcast(&p, sizeof p); /* the references' directories and steps */
   tn_child_env(PROBE_LIMIT_S);
-  int rc = o->run_program(prog, steps, log, trace, tn_traced_steps(steps));
+  int rc = 0;
+  for (int i = 0; i < p.nref && !rc; i++) {
+    if (rank == 0 && o->log) fprintf(o->log, "tune: executor probe %d of %d (%d steps)\n", i + 1, p.nref, p.r[i].steps);
+    rc = run(o, &p.r[i]);
+  }
   tn_mpi_finalize();
   if (rank != 0) return;
-  if (rc || !derive(&p, steps, calib, nranks))
+  if (rc || !derive(&p, calib, nranks))
     sbpc_warn("tune: the executor probe failed (see %s); no executor section", p.dir);
 }

@@ -58,6 +58,7 @@ typedef struct tn_autotune_opts {
   int np;                       /* ranks (mpirun -np) */
   int steps;                    /* steps per layout; 0: by each layout's predicted step (autotune.c) */
   int all;                      /* measure all K, not only those within the error */
+  int rounds;                   /* runs per measured layout, interleaved; 0: by its predicted run (autotune.c) */
   const char *batch, *seq;      /* passed to sbpc plan when given */
   const char *cluster;          /* planner cluster; NULL: cpu:np */
   const char *calibration;      /* passed to sbpc plan; NULL: none */
