@@ -5,7 +5,8 @@
 # "tune:" lines when stderr is not a terminal; with --peak-flops/--peak-bw
 # the efficiencies appear and lie in (0, 1]; --model adds the shapes the
 # model's layouts produce, and the executor probe's section (the model's
-# reference program run by the executor: per-pass scales, cost per kernel).
+# reference programs run by the executor, two micro-batchings: per-pass
+# scales and costs per kernel, idle time per step and micro-batch).
 # The calibration changes `sbpc plan`'s prediction
 # (SBPC_CALIBRATION as well as --calibration), and the cpu preset without one
 # says it is uncalibrated. Then `sbpc tune --plans 3 --calibration` on the
@@ -51,8 +52,12 @@ e = json.load(open(sys.argv[1]))["executor"]
 assert e["reference"].startswith("dp=1 ") and e["steps"] >= 1 and e["kernels_per_step"] >= 1
 assert all(0.01 <= e[k] <= 100 for k in ("forward_scale", "backward_scale", "optimizer_scale"))
 assert "dp_comm_scale" not in e  # one rank: no gradient all-reduce
-assert 0 <= e["kernel_s"] < 1 and e["measured"]["step_s"] > 0 and e["predicted"]["step_s"] > 0
-assert 0 <= e["micro_overhead_s"] < 3600
+assert e["measured"]["step_s"] > 0 and e["predicted"]["step_s"] > 0
+assert all(0 <= e[k] < 1 for k in ("forward_kernel_s", "backward_kernel_s"))
+assert 0 <= e["micro_overhead_s"] < 3600 and 0 <= e["step_overhead_s"] < 3600
+b = e["second"]  # the same batch in other micro-batches: the second point of the fit
+assert b["reference"].startswith("dp=1 ") and b["reference"] != e["reference"] and b["steps"] >= 1
+assert b["measured"]["step_s"] > 0 and b["predicted"]["step_s"] > 0
 PY
 "$sbpc" tune --plans 3 2>/dev/null; [ $? = 2 ] || { echo "FAIL: --plans without a model is bad usage"; fail=1; }
 "$sbpc" tune --plans 99 x.sbp 2>/dev/null; [ $? = 2 ] || { echo "FAIL: --plans 99 is bad usage"; fail=1; }

@@ -71,6 +71,11 @@ static void refusals(void) {
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"kernel_s\":2}}", "executor.kernel_s"},
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"measured\":{\"bubble_s\":-1}}}", "executor.measured.bubble_s"},
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"reference\":3}}", "executor.reference"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"backward_kernel_s\":-1e-6}}", "executor.backward_kernel_s"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"step_overhead_s\":\"1\"}}", "executor.step_overhead_s"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"second\":[]}}", "executor.second"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"second\":{\"measured\":{\"step_s\":-2}}}}",
+       "executor.second.measured.step_s"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char err[256];
@@ -131,6 +136,26 @@ static void executor_section(void) {
   CU_ASSERT(c.exec_per_param);
 }
 
+/* the two-reference fit's terms: a cost per counted kernel for each pass
+ * (over kernel_s), idle time per step and per micro-batch */
+static void executor_two_references(void) {
+  static const char text[] = "{\"format\":\"sbpc-calibration\",\"kernel_overhead_s\":1e-7,\"executor\":{"
+                             "\"forward_scale\":2,\"backward_scale\":3,\"kernel_s\":0,\"forward_kernel_s\":4e-6,"
+                             "\"backward_kernel_s\":6e-6,\"micro_overhead_s\":1e-3,\"step_overhead_s\":5e-4,"
+                             "\"second\":{\"reference\":\"dp=2 mbs=4 x1\",\"steps\":9,\"measured\":{\"step_s\":0.004}}}}";
+  char err[256];
+  plan_calib c;
+  plan_calib_default(&c);
+  plan_dev d = {1e12, 1e12, 1e9};
+  double f = plan_kernel_time(&c, &d, 1e12, 0.5, 0, 0, PLAN_FWD);
+  CU_ASSERT_FATAL(plan_calib_parse(text, strlen(text), &c, err, sizeof err));
+  CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 1e12, 0.5, 0, 10, PLAN_FWD), 2 * f + 4e-5, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 1e12, 0.5, 0, 10, PLAN_BWD), 3 * f + 6e-5, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 0, 1, 0, 10, PLAN_OPT), 0, 1e-15); /* kernel_s: 0 */
+  CU_ASSERT_DOUBLE_EQUAL(c.micro_overhead_s, 1e-3, 0);
+  CU_ASSERT_DOUBLE_EQUAL(c.step_overhead_s, 5e-4, 0);
+}
+
 static void calibration_path(void) {
   const char *old = getenv("SBPC_CALIBRATION");
   char *keep = old ? strdup(old) : NULL;
@@ -150,5 +175,6 @@ void cu_register(void) {
   CU_ADD(s, refusals);
   CU_ADD(s, absolute_and_relative);
   CU_ADD(s, executor_section);
+  CU_ADD(s, executor_two_references);
   CU_ADD(s, calibration_path);
 }
