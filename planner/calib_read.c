@@ -267,12 +267,25 @@ static bool step(chk *k, const cJSON *ex, const char *at, const char *key) {
   return !k->bad;
 }
 
+/* record: executor.<key>, absent or another reference's record (kept for audit) */
+static bool record(chk *k, const cJSON *ex, const char *key) {
+  const cJSON *b = cJSON_GetObjectItemCaseSensitive(ex, key), *r;
+  char at[48];
+  snprintf(at, sizeof at, "executor.%s.", key);
+  if (!b) return true;
+  if (!cJSON_IsObject(b)) return bad(k, "'executor.%s' must be an object", key);
+  r = cJSON_GetObjectItemCaseSensitive(b, "reference");
+  if (r && !cJSON_IsString(r)) return bad(k, "'%sreference' must be a string", at);
+  num(k, b, at, "steps", 1, 1e9, false, NULL);
+  return step(k, b, at, "measured") && step(k, b, at, "predicted");
+}
+
 /* executor: what the executor measured on the model's reference programs:
  * per pass its time over the planner's rooflines and the cost of each
  * kernel the planner counts beyond them (replaces kernel_overhead_s), its
  * exposed data-parallel communication over the collectives' time (then
- * nothing counts as overlapped), and its idle time per micro-batch and per
- * step */
+ * nothing counts as overlapped), its idle time per micro-batch and per
+ * step, and its wait per ZeRO collective beyond the model */
 static bool executor(chk *k, const cJSON *ex) {
   if (!ex) return true;
   plan_calib *c = k->c;
@@ -289,17 +302,12 @@ static bool executor(chk *k, const cJSON *ex) {
   num(k, ex, "executor.", "backward_kernel_s", 0, 1, false, &c->exec_kernel_s[PLAN_BWD]);
   num(k, ex, "executor.", "micro_overhead_s", 0, 3600, false, &c->micro_overhead_s);
   num(k, ex, "executor.", "step_overhead_s", 0, 3600, false, &c->step_overhead_s);
+  num(k, ex, "executor.", "coll_latency_s", 0, 1, false, &c->exec_coll_s);
   num(k, ex, "executor.", "kernels_per_step", 0, 1e12, false, NULL);
   num(k, ex, "executor.", "steps", 1, 1e9, false, NULL);
   c->exec_per_param = true; /* sbpc's executor: one collective per parameter tensor */
-  if (!step(k, ex, "executor.", "measured") || !step(k, ex, "executor.", "predicted")) return false;
-  const cJSON *b = cJSON_GetObjectItemCaseSensitive(ex, "second"); /* the second reference's record */
-  if (!b) return true;
-  if (!cJSON_IsObject(b)) return bad(k, "'executor.second' must be an object");
-  r = cJSON_GetObjectItemCaseSensitive(b, "reference");
-  if (r && !cJSON_IsString(r)) return bad(k, "'executor.second.reference' must be a string");
-  num(k, b, "executor.second.", "steps", 1, 1e9, false, NULL);
-  return step(k, b, "executor.second.", "measured") && step(k, b, "executor.second.", "predicted");
+  return step(k, ex, "executor.", "measured") && step(k, ex, "executor.", "predicted") &&
+         record(k, ex, "second") && record(k, ex, "zero3");
 }
 
 /* top: the format and the top-level scalars. */

@@ -43,7 +43,8 @@ double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l);
  * reference's gradient all-reduce's measured over predicted (OpenMPI's
  * non-blocking all-reduce and what of it stayed exposed). when: PLAN_ZERO_STEP
  * (inside the step: the in-step latency) or PLAN_ZERO_END (at the step's
- * end, the ranks together: the kind's back-to-back latency when measured) */
+ * end, the ranks together: the kind's back-to-back latency when measured);
+ * plus the executor's measured wait per collective (executor.coll_latency_s) */
 enum { PLAN_ZERO_STEP = 1, PLAN_ZERO_END = 2 };
 double plan_zero_coll_time(const plan_calib *c, int k, double T, int n, plan_link l, int when);
 /* plan_grad_sbp: SBP of the gradient an op hands back for an input it consumed

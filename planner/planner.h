@@ -127,6 +127,7 @@ typedef struct {
   double micro_overhead_s;  /* that executor's idle time per micro-batch that no kernel or
                                transfer explains (executor.micro_overhead_s; 0 when not measured) */
   double step_overhead_s;   /* and per step (executor.step_overhead_s; 0 when not measured) */
+  double exec_coll_s;       /* its wait per ZeRO collective beyond the model (executor.coll_latency_s) */
   bool exec_per_param;      /* that executor is sbpc's: one collective per parameter (ZeRO-3
                                gathers), the ZeRO-1/2 all-gather inside the step */
   bool loaded;

@@ -257,8 +257,13 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
       sm->tied_s[p] = plan_coll_time(c, IR_OP_ALL_REDUCE, sol[P - 1]->post.tied_local * c->rt.grad_reduce_bytes, 2,
                                      s->st[0].ppl);
     sm->pp.e[p] = e;
-    double work = plan_workspace(c, s->st[p].dev.mem) + c->rt.transients * maxt + (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) +
-                  (k.zero >= 3 ? 2 * l.params * (pb.wb * s->dp * s->sp) / s->tp : 0);
+    /* ZeRO-3's gathered parameters: two layers' worth, but sbpc's measured
+     * executor gathers each into an arena register, placed among the
+     * activations (planned with them 1445.2 MiB for GPT-2 small dp=2 and 3.0
+     * for tiny GPT-2, measured 1391.1 and 2.5-2.6) */
+    double gathered = k.zero >= 3 && !c->exec_per_param ? 2 * l.params * (pb.wb * s->dp * s->sp) / s->tp : 0;
+    double work = plan_workspace(c, s->st[p].dev.mem) + c->rt.transients * maxt +
+                  (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) + gathered;
     sm->params_s[p] = par, sm->act_s[p] = act, sm->work_s[p] = work, sm->nparam_s[p] = npar;
     sm->pp.mem_l[p] = l.params_local * pbt + l.act_bytes * inf;
     sm->pp.mem_f[p] = par * pbt + act + work + (p == P - 1 ? sm->head_peak : 0); /* grad_peak's phase 1 */

@@ -87,8 +87,8 @@ static void sweep(edge *e, int n, double step_s, double *ph) {
   ph[TN_BUBBLE] += step_s > last ? step_s - last : 0;
 }
 
-/* rank_phases: the phases of rank pid's slices in events */
-static void rank_phases(const cJSON *events, int pid, double step_s, double *ph) {
+/* rank_phases: the phases of rank pid's slices in events; *colls: its collective slices */
+static void rank_phases(const cJSON *events, int pid, double step_s, double *ph, double *colls) {
   int n = 0, cap = 256;
   edge *e = xmalloc(sizeof *e * (size_t)cap);
   const cJSON *x;
@@ -102,6 +102,7 @@ static void rank_phases(const cJSON *events, int pid, double step_s, double *ph)
     double ts = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "ts")) * 1e-6;
     double dur = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "dur")) * 1e-6;
     if (k < 0 || !(dur >= 0)) continue;
+    *colls += !strcmp(cat->valuestring, "collective");
     if (n + 2 > cap) cap *= 2, e = xrealloc(e, sizeof *e * (size_t)cap);
     e[n++] = (edge){ts, k, 1}, e[n++] = (edge){ts + dur, k, -1};
   }
@@ -128,11 +129,11 @@ bool tn_measured_trace(const char *trace_json, tn_step *m) {
     if (cJSON_IsNumber(p) && p->valueint > maxpid && p->valueint < 65536) maxpid = p->valueint;
   }
   for (int pid = 0; pid <= maxpid; pid++) {
-    double ph[TN_NPHASE];
-    rank_phases(ev, pid, k * st->valuedouble, ph);
+    double ph[TN_NPHASE], colls = 0;
+    rank_phases(ev, pid, k * st->valuedouble, ph, &colls);
     for (int i = 0; i < TN_NPHASE; i++) ph[i] /= k;
     double busy = ph[TN_FWD] + ph[TN_BWD] + ph[TN_OPT];
-    if (busy > best) best = busy, memcpy(m->phase, ph, sizeof ph);
+    if (busy > best) best = busy, memcpy(m->phase, ph, sizeof ph), m->colls = colls / k;
   }
   m->step_s = st->valuedouble;
   cJSON_Delete(j);

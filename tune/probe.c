@@ -29,6 +29,14 @@
  *
  * two equations each (A and B), solved exactly; a negative per-kernel or
  * per-micro term (noise) is dropped and the other refitted to both runs.
+ * Under mpirun a third reference, C, is A with ZeRO-3 (a parameter
+ * all-gather per parameter and pass, each waited for): coll_latency_s is
+ * what its step exceeds the fitted terms' prediction of it by, per
+ * collective of its trace (the waits show as exposed communication and as
+ * idle time: each gather's completion hands a kernel to a worker); the
+ * planner adds it to every ZeRO collective the executor waits for (tiny
+ * GPT-2, dp=2: ZeRO-3 layouts were predicted 35-50 % fast without it; its
+ * 47 gathers a step took 99 us each where tune's in-step latency is 21 us).
  * With B missing the per-kernel and per-step terms are 0 and the rest is A's
  * ratio. The all-reduce is planned a third time with nothing of it
  * overlapped (grad_overlap 0: the planner then counts it whole; A, under
@@ -63,10 +71,11 @@ typedef struct {
   tn_step p0, p1, p2, m;  /* rooflines, with 10 us per kernel, nothing overlapped; measured */
 } ref;
 
+enum { REF_A, REF_B, REF_C }; /* the planner's micro-batch; another; A's with ZeRO-3 */
 typedef struct {
   char dir[64], exe[4096];
-  ref r[2];
-  int nref;
+  ref r[3];
+  bool have[3];
 } probe;
 
 /* write_calib: calib with kernel_overhead_s set to k (and, with
@@ -133,17 +142,20 @@ static bool prepare(probe *p, const tn_opts *o, const cJSON *calib, int nranks) 
   if (!write_calib(calib, 0, false, c[0]) || !write_calib(calib, PROBE_KERNEL_S, false, c[1]) ||
       !write_calib(calib, 0, true, c[2]))
     return false;
-  ref *a = &p->r[0], *b = &p->r[1];
+  ref *a = &p->r[REF_A], *b = &p->r[REF_B], *z = &p->r[REF_C];
   snprintf(a->sub, sizeof a->sub, "%s/a", p->dir);
   snprintf(a->fix, sizeof a->fix, "dp=%d,tp=1,pp=1,sp=1,vpp=1,zero=0,recompute=none", nranks);
   if (!reference(p, a, o, nranks, nranks > 1)) return false;
-  p->nref = 1;
+  p->have[REF_A] = true;
   int share = a->mbs * a->micro, mbs = a->micro > 1 ? share : share % 2 ? 0 : share / 2;
-  if (mbs < 1) return true;
   snprintf(b->sub, sizeof b->sub, "%s/b", p->dir);
   snprintf(b->fix, sizeof b->fix, "dp=%d,tp=1,pp=1,sp=1,vpp=1,zero=0,recompute=none,mbs=%d", nranks, mbs);
-  if (reference(p, b, o, nranks, false)) p->nref = 2;
-  else if (o->log) fprintf(o->log, "tune: the second reference layout (mbs=%d) cannot be planned; one probe\n", mbs);
+  p->have[REF_B] = mbs >= 1 && reference(p, b, o, nranks, false);
+  if (mbs >= 1 && !p->have[REF_B] && o->log)
+    fprintf(o->log, "tune: the second reference layout (mbs=%d) cannot be planned; no per-kernel fit\n", mbs);
+  snprintf(z->sub, sizeof z->sub, "%s/c", p->dir);
+  snprintf(z->fix, sizeof z->fix, "dp=%d,tp=1,pp=1,sp=1,vpp=1,zero=3,recompute=none,mbs=%d", nranks, a->mbs);
+  p->have[REF_C] = nranks > 1 && reference(p, z, o, nranks, false);
   return true;
 }
 
@@ -209,47 +221,82 @@ static void fit(int n, const double *y, const double *x, const double *z, double
   *s = first ? s0 : bound, *k = first ? 0 : k1;
 }
 
-/* derive: the executor section from the references' plans and runs */
-static bool derive(probe *p, cJSON *calib, int nranks) {
-  for (int i = 0; i < p->nref; i++)
-    if (!measured(&p->r[i])) return false;
-  const ref *a = &p->r[0], *b = &p->r[1];
-  int n = p->nref;
-  double sc[2], ks[2], y[2], x[2], z[2];
+static void add_ref(cJSON *ex, const char *key, const ref *r) {
+  char name[128];
+  snprintf(name, sizeof name, "%s", r->fix);
+  for (char *c = name; *c; c++) *c = *c == ',' ? ' ' : *c;
+  cJSON *s = cJSON_AddObjectToObject(ex, key);
+  cJSON_AddStringToObject(s, "reference", name);
+  cJSON_AddNumberToObject(s, "steps", r->steps);
+  cJSON_AddItemToObject(s, "measured", step_json(&r->m));
+  cJSON_AddItemToObject(s, "predicted", step_json(&r->p0));
+}
+
+/* the executor section's fitted terms */
+typedef struct {
+  double scale[2], kernel_s[2]; /* [TN_FWD], [TN_BWD] */
+  double opt, per_step, per_micro;
+} terms;
+
+/* coll_latency: what each data-parallel collective of the ZeRO-3
+ * reference C cost beyond the model: its measured step less the step the
+ * fitted terms predict for it (its rooflines scaled, A's kernel counts at
+ * the per-kernel costs: the same micro-batch, idle time, its predicted
+ * communication), over the collective slices of its trace; 0 without it */
+static double coll_latency(const ref *z, const ref *a, const terms *t) {
+  if (!(z->m.colls >= 1)) return 0;
+  double model = t->per_step + t->per_micro * z->micro + t->opt * z->p0.phase[TN_OPT] + fmax(0, z->p0.phase[TN_COMM]);
+  for (int ph = TN_FWD; ph <= TN_BWD; ph++) model += t->scale[ph] * z->p0.phase[ph] + t->kernel_s[ph] * kernels(a, ph);
+  return fmin(1, fmax(0, (z->m.step_s - model) / z->m.colls));
+}
+
+/* fit_terms: per pass over A and B (B when measured), idle time, optimizer */
+static void fit_terms(const probe *p, terms *t) {
+  const ref *a = &p->r[REF_A];
+  int n = p->have[REF_B] ? 2 : 1;
+  double y[2], x[2], z[2], one[2] = {1, 1};
   for (int ph = TN_FWD; ph <= TN_BWD; ph++) {
     for (int i = 0; i < n; i++) y[i] = p->r[i].m.phase[ph], x[i] = p->r[i].p0.phase[ph], z[i] = kernels(&p->r[i], ph);
-    fit(n, y, x, z, 0.01, 100, &sc[ph], &ks[ph]);
+    fit(n, y, x, z, 0.01, 100, &t->scale[ph], &t->kernel_s[ph]);
+    t->kernel_s[ph] = fmin(1, t->kernel_s[ph]);
   }
-  double one[2] = {1, 1}, per_step, per_micro; /* idle = per_step * 1 + per_micro * M */
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < n; i++) /* idle = per_step * 1 + per_micro * M */
     y[i] = fmax(0, p->r[i].m.phase[TN_BUBBLE] - fmax(0, p->r[i].p0.phase[TN_BUBBLE])), z[i] = p->r[i].micro;
-  fit(n, y, one, z, 0, 3600, &per_step, &per_micro);
-  if (n == 1) per_micro = y[0] / a->micro, per_step = 0; /* one point: all of it per micro-batch, as before */
+  fit(n, y, one, z, 0, 3600, &t->per_step, &t->per_micro);
+  if (n == 1) t->per_micro = y[0] / a->micro, t->per_step = 0; /* one point: all of it per micro-batch, as before */
+  t->opt = ratio(a->m.phase[TN_OPT], a->p0.phase[TN_OPT]);
+}
+
+/* derive: the executor section from the references' plans and runs */
+static bool derive(probe *p, cJSON *calib, int nranks) {
+  for (int i = 0; i < 3; i++)
+    if (p->have[i] && !measured(&p->r[i])) {
+      if (i == REF_A) return false;
+      p->have[i] = false; /* B, C: their terms stay out */
+    }
+  const ref *a = &p->r[REF_A];
+  terms t;
+  fit_terms(p, &t);
   cJSON *ex = cJSON_CreateObject();
   char name[96];
   snprintf(name, sizeof name, "dp=%d tp=1 pp=1 zero=0 recompute=none mbs=%d x%d", nranks, a->mbs, a->micro);
   cJSON_AddStringToObject(ex, "reference", name);
   cJSON_AddNumberToObject(ex, "steps", a->steps);
-  cJSON_AddNumberToObject(ex, "forward_scale", sc[TN_FWD]);
-  cJSON_AddNumberToObject(ex, "backward_scale", sc[TN_BWD]);
-  cJSON_AddNumberToObject(ex, "optimizer_scale", ratio(a->m.phase[TN_OPT], a->p0.phase[TN_OPT]));
+  cJSON_AddNumberToObject(ex, "forward_scale", t.scale[TN_FWD]);
+  cJSON_AddNumberToObject(ex, "backward_scale", t.scale[TN_BWD]);
+  cJSON_AddNumberToObject(ex, "optimizer_scale", t.opt);
   if (nranks > 1 && a->p2.phase[TN_COMM] > 0) /* the gradient all-reduce alone, nothing overlapped */
     cJSON_AddNumberToObject(ex, "dp_comm_scale", fmin(1000, fmax(0.01, a->m.phase[TN_COMM] / a->p2.phase[TN_COMM])));
-  cJSON_AddNumberToObject(ex, "forward_kernel_s", fmin(1, ks[TN_FWD]));
-  cJSON_AddNumberToObject(ex, "backward_kernel_s", fmin(1, ks[TN_BWD]));
+  cJSON_AddNumberToObject(ex, "forward_kernel_s", t.kernel_s[TN_FWD]);
+  cJSON_AddNumberToObject(ex, "backward_kernel_s", t.kernel_s[TN_BWD]);
   cJSON_AddNumberToObject(ex, "kernels_per_step", kernels(a, TN_FWD) + kernels(a, TN_BWD));
-  cJSON_AddNumberToObject(ex, "micro_overhead_s", fmin(3600, fmax(0, per_micro)));
-  cJSON_AddNumberToObject(ex, "step_overhead_s", fmin(3600, fmax(0, per_step)));
+  cJSON_AddNumberToObject(ex, "micro_overhead_s", fmin(3600, fmax(0, t.per_micro)));
+  cJSON_AddNumberToObject(ex, "step_overhead_s", fmin(3600, fmax(0, t.per_step)));
+  if (p->have[REF_C]) cJSON_AddNumberToObject(ex, "coll_latency_s", coll_latency(&p->r[REF_C], a, &t));
   cJSON_AddItemToObject(ex, "measured", step_json(&a->m));
   cJSON_AddItemToObject(ex, "predicted", step_json(&a->p0));
-  if (n == 2) {
-    cJSON *s = cJSON_AddObjectToObject(ex, "second");
-    snprintf(name, sizeof name, "dp=%d tp=1 pp=1 zero=0 recompute=none mbs=%d x%d", nranks, b->mbs, b->micro);
-    cJSON_AddStringToObject(s, "reference", name);
-    cJSON_AddNumberToObject(s, "steps", b->steps);
-    cJSON_AddItemToObject(s, "measured", step_json(&b->m));
-    cJSON_AddItemToObject(s, "predicted", step_json(&b->p0));
-  }
+  if (p->have[REF_B]) add_ref(ex, "second", &p->r[REF_B]);
+  if (p->have[REF_C]) add_ref(ex, "zero3", &p->r[REF_C]);
   cJSON_AddItemToObject(calib, "executor", ex);
   return true;
 }
@@ -278,10 +325,13 @@ void tn_probe(const tn_opts *o, void *calib, int rank, int nranks) {
   tn_mpi_bcast(&p, sizeof p); /* the references' directories and steps */
   tn_child_env(PROBE_LIMIT_S);
   int rc = 0;
-  for (int i = 0; i < p.nref && !rc; i++) {
-    if (rank == 0 && o->log) fprintf(o->log, "tune: executor probe %d of %d (%d steps)\n", i + 1, p.nref, p.r[i].steps);
-    rc = run(o, &p.r[i]);
-  }
+  for (int i = 0; i < 3 && !rc; i++)
+    if (p.have[i]) {
+      if (rank == 0 && o->log) fprintf(o->log, "tune: executor probe: %s (%d steps)\n", p.r[i].fix, p.r[i].steps);
+      int r = run(o, &p.r[i]);
+      if (i == REF_A) rc = r;
+      else if (r) p.have[i] = false; /* its terms stay out */
+    }
   tn_mpi_finalize();
   if (rank != 0) return;
   if (rc || !derive(&p, calib, nranks))

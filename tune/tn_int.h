@@ -25,6 +25,7 @@ typedef struct {
   double step_s;
   double phase[TN_NPHASE];
   double mem_bytes; /* peak per rank (the largest rank) */
+  double colls;     /* measured: the reported rank's collective slices per step */
 } tn_step;
 /* tn_predicted: the prediction of a plan JSON file (predicted.breakdown and
  * stages[]); false if it cannot be read. */
