@@ -74,6 +74,8 @@ static void refusals(void) {
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"backward_kernel_s\":-1e-6}}", "executor.backward_kernel_s"},
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"step_overhead_s\":\"1\"}}", "executor.step_overhead_s"},
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"second\":[]}}", "executor.second"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"coll_latency_s\":2}}", "executor.coll_latency_s"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"zero3\":{\"reference\":1}}}", "executor.zero3.reference"},
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"second\":{\"measured\":{\"step_s\":-2}}}}",
        "executor.second.measured.step_s"},
   };
@@ -156,6 +158,20 @@ static void executor_two_references(void) {
   CU_ASSERT_DOUBLE_EQUAL(c.step_overhead_s, 5e-4, 0);
 }
 
+/* the ZeRO-3 reference's wait per collective: added to every ZeRO collective */
+static void executor_coll_latency(void) {
+  static const char text[] = "{\"format\":\"sbpc-calibration\",\"executor\":{\"coll_latency_s\":1e-4,"
+                             "\"zero3\":{\"reference\":\"dp=2 zero=3\",\"steps\":5,\"measured\":{\"step_s\":0.02}}}}";
+  char err[256];
+  plan_calib c;
+  plan_calib_default(&c);
+  plan_link l = {1e9, 1e-6, 0};
+  double before = plan_zero_coll_time(&c, IR_OP_ALL_GATHER, 1e6, 2, l, PLAN_ZERO_STEP);
+  CU_ASSERT_FATAL(plan_calib_parse(text, strlen(text), &c, err, sizeof err));
+  CU_ASSERT_DOUBLE_EQUAL(plan_zero_coll_time(&c, IR_OP_ALL_GATHER, 1e6, 2, l, PLAN_ZERO_STEP), before + 1e-4, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(plan_zero_coll_time(&c, IR_OP_ALL_GATHER, 0, 2, l, PLAN_ZERO_STEP), 0, 0); /* nothing moved */
+}
+
 static void calibration_path(void) {
   const char *old = getenv("SBPC_CALIBRATION");
   char *keep = old ? strdup(old) : NULL;
@@ -176,5 +192,6 @@ void cu_register(void) {
   CU_ADD(s, absolute_and_relative);
   CU_ADD(s, executor_section);
   CU_ADD(s, executor_two_references);
+  CU_ADD(s, executor_coll_latency);
   CU_ADD(s, calibration_path);
 }
