@@ -118,17 +118,25 @@ static void absolute_and_relative(void) {
   CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&r, &d, 1e12, plan_gemm_eff(&r, 1, 1, 1), 0, 0, PLAN_FWD), 2.0, 1e-12);
 }
 
+static const plan_dev d = {1e12, 1e12, 1e9};
+
+/* parse_executor: text over the defaults into c; the forward roofline of
+ * 1 TFLOP at 0.5 before it */
+static double parse_executor(const char *text, plan_calib *c) {
+  char err[256];
+  plan_calib_default(c);
+  double f = plan_kernel_time(c, &d, 1e12, 0.5, 0, 0, PLAN_FWD);
+  CU_ASSERT_FATAL(plan_calib_parse(text, strlen(text), c, err, sizeof err));
+  return f;
+}
+
 /* the executor section scales the rooflines per pass and sets the per-kernel cost */
 static void executor_section(void) {
   static const char text[] = "{\"format\":\"sbpc-calibration\",\"kernel_overhead_s\":1e-7,\"executor\":{"
                              "\"reference\":\"dp=2\",\"forward_scale\":2,\"backward_scale\":3,\"optimizer_scale\":4,"
                              "\"kernel_s\":1e-5,\"dp_comm_scale\":5,\"measured\":{\"step_s\":0.01}}}";
-  char err[256];
   plan_calib c;
-  plan_calib_default(&c);
-  plan_dev d = {1e12, 1e12, 1e9};
-  double f = plan_kernel_time(&c, &d, 1e12, 0.5, 0, 0, PLAN_FWD);
-  CU_ASSERT_FATAL(plan_calib_parse(text, strlen(text), &c, err, sizeof err));
+  double f = parse_executor(text, &c);
   CU_ASSERT_DOUBLE_EQUAL(c.kernel_overhead_s, 1e-5, 1e-18); /* the executor's, not the bare call's */
   CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 1e12, 0.5, 0, 0, PLAN_FWD), 2 * f, 1e-12);
   CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 1e12, 0.5, 0, 3, PLAN_BWD), 3 * f + 3e-5, 1e-12);
@@ -145,12 +153,8 @@ static void executor_two_references(void) {
                              "\"forward_scale\":2,\"backward_scale\":3,\"kernel_s\":0,\"forward_kernel_s\":4e-6,"
                              "\"backward_kernel_s\":6e-6,\"micro_overhead_s\":1e-3,\"step_overhead_s\":5e-4,"
                              "\"second\":{\"reference\":\"dp=2 mbs=4 x1\",\"steps\":9,\"measured\":{\"step_s\":0.004}}}}";
-  char err[256];
   plan_calib c;
-  plan_calib_default(&c);
-  plan_dev d = {1e12, 1e12, 1e9};
-  double f = plan_kernel_time(&c, &d, 1e12, 0.5, 0, 0, PLAN_FWD);
-  CU_ASSERT_FATAL(plan_calib_parse(text, strlen(text), &c, err, sizeof err));
+  double f = parse_executor(text, &c);
   CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 1e12, 0.5, 0, 10, PLAN_FWD), 2 * f + 4e-5, 1e-12);
   CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 1e12, 0.5, 0, 10, PLAN_BWD), 3 * f + 6e-5, 1e-12);
   CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 0, 1, 0, 10, PLAN_OPT), 0, 1e-15); /* kernel_s: 0 */
