@@ -5,9 +5,9 @@
  * and MPI collectives alone. A training step of the executor also runs the
  * model's other kernels at their real (often small) shapes, fires every
  * actor through its lock, worker wake-up and the main thread's polling, and
- * waits. So the calibration ends with a probe of two reference layouts of
- * the model, pure data parallelism over the ranks tune runs on (dp=N,
- * tp=pp=1, ZeRO 0, no recompute): A with the planner's micro-batch (a child
+ * waits. So the calibration ends with a probe of reference layouts of the
+ * model, pure data parallelism over the ranks tune runs on (dp=N, tp=pp=1,
+ * ZeRO 0, no recompute): A with the planner's micro-batch (a child
  * `sbpc plan`, with the calibration measured so far), B with the same batch
  * in other micro-batches (one, or two when A has one; none when the rank's
  * share of the batch cannot be split). A child `sbpc compile` compiles each;
@@ -47,7 +47,7 @@
  * batches' kernels) and under in bubble by 0.4-0.6 ms of 1.2-1.5 (A's idle
  * time all per micro-batch: it has a per-step part). All of it comes from
  * these runs on this machine; nothing is a constant of a CPU. The probe's
- * files stay in /tmp/sbpc-tune-probe-* (named on stderr): a/ and b/. */
+ * files stay in /tmp/sbpc-tune-probe-* (named on stderr): a/, b/ and c/. */
 #include "tune/tn_int.h"
 #include "format/sbpc_plan.h"
 #include "util/diag.h"
