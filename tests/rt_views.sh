@@ -7,7 +7,8 @@
 #     (none under ZeRO-2, whose reduce reads the register); the same layout
 #     compiled with SBPC_NO_ALIAS=1 (every register on its own bytes, as
 #     before) trains to the same losses, to every printed digit, and holds
-#     no more memory (planned == measured wherever it was without);
+#     no more memory (planned == measured wherever it was without; under
+#     pp, whose send staging is beyond the plan, no more than without);
 #  2. the reader refuses a view or into_acc it cannot honour with a clear
 #     error naming the field, never a crash.
 set -u
@@ -89,8 +90,14 @@ for l in $layouts; do
   read -r m2 p2 <<< "$(peak "$T/$name.plain.out")"
   echo "$name: peak $m1 MiB (planned $p1), without aliases $m2 MiB (planned $p2)"
   [ -n "$m1" ] && [ -n "$m2" ] || { bad "$name: no peak line"; continue; }
-  # planned == measured wherever it was without aliases (pp's sends stage copies beyond the plan)
-  [ "$m2" != "$p2" ] || [ "$m1" = "$p1" ] || bad "$name: measured peak $m1 MiB differs from the planned $p1"
+  # planned == measured wherever it was without aliases; under pp the sends'
+  # staging copies are beyond the plan, in a run or not as the timing falls
+  # (TSan's CI run: 2.6 planned 2.5 with aliases, 2.6 planned 2.6 without):
+  # there, never above the run without aliases
+  case $name in
+  pp*) awk -v a="$m1" -v b="$m2" 'BEGIN { exit !(a <= b) }' || bad "$name: peak $m1 MiB with aliases, $m2 without" ;;
+  *) [ "$m2" != "$p2" ] || [ "$m1" = "$p1" ] || bad "$name: measured peak $m1 MiB differs from the planned $p1" ;;
+  esac
   awk -v a="$m1" -v b="$m2" -v c="$p1" -v d="$p2" 'BEGIN { exit !(a <= b && c <= d) }' || bad "$name: aliases hold more memory ($m1 > $m2 MiB)"
 done
 
