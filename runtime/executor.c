@@ -103,7 +103,8 @@ typedef struct {
   bool failed, loss_here;
   int64_t events;
   pthread_mutex_t mu;
-  pthread_cond_t cv;
+  pthread_cond_t cv;      /* the workers wait on it: a main-thread move may give them work */
+  pthread_cond_t cv_main; /* the main thread waits on it: a worker's event that gives it work */
 } sched;
 
 static int64_t inst(const sched *s, int r, int64_t m) { return (int64_t)r * s->M + m; }
@@ -303,6 +304,19 @@ static void finish_outputs(sched *s, const fmt_actor *a, int64_t m) {
     if (a->in[i] >= 0) read_done(s, a->in[i], m);
 }
 
+static bool ready_main(const sched *s, int k, int64_t *m);
+
+/* wake the main thread only when it has something to do: a main actor can
+ * start, or the step is over. Waking it on every kernel (tiny GPT-2, 2
+ * ranks on 2 cores) put its comm round between two kernels of the worker it
+ * shares a core with: 20 us gaps, about 1 ms of a 5 ms step. */
+static void wake_main(sched *s) {
+  int64_t m;
+  bool go = s->failed || all_done(s);
+  for (int k = 0; k < s->st->nact && !go; k++) go = !is_worker(&s->st->act[k]) && ready_main(s, k, &m);
+  if (go) pthread_cond_signal(&s->cv_main);
+}
+
 static void *worker(void *arg) {
   sched *s = arg;
   pthread_mutex_lock(&s->mu);
@@ -328,6 +342,7 @@ static void *worker(void *arg) {
     s->events++;
     s->failed |= !ok;
     pthread_cond_broadcast(&s->cv);
+    wake_main(s);
   }
   pthread_mutex_unlock(&s->mu);
   return NULL;
@@ -802,7 +817,7 @@ static void drive(sched *s) {
       struct timespec until;
       clock_gettime(CLOCK_REALTIME, &until);
       until.tv_sec += 1;
-      pthread_cond_timedwait(&s->cv, &s->mu, &until);
+      pthread_cond_timedwait(&s->cv_main, &s->mu, &until);
       continue;
     }
     bool spin = busy && !comp && now() - moved_at < 1e-9 * NAP_MAX;
@@ -815,14 +830,14 @@ static void drive(sched *s) {
   pthread_mutex_unlock(&s->mu);
 }
 
-/* workers: SBPC_WORKERS, else as many as the cores hold next to a GEMM's
- * own threads (1 or 2): two GEMMs at once, each split over all of
- * rt_blas_threads, oversubscribe the cores. */
+/* workers: SBPC_WORKERS, else as many as the rank's cores (rt_cores: its
+ * affinity) hold next to a GEMM's own threads (1 or 2): two GEMMs at once,
+ * each split over all of rt_blas_threads, oversubscribe the cores; two
+ * workers on a rank that mpirun bound to one core took turns on it. */
 static int workers(void) {
   const char *w = getenv("SBPC_WORKERS");
   if (w && atoi(w) > 0 && atoi(w) <= 64) return atoi(w);
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  return cpus >= 2L * rt_blas_threads() ? 2 : 1;
+  return rt_cores() >= 2 * rt_blas_threads() ? 2 : 1;
 }
 
 /* the tp and dp groups' orders: their actors as the schedule lists them */
@@ -874,6 +889,7 @@ double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, b
     if (s.st->pers[i].role == FMT_P_GRAD) memset(e->pers + s.st->pers[i].offset, 0, (size_t)s.st->pers[i].bytes);
   pthread_mutex_init(&s.mu, NULL);
   pthread_cond_init(&s.cv, NULL);
+  pthread_cond_init(&s.cv_main, NULL);
   int nw = workers();
   pthread_t th[64];
   for (int i = 0; i < nw; i++) pthread_create(&th[i], NULL, worker, &s);
@@ -885,5 +901,6 @@ double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, b
   e->doc_sp = NULL;
   pthread_mutex_destroy(&s.mu);
   pthread_cond_destroy(&s.cv);
+  pthread_cond_destroy(&s.cv_main);
   return s.loss;
 }

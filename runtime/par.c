@@ -19,22 +19,33 @@
  * its GEMM again. rt_par_split is the primitive under all three (and under
  * rt_sgemm's panels).
  *
- * Thread count: SBPC_THREADS (1-64), default the online CPUs (at most 8). The
+ * Thread count: SBPC_THREADS (1-64), default rt_cores() (at most 8). The
  * actor executor's workers may call it concurrently: nothing is shared between
- * calls. */
+ * calls. rt_cores counts the CPUs this process may run on, not the machine's:
+ * mpirun binds each of 2 ranks on 2 cores to one core, where two threads of
+ * a split (or two actor workers) only take turns on it. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "runtime/rt_internal.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 enum { PAR_MIN = 1 << 16, PAR_MAX = 64 };
+
+int rt_cores(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  long c = sysconf(_SC_NPROCESSORS_ONLN);
+  return c < 1 ? 1 : c > INT32_MAX ? INT32_MAX : (int)c;
+}
 
 int rt_threads(void) {
   static int n;
   int v = __atomic_load_n(&n, __ATOMIC_RELAXED);
   if (v) return v;
   const char *s = getenv("SBPC_THREADS");
-  long c = s && atoi(s) > 0 ? atoi(s) : sysconf(_SC_NPROCESSORS_ONLN);
+  long c = s && atoi(s) > 0 ? atoi(s) : rt_cores();
   if (!(s && atoi(s) > 0) && c > 8) c = 8;
   v = c < 1 ? 1 : c > PAR_MAX ? PAR_MAX : (int)c;
   __atomic_store_n(&n, v, __ATOMIC_RELAXED);

@@ -51,13 +51,15 @@ double rt_model_flops(const ir_graph *g, const ir_op *o);
 /* ---- par.c ---------------------------------------------------------------- */
 /* rt_par_fn: one chunk [lo, hi) of a split loop; chunk: its index. */
 typedef void (*rt_par_fn)(void *ctx, int chunk, int64_t lo, int64_t hi);
-/* rt_threads: threads for split loops (SBPC_THREADS, default the online CPUs,
- * at most 8). rt_par_chunks: how many chunks rt_par_for cuts n items of
+/* rt_cores: the CPUs this process may run on (its affinity mask: mpirun binds
+ * ranks). rt_threads: threads for split loops (SBPC_THREADS, default
+ * rt_cores(), at most 8). rt_par_chunks: how many chunks rt_par_for cuts n items of
  * `grain` elements each into (1 for small loops): size per-chunk partials by
  * it. rt_par_for: run fn on each chunk, the calling thread on chunk 0, others
  * on threads, all joined before it returns; chunk bounds depend only on n and
  * the thread count, so a reduction combining per-chunk partials in chunk
  * order is deterministic. Callable from several threads at once. */
+int rt_cores(void);
 int rt_threads(void);
 /* RT_VECTORIZE: on a memory-bound elementwise loop function, let GCC
  * vectorize it (the build is -O2 without -march; SSE2 lanes give the same
