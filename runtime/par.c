@@ -21,9 +21,10 @@
  *
  * Thread count: SBPC_THREADS (1-64), default rt_cores() (at most 8). The
  * actor executor's workers may call it concurrently: nothing is shared between
- * calls. rt_cores counts the CPUs this process may run on, not the machine's:
+ * calls. rt_cores counts the CPUs this rank may run on, not the machine's:
  * mpirun binds each of 2 ranks on 2 cores to one core, where two threads of
- * a split (or two actor workers) only take turns on it. */
+ * a split (or two actor workers) only take turns on it; with more ranks than
+ * cores it binds none, and each rank gets its share of the cores. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "runtime/rt_internal.h"
 #include <pthread.h>
@@ -33,12 +34,30 @@
 
 enum { PAR_MIN = 1 << 16, PAR_MAX = 64 };
 
+/* the ranks of this job on this machine (Open MPI's or MPICH's launcher), else 1 */
+static long local_ranks(void) {
+  const char *v = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (!v) v = getenv("MPI_LOCALNRANKS");
+  long n = v ? atol(v) : 1;
+  return n < 1 ? 1 : n;
+}
+
+static long online(void) {
+  long c = sysconf(_SC_NPROCESSORS_ONLN);
+  return c < 1 ? 1 : c;
+}
+
 int rt_cores(void) {
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-  long c = sysconf(_SC_NPROCESSORS_ONLN);
-  return c < 1 ? 1 : c > INT32_MAX ? INT32_MAX : (int)c;
+  long c = online(), n = local_ranks();
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) {
+    if (CPU_COUNT(&set) < c) return CPU_COUNT(&set); /* bound by the launcher */
+  }
+  c = c / n < 1 ? 1 : c / n; /* unbound (mpirun does not bind more ranks than cores): a share */
+  return c > INT32_MAX ? INT32_MAX : (int)c;
 }
+
+bool rt_own_core(void) { return local_ranks() <= online(); }
 
 int rt_threads(void) {
   static int n;

@@ -51,8 +51,10 @@ double rt_model_flops(const ir_graph *g, const ir_op *o);
 /* ---- par.c ---------------------------------------------------------------- */
 /* rt_par_fn: one chunk [lo, hi) of a split loop; chunk: its index. */
 typedef void (*rt_par_fn)(void *ctx, int chunk, int64_t lo, int64_t hi);
-/* rt_cores: the CPUs this process may run on (its affinity mask: mpirun binds
- * ranks). rt_threads: threads for split loops (SBPC_THREADS, default
+/* rt_cores: the CPUs this rank may run on (its affinity mask when mpirun
+ * bound it, else its share of the machine's among the job's ranks on it).
+ * rt_own_core: no more ranks here than cores (a rank that waits may poll
+ * without taking a peer's core). rt_threads: threads for split loops (SBPC_THREADS, default
  * rt_cores(), at most 8). rt_par_chunks: how many chunks rt_par_for cuts n items of
  * `grain` elements each into (1 for small loops): size per-chunk partials by
  * it. rt_par_for: run fn on each chunk, the calling thread on chunk 0, others
@@ -60,6 +62,7 @@ typedef void (*rt_par_fn)(void *ctx, int chunk, int64_t lo, int64_t hi);
  * the thread count, so a reduction combining per-chunk partials in chunk
  * order is deterministic. Callable from several threads at once. */
 int rt_cores(void);
+bool rt_own_core(void);
 int rt_threads(void);
 /* RT_VECTORIZE: on a memory-bound elementwise loop function, let GCC
  * vectorize it (the build is -O2 without -march; SSE2 lanes give the same
