@@ -143,6 +143,11 @@ double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l) 
   return coll_time(c, k, T, n, l, 0) * c->exec_scale[PLAN_COMM]; /* measured: how the executor's run inside a step */
 }
 
+double plan_waited_coll_time(const plan_calib *c, int k, double T, int n, plan_link l) {
+  double t = plan_coll_time(c, k, T, n, l);
+  return t > 0 ? t + c->exec_coll_s : 0;
+}
+
 double plan_zero_coll_time(const plan_calib *c, int k, double T, int n, plan_link l, int when) {
   const plan_colltab *t = k == IR_OP_REDUCE_SCATTER ? &c->rs : k == IR_OP_ALL_GATHER ? &c->ag : NULL;
   if (T <= 0 || n <= 1) return 0;

@@ -307,8 +307,8 @@ static double op_comm(const solver *sv, const ir_op *o, const ir_sig *s) {
   if (o->kind != IR_OP_CROSS_ENTROPY || s->in[0].kind != SBP_S) return 0;
   int r = sv->pm->g->t[o->in[0]].rank;
   if (s->in[0].axis != r - 1) return 0;
-  double T = 2 * 4 * numel_local(sv, o->in[1], s->in[1]);
-  return plan_coll_time(sv->c, IR_OP_ALL_REDUCE, T, sv->k->tp, sv->k->tpl);
+  double T = 2 * 4 * numel_local(sv, o->in[1], s->in[1]), t = plan_coll_time(sv->c, IR_OP_ALL_REDUCE, T, sv->k->tp, sv->k->tpl);
+  return t > 0 ? t + 2 * sv->c->exec_coll_s : 0; /* two all-reduces, each waited for */
 }
 
 /* ---- saved activations --------------------------------------------------- */
@@ -419,7 +419,7 @@ static eparts edge_parts(const solver *sv, const prog *p, const edge *e, int cu,
   double T = numel_local(sv, e->t, none) * elt(sv, e->t);
   int n = sv->k->tp;
   eparts r = {0, 0, 0, ir_boxing_kind(from, to), IR_NOPKIND, from, to, from, from};
-  r.fwd = plan_coll_time(sv->c, r.coll_f, T, n, sv->k->tpl);
+  r.fwd = plan_waited_coll_time(sv->c, r.coll_f, T, n, sv->k->tpl);
   if (e->type == E_INPUT) return r;
   if (e->type == E_PARAM) {
     r.bwd = r.fwd; /* regather for backward */
@@ -430,7 +430,7 @@ static eparts edge_parts(const solver *sv, const prog *p, const edge *e, int cu,
   r.gfrom = v->kind == N_OP ? plan_grad_sbp(to, repl) : plan_need_sbp(to);
   r.gto = plan_need_sbp(from);
   r.coll_b = ir_boxing_kind(r.gfrom, r.gto);
-  r.bwd = plan_coll_time(sv->c, r.coll_b, T, n, sv->k->tpl);
+  r.bwd = plan_waited_coll_time(sv->c, r.coll_b, T, n, sv->k->tpl);
   return r;
 }
 

@@ -47,6 +47,11 @@ double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l);
  * plus the executor's measured wait per collective (executor.coll_latency_s) */
 enum { PLAN_ZERO_STEP = 1, PLAN_ZERO_END = 2 };
 double plan_zero_coll_time(const plan_calib *c, int k, double T, int n, plan_link l, int when);
+/* plan_waited_coll_time: a collective that a kernel waits for inside the
+ * step (an activation's tp or sp boxing): plan_coll_time plus the
+ * executor's measured wait per such collective (executor.coll_latency_s, 0
+ * unmeasured); not the gradient syncs that are in flight together */
+double plan_waited_coll_time(const plan_calib *c, int k, double T, int n, plan_link l);
 /* plan_grad_sbp: SBP of the gradient an op hands back for an input it consumed
  * as `in` under a signature; replicated: the signature is all-B. */
 ir_sbp plan_grad_sbp(ir_sbp in, bool replicated);

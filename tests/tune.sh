@@ -6,7 +6,8 @@
 # the efficiencies appear and lie in (0, 1]; --model adds the shapes the
 # model's layouts produce, and the executor probe's section (the model's
 # reference programs run by the executor, two micro-batchings: per-pass
-# scales and costs per kernel, idle time per step and micro-batch).
+# scales and costs per kernel, idle time per step and micro-batch; the
+# attention efficiency its attention kernels measured).
 # The calibration changes `sbpc plan`'s prediction
 # (SBPC_CALIBRATION as well as --calibration), and the cpu preset without one
 # says it is uncalibrated. Then `sbpc tune --plans 3 --calibration` on the
@@ -48,8 +49,10 @@ python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert 0 < c["gemm"
 python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); s=[x for x in c["gemm"]["shapes"] if x["from"]=="model"]; assert len(s) >= 3 and c["gemm"]["model"].endswith("tiny-gpt2.sbp")' "$tmp/m.json" || { echo "FAIL: --model shapes"; fail=1; }
 python3 - "$tmp/m.json" <<'PY' || { echo "FAIL: --model executor probe"; fail=1; }
 import json, sys
-e = json.load(open(sys.argv[1]))["executor"]
+c = json.load(open(sys.argv[1]))
+e = c["executor"]
 assert e["reference"].startswith("dp=1 ") and e["steps"] >= 1 and e["kernels_per_step"] >= 1
+assert 0.01 <= c["attention"]["flash_eff"] <= 1  # the reference's attention kernels as measured
 assert all(0.01 <= e[k] <= 100 for k in ("forward_scale", "backward_scale", "optimizer_scale"))
 assert "dp_comm_scale" not in e  # one rank: no gradient all-reduce
 assert e["measured"]["step_s"] > 0 and e["predicted"]["step_s"] > 0

@@ -87,8 +87,18 @@ static void sweep(edge *e, int n, double step_s, double *ph) {
   ph[TN_BUBBLE] += step_s > last ? step_s - last : 0;
 }
 
-/* rank_phases: the phases of rank pid's slices in events; *colls: its collective slices */
-static void rank_phases(const cJSON *events, int pid, double step_s, double *ph, double *colls) {
+/* is slice x of category k an attention kernel of the forward or backward
+ * pass (its name's first word attention or attention_grad)? */
+static bool attention_slice(const cJSON *x, int k) {
+  const cJSON *nm = cJSON_GetObjectItemCaseSensitive(x, "name");
+  if ((k != TN_FWD && k != TN_BWD) || !cJSON_IsString(nm)) return false;
+  size_t n = strcspn(nm->valuestring, " ");
+  return (n == 9 && !strncmp(nm->valuestring, "attention", 9)) || (n == 14 && !strncmp(nm->valuestring, "attention_grad", 14));
+}
+
+/* rank_phases: the phases of rank pid's slices in events; *colls: its
+ * collective slices; *attn: its attention kernels' seconds */
+static void rank_phases(const cJSON *events, int pid, double step_s, double *ph, double *colls, double *attn) {
   int n = 0, cap = 256;
   edge *e = xmalloc(sizeof *e * (size_t)cap);
   const cJSON *x;
@@ -103,6 +113,7 @@ static void rank_phases(const cJSON *events, int pid, double step_s, double *ph,
     double dur = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "dur")) * 1e-6;
     if (k < 0 || !(dur >= 0)) continue;
     *colls += !strcmp(cat->valuestring, "collective");
+    if (attention_slice(x, k) && !strcmp(cat->valuestring, k == TN_FWD ? "forward" : "backward")) *attn += dur;
     if (n + 2 > cap) cap *= 2, e = xrealloc(e, sizeof *e * (size_t)cap);
     e[n++] = (edge){ts, k, 1}, e[n++] = (edge){ts + dur, k, -1};
   }
@@ -129,36 +140,48 @@ bool tn_measured_trace(const char *trace_json, tn_step *m) {
     if (cJSON_IsNumber(p) && p->valueint > maxpid && p->valueint < 65536) maxpid = p->valueint;
   }
   for (int pid = 0; pid <= maxpid; pid++) {
-    double ph[TN_NPHASE], colls = 0;
-    rank_phases(ev, pid, k * st->valuedouble, ph, &colls);
+    double ph[TN_NPHASE], colls = 0, attn = 0;
+    rank_phases(ev, pid, k * st->valuedouble, ph, &colls, &attn);
     for (int i = 0; i < TN_NPHASE; i++) ph[i] /= k;
     double busy = ph[TN_FWD] + ph[TN_BWD] + ph[TN_OPT];
-    if (busy > best) best = busy, memcpy(m->phase, ph, sizeof ph), m->colls = colls / k;
+    if (busy > best) best = busy, memcpy(m->phase, ph, sizeof ph), m->colls = colls / k, m->attn_s = attn / k;
   }
   m->step_s = st->valuedouble;
   cJSON_Delete(j);
   return best >= 0;
 }
 
-double tn_step_median(const char *path, double tokens_per_step) {
+/* read_steps: the step seconds of a run's JSON-lines log into t (at most
+ * cap), sorted but the first (warm-up, when there are more); their count,
+ * -1 when the log cannot be read */
+static int read_steps(const char *path, double tokens_per_step, double *t, int cap) {
   FILE *f = fopen(path, "r");
   if (!f) return -1;
-  double t[4096];
   int n = 0;
   char line[512];
-  while (n < 4096 && fgets(line, sizeof line, f)) {
+  while (n < cap && fgets(line, sizeof line, f)) {
     cJSON *j = cJSON_Parse(line);
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "tokens_per_s");
     if (cJSON_IsNumber(r) && r->valuedouble > 0) t[n++] = tokens_per_step / r->valuedouble;
     cJSON_Delete(j);
   }
   fclose(f);
-  if (n == 0) return -1;
-  int skip = n > 1;
-  for (int i = skip; i < n; i++) /* insertion sort: a few steps */
-    for (int j = i; j > skip && t[j] < t[j - 1]; j--) {
+  for (int i = n > 1; i < n; i++) /* insertion sort: a few steps */
+    for (int j = i; j > (n > 1) && t[j] < t[j - 1]; j--) {
       double x = t[j];
       t[j] = t[j - 1], t[j - 1] = x;
     }
-  return t[skip + (n - skip) / 2];
+  return n;
+}
+
+double tn_step_median(const char *path, double tokens_per_step) {
+  double t[4096];
+  int n = read_steps(path, tokens_per_step, t, 4096), skip = n > 1;
+  return n > 0 ? t[skip + (n - skip) / 2] : -1;
+}
+
+double tn_step_spread(const char *path) {
+  double t[4096];
+  int n = read_steps(path, 1, t, 4096), skip = n > 1;
+  return n > 0 ? t[skip + (n - skip) / 2] / t[skip + (n - skip) / 10] : -1; /* over the tenth-fastest */
 }

@@ -60,6 +60,9 @@
 #include <unistd.h>
 
 #define PROBE_KERNEL_S 1e-5 /* the per-kernel cost of the counting plan */
+#define PROBE_RERUNS 2   /* a reference runs again at most this often */
+#define PROBE_SPREAD 1.15 /* ... while its median step is this over its fastest */
+#define PROBE_FLASH_EFF 0.5 /* the attention efficiency of the first attention-counting plan */
 #define PROBE_LIMIT_S 900.0
 
 /* one reference layout: its files in sub/, its plans and its run */
@@ -78,12 +81,27 @@ typedef struct {
   bool have[3];
 } probe;
 
-/* write_calib: calib with kernel_overhead_s set to k (and, with
- * no_overlap, nothing of the gradient reduction overlapped), at path */
-static bool write_calib(const cJSON *calib, double k, bool no_overlap, const char *path) {
+/* set_flash: calib's attention.flash_eff set to eff */
+static void set_flash(cJSON *calib, double eff) {
+  cJSON *at = cJSON_GetObjectItemCaseSensitive(calib, "attention");
+  if (!cJSON_IsObject(at)) cJSON_DeleteItemFromObjectCaseSensitive(calib, "attention"), at = cJSON_AddObjectToObject(calib, "attention");
+  cJSON_DeleteItemFromObjectCaseSensitive(at, "flash_eff");
+  cJSON_AddNumberToObject(at, "flash_eff", eff);
+}
+
+/* write_calib: calib with kernel_overhead_s set to k (with no_overlap,
+ * nothing of the gradient reduction overlapped; with flash > 0, for counting
+ * attention: the attention kernels at that efficiency and memory at 1e15
+ * B/s, so that every kernel is compute-bound), at path */
+static bool write_calib(const cJSON *calib, double k, bool no_overlap, double flash, const char *path) {
   cJSON *c = cJSON_Duplicate(calib, 1);
   cJSON_DeleteItemFromObjectCaseSensitive(c, "kernel_overhead_s");
   cJSON_AddNumberToObject(c, "kernel_overhead_s", k);
+  if (flash > 0) {
+    set_flash(c, flash);
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "memory");
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(c, "memory"), "kernel_bytes_per_s", 1e15);
+  }
   if (no_overlap) cJSON_AddNumberToObject(cJSON_AddObjectToObject(c, "runtime"), "grad_overlap", 0);
   char *s = cJSON_Print(c);
   FILE *f = fopen(path, "w");
@@ -131,17 +149,23 @@ static bool reference(const probe *p, ref *r, const tn_opts *o, int nranks, bool
   return tn_run_child(argv, log, PROBE_LIMIT_S) == 0;
 }
 
+/* write_calibs: the three calibrations the references are planned with:
+ * calib as measured so far (0), with PROBE_KERNEL_S per kernel (1), with
+ * nothing of the gradient reduction overlapped (2) */
+static bool write_calibs(const probe *p, const cJSON *calib) {
+  char c[3][128];
+  for (int i = 0; i < 3; i++) snprintf(c[i], sizeof c[i], "%s/calib%d.json", p->dir, i);
+  return write_calib(calib, 0, false, 0, c[0]) && write_calib(calib, PROBE_KERNEL_S, false, 0, c[1]) &&
+         write_calib(calib, 0, true, 0, c[2]);
+}
+
 /* prepare: on rank 0, the calibrations to plan with and the references:
  * A, then B when A's share of the batch can be split otherwise */
 static bool prepare(probe *p, const tn_opts *o, const cJSON *calib, int nranks) {
-  char c[3][128];
   ssize_t n = readlink("/proc/self/exe", p->exe, sizeof p->exe - 1);
   if (n <= 0 || !mkdtemp(p->dir)) return false;
   p->exe[n] = 0;
-  for (int i = 0; i < 3; i++) snprintf(c[i], sizeof c[i], "%s/calib%d.json", p->dir, i);
-  if (!write_calib(calib, 0, false, c[0]) || !write_calib(calib, PROBE_KERNEL_S, false, c[1]) ||
-      !write_calib(calib, 0, true, c[2]))
-    return false;
+  if (!write_calibs(p, calib)) return false;
   ref *a = &p->r[REF_A], *b = &p->r[REF_B], *z = &p->r[REF_C];
   snprintf(a->sub, sizeof a->sub, "%s/a", p->dir);
   snprintf(a->fix, sizeof a->fix, "dp=%d,tp=1,pp=1,sp=1,vpp=1,zero=0,recompute=none", nranks);
@@ -268,7 +292,54 @@ static void fit_terms(const probe *p, terms *t) {
 }
 
 /* derive: the executor section from the references' plans and runs */
-static bool derive(probe *p, cJSON *calib, int nranks) {
+/* attention_eff: the attention efficiency (attention.flash_eff) at which
+ * the planner prices A's attention kernels as A's trace measured them. A is
+ * planned at PROBE_FLASH_EFF and at half of it, with memory so fast that
+ * every kernel is compute-bound (a loaded machine's measured bandwidth made
+ * attention memory-bound at both efficiencies); the planner's attention time
+ * then goes as 1 / efficiency, so the difference is its compute time at
+ * PROBE_FLASH_EFF. 0 when the plans agree (a
+ * runtime whose attention is not priced so) or the trace has no attention
+ * kernels. (Tiny GPT-2 on the CPU
+ * executor: 65 us a forward call where the default 0.6 priced about 9, so
+ * selective recompute was planned at a fifth of what it measured.) */
+static double attention_eff(const probe *p, const tn_opts *o, const cJSON *calib, int nranks) {
+  const ref *a = &p->r[REF_A];
+  char c[128], path[128];
+  tn_step q[2];
+  for (int i = 0; i < 2; i++) {
+    snprintf(c, sizeof c, "%s/calib%d.json", p->dir, 3 + i);
+    snprintf(path, sizeof path, "%s/plan%d.json", a->sub, 3 + i);
+    if (!write_calib(calib, 0, false, PROBE_FLASH_EFF / (1 + i), c) || !plan(p, a, o, nranks, 3 + i) ||
+        !tn_predicted(path, &q[i]))
+      return 0;
+  }
+  double t = q[1].phase[TN_FWD] + q[1].phase[TN_BWD] - q[0].phase[TN_FWD] - q[0].phase[TN_BWD];
+  if (!(t > 0) || !(a->m.attn_s > 0)) return 0;
+  return fmin(1, fmax(0.01, PROBE_FLASH_EFF * t / a->m.attn_s));
+}
+
+/* replan: the references' plans again, with calib's attention efficiency */
+static bool replan(probe *p, const tn_opts *o, const cJSON *calib, int nranks) {
+  if (!write_calibs(p, calib)) return false;
+  for (int i = 0; i < 3; i++) {
+    const ref *r = &p->r[i];
+    if (p->have[i] && !(plan(p, r, o, nranks, 0) && plan(p, r, o, nranks, 1) && (!r->comm || plan(p, r, o, nranks, 2)))) {
+      if (i == REF_A) return false;
+      p->have[i] = false;
+    }
+  }
+  return true;
+}
+
+static bool derive(probe *p, const tn_opts *o, cJSON *calib, int nranks) {
+  if (!measured(&p->r[REF_A])) return false;
+  double eff = attention_eff(p, o, calib, nranks);
+  if (eff > 0) { /* price attention as measured, then fit the rest */
+    set_flash(calib, eff);
+    if (o->log) fprintf(o->log, "tune: executor probe: attention at %.3g of the GEMM rate\n", eff);
+    if (!replan(p, o, calib, nranks)) return false;
+  }
   for (int i = 0; i < 3; i++)
     if (p->have[i] && !measured(&p->r[i])) {
       if (i == REF_A) return false;
@@ -301,12 +372,33 @@ static bool derive(probe *p, cJSON *calib, int nranks) {
   return true;
 }
 
-/* run: every rank runs r's program with a log and a trace */
-static int run(const tn_opts *o, const ref *r) {
+/* run_once: every rank runs r's program with a log and a trace */
+static int run_once(const tn_opts *o, const ref *r) {
   char prog[128], log[128], trace[128];
   snprintf(prog, sizeof prog, "%s/program", r->sub), snprintf(log, sizeof log, "%s/run.jsonl", r->sub);
   snprintf(trace, sizeof trace, "%s/trace.json", r->sub);
   return o->run_program(prog, r->steps, log, trace, tn_traced_steps(r->steps));
+}
+
+/* run: run_once, and again (PROBE_RERUNS times at most) while its median
+ * step is more than PROBE_SPREAD over its fastest (tn_step_spread): a reference measured
+ * while other work took the machine fits every term to that work (GPT-2
+ * small's A, 5 steps, two of them at 0.6 and 0.35 of the others' speed:
+ * forward_kernel_s 3.5 ms, every layout then predicted 45-54 % slow) */
+static int run(const tn_opts *o, const ref *r, int rank) {
+  int rc = run_once(o, r);
+  for (int t = 0; t < PROBE_RERUNS && !rc; t++) {
+    char path[128], again = 0;
+    snprintf(path, sizeof path, "%s/run.jsonl", r->sub);
+    double sp = rank == 0 ? tn_step_spread(path) : 0;
+    again = sp > PROBE_SPREAD;
+    tn_mpi_bcast(&again, 1);
+    if (!again) break;
+    if (rank == 0 && o->log)
+      fprintf(o->log, "tune: executor probe: its median step %.0f %% over its fastest; again\n", 100 * (sp - 1));
+    rc = run_once(o, r);
+  }
+  return rc;
 }
 
 void tn_probe(const tn_opts *o, void *calib, int rank, int nranks) {
@@ -328,12 +420,12 @@ void tn_probe(const tn_opts *o, void *calib, int rank, int nranks) {
   for (int i = 0; i < 3 && !rc; i++)
     if (p.have[i]) {
       if (rank == 0 && o->log) fprintf(o->log, "tune: executor probe: %s (%d steps)\n", p.r[i].fix, p.r[i].steps);
-      int r = run(o, &p.r[i]);
+      int r = run(o, &p.r[i], rank);
       if (i == REF_A) rc = r;
       else if (r) p.have[i] = false; /* its terms stay out */
     }
   tn_mpi_finalize();
   if (rank != 0) return;
-  if (rc || !derive(&p, calib, nranks))
+  if (rc || !derive(&p, o, calib, nranks))
     sbpc_warn("tune: the executor probe failed (see %s); no executor section", p.dir);
 }

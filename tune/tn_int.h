@@ -26,6 +26,7 @@ typedef struct {
   double phase[TN_NPHASE];
   double mem_bytes; /* peak per rank (the largest rank) */
   double colls;     /* measured: the reported rank's collective slices per step */
+  double attn_s;    /* measured: its attention and attention_grad slices' seconds per step */
 } tn_step;
 /* tn_predicted: the prediction of a plan JSON file (predicted.breakdown and
  * stages[]); false if it cannot be read. */
@@ -40,6 +41,10 @@ bool tn_measured_trace(const char *trace_json, tn_step *m);
  * (`sbpc run --log`), skipping the first (warm-up) step when there are
  * more; -1 when it has none. */
 double tn_step_median(const char *path, double tokens_per_step);
+/* tn_step_spread: that median over the fastest of the same steps (the
+ * tenth-fastest of many: 1 when all alike; a machine busy with other work
+ * for part of the run shows as more); -1 when the log has no steps. */
+double tn_step_spread(const char *path);
 /* ---- autotune.c: child processes ------------------------------------------- */
 /* tn_run_steps: the steps a run is measured for when its step is predicted
  * at pred_s seconds: as many as fit in a quarter second, 5 to 200 (5 when

@@ -8,6 +8,7 @@
  * file. */
 #include "cu.h"
 #include "tune/tune.h"
+#include "tune/tn_int.h"
 #include "planner/plan_int.h"
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -174,6 +175,37 @@ static void executor_coll_latency(void) {
   CU_ASSERT_FATAL(plan_calib_parse(text, strlen(text), &c, err, sizeof err));
   CU_ASSERT_DOUBLE_EQUAL(plan_zero_coll_time(&c, IR_OP_ALL_GATHER, 1e6, 2, l, PLAN_ZERO_STEP), before + 1e-4, 1e-12);
   CU_ASSERT_DOUBLE_EQUAL(plan_zero_coll_time(&c, IR_OP_ALL_GATHER, 0, 2, l, PLAN_ZERO_STEP), 0, 0); /* nothing moved */
+  /* a tp activation's collective, waited for: the same wait; none on one device */
+  double t = plan_coll_time(&c, IR_OP_ALL_REDUCE, 1e6, 2, l);
+  CU_ASSERT(t > 0);
+  CU_ASSERT_DOUBLE_EQUAL(plan_waited_coll_time(&c, IR_OP_ALL_REDUCE, 1e6, 2, l), t + 1e-4, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(plan_waited_coll_time(&c, IR_OP_ALL_REDUCE, 1e6, 1, l), 0, 0);
+}
+
+/* a trace's phases per traced step, and its attention kernels' seconds:
+ * forward attention and backward attention_grad, not a recompute's */
+static void trace_attention(void) {
+  static const char text[] =
+      "{\"traceEvents\":["
+      "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"cat\":\"forward\",\"name\":\"attention\",\"ts\":0,\"dur\":1000},"
+      "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"cat\":\"forward\",\"name\":\"attention_mask\",\"ts\":1000,\"dur\":100},"
+      "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"cat\":\"forward\",\"name\":\"matmul\",\"ts\":1100,\"dur\":500},"
+      "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"cat\":\"recompute\",\"name\":\"attention\",\"ts\":1600,\"dur\":300},"
+      "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"cat\":\"backward\",\"name\":\"attention_grad (m0)\",\"ts\":1900,"
+      "\"dur\":2000}],\"otherData\":{\"measured_step_s\":0.004,\"traced_steps\":2}}";
+  char path[] = "/tmp/sbpc-test-trace-XXXXXX";
+  int fd = mkstemp(path);
+  CU_ASSERT_FATAL(fd >= 0);
+  CU_ASSERT_FATAL(write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1));
+  close(fd);
+  tn_step m;
+  memset(&m, 0, sizeof m);
+  CU_ASSERT_FATAL(tn_measured_trace(path, &m));
+  CU_ASSERT_DOUBLE_EQUAL(m.attn_s, 1.5e-3, 1e-12);                /* (1000 + 2000) us over 2 steps */
+  CU_ASSERT_DOUBLE_EQUAL(m.phase[TN_FWD], 0.8e-3, 1e-12);         /* (1000 + 100 + 500) us / 2 */
+  CU_ASSERT_DOUBLE_EQUAL(m.phase[TN_BWD], 1.15e-3, 1e-12);        /* recompute and backward */
+  CU_ASSERT_DOUBLE_EQUAL(m.phase[TN_BUBBLE], 2.05e-3, 1e-12);     /* the rest: (8 ms of 2 steps - 3.9 busy) / 2 */
+  unlink(path);
 }
 
 static void calibration_path(void) {
@@ -197,5 +229,6 @@ void cu_register(void) {
   CU_ADD(s, executor_section);
   CU_ADD(s, executor_two_references);
   CU_ADD(s, executor_coll_latency);
+  CU_ADD(s, trace_attention);
   CU_ADD(s, calibration_path);
 }
