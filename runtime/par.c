@@ -47,7 +47,7 @@ static long online(void) {
   return c < 1 ? 1 : c;
 }
 
-int rt_cores(void) {
+static int cores(void) {
   cpu_set_t set;
   long c = online(), n = local_ranks();
   if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) {
@@ -57,7 +57,21 @@ int rt_cores(void) {
   return c > INT32_MAX ? INT32_MAX : (int)c;
 }
 
-bool rt_own_core(void) { return local_ranks() <= online(); }
+/* rt_cores and rt_own_core: found once (sysconf reads /sys on each call,
+ * and drive's polling loop asks on every round) */
+int rt_cores(void) {
+  static int n;
+  int v = __atomic_load_n(&n, __ATOMIC_RELAXED);
+  if (!v) v = cores(), __atomic_store_n(&n, v, __ATOMIC_RELAXED);
+  return v;
+}
+
+bool rt_own_core(void) {
+  static int own; /* 0: not yet known, 1: yes, 2: no */
+  int v = __atomic_load_n(&own, __ATOMIC_RELAXED);
+  if (!v) v = local_ranks() <= online() ? 1 : 2, __atomic_store_n(&own, v, __ATOMIC_RELAXED);
+  return v == 1;
+}
 
 int rt_threads(void) {
   static int n;
