@@ -46,8 +46,12 @@
  * forward by 20 % (A's per-kernel cost sat in its scale, over 4 micro-
  * batches' kernels) and under in bubble by 0.4-0.6 ms of 1.2-1.5 (A's idle
  * time all per micro-batch: it has a per-step part). All of it comes from
- * these runs on this machine; nothing is a constant of a CPU. The probe's
- * files stay in /tmp/sbpc-tune-probe-* (named on stderr): a/, b/ and c/. */
+ * these runs on this machine; nothing is a constant of a CPU. Before the
+ * fit, A's attention kernels (its trace's slices) set attention.flash_eff
+ * and the references are planned again with it (attention_eff); a
+ * reference whose steps spread (other work on the machine) runs again. The
+ * probe's files stay in /tmp/sbpc-tune-probe-* (named on stderr): a/, b/
+ * and c/. */
 #include "tune/tn_int.h"
 #include "format/sbpc_plan.h"
 #include "util/diag.h"
@@ -291,16 +295,14 @@ static void fit_terms(const probe *p, terms *t) {
   t->opt = ratio(a->m.phase[TN_OPT], a->p0.phase[TN_OPT]);
 }
 
-/* derive: the executor section from the references' plans and runs */
 /* attention_eff: the attention efficiency (attention.flash_eff) at which
  * the planner prices A's attention kernels as A's trace measured them. A is
  * planned at PROBE_FLASH_EFF and at half of it, with memory so fast that
  * every kernel is compute-bound (a loaded machine's measured bandwidth made
  * attention memory-bound at both efficiencies); the planner's attention time
  * then goes as 1 / efficiency, so the difference is its compute time at
- * PROBE_FLASH_EFF. 0 when the plans agree (a
- * runtime whose attention is not priced so) or the trace has no attention
- * kernels. (Tiny GPT-2 on the CPU
+ * PROBE_FLASH_EFF. 0 when the plans agree (a runtime whose attention is not
+ * priced so) or the trace has no attention kernels. (Tiny GPT-2 on the CPU
  * executor: 65 us a forward call where the default 0.6 priced about 9, so
  * selective recompute was planned at a fifth of what it measured.) */
 static double attention_eff(const probe *p, const tn_opts *o, const cJSON *calib, int nranks) {
@@ -332,6 +334,8 @@ static bool replan(probe *p, const tn_opts *o, const cJSON *calib, int nranks) {
   return true;
 }
 
+/* derive: the executor section (and attention.flash_eff) from the
+ * references' plans and runs */
 static bool derive(probe *p, const tn_opts *o, cJSON *calib, int nranks) {
   if (!measured(&p->r[REF_A])) return false;
   double eff = attention_eff(p, o, calib, nranks);
@@ -381,10 +385,11 @@ static int run_once(const tn_opts *o, const ref *r) {
 }
 
 /* run: run_once, and again (PROBE_RERUNS times at most) while its median
- * step is more than PROBE_SPREAD over its fastest (tn_step_spread): a reference measured
- * while other work took the machine fits every term to that work (GPT-2
- * small's A, 5 steps, two of them at 0.6 and 0.35 of the others' speed:
- * forward_kernel_s 3.5 ms, every layout then predicted 45-54 % slow) */
+ * step is more than PROBE_SPREAD over its fastest (tn_step_spread): a
+ * reference measured while other work took the machine fits every term to
+ * that work (GPT-2 small's A, 5 steps, two of them at 0.6 and 0.35 of the
+ * others' speed: forward_kernel_s 3.5 ms, every layout then predicted
+ * 45-54 % slow) */
 static int run(const tn_opts *o, const ref *r, int rank) {
   int rc = run_once(o, r);
   for (int t = 0; t < PROBE_RERUNS && !rc; t++) {
