@@ -307,8 +307,9 @@ static double op_comm(const solver *sv, const ir_op *o, const ir_sig *s) {
   if (o->kind != IR_OP_CROSS_ENTROPY || s->in[0].kind != SBP_S) return 0;
   int r = sv->pm->g->t[o->in[0]].rank;
   if (s->in[0].axis != r - 1) return 0;
-  double T = 2 * 4 * numel_local(sv, o->in[1], s->in[1]), t = plan_coll_time(sv->c, IR_OP_ALL_REDUCE, T, sv->k->tp, sv->k->tpl);
-  return t > 0 ? t + 2 * sv->c->exec_coll_s : 0; /* two all-reduces, each waited for */
+  double T = 2 * 4 * numel_local(sv, o->in[1], s->in[1]);
+  double t = plan_waited_coll_time(sv->c, IR_OP_ALL_REDUCE, T, sv->k->tp, sv->k->tpl);
+  return t > 0 ? t + sv->c->exec_coll_s : 0; /* two all-reduces (max, then sum), each waited for */
 }
 
 /* ---- saved activations --------------------------------------------------- */

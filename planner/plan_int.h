@@ -48,7 +48,8 @@ double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l);
 enum { PLAN_ZERO_STEP = 1, PLAN_ZERO_END = 2 };
 double plan_zero_coll_time(const plan_calib *c, int k, double T, int n, plan_link l, int when);
 /* plan_waited_coll_time: a collective that a kernel waits for inside the
- * step (an activation's tp or sp boxing): plan_coll_time plus the
+ * step (an activation's tp boxing; sp's all-to-alls do not use it yet):
+ * plan_coll_time plus the
  * executor's measured wait per such collective (executor.coll_latency_s, 0
  * unmeasured); not the gradient syncs that are in flight together */
 double plan_waited_coll_time(const plan_calib *c, int k, double T, int n, plan_link l);

@@ -794,9 +794,10 @@ static bool main_busy(const sched *s) {
  * core, and Open MPI moves a large message's fragments only inside its
  * tests (tiny GPT-2 dp=2 ZeRO-2: the step-end reduce-scatter took 369 us on
  * one rank against 78 on the other; 3.1-3.3 -> 2.8-3.0 ms a step; GPT-2
- * small ZeRO-2: 4.6-4.9 -> 4.5-4.6 s, AMD EPYC 2 cores). Otherwise it naps, twice as long after each round that moved
- * nothing (NAP_MIN to NAP_MAX: longer naps cost small models most of their
- * step in waits for peers; tiny GPT-2 tp=2 ran 3.6 GFLOP/s with 1 ms, 10.4
+ * small ZeRO-2: 4.6-4.9 -> 4.5-4.6 s, AMD EPYC 2 cores). Otherwise it
+ * naps, twice as long after each round that moved nothing (NAP_MIN to
+ * NAP_MAX: longer naps cost small models most of their step in waits for
+ * peers; tiny GPT-2 tp=2 ran 3.6 GFLOP/s with 1 ms, 10.4
  * with 100 us), and with nothing of its own in flight it sleeps on the
  * condition variable the workers signal (untimed but for a 1 s watchdog
  * tick), so polling does not take the cores from the kernels: waking every
