@@ -57,6 +57,10 @@ typedef struct {
   int8_t axis;  /* for SBP_S: the split tensor axis */
 } ir_sbp;
 #define IR_MAXMESH 4
+/* The data-parallel gradient bucket cap (PyTorch DDP's 25 MiB): the
+ * lowering cuts buckets at it (lower/params.c), and the planner sizes the
+ * CPU executor's all-reduce receive buffer from it (planner/search.c). */
+#define IR_GRAD_BUCKET_BYTES (25 << 20)
 typedef struct {
   uint8_t n;               /* mesh rank (number of mesh axes) */
   ir_sbp a[IR_MAXMESH];

@@ -41,7 +41,7 @@ typedef struct {
   int dp, tp, pp, micro, zero, recompute; /* recompute: 0 none, 1 selective, 2 full */
   int64_t global_batch, seq;
   const sbpc_plan *plan;  /* the planner's per-op SBP; NULL: deduce from the @ hints */
-  int64_t bucket_bytes;   /* data-parallel gradient bucket size (0: 25 MB, as PyTorch DDP) */
+  int64_t bucket_bytes;   /* data-parallel gradient bucket size (0: IR_GRAD_BUCKET_BYTES) */
   int device;             /* 0 the CPU, 1 a CUDA GPU (gpu.c adds the program's GPU part) */
   int precision;          /* device 1: ir_dtype of activations (IR_F32, IR_BF16, IR_F16) */
   int vpp;                /* model chunks per stage, interleaved 1F1B (0 or 1: none) */

@@ -8,8 +8,8 @@
  *
  * Buckets: per stage, the parameters whose gradients that stage makes, in the
  * order the backward pass finishes them (the op that makes the gradient),
- * cut every lw_layout.bucket_bytes (25 MB by default, PyTorch DDP's) of local
- * gradient. A bucket's reduction fires as soon as its last gradient of the
+ * cut every lw_layout.bucket_bytes (IR_GRAD_BUCKET_BYTES, 25 MiB, by default:
+ * PyTorch DDP's) of gradient, counted at the parameters' whole sizes. A bucket's reduction fires as soon as its last gradient of the
  * step's last micro-batch exists, so reduction overlaps the rest of the
  * backward pass (as in DDP and Megatron). A parameter held by more than one
  * stage (a tied embedding) gets a bucket of its own, so its reduced gradient
@@ -51,7 +51,7 @@ static int made_at(const ir_graph *g, const fmt_param *q) { return q->grad >= 0 
 
 static void buckets(lw_ctx *c, int *order, int n) {
   fmt_prog *p = c->p;
-  int64_t cap = c->lay.bucket_bytes > 0 ? c->lay.bucket_bytes : 25 << 20;
+  int64_t cap = c->lay.bucket_bytes > 0 ? c->lay.bucket_bytes : IR_GRAD_BUCKET_BYTES;
   p->bucket = ARENA_ARRAY(p->a, fmt_bucket, p->nparam + 1);
   for (int s = 0; s < p->pp; s++) {
     int cur = -1;

@@ -33,20 +33,22 @@ const char *plan_recompute_name(int rc) {
  *                  matrix kept, causal blocks skipped, the gradient
  *                  recomputes the scores: runtime/kernels_cpu.c); no
  *                  workspace and no extra transients: a rank allocates its
- *                  planned arenas and nothing else, and the arena holds a
- *                  step's largest tensors with its activations
- *                  (docs/runtime.md).
+ *                  planned arenas, and the arena holds a step's largest
+ *                  tensors with its activations (docs/runtime.md); beside
+ *                  them only the gradient reduction's receive buffer (the
+ *                  other members' copies of this rank's slice of a bucket,
+ *                  malloc'ed while they fly: recv_copies).
  * The GPU stacks keep a dropout's boolean mask (1 byte per element); sbpc's
  * kernels, CPU and GPU, regenerate it from a counter hash and keep nothing.
  * The GPU stacks reserve 2 GiB per device (CUDA context, cuBLAS and NCCL
  * buffers), at most 5 % of a small device (plan_workspace). */
 #define GIB (1024.0 * 1024.0 * 1024.0)
 static const plan_runtime profiles[] = {
-    {"megatron-2021", false, false, false, false, 4, 0, 2 * GIB, 2, 1},
-    {"megatron-2022", false, true, true, false, 4, 0, 2 * GIB, 2, 1},
-    {"stack-2024", true, true, true, true, 2, 1, 2 * GIB, 2, 1},
-    {"sbpc", false, true, true, false, 2, 1, 2 * GIB, 2, 0},
-    {"sbpc-cpu", true, true, true, false, 4, 1, 0, 0, 0},
+    {"megatron-2021", false, false, false, false, 4, 0, 2 * GIB, 2, 1, false},
+    {"megatron-2022", false, true, true, false, 4, 0, 2 * GIB, 2, 1, false},
+    {"stack-2024", true, true, true, true, 2, 1, 2 * GIB, 2, 1, false},
+    {"sbpc", false, true, true, false, 2, 1, 2 * GIB, 2, 0, false},
+    {"sbpc-cpu", true, true, true, false, 4, 1, 0, 0, 0, true},
 };
 #define NPROFILES (int)(sizeof profiles / sizeof profiles[0])
 

@@ -300,6 +300,7 @@ static bool executor(chk *k, const cJSON *ex) {
   num(k, ex, "executor.", "kernel_s", 0, 1, false, &c->kernel_overhead_s); /* before the per-pass costs */
   num(k, ex, "executor.", "forward_kernel_s", 0, 1, false, &c->exec_kernel_s[PLAN_FWD]);
   num(k, ex, "executor.", "backward_kernel_s", 0, 1, false, &c->exec_kernel_s[PLAN_BWD]);
+  num(k, ex, "executor.", "optimizer_kernel_s", 0, 1, false, &c->exec_kernel_s[PLAN_OPT]);
   num(k, ex, "executor.", "micro_overhead_s", 0, 3600, false, &c->micro_overhead_s);
   num(k, ex, "executor.", "step_overhead_s", 0, 3600, false, &c->step_overhead_s);
   num(k, ex, "executor.", "coll_latency_s", 0, 1, false, &c->exec_coll_s);

@@ -694,6 +694,7 @@ static void sum_edges(solver *sv, const prog *p, const int *ch, int b, char *see
       double loc = numel_local(sv, ed->t, u->lay[ch[ed->u]]);
       if (part == 2 && (*f & 2)) l->tied_local += loc, l->tied_grad_bytes += tbytes(sv, ed->t, none);
       else l->params_local += loc, l->params += numel_local(sv, ed->t, none), l->nparam += 1;
+      if (loc > l->max_param_local) l->max_param_local = loc;
       *f |= (char)(1 << part);
     } else if (ed->type == E_EXT && b >= 0) { /* the layer input: kept under full recompute */
       char *f = &seen[ed->t];

@@ -110,6 +110,7 @@ typedef struct {       /* one layer of a block (or the pre/post parts) */
   double params_local;       /* parameter elements per device */
   double params;             /* parameter elements in total */
   double nparam;             /* parameter tensors (one collective each in sbpc's executor) */
+  double max_param_local;    /* the largest parameter tensor's elements per device */
   double max_tensor_bytes;   /* largest single activation per device */
   double boundary_bytes;     /* the activation a pipeline edge sends (per micro-batch) */
   double flops;              /* forward model FLOPs per micro-batch, whole tp group */

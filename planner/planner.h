@@ -61,6 +61,11 @@ typedef struct {
   double dropout_mask_bytes; /* bytes per element a dropout keeps for its backward
                                (1: the GPU stacks' boolean mask; 0: sbpc, whose
                                kernels regenerate the mask from a counter hash) */
+  bool recv_copies;         /* the data-parallel gradient reduction receives the other
+                               members' copies of this rank's slice of a bucket into a
+                               buffer beside the arena (sbpc's CPU executor,
+                               runtime/executor.c: ZeRO 0/1 dp-1 slices, ZeRO 2/3
+                               dp-2); false: reduced in place (NCCL) */
 } plan_runtime;
 
 /* The GEMM shapes plan_gemm_eff was asked about (sbpc tune --model measures
@@ -123,7 +128,8 @@ typedef struct {
   double exec_scale[PLAN_NPASS];
   double exec_kernel_s[PLAN_NPASS]; /* that executor's cost per kernel the planner counts in a
                                pass, beyond the scaled rooflines (executor.forward_kernel_s,
-                               backward_kernel_s); < 0: not measured, kernel_overhead_s */
+                               backward_kernel_s; optimizer_kernel_s: per parameter tensor);
+                               < 0: not measured, kernel_overhead_s (the optimizer: 0) */
   double micro_overhead_s;  /* that executor's idle time per micro-batch that no kernel or
                                transfer explains (executor.micro_overhead_s; 0 when not measured) */
   double step_overhead_s;   /* and per step (executor.step_overhead_s; 0 when not measured) */

@@ -173,6 +173,7 @@ static plan_lsum layer_avg(const search *s, const plan_sol *sol) {
     a.params += w * l->params, a.boundary_bytes += w * l->boundary_bytes, a.nparam += w * l->nparam;
     a.flops += w * l->flops, a.attn_flops += w * l->attn_flops, a.attn_io_bytes += w * l->attn_io_bytes;
     if (l->max_tensor_bytes > a.max_tensor_bytes) a.max_tensor_bytes = l->max_tensor_bytes;
+    if (l->max_param_local > a.max_param_local) a.max_param_local = l->max_param_local;
   }
   return a;
 }
@@ -198,6 +199,7 @@ typedef struct {
   plan_lsum *lay;
   double *params_s, *act_s, *work_s;   /* per stage fixed parts */
   double *nparam_s;                    /* per stage: parameter tensors outside the layers */
+  double *maxp_s;                      /* per stage: its largest parameter tensor, elements */
   double *inflight;
   double *send_s, *sp_s;               /* per stage and micro-batch: pipeline sends, sp all-to-alls */
   double *tied_s;                      /* per stage and step: tied-embedding gradient all-reduce */
@@ -205,6 +207,26 @@ typedef struct {
   double head_peak;                    /* what the head's gradient adds beyond the loss's saved
                                           activations: tgrad less the logits freed before it */
 } stage_model;
+
+/* The receive buffer of the gradient reduction beside the arena (runtime
+ * profile recv_copies: sbpc's CPU executor, runtime/executor.c), bytes: the
+ * other zd - 1 members' copies of this rank's 1/zd slice of a bucket under
+ * ZeRO 0/1 (the all-reduce's first half), zd - 2 under ZeRO 2/3 (the first
+ * copy lands in the gradient register). Buckets are cut at
+ * IR_GRAD_BUCKET_BYTES of whole parameters (lower/params.c), one parameter
+ * at least, so the largest is the larger of the cap (at the stage's local
+ * share of a parameter) and the largest parameter, at most the stage's
+ * gradient; one bucket's buffer at a time (GPT-2 small, dp=2: measured +73.6
+ * MiB at the peak, half the tied embedding's bucket). */
+static double recv_buffer(const search *s, const stage_model *sm, int p, double par, knobs k) {
+  const plan_calib *c = &s->o->calib;
+  int zd = s->dp * s->sp, copies = k.zero <= 1 ? zd - 1 : zd - 2;
+  const plan_lsum *l = &sm->lay[p];
+  if (!c->rt.recv_copies || copies <= 0) return 0;
+  double share = l->params > 0 ? l->params_local / l->params : 1, gb = c->rt.grad_reduce_bytes;
+  double big = fmin(par * gb, fmax(IR_GRAD_BUCKET_BYTES * share, sm->maxp_s[p] * gb));
+  return big * copies / zd;
+}
 
 static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *sm) {
   const plan_calib *c = &s->o->calib;
@@ -226,17 +248,17 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     if (k.vpp > 1) inf *= 1 + (double)(P - 1) / ((double)P * k.vpp);
     if (inf > k.m) inf = k.m; /* no more in flight than the step has */
     sm->inflight[p] = inf;
-    double e = 0, par = 0, act = 0, maxt = l.max_tensor_bytes, npar = 0;
+    double e = 0, par = 0, act = 0, maxt = l.max_tensor_bytes, npar = 0, maxp = l.max_param_local;
     if (p == 0) {
       const plan_lsum *x = &sol[p]->pre;
       e += lsum_time(x), par += x->params_local, act += x->act_bytes * inf, npar += x->nparam;
-      if (x->max_tensor_bytes > maxt) maxt = x->max_tensor_bytes;
+      maxt = fmax(maxt, x->max_tensor_bytes), maxp = fmax(maxp, x->max_param_local);
     }
     if (p == P - 1) {
       const plan_lsum *x = &sol[p]->post;
       e += lsum_time(x), par += x->params_local + (P > 1 ? x->tied_local : 0), act += x->act_bytes * inf;
       npar += x->nparam;
-      if (x->max_tensor_bytes > maxt) maxt = x->max_tensor_bytes;
+      maxt = fmax(maxt, x->max_tensor_bytes), maxp = fmax(maxp, x->max_param_local);
     }
     /* boundaries of the stage's virtual stages q = j * P + p (j < vpp): one
      * in for q > 0, one out for q < vpp * P - 1 (interleaved chunks also
@@ -265,8 +287,10 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     double work = plan_workspace(c, s->st[p].dev.mem) + c->rt.transients * maxt +
                   (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) + gathered;
     sm->params_s[p] = par, sm->act_s[p] = act, sm->work_s[p] = work, sm->nparam_s[p] = npar;
+    sm->maxp_s[p] = maxp;
     sm->pp.mem_l[p] = l.params_local * pbt + l.act_bytes * inf;
-    sm->pp.mem_f[p] = par * pbt + act + work + (p == P - 1 ? sm->head_peak : 0); /* grad_peak's phase 1 */
+    sm->pp.mem_f[p] = par * pbt + act + work + (p == P - 1 ? sm->head_peak : 0) /* grad_peak's phase 1 */
+                      + recv_buffer(s, sm, p, s->L * l.params_local + par, k); /* at most */
     sm->pp.cap[p] = s->st[p].dev.mem * c->mem_usable;
   }
 }
@@ -325,7 +349,7 @@ static double stage_mem(const search *s, const stage_model *sm, int p, int x, kn
   pbytes pb = param_bytes(s, k.zero);
   double par = x * sm->lay[p].params_local + sm->params_s[p];
   double act = x * sm->lay[p].act_bytes * sm->inflight[p] + sm->act_s[p];
-  double work = sm->work_s[p] + grad_peak(sm, p, s->pp, act);
+  double work = sm->work_s[p] + grad_peak(sm, p, s->pp, act) + recv_buffer(s, sm, p, par, k);
   if (l) {
     l->mem_params = par * pb.wb, l->mem_grads = par * pb.gb, l->mem_opt = par * pb.ob;
     l->mem_act = act, l->mem_work = work;
@@ -375,7 +399,8 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
    * parameters before the step ends: nothing of the next forward hides it */
   double ag = after - (c->exec_per_param ? 0 : c->rt.grad_overlap * fwin);
   exposed += gather + (ag > 0 ? ag : 0);
-  *opt = plan_mem_time(c, &s->st[p].dev, par / (k.zero >= 1 ? zd : 1) * 32) * c->exec_scale[PLAN_OPT];
+  *opt = plan_mem_time(c, &s->st[p].dev, par / (k.zero >= 1 ? zd : 1) * 32) * c->exec_scale[PLAN_OPT] +
+         fmax(0, c->exec_kernel_s[PLAN_OPT]) * (x * l->nparam + sm->nparam_s[p]); /* per parameter tensor */
   *dp = zd > 1 ? exposed : 0;
   *pp = sm->tied_s[p];
   return *dp + *pp + x * l->step_comm_s;
@@ -581,11 +606,11 @@ static void factorisation(search *s) {
   const plan_sol **sol = xcalloc((size_t)s->pp, sizeof *sol);
   stage_model sm;
   int P = s->pp;
-  double *buf = xcalloc((size_t)P * 13, sizeof(double));
+  double *buf = xcalloc((size_t)P * 14, sizeof(double));
   sm.pp.t = buf, sm.pp.e = buf + P, sm.pp.mem_l = buf + 2 * P, sm.pp.mem_f = buf + 3 * P;
   sm.pp.cap = buf + 4 * P, sm.params_s = buf + 5 * P, sm.act_s = buf + 6 * P, sm.work_s = buf + 7 * P;
   sm.inflight = buf + 8 * P, sm.send_s = buf + 9 * P, sm.sp_s = buf + 10 * P, sm.tied_s = buf + 11 * P;
-  sm.nparam_s = buf + 12 * P;
+  sm.nparam_s = buf + 12 * P, sm.maxp_s = buf + 13 * P;
   sm.lay = xcalloc((size_t)P, sizeof(plan_lsum));
   int *x = xcalloc((size_t)P, sizeof(int));
   plan_stage *stg = xcalloc((size_t)P, sizeof(plan_stage));

@@ -140,6 +140,7 @@ rt_exec *rt_exec_new(const fmt_prog *p, const char *dir, const rt_config *cfg, r
 void rt_exec_free(rt_exec *e) {
   if (!e) return;
   rt_dev_free(e->dev);
+  rt_exec_pool_free(e);
   free(e->arena), free(e->pers), free(e->buf), free(e->acc), free(e->kfn);
   rt_trace_free(e);
   rt_jit_free(e->jit);

@@ -34,6 +34,7 @@ struct rt_exec {
                            rank's micro-batches back to back (rt_exec_set_docs) */
   double ce_ratio;      /* packed: the step's predicted tokens / its B * S */
   rt_dev *dev;          /* --device cuda: the GPU executor (device.c); arena is then NULL */
+  struct rt_pool *pool; /* the CPU executor's worker threads, made by the first step (executor.c) */
   const int32_t *doc_sp; /* packed under sp > 1: the rank's share of doc (executor.c) */
   const struct rt_adapt_mb *ad; /* --adaptive-sp: this step's micro-batches (adaptive.c), else NULL */
 };
@@ -49,6 +50,8 @@ typedef struct rt_adapt_mb {
   int32_t **doc_all;    /* per micro-batch: the group's sequence's starts ([spg * S/sp], attention) */
 } rt_adapt_mb;
 
+/* rt_exec_pool_free: stop and join e's worker threads (none: nothing). */
+void rt_exec_pool_free(rt_exec *e);
 /* rt_exec_count: add n bytes to what the rank holds (negative frees); thread-safe. */
 void rt_exec_count(rt_exec *e, int64_t n);
 /* rt_exec_kernel: run compute op o (reference or JIT kernel) on its buffers

@@ -32,7 +32,8 @@
  * offsets are never used by two live instances.
  *
  * Threads: SBPC_WORKERS worker threads (default: 2 when the cores hold two
- * GEMMs split over all of rt_blas_threads each, else 1) run compute and optim
+ * GEMMs split over all of rt_blas_threads each, else 1; made by the first
+ * step and kept until rt_exec_free: rt_pool) run compute and optim
  * actors; the calling thread runs everything that talks to MPI
  * (MPI_THREAD_FUNNELED) with non-blocking calls, polls them, and is the
  * watchdog: no progress for rt_comm_timeout seconds while a transfer is
@@ -346,6 +347,79 @@ static void *worker(void *arg) {
   }
   pthread_mutex_unlock(&s->mu);
   return NULL;
+}
+
+/* The worker threads live as long as the rt_exec: made by its first step,
+ * each step hands them its schedule (gen counts the steps) and waits until
+ * all have left worker(). A thread made and joined per step cost 45 us to
+ * create and up to 70 to join, of a 2.4-2.7 ms tiny GPT-2 step (dp=2, AMD
+ * EPYC, 2 cores). */
+typedef struct rt_pool {
+  pthread_t th[64];
+  int n, running;       /* threads; those still in this step's worker() */
+  pthread_mutex_t mu;
+  pthread_cond_t go, idle;
+  sched *job;           /* the step's schedule */
+  uint64_t gen;         /* steps handed out */
+  bool quit;
+} rt_pool;
+
+static void *pool_thread(void *arg) {
+  rt_pool *p = arg;
+  uint64_t seen = 0;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    while (!p->quit && p->gen == seen) pthread_cond_wait(&p->go, &p->mu);
+    if (p->quit) break;
+    seen = p->gen;
+    sched *s = p->job;
+    pthread_mutex_unlock(&p->mu);
+    worker(s);
+    pthread_mutex_lock(&p->mu);
+    if (--p->running == 0) pthread_cond_signal(&p->idle);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+/* pool_start: e's threads (n of them, made now if e has none; as many as
+ * start) on schedule s; false with a message when none can start */
+static bool pool_start(rt_exec *e, sched *s, int n) {
+  rt_pool *p = e->pool;
+  if (!p) {
+    p = e->pool = xcalloc(1, sizeof *p);
+    pthread_mutex_init(&p->mu, NULL), pthread_cond_init(&p->go, NULL), pthread_cond_init(&p->idle, NULL);
+    for (p->n = 0; p->n < n && !pthread_create(&p->th[p->n], NULL, pool_thread, p); p->n++) {}
+    if (p->n == 0) {
+      rt_exec_pool_free(e);
+      return sbpc_error("rank %d: cannot start a worker thread", e->rank), false;
+    }
+  }
+  pthread_mutex_lock(&p->mu);
+  p->job = s, p->running = p->n, p->gen++;
+  pthread_cond_broadcast(&p->go);
+  pthread_mutex_unlock(&p->mu);
+  return true;
+}
+
+/* pool_wait: until every thread has left the step's worker() */
+static void pool_wait(rt_exec *e) {
+  rt_pool *p = e->pool;
+  pthread_mutex_lock(&p->mu);
+  while (p->running > 0) pthread_cond_wait(&p->idle, &p->mu);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void rt_exec_pool_free(rt_exec *e) {
+  rt_pool *p = e->pool;
+  if (!p) return;
+  pthread_mutex_lock(&p->mu);
+  p->quit = true;
+  pthread_cond_broadcast(&p->go);
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; i < p->n; i++) pthread_join(p->th[i], NULL);
+  pthread_mutex_destroy(&p->mu), pthread_cond_destroy(&p->go), pthread_cond_destroy(&p->idle);
+  free(p), e->pool = NULL;
 }
 
 /* ---- actors of the main thread ------------------------------------------------------ */
@@ -798,9 +872,13 @@ static bool main_busy(const sched *s) {
  * naps, twice as long after each round that moved nothing (NAP_MIN to
  * NAP_MAX: longer naps cost small models most of their step in waits for
  * peers; tiny GPT-2 tp=2 ran 3.6 GFLOP/s with 1 ms, 10.4
- * with 100 us), and with nothing of its own in flight it sleeps on the
- * condition variable the workers signal (untimed but for a 1 s watchdog
- * tick), so polling does not take the cores from the kernels: waking every
+ * with 100 us). When nothing of its own is in flight and a worker computes
+ * or has an actor to take, it sleeps on the condition variable the workers
+ * signal (untimed but for a 1 s watchdog tick): a nap there lasted until
+ * the worker's actor ended on the core they share, and longer (66-95 us
+ * from tiny GPT-2 ZeRO-2's optimizer to its all-gather; 15-35 on the
+ * condition variable; dp=2, AMD EPYC, 2 cores). Polling thus does not take
+ * the cores from the kernels: waking every
  * nap while a worker computed cost GPT-2 small's 1-rank GEMMs 20 % of their
  * rate (285 -> 349 GFLOP/s, AMD EPYC, 2 cores). A nap is its length:
  * rt_comm_init set this thread's timer slack to 1 ns (Linux's default 50 us
@@ -819,7 +897,8 @@ static void drive(sched *s) {
     if (s->events != seen || computing(s)) seen = s->events, last = now();
     else if (now() - last > rt_comm_timeout) watchdog(s);
     bool busy = main_busy(s), comp = computing(s);
-    if (!busy && comp) { /* only a worker's event can give it work: they signal */
+    if (!busy && (comp || pick(s) >= 0)) { /* only a worker's event can give it work: they signal */
+      if (moved) continue;                  /* the round may have readied an actor it had passed */
       struct timespec until;
       clock_gettime(CLOCK_REALTIME, &until);
       until.tv_sec += 1;
@@ -896,11 +975,12 @@ double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, b
   pthread_mutex_init(&s.mu, NULL);
   pthread_cond_init(&s.cv, NULL);
   pthread_cond_init(&s.cv_main, NULL);
-  int nw = workers();
-  pthread_t th[64];
-  for (int i = 0; i < nw; i++) pthread_create(&th[i], NULL, worker, &s);
-  drive(&s);
-  for (int i = 0; i < nw; i++) pthread_join(th[i], NULL);
+  if (pool_start(e, &s, workers())) {
+    drive(&s);
+    pool_wait(e);
+  } else {
+    s.failed = true;
+  }
   *ok = !s.failed;
   for (int k = 0; k < s.st->nact; k++) free(s.as[k].req), free(s.as[k].sq);
   free(s.ist), free(s.left), free(s.as), free(s.viewed), free(s.tp_order), free(s.dp_order), free(ids_sp), free(labels_sp), free(doc_sp);

@@ -96,9 +96,10 @@ static bool attention_slice(const cJSON *x, int k) {
   return (n == 9 && !strncmp(nm->valuestring, "attention", 9)) || (n == 14 && !strncmp(nm->valuestring, "attention_grad", 14));
 }
 
-/* rank_phases: the phases of rank pid's slices in events; *colls: its
- * collective slices; *attn: its attention kernels' seconds */
-static void rank_phases(const cJSON *events, int pid, double step_s, double *ph, double *colls, double *attn) {
+/* rank_phases: the phases of rank pid's slices in events; c[0]: its
+ * collective slices, c[1]: its attention kernels' seconds, c[2]: its
+ * optimizer slices */
+static void rank_phases(const cJSON *events, int pid, double step_s, double *ph, double *c) {
   int n = 0, cap = 256;
   edge *e = xmalloc(sizeof *e * (size_t)cap);
   const cJSON *x;
@@ -112,8 +113,8 @@ static void rank_phases(const cJSON *events, int pid, double step_s, double *ph,
     double ts = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "ts")) * 1e-6;
     double dur = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "dur")) * 1e-6;
     if (k < 0 || !(dur >= 0)) continue;
-    *colls += !strcmp(cat->valuestring, "collective");
-    if (attention_slice(x, k) && !strcmp(cat->valuestring, k == TN_FWD ? "forward" : "backward")) *attn += dur;
+    c[0] += !strcmp(cat->valuestring, "collective"), c[2] += k == TN_OPT;
+    if (attention_slice(x, k) && !strcmp(cat->valuestring, k == TN_FWD ? "forward" : "backward")) c[1] += dur;
     if (n + 2 > cap) cap *= 2, e = xrealloc(e, sizeof *e * (size_t)cap);
     e[n++] = (edge){ts, k, 1}, e[n++] = (edge){ts + dur, k, -1};
   }
@@ -140,11 +141,11 @@ bool tn_measured_trace(const char *trace_json, tn_step *m) {
     if (cJSON_IsNumber(p) && p->valueint > maxpid && p->valueint < 65536) maxpid = p->valueint;
   }
   for (int pid = 0; pid <= maxpid; pid++) {
-    double ph[TN_NPHASE], colls = 0, attn = 0;
-    rank_phases(ev, pid, k * st->valuedouble, ph, &colls, &attn);
+    double ph[TN_NPHASE], c[3] = {0, 0, 0};
+    rank_phases(ev, pid, k * st->valuedouble, ph, c);
     for (int i = 0; i < TN_NPHASE; i++) ph[i] /= k;
     double busy = ph[TN_FWD] + ph[TN_BWD] + ph[TN_OPT];
-    if (busy > best) best = busy, memcpy(m->phase, ph, sizeof ph), m->colls = colls / k, m->attn_s = attn / k;
+    if (busy > best) best = busy, memcpy(m->phase, ph, sizeof ph), m->colls = c[0] / k, m->attn_s = c[1] / k, m->opt_calls = c[2] / k;
   }
   m->step_s = st->valuedouble;
   cJSON_Delete(j);

@@ -27,6 +27,7 @@ typedef struct {
   double mem_bytes; /* peak per rank (the largest rank) */
   double colls;     /* measured: the reported rank's collective slices per step */
   double attn_s;    /* measured: its attention and attention_grad slices' seconds per step */
+  double opt_calls; /* measured: its optimizer slices (one per parameter tensor) per step */
 } tn_step;
 /* tn_predicted: the prediction of a plan JSON file (predicted.breakdown and
  * stages[]); false if it cannot be read. */

@@ -476,29 +476,37 @@ static void memory_in_sbp_program(void) {
   ir_graph_free(g);
 }
 
-/* the exposed dp communication of tiny GPT-2 under fix on 2 devices with
- * sbpc's measured executor (an executor section with dp_comm_scale `scale`:
- * nothing overlapped) and the collectives `coll` */
-static double zero_dp_s(const char *coll, const char *fix, int64_t batch, double scale) {
-  char text[512], err[256];
-  snprintf(text, sizeof text, "{\"format\":\"sbpc-calibration\",\"executor\":{\"dp_comm_scale\":%g},"
-           "\"collectives\":{\"by_group_size\":[{\"n\":2,\"bus_bw\":1e9,\"alpha_s\":1e-4}]%s}}", scale, coll);
-  ir_graph *g = fx_gpt_graph("tiny", 2, 64, 4, 512, 32);
+/* the best layout of tiny GPT-2 (vocabulary V) under fix on 2 devices with
+ * sbpc's executor (runtime profile `runtime`) and calibration `text` */
+static plan_layout tiny_layout(const char *text, const char *fix, int64_t batch, const char *runtime, int64_t V) {
+  char err[256];
+  ir_graph *g = fx_gpt_graph("tiny", 2, 64, 4, V, 32);
   arena *a = arena_new();
   plan_options o;
   plan_options_default(&o);
   o.global_batch = batch, o.seq = 32;
-  CU_ASSERT_FATAL(plan_runtime_set(&o.calib, "sbpc-cpu"));
+  CU_ASSERT_FATAL(plan_runtime_set(&o.calib, runtime));
   CU_ASSERT_FATAL(plan_calib_parse(text, strlen(text), &o.calib, err, sizeof err));
   CU_ASSERT_FATAL(plan_fix_parse(fix, &o));
   plan_result *r = plan_search(g, small_cluster(a, 2, 80e9), &o);
   CU_ASSERT_PTR_NOT_NULL_FATAL(r);
   CU_ASSERT_FATAL(r->ntop > 0);
-  double dp = r->top[0].dp_comm_s;
+  plan_layout l = r->top[0];
+  l.stage = NULL, l.used = NULL;
   plan_result_free(r);
   arena_free(a);
   ir_graph_free(g);
-  return dp;
+  return l;
+}
+
+/* the exposed dp communication of tiny GPT-2 under fix on 2 devices with
+ * sbpc's measured executor (an executor section with dp_comm_scale `scale`:
+ * nothing overlapped) and the collectives `coll` */
+static double zero_dp_s(const char *coll, const char *fix, int64_t batch, double scale) {
+  char text[512];
+  snprintf(text, sizeof text, "{\"format\":\"sbpc-calibration\",\"executor\":{\"dp_comm_scale\":%g},"
+           "\"collectives\":{\"by_group_size\":[{\"n\":2,\"bus_bw\":1e9,\"alpha_s\":1e-4}]%s}}", scale, coll);
+  return tiny_layout(text, fix, batch, "sbpc-cpu", 512).dp_comm_s;
 }
 
 /* issue 16: sbpc's executor all-reduces the gradients once per step under
@@ -536,6 +544,41 @@ static void zero2_reduce_scatters(void) {
   CU_ASSERT_DOUBLE_EQUAL(zero_dp_s(ag1, f1, 4, 3) - zero_dp_s(ag1, f0, 4, 3), z1 - z0 - (1e-4 - 1e-6), 1e-9 * z1);
 }
 
+/* the optimizer's per-tensor cost (executor.optimizer_kernel_s): once per
+ * parameter tensor of the stage, sharded or not (tiny GPT-2 of 2 layers: 12
+ * tensors a layer, 2 embeddings, the final norm's 2) */
+static void optimizer_per_tensor(void) {
+  const char *base = "{\"format\":\"sbpc-calibration\",\"executor\":{\"optimizer_scale\":1}}";
+  const char *per = "{\"format\":\"sbpc-calibration\",\"executor\":{\"optimizer_scale\":1,\"optimizer_kernel_s\":1e-5}}";
+  for (int z = 0; z <= 2; z += 2) {
+    char fix[96];
+    snprintf(fix, sizeof fix, "dp=2,tp=1,pp=1,mbs=1,recompute=none,zero=%d", z);
+    double a = tiny_layout(base, fix, 4, "sbpc-cpu", 512).opt_s, b = tiny_layout(per, fix, 4, "sbpc-cpu", 512).opt_s;
+    CU_ASSERT(a > 0);
+    CU_ASSERT_DOUBLE_EQUAL(b - a, 28 * 1e-5, 1e-12);
+  }
+}
+
+/* sbpc's CPU executor receives the other member's copy of this rank's half
+ * of a bucket beside the arena under ZeRO 0/1 (dp=2): half the largest
+ * bucket in fp32, the whole gradient of tiny GPT-2 (under the 25 MiB cap;
+ * mem_grads counts the plan's bf16: 2 bytes a parameter, so the buffer is as
+ * large), or the largest parameter when it exceeds the cap (a 131072-word
+ * vocabulary: a 32 MiB embedding); nothing under ZeRO-2 at dp=2 (the rest of
+ * the workspace: the head's gradient), nothing on a GPU stack (NCCL reduces
+ * in place) */
+static void recv_buffer_planned(void) {
+  const char *cal = "{\"format\":\"sbpc-calibration\"}";
+  const char *f0 = "dp=2,tp=1,pp=1,mbs=1,recompute=none,zero=0", *f2 = "dp=2,tp=1,pp=1,mbs=1,recompute=none,zero=2";
+  plan_layout c0 = tiny_layout(cal, f0, 4, "sbpc-cpu", 512), c2 = tiny_layout(cal, f2, 4, "sbpc-cpu", 512);
+  plan_layout g0 = tiny_layout(cal, f0, 4, "sbpc", 512), g2 = tiny_layout(cal, f2, 4, "sbpc", 512);
+  CU_ASSERT(c0.mem_grads > 0);
+  CU_ASSERT_DOUBLE_EQUAL(c0.mem_work - c2.mem_work, c0.mem_grads, 1e-6 * c0.mem_grads);
+  CU_ASSERT_DOUBLE_EQUAL(g0.mem_work, g2.mem_work, 1);
+  plan_layout b0 = tiny_layout(cal, f0, 4, "sbpc-cpu", 131072), b2 = tiny_layout(cal, f2, 4, "sbpc-cpu", 131072);
+  CU_ASSERT_DOUBLE_EQUAL(b0.mem_work - b2.mem_work, 131072.0 * 64 * 4 / 2, 1);
+}
+
 void cu_register(void) {
   CU_pSuite s = CU_add_suite("plan_search", NULL, NULL);
   CU_ADD(s, megatron_1_7b);
@@ -552,4 +595,6 @@ void cu_register(void) {
   CU_ADD(s, uneven_stages);
   CU_ADD(s, memory_in_sbp_program);
   CU_ADD(s, zero2_reduce_scatters);
+  CU_ADD(s, optimizer_per_tensor);
+  CU_ADD(s, recv_buffer_planned);
 }

@@ -161,6 +161,10 @@ static void executor_two_references(void) {
   CU_ASSERT_DOUBLE_EQUAL(plan_kernel_time(&c, &d, 0, 1, 0, 10, PLAN_OPT), 0, 1e-15); /* kernel_s: 0 */
   CU_ASSERT_DOUBLE_EQUAL(c.micro_overhead_s, 1e-3, 0);
   CU_ASSERT_DOUBLE_EQUAL(c.step_overhead_s, 5e-4, 0);
+  CU_ASSERT(c.exec_kernel_s[PLAN_OPT] < 0); /* not measured: the optimizer has no per-tensor cost */
+  static const char opt[] = "{\"format\":\"sbpc-calibration\",\"executor\":{\"optimizer_kernel_s\":2e-6}}";
+  parse_executor(opt, &c);
+  CU_ASSERT_DOUBLE_EQUAL(c.exec_kernel_s[PLAN_OPT], 2e-6, 0);
 }
 
 /* the ZeRO-3 reference's wait per collective: added to every ZeRO collective */
@@ -182,8 +186,9 @@ static void executor_coll_latency(void) {
   CU_ASSERT_DOUBLE_EQUAL(plan_waited_coll_time(&c, IR_OP_ALL_REDUCE, 1e6, 1, l), 0, 0);
 }
 
-/* a trace's phases per traced step, and its attention kernels' seconds:
- * forward attention and backward attention_grad, not a recompute's */
+/* a trace's phases per traced step, its attention kernels' seconds
+ * (forward attention and backward attention_grad, not a recompute's) and
+ * its optimizer calls */
 static void trace_attention(void) {
   static const char text[] =
       "{\"traceEvents\":["
@@ -192,7 +197,10 @@ static void trace_attention(void) {
       "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"cat\":\"forward\",\"name\":\"matmul\",\"ts\":1100,\"dur\":500},"
       "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"cat\":\"recompute\",\"name\":\"attention\",\"ts\":1600,\"dur\":300},"
       "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"cat\":\"backward\",\"name\":\"attention_grad (m0)\",\"ts\":1900,"
-      "\"dur\":2000}],\"otherData\":{\"measured_step_s\":0.004,\"traced_steps\":2}}";
+      "\"dur\":2000},"
+      "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"cat\":\"optimizer\",\"name\":\"adamw\",\"ts\":3900,\"dur\":100},"
+      "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"cat\":\"optimizer\",\"name\":\"adamw\",\"ts\":4000,\"dur\":100}"
+      "],\"otherData\":{\"measured_step_s\":0.004,\"traced_steps\":2}}";
   char path[] = "/tmp/sbpc-test-trace-XXXXXX";
   int fd = mkstemp(path);
   CU_ASSERT_FATAL(fd >= 0);
@@ -204,7 +212,9 @@ static void trace_attention(void) {
   CU_ASSERT_DOUBLE_EQUAL(m.attn_s, 1.5e-3, 1e-12);                /* (1000 + 2000) us over 2 steps */
   CU_ASSERT_DOUBLE_EQUAL(m.phase[TN_FWD], 0.8e-3, 1e-12);         /* (1000 + 100 + 500) us / 2 */
   CU_ASSERT_DOUBLE_EQUAL(m.phase[TN_BWD], 1.15e-3, 1e-12);        /* recompute and backward */
-  CU_ASSERT_DOUBLE_EQUAL(m.phase[TN_BUBBLE], 2.05e-3, 1e-12);     /* the rest: (8 ms of 2 steps - 3.9 busy) / 2 */
+  CU_ASSERT_DOUBLE_EQUAL(m.phase[TN_OPT], 0.1e-3, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(m.opt_calls, 1, 0);                      /* 2 optimizer slices over 2 steps */
+  CU_ASSERT_DOUBLE_EQUAL(m.phase[TN_BUBBLE], 1.95e-3, 1e-12);     /* the rest: (8 ms of 2 steps - 4.1 busy) / 2 */
   unlink(path);
 }
 
