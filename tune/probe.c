@@ -15,8 +15,11 @@
  * process, as the ranks of `mpirun -np N sbpc tune`) for as many steps as
  * `tune --plans` runs a layout of its predicted step (tn_run_steps: the
  * rooflines', so more rather than fewer; 3 with --quick), with a log and a
- * trace of all but the first (at most 50). The traces' phases (phases.c),
- * scaled to the median logged step, are fitted to the plans' (per pass,
+ * trace of all but the first (at most 50), in rounds (3 when the three runs
+ * are predicted under 2 s, else 2; 1 with --quick), the references
+ * interleaved. Each reference's step is the median of its rounds' median
+ * logged steps, split as the mean of their traces' phases (phases.c); these
+ * are fitted to the plans' (per pass,
  * R = its rooflines planned with no per-kernel cost, K = the kernels the
  * planner counts in it: what a plan with 10 us per kernel adds, over 10 us,
  * M = the micro-batches):
@@ -68,12 +71,14 @@
 #define PROBE_SPREAD 1.15 /* ... while its median step is this over its fastest */
 #define PROBE_FLASH_EFF 0.5 /* the attention efficiency of the first attention-counting plan */
 #define PROBE_LIMIT_S 900.0
+#define PROBE_ROUNDS 3    /* rounds at most (tn_autotune's rule: 3 for short runs) */
 
 /* one reference layout: its files in sub/, its plans and its run */
 typedef struct {
   char sub[96], fix[128];
   double tokens;          /* per step */
   int micro, mbs, steps;  /* micro-batches, their size, the steps to run */
+  double run_s;           /* a run's predicted seconds (its steps at the rooflines') */
   bool comm;              /* p2 planned (A under mpirun) */
   tn_step p0, p1, p2, m;  /* rooflines, with 10 us per kernel, nothing overlapped; measured */
 } ref;
@@ -83,6 +88,7 @@ typedef struct {
   char dir[64], exe[4096];
   ref r[3];
   bool have[3];
+  int rounds;             /* runs of each reference, interleaved */
 } probe;
 
 /* set_flash: calib's attention.flash_eff set to eff */
@@ -143,6 +149,7 @@ static bool reference(const probe *p, ref *r, const tn_opts *o, int nranks, bool
   r->micro = pl->num_micro_batches > 0 ? pl->num_micro_batches : 1;
   r->mbs = pl->micro_batch > 0 ? pl->micro_batch : 1;
   r->steps = o->quick ? 3 : tn_run_steps(pl->predicted.step_time_s);
+  r->run_s = r->steps * fmax(0, pl->predicted.step_time_s);
   sbpc_plan_free(pl);
   size_t n = strlen(r->fix);
   if (!strstr(r->fix, "mbs=")) snprintf(r->fix + n, sizeof r->fix - n, ",mbs=%d", r->mbs);
@@ -184,6 +191,9 @@ static bool prepare(probe *p, const tn_opts *o, const cJSON *calib, int nranks) 
   snprintf(z->sub, sizeof z->sub, "%s/c", p->dir);
   snprintf(z->fix, sizeof z->fix, "dp=%d,tp=1,pp=1,sp=1,vpp=1,zero=3,recompute=none,mbs=%d", nranks, a->mbs);
   p->have[REF_C] = nranks > 1 && reference(p, z, o, nranks, false);
+  double all = 0; /* the rounds: as tune --plans measures a layout, but 2 at least */
+  for (int i = 0; i < 3; i++) all += p->have[i] ? p->r[i].run_s : 0;
+  p->rounds = o->quick ? 1 : all < 2.0 ? PROBE_ROUNDS : 2;
   return true;
 }
 
@@ -200,9 +210,23 @@ static double ratio(double meas, double pred) {
   return meas > 0 && pred > 0 ? fmin(100, fmax(0.01, meas / pred)) : 1;
 }
 
-/* measured: r's plans and run read back; its measured phases scaled to
- * the median logged step */
-static bool measured(ref *r) {
+/* round_step: round k of r's run: *m its trace's phases scaled to its
+ * median logged step (the traced steps' split of it); that step, or -1 */
+static double round_step(const ref *r, int k, tn_step *m) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/trace%d.json", r->sub, k);
+  if (!tn_measured_trace(path, m)) return -1;
+  snprintf(path, sizeof path, "%s/run%d.jsonl", r->sub, k);
+  double med = tn_step_median(path, r->tokens), sum = 0;
+  for (int i = 0; i < TN_NPHASE; i++) sum += m->phase[i];
+  if (!(med > 0) || !(sum > 0)) return -1;
+  for (int i = 0; i < TN_NPHASE; i++) m->phase[i] *= med / sum;
+  return med;
+}
+
+/* measured: r's plans and its rounds read back: the median of the rounds'
+ * steps, split as the mean of their phases (tune --plans's rule) */
+static bool measured(ref *r, int rounds) {
   char path[128];
   const char *plans[3] = {"plan0", "plan1", "plan2"};
   tn_step *ps[3] = {&r->p0, &r->p1, &r->p2};
@@ -211,14 +235,22 @@ static bool measured(ref *r) {
     snprintf(path, sizeof path, "%s/%s.json", r->sub, plans[i]);
     if (!tn_predicted(path, ps[i])) return false;
   }
-  snprintf(path, sizeof path, "%s/trace.json", r->sub);
-  if (!tn_measured_trace(path, &r->m)) return false;
-  snprintf(path, sizeof path, "%s/run.jsonl", r->sub);
-  double med = tn_step_median(path, r->tokens), sum = 0;
-  for (int i = 0; i < TN_NPHASE; i++) sum += r->m.phase[i];
-  if (!(med > 0) || !(sum > 0)) return false;
-  for (int i = 0; i < TN_NPHASE; i++) r->m.phase[i] *= med / sum; /* the traced steps' split of the median step */
-  r->m.step_s = med;
+  double st[PROBE_ROUNDS], sum = 0;
+  int n = 0;
+  memset(&r->m, 0, sizeof r->m);
+  for (int k = 0; k < rounds; k++) {
+    tn_step m;
+    double s = round_step(r, k, &m);
+    if (!(s > 0)) continue;
+    for (int i = 0; i < TN_NPHASE; i++) r->m.phase[i] += m.phase[i], sum += m.phase[i];
+    r->m.colls += m.colls, r->m.attn_s += m.attn_s, r->m.opt_calls += m.opt_calls;
+    for (int j = n++; j >= 0; j--) /* insertion: st sorted */
+      if (j == 0 || st[j - 1] <= s) { st[j] = s; break; } else st[j] = st[j - 1];
+  }
+  if (n == 0) return false;
+  r->m.step_s = n % 2 ? st[n / 2] : 0.5 * (st[n / 2 - 1] + st[n / 2]);
+  for (int i = 0; i < TN_NPHASE; i++) r->m.phase[i] *= r->m.step_s / sum;
+  r->m.colls /= n, r->m.attn_s /= n, r->m.opt_calls /= n;
   return true;
 }
 
@@ -355,7 +387,7 @@ static bool replan(probe *p, const tn_opts *o, const cJSON *calib, int nranks) {
 /* derive: the executor section (and attention.flash_eff) from the
  * references' plans and runs */
 static bool derive(probe *p, const tn_opts *o, cJSON *calib, int nranks) {
-  if (!measured(&p->r[REF_A])) return false;
+  if (!measured(&p->r[REF_A], p->rounds)) return false;
   double eff = attention_eff(p, o, calib, nranks);
   if (eff > 0) { /* price attention as measured, then fit the rest */
     set_flash(calib, eff);
@@ -363,7 +395,7 @@ static bool derive(probe *p, const tn_opts *o, cJSON *calib, int nranks) {
     if (!replan(p, o, calib, nranks)) return false;
   }
   for (int i = 0; i < 3; i++)
-    if (p->have[i] && !measured(&p->r[i])) {
+    if (p->have[i] && !measured(&p->r[i], p->rounds)) {
       if (i == REF_A) return false;
       p->have[i] = false; /* B, C: their terms stay out */
     }
@@ -395,11 +427,11 @@ static bool derive(probe *p, const tn_opts *o, cJSON *calib, int nranks) {
   return true;
 }
 
-/* run_once: every rank runs r's program with a log and a trace */
-static int run_once(const tn_opts *o, const ref *r) {
+/* run_once: every rank runs r's program with a log and a trace (round k's) */
+static int run_once(const tn_opts *o, const ref *r, int k) {
   char prog[128], log[128], trace[128];
-  snprintf(prog, sizeof prog, "%s/program", r->sub), snprintf(log, sizeof log, "%s/run.jsonl", r->sub);
-  snprintf(trace, sizeof trace, "%s/trace.json", r->sub);
+  snprintf(prog, sizeof prog, "%s/program", r->sub), snprintf(log, sizeof log, "%s/run%d.jsonl", r->sub, k);
+  snprintf(trace, sizeof trace, "%s/trace%d.json", r->sub, k);
   return o->run_program(prog, r->steps, log, trace, tn_traced_steps(r->steps));
 }
 
@@ -409,20 +441,40 @@ static int run_once(const tn_opts *o, const ref *r) {
  * that work (GPT-2 small's A, 5 steps, two of them at 0.6 and 0.35 of the
  * others' speed: forward_kernel_s 3.5 ms, every layout then predicted
  * 45-54 % slow) */
-static int run(const tn_opts *o, const ref *r, int rank) {
-  int rc = run_once(o, r);
+static int run(const tn_opts *o, const ref *r, int rank, int k) {
+  int rc = run_once(o, r, k);
   for (int t = 0; t < PROBE_RERUNS && !rc; t++) {
     char path[128], again = 0;
-    snprintf(path, sizeof path, "%s/run.jsonl", r->sub);
+    snprintf(path, sizeof path, "%s/run%d.jsonl", r->sub, k);
     double sp = rank == 0 ? tn_step_spread(path) : 0;
     again = sp > PROBE_SPREAD;
     tn_mpi_bcast(&again, 1);
     if (!again) break;
     if (rank == 0 && o->log)
       fprintf(o->log, "tune: executor probe: its median step %.0f %% over its fastest; again\n", 100 * (sp - 1));
-    rc = run_once(o, r);
+    rc = run_once(o, r, k);
   }
   return rc;
+}
+
+/* runs: every reference p->rounds times, interleaved, every other round in
+ * reverse (A B C C B A ...): the machine's drift over the probe (GPT-2
+ * small's A, run first, measured 5.55 s a step and C, run last, 4.55: ZeRO-3
+ * faster than ZeRO-0) falls on each reference alike. Non-zero when A could
+ * not run; a reference that fails is dropped. */
+static int runs(const tn_opts *o, probe *p, int rank) {
+  for (int k = 0; k < p->rounds; k++)
+    for (int j = 0; j < 3; j++) {
+      int i = k % 2 ? 2 - j : j;
+      if (!p->have[i]) continue;
+      if (rank == 0 && o->log)
+        fprintf(o->log, "tune: executor probe: %s (%d steps, round %d of %d)\n", p->r[i].fix, p->r[i].steps, k + 1,
+                p->rounds);
+      if (run(o, &p->r[i], rank, k) == 0) continue;
+      if (i == REF_A) return 1;
+      p->have[i] = false; /* its terms stay out */
+    }
+  return 0;
 }
 
 void tn_probe(const tn_opts *o, void *calib, int rank, int nranks) {
@@ -440,14 +492,7 @@ void tn_probe(const tn_opts *o, void *calib, int rank, int nranks) {
   }
   tn_mpi_bcast(&p, sizeof p); /* the references' directories and steps */
   tn_child_env(PROBE_LIMIT_S);
-  int rc = 0;
-  for (int i = 0; i < 3 && !rc; i++)
-    if (p.have[i]) {
-      if (rank == 0 && o->log) fprintf(o->log, "tune: executor probe: %s (%d steps)\n", p.r[i].fix, p.r[i].steps);
-      int r = run(o, &p.r[i], rank);
-      if (i == REF_A) rc = r;
-      else if (r) p.have[i] = false; /* its terms stay out */
-    }
+  int rc = runs(o, &p, rank);
   tn_mpi_finalize();
   if (rank != 0) return;
   if (rc || !derive(&p, o, calib, nranks))
