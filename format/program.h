@@ -277,7 +277,8 @@ typedef struct {
   fmt_stage *stage;
   fmt_param *param;
   fmt_bucket *bucket;
-  int64_t predicted_peak;    /* max over stages: persistent + arena */
+  int64_t predicted_peak;    /* max over stages: persistent + arena + the gradient
+                                reduction's receive buffer (lower/arena.c) */
   fmt_gpu *gpu;              /* the GPU part, or NULL (a CPU program) */
   const char *cpu_ll;        /* the fused CPU kernels as LLVM IR (not optimised:
                                 the host that runs them does that), written to

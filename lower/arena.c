@@ -28,7 +28,8 @@
  * The greedy placements are quadratic in the instances, so stages with
  * more than GREEDY_MAX instances keep the online placement alone.
  * The arena's size is the planned peak of activations; with the persistent
- * tensors it is what the program predicts per rank.
+ * tensors and the CPU executor's receive buffer of a gradient reduction
+ * (recv_bytes) it is what the program predicts per rank.
  *
  * The offsets are only valid in the order the schedule implies; the
  * executor keeps them valid under any firing order by letting an instance
@@ -337,7 +338,37 @@ static void plan_stage(fmt_prog *p, fmt_stage *st, bool alias) {
   free(start_at), free(nstart), free(v), free(off), free(off2), free(own.v);
 }
 
-bool lw_arena(lw_ctx *c) { return lw_arena_plan(c, true); }
+/* recv_bytes: what the CPU executor mallocs beside stage s's arenas while
+ * a bucket's gradient reduction flies (runtime/executor.c): under ZeRO 0/1
+ * the other N - 1 members' copies of this rank's slice of the bucket's span
+ * (start_reduce_all), under ZeRO 2/3 N - 2 copies of each parameter's slice
+ * (start_reduce_scatter; at N = 2 the first copy lands in the register); the
+ * largest bucket's (N: dp x sp, the gradient group) */
+static int64_t recv_bytes(const fmt_prog *p, int s) {
+  int64_t n = (int64_t)p->dp * p->sp, most = 0;
+  for (int b = 0; b < p->nbucket && n > 1; b++) {
+    if (p->bucket[b].stage != s) continue;
+    int64_t span = 0, slices = 0;
+    for (int i = 0; i < p->bucket[b].nparam; i++) {
+      int64_t k = ir_numel(p->g, p->param[p->bucket[b].param[i]].tensor);
+      span += k, slices += (k + n - 1) / n;
+    }
+    int64_t copies = p->zero <= 1 ? (n - 1) * ((span + n - 1) / n) : (n - 2) * slices;
+    most = 4 * copies > most ? 4 * copies : most;
+  }
+  return most;
+}
+
+/* the CPU plan: the arenas, and the peak with the receive buffer beside them */
+bool lw_arena(lw_ctx *c) {
+  fmt_prog *p = c->p;
+  lw_arena_plan(c, true);
+  for (int s = 0; s < p->nstage; s++) {
+    int64_t total = p->stage[s].arena_bytes + p->stage[s].persist_bytes + recv_bytes(p, s);
+    p->predicted_peak = total > p->predicted_peak ? total : p->predicted_peak;
+  }
+  return true;
+}
 
 bool lw_arena_plan(lw_ctx *c, bool alias) {
   fmt_prog *p = c->p;

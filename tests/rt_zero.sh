@@ -10,7 +10,8 @@
 # bytes halve) and all-gathered by fetch actors before its readers, no
 # kernel reads a parameter directly, the losses equal 1 rank's under dp=2,
 # dp=2 x pp=2 and dp=2 x tp=2, and checkpoints cross ZeRO-3 and 1 rank.
-# Needs mpirun (skipped, exit 77, without it).
+# Under ZeRO-0/1 at dp=2 the measured peak is the program's planned one
+# (its receive buffer planned). Needs mpirun (skipped, exit 77, without it).
 set -u
 SBPC=${1:?usage: rt_zero.sh SBPC}
 cd "$(dirname "$0")/.."
@@ -72,5 +73,13 @@ runn 2 --steps 2 --dp 2 --zero 3 --save "$T/ck3" || bad "ZeRO-3 save run failed"
 same_losses "$T/one.jsonl" "$T/res3.jsonl" 3 2 || bad "ZeRO-3 checkpoint: resumed losses differ"
 runn 2 --steps 4 --dp 2 --zero 3 --resume "$T/ck" --log "$T/res23.jsonl" || bad "ZeRO-2 checkpoint into ZeRO-3 failed"
 same_losses "$T/one.jsonl" "$T/res23.jsonl" 3 2 || bad "ZeRO-2 checkpoint resumed under ZeRO-3: losses differ"
+# the ZeRO-0/1 all-reduce's receive buffer (the other members' copies of
+# this rank's slice of a bucket, beside the arenas) is in the planned peak
+for z in 0 1; do
+  mpirun -np 2 env ASAN_OPTIONS=detect_leaks=0 "$SBPC" run $M --data $D --steps 2 --dp 2 --zero $z >"$T/peak$z.out" 2>&1 ||
+    bad "dp=2 ZeRO-$z run failed"
+  read -r m p <<<"$(sed -n 's/^peak memory per rank (MiB): \([0-9.]*\) [0-9.]* (planned \([0-9.]*\)).*/\1 \2/p' "$T/peak$z.out")"
+  [ -n "$m" ] && [ "$m" = "$p" ] || bad "dp=2 ZeRO-$z: measured peak ${m:-?} MiB, planned ${p:-?}"
+done
 [ $fail = 0 ] && echo "rt_zero: ok"
 exit $fail
