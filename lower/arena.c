@@ -343,7 +343,8 @@ static void plan_stage(fmt_prog *p, fmt_stage *st, bool alias) {
  * the other N - 1 members' copies of this rank's slice of the bucket's span
  * (start_reduce_all), under ZeRO 2/3 N - 2 copies of each parameter's slice
  * (start_reduce_scatter; at N = 2 the first copy lands in the register); the
- * largest bucket's (N: dp x sp, the gradient group) */
+ * largest bucket's (N: dp x sp, the gradient group). The planner estimates
+ * the same buffer without buckets (planner/search.c recv_buffer). */
 static int64_t recv_bytes(const fmt_prog *p, int s) {
   int64_t n = (int64_t)p->dp * p->sp, most = 0;
   for (int b = 0; b < p->nbucket && n > 1; b++) {

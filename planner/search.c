@@ -217,7 +217,9 @@ typedef struct {
  * at least, so the largest is the larger of the cap (at the stage's local
  * share of a parameter) and the largest parameter, at most the stage's
  * gradient; one bucket's buffer at a time (GPT-2 small, dp=2: measured +73.6
- * MiB at the peak, half the tied embedding's bucket). */
+ * MiB at the peak, half the tied embedding's bucket). An estimate: the
+ * planner sees no buckets; the compiled program counts it from its own
+ * (lower/arena.c recv_bytes). */
 static double recv_buffer(const search *s, const stage_model *sm, int p, double par, knobs k) {
   const plan_calib *c = &s->o->calib;
   int zd = s->dp * s->sp, copies = k.zero <= 1 ? zd - 1 : zd - 2;

@@ -232,14 +232,8 @@ static void finish(layout *L, int k) {
     if (l->state != MEASURED || l->same >= 0 || l->nround < 1) continue;
     double t[MAXROUNDS];
     memcpy(t, l->round_s, sizeof(double) * (size_t)l->nround);
-    for (int a = 1; a < l->nround; a++) /* insertion sort: a few rounds */
-      for (int b = a; b > 0 && t[b] < t[b - 1]; b--) {
-        double x = t[b];
-        t[b] = t[b - 1], t[b - 1] = x;
-      }
-    int n = l->nround;
-    l->meas.step_s = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-    for (int p = 0; p < TN_NPHASE; p++) l->meas.phase[p] /= n;
+    l->meas.step_s = tn_median(t, l->nround);
+    for (int p = 0; p < TN_NPHASE; p++) l->meas.phase[p] /= l->nround;
   }
   for (int i = 0; i < k; i++)
     if (L[i].state == MEASURED && L[i].same >= 0) L[i].meas = L[L[i].same].meas, L[i].nround = L[L[i].same].nround;

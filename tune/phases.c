@@ -175,6 +175,15 @@ static int read_steps(const char *path, double tokens_per_step, double *t, int c
   return n;
 }
 
+double tn_median(double *t, int n) {
+  for (int a = 1; a < n; a++) /* insertion sort: a few values */
+    for (int b = a; b > 0 && t[b] < t[b - 1]; b--) {
+      double x = t[b];
+      t[b] = t[b - 1], t[b - 1] = x;
+    }
+  return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
 double tn_step_median(const char *path, double tokens_per_step) {
   double t[4096];
   int n = read_steps(path, tokens_per_step, t, 4096), skip = n > 1;

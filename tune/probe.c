@@ -244,11 +244,10 @@ static bool measured(ref *r, int rounds) {
     if (!(s > 0)) continue;
     for (int i = 0; i < TN_NPHASE; i++) r->m.phase[i] += m.phase[i], sum += m.phase[i];
     r->m.colls += m.colls, r->m.attn_s += m.attn_s, r->m.opt_calls += m.opt_calls;
-    for (int j = n++; j >= 0; j--) /* insertion: st sorted */
-      if (j == 0 || st[j - 1] <= s) { st[j] = s; break; } else st[j] = st[j - 1];
+    st[n++] = s;
   }
   if (n == 0) return false;
-  r->m.step_s = n % 2 ? st[n / 2] : 0.5 * (st[n / 2 - 1] + st[n / 2]);
+  r->m.step_s = tn_median(st, n);
   for (int i = 0; i < TN_NPHASE; i++) r->m.phase[i] *= r->m.step_s / sum;
   r->m.colls /= n, r->m.attn_s /= n, r->m.opt_calls /= n;
   return true;

@@ -38,6 +38,9 @@ bool tn_predicted(const char *plan_json, tn_step *p);
  * time no compute covers; bubble the rest of the step; the rank with the
  * longest busy time is reported. False if the trace cannot be read. */
 bool tn_measured_trace(const char *trace_json, tn_step *m);
+/* tn_median: the median of t[0..n) (the mean of the middle two when n is
+ * even), sorting t in place; n >= 1. */
+double tn_median(double *t, int n);
 /* tn_step_median: the median step seconds of a run's JSON-lines log
  * (`sbpc run --log`), skipping the first (warm-up) step when there are
  * more; -1 when it has none. */

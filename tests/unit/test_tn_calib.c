@@ -218,6 +218,15 @@ static void trace_attention(void) {
   unlink(path);
 }
 
+/* the rounds' median: the middle one, or the mean of the middle two */
+static void median_of_rounds(void) {
+  double odd[3] = {3, 1, 2}, even[4] = {4, 1, 3, 2}, one[1] = {7};
+  CU_ASSERT_DOUBLE_EQUAL(tn_median(odd, 3), 2, 0);
+  CU_ASSERT_DOUBLE_EQUAL(tn_median(even, 4), 2.5, 0);
+  CU_ASSERT_DOUBLE_EQUAL(tn_median(one, 1), 7, 0);
+  CU_ASSERT(odd[0] == 1 && odd[2] == 3); /* sorted in place */
+}
+
 static void calibration_path(void) {
   const char *old = getenv("SBPC_CALIBRATION");
   char *keep = old ? strdup(old) : NULL;
@@ -238,6 +247,7 @@ void cu_register(void) {
   CU_ADD(s, absolute_and_relative);
   CU_ADD(s, executor_section);
   CU_ADD(s, executor_two_references);
+  CU_ADD(s, median_of_rounds);
   CU_ADD(s, executor_coll_latency);
   CU_ADD(s, trace_attention);
   CU_ADD(s, calibration_path);
