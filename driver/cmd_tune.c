@@ -67,7 +67,7 @@ static const drv_option plans_options[] = {
     {DRV_OPT("--steps", DRV_INT, tune_args, at.steps, "S", "steps per layout (default: as many as its predicted step fits in 0.25 s, 5 to 200)"), .lo = 1, .hi = 100000},
     {DRV_OPT("--rounds", DRV_INT, tune_args, at.rounds, "R",
              "runs per measured layout, the layouts interleaved; its step is the median\n"
-             "(default: 3 when a run is predicted under 2 s, else 1)"), .lo = 1, .hi = 20},
+             "(default: 3 when a run is predicted under 2 s, 2 under a minute, else 1)"), .lo = 1, .hi = 20},
     {DRV_OPT("--calibration", DRV_STR, tune_args, at.calibration, "FILE",
              "the planner's calibration (default $SBPC_CALIBRATION)")},
     {DRV_FLAGOPT("--all", DRV_SET, tune_args, at.all, "run all K layouts, not only those within the error"), .lo = 1},

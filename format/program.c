@@ -30,7 +30,7 @@
 #define MAX_BYTES ((int64_t)1 << 46)
 
 const char *const fmt_akind_name[FMT_NAKINDS] = {"compute", "coll",   "send",  "recv",  "reduce",
-                                                 "optim",   "gather", "gsend", "grecv", "fetch"};
+                                                 "optim",   "gather", "gsend", "grecv", "fetch", "tp_reduce"};
 
 static cJSON *w_gpu(const fmt_prog *p);
 typedef struct rd rd;
@@ -627,6 +627,8 @@ static void r_actor(rd *r, const cJSON *j, const char *path, fmt_actor *a, int n
   if ((needs_op && a->op < 0) || (needs_t && (a->tensor < 0 || a->peer < 0)) ||
       (!needs_op && !needs_t && !fetch && a->bucket < 0))
     fail(r, "'%s': a %s actor needs its %s", path, fmt_akind_name[a->kind], needs_op ? "op" : needs_t ? "tensor and peer" : "bucket");
+  if (a->kind == FMT_A_TPREDUCE && !r->failed && (a->per_micro || p->tp < 2))
+    fail(r, "'%s': a tp_reduce actor runs once per step, with tp > 1", path);
   if (fetch && !r->failed && (a->tensor < 0 || p->g->t[a->tensor].kind != IR_T_PARAM || a->nout != 1 || !a->per_micro))
     fail(r, "'%s': a fetch actor gathers one parameter into one register per micro-batch", path);
 }

@@ -70,6 +70,9 @@ typedef enum {
   FMT_A_FETCH,    /* ZeRO-3: all-gather parameter `tensor`'s dp slices into its
                      register, per micro-batch, before the first reader of a
                      pass (forward or backward); freed after the last (comm) */
+  FMT_A_TPREDUCE, /* bucket `bucket`'s gradients, partial sums over the tp
+                     group: all-reduce once after the last micro-batch, in
+                     place in the accumulators, before the dp reduce (comm) */
   FMT_NAKINDS
 } fmt_akind;
 extern const char *const fmt_akind_name[FMT_NAKINDS];
@@ -80,7 +83,7 @@ typedef struct {
   int32_t op;         /* COMPUTE, COLL: op index; else -1 */
   ir_ref tensor;      /* SEND, RECV, GSEND, GRECV, FETCH: the tensor; else -1 */
   int32_t peer;       /* SEND, RECV, GSEND, GRECV: the other stage; else -1 */
-  int32_t bucket;     /* REDUCE, OPTIM, GATHER: bucket index; else -1 */
+  int32_t bucket;     /* REDUCE, TPREDUCE, OPTIM, GATHER: bucket index; else -1 */
   int32_t nin, nout, ndep;
   int32_t *in, *out;  /* registers read / written (per micro-batch) */
   int32_t *dep;       /* actors whose last firing of the step must be done first */

@@ -9,7 +9,9 @@
  *  - per gradient bucket made on s: with dp > 1 a reduce actor (all-reduce
  *    of the accumulated gradients after the last micro-batch; ZeRO-2: a
  *    reduce-scatter of every micro-batch's gradient into the shard, so no
- *    full-size accumulator exists), an optim actor (AdamW of the bucket),
+ *    full-size accumulator exists), then a tp reduce actor when its
+ *    gradients are partial sums over tp (sbp.c: all-reduced over tp once
+ *    per step, in the accumulators), an optim actor (AdamW of the bucket),
  *    with ZeRO a gather actor (all-gather of the updated slices); a tied
  *    parameter's reduced gradient goes to its other stages (gsend/grecv,
  *    the grecv after the stage's every send: the peer's gsend comes after
@@ -237,6 +239,19 @@ static int grad_actor(const sb *b, const fmt_param *q) {
   return pr >= 0 ? b->actor_of_op[pr] : -1;
 }
 
+/* bucket bi's tp reduce: once per step, after every gradient of the bucket
+ * (sbp.c deferred their sums over tp; the bucket holds only such) and
+ * after its dp reduce `red` (-1: none), whose last firing under ZeRO-2/3
+ * leaves the shard it sums */
+static int tp_reduce(sb *b, int bi, int red) {
+  const fmt_bucket *bk = &b->c->p->bucket[bi];
+  int a = new_actor(b, FMT_A_TPREDUCE, false);
+  b->act[a].bucket = bi;
+  dep(b, a, red);
+  for (int i = 0; i < bk->nparam; i++) dep(b, a, grad_actor(b, &b->c->p->param[bk->param[i]]));
+  return a;
+}
+
 static void bucket_actors(sb *b) {
   lw_ctx *c = b->c;
   fmt_prog *p = c->p;
@@ -258,6 +273,7 @@ static void bucket_actors(sb *b) {
           if (zero2) b->ins[last][b->nins[last]++] = b->reg_of[p->param[bk->param[i]].grad];
         }
       }
+      if (lw_grad_tp_sum(p, q0)) last = tp_reduce(b, bi, last);
       for (int s2 = 0; s2 < c->lay.pp; s2++) {
         if (s2 == b->s || !(q0->stages >> s2 & 1)) continue;
         int g = new_actor(b, FMT_A_GSEND, false);

@@ -343,21 +343,34 @@ static void plan_stage(fmt_prog *p, fmt_stage *st, bool alias) {
  * the other N - 1 members' copies of this rank's slice of the bucket's span
  * (start_reduce_all), under ZeRO 2/3 N - 2 copies of each parameter's slice
  * (start_reduce_scatter; at N = 2 the first copy lands in the register); the
- * largest bucket's (N: dp x sp, the gradient group). The planner estimates
- * the same buffer without buckets (planner/search.c recv_buffer). */
-static int64_t recv_bytes(const fmt_prog *p, int s) {
-  int64_t n = (int64_t)p->dp * p->sp, most = 0;
-  for (int b = 0; b < p->nbucket && n > 1; b++) {
-    if (p->bucket[b].stage != s) continue;
-    int64_t span = 0, slices = 0;
-    for (int i = 0; i < p->bucket[b].nparam; i++) {
-      int64_t k = ir_numel(p->g, p->param[p->bucket[b].param[i]].tensor);
-      span += k, slices += (k + n - 1) / n;
-    }
-    int64_t copies = p->zero <= 1 ? (n - 1) * ((span + n - 1) / n) : (n - 2) * slices;
-    most = 4 * copies > most ? 4 * copies : most;
+ * largest bucket's (N: dp x sp, the gradient group). A bucket of partial
+ * sums over tp (a tp reduce actor) has tp - 1 copies of its slice of the
+ * accumulators' span (the shards under ZeRO-2/3) in flight the same way;
+ * the two groups' largest are added, as a tp reduce may fly beside another
+ * bucket's dp reduce. The planner estimates the same
+ * buffers without buckets (planner/search.c recv_buffer). */
+/* the floats of bucket b each of its parameters' accumulator holds: whole,
+ * or its dp slice (ceil(k / shard)) when shard > 1 (ZeRO-2/3) */
+static int64_t bucket_floats(const fmt_prog *p, const fmt_bucket *b, int64_t shard) {
+  int64_t span = 0;
+  for (int i = 0; i < b->nparam; i++) {
+    int64_t k = ir_numel(p->g, p->param[b->param[i]].tensor);
+    span += shard > 1 ? (k + shard - 1) / shard : k;
   }
-  return most;
+  return span;
+}
+
+static int64_t recv_bytes(const fmt_prog *p, int s) {
+  int64_t n = (int64_t)p->dp * p->sp, t = p->tp, dp = 0, tp = 0;
+  for (int b = 0; b < p->nbucket; b++) {
+    const fmt_bucket *bk = &p->bucket[b];
+    if (bk->stage != s) continue;
+    int64_t d = 0, r = 0;
+    if (n > 1) d = p->zero <= 1 ? (n - 1) * ((bucket_floats(p, bk, 1) + n - 1) / n) : (n - 2) * bucket_floats(p, bk, n);
+    if (lw_grad_tp_sum(p, &p->param[bk->param[0]])) r = (t - 1) * ((bucket_floats(p, bk, p->zero >= 2 ? n : 1) + t - 1) / t);
+    dp = 4 * d > dp ? 4 * d : dp, tp = 4 * r > tp ? 4 * r : tp;
+  }
+  return dp + tp;
 }
 
 /* the CPU plan: the arenas, and the peak with the receive buffer beside them */

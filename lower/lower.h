@@ -84,6 +84,9 @@ void lw_packed_mark(lw_ctx *c);
  * dp 1, pp 1 (the SP groups span the world); false with an error. */
 bool lw_packed_adaptive(lw_ctx *c);
 bool lw_sbp(lw_ctx *c);
+/* lw_grad_tp_sum: whether param q's gradient is a partial sum over tp that
+ * its bucket's tp reduce actor sums once per step (sbp.c defers it) */
+bool lw_grad_tp_sum(const fmt_prog *p, const fmt_param *q);
 bool lw_local(lw_ctx *c);
 bool lw_sp(lw_ctx *c);
 bool lw_place(lw_ctx *c);

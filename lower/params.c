@@ -13,7 +13,9 @@
  * step's last micro-batch exists, so reduction overlaps the rest of the
  * backward pass (as in DDP and Megatron). A parameter held by more than one
  * stage (a tied embedding) gets a bucket of its own, so its reduced gradient
- * can go to the other stages alone. */
+ * can go to the other stages alone. A bucket's gradients are all partial
+ * sums over tp (lw_grad_tp_sum: one tp reduce of the bucket's span sums
+ * them) or none are: the two kinds fill buckets of their own side by side. */
 #include "lower/lower.h"
 #include <stdlib.h>
 #include <string.h>
@@ -49,29 +51,32 @@ static void layout(lw_ctx *c, fmt_param *q, ir_ref t) {
 /* made[i]: the op index that finishes param i's gradient (for ordering) */
 static int made_at(const ir_graph *g, const fmt_param *q) { return q->grad >= 0 ? g->t[q->grad].producer : -1; }
 
+/* buckets: per stage, two open buckets, one for gradients that are partial
+ * sums over tp and one for the rest, each closed when the next gradient
+ * would take it past cap; a tied parameter's bucket is its own */
 static void buckets(lw_ctx *c, int *order, int n) {
   fmt_prog *p = c->p;
   int64_t cap = c->lay.bucket_bytes > 0 ? c->lay.bucket_bytes : IR_GRAD_BUCKET_BYTES;
   p->bucket = ARENA_ARRAY(p->a, fmt_bucket, p->nparam + 1);
   for (int s = 0; s < p->pp; s++) {
-    int cur = -1;
-    bool cur_tied = false;
-    int64_t bytes = 0;
+    int cur[2] = {-1, -1};
+    int64_t bytes[2] = {0, 0};
     for (int i = 0; i < n; i++) {
       fmt_param *q = &p->param[order[i]];
       if (q->grad_stage != s) continue;
       bool tied = (q->stages & ~(1ull << s)) != 0;
+      int k = lw_grad_tp_sum(p, q);
       int64_t b = ir_numel(p->g, q->tensor) * 4;
-      if (cur < 0 || tied || cur_tied || bytes + b > cap) {
-        cur = p->nbucket++;
-        p->bucket[cur].stage = s;
-        p->bucket[cur].param = ARENA_ARRAY(p->a, int32_t, n + 1);
-        bytes = 0;
+      if (cur[k] < 0 || tied || bytes[k] + b > cap) {
+        cur[k] = p->nbucket++;
+        p->bucket[cur[k]].stage = s;
+        p->bucket[cur[k]].param = ARENA_ARRAY(p->a, int32_t, n + 1);
+        bytes[k] = 0;
       }
-      p->bucket[cur].param[p->bucket[cur].nparam++] = order[i];
-      q->bucket = cur;
-      bytes += b;
-      cur_tied = tied;
+      p->bucket[cur[k]].param[p->bucket[cur[k]].nparam++] = order[i];
+      q->bucket = cur[k];
+      bytes[k] += b;
+      if (tied) cur[k] = -1;
     }
   }
 }

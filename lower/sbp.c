@@ -119,6 +119,35 @@ static bool fix_states(lw_ctx *c) {
   return true;
 }
 
+/* defer_grad_sums: a parameter's gradient that is a partial sum over tp
+ * (its consumers split the batch or the tokens) while its update wants it
+ * whole is not all-reduced per micro-batch: the partial sums accumulate,
+ * and the bucket's tp reduce actor (actors.c) sums them over tp once per
+ * step, after the last micro-batch, as the planner prices it (layer.c,
+ * edge_parts: r.step) and as Megatron reduces its sequence-parallel
+ * layernorm gradients. The update takes the gradient as it lies (P), so
+ * boxing adds nothing before it. Under ZeRO-2/3 the dp reduce-scatter of
+ * each micro-batch sums the partial sums' slices over dp and the tp reduce
+ * then sums the shards over tp (the tp ranks hold the same dp slice). A
+ * gradient whose update wants it split (P to S, a reduce-scatter) stays
+ * boxed per micro-batch: its accumulator is the shard. */
+static void defer_grad_sums(lw_ctx *c) {
+  ir_graph *g = c->p->g;
+  for (int k = 0; k < g->nop; k++) {
+    ir_op *o = &g->op[k];
+    if (o->kind != IR_OP_ADAMW) continue;
+    const ir_ndsbp *gs = &g->t[o->in[1]].sbp;
+    if (gs->n == 1 && gs->a[0].kind == SBP_PSUM && o->in_sbp[1].n == 1 && o->in_sbp[1].a[0].kind == SBP_B)
+      o->in_sbp[1] = *gs;
+  }
+}
+
+bool lw_grad_tp_sum(const fmt_prog *p, const fmt_param *q) {
+  if (q->grad < 0 || p->tp <= 1) return false;
+  const ir_ndsbp *s = &p->g->t[q->grad].sbp;
+  return s->n == 1 && s->a[0].kind == SBP_PSUM;
+}
+
 /* carry fwd_of over boxing, which rebuilds the op table, by the ops' first
  * output tensors (nold ops before; self_out / fwd_out: their first outputs
  * and those of the forward ops they differentiate) */
@@ -181,7 +210,9 @@ bool lw_sbp(lw_ctx *c) {
   bool *has = xcalloc((size_t)g->nop + 1, sizeof *has);
   bool ok = !c->lay.plan || fixed_from_plan(c, fixed, has);
   if (ok && c->lay.plan) spread(c, fixed, has), hint_params(c, fixed, has);
-  ok = ok && ir_deduce_sbp_fixed(g, fixed, has, c->d) && fix_states(c) && box(c);
+  ok = ok && ir_deduce_sbp_fixed(g, fixed, has, c->d) && fix_states(c);
+  if (ok) defer_grad_sums(c);
+  ok = ok && box(c);
   free(fixed);
   free(has);
   if (!ok) return false;

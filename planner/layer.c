@@ -425,7 +425,12 @@ static eparts edge_parts(const solver *sv, const prog *p, const edge *e, int cu,
   if (e->type == E_PARAM) {
     r.bwd = r.fwd; /* regather for backward */
     ir_sbp gs = plan_grad_sbp(to, repl);
-    r.step = plan_coll_time(sv->c, ir_boxing_kind(gs, from), T, n, sv->k->tpl);
+    int gk = ir_boxing_kind(gs, from);
+    double t = plan_coll_time(sv->c, gk, T, n, sv->k->tpl);
+    /* a partial sum the update wants whole waits for the step's end (the
+     * lowering's tp reduce); any other re-layout is boxed per micro-batch */
+    if (gk == IR_OP_ALL_REDUCE) r.step = t;
+    else r.bwd += t;
     return r;
   }
   r.gfrom = v->kind == N_OP ? plan_grad_sbp(to, repl) : plan_need_sbp(to);
@@ -683,7 +688,7 @@ static void sum_edges(solver *sv, const prog *p, const int *ch, int b, char *see
     ir_ref op = v->kind == N_OP ? v->ref : u->ref;
     plan_lsum *l = part_of(sv, b, op);
     eparts r = edge_parts(sv, p, ed, ch[ed->u], ch[ed->v]);
-    l->comm_fwd_s += r.fwd, l->comm_bwd_s += r.bwd + r.fwd * (fm - 1), l->step_comm_s += r.step;
+    l->comm_fwd_s += r.fwd, l->comm_bwd_s += r.bwd + r.fwd * (fm - 1);
     double T = numel_local(sv, ed->t, none) * elt(sv, ed->t);
     add_box(sv->sol, op, ed->vslot, ed->t, r.from, r.to, r.coll_f, ir_coll_bytes(r.coll_f, T, sv->k->tp), false);
     add_box(sv->sol, op, ed->vslot, ed->t, r.gfrom, r.gto, r.coll_b, ir_coll_bytes(r.coll_b, T, sv->k->tp), true);
@@ -692,9 +697,14 @@ static void sum_edges(solver *sv, const prog *p, const int *ch, int b, char *see
       char *f = &seen[ed->t];
       if (*f & (1 << part)) continue;
       double loc = numel_local(sv, ed->t, u->lay[ch[ed->u]]);
-      if (part == 2 && (*f & 2)) l->tied_local += loc, l->tied_grad_bytes += tbytes(sv, ed->t, none);
+      bool tied = part == 2 && (*f & 2);
+      if (tied) l->tied_local += loc, l->tied_grad_bytes += tbytes(sv, ed->t, none);
       else l->params_local += loc, l->params += numel_local(sv, ed->t, none), l->nparam += 1;
       if (loc > l->max_param_local) l->max_param_local = loc;
+      if (r.step > 0 && !tied) { /* a deferred partial sum: the whole gradient, summed over tp */
+        double gb = numel_local(sv, ed->t, none) * sv->c->rt.grad_reduce_bytes;
+        l->tp_sum_bytes += gb, l->max_tp_sum_bytes = fmax(l->max_tp_sum_bytes, gb);
+      }
       *f |= (char)(1 << part);
     } else if (ed->type == E_EXT && b >= 0) { /* the layer input: kept under full recompute */
       char *f = &seen[ed->t];

@@ -104,7 +104,9 @@ typedef struct {
 typedef struct {       /* one layer of a block (or the pre/post parts) */
   double fwd_s, bwd_s;       /* compute per micro-batch; bwd includes recompute */
   double comm_fwd_s, comm_bwd_s; /* tp/sp boxing per micro-batch (bwd incl. recompute) */
-  double step_comm_s;        /* per-step tp gradient sync */
+  double tp_sum_bytes;       /* gradients that are partial sums over tp, summed once per
+                                step in buckets (lower/sbp.c defers them; search.c prices) */
+  double max_tp_sum_bytes;   /* the largest of them (a bucket holds one at least) */
   double act_bytes;          /* saved per micro-batch under the recompute policy */
   double act_full_bytes;     /* saved with no recompute (peak of the recomputed layer) */
   double params_local;       /* parameter elements per device */

@@ -168,7 +168,8 @@ static plan_lsum layer_avg(const search *s, const plan_sol *sol) {
     const plan_lsum *l = &sol->blk[b];
     a.fwd_s += w * l->fwd_s, a.bwd_s += w * l->bwd_s;
     a.comm_fwd_s += w * l->comm_fwd_s, a.comm_bwd_s += w * l->comm_bwd_s;
-    a.step_comm_s += w * l->step_comm_s, a.act_bytes += w * l->act_bytes;
+    a.tp_sum_bytes += w * l->tp_sum_bytes, a.act_bytes += w * l->act_bytes;
+    a.max_tp_sum_bytes = fmax(a.max_tp_sum_bytes, l->max_tp_sum_bytes);
     a.act_full_bytes += w * l->act_full_bytes, a.params_local += w * l->params_local;
     a.params += w * l->params, a.boundary_bytes += w * l->boundary_bytes, a.nparam += w * l->nparam;
     a.flops += w * l->flops, a.attn_flops += w * l->attn_flops, a.attn_io_bytes += w * l->attn_io_bytes;
@@ -200,6 +201,8 @@ typedef struct {
   double *params_s, *act_s, *work_s;   /* per stage fixed parts */
   double *nparam_s;                    /* per stage: parameter tensors outside the layers */
   double *maxp_s;                      /* per stage: its largest parameter tensor, elements */
+  double *tpsum_s, *tpmax_s;           /* per stage outside the layers: tp partial-sum gradient
+                                          bytes, and the largest (plan_lsum.tp_sum_bytes) */
   double *inflight;
   double *send_s, *sp_s;               /* per stage and micro-batch: pipeline sends, sp all-to-alls */
   double *tied_s;                      /* per stage and step: tied-embedding gradient all-reduce */
@@ -217,17 +220,33 @@ typedef struct {
  * at least, so the largest is the larger of the cap (at the stage's local
  * share of a parameter) and the largest parameter, at most the stage's
  * gradient; one bucket's buffer at a time (GPT-2 small, dp=2: measured +73.6
- * MiB at the peak, half the tied embedding's bucket). An estimate: the
- * planner sees no buckets; the compiled program counts it from its own
+ * MiB at the peak, half the tied embedding's bucket). The tp reduce of the
+ * partial-sum buckets holds tp - 1 copies of its 1/tp slice of one the same
+ * way (of the shards under ZeRO-2/3), beside it. An estimate: the planner
+ * sees no buckets; the compiled program counts it from its own
  * (lower/arena.c recv_bytes). */
-static double recv_buffer(const search *s, const stage_model *sm, int p, double par, knobs k) {
+static double recv_buffer(const search *s, const stage_model *sm, int p, double par, int x, knobs k) {
   const plan_calib *c = &s->o->calib;
   int zd = s->dp * s->sp, copies = k.zero <= 1 ? zd - 1 : zd - 2;
   const plan_lsum *l = &sm->lay[p];
-  if (!c->rt.recv_copies || copies <= 0) return 0;
-  double share = l->params > 0 ? l->params_local / l->params : 1, gb = c->rt.grad_reduce_bytes;
-  double big = fmin(par * gb, fmax(IR_GRAD_BUCKET_BYTES * share, sm->maxp_s[p] * gb));
-  return big * copies / zd;
+  if (!c->rt.recv_copies) return 0;
+  double share = l->params > 0 ? l->params_local / l->params : 1, gb = c->rt.grad_reduce_bytes, r = 0;
+  if (copies > 0) r = fmin(par * gb, fmax(IR_GRAD_BUCKET_BYTES * share, sm->maxp_s[p] * gb)) * copies / zd;
+  double tsum = x * l->tp_sum_bytes + sm->tpsum_s[p], tmax = fmax(l->max_tp_sum_bytes, sm->tpmax_s[p]);
+  if (s->tp > 1 && tsum > 0)
+    r += fmin(tsum, fmax(IR_GRAD_BUCKET_BYTES, tmax)) / (k.zero >= 2 ? zd : 1) * (s->tp - 1) / s->tp;
+  return r;
+}
+
+/* the tp reduce of stage p's partial-sum gradients (x layers), seconds per
+ * step: one all-reduce per bucket of IR_GRAD_BUCKET_BYTES (lower/params.c),
+ * of the dp shards under ZeRO-2/3; after the dp reduce, not hidden */
+static double tp_sum_time(const search *s, const stage_model *sm, int p, int x, knobs k) {
+  double bytes = x * sm->lay[p].tp_sum_bytes + sm->tpsum_s[p];
+  if (s->tp <= 1 || bytes <= 0) return 0;
+  if (k.zero >= 2) bytes /= s->dp * s->sp;
+  double nb = fmax(1, ceil(bytes / IR_GRAD_BUCKET_BYTES));
+  return nb * plan_coll_time(&s->o->calib, IR_OP_ALL_REDUCE, bytes / nb, s->tp, s->st[p].tpl);
 }
 
 static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *sm) {
@@ -250,16 +269,12 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     if (k.vpp > 1) inf *= 1 + (double)(P - 1) / ((double)P * k.vpp);
     if (inf > k.m) inf = k.m; /* no more in flight than the step has */
     sm->inflight[p] = inf;
-    double e = 0, par = 0, act = 0, maxt = l.max_tensor_bytes, npar = 0, maxp = l.max_param_local;
-    if (p == 0) {
-      const plan_lsum *x = &sol[p]->pre;
-      e += lsum_time(x), par += x->params_local, act += x->act_bytes * inf, npar += x->nparam;
-      maxt = fmax(maxt, x->max_tensor_bytes), maxp = fmax(maxp, x->max_param_local);
-    }
-    if (p == P - 1) {
-      const plan_lsum *x = &sol[p]->post;
-      e += lsum_time(x), par += x->params_local + (P > 1 ? x->tied_local : 0), act += x->act_bytes * inf;
-      npar += x->nparam;
+    double e = 0, par = 0, act = 0, maxt = l.max_tensor_bytes, npar = 0, maxp = l.max_param_local, tps = 0, tpm = 0;
+    for (int part = 0; part < 2; part++) { /* the first stage's pre part, the last's post */
+      if (part == 0 ? p != 0 : p != P - 1) continue;
+      const plan_lsum *x = part == 0 ? &sol[p]->pre : &sol[p]->post;
+      e += lsum_time(x), par += x->params_local + (part == 1 && P > 1 ? x->tied_local : 0), act += x->act_bytes * inf;
+      npar += x->nparam, tps += x->tp_sum_bytes, tpm = fmax(tpm, x->max_tp_sum_bytes);
       maxt = fmax(maxt, x->max_tensor_bytes), maxp = fmax(maxp, x->max_param_local);
     }
     /* boundaries of the stage's virtual stages q = j * P + p (j < vpp): one
@@ -289,10 +304,10 @@ static void build_stages(search *s, const plan_sol **sol, knobs k, stage_model *
     double work = plan_workspace(c, s->st[p].dev.mem) + c->rt.transients * maxt +
                   (k.rc == PLAN_RC_FULL ? l.act_full_bytes : 0) + gathered;
     sm->params_s[p] = par, sm->act_s[p] = act, sm->work_s[p] = work, sm->nparam_s[p] = npar;
-    sm->maxp_s[p] = maxp;
+    sm->maxp_s[p] = maxp, sm->tpsum_s[p] = tps, sm->tpmax_s[p] = tpm;
     sm->pp.mem_l[p] = l.params_local * pbt + l.act_bytes * inf;
     sm->pp.mem_f[p] = par * pbt + act + work + (p == P - 1 ? sm->head_peak : 0) /* grad_peak's phase 1 */
-                      + recv_buffer(s, sm, p, s->L * l.params_local + par, k); /* at most */
+                      + recv_buffer(s, sm, p, s->L * l.params_local + par, s->L, k); /* at most */
     sm->pp.cap[p] = s->st[p].dev.mem * c->mem_usable;
   }
 }
@@ -351,7 +366,7 @@ static double stage_mem(const search *s, const stage_model *sm, int p, int x, kn
   pbytes pb = param_bytes(s, k.zero);
   double par = x * sm->lay[p].params_local + sm->params_s[p];
   double act = x * sm->lay[p].act_bytes * sm->inflight[p] + sm->act_s[p];
-  double work = sm->work_s[p] + grad_peak(sm, p, s->pp, act) + recv_buffer(s, sm, p, par, k);
+  double work = sm->work_s[p] + grad_peak(sm, p, s->pp, act) + recv_buffer(s, sm, p, par, x, k);
   if (l) {
     l->mem_params = par * pb.wb, l->mem_grads = par * pb.gb, l->mem_opt = par * pb.ob;
     l->mem_act = act, l->mem_work = work;
@@ -405,7 +420,7 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
          fmax(0, c->exec_kernel_s[PLAN_OPT]) * (x * l->nparam + sm->nparam_s[p]); /* per parameter tensor */
   *dp = zd > 1 ? exposed : 0;
   *pp = sm->tied_s[p];
-  return *dp + *pp + x * l->step_comm_s;
+  return *dp + *pp + tp_sum_time(s, sm, p, x, k);
 }
 
 /* better: faster, or as fast (within 1e-9 s) with less memory */
@@ -608,11 +623,11 @@ static void factorisation(search *s) {
   const plan_sol **sol = xcalloc((size_t)s->pp, sizeof *sol);
   stage_model sm;
   int P = s->pp;
-  double *buf = xcalloc((size_t)P * 14, sizeof(double));
+  double *buf = xcalloc((size_t)P * 16, sizeof(double));
   sm.pp.t = buf, sm.pp.e = buf + P, sm.pp.mem_l = buf + 2 * P, sm.pp.mem_f = buf + 3 * P;
   sm.pp.cap = buf + 4 * P, sm.params_s = buf + 5 * P, sm.act_s = buf + 6 * P, sm.work_s = buf + 7 * P;
   sm.inflight = buf + 8 * P, sm.send_s = buf + 9 * P, sm.sp_s = buf + 10 * P, sm.tied_s = buf + 11 * P;
-  sm.nparam_s = buf + 12 * P, sm.maxp_s = buf + 13 * P;
+  sm.nparam_s = buf + 12 * P, sm.maxp_s = buf + 13 * P, sm.tpsum_s = buf + 14 * P, sm.tpmax_s = buf + 15 * P;
   sm.lay = xcalloc((size_t)P, sizeof(plan_lsum));
   int *x = xcalloc((size_t)P, sizeof(int));
   plan_stage *stg = xcalloc((size_t)P, sizeof(plan_stage));

@@ -12,14 +12,16 @@
  *    buffers: this is where 1F1B comes from);
  *  - compute / coll / recv actors fire when their input instances are made
  *    and their outputs can be claimed; sends when their input is made;
- *    per-step actors (reduce, optim, gather, gsend, grecv) when every actor
- *    they depend on has fired for the step's last micro-batch;
+ *    per-step actors (reduce, tp_reduce, optim, gather, gsend, grecv) when
+ *    every actor they depend on has fired for the step's last micro-batch;
  *  - the tp group's ops (coll) and the dp group's (reduce, gather) are
  *    posted in the order the schedule lists them, so every member of a
- *    group issues the same sequence; colls that reduce gradients (outputs
- *    into accumulators) may be in flight together, and the next coll may
- *    start beside them (tiny GPT-2 tp=2's chain of 28 gradient all-reduces
- *    then costs about one polling round trip, not 28), but no coll starts
+ *    group issues the same sequence (the pairwise exchanges of reduce and
+ *    tp_reduce are tagged by bucket); colls that reduce gradients (outputs
+ *    into accumulators: a partial sum reduce-scattered into a shard) may be
+ *    in flight together, and the next coll may start beside them (when
+ *    tiny GPT-2 tp=2 still all-reduced 28 gradients per micro-batch, their
+ *    chain then cost about one polling round trip, not 28), but no coll starts
  *    while one that a kernel waits for (an activation's) or one that will
  *    post a later collective of its own (the vocabulary-parallel
  *    cross-entropy's second all-reduce) is in flight;
@@ -446,69 +448,86 @@ static bool reqs_done(astate *x) {
 
 static int64_t pnumel(const rt_exec *e, const fmt_param *q) { return ir_numel(e->g, q->tensor); }
 
-/* a bucket's accumulators are contiguous in the persistent arena: [*lo, *lo + n) */
+static int64_t grad_len(const rt_exec *e, ir_ref p) {
+  int64_t n = ir_numel(e->g, p), lo, cnt;
+  if (e->dp > 1 && e->p->zero >= 2) rt_exec_slice(e, n, &lo, &cnt), n = cnt;
+  return n;
+}
+
+/* a bucket's accumulators (shards under ZeRO-2/3) are contiguous in the
+ * persistent arena: [*lo, *lo + n) */
 static int64_t bucket_span(const rt_exec *e, const fmt_bucket *b, float **lo) {
   float *hi = NULL;
   *lo = NULL;
   for (int i = 0; i < b->nparam; i++) {
     const fmt_param *q = &e->p->param[b->param[i]];
-    float *g = e->acc[q->tensor], *end = g + pnumel(e, q);
+    float *g = e->acc[q->tensor], *end = g + grad_len(e, q->tensor);
     *lo = !*lo || g < *lo ? g : *lo;
     hi = !hi || end > hi ? end : hi;
   }
   return hi - *lo;
 }
 
-/* member r's slice of a span of n floats (ceil(n / dp) each, the last short) */
-static void span_slice(const rt_exec *e, int64_t n, int r, int64_t *lo, int64_t *cnt) {
-  int64_t chunk = (n + e->dp - 1) / e->dp;
+/* the group a reduce actor sums over: its members and this rank's index */
+typedef struct { rt_group g; int n, me; } group;
+static group group_of(const rt_exec *e, const fmt_actor *a) {
+  return a->kind == FMT_A_TPREDUCE ? (group){RT_TP, e->tp, e->tpi} : (group){RT_DP, e->dp, e->dpi};
+}
+
+/* member r's slice of a span of n floats over n_members (ceil each, the last short) */
+static void span_slice(int64_t n, int members, int r, int64_t *lo, int64_t *cnt) {
+  int64_t chunk = (n + members - 1) / members;
   *lo = r * chunk < n ? r * chunk : n;
   *cnt = n - *lo < chunk ? n - *lo : chunk;
 }
 
-/* post exchanges with member r: send nout floats of out, receive nin into
- * in, in pieces under INT_MAX / 2 floats (both sides cut them alike) */
-static void exchange(rt_exec *e, astate *x, int r, const float *out, int64_t nout, float *in, int64_t nin, int tag) {
+/* post exchanges with member r of group gr: send nout floats of out,
+ * receive nin into in, in pieces under INT_MAX / 2 floats (both sides cut
+ * them alike) */
+static void exchange(rt_exec *e, astate *x, rt_group gr, int r, const float *out, int64_t nout, float *in, int64_t nin, int tag) {
   const int64_t piece = INT_MAX / 2;
   for (int64_t p = 0; p < nout || p < nin; p += piece) {
     int64_t no = nout - p, ni = nin - p;
     no = no < 0 ? 0 : no < piece ? no : piece, ni = ni < 0 ? 0 : ni < piece ? ni : piece;
-    add_req(x, rt_comm_iexchange(e->comm, RT_DP, r, out + p, no, in + p, ni, tag));
+    add_req(x, rt_comm_iexchange(e->comm, gr, r, out + p, no, in + p, ni, tag));
   }
 }
 
-/* ZeRO-0/1's gradient all-reduce of a bucket, in place in its accumulator
- * span, as a reduce-scatter and an all-gather by pairwise exchanges (phase
- * 1 and 2; finish_reduce_all moves from one to the other). Phase 1: every
- * other member r is sent its slice of the span, and its copy of this
- * rank's slice is received into x->rs ((dp - 1) slices, malloc'ed and
- * counted); then this rank's slice is the sum of the dp copies in member
- * order, whichever rank computes it: the result does not depend on timing,
- * and the one owner of each slice hands every rank the same bits. Phase 2:
- * the summed slice is sent to every other member, whose summed slices
- * arrive in place. Each rank sends and receives 2 (dp-1)/dp of the bucket,
- * an all-reduce's bytes. Not MPI_Iallreduce: OpenMPI 4.1's libnbc took
- * 16.4 ms for 28 MB and 400 ms for 112 MB on 2 ranks where the exchange
- * and the sum took 5.2 / 19 ms (AMD EPYC, 2 cores, load 4.6;
- * docs/runtime.md). The exchanges of a bucket use their own tag (2 + the
- * bucket): a rank posts phase 2 when its phase 1 completed, which may come
- * before or after its next bucket's phase 1, but with one peer the messages
- * of one tag match in the order both post them. */
+/* A bucket's gradient all-reduce, in place in its accumulator span, over
+ * the dp group (a reduce actor, ZeRO-0/1) or the tp group (a tp reduce:
+ * partial sums deferred by the lowering), as a reduce-scatter and an
+ * all-gather by pairwise exchanges (phase 1 and 2; finish_reduce_all moves
+ * from one to the other). Phase 1: every other member r is sent its slice
+ * of the span, and its copy of this rank's slice is received into x->rs
+ * ((n - 1) slices, malloc'ed and counted); then this rank's slice is the
+ * sum of the n copies in member order, whichever rank computes it: the
+ * result does not depend on timing, and the one owner of each slice hands
+ * every rank the same bits. Phase 2: the summed slice is sent to every
+ * other member, whose summed slices arrive in place. Each rank sends and
+ * receives 2 (n-1)/n of the bucket, an all-reduce's bytes. Not
+ * MPI_Iallreduce: OpenMPI 4.1's libnbc took 16.4 ms for 28 MB and 400 ms
+ * for 112 MB on 2 ranks where the exchange and the sum took 5.2 / 19 ms
+ * (AMD EPYC, 2 cores, load 4.6; docs/runtime.md). The exchanges of a
+ * bucket use their own tag (2 + the bucket) on their group's communicator:
+ * a rank posts phase 2 when its phase 1 completed, which may come before
+ * or after its next bucket's phase 1, but with one peer the messages of
+ * one tag match in the order both post them. */
 static int reduce_tag(int bucket) { return 2 + bucket % (rt_comm_tag_ub() - 2); }
 
 static void start_reduce_all(sched *s, const fmt_actor *a, astate *x) {
   rt_exec *e = s->e;
+  group gr = group_of(e, a);
   float *g;
   int64_t n = bucket_span(e, &e->p->bucket[a->bucket], &g), lo, cnt;
-  span_slice(e, n, e->dpi, &lo, &cnt);
-  x->rs_n = (e->dp - 1) * cnt, x->phase = 1;
+  span_slice(n, gr.n, gr.me, &lo, &cnt);
+  x->rs_n = (gr.n - 1) * cnt, x->phase = 1;
   x->rs = x->rs_n > 0 ? xmalloc(sizeof(float) * (size_t)x->rs_n) : NULL;
   rt_exec_count(e, x->rs_n * 4);
-  for (int r = 0, j = 0; r < e->dp; r++) {
-    if (r == e->dpi) continue;
+  for (int r = 0, j = 0; r < gr.n; r++) {
+    if (r == gr.me) continue;
     int64_t rlo, rcnt;
-    span_slice(e, n, r, &rlo, &rcnt);
-    exchange(e, x, r, g + rlo, rcnt, x->rs + (int64_t)j++ * cnt, cnt, reduce_tag(a->bucket));
+    span_slice(n, gr.n, r, &rlo, &rcnt);
+    exchange(e, x, gr.g, r, g + rlo, rcnt, x->rs + (int64_t)j++ * cnt, cnt, reduce_tag(a->bucket));
   }
 }
 
@@ -516,28 +535,29 @@ static void start_reduce_all(sched *s, const fmt_actor *a, astate *x) {
  * phase 2 done: free the copies. True when the all-reduce finished. */
 static bool finish_reduce_all(sched *s, const fmt_actor *a, astate *x) {
   rt_exec *e = s->e;
+  group gr = group_of(e, a);
   float *g;
   int64_t n = bucket_span(e, &e->p->bucket[a->bucket], &g), lo, cnt;
-  span_slice(e, n, e->dpi, &lo, &cnt);
+  span_slice(n, gr.n, gr.me, &lo, &cnt);
   if (x->phase == 2) {
     rt_exec_count(e, -x->rs_n * 4);
     free(x->rs), x->rs = NULL, x->rs_n = 0, x->phase = 0;
     return true;
   }
-  const float **copy = xmalloc(sizeof *copy * (size_t)e->dp);
-  for (int r = 0, j = 0; r < e->dp; r++) copy[r] = r == e->dpi ? g + lo : x->rs + (int64_t)j++ * cnt;
+  const float **copy = xmalloc(sizeof *copy * (size_t)gr.n);
+  for (int r = 0, j = 0; r < gr.n; r++) copy[r] = r == gr.me ? g + lo : x->rs + (int64_t)j++ * cnt;
   for (int64_t i = 0; i < cnt; i++) {
     float t = copy[0][i];
-    for (int r = 1; r < e->dp; r++) t += copy[r][i];
+    for (int r = 1; r < gr.n; r++) t += copy[r][i];
     g[lo + i] = t;
   }
   free(copy);
   x->phase = 2;
-  for (int r = 0; r < e->dp; r++) {
-    if (r == e->dpi) continue;
+  for (int r = 0; r < gr.n; r++) {
+    if (r == gr.me) continue;
     int64_t rlo, rcnt;
-    span_slice(e, n, r, &rlo, &rcnt);
-    exchange(e, x, r, g + lo, cnt, g + rlo, rcnt, reduce_tag(a->bucket));
+    span_slice(n, gr.n, r, &rlo, &rcnt);
+    exchange(e, x, gr.g, r, g + lo, cnt, g + rlo, rcnt, reduce_tag(a->bucket));
   }
   return false;
 }
@@ -585,7 +605,7 @@ static void start_reduce_scatter(sched *s, const fmt_actor *a, astate *x, int64_
     for (int r = 0, j = 0; r < e->dp; r++) {
       if (r == e->dpi) continue;
       float *in = j++ == 0 ? g + displs[e->dpi] : spare + (j - 2) * mine;
-      exchange(e, x, r, g + displs[r], counts[r], in, mine, 1);
+      exchange(e, x, RT_DP, r, g + displs[r], counts[r], in, mine, 1);
     }
     if (e->dp > 2) spare += (e->dp - 2) * mine;
     free(counts), free(displs);
@@ -633,12 +653,6 @@ static void start_gather(sched *s, const fmt_actor *a, astate *x) {
 }
 
 /* a tied parameter's reduced gradient (its slice under ZeRO-2) */
-static int64_t grad_len(const rt_exec *e, ir_ref p) {
-  int64_t n = ir_numel(e->g, p), lo, cnt;
-  if (e->dp > 1 && e->p->zero >= 2) rt_exec_slice(e, n, &lo, &cnt), n = cnt;
-  return n;
-}
-
 /* a send from a staging copy: the register's bytes are free at once, and
  * the next micro-batch may be sent before the peer took this one */
 static void start_send(sched *s, const fmt_actor *a, astate *x, int64_t m) {
@@ -695,6 +709,7 @@ static bool start_main(sched *s, int k, int64_t m) {
     if (a->per_micro) start_reduce_scatter(s, a, x, m);
     else start_reduce_all(s, a, x);
     break;
+  case FMT_A_TPREDUCE: start_reduce_all(s, a, x); break;
   case FMT_A_GATHER: start_gather(s, a, x); break;
   case FMT_A_FETCH: start_fetch(s, a, x, m); break;
   case FMT_A_GSEND: add_req(x, rt_comm_isend(e->comm, e->acc[a->tensor], grad_len(e, a->tensor), peer_rank(e, a->peer), tag_of(a->tensor, 0, true))); break;
@@ -708,6 +723,7 @@ static bool start_main(sched *s, int k, int64_t m) {
 static const char *lane_name(const fmt_actor *a) {
   switch (a->kind) {
   case FMT_A_REDUCE: return a->per_micro ? "reduce_scatter (dp)" : "all_reduce (dp)";
+  case FMT_A_TPREDUCE: return "all_reduce (tp)";
   case FMT_A_GATHER: return "all_gather (dp)";
   case FMT_A_FETCH: return "all_gather param (dp)";
   case FMT_A_GSEND: return "send (tied gradient)";
@@ -724,7 +740,7 @@ static bool finish_main(sched *s, int k) {
   if (a->kind == FMT_A_SEND) return finish_sends(s, a, x);
   if (x->coll ? !rt_coll_poll(x->coll) : !reqs_done(x)) return false;
   if (x->coll) x->coll = NULL;
-  if (a->kind == FMT_A_REDUCE && !a->per_micro && !finish_reduce_all(s, a, x)) return false;
+  if (((a->kind == FMT_A_REDUCE && !a->per_micro) || a->kind == FMT_A_TPREDUCE) && !finish_reduce_all(s, a, x)) return false;
   if (a->kind == FMT_A_COLL) {
     const ir_op *o = &e->g->op[a->op];
     for (int i = 0; i < o->nout; i++)
@@ -778,7 +794,7 @@ static bool ready_main(const sched *s, int k, int64_t *m) {
   case FMT_A_REDUCE: case FMT_A_GATHER: case FMT_A_FETCH:
     if (!(s->dp_pos < s->ndp && s->dp_order[s->dp_pos].actor == k && s->dp_order[s->dp_pos].micro == *m)) return false;
     return a->per_micro ? inputs_made(s, a, *m) && outputs_free(s, a, *m) : deps_done(s, a);
-  case FMT_A_GSEND: case FMT_A_GRECV: return deps_done(s, a);
+  case FMT_A_GSEND: case FMT_A_GRECV: case FMT_A_TPREDUCE: return deps_done(s, a);
   default: return false;
   }
 }
@@ -835,8 +851,8 @@ static void watchdog(sched *s) {
     if (!s->as[k].busy || is_worker(a)) continue;
     if (a->kind == FMT_A_SEND || a->kind == FMT_A_RECV || a->kind == FMT_A_GSEND || a->kind == FMT_A_GRECV)
       rt_comm_timeout_abort(s->e->comm, peer_rank(s->e, a->peer), a->kind == FMT_A_SEND || a->kind == FMT_A_GSEND ? "send" : "receive");
-    rt_comm_group_timeout_abort(s->e->comm, a->kind == FMT_A_COLL ? RT_TP : RT_DP,
-                                a->kind == FMT_A_COLL ? "tensor-parallel collective" : "data-parallel collective");
+    bool tp = a->kind == FMT_A_COLL || a->kind == FMT_A_TPREDUCE;
+    rt_comm_group_timeout_abort(s->e->comm, tp ? RT_TP : RT_DP, tp ? "tensor-parallel collective" : "data-parallel collective");
   }
   sbpc_error("rank %d: no actor could fire for %.0f s (internal deadlock)", s->e->rank, rt_comm_timeout);
   if (s->e->comm) rt_comm_abort(s->e->comm, EXIT_INTERNAL);

@@ -11,8 +11,12 @@
 #     splits (at batch 16 x seq 32: the embedding and lm_head, vocabulary- and
 #     hidden-split) is stored split in the program, and at batch 16 x seq 64
 #     (where the planner splits the batch over the tp pair and keeps the
-#     small weights whole) the measured peak per rank is at most 0.6 x the
-#     1-rank peak;
+#     small weights whole) the measured peak per rank is at most 0.65 x the
+#     1-rank peak (the activations halve; the weights' partial-sum gradients
+#     are summed over tp once per step, whose receive buffer is half their
+#     0.6 MiB bucket: 8.7 of 14.4 MiB, 8.4 before that buffer existed), and
+#     the program sums them by a tp_reduce actor, none per micro-batch, its
+#     planned peak the measured one;
 #  3. the executor runs no compiler pass: `sbpc run DIR` works with the
 #     program alone (no plan.json, no source, no actors.json).
 set -u
@@ -83,10 +87,30 @@ print("%d parameters split as the plan says" % len(want))
 PY
 run llama-big-one 1
 run llama-big-tp2 2
+# the weights' gradients are partial sums over the tp pair (the batch is
+# split): summed once per step by a tp_reduce of their bucket, none by a
+# per-micro-batch all-reduce in front of its update; planned peak = measured
+python3 - "$T/moved/llama-big-tp2/program.json" <<'PY' || bad "partial-sum gradients are not summed once per step"
+import json, sys
+p = json.load(open(sys.argv[1]))
+ops, acts = p["graph"]["ops"], p["stages"][0]["actors"]
+made = {t: o for o in ops for t in o["out"]}
+summed = {q for a in acts if a["kind"] == "tp_reduce" for q in p["buckets"][a["bucket"]]["params"]}
+assert summed, "no tp_reduce actor"
+for o in ops:
+    if o["op"] == "adamw":
+        g = made.get(o["in"][1])
+        assert g is None or g["op"] != "all_reduce", "a gradient all-reduced per micro-batch"
+for i in summed:
+    assert p["params"][i]["grad"] >= 0
+print("%d partial-sum gradients summed by %d tp_reduce actors" % (len(summed), sum(a["kind"] == "tp_reduce" for a in acts)))
+PY
+grep -q 'peak memory per rank (MiB): \([0-9.]*\) \1 (planned \1)' "$T/llama-big-tp2.out" ||
+  bad "tp=2 measured peak is not the planned one: $(grep peak "$T/llama-big-tp2.out")"
 peak() { sed -n 's/^peak memory per rank (MiB): \([0-9.]*\).*/\1/p' "$1"; }
 p1=$(peak "$T/llama-big-one.out") p2=$(peak "$T/llama-big-tp2.out")
 echo "tiny LLaMA, batch 16 x seq 64: peak per rank 1 rank $p1 MiB, tp=2 $p2 MiB"
-awk -v a="$p1" -v b="$p2" 'BEGIN { exit !(a > 0 && b > 0 && b <= 0.6 * a) }' || bad "tp=2 peak $p2 MiB is more than 0.6 x $p1 MiB"
+awk -v a="$p1" -v b="$p2" 'BEGIN { exit !(a > 0 && b > 0 && b <= 0.65 * a) }' || bad "tp=2 peak $p2 MiB is more than 0.65 x $p1 MiB"
 
 # the 1-rank LLaMA against PyTorch (Debian's python3-torch; make test installs it)
 . tests/lib/torch_python.sh

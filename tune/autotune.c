@@ -188,10 +188,13 @@ static int run_steps(const tn_autotune_opts *o, const layout *l) {
   return o->steps > 0 ? o->steps : tn_run_steps(l->pred.step_s);
 }
 
-/* rounds: --rounds, else 3 when layout l's run is predicted under 2 s */
+/* rounds: --rounds, else 3 when layout l's run is predicted under 2 s, 2
+ * under a minute (one GPT-2 small round of 5 steps is ~30 s here: a single
+ * round missed by 16-23 % in 2 of 3 cycles), else 1 */
 static int rounds(const tn_autotune_opts *o, const layout *l) {
   if (o->rounds > 0) return o->rounds < MAXROUNDS ? o->rounds : MAXROUNDS;
-  return run_steps(o, l) * l->pred.step_s < 2.0 ? 3 : 1;
+  double run_s = run_steps(o, l) * l->pred.step_s;
+  return run_s < 2.0 ? 3 : run_s < 60.0 ? 2 : 1;
 }
 
 /* measure: round r of layout i: its median step, trace phases and peak
