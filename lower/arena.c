@@ -338,17 +338,6 @@ static void plan_stage(fmt_prog *p, fmt_stage *st, bool alias) {
   free(start_at), free(nstart), free(v), free(off), free(off2), free(own.v);
 }
 
-/* recv_bytes: what the CPU executor mallocs beside stage s's arenas while
- * a bucket's gradient reduction flies (runtime/executor.c): under ZeRO 0/1
- * the other N - 1 members' copies of this rank's slice of the bucket's span
- * (start_reduce_all), under ZeRO 2/3 N - 2 copies of each parameter's slice
- * (start_reduce_scatter; at N = 2 the first copy lands in the register); the
- * largest bucket's (N: dp x sp, the gradient group). A bucket of partial
- * sums over tp (a tp reduce actor) has tp - 1 copies of its slice of the
- * accumulators' span (the shards under ZeRO-2/3) in flight the same way;
- * the two groups' largest are added, as a tp reduce may fly beside another
- * bucket's dp reduce. The planner estimates the same
- * buffers without buckets (planner/search.c recv_buffer). */
 /* the floats of bucket b each of its parameters' accumulator holds: whole,
  * or its dp slice (ceil(k / shard)) when shard > 1 (ZeRO-2/3) */
 static int64_t bucket_floats(const fmt_prog *p, const fmt_bucket *b, int64_t shard) {
@@ -360,6 +349,17 @@ static int64_t bucket_floats(const fmt_prog *p, const fmt_bucket *b, int64_t sha
   return span;
 }
 
+/* recv_bytes: what the CPU executor mallocs beside stage s's arenas while
+ * a bucket's gradient reduction flies (runtime/executor.c): under ZeRO 0/1
+ * the other N - 1 members' copies of this rank's slice of the bucket's span
+ * (start_reduce_all), under ZeRO 2/3 N - 2 copies of each parameter's slice
+ * (start_reduce_scatter; at N = 2 the first copy lands in the register); the
+ * largest bucket's (N: dp x sp, the gradient group). A bucket of partial
+ * sums over tp (a tp reduce actor) has tp - 1 copies of its slice of the
+ * accumulators' span (the shards under ZeRO-2/3) in flight the same way;
+ * the two groups' largest are added, as a tp reduce may fly beside another
+ * bucket's dp reduce. The planner estimates the same
+ * buffers without buckets (planner/search.c recv_buffer). */
 static int64_t recv_bytes(const fmt_prog *p, int s) {
   int64_t n = (int64_t)p->dp * p->sp, t = p->tp, dp = 0, tp = 0;
   for (int b = 0; b < p->nbucket; b++) {

@@ -280,6 +280,29 @@ static bool record(chk *k, const cJSON *ex, const char *key) {
   return step(k, b, at, "measured") && step(k, b, at, "predicted");
 }
 
+/* ref: executor.fix (the reference's knobs), executor.model (what it was
+ * planned for) and its measured step, into c->ref when all are there */
+static bool ref(chk *k, const cJSON *ex) {
+  const cJSON *fx = cJSON_GetObjectItemCaseSensitive(ex, "fix"), *m = cJSON_GetObjectItemCaseSensitive(ex, "model");
+  if (fx && (!cJSON_IsString(fx) || strlen(fx->valuestring) >= sizeof k->c->ref.fix))
+    return bad(k, "'executor.fix' must be a string of knobs");
+  if (m && !cJSON_IsObject(m)) return bad(k, "'executor.model' must be an object");
+  const cJSON *nm = m ? cJSON_GetObjectItemCaseSensitive(m, "name") : NULL;
+  if (nm && (!cJSON_IsString(nm) || strlen(nm->valuestring) >= sizeof k->c->ref.model))
+    return bad(k, "'executor.model.name' must be a short string");
+  double v[4] = {0, 0, 0, 0}, st = 0;
+  const char *f[4] = {"params", "global_batch", "seq", "devices"};
+  for (int i = 0; i < 4 && m; i++) num(k, m, "executor.model.", f[i], 1, 1e15, false, &v[i]);
+  const cJSON *ms = cJSON_GetObjectItemCaseSensitive(ex, "measured");
+  if (cJSON_IsObject(ms)) num(k, ms, "executor.measured.", "step_s", 0, 1e6, false, &st);
+  if (k->bad || !fx || !nm || v[0] <= 0 || v[1] <= 0 || v[2] <= 0 || v[3] <= 0 || st <= 0) return !k->bad;
+  snprintf(k->c->ref.fix, sizeof k->c->ref.fix, "%s", fx->valuestring);
+  snprintf(k->c->ref.model, sizeof k->c->ref.model, "%s", nm->valuestring);
+  k->c->ref.params = v[0], k->c->ref.batch = (long)v[1], k->c->ref.seq = (long)v[2], k->c->ref.devices = (int)v[3];
+  k->c->ref.step_s = st, k->c->ref.have = true;
+  return true;
+}
+
 /* executor: what the executor measured on the model's reference programs:
  * per pass its time over the planner's rooflines and the cost of each
  * kernel the planner counts beyond them (replaces kernel_overhead_s), its
@@ -308,7 +331,7 @@ static bool executor(chk *k, const cJSON *ex) {
   num(k, ex, "executor.", "steps", 1, 1e9, false, NULL);
   c->exec_per_param = true; /* sbpc's executor: one collective per parameter tensor */
   return step(k, ex, "executor.", "measured") && step(k, ex, "executor.", "predicted") &&
-         record(k, ex, "second") && record(k, ex, "zero3");
+         record(k, ex, "second") && record(k, ex, "zero3") && ref(k, ex);
 }
 
 /* top: the format and the top-level scalars. */

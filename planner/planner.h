@@ -136,6 +136,14 @@ typedef struct {
   double exec_coll_s;       /* its wait per ZeRO collective beyond the model (executor.coll_latency_s) */
   bool exec_per_param;      /* that executor is sbpc's: one collective per parameter (ZeRO-3
                                gathers), the ZeRO-1/2 all-gather inside the step */
+  struct {                  /* the probe's reference run (executor.fix, .model, .measured):
+                               what `tune --plans` runs again to see the machine's drift */
+    char fix[128], model[64];
+    double params, step_s;
+    long batch, seq;
+    int devices;
+    bool have;              /* all of it given */
+  } ref;
   bool loaded;
 } plan_calib;
 

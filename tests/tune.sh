@@ -13,7 +13,8 @@
 # says it is uncalibrated. Then `sbpc tune --plans 3 --calibration` on the
 # tiny GPT-2 (one rank: no mpirun needed): the report's structure (a row per
 # layout with predicted and measured step time and peak memory, the phases,
-# the summary and the runs), and its predictions are the calibrated plan's.
+# the summary and the runs; the calibration's reference layout run again
+# for the machine's drift), and its predictions are the calibrated plan's.
 # Accuracy goals live in bench/README.md, not here. Under mpirun (when
 # available) the calibration gains collectives by group size, and all-to-all
 # and ring send/recv bandwidth by group size and placement, which `sbpc sp
@@ -106,6 +107,9 @@ assert len(out[i + 2].split("/")) == 6
 assert any(l.startswith("fastest measured: #") for l in out)
 assert any(re.match(r"prediction error over \d+ layouts: step time mean [\d.]+%", l) for l in out)
 assert any(re.match(r"runs: [1-3] of 3 layouts run with the executor \(\d saved\)", l) for l in out)
+# the calibration's probe ran this model on 1 rank: its reference runs again
+assert any(re.match(r"machine drift: the calibration's reference \(dp=1,\S+\) ran [\d.e+-]+ s a step when "
+                    r"calibrated, [\d.e+-]+ s now \([+-]\d+\.\d%\); with the predictions scaled", l) for l in out), out
 PY
   rm -rf "$(sed -n 's/^tune: plans, logs and traces in //p' "$tmp/at.err")"
 else echo "FAIL: sbpc tune --plans 3 exited $?"; cat "$tmp/at.err"; fail=1; fi

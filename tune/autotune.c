@@ -22,11 +22,15 @@
  * < best_pred (1 + e) / (1 - e) (each prediction within e of the truth);
  * --all runs all K. Layouts that differ only in what the executor does not
  * tell apart share one run. The report says how many runs that saved.
+ * When the calibration's probe ran this model and shape, its reference
+ * layout runs again before each round, and the report's last line compares
+ * its step with the probe's: how far the machine moved (drift_ref).
  * Children of mpirun under root get Open MPI's run-as-root and
  * oversubscription switches, and a communication timeout as long as the
  * child limit (a loaded machine is slow, not hung). */
 #include "tune/tn_int.h"
 #include "format/sbpc_plan.h"
+#include "planner/planner.h"
 #include "util/diag.h"
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -60,6 +64,8 @@ typedef struct {
   const tn_autotune_opts *o;
   char exe[4096], dir[64];
   long batch, seq;
+  char model[64];         /* the plan's model name and parameters (drift: the reference's?) */
+  double params;
 } ctx;
 
 int tn_run_child(char *const argv[], const char *logpath, double limit_s) {
@@ -90,11 +96,12 @@ int tn_run_child(char *const argv[], const char *logpath, double limit_s) {
 
 /* read_top: the planner's top layouts and the training shape, through the
  * one plan reader (format/sbpc_plan.h) */
-static int read_top(const char *path, layout *L, int maxk, long *batch, long *seq) {
+static int read_top(const char *path, layout *L, int maxk, ctx *c) {
   char err[512];
   sbpc_plan *p = sbpc_plan_read(path, err, sizeof err);
   if (!p) return 0;
-  *batch = p->global_batch, *seq = p->seq;
+  c->batch = p->global_batch, c->seq = p->seq, c->params = p->params;
+  snprintf(c->model, sizeof c->model, "%s", p->model_name ? p->model_name : "");
   int n = 0;
   for (int i = 0; i < p->ntop && n < maxk; i++) {
     const sbpc_plan_top *t = &p->top[i];
@@ -135,7 +142,7 @@ static int plan(const ctx *c, const char *json, const char *log, char *const *ex
   return tn_run_child(argv, log, o->limit_s);
 }
 
-static int plan_top(const ctx *c, layout *L, long *b, long *s) {
+static int plan_top(ctx *c, layout *L) {
   char k[16], json[128], log[128];
   snprintf(k, sizeof k, "%d", c->o->k);
   snprintf(json, sizeof json, "%s/plan.json", c->dir);
@@ -144,17 +151,41 @@ static int plan_top(const ctx *c, layout *L, long *b, long *s) {
     sbpc_error("tune: the planner failed (see %s)", log);
     return 0;
   }
-  return read_top(json, L, c->o->k < MAXK ? c->o->k : MAXK, b, s);
+  return read_top(json, L, c->o->k < MAXK ? c->o->k : MAXK, c);
+}
+
+/* plan_knobs: layout i's own plan under the knobs fix, and its prediction */
+static bool plan_knobs(const ctx *c, layout *l, int i, const char *fix) {
+  char json[128], log[128];
+  snprintf(json, sizeof json, "%s/layout%d.json", c->dir, i);
+  snprintf(log, sizeof log, "%s/layout%d.log", c->dir, i);
+  return !plan(c, json, log, (char *[]){"--fix", (char *)fix, "--top", "1", NULL}) && tn_predicted(json, &l->pred);
 }
 
 /* plan_one: layout i's own plan (every knob fixed) and its prediction */
 static bool plan_one(const ctx *c, layout *l, int i) {
-  char fix[160], json[128], log[128];
+  char fix[160];
   snprintf(fix, sizeof fix, "dp=%d,tp=%d,pp=%d,sp=%d,vpp=%d,mbs=%d,recompute=%s,zero=%d", l->dp, l->tp, l->pp, l->sp,
            l->vpp, l->mbs, l->recompute, l->zero);
-  snprintf(json, sizeof json, "%s/layout%d.json", c->dir, i);
-  snprintf(log, sizeof log, "%s/layout%d.log", c->dir, i);
-  return !plan(c, json, log, (char *[]){"--fix", fix, "--top", "1", NULL}) && tn_predicted(json, &l->pred);
+  return plan_knobs(c, l, i, fix);
+}
+
+/* drift_ref: when the calibration's probe ran this model and shape, its
+ * reference layout as L[k] (planned, to run in every round beside the
+ * layouts); false otherwise. Its step then against the one the probe
+ * measured tells how far the machine's speed moved since the calibration
+ * (this VM: 10-25 % within minutes at times), apart from the model's error. */
+static bool drift_ref(const ctx *c, layout *L, int k, plan_calib *cal) {
+  memset(cal, 0, sizeof *cal);
+  if (!c->o->calibration || !plan_calib_load(c->o->calibration, cal) || !cal->ref.have) return false;
+  if (strcmp(cal->ref.model, c->model) || cal->ref.params != c->params || cal->ref.batch != c->batch ||
+      cal->ref.seq != c->seq || cal->ref.devices > c->o->np)
+    return false;
+  layout *l = &L[k];
+  memset(l, 0, sizeof *l);
+  l->same = -1, l->np = cal->ref.devices;
+  snprintf(l->recompute, sizeof l->recompute, "none");
+  return plan_knobs(c, l, k, cal->ref.fix);
 }
 
 /* peak_mib: the largest rank's peak from "peak memory per rank (MiB): a b ... (planned x)" */
@@ -245,15 +276,17 @@ static void finish(layout *L, int k) {
 /* more_rounds: the measured layouts' further rounds, interleaved (round 2
  * of every layout, then round 3, ...), so a machine whose speed drifts
  * over a minute slows them alike */
-static void more_rounds(const ctx *c, layout *L, int k) {
+static void more_rounds(const ctx *c, layout *L, int k, bool ref) {
   int most = 1;
   for (int i = 0; i < k; i++) most = L[i].state == MEASURED && rounds(c->o, &L[i]) > most ? rounds(c->o, &L[i]) : most;
-  for (int r = 1; r < most; r++)
+  for (int r = 1; r < most; r++) {
+    if (ref && L[k].state == MEASURED) measure(c, &L[k], k, r); /* the drift reference, before each round */
     for (int i = 0; i < k; i++)
       if (L[i].state == MEASURED && L[i].same < 0 && r < rounds(c->o, &L[i])) {
         fprintf(c->o->log, "tune: measuring layout %d of %d, round %d of %d\n", i + 1, k, r + 1, rounds(c->o, &L[i]));
         measure(c, &L[i], i, r);
       }
+  }
 }
 
 /* same_run: an earlier measured layout the executor runs identically, or -1 */
@@ -345,6 +378,25 @@ static void report_summary(FILE *f, const layout *L, int n, int runs) {
   fputc('\n', f);
 }
 
+/* report_drift: the calibration's reference now against when calibrated,
+ * and the layouts' errors with their predictions scaled by that drift (a
+ * diagnostic: the table's predictions stay the calibration's) */
+static void report_drift(FILE *f, const layout *L, int k, const plan_calib *cal) {
+  const layout *r = &L[k];
+  if (r->state != MEASURED || !(r->meas.step_s > 0)) return;
+  double d = r->meas.step_s / cal->ref.step_s, es = 0, em = 0;
+  int n = 0;
+  for (int i = 0; i < k; i++)
+    if (L[i].state == MEASURED) {
+      double e = fabs(rel(L[i].pred.step_s * d, L[i].meas.step_s));
+      es += e, em = fmax(em, e), n++;
+    }
+  fprintf(f, "machine drift: the calibration's reference (%s) ran %.4g s a step when calibrated, %.4g s now (%+.1f%%)",
+          cal->ref.fix, cal->ref.step_s, r->meas.step_s, 100 * (d - 1));
+  if (n) fprintf(f, "; with the predictions scaled by it the step error would be mean %.1f%%, max %.1f%%", 100 * es / n, 100 * em);
+  fputc('\n', f);
+}
+
 /* choose_and_run: measure layouts in the planner's order while they may win */
 static int choose_and_run(const ctx *c, layout *L, int k) {
   int runs = 0;
@@ -372,7 +424,7 @@ static int choose_and_run(const ctx *c, layout *L, int k) {
 }
 
 int tn_autotune(const tn_autotune_opts *o) {
-  ctx c = {o, "", "/tmp/sbpc-autotune-XXXXXX", 0, 0};
+  ctx c = {o, "", "/tmp/sbpc-autotune-XXXXXX", 0, 0, "", 0};
   ssize_t n = readlink("/proc/self/exe", c.exe, sizeof c.exe - 1);
   if (n <= 0 || !mkdtemp(c.dir)) {
     sbpc_error("tune: cannot find sbpc or make a work folder");
@@ -380,8 +432,8 @@ int tn_autotune(const tn_autotune_opts *o) {
   }
   c.exe[n] = 0;
   tn_child_env(o->limit_s);
-  layout L[MAXK];
-  int k = plan_top(&c, L, &c.batch, &c.seq);
+  layout L[MAXK + 1]; /* + the drift reference */
+  int k = plan_top(&c, L);
   if (k == 0 || c.batch <= 0 || c.seq <= 0) {
     sbpc_error("tune: no layouts to measure (work folder %s)", c.dir);
     return 1;
@@ -391,12 +443,16 @@ int tn_autotune(const tn_autotune_opts *o) {
       L[i].state = CANNOT;
       fprintf(o->log, "tune: layout %d has no plan of its own (see %s/layout%d.log)\n", i + 1, c.dir, i);
     }
+  plan_calib cal;
+  bool ref = drift_ref(&c, L, k, &cal);
+  if (ref) fprintf(o->log, "tune: measuring the calibration's reference layout (machine drift)\n"), measure(&c, &L[k], k, 0);
   int runs = choose_and_run(&c, L, k);
-  more_rounds(&c, L, k);
-  finish(L, k);
+  more_rounds(&c, L, k, ref);
+  finish(L, k + ref);
   report_rows(o->out, L, k);
   report_phases(o->out, L, k);
   report_summary(o->out, L, k, runs);
+  if (ref) report_drift(o->out, L, k, &cal);
   int ok = 0;
   for (int i = 0; i < k; i++) ok |= L[i].state == MEASURED;
   fprintf(o->log, "tune: plans, logs and traces in %s\n", c.dir);

@@ -81,6 +81,9 @@ typedef struct {
   double run_s;           /* a run's predicted seconds (its steps at the rooflines') */
   bool comm;              /* p2 planned (A under mpirun) */
   tn_step p0, p1, p2, m;  /* rooflines, with 10 us per kernel, nothing overlapped; measured */
+  char model[64];         /* the plan's model name, parameters and training shape */
+  double params;
+  long batch, seq;
 } ref;
 
 enum { REF_A, REF_B, REF_C }; /* the planner's micro-batch; another; A's with ZeRO-3 */
@@ -146,6 +149,8 @@ static bool reference(const probe *p, ref *r, const tn_opts *o, int nranks, bool
   sbpc_plan *pl = sbpc_plan_read(path, err, sizeof err);
   if (!pl) return false;
   r->tokens = (double)pl->global_batch * (double)pl->seq;
+  snprintf(r->model, sizeof r->model, "%s", pl->model_name ? pl->model_name : "");
+  r->params = pl->params, r->batch = pl->global_batch, r->seq = pl->seq;
   r->micro = pl->num_micro_batches > 0 ? pl->num_micro_batches : 1;
   r->mbs = pl->micro_batch > 0 ? pl->micro_batch : 1;
   r->steps = o->quick ? 3 : tn_run_steps(pl->predicted.step_time_s);
@@ -405,6 +410,13 @@ static bool derive(probe *p, const tn_opts *o, cJSON *calib, int nranks) {
   char name[96];
   snprintf(name, sizeof name, "dp=%d tp=1 pp=1 zero=0 recompute=none mbs=%d x%d", nranks, a->mbs, a->micro);
   cJSON_AddStringToObject(ex, "reference", name);
+  cJSON_AddStringToObject(ex, "fix", a->fix);
+  cJSON *m = cJSON_AddObjectToObject(ex, "model"); /* what tune --plans re-runs it for (autotune.c drift) */
+  cJSON_AddStringToObject(m, "name", a->model);
+  cJSON_AddNumberToObject(m, "params", a->params);
+  cJSON_AddNumberToObject(m, "global_batch", (double)a->batch);
+  cJSON_AddNumberToObject(m, "seq", (double)a->seq);
+  cJSON_AddNumberToObject(m, "devices", nranks);
   cJSON_AddNumberToObject(ex, "steps", a->steps);
   cJSON_AddNumberToObject(ex, "forward_scale", t.scale[TN_FWD]);
   cJSON_AddNumberToObject(ex, "backward_scale", t.scale[TN_BWD]);

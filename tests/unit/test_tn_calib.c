@@ -79,6 +79,9 @@ static void refusals(void) {
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"zero3\":{\"reference\":1}}}", "executor.zero3.reference"},
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"second\":{\"measured\":{\"step_s\":-2}}}}",
        "executor.second.measured.step_s"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"fix\":2}}", "executor.fix"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"model\":[]}}", "executor.model"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"model\":{\"seq\":0}}}", "executor.model.seq"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char err[256];
@@ -186,6 +189,28 @@ static void executor_coll_latency(void) {
   CU_ASSERT_DOUBLE_EQUAL(plan_waited_coll_time(&c, IR_OP_ALL_REDUCE, 1e6, 1, l), 0, 0);
 }
 
+/* the probe's reference as tune --plans re-runs it (machine drift): all
+ * of fix, model and the measured step, or nothing */
+static void executor_reference_record(void) {
+  static const char text[] = "{\"format\":\"sbpc-calibration\",\"executor\":{\"fix\":\"dp=2,tp=1,mbs=4\","
+                             "\"model\":{\"name\":\"tiny_gpt2\",\"params\":134912,\"global_batch\":8,\"seq\":32,"
+                             "\"devices\":2},\"measured\":{\"step_s\":0.003}}}";
+  static const char partial[] = "{\"format\":\"sbpc-calibration\",\"executor\":{\"fix\":\"dp=2\","
+                                "\"measured\":{\"step_s\":0.003}}}";
+  char err[256];
+  plan_calib c;
+  plan_calib_default(&c);
+  CU_ASSERT_FATAL(plan_calib_parse(text, strlen(text), &c, err, sizeof err));
+  CU_ASSERT(c.ref.have);
+  CU_ASSERT_STRING_EQUAL(c.ref.fix, "dp=2,tp=1,mbs=4");
+  CU_ASSERT_STRING_EQUAL(c.ref.model, "tiny_gpt2");
+  CU_ASSERT(c.ref.params == 134912 && c.ref.batch == 8 && c.ref.seq == 32 && c.ref.devices == 2);
+  CU_ASSERT_DOUBLE_EQUAL(c.ref.step_s, 0.003, 1e-15);
+  plan_calib_default(&c);
+  CU_ASSERT_FATAL(plan_calib_parse(partial, strlen(partial), &c, err, sizeof err));
+  CU_ASSERT_FALSE(c.ref.have); /* no model: nothing to compare a run with */
+}
+
 /* a trace's phases per traced step, its attention kernels' seconds
  * (forward attention and backward attention_grad, not a recompute's) and
  * its optimizer calls */
@@ -249,6 +274,7 @@ void cu_register(void) {
   CU_ADD(s, executor_two_references);
   CU_ADD(s, median_of_rounds);
   CU_ADD(s, executor_coll_latency);
+  CU_ADD(s, executor_reference_record);
   CU_ADD(s, trace_attention);
   CU_ADD(s, calibration_path);
 }
