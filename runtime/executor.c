@@ -98,8 +98,8 @@ typedef struct {
   int32_t *left;         /* per instance: consumers (and views) still to read */
   bool *viewed;          /* per register: another register views its bytes */
   astate *as;
-  fmt_step *tp_order, *dp_order;
-  int ntp, ndp, tp_pos, dp_pos;
+  fmt_step *tp_order, *dp_order, *tr_order; /* tr: the tp reduces */
+  int ntp, ndp, ntr, tp_pos, dp_pos, tr_pos;
   const int32_t *ids, *labels;
   int64_t mb_elems;
   double loss;
@@ -531,19 +531,15 @@ static void start_reduce_all(sched *s, const fmt_actor *a, astate *x) {
   }
 }
 
-/* phase 1 done: sum this rank's slice, post phase 2 (the all-gather);
- * phase 2 done: free the copies. True when the all-reduce finished. */
+/* phase 1 done: sum this rank's slice, free the copies, post phase 2 (the
+ * all-gather); phase 2 done: true, the all-reduce finished. */
 static bool finish_reduce_all(sched *s, const fmt_actor *a, astate *x) {
   rt_exec *e = s->e;
   group gr = group_of(e, a);
   float *g;
   int64_t n = bucket_span(e, &e->p->bucket[a->bucket], &g), lo, cnt;
   span_slice(n, gr.n, gr.me, &lo, &cnt);
-  if (x->phase == 2) {
-    rt_exec_count(e, -x->rs_n * 4);
-    free(x->rs), x->rs = NULL, x->rs_n = 0, x->phase = 0;
-    return true;
-  }
+  if (x->phase == 2) return x->phase = 0, true;
   const float **copy = xmalloc(sizeof *copy * (size_t)gr.n);
   for (int r = 0, j = 0; r < gr.n; r++) copy[r] = r == gr.me ? g + lo : x->rs + (int64_t)j++ * cnt;
   for (int64_t i = 0; i < cnt; i++) {
@@ -552,6 +548,8 @@ static bool finish_reduce_all(sched *s, const fmt_actor *a, astate *x) {
     g[lo + i] = t;
   }
   free(copy);
+  rt_exec_count(e, -x->rs_n * 4); /* phase 2 lands in place: the copies go now */
+  free(x->rs), x->rs = NULL, x->rs_n = 0;
   x->phase = 2;
   for (int r = 0; r < gr.n; r++) {
     if (r == gr.me) continue;
@@ -779,6 +777,19 @@ static bool tp_held(const sched *s) {
   return false;
 }
 
+/* is a bucket all-reduce of this kind (a per-step reduce: the dp group; a
+ * tp reduce) in its phase 1, holding its received copies? One at a time per
+ * group, in schedule order: the receive buffer the program plans is one
+ * bucket's (lower/arena.c recv_bytes). Without the limit a rank whose peer
+ * lagged could post every ready bucket's phase 1 at once: one run of GPT-2
+ * small dp=2 ZeRO-0 of four peaked at 2577.9 MiB on one rank, planned
+ * 2414.1, about wte's 73.6 MiB and seven 12.5 MiB buffers more. */
+static bool receiving(const sched *s, int kind) {
+  for (int k = 0; k < s->st->nact; k++)
+    if (s->as[k].busy && s->as[k].phase == 1 && s->st->act[k].kind == kind && !s->st->act[k].per_micro) return true;
+  return false;
+}
+
 /* may actor k start now on the main thread? (inputs, outputs, deps, group order) */
 static bool ready_main(const sched *s, int k, int64_t *m) {
   const fmt_actor *a = &s->st->act[k];
@@ -793,8 +804,10 @@ static bool ready_main(const sched *s, int k, int64_t *m) {
            inputs_made(s, a, *m) && outputs_free(s, a, *m) && !tp_held(s);
   case FMT_A_REDUCE: case FMT_A_GATHER: case FMT_A_FETCH:
     if (!(s->dp_pos < s->ndp && s->dp_order[s->dp_pos].actor == k && s->dp_order[s->dp_pos].micro == *m)) return false;
-    return a->per_micro ? inputs_made(s, a, *m) && outputs_free(s, a, *m) : deps_done(s, a);
-  case FMT_A_GSEND: case FMT_A_GRECV: case FMT_A_TPREDUCE: return deps_done(s, a);
+    return a->per_micro ? inputs_made(s, a, *m) && outputs_free(s, a, *m) : !receiving(s, a->kind) && deps_done(s, a);
+  case FMT_A_TPREDUCE:
+    return s->tr_pos < s->ntr && s->tr_order[s->tr_pos].actor == k && !receiving(s, a->kind) && deps_done(s, a);
+  case FMT_A_GSEND: case FMT_A_GRECV: return deps_done(s, a);
   default: return false;
   }
 }
@@ -809,6 +822,7 @@ static bool comm_round(sched *s) {
     int64_t m;
     if (ready_main(s, k, &m) && start_main(s, k, m)) {
       if (is_dp(a)) s->dp_pos++;
+      if (a->kind == FMT_A_TPREDUCE) s->tr_pos++;
       if (a->kind == FMT_A_COLL) s->tp_pos++;
       moved = true;
       if (s->as[k].busy && a->kind == FMT_A_COLL && finish_main(s, k)) moved = true; /* local re-layouts */
@@ -946,9 +960,11 @@ static void orders(sched *s) {
   const fmt_stage *st = s->st;
   s->tp_order = xmalloc(sizeof(fmt_step) * (size_t)(st->nsched + 1));
   s->dp_order = xmalloc(sizeof(fmt_step) * (size_t)(st->nsched + 1));
+  s->tr_order = xmalloc(sizeof(fmt_step) * (size_t)(st->nsched + 1));
   for (int i = 0; i < st->nsched; i++) {
     int kind = st->act[st->sched[i].actor].kind;
     if (kind == FMT_A_COLL) s->tp_order[s->ntp++] = st->sched[i];
+    if (kind == FMT_A_TPREDUCE) s->tr_order[s->ntr++] = st->sched[i];
     if (is_dp(&st->act[st->sched[i].actor])) s->dp_order[s->ndp++] = st->sched[i];
   }
 }
@@ -999,7 +1015,7 @@ double rt_exec_step_run(rt_exec *e, const int32_t *ids, const int32_t *labels, b
   }
   *ok = !s.failed;
   for (int k = 0; k < s.st->nact; k++) free(s.as[k].req), free(s.as[k].sq);
-  free(s.ist), free(s.left), free(s.as), free(s.viewed), free(s.tp_order), free(s.dp_order), free(ids_sp), free(labels_sp), free(doc_sp);
+  free(s.ist), free(s.left), free(s.as), free(s.viewed), free(s.tp_order), free(s.dp_order), free(s.tr_order), free(ids_sp), free(labels_sp), free(doc_sp);
   e->doc_sp = NULL;
   pthread_mutex_destroy(&s.mu);
   pthread_cond_destroy(&s.cv);
