@@ -84,7 +84,8 @@ static int planner_options(const plan_args *a, const ir_program *p, const ir_clu
     po->calib_path = calib;
   } else if (c->name && !strcmp(c->name, "cpu")) {
     sbpc_note("the cpu preset's rates are placeholders, so these predictions are uncalibrated (measure this machine "
-              "with `sbpc tune -o calib.json`, then --calibration calib.json or SBPC_CALIBRATION=calib.json)");
+              "with `[mpirun -np N] sbpc tune --model MODEL.sbp -o calib.json`, then --calibration calib.json or "
+              "SBPC_CALIBRATION=calib.json)");
   }
   ir_dtype cp = plan_compute_precision(c, po->precision);
   if (cp != po->precision)
