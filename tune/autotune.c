@@ -64,7 +64,7 @@ typedef struct {
   const tn_autotune_opts *o;
   char exe[4096], dir[64];
   long batch, seq;
-  char model[64];         /* the plan's model name and parameters (drift: the reference's?) */
+  char model[64];         /* the plan's model name and parameters (drift_ref matches them) */
   double params;
 } ctx;
 
