@@ -167,8 +167,7 @@ int cmd_tune(int argc, char **argv) {
     return drv_usage_error(&command, "--batch and --seq need --model or --plans");
   if (t.m.model) return with_model(&t.m, &t.d, t.out);
   int r = tn_measure(&t.m, t.out) ? EXIT_BAD_INPUT : EXIT_OK;
-  const char *rank = getenv("OMPI_COMM_WORLD_RANK");
-  if (r == EXIT_OK && !t.m.quick && (!rank || !strcmp(rank, "0"))) /* once, from rank 0 */
+  if (r == EXIT_OK && !t.m.quick && tn_launched_rank() == 0) /* once, from rank 0 */
     sbpc_note("tune: no --model, so no executor probe: the calibration prices sbpc's executor by its rooflines "
               "alone (tiny GPT-2 layouts predicted 14-42 %% fast on a 2-core EPYC VM); "
               "`tune --model MODEL.sbp` adds the probe of the model's own programs");

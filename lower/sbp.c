@@ -131,21 +131,20 @@ static bool fix_states(lw_ctx *c) {
  * then sums the shards over tp (the tp ranks hold the same dp slice). A
  * gradient whose update wants it split (P to S, a reduce-scatter) stays
  * boxed per micro-batch: its accumulator is the shard. */
+static bool tp_psum(const ir_ndsbp *s) { return s->n == 1 && s->a[0].kind == SBP_PSUM; }
+
 static void defer_grad_sums(lw_ctx *c) {
   ir_graph *g = c->p->g;
   for (int k = 0; k < g->nop; k++) {
     ir_op *o = &g->op[k];
     if (o->kind != IR_OP_ADAMW) continue;
     const ir_ndsbp *gs = &g->t[o->in[1]].sbp;
-    if (gs->n == 1 && gs->a[0].kind == SBP_PSUM && o->in_sbp[1].n == 1 && o->in_sbp[1].a[0].kind == SBP_B)
-      o->in_sbp[1] = *gs;
+    if (tp_psum(gs) && o->in_sbp[1].n == 1 && o->in_sbp[1].a[0].kind == SBP_B) o->in_sbp[1] = *gs;
   }
 }
 
 bool lw_grad_tp_sum(const fmt_prog *p, const fmt_param *q) {
-  if (q->grad < 0 || p->tp <= 1) return false;
-  const ir_ndsbp *s = &p->g->t[q->grad].sbp;
-  return s->n == 1 && s->a[0].kind == SBP_PSUM;
+  return q->grad >= 0 && p->tp > 1 && tp_psum(&p->g->t[q->grad].sbp);
 }
 
 /* carry fwd_of over boxing, which rebuilds the op table, by the ops' first

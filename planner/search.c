@@ -225,6 +225,13 @@ typedef struct {
  * way (of the shards under ZeRO-2/3), beside it. An estimate: the planner
  * sees no buckets; the compiled program counts it from its own
  * (lower/arena.c recv_bytes). */
+/* stage p's gradient bytes that are partial sums over tp (x layers and its
+ * pre/post parts), and the largest of them */
+static double tp_sum_total(const stage_model *sm, int p, int x, double *largest) {
+  if (largest) *largest = fmax(sm->lay[p].max_tp_sum_bytes, sm->tpmax_s[p]);
+  return x * sm->lay[p].tp_sum_bytes + sm->tpsum_s[p];
+}
+
 static double recv_buffer(const search *s, const stage_model *sm, int p, double par, int x, knobs k) {
   const plan_calib *c = &s->o->calib;
   int zd = s->dp * s->sp, copies = k.zero <= 1 ? zd - 1 : zd - 2;
@@ -232,7 +239,7 @@ static double recv_buffer(const search *s, const stage_model *sm, int p, double 
   if (!c->rt.recv_copies) return 0;
   double share = l->params > 0 ? l->params_local / l->params : 1, gb = c->rt.grad_reduce_bytes, r = 0;
   if (copies > 0) r = fmin(par * gb, fmax(IR_GRAD_BUCKET_BYTES * share, sm->maxp_s[p] * gb)) * copies / zd;
-  double tsum = x * l->tp_sum_bytes + sm->tpsum_s[p], tmax = fmax(l->max_tp_sum_bytes, sm->tpmax_s[p]);
+  double tmax, tsum = tp_sum_total(sm, p, x, &tmax);
   if (s->tp > 1 && tsum > 0)
     r += fmin(tsum, fmax(IR_GRAD_BUCKET_BYTES, tmax)) / (k.zero >= 2 ? zd : 1) * (s->tp - 1) / s->tp;
   return r;
@@ -242,7 +249,7 @@ static double recv_buffer(const search *s, const stage_model *sm, int p, double 
  * step: one all-reduce per bucket of IR_GRAD_BUCKET_BYTES (lower/params.c),
  * of the dp shards under ZeRO-2/3; after the dp reduce, not hidden */
 static double tp_sum_time(const search *s, const stage_model *sm, int p, int x, knobs k) {
-  double bytes = x * sm->lay[p].tp_sum_bytes + sm->tpsum_s[p];
+  double bytes = tp_sum_total(sm, p, x, NULL);
   if (s->tp <= 1 || bytes <= 0) return 0;
   if (k.zero >= 2) bytes /= s->dp * s->sp;
   double nb = fmax(1, ceil(bytes / IR_GRAD_BUCKET_BYTES));

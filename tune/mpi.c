@@ -49,13 +49,25 @@
 #include <sys/prctl.h>
 #include <time.h>
 
-int tn_launched_ranks(void) {
-  const char *v[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"};
+/* the first launcher variable of names that is set, else dflt */
+static int launcher_env(const char *const names[3], int dflt) {
   for (int i = 0; i < 3; i++) {
-    const char *s = getenv(v[i]);
-    if (s && atoi(s) > 1) return atoi(s);
+    const char *s = getenv(names[i]);
+    if (s && *s) return atoi(s);
   }
-  return 1;
+  return dflt;
+}
+
+int tn_launched_ranks(void) {
+  static const char *const v[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"};
+  int n = launcher_env(v, 1);
+  return n > 1 ? n : 1;
+}
+
+int tn_launched_rank(void) {
+  static const char *const v[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"};
+  int r = launcher_env(v, 0);
+  return r > 0 ? r : 0;
 }
 
 #if defined(__has_include)

@@ -50,6 +50,9 @@ int tn_measure(const tn_opts *o, const char *path);
 /* tn_launched_ranks: the rank count the launcher (mpirun) says this process
  * is one of; 1 when not launched by one. */
 int tn_launched_ranks(void);
+/* tn_launched_rank: this process's rank as the launcher says; 0 when not
+ * launched by one */
+int tn_launched_rank(void);
 
 /* Autotune by measurement (sbpc tune --plans K MODEL.sbp). */
 typedef struct tn_autotune_opts {
