@@ -82,6 +82,10 @@ static int planner_options(const plan_args *a, const ir_program *p, const ir_clu
   if (calib) {
     if (!plan_calib_load(calib, &po->calib)) return EXIT_BAD_INPUT;
     po->calib_path = calib;
+    if (c->name && !strcmp(c->name, "cpu") && !po->calib.exec_per_param) /* no "executor" section */
+      sbpc_note("%s has no executor probe, so sbpc's executor is priced by its rooflines alone (`[mpirun -np N] "
+                "sbpc tune --from %s --model MODEL.sbp -o out.json` adds it; `sbpc tune --plans` does it itself)",
+                calib, calib);
   } else if (c->name && !strcmp(c->name, "cpu")) {
     sbpc_note("the cpu preset's rates are placeholders, so these predictions are uncalibrated (measure this machine "
               "with `[mpirun -np N] sbpc tune --model MODEL.sbp -o calib.json`, then --calibration calib.json or "

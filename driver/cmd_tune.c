@@ -2,14 +2,17 @@
  * autotune a model's layouts by measurement (the tune module, tune/tune.h).
  *
  *   [mpirun -np N] sbpc tune [--quick] [-o calib.json] [--peak-flops F]
- *       [--peak-bw B] [--model MODEL.sbp [--batch B] [--seq S]]
+ *       [--peak-bw B] [--model MODEL.sbp [--batch B] [--seq S] [--from CALIB]]
  *   sbpc tune --plans K MODEL.sbp [--np N] [--steps S] [--rounds R] [--batch B]
  *       [--seq S] [--cluster C] [--calibration FILE] [--all]
  *
  * With --model, the GEMM shapes measured beside the generic set are the
  * ones the planner costs for MODEL's layouts on cpu:N (N: the ranks mpirun
  * started): the planner is run once with its shape log on (plan_calib.
- * gemm_log) and every shape it asked about is measured. The calibration of
+ * gemm_log) and every shape it asked about is measured; --from CALIB keeps
+ * CALIB's measurements and adds only the model's shapes and the executor
+ * probe (what --plans runs when its calibration has no probe of the model,
+ * autotune.c). The calibration of
  * --plans defaults to $SBPC_CALIBRATION (plan_calib_path). The options are
  * tables (driver/opts.h).
  * Exit: 0 ok, 1 cannot write, bad model or nothing ran, 2 bad usage. */
@@ -44,7 +47,8 @@ static const drv_command command = {
         "--plans K: the planner's K best layouts of MODEL on cpu:N (default N 2); the ones predicted within\n"
         "the model's measured error of the best (all with --all) run for a few steps each with the executor\n"
         "(under mpirun when N > 1); reports predicted vs measured step time, phases and peak memory per\n"
-        "layout, and the runs saved.",
+        "layout, and the runs saved. A calibration without the executor probe of MODEL is extended with it\n"
+        "first (sbpc tune --from CALIB --model MODEL: CALIB's measurements kept), unless --no-probe.",
     .tail = "examples:\n  sbpc tune --quick -o calib.json\n  mpirun -np 2 sbpc tune -o calib.json\n"
             "  sbpc tune --plans 6 examples/tiny-gpt2.sbp --np 2 --calibration calib.json",
 };
@@ -56,7 +60,10 @@ static const drv_option options[] = {
      .fhi = 1e30, .open = true},
     {DRV_OPT("--peak-bw", DRV_REAL, tune_args, m.peak_bw, "B", "the device's datasheet peak memory bytes/s"), .flo = 0,
      .fhi = 1e30, .open = true},
-    {DRV_OPT("--model", DRV_STR, tune_args, m.model, "MODEL.sbp", "also measure the GEMM shapes of MODEL's layouts")},
+    {DRV_OPT("--model", DRV_STR, tune_args, m.model, "MODEL.sbp",
+             "also measure the GEMM shapes of MODEL's layouts, and probe the executor on MODEL")},
+    {DRV_OPT("--from", DRV_STR, tune_args, m.from, "CALIB",
+             "with --model: keep CALIB's measurements, add MODEL's shapes and probe")},
     {0}};
 
 static const drv_option plans_options[] = {
@@ -71,6 +78,9 @@ static const drv_option plans_options[] = {
     {DRV_OPT("--calibration", DRV_STR, tune_args, at.calibration, "FILE",
              "the planner's calibration (default $SBPC_CALIBRATION)")},
     {DRV_FLAGOPT("--all", DRV_SET, tune_args, at.all, "run all K layouts, not only those within the error"), .lo = 1},
+    {DRV_FLAGOPT("--no-probe", DRV_SET, tune_args, at.no_probe,
+                 "plan with the calibration as it is (else one without a probe of MODEL\n"
+                 "is extended with it first: sbpc tune --from CALIB --model MODEL)"), .lo = 1},
     {0}};
 
 /* autotune: the --plans form; returns an exit status */
@@ -78,8 +88,8 @@ static int autotune(tune_args *t, const char *model) {
   tn_autotune_opts *a = &t->at;
   char batch[24], seq[24];
   if (!model) return drv_usage_error(&command, "--plans needs a MODEL.sbp");
-  if (t->m.quick || t->out || t->m.peak_flops > 0 || t->m.peak_bw > 0 || t->m.model)
-    return drv_usage_error(&command, "--quick, -o, --peak-flops, --peak-bw and --model do not go with --plans");
+  if (t->m.quick || t->out || t->m.peak_flops > 0 || t->m.peak_bw > 0 || t->m.model || t->m.from)
+    return drv_usage_error(&command, "--quick, -o, --peak-flops, --peak-bw, --model and --from do not go with --plans");
   a->model = model;
   if (!a->np) a->np = 2;
   if (t->d.batch) snprintf(batch, sizeof batch, "%lld", (long long)t->d.batch), a->batch = batch;
@@ -126,6 +136,9 @@ static int run_program(const char *dir, int steps, const char *log, const char *
 /* with_model: tn_measure with the shapes of the model at path, and the
  * executor probe of its reference program */
 static int with_model(tn_opts *o, const drv_opts *d, const char *out) {
+  plan_calib base;
+  plan_calib_default(&base);
+  if (o->from && !plan_calib_load(o->from, &base)) return EXIT_BAD_INPUT; /* the one reader checks it */
   drv_model m;
   int rc = drv_model_load(o->model, &m);
   if (rc) return rc;
@@ -149,7 +162,7 @@ static int with_model(tn_opts *o, const drv_opts *d, const char *out) {
 int cmd_tune(int argc, char **argv) {
   tune_args t;
   memset(&t, 0, sizeof t);
-  t.m = (tn_opts){0, isatty(2), stderr, 0, 0, NULL, 0, NULL, NULL, NULL, NULL};
+  t.m = (tn_opts){.progress = isatty(2), .log = stderr};
   t.at = (tn_autotune_opts){.limit_s = 900, .log = stderr, .out = stdout};
   const char *pos[DRV_MAXPOS];
   const drv_optset sets[] = {{options, &t, NULL},
@@ -161,15 +174,18 @@ int cmd_tune(int argc, char **argv) {
   if (t.at.k) return autotune(&t, pos[0]);
   if (pos[0])
     return drv_usage_error(&command, "unexpected argument '%s' (a model goes with --plans or --model)", pos[0]);
-  if (t.at.np || t.at.steps || t.at.rounds || t.at.all || t.at.calibration || t.d.cluster)
-    return drv_usage_error(&command, "--np, --steps, --rounds, --all, --calibration and --cluster belong to --plans");
+  if (t.at.np || t.at.steps || t.at.rounds || t.at.all || t.at.calibration || t.at.no_probe || t.d.cluster)
+    return drv_usage_error(&command, "--np, --steps, --rounds, --all, --calibration, --no-probe and --cluster belong "
+                                     "to --plans");
   if ((t.d.batch || t.d.seq) && !t.m.model)
     return drv_usage_error(&command, "--batch and --seq need --model or --plans");
+  if (t.m.from && (!t.m.model || t.m.peak_flops > 0 || t.m.peak_bw > 0))
+    return drv_usage_error(&command, "--from needs --model, and keeps the calibration's peaks");
   if (t.m.model) return with_model(&t.m, &t.d, t.out);
   int r = tn_measure(&t.m, t.out) ? EXIT_BAD_INPUT : EXIT_OK;
   if (r == EXIT_OK && !t.m.quick && tn_launched_rank() == 0) /* once, from rank 0 */
-    sbpc_note("tune: no --model, so no executor probe: the calibration prices sbpc's executor by its rooflines "
-              "alone (tiny GPT-2 layouts predicted 14-42 %% fast on a 2-core EPYC VM); "
-              "`tune --model MODEL.sbp` adds the probe of the model's own programs");
+    sbpc_note("tune: no --model, so no executor probe: `sbpc plan` prices sbpc's executor by its rooflines "
+              "alone (tiny GPT-2 layouts predicted 14-42 %% fast on a 2-core EPYC VM); `tune --plans K MODEL` "
+              "adds the model's probe itself, and `tune --model MODEL.sbp` (or `--from FILE --model`) writes it");
   return r;
 }

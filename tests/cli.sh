@@ -73,9 +73,9 @@ expect 2 "export: missing PLAN.json" "$sbpc" export megatron
 expect 2 "compile: missing -o DIR" "$sbpc" compile $m
 expect 2 "import: unknown format 'onnx'" "$sbpc" import onnx x.json
 expect 2 "tune: --plans needs a MODEL.sbp" "$sbpc" tune --plans 2
-expect 2 "tune: --quick, -o, --peak-flops, --peak-bw and --model do not go with --plans" \
+expect 2 "tune: --quick, -o, --peak-flops, --peak-bw, --model and --from do not go with --plans" \
   "$sbpc" tune --plans 2 $m --quick
-expect 2 "tune: --np, --steps, --rounds, --all, --calibration and --cluster belong to --plans" "$sbpc" tune --np 2
+expect 2 "tune: --np, --steps, --rounds, --all, --calibration, --no-probe and --cluster belong to --plans" "$sbpc" tune --np 2
 
 echo "cli: $nopt option spellings of $(echo $cmds | wc -w) commands checked: $([ $fail = 0 ] && echo ok || echo FAILED)"
 exit $fail

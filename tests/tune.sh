@@ -11,7 +11,9 @@
 # The calibration changes `sbpc plan`'s prediction
 # (SBPC_CALIBRATION as well as --calibration), and the cpu preset without one
 # says it is uncalibrated. Then `sbpc tune --plans 3 --calibration` on the
-# tiny GPT-2 (one rank: no mpirun needed): the report's structure (a row per
+# tiny GPT-2 (one rank: no mpirun needed) with the calibration of `tune
+# --quick`, which it extends with the model's probe first (`tune --from`;
+# not with a calibration that has it, nor with --no-probe): the report's structure (a row per
 # layout with predicted and measured step time and peak memory, the phases,
 # the summary and the runs; the calibration's reference layout run again
 # for the machine's drift), and its predictions are the calibrated plan's.
@@ -83,22 +85,36 @@ assert t(k) == t(e) and e["planner"]["calibration"] == k["planner"]["calibration
 assert k["train"]["precision"] == "f32"  # the cpu preset computes in fp32, as the executor does
 PY
 
-# Autotune by measurement on the tiny GPT-2, calibrated.
+# Autotune by measurement on the tiny GPT-2 with the calibration of `tune
+# --quick` (no --model): tune --plans extends it with the model's probe first
+# (`tune --from`), plans with that, and says so.
 # No --steps: each layout runs as many steps as its prediction fits in 0.25 s (5 to 200).
-if timeout 600 "$sbpc" tune --plans 3 "$tiny" --np 1 --all --calibration "$tmp/m.json" \
+if timeout 600 "$sbpc" tune --plans 3 "$tiny" --np 1 --all --calibration "$tmp/c.json" \
    >"$tmp/at.out" 2>"$tmp/at.err"; then
-  python3 - "$tmp/at.out" "$tmp/k.json" "$tmp/at.err" <<'PY' || { cat "$tmp/at.out" "$tmp/at.err"; fail=1; }
+  ext=$(sed -n 's/^tune: planning with \(.*\) (pass it as --calibration.*/\1/p' "$tmp/at.err")
+  grep -q "^tune: $tmp/c.json has no executor probe of this model (batch 8, seq 32, 1 ranks): probing it" "$tmp/at.err" \
+    || { echo "FAIL: tune --plans did not extend a calibration without the model's probe"; fail=1; }
+  "$sbpc" plan "$tiny" --cluster cpu:1 --calibration "$ext" --json "$tmp/x.json" >/dev/null 2>&1 || { echo "FAIL: plan with the extended calibration"; fail=1; }
+  python3 - "$tmp/at.out" "$tmp/x.json" "$tmp/at.err" "$tmp/u.json" "$ext" "$tmp/c.json" <<'PY' || { cat "$tmp/at.out" "$tmp/at.err"; fail=1; }
 import json, math, re, sys
 out = open(sys.argv[1]).read().splitlines()
-k = json.load(open(sys.argv[2]))
+x = json.load(open(sys.argv[2]))
 log = open(sys.argv[3]).read()
+u = json.load(open(sys.argv[4]))
+ext, base = json.load(open(sys.argv[5])), json.load(open(sys.argv[6]))
+# the extension: the base's measurements kept, the model's shapes and probe added
+assert ext["memory"] == base["memory"] and ext["kernel_overhead_s"] == base["kernel_overhead_s"]
+assert any(s["from"] == "model" for s in ext["gemm"]["shapes"]) and "executor" in ext and "executor" not in base
+assert ext["executor"]["model"]["global_batch"] == 8 and ext["executor"]["model"]["seq"] == 32
 assert re.match(r"#\s+layout\s+predicted s\s+measured s\s+error\s+pred MiB\s+meas MiB\s+error", out[0]), out[0]
 rows = [l for l in out[1:4]]
 assert all(re.match(r"\d+\s+dp=\d+ tp=\d+ pp=\d+", r) for r in rows), rows
 meas = [r for r in rows if re.search(r"[+-]\d+\.\d%\s+[\d.]+\s+[\d.]+\s+[+-]\d+\.\d%$", r)]
 assert meas, "no layout measured"
 pred1 = float(rows[0].split()[10])
-assert abs(pred1 - k["predicted"]["step_time_s"]) <= 1e-3 * pred1 + 1e-9, (pred1, k["predicted"]["step_time_s"])
+# the predictions are the extended calibration's plan's, and the calibration changed them
+assert abs(pred1 - x["predicted"]["step_time_s"]) <= 1e-3 * pred1 + 1e-9, (pred1, x["predicted"]["step_time_s"])
+assert abs(pred1 - u["predicted"]["step_time_s"]) > 0.01 * pred1, (pred1, u["predicted"]["step_time_s"])
 steps = int(re.search(r"tune: measuring layout 1 of 3 \((\d+) steps\)", log).group(1))
 assert abs(steps - min(200, max(5, math.ceil(0.25 / pred1)))) <= 1, (steps, pred1)
 i = out.index(next(l for l in out if l.startswith("phases of one step")))
@@ -113,6 +129,19 @@ assert any(re.match(r"machine drift: the calibration's reference \(dp=1,\S+\) ra
 PY
   rm -rf "$(sed -n 's/^tune: plans, logs and traces in //p' "$tmp/at.err")"
 else echo "FAIL: sbpc tune --plans 3 exited $?"; cat "$tmp/at.err"; fail=1; fi
+# A calibration with this model's probe (--model) is used as it is; --no-probe
+# uses one without.
+for c in m c; do
+  flag=; [ $c = c ] && flag=--no-probe
+  "$sbpc" tune --plans 1 "$tiny" --np 1 --steps 2 --rounds 1 $flag --calibration "$tmp/$c.json" >/dev/null 2>"$tmp/np.err" \
+    || { echo "FAIL: tune --plans 1 ($c.json $flag)"; cat "$tmp/np.err"; fail=1; }
+  grep -q "probing it" "$tmp/np.err" && { echo "FAIL: tune --plans probed with $c.json $flag"; fail=1; }
+  rm -rf "$(sed -n 's/^tune: plans, logs and traces in //p' "$tmp/np.err")"
+done
+"$sbpc" tune --from "$tmp/c.json" 2>/dev/null; [ $? = 2 ] || { echo "FAIL: --from without --model is bad usage"; fail=1; }
+echo '{"format":"sbpc-calibration","gemm":[]}' >"$tmp/bad.json"
+"$sbpc" tune --from "$tmp/bad.json" --model "$tiny" -o "$tmp/o.json" 2>"$tmp/bad.err"; [ $? = 1 ] && grep -q "'gemm' must be an object" "$tmp/bad.err" \
+  || { echo "FAIL: --from a bad calibration is bad input, named"; fail=1; }
 
 if command -v mpirun >/dev/null 2>&1; then
   if timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 "$sbpc" tune --quick -o "$tmp/mp.json" >/dev/null 2>"$tmp/mlog"; then

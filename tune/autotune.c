@@ -22,6 +22,10 @@
  * < best_pred (1 + e) / (1 - e) (each prediction within e of the truth);
  * --all runs all K. Layouts that differ only in what the executor does not
  * tell apart share one run. The report says how many runs that saved.
+ * When the calibration has no executor probe of this model and shape (it
+ * was made without --model, or for another model), tune extends it first
+ * (with_probe: `sbpc tune --from CAL --model MODEL`, under mpirun) and
+ * plans with that; --no-probe plans with the calibration as it is.
  * When the calibration's probe ran this model and shape, its reference
  * layout runs again before each round, and the report's last line compares
  * its step with the probe's: how far the machine moved (drift_ref).
@@ -62,7 +66,8 @@ typedef struct {
 
 typedef struct {
   const tn_autotune_opts *o;
-  char exe[4096], dir[64];
+  const char *cal;        /* the calibration planned with: o->calibration, or its extension */
+  char exe[4096], dir[64], extended[96];
   long batch, seq;
   char model[64];         /* the plan's model name and parameters (drift_ref matches them) */
   double params;
@@ -136,7 +141,7 @@ static int plan(const ctx *c, const char *json, const char *log, char *const *ex
   int a = 7;
   if (o->batch) argv[a++] = "--batch", argv[a++] = (char *)o->batch;
   if (o->seq) argv[a++] = "--seq", argv[a++] = (char *)o->seq;
-  if (o->calibration) argv[a++] = "--calibration", argv[a++] = (char *)o->calibration;
+  if (c->cal) argv[a++] = "--calibration", argv[a++] = (char *)c->cal;
   for (int i = 0; extra[i]; i++) argv[a++] = extra[i];
   argv[a] = NULL;
   return tn_run_child(argv, log, o->limit_s);
@@ -170,17 +175,55 @@ static bool plan_one(const ctx *c, layout *l, int i) {
   return plan_knobs(c, l, i, fix);
 }
 
+/* probed: whether the calibration (loaded into *cal) has the executor
+ * probe of this model and training shape, on at most the ranks we run */
+static bool probed(const ctx *c, plan_calib *cal) {
+  memset(cal, 0, sizeof *cal);
+  if (!c->cal || !plan_calib_load(c->cal, cal) || !cal->ref.have) return false;
+  return !strcmp(cal->ref.model, c->model) && cal->ref.params == c->params && cal->ref.batch == c->batch &&
+         cal->ref.seq == c->seq && cal->ref.devices <= c->o->np;
+}
+
+/* with_probe: when the calibration has no executor probe of this model
+ * and shape (made without --model, or for another model), extend it:
+ * `[mpirun -np N] sbpc tune --from CAL --model MODEL` into the work folder
+ * (its measurements kept; the model's GEMM shapes and the probe added),
+ * and plan the top layouts again with that. Returns the layouts planned. */
+static int with_probe(ctx *c, layout *L, int k) {
+  plan_calib cal;
+  const tn_autotune_opts *o = c->o;
+  if (!c->cal)
+    fprintf(o->log, "tune: no calibration: the predictions are the cluster preset's placeholders "
+                    "(`mpirun -np %d sbpc tune -o calib.json`, then --calibration calib.json)\n", o->np);
+  if (!c->cal || o->no_probe || probed(c, &cal)) return k;
+  char log[128], np[16];
+  snprintf(c->extended, sizeof c->extended, "%s/calibration.json", c->dir);
+  snprintf(log, sizeof log, "%s/probe.log", c->dir);
+  snprintf(np, sizeof np, "%d", o->np);
+  fprintf(o->log, "tune: %s has no executor probe of this model (batch %ld, seq %ld, %d ranks): probing it (%s)\n",
+          c->cal, c->batch, c->seq, o->np, log);
+  char *argv[24] = {"mpirun", "-np", np, (char *)c->exe, "tune", "--from", (char *)c->cal, "--model", (char *)o->model,
+                    "-o", c->extended};
+  int a = 11;
+  if (o->batch) argv[a++] = "--batch", argv[a++] = (char *)o->batch;
+  if (o->seq) argv[a++] = "--seq", argv[a++] = (char *)o->seq;
+  argv[a] = NULL;
+  if (tn_run_child(o->np > 1 ? argv : argv + 3, log, 2 * o->limit_s)) {
+    sbpc_warn("tune: the executor probe failed (see %s); the layouts are planned with %s as it is", log, c->cal);
+    return k;
+  }
+  c->cal = c->extended;
+  fprintf(o->log, "tune: planning with %s (pass it as --calibration to skip the probe next time)\n", c->cal);
+  return plan_top(c, L);
+}
+
 /* drift_ref: when the calibration's probe ran this model and shape, its
  * reference layout as L[k] (planned, to run in every round beside the
  * layouts); false otherwise. Its step then against the one the probe
  * measured tells how far the machine's speed moved since the calibration
  * (this VM: 10-25 % within minutes at times), apart from the model's error. */
 static bool drift_ref(const ctx *c, layout *L, int k, plan_calib *cal) {
-  memset(cal, 0, sizeof *cal);
-  if (!c->o->calibration || !plan_calib_load(c->o->calibration, cal) || !cal->ref.have) return false;
-  if (strcmp(cal->ref.model, c->model) || cal->ref.params != c->params || cal->ref.batch != c->batch ||
-      cal->ref.seq != c->seq || cal->ref.devices > c->o->np)
-    return false;
+  if (!probed(c, cal)) return false;
   layout *l = &L[k];
   memset(l, 0, sizeof *l);
   l->same = -1, l->np = cal->ref.devices;
@@ -424,7 +467,7 @@ static int choose_and_run(const ctx *c, layout *L, int k) {
 }
 
 int tn_autotune(const tn_autotune_opts *o) {
-  ctx c = {o, "", "/tmp/sbpc-autotune-XXXXXX", 0, 0, "", 0};
+  ctx c = {o, o->calibration, "", "/tmp/sbpc-autotune-XXXXXX", "", 0, 0, "", 0};
   ssize_t n = readlink("/proc/self/exe", c.exe, sizeof c.exe - 1);
   if (n <= 0 || !mkdtemp(c.dir)) {
     sbpc_error("tune: cannot find sbpc or make a work folder");
@@ -434,6 +477,7 @@ int tn_autotune(const tn_autotune_opts *o) {
   tn_child_env(o->limit_s);
   layout L[MAXK + 1]; /* + the drift reference */
   int k = plan_top(&c, L);
+  if (k > 0) k = with_probe(&c, L, k);
   if (k == 0 || c.batch <= 0 || c.seq <= 0) {
     sbpc_error("tune: no layouts to measure (work folder %s)", c.dir);
     return 1;

@@ -21,6 +21,11 @@
  * with a model, the executor itself on the model's program (probe.c).
  * Efficiencies relative to the device's peak are written only when the peak
  * is given (--peak-flops, --peak-bw): sbpc never guesses a datasheet.
+ * Extending a calibration (--from FILE --model MODEL, what `tune --plans`
+ * runs when its calibration has no probe of the model) keeps FILE's
+ * measurements and generic GEMM shapes, measures MODEL's shapes, refits the
+ * GEMM model over both, and probes the executor on MODEL (as quick as FILE
+ * was); FILE must have been measured on as many ranks.
  * Progress is a bar on a terminal, plain lines otherwise. */
 #include "tune/tn_int.h"
 #include "util/diag.h"
@@ -150,22 +155,49 @@ static double shape_entry(progress *pg, const tn_shape *s, const char *from, dou
   return rate;
 }
 
-static cJSON *measure_gemm(progress *pg, double min_s) {
+/* kept_shapes: base's generic shapes (a calibration's gemm object being
+ * extended, --from) copied into arr, with their rates; their count. A
+ * model's shapes are measured again (they are that model's). */
+static int kept_shapes(const cJSON *base, tn_shape *sh, double *rate, cJSON *arr) {
+  const cJSON *e, *all = cJSON_GetObjectItemCaseSensitive(base, "shapes");
+  int n = 0;
+  cJSON_ArrayForEach(e, all) {
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(e, "from");
+    if (!cJSON_IsString(from) || strcmp(from->valuestring, "generic")) continue;
+    sh[n] = (tn_shape){cJSON_GetObjectItemCaseSensitive(e, "m")->valueint,
+                       cJSON_GetObjectItemCaseSensitive(e, "n")->valueint,
+                       cJSON_GetObjectItemCaseSensitive(e, "k")->valueint};
+    rate[n++] = cJSON_GetObjectItemCaseSensitive(e, "flops_per_s")->valuedouble;
+    cJSON_AddItemToArray(arr, cJSON_Duplicate(e, true));
+  }
+  return n;
+}
+
+/* measure_gemm: the gemm object: the generic shapes (measured, or kept
+ * from base, a calibration's gemm object, when not NULL) and the model's
+ * (o->shapes, measured), with the planner's model fitted over them all */
+static cJSON *measure_gemm(progress *pg, double min_s, const cJSON *base) {
   const tn_opts *o = pg->o;
-  int ng = NGENERIC(o->quick), ns = ng + o->nshapes;
-  tn_shape *sh = malloc(sizeof *sh * (size_t)ns);
-  double *rate = malloc(sizeof *rate * (size_t)ns);
-  memcpy(sh, o->quick ? generic_quick : generic_full, sizeof *sh * (size_t)ng);
-  if (o->nshapes) memcpy(sh + ng, o->shapes, sizeof *sh * (size_t)o->nshapes);
+  int ng = base ? cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(base, "shapes")) : NGENERIC(o->quick);
+  tn_shape *sh = malloc(sizeof *sh * (size_t)(ng + o->nshapes + 1));
+  double *rate = malloc(sizeof *rate * (size_t)(ng + o->nshapes + 1));
   cJSON *g = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(g, "shapes");
-  for (int i = 0; i < ns; i++) rate[i] = shape_entry(pg, &sh[i], i < ng ? "generic" : "model", min_s, arr);
+  if (base) ng = kept_shapes(base, sh, rate, arr);
+  else memcpy(sh, o->quick ? generic_quick : generic_full, sizeof *sh * (size_t)ng);
+  if (o->nshapes) memcpy(sh + ng, o->shapes, sizeof *sh * (size_t)o->nshapes);
+  int ns = ng + o->nshapes;
+  for (int i = base ? ng : 0; i < ns; i++) rate[i] = shape_entry(pg, &sh[i], i < ng ? "generic" : "model", min_s, arr);
   double h = 0, peak = 0;
   fit_gemm(ns, sh, rate, &h, &peak);
   cJSON_AddStringToObject(g, "dtype", "f32");
   if (o->model) cJSON_AddStringToObject(g, "model", o->model);
   cJSON_AddNumberToObject(g, "half_dim", round(h * 10) / 10);
   cJSON_AddNumberToObject(g, "fit_peak_flops_per_s", peak);
-  if (o->peak_flops > 0) cJSON_AddNumberToObject(g, "eff_max", fmin(1.0, fmax(0.01, peak / o->peak_flops)));
+  double dev = o->peak_flops; /* the device's peak; a relative base's: its asymptote over its eff_max */
+  const cJSON *em = base ? cJSON_GetObjectItemCaseSensitive(base, "eff_max") : NULL,
+              *fp = base ? cJSON_GetObjectItemCaseSensitive(base, "fit_peak_flops_per_s") : NULL;
+  if (cJSON_IsNumber(em) && cJSON_IsNumber(fp) && em->valuedouble > 0) dev = fp->valuedouble / em->valuedouble;
+  if (dev > 0) cJSON_AddNumberToObject(g, "eff_max", fmin(1.0, fmax(0.01, peak / dev)));
   free(sh), free(rate);
   return g;
 }
@@ -239,17 +271,35 @@ static int write_json(cJSON *j, const char *path) {
   return rc;
 }
 
-int tn_measure(const tn_opts *o, const char *path) {
-  bool probe = o->model && o->run_program;
-  progress pg = {o, 0, 0, 1 + NGENERIC(o->quick) + o->nshapes + 3 + probe + 1}; /* overhead, gemms, memory, probe, done */
-  double min_s = o->quick ? 0.03 : 0.3;
-  cJSON *j = cJSON_CreateObject();
-  int nranks = 1;
-  pg.rank = tn_mpi_start(j, o, &nranks); /* collectives first */
-  if (pg.rank < 0) {
+/* extended: the calibration at path (checked by the one reader already),
+ * less what extending it measures again: its gemm object (moved to *gemm:
+ * its generic shapes are kept), the executor section and the attention
+ * efficiency the probe measured (another model's); NULL if unreadable */
+static cJSON *extended(const char *path, cJSON **gemm, int *quick) {
+  size_t len;
+  char *txt = read_file(path, 1 << 20, &len);
+  cJSON *j = txt ? cJSON_ParseWithLength(txt, len) : NULL;
+  free(txt);
+  const cJSON *rk = cJSON_GetObjectItemCaseSensitive(j, "ranks"), *tool = cJSON_GetObjectItemCaseSensitive(j, "tool");
+  int ranks = cJSON_IsNumber(rk) ? rk->valueint : 1;
+  if (!cJSON_IsObject(j) || ranks != tn_launched_ranks()) {
+    if (cJSON_IsObject(j)) sbpc_error("tune: '%s' was measured on %d rank(s) and this tune runs on %d: extend it on as many "
+                      "(mpirun -np %d sbpc tune --from ...)", path, ranks, tn_launched_ranks(), ranks);
+    else sbpc_error("tune: cannot read the calibration '%s'", path);
     cJSON_Delete(j);
-    return 1;
+    return NULL;
   }
+  *quick |= cJSON_IsString(tool) && !strcmp(tool->valuestring, "sbpc tune --quick"); /* the probe as quick */
+  *gemm = cJSON_DetachItemFromObjectCaseSensitive(j, "gemm");
+  cJSON_DeleteItemFromObjectCaseSensitive(j, "executor");
+  cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "attention");
+  if (cJSON_IsObject(at)) cJSON_DeleteItemFromObjectCaseSensitive(at, "flash_eff");
+  return j;
+}
+
+/* header: what a calibration says of itself, and the per-call cost */
+static void header(cJSON *j, progress *pg, int nranks, double min_s) {
+  const tn_opts *o = pg->o;
   cJSON_AddStringToObject(j, "format", "sbpc-calibration");
   cJSON_AddNumberToObject(j, "version", 1);
   cJSON_AddStringToObject(j, "tool", o->quick ? "sbpc tune --quick" : "sbpc tune");
@@ -258,9 +308,26 @@ int tn_measure(const tn_opts *o, const char *path) {
   /* the CPU executor's fixed reserve: none; it allocates the compiled
    * program's arenas and nothing else (docs/runtime.md) */
   cJSON_AddNumberToObject(j, "workspace_bytes", 0);
-  cJSON_AddNumberToObject(j, "kernel_overhead_s", measure_overhead(&pg, min_s));
-  cJSON_AddItemToObject(j, "gemm", measure_gemm(&pg, min_s));
-  cJSON_AddItemToObject(j, "memory", measure_memory(&pg, min_s));
+  cJSON_AddNumberToObject(j, "kernel_overhead_s", measure_overhead(pg, min_s));
+}
+
+int tn_measure(const tn_opts *opts, const char *path) {
+  tn_opts oo = *opts, *o = &oo;
+  cJSON *base_gemm = NULL, *j = o->from ? extended(o->from, &base_gemm, &o->quick) : cJSON_CreateObject();
+  bool probe = o->model && o->run_program;
+  /* overhead, gemms, memory (3), probe, done; extending: the model's gemms, probe, done */
+  progress pg = {o, 0, 0, (o->from ? 0 : 1 + NGENERIC(o->quick) + 3) + o->nshapes + probe + 1};
+  double min_s = o->quick ? 0.03 : 0.3;
+  int nranks = 1;
+  pg.rank = j ? tn_mpi_start(o->from ? NULL : j, o, &nranks) : -1; /* collectives first */
+  if (pg.rank < 0) {
+    cJSON_Delete(j), cJSON_Delete(base_gemm);
+    return 1;
+  }
+  if (!o->from) header(j, &pg, nranks, min_s);
+  cJSON_AddItemToObject(j, "gemm", measure_gemm(&pg, min_s, base_gemm));
+  cJSON_Delete(base_gemm);
+  if (!o->from) cJSON_AddItemToObject(j, "memory", measure_memory(&pg, min_s));
   if (probe) {
     report(&pg, "executor probe: the model's reference program");
     tn_probe(o, j, pg.rank, nranks); /* last: the executor finalizes MPI */

@@ -8,7 +8,7 @@
 /* ---- mpi.c ---------------------------------------------------------------- */
 /* tn_mpi_start: initialise MPI when launched with more than one rank and
  * measure the collectives, adding "collectives" to calib (a cJSON *) on rank
- * 0. Returns this rank (0 without MPI), or -1 on failure; *nranks the world. */
+ * 0 (calib NULL: initialise only). Returns this rank (0 without MPI), or -1 on failure; *nranks the world. */
 int tn_mpi_start(void *calib_json, const tn_opts *o, int *nranks);
 /* tn_mpi_barrier: every rank waits for the others (nothing without MPI). */
 void tn_mpi_barrier(void);

@@ -35,6 +35,10 @@ typedef struct tn_opts {
   int nshapes;
   const char *model;   /* the model the extra shapes come from (written as gemm.model) */
   const char *batch, *seq; /* the model's global batch and sequence (strings; NULL: the model's) */
+  /* a calibration to extend (--from: checked by the planner's reader
+   * first): its measurements are kept and only the model's GEMM shapes and
+   * the executor probe are measured; NULL: measure everything */
+  const char *from;
   /* runs the compiled program in dir for steps steps on every rank (the
    * executor: rt_run), with its JSON-lines log and the trace of its last
    * trace_steps steps; an exit status. NULL: no executor probe
@@ -65,6 +69,7 @@ typedef struct tn_autotune_opts {
   const char *batch, *seq;      /* passed to sbpc plan when given */
   const char *cluster;          /* planner cluster; NULL: cpu:np */
   const char *calibration;      /* passed to sbpc plan; NULL: none */
+  int no_probe;                 /* plan with the calibration as it is, even without a probe of the model */
   double limit_s;               /* per child process */
   FILE *log, *out;              /* progress; the report */
 } tn_autotune_opts;

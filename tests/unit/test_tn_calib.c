@@ -16,12 +16,50 @@
 #include <string.h>
 #include <unistd.h>
 
+/* extend: `tune --from path` with a model's shape (no probe: no
+ * run_program) keeps path's measurements and generic shapes, adds the
+ * model's shape measured, and refits; a calibration measured on other
+ * ranks is refused */
+static void extend(const char *path, double ko) {
+  char out[] = "/tmp/sbpc-calib-ext-XXXXXX";
+  int fd = mkstemp(out);
+  CU_ASSERT_FATAL(fd >= 0);
+  close(fd);
+  tn_shape sh = {48, 80, 24};
+  tn_opts o = {.quick = 1, .shapes = &sh, .nshapes = 1, .model = "m.sbp", .from = path};
+  CU_ASSERT_EQUAL_FATAL(tn_measure(&o, out), 0);
+  size_t la, lb;
+  char *ta = read_file(path, 1 << 20, &la), *tb = read_file(out, 1 << 20, &lb);
+  cJSON *a = cJSON_Parse(ta), *b = cJSON_Parse(tb);
+  CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(b, "kernel_overhead_s")->valuedouble, ko, 1e-15);
+  CU_ASSERT(cJSON_Compare(cJSON_GetObjectItem(a, "memory"), cJSON_GetObjectItem(b, "memory"), true));
+  const cJSON *sa = cJSON_GetObjectItem(cJSON_GetObjectItem(a, "gemm"), "shapes"),
+              *sb = cJSON_GetObjectItem(cJSON_GetObjectItem(b, "gemm"), "shapes");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(sb), cJSON_GetArraySize(sa) + 1);
+  CU_ASSERT(cJSON_Compare(cJSON_GetArrayItem(sa, 0), cJSON_GetArrayItem(sb, 0), true));
+  const cJSON *last = cJSON_GetArrayItem(sb, cJSON_GetArraySize(sb) - 1);
+  CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(last, "from")->valuestring, "model");
+  CU_ASSERT_EQUAL(cJSON_GetObjectItem(last, "m")->valueint, 48);
+  CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetObjectItem(b, "gemm"), "model")->valuestring, "m.sbp");
+  plan_calib c;
+  plan_calib_default(&c);
+  CU_ASSERT(plan_calib_load(out, &c));
+  cJSON_ReplaceItemInObject(a, "ranks", cJSON_CreateNumber(4)); /* measured on 4 ranks: not extended on 1 */
+  char *t4 = cJSON_Print(a);
+  FILE *f = fopen(out, "w");
+  fputs(t4, f), fclose(f);
+  o.from = out;
+  CU_ASSERT_NOT_EQUAL(tn_measure(&o, "/dev/null"), 0);
+  cJSON_free(t4), cJSON_Delete(a), cJSON_Delete(b), free(ta), free(tb);
+  unlink(out);
+}
+
 static void tune_roundtrip(void) {
   char path[] = "/tmp/sbpc-calib-XXXXXX";
   int fd = mkstemp(path);
   CU_ASSERT_FATAL(fd >= 0);
   close(fd);
-  tn_opts o = {1, 0, NULL, 0, 0, NULL, 0, NULL, NULL, NULL, NULL};
+  tn_opts o = {.quick = 1};
   CU_ASSERT_EQUAL_FATAL(tn_measure(&o, path), 0);
   size_t len;
   char *text = read_file(path, 1 << 20, &len);
@@ -47,6 +85,7 @@ static void tune_roundtrip(void) {
   plan_calib_default(&c);
   CU_ASSERT(plan_calib_load(path, &c));
   CU_ASSERT_DOUBLE_EQUAL(c.kernel_overhead_s, ko, 1e-15);
+  extend(path, ko);
   unlink(path);
 }
 
