@@ -87,6 +87,7 @@ void plan_calib_default(plan_calib *c) {
   plan_runtime_set(c, "sbpc");
   c->group_fixed_s = -1;
   for (int i = 0; i < PLAN_NPASS; i++) c->exec_scale[i] = 1, c->exec_kernel_s[i] = -1;
+  c->exec_coll12_s = -1;
 }
 
 bool plan_coll_interp(const int *n, const double *bw, const double *alpha, int cnt, int at, double *bw_at,

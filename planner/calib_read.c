@@ -327,11 +327,13 @@ static bool executor(chk *k, const cJSON *ex) {
   num(k, ex, "executor.", "micro_overhead_s", 0, 3600, false, &c->micro_overhead_s);
   num(k, ex, "executor.", "step_overhead_s", 0, 3600, false, &c->step_overhead_s);
   num(k, ex, "executor.", "coll_latency_s", 0, 1, false, &c->exec_coll_s);
+  num(k, ex, "executor.", "zero12_latency_s", 0, 1, false, &c->exec_coll12_s);
   num(k, ex, "executor.", "kernels_per_step", 0, 1e12, false, NULL);
   num(k, ex, "executor.", "steps", 1, 1e9, false, NULL);
   c->exec_per_param = true; /* sbpc's executor: one collective per parameter tensor */
   return step(k, ex, "executor.", "measured") && step(k, ex, "executor.", "predicted") &&
-         record(k, ex, "second") && record(k, ex, "zero3") && ref(k, ex);
+         record(k, ex, "second") && record(k, ex, "zero3") &&
+         record(k, ex, "zero2") && ref(k, ex);
 }
 
 /* top: the format and the top-level scalars. */

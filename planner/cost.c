@@ -151,9 +151,10 @@ double plan_waited_coll_time(const plan_calib *c, int k, double T, int n, plan_l
 double plan_zero_coll_time(const plan_calib *c, int k, double T, int n, plan_link l, int when) {
   const plan_colltab *t = k == IR_OP_REDUCE_SCATTER ? &c->rs : k == IR_OP_ALL_GATHER ? &c->ag : NULL;
   if (T <= 0 || n <= 1) return 0;
-  double wait = c->exec_coll_s; /* the executor's measured wait per collective (0 unmeasured) */
+  /* the executor's measured wait per collective (0 unmeasured) */
+  double wait = when & PLAN_ZERO_12 && c->exec_coll12_s >= 0 ? c->exec_coll12_s : c->exec_coll_s;
   if (!t || t->cnt == 0) return plan_coll_time(c, k, T, n, l) + wait;
-  return coll_time(c, k, T, n, l, when) + wait;
+  return coll_time(c, k, T, n, l, when & ~PLAN_ZERO_12) + wait;
 }
 
 ir_sbp plan_grad_sbp(ir_sbp in, bool replicated) {

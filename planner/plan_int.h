@@ -43,9 +43,12 @@ double plan_coll_time(const plan_calib *c, int k, double T, int n, plan_link l);
  * reference's gradient all-reduce's measured over predicted (OpenMPI's
  * non-blocking all-reduce and what of it stayed exposed). when: PLAN_ZERO_STEP
  * (inside the step: the in-step latency) or PLAN_ZERO_END (at the step's
- * end, the ranks together: the kind's back-to-back latency when measured);
- * plus the executor's measured wait per collective (executor.coll_latency_s) */
-enum { PLAN_ZERO_STEP = 1, PLAN_ZERO_END = 2 };
+ * end, the ranks together: the kind's back-to-back latency when measured),
+ * with PLAN_ZERO_12 for ZeRO-1/2's (its reduce-scatters and the gather
+ * after the update); plus the executor's measured wait per collective
+ * (executor.coll_latency_s, from its ZeRO-3 reference; ZeRO-1/2's:
+ * zero12_latency_s, from its ZeRO-2 one, when measured) */
+enum { PLAN_ZERO_STEP = 1, PLAN_ZERO_END = 2, PLAN_ZERO_12 = 4 };
 double plan_zero_coll_time(const plan_calib *c, int k, double T, int n, plan_link l, int when);
 /* plan_waited_coll_time: a collective that a kernel waits for inside the
  * step (an activation's tp boxing; sp's all-to-alls do not use it yet):

@@ -134,6 +134,7 @@ typedef struct {
                                transfer explains (executor.micro_overhead_s; 0 when not measured) */
   double step_overhead_s;   /* and per step (executor.step_overhead_s; 0 when not measured) */
   double exec_coll_s;       /* its wait per ZeRO collective beyond the model (executor.coll_latency_s) */
+  double exec_coll12_s;     /* the same for ZeRO-1/2's (executor.zero12_latency_s); < 0: exec_coll_s */
   bool exec_per_param;      /* that executor is sbpc's: one collective per parameter (ZeRO-3
                                gathers), the ZeRO-1/2 all-gather inside the step */
   struct {                  /* the probe's reference run (executor.fix, .model, .measured):

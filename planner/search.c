@@ -409,10 +409,10 @@ static double stage_tail(const search *s, const stage_model *sm, int p, int x, k
   else if (c->exec_per_param && k.zero == 1) /* sbpc's executor all-reduces, the update keeps its slice */
     red = plan_coll_time(c, IR_OP_ALL_REDUCE, g, zd, dl);
   else if (c->exec_per_param) /* ZeRO-2/3: each micro-batch's gradient reduce-scattered into the shard */
-    red = k.m * plan_zero_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl, PLAN_ZERO_STEP);
+    red = k.m * plan_zero_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl, PLAN_ZERO_STEP | (k.zero < 3 ? PLAN_ZERO_12 : 0));
   else red = plan_coll_time(c, IR_OP_REDUCE_SCATTER, g, zd, dl);
   if (k.zero == 1 || k.zero == 2) /* after the optimizer step: the ranks arrive together */
-    after = plan_zero_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl, PLAN_ZERO_END);
+    after = plan_zero_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb, zd, dl, PLAN_ZERO_END | PLAN_ZERO_12);
   if (k.zero >= 3) { /* with a measured executor: one gather per parameter, each waited for by its pass */
     double n = c->exec_per_param ? fmax(1, x * l->nparam + sm->nparam_s[p]) : 1;
     gather = k.m * n * plan_zero_coll_time(c, IR_OP_ALL_GATHER, par * pb.wb / n, zd, dl, PLAN_ZERO_STEP);

@@ -40,6 +40,13 @@
  * planner adds it to every ZeRO collective the executor waits for (tiny
  * GPT-2, dp=2: ZeRO-3 layouts were predicted 35-50 % fast without it; its
  * 47 gathers a step took 99 us each where tune's in-step latency is 21 us).
+ * A fourth, D (A with ZeRO-2: a reduce-scatter per micro-batch, the update
+ * on the shard and the gather after it, each handed between the rank's
+ * threads), gives the same for ZeRO-1/2's collectives (zero12_latency_s):
+ * with C's alone tiny GPT-2's ZeRO-1/2 layouts measured 5-15 points slower
+ * against their prediction than ZeRO-0's in every cycle. Both latencies
+ * are measured over the planner's own prediction of C and D with every
+ * other fitted term (coll_latency).
  * With B missing the per-kernel and per-step terms are 0 and the rest is A's
  * ratio. The all-reduce is planned a third time with nothing of it
  * overlapped (grad_overlap 0: the planner then counts it whole; A, under
@@ -53,8 +60,8 @@
  * fit, A's attention kernels (its trace's slices) set attention.flash_eff
  * and the references are planned again with it (attention_eff); a
  * reference whose steps spread (other work on the machine) runs again. The
- * probe's files stay in /tmp/sbpc-tune-probe-* (named on stderr): a/, b/
- * and c/. */
+ * probe's files stay in /tmp/sbpc-tune-probe-* (named on stderr): a/, b/,
+ * c/ and d/. */
 #include "tune/tn_int.h"
 #include "format/sbpc_plan.h"
 #include "util/diag.h"
@@ -86,11 +93,11 @@ typedef struct {
   long batch, seq;
 } ref;
 
-enum { REF_A, REF_B, REF_C }; /* the planner's micro-batch; another; A's with ZeRO-3 */
+enum { REF_A, REF_B, REF_C, REF_D, NREF }; /* the planner's micro-batch; another; A's with ZeRO-3, ZeRO-2 */
 typedef struct {
   char dir[64], exe[4096];
-  ref r[3];
-  bool have[3];
+  ref r[NREF];
+  bool have[NREF];
   int rounds;             /* runs of each reference, interleaved */
 } probe;
 
@@ -100,6 +107,16 @@ static void set_flash(cJSON *calib, double eff) {
   if (!cJSON_IsObject(at)) cJSON_DeleteItemFromObjectCaseSensitive(calib, "attention"), at = cJSON_AddObjectToObject(calib, "attention");
   cJSON_DeleteItemFromObjectCaseSensitive(at, "flash_eff");
   cJSON_AddNumberToObject(at, "flash_eff", eff);
+}
+
+/* write_json: j printed to path */
+static bool write_json(const cJSON *j, const char *path) {
+  char *s = cJSON_Print(j);
+  FILE *f = fopen(path, "w");
+  bool ok = f && fprintf(f, "%s\n", s) >= 0;
+  if (f && fclose(f)) ok = false;
+  free(s);
+  return ok;
 }
 
 /* write_calib: calib with kernel_overhead_s set to k (with no_overlap,
@@ -116,11 +133,8 @@ static bool write_calib(const cJSON *calib, double k, bool no_overlap, double fl
     cJSON_AddNumberToObject(cJSON_AddObjectToObject(c, "memory"), "kernel_bytes_per_s", 1e15);
   }
   if (no_overlap) cJSON_AddNumberToObject(cJSON_AddObjectToObject(c, "runtime"), "grad_overlap", 0);
-  char *s = cJSON_Print(c);
-  FILE *f = fopen(path, "w");
-  bool ok = f && fprintf(f, "%s\n", s) >= 0;
-  if (f && fclose(f)) ok = false;
-  free(s), cJSON_Delete(c);
+  bool ok = write_json(c, path);
+  cJSON_Delete(c);
   return ok;
 }
 
@@ -182,7 +196,7 @@ static bool prepare(probe *p, const tn_opts *o, const cJSON *calib, int nranks) 
   if (n <= 0 || !mkdtemp(p->dir)) return false;
   p->exe[n] = 0;
   if (!write_calibs(p, calib)) return false;
-  ref *a = &p->r[REF_A], *b = &p->r[REF_B], *z = &p->r[REF_C];
+  ref *a = &p->r[REF_A], *b = &p->r[REF_B], *z = &p->r[REF_C], *z2 = &p->r[REF_D];
   snprintf(a->sub, sizeof a->sub, "%s/a", p->dir);
   snprintf(a->fix, sizeof a->fix, "dp=%d,tp=1,pp=1,sp=1,vpp=1,zero=0,recompute=none", nranks);
   if (!reference(p, a, o, nranks, nranks > 1)) return false;
@@ -196,8 +210,11 @@ static bool prepare(probe *p, const tn_opts *o, const cJSON *calib, int nranks) 
   snprintf(z->sub, sizeof z->sub, "%s/c", p->dir);
   snprintf(z->fix, sizeof z->fix, "dp=%d,tp=1,pp=1,sp=1,vpp=1,zero=3,recompute=none,mbs=%d", nranks, a->mbs);
   p->have[REF_C] = nranks > 1 && reference(p, z, o, nranks, false);
+  snprintf(z2->sub, sizeof z2->sub, "%s/d", p->dir);
+  snprintf(z2->fix, sizeof z2->fix, "dp=%d,tp=1,pp=1,sp=1,vpp=1,zero=2,recompute=none,mbs=%d", nranks, a->mbs);
+  p->have[REF_D] = nranks > 1 && reference(p, z2, o, nranks, false);
   double all = 0; /* the rounds: as tune --plans measures a layout, but 2 at least */
-  for (int i = 0; i < 3; i++) all += p->have[i] ? p->r[i].run_s : 0;
+  for (int i = 0; i < NREF; i++) all += p->have[i] ? p->r[i].run_s : 0;
   p->rounds = o->quick ? 1 : all < 2.0 ? PROBE_ROUNDS : 2;
   return true;
 }
@@ -302,17 +319,22 @@ typedef struct {
   double opt, opt_kernel_s, per_step, per_micro;
 } terms;
 
-/* coll_latency: what each data-parallel collective of the ZeRO-3
- * reference C cost beyond the model: its measured step less the step the
- * fitted terms predict for it (its rooflines scaled, A's kernel counts at
- * the per-kernel costs: the same micro-batch, idle time, its predicted
- * communication), over the collective slices of its trace; 0 without it */
-static double coll_latency(const ref *z, const ref *a, const terms *t) {
-  if (!(z->m.colls >= 1)) return 0;
-  double model = t->per_step + t->per_micro * z->micro + t->opt * z->p0.phase[TN_OPT] + t->opt_kernel_s * z->m.opt_calls +
-                 fmax(0, z->p0.phase[TN_COMM]);
-  for (int ph = TN_FWD; ph <= TN_BWD; ph++) model += t->scale[ph] * z->p0.phase[ph] + t->kernel_s[ph] * kernels(a, ph);
-  return fmin(1, fmax(0, (z->m.step_s - model) / z->m.colls));
+/* coll_latency: what each data-parallel collective of the ZeRO reference
+ * z (C: ZeRO-3, D: ZeRO-2) cost beyond the model: its measured step less
+ * the planner's prediction of it with every fitted term (the executor
+ * section ex, written with the calibration as calib5.json: its rooflines
+ * scaled, the per-kernel and idle costs, the collectives as sbpc's
+ * executor runs them), over the collective slices of its trace; 0 without
+ * them. (Before 2026-12-08 the model was summed here from the rooflines'
+ * plan, which counts ZeRO-2's reduce-scatter once a step and its gather as
+ * overlapped: their time then went into the latency, and the planner
+ * counted it again.) */
+static double coll_latency(const probe *p, const ref *z, const tn_opts *o, int nranks) {
+  char path[128];
+  tn_step q;
+  snprintf(path, sizeof path, "%s/plan5.json", z->sub);
+  if (!(z->m.colls >= 1) || !plan(p, z, o, nranks, 5) || !tn_predicted(path, &q)) return 0;
+  return fmin(1, fmax(0, (z->m.step_s - q.step_s) / z->m.colls));
 }
 
 /* fit_optimizer: optimizer = optimizer_scale * R_opt + optimizer_kernel_s *
@@ -378,7 +400,7 @@ static double attention_eff(const probe *p, const tn_opts *o, const cJSON *calib
 /* replan: the references' plans again, with calib's attention efficiency */
 static bool replan(probe *p, const tn_opts *o, const cJSON *calib, int nranks) {
   if (!write_calibs(p, calib)) return false;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < NREF; i++) {
     const ref *r = &p->r[i];
     if (p->have[i] && !(plan(p, r, o, nranks, 0) && plan(p, r, o, nranks, 1) && (!r->comm || plan(p, r, o, nranks, 2)))) {
       if (i == REF_A) return false;
@@ -386,6 +408,19 @@ static bool replan(probe *p, const tn_opts *o, const cJSON *calib, int nranks) {
     }
   }
   return true;
+}
+
+/* latencies: ex's waits per ZeRO collective (coll_latency_s from C,
+ * zero12_latency_s from D), each against the plan with the rest of ex */
+static void latencies(const probe *p, const tn_opts *o, const cJSON *calib, cJSON *ex, int nranks) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/calib5.json", p->dir);
+  cJSON *c = cJSON_Duplicate(calib, 1);
+  cJSON_AddItemToObject(c, "executor", cJSON_Duplicate(ex, 1));
+  bool ok = write_json(c, path);
+  cJSON_Delete(c);
+  if (ok && p->have[REF_C]) cJSON_AddNumberToObject(ex, "coll_latency_s", coll_latency(p, &p->r[REF_C], o, nranks));
+  if (ok && p->have[REF_D]) cJSON_AddNumberToObject(ex, "zero12_latency_s", coll_latency(p, &p->r[REF_D], o, nranks));
 }
 
 /* derive: the executor section (and attention.flash_eff) from the
@@ -398,10 +433,10 @@ static bool derive(probe *p, const tn_opts *o, cJSON *calib, int nranks) {
     if (o->log) fprintf(o->log, "tune: executor probe: attention at %.3g of the GEMM rate\n", eff);
     if (!replan(p, o, calib, nranks)) return false;
   }
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < NREF; i++)
     if (p->have[i] && !measured(&p->r[i], p->rounds)) {
       if (i == REF_A) return false;
-      p->have[i] = false; /* B, C: their terms stay out */
+      p->have[i] = false; /* B, C, D: their terms stay out */
     }
   const ref *a = &p->r[REF_A];
   terms t;
@@ -429,11 +464,12 @@ static bool derive(probe *p, const tn_opts *o, cJSON *calib, int nranks) {
   cJSON_AddNumberToObject(ex, "kernels_per_step", kernels(a, TN_FWD) + kernels(a, TN_BWD));
   cJSON_AddNumberToObject(ex, "micro_overhead_s", fmin(3600, fmax(0, t.per_micro)));
   cJSON_AddNumberToObject(ex, "step_overhead_s", fmin(3600, fmax(0, t.per_step)));
-  if (p->have[REF_C]) cJSON_AddNumberToObject(ex, "coll_latency_s", coll_latency(&p->r[REF_C], a, &t));
+  latencies(p, o, calib, ex, nranks);
   cJSON_AddItemToObject(ex, "measured", step_json(&a->m));
   cJSON_AddItemToObject(ex, "predicted", step_json(&a->p0));
   if (p->have[REF_B]) add_ref(ex, "second", &p->r[REF_B]);
   if (p->have[REF_C]) add_ref(ex, "zero3", &p->r[REF_C]);
+  if (p->have[REF_D]) add_ref(ex, "zero2", &p->r[REF_D]);
   cJSON_AddItemToObject(calib, "executor", ex);
   return true;
 }
@@ -469,14 +505,14 @@ static int run(const tn_opts *o, const ref *r, int rank, int k) {
 }
 
 /* runs: every reference p->rounds times, interleaved, every other round in
- * reverse (A B C C B A ...): the machine's drift over the probe (GPT-2
+ * reverse (A B C D D C B A ...): the machine's drift over the probe (GPT-2
  * small's A, run first, measured 5.55 s a step and C, run last, 4.55: ZeRO-3
  * faster than ZeRO-0) falls on each reference alike. Non-zero when A could
  * not run; a reference that fails is dropped. */
 static int runs(const tn_opts *o, probe *p, int rank) {
   for (int k = 0; k < p->rounds; k++)
-    for (int j = 0; j < 3; j++) {
-      int i = k % 2 ? 2 - j : j;
+    for (int j = 0; j < NREF; j++) {
+      int i = k % 2 ? NREF - 1 - j : j;
       if (!p->have[i]) continue;
       if (rank == 0 && o->log)
         fprintf(o->log, "tune: executor probe: %s (%d steps, round %d of %d)\n", p->r[i].fix, p->r[i].steps, k + 1,

@@ -115,6 +115,8 @@ static void refusals(void) {
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"step_overhead_s\":\"1\"}}", "executor.step_overhead_s"},
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"second\":[]}}", "executor.second"},
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"coll_latency_s\":2}}", "executor.coll_latency_s"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"zero12_latency_s\":-1}}", "executor.zero12_latency_s"},
+      {"{\"format\":\"sbpc-calibration\",\"executor\":{\"zero2\":{\"steps\":0}}}", "executor.zero2.steps"},
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"zero3\":{\"reference\":1}}}", "executor.zero3.reference"},
       {"{\"format\":\"sbpc-calibration\",\"executor\":{\"second\":{\"measured\":{\"step_s\":-2}}}}",
        "executor.second.measured.step_s"},
@@ -226,6 +228,15 @@ static void executor_coll_latency(void) {
   CU_ASSERT(t > 0);
   CU_ASSERT_DOUBLE_EQUAL(plan_waited_coll_time(&c, IR_OP_ALL_REDUCE, 1e6, 2, l), t + 1e-4, 1e-12);
   CU_ASSERT_DOUBLE_EQUAL(plan_waited_coll_time(&c, IR_OP_ALL_REDUCE, 1e6, 1, l), 0, 0);
+  /* ZeRO-1/2's collectives: coll_latency_s until the ZeRO-2 reference measured their own */
+  double z12 = plan_zero_coll_time(&c, IR_OP_REDUCE_SCATTER, 1e6, 2, l, PLAN_ZERO_STEP | PLAN_ZERO_12);
+  CU_ASSERT_DOUBLE_EQUAL(z12, plan_zero_coll_time(&c, IR_OP_REDUCE_SCATTER, 1e6, 2, l, PLAN_ZERO_STEP), 1e-15);
+  static const char both[] = "{\"format\":\"sbpc-calibration\",\"executor\":{\"coll_latency_s\":1e-4,"
+                             "\"zero12_latency_s\":3e-4,\"zero2\":{\"reference\":\"dp=2 zero=2\",\"steps\":5}}}";
+  CU_ASSERT_FATAL(plan_calib_parse(both, strlen(both), &c, err, sizeof err));
+  CU_ASSERT_DOUBLE_EQUAL(plan_zero_coll_time(&c, IR_OP_REDUCE_SCATTER, 1e6, 2, l, PLAN_ZERO_STEP | PLAN_ZERO_12),
+                         z12 + 2e-4, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(plan_zero_coll_time(&c, IR_OP_ALL_GATHER, 1e6, 2, l, PLAN_ZERO_STEP), before + 1e-4, 1e-12);
 }
 
 /* the probe's reference as tune --plans re-runs it (machine drift): all
