@@ -44,9 +44,9 @@
  * on the shard and the gather after it, each handed between the rank's
  * threads), gives the same for ZeRO-1/2's collectives (zero12_latency_s):
  * with C's alone tiny GPT-2's ZeRO-1/2 layouts measured 5-15 points slower
- * against their prediction than ZeRO-0's in every cycle. Both latencies
- * are measured over the planner's own prediction of C and D with every
- * other fitted term (coll_latency).
+ * against their prediction than ZeRO-0's in every cycle. D's wait is
+ * measured over the planner's own prediction of D with every other fitted
+ * term (zero12_wait); C's over the rooflines' plan (coll_latency says why).
  * With B missing the per-kernel and per-step terms are 0 and the rest is A's
  * ratio. The all-reduce is planned a third time with nothing of it
  * overlapped (grad_overlap 0: the planner then counts it whole; A, under
@@ -319,17 +319,37 @@ typedef struct {
   double opt, opt_kernel_s, per_step, per_micro;
 } terms;
 
-/* coll_latency: what each data-parallel collective of the ZeRO reference
- * z (C: ZeRO-3, D: ZeRO-2) cost beyond the model: its measured step less
- * the planner's prediction of it with every fitted term (the executor
- * section ex, written with the calibration as calib5.json: its rooflines
- * scaled, the per-kernel and idle costs, the collectives as sbpc's
- * executor runs them), over the collective slices of its trace; 0 without
- * them. (Before 2026-12-08 the model was summed here from the rooflines'
- * plan, which counts ZeRO-2's reduce-scatter once a step and its gather as
- * overlapped: their time then went into the latency, and the planner
- * counted it again.) */
-static double coll_latency(const probe *p, const ref *z, const tn_opts *o, int nranks) {
+/* coll_latency: what each data-parallel collective of the ZeRO-3
+ * reference C cost beyond the model: its measured step less the step the
+ * fitted terms predict for it (its rooflines scaled, A's kernel counts at
+ * the per-kernel costs: the same micro-batch, idle time, its predicted
+ * communication: the rooflines' plan's, one gather per micro-batch), over
+ * the collective slices of its trace; 0 without it. Not against the
+ * planner's own prediction of C (zero12_wait): that counts tune's in-step
+ * latency once per parameter gather, and that micro-benchmark swings from
+ * 20 us to over 500 us on a loaded machine; at 563 us (23:57) C's
+ * prediction exceeded its measurement, the wait came out 0, and with it the
+ * wait of every tp activation all-to-all: the planner then chose a
+ * sequence-split tp=2 plan of tiny GPT-2 with 14 all-to-alls a pass,
+ * predicted 2.33 ms and measured 5.1. */
+static double coll_latency(const ref *z, const ref *a, const terms *t) {
+  if (!(z->m.colls >= 1)) return 0;
+  double model = t->per_step + t->per_micro * z->micro + t->opt * z->p0.phase[TN_OPT] + t->opt_kernel_s * z->m.opt_calls +
+                 fmax(0, z->p0.phase[TN_COMM]);
+  for (int ph = TN_FWD; ph <= TN_BWD; ph++) model += t->scale[ph] * z->p0.phase[ph] + t->kernel_s[ph] * kernels(a, ph);
+  return fmin(1, fmax(0, (z->m.step_s - model) / z->m.colls));
+}
+
+/* zero12_wait: what each collective of the ZeRO-2 reference D cost beyond
+ * the model: its measured step less the planner's prediction of it with
+ * every other fitted term (the executor section ex, written with the
+ * calibration as calib5.json: the reduce-scatter per micro-batch and the
+ * gather after the update as sbpc's executor runs them), over the
+ * collective slices of its trace; 0 without them. (coll_latency's
+ * rooflines' plan counts ZeRO-2's reduce-scatter once a step and its
+ * gather as overlapped: their time would go into the wait, and the planner
+ * count it again.) */
+static double zero12_wait(const probe *p, const ref *z, const tn_opts *o, int nranks) {
   char path[128];
   tn_step q;
   snprintf(path, sizeof path, "%s/plan5.json", z->sub);
@@ -410,17 +430,18 @@ static bool replan(probe *p, const tn_opts *o, const cJSON *calib, int nranks) {
   return true;
 }
 
-/* latencies: ex's waits per ZeRO collective (coll_latency_s from C,
- * zero12_latency_s from D), each against the plan with the rest of ex */
-static void latencies(const probe *p, const tn_opts *o, const cJSON *calib, cJSON *ex, int nranks) {
+/* latencies: ex's waits per ZeRO collective: coll_latency_s from C, then
+ * zero12_latency_s from D against the plan with the rest of ex */
+static void latencies(const probe *p, const tn_opts *o, const cJSON *calib, cJSON *ex, const terms *t, int nranks) {
   char path[128];
+  if (p->have[REF_C]) cJSON_AddNumberToObject(ex, "coll_latency_s", coll_latency(&p->r[REF_C], &p->r[REF_A], t));
   snprintf(path, sizeof path, "%s/calib5.json", p->dir);
-  cJSON *c = cJSON_Duplicate(calib, 1);
-  cJSON_AddItemToObject(c, "executor", cJSON_Duplicate(ex, 1));
+  cJSON *c = cJSON_Duplicate(calib, 1), *e = cJSON_Duplicate(ex, 1);
+  cJSON_AddNumberToObject(e, "zero12_latency_s", 0); /* D planned without a ZeRO-1/2 wait, not with C's */
+  cJSON_AddItemToObject(c, "executor", e);
   bool ok = write_json(c, path);
   cJSON_Delete(c);
-  if (ok && p->have[REF_C]) cJSON_AddNumberToObject(ex, "coll_latency_s", coll_latency(p, &p->r[REF_C], o, nranks));
-  if (ok && p->have[REF_D]) cJSON_AddNumberToObject(ex, "zero12_latency_s", coll_latency(p, &p->r[REF_D], o, nranks));
+  if (ok && p->have[REF_D]) cJSON_AddNumberToObject(ex, "zero12_latency_s", zero12_wait(p, &p->r[REF_D], o, nranks));
 }
 
 /* derive: the executor section (and attention.flash_eff) from the
@@ -464,7 +485,7 @@ static bool derive(probe *p, const tn_opts *o, cJSON *calib, int nranks) {
   cJSON_AddNumberToObject(ex, "kernels_per_step", kernels(a, TN_FWD) + kernels(a, TN_BWD));
   cJSON_AddNumberToObject(ex, "micro_overhead_s", fmin(3600, fmax(0, t.per_micro)));
   cJSON_AddNumberToObject(ex, "step_overhead_s", fmin(3600, fmax(0, t.per_step)));
-  latencies(p, o, calib, ex, nranks);
+  latencies(p, o, calib, ex, &t, nranks);
   cJSON_AddItemToObject(ex, "measured", step_json(&a->m));
   cJSON_AddItemToObject(ex, "predicted", step_json(&a->p0));
   if (p->have[REF_B]) add_ref(ex, "second", &p->r[REF_B]);
