@@ -192,9 +192,6 @@ static bool probed(const ctx *c, plan_calib *cal) {
 static int with_probe(ctx *c, layout *L, int k) {
   plan_calib cal;
   const tn_autotune_opts *o = c->o;
-  if (!c->cal)
-    fprintf(o->log, "tune: no calibration: the predictions are the cluster preset's placeholders "
-                    "(`mpirun -np %d sbpc tune -o calib.json`, then --calibration calib.json)\n", o->np);
   if (!c->cal || o->no_probe || probed(c, &cal)) return k;
   char log[128], np[16];
   snprintf(c->extended, sizeof c->extended, "%s/calibration.json", c->dir);
@@ -476,6 +473,9 @@ int tn_autotune(const tn_autotune_opts *o) {
   c.exe[n] = 0;
   tn_child_env(o->limit_s);
   layout L[MAXK + 1]; /* + the drift reference */
+  if (!c.cal)
+    fprintf(o->log, "tune: no calibration: the predictions are the cluster preset's rates, not this machine's "
+                    "(`mpirun -np %d sbpc tune -o calib.json`, then --calibration calib.json)\n", o->np);
   int k = plan_top(&c, L);
   if (k > 0) k = with_probe(&c, L, k);
   if (k == 0 || c.batch <= 0 || c.seq <= 0) {

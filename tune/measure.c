@@ -261,7 +261,8 @@ static cJSON *host(void) {
   return h;
 }
 
-static int write_json(cJSON *j, const char *path) {
+int tn_write_json(const void *json, const char *path) {
+  const cJSON *j = json;
   char *s = cJSON_Print(j);
   FILE *out = path ? fopen(path, "w") : stdout;
   int rc = !out || fprintf(out, "%s\n", s) < 0;
@@ -334,7 +335,7 @@ int tn_measure(const tn_opts *opts, const char *path) {
   }
   pg.step = pg.steps - 1;
   report(&pg, "done");
-  int rc = pg.rank == 0 ? write_json(j, path) : 0;
+  int rc = pg.rank == 0 ? tn_write_json(j, path) : 0;
   cJSON_Delete(j);
   tn_mpi_finalize();
   return rc;

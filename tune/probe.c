@@ -109,16 +109,6 @@ static void set_flash(cJSON *calib, double eff) {
   cJSON_AddNumberToObject(at, "flash_eff", eff);
 }
 
-/* write_json: j printed to path */
-static bool write_json(const cJSON *j, const char *path) {
-  char *s = cJSON_Print(j);
-  FILE *f = fopen(path, "w");
-  bool ok = f && fprintf(f, "%s\n", s) >= 0;
-  if (f && fclose(f)) ok = false;
-  free(s);
-  return ok;
-}
-
 /* write_calib: calib with kernel_overhead_s set to k (with no_overlap,
  * nothing of the gradient reduction overlapped; with flash > 0, for counting
  * attention: the attention kernels at that efficiency and memory at 1e15
@@ -133,7 +123,7 @@ static bool write_calib(const cJSON *calib, double k, bool no_overlap, double fl
     cJSON_AddNumberToObject(cJSON_AddObjectToObject(c, "memory"), "kernel_bytes_per_s", 1e15);
   }
   if (no_overlap) cJSON_AddNumberToObject(cJSON_AddObjectToObject(c, "runtime"), "grad_overlap", 0);
-  bool ok = write_json(c, path);
+  bool ok = !tn_write_json(c, path);
   cJSON_Delete(c);
   return ok;
 }
@@ -348,7 +338,7 @@ static double coll_latency(const ref *z, const ref *a, const terms *t) {
  * collective slices of its trace; 0 without them. (coll_latency's
  * rooflines' plan counts ZeRO-2's reduce-scatter once a step and its
  * gather as overlapped: their time would go into the wait, and the planner
- * count it again.) */
+ * would count it again.) */
 static double zero12_wait(const probe *p, const ref *z, const tn_opts *o, int nranks) {
   char path[128];
   tn_step q;
@@ -439,7 +429,7 @@ static void latencies(const probe *p, const tn_opts *o, const cJSON *calib, cJSO
   cJSON *c = cJSON_Duplicate(calib, 1), *e = cJSON_Duplicate(ex, 1);
   cJSON_AddNumberToObject(e, "zero12_latency_s", 0); /* D planned without a ZeRO-1/2 wait, not with C's */
   cJSON_AddItemToObject(c, "executor", e);
-  bool ok = write_json(c, path);
+  bool ok = !tn_write_json(c, path);
   cJSON_Delete(c);
   if (ok && p->have[REF_D]) cJSON_AddNumberToObject(ex, "zero12_latency_s", zero12_wait(p, &p->r[REF_D], o, nranks));
 }

@@ -65,6 +65,10 @@ int tn_run_child(char *const argv[], const char *logpath, double limit_s);
 void tn_child_env(double limit_s);
 /* tn_mpi_bcast: rank 0's n bytes at buf to every rank (nothing without MPI). */
 void tn_mpi_bcast(void *buf, int n);
+/* ---- measure.c ------------------------------------------------------------- */
+/* tn_write_json: the cJSON *json printed to path (NULL: standard output);
+ * 0 on success, else non-zero with the error said. */
+int tn_write_json(const void *json, const char *path);
 /* ---- probe.c ------------------------------------------------------------------ */
 /* tn_probe: run the model's reference program (o->model, data parallel over
  * the nranks ranks, planned with the calibration measured so far, calib, a
