@@ -125,7 +125,7 @@ int64_t rt_dev_peak(const rt_dev *d);
 void rt_dev_describe(const rt_dev *d, char *buf, size_t n);
 
 /* ---- trace.c ---- */
-enum { RT_LANE_COMPUTE, RT_LANE_COLL, RT_LANE_P2P, RT_NLANES };
+enum { RT_LANE_COMPUTE, RT_LANE_COLL, RT_LANE_P2P, RT_LANE_STEP, RT_NLANES };
 typedef struct {
   const char *model;
   int64_t step;       /* the last traced step */

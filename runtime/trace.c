@@ -5,10 +5,11 @@
  * While a step is traced, every kernel (exec.c's rt_exec_kernel: forward,
  * backward, recompute, tensor-parallel collectives), every pipeline transfer
  * (interpreter send/recv, actor executor isend/irecv from post to completion),
- * every data-parallel gradient all-reduce and every AdamW update is recorded
- * as a slice with wall-clock start and end (CLOCK_MONOTONIC, microseconds
- * from the step's start; ranks start the traced step after a barrier, so on
- * one machine their clocks line up). Recording takes a mutex (the actor
+ * every data-parallel gradient all-reduce, every AdamW update and each
+ * traced step as a whole (lane `steps`, category step: where one step ends
+ * and the next begins) is recorded as a slice with wall-clock start and end
+ * (CLOCK_MONOTONIC, microseconds from the step's start; ranks start the
+ * traced step after a barrier, so on one machine their clocks line up). Recording takes a mutex (the actor
  * executor's workers record concurrently).
  *
  * Writing: each rank turns its slices into Trace Event Format objects — a
@@ -144,7 +145,7 @@ static cJSON *slice_json(const rt_exec *e, const tev *v, int pid, int tid) {
 
 /* this rank's events (metadata + slices) as a JSON array */
 static cJSON *rank_events(const rt_exec *e, int rank) {
-  static const char *lanes[RT_NLANES] = {"compute", "collectives", "pipeline p2p"};
+  static const char *lanes[RT_NLANES] = {"compute", "collectives", "pipeline p2p", "steps"};
   rt_trace *tr = e->trace;
   cJSON *arr = cJSON_CreateArray();
   char nm[96];

@@ -118,8 +118,12 @@ static bool trace_first(const run *r) {
   return trace_this(r) && (s == r->cfg.steps - k + 1 || s == r->first_step + 1);
 }
 
-/* after a traced step of secs seconds; the last writes the trace */
-static bool trace_step(run *r, double secs, double loss) {
+/* after a traced step of secs seconds from t0: its slice on the steps lane;
+ * the last writes the trace */
+static bool trace_step(run *r, double t0, double secs, double loss) {
+  char nm[32];
+  snprintf(nm, sizeof nm, "step %lld", (long long)rt_exec_step(r->ex));
+  rt_trace_slice(r->ex, RT_LANE_STEP, nm, "step", -1, -1, -1, t0, t0 + secs);
   r->traced++, r->traced_s += secs;
   if (rt_exec_step(r->ex) < r->cfg.steps) return true;
   rt_trace_end(r->ex);
@@ -185,7 +189,7 @@ static bool one_step(run *r, double *loss) {
   if (rt_exec_step(r->ex) > r->first_step + 1) r->timed++, r->timed_s += dt;
   *loss = l[0];
   if (ok && isfinite(l[0])) emit(r, rt_exec_step(r->ex), l[0], (double)(p->global_batch * S) / dt, dt);
-  if (traced && !trace_step(r, dt, l[0])) r->trace_failed = true;
+  if (traced && !trace_step(r, t0, dt, l[0])) r->trace_failed = true;
   return ok;
 }
 

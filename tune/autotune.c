@@ -13,8 +13,9 @@
  * most STEPS_MAX): a 4 ms tiny-GPT-2 step measured over 9 steps varied by
  * 15 % from run to run, over 29 by a few. The measured step is the median
  * of the logged steps after the first; the phases come from the trace of
- * those steps (up to TRACED_MAX of the last; phases.c); the peak memory per
- * rank from the run's "peak memory per rank" line.
+ * those steps (up to TRACED_MAX of the last, the middle half by length;
+ * phases.c); the peak memory per rank from the run's "peak memory per rank"
+ * line. Over rounds: the fastest round's step and phases (tn_best_round).
  *
  * Which layouts run: in the planner's order, the best first; the model's
  * error e is the largest relative error of the layouts measured so far, and
@@ -27,8 +28,13 @@
  * (with_probe: `sbpc tune --from CAL --model MODEL`, under mpirun) and
  * plans with that; --no-probe plans with the calibration as it is.
  * When the calibration's probe ran this model and shape, its reference
- * layout runs again before each round, and the report's last line compares
- * its step with the probe's: how far the machine moved (drift_ref).
+ * layout runs again before each round (drift_ref), and the predictions are
+ * the calibration's scaled by its step now over its step in the probe
+ * (rescale: its first round while choosing, its fastest round in the
+ * report): the machine's speed moves between a calibration and the runs
+ * (this VM: -14 to +26 % within minutes, a spell of another tenant's load),
+ * and the model's error is what remains. The report's last line gives the
+ * scale and the errors of the calibration's predictions as they were.
  * Children of mpirun under root get Open MPI's run-as-root and
  * oversubscription switches, and a communication timeout as long as the
  * child limit (a loaded machine is slow, not hung). */
@@ -58,9 +64,11 @@ enum { MAXROUNDS = 20 };
 typedef struct {
   int dp, tp, pp, sp, vpp, mbs, m, zero, np; /* np: devices the layout uses (ranks to start) */
   char recompute[16];
-  tn_step pred, meas;     /* meas: the rounds' median step, mean phases, largest peak */
+  tn_step pred, meas;     /* meas: the fastest round's step and phases, the largest peak */
+  double cal_s;           /* the calibration's step before the drift scaled pred (rescale) */
   int state, same;
   double round_s[MAXROUNDS]; /* each round's median step */
+  double round_ph[MAXROUNDS][TN_NPHASE]; /* and its trace's phases */
   int nround;
 } layout;
 
@@ -220,7 +228,7 @@ static int with_probe(ctx *c, layout *L, int k) {
  * measured tells how far the machine's speed moved since the calibration
  * (this VM: 10-25 % within minutes at times), apart from the model's error. */
 static bool drift_ref(const ctx *c, layout *L, int k, plan_calib *cal) {
-  if (!probed(c, cal)) return false;
+  if (k < 1 || k > MAXK || !probed(c, cal)) return false;
   layout *l = &L[k];
   memset(l, 0, sizeof *l);
   l->same = -1, l->np = cal->ref.devices;
@@ -254,9 +262,9 @@ int tn_run_steps(double pred_s) {
 
 int tn_traced_steps(int steps) { return steps <= 1 ? 1 : steps - 1 > TRACED_MAX ? TRACED_MAX : steps - 1; }
 
-/* run_steps: --steps, else by layout l's predicted step time */
+/* run_steps: --steps, else by layout l's predicted step time (the calibration's) */
 static int run_steps(const tn_autotune_opts *o, const layout *l) {
-  return o->steps > 0 ? o->steps : tn_run_steps(l->pred.step_s);
+  return o->steps > 0 ? o->steps : tn_run_steps(l->cal_s);
 }
 
 /* rounds: --rounds, else 3 when layout l's run is predicted under 2 s, 2
@@ -264,7 +272,7 @@ static int run_steps(const tn_autotune_opts *o, const layout *l) {
  * round missed by 16-23 % in 2 of 3 cycles), else 1 */
 static int rounds(const tn_autotune_opts *o, const layout *l) {
   if (o->rounds > 0) return o->rounds < MAXROUNDS ? o->rounds : MAXROUNDS;
-  double run_s = run_steps(o, l) * l->pred.step_s;
+  double run_s = run_steps(o, l) * l->cal_s;
   return run_s < 2.0 ? 3 : run_s < 60.0 ? 2 : 1;
 }
 
@@ -294,20 +302,19 @@ static void measure(const ctx *c, layout *l, int i, int r) {
     return;
   }
   if (r == 0) l->state = MEASURED, l->nround = 0, memset(&l->meas, 0, sizeof l->meas);
-  for (int p = 0; p < TN_NPHASE; p++) l->meas.phase[p] += m.phase[p];
+  memcpy(l->round_ph[l->nround], m.phase, sizeof m.phase);
   l->meas.mem_bytes = fmax(l->meas.mem_bytes, peak_mib(lg) * 1048576.0);
   l->round_s[l->nround++] = st;
 }
 
-/* finish: each measured layout's step the median of its rounds, its phases their mean */
+/* finish: each measured layout's step and phases its fastest round's */
 static void finish(layout *L, int k) {
   for (int i = 0; i < k; i++) {
     layout *l = &L[i];
     if (l->state != MEASURED || l->same >= 0 || l->nround < 1) continue;
-    double t[MAXROUNDS];
-    memcpy(t, l->round_s, sizeof(double) * (size_t)l->nround);
-    l->meas.step_s = tn_median(t, l->nround);
-    for (int p = 0; p < TN_NPHASE; p++) l->meas.phase[p] /= l->nround;
+    int b = tn_best_round(l->round_s, l->nround);
+    l->meas.step_s = l->round_s[b];
+    memcpy(l->meas.phase, l->round_ph[b], sizeof l->meas.phase);
   }
   for (int i = 0; i < k; i++)
     if (L[i].state == MEASURED && L[i].same >= 0) L[i].meas = L[L[i].same].meas, L[i].nround = L[L[i].same].nround;
@@ -379,7 +386,7 @@ static void report_rows(FILE *f, const layout *L, int n) {
 }
 
 static void report_phases(FILE *f, const layout *L, int n) {
-  fprintf(f, "phases of one step, seconds, predicted / measured (the traced steps' mean):\n%-3s", "#");
+  fprintf(f, "phases of one step, seconds, predicted / measured (the fastest round's traced steps):\n%-3s", "#");
   for (int k = 0; k < TN_NPHASE; k++) fprintf(f, " %21s", tn_phase_names[k]);
   fputc('\n', f);
   for (int i = 0; i < n; i++) {
@@ -413,14 +420,14 @@ static void report_summary(FILE *f, const layout *L, int n, int runs) {
   for (int i = 0; i < n; i++)
     if (L[i].state == MEASURED && L[i].same < 0) lo = L[i].nround < lo ? L[i].nround : lo, hi = L[i].nround > hi ? L[i].nround : hi;
   fprintf(f, "runs: %d of %d layouts run with the executor (%d saved)", runs, n, n - runs);
-  if (hi > 1 && lo == hi) fprintf(f, ", %d rounds each, interleaved: the median round", hi);
-  else if (hi > 1) fprintf(f, ", %d to %d rounds each, interleaved: the median round", lo, hi);
+  if (hi > 1 && lo == hi) fprintf(f, ", %d rounds each, interleaved: the fastest round", hi);
+  else if (hi > 1) fprintf(f, ", %d to %d rounds each, interleaved: the fastest round", lo, hi);
   fputc('\n', f);
 }
 
-/* report_drift: the calibration's reference now against when calibrated,
- * and the layouts' errors with their predictions scaled by that drift (a
- * diagnostic: the table's predictions stay the calibration's) */
+/* report_drift: the calibration's reference now against when calibrated
+ * (the scale of the predictions above), and the layouts' errors with the
+ * calibration's predictions as they were */
 static void report_drift(FILE *f, const layout *L, int k, const plan_calib *cal) {
   const layout *r = &L[k];
   if (r->state != MEASURED || !(r->meas.step_s > 0)) return;
@@ -428,13 +435,25 @@ static void report_drift(FILE *f, const layout *L, int k, const plan_calib *cal)
   int n = 0;
   for (int i = 0; i < k; i++)
     if (L[i].state == MEASURED) {
-      double e = fabs(rel(L[i].pred.step_s * d, L[i].meas.step_s));
+      double e = fabs(rel(L[i].cal_s, L[i].meas.step_s));
       es += e, em = fmax(em, e), n++;
     }
-  fprintf(f, "machine drift: the calibration's reference (%s) ran %.4g s a step when calibrated, %.4g s now (%+.1f%%)",
+  fprintf(f, "machine drift: the calibration's reference (%s) ran %.4g s a step when calibrated, %.4g s now (%+.1f%%): "
+             "the predictions above are the calibration's scaled by it",
           cal->ref.fix, cal->ref.step_s, r->meas.step_s, 100 * (d - 1));
-  if (n) fprintf(f, "; with the predictions scaled by it the step error would be mean %.1f%%, max %.1f%%", 100 * es / n, 100 * em);
+  if (n) fprintf(f, "; unscaled, the step error is mean %.1f%%, max %.1f%%", 100 * es / n, 100 * em);
   fputc('\n', f);
+}
+
+/* rescale: every prediction's time (step and phases) to the calibration's
+ * times `by` (the reference's step now over its step when calibrated) */
+static void rescale(layout *L, int k, double by) {
+  for (int i = 0; i < k && by > 0 && isfinite(by); i++) {
+    if (!(L[i].cal_s > 0) || !(L[i].pred.step_s > 0)) continue;
+    double was = L[i].pred.step_s / L[i].cal_s;
+    L[i].pred.step_s = L[i].cal_s * by;
+    for (int p = 0; p < TN_NPHASE; p++) L[i].pred.phase[p] *= by / was;
+  }
 }
 
 /* choose_and_run: measure layouts in the planner's order while they may win */
@@ -489,10 +508,13 @@ int tn_autotune(const tn_autotune_opts *o) {
     }
   plan_calib cal;
   bool ref = drift_ref(&c, L, k, &cal);
+  for (int i = 0; i < k + ref; i++) L[i].cal_s = L[i].pred.step_s;
   if (ref) fprintf(o->log, "tune: measuring the calibration's reference layout (machine drift)\n"), measure(&c, &L[k], k, 0);
+  if (ref && L[k].nround) rescale(L, k, L[k].round_s[0] / cal.ref.step_s); /* for choosing: its first round */
   int runs = choose_and_run(&c, L, k);
   more_rounds(&c, L, k, ref);
   finish(L, k + ref);
+  if (ref && L[k].state == MEASURED) rescale(L, k, L[k].meas.step_s / cal.ref.step_s);
   report_rows(o->out, L, k);
   report_phases(o->out, L, k);
   report_summary(o->out, L, k, runs);

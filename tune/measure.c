@@ -3,7 +3,8 @@
  * planner/calib_read.c).
  *
  * Every measurement is repeated until it has run long enough to time; the
- * best of three such batches is kept, as STREAM does. Under mpirun every
+ * best of three such batches is kept, as STREAM does (the GEMM shapes'
+ * batches in three passes over all of them: gemm_passes). Under mpirun every
  * rank runs the same measurement at the same time and the slowest rank's
  * time counts (tn_mpi_barrier / tn_mpi_max): the ranks of a training run
  * share the cores and the memory bus, so a device of a `cpu:N` cluster is
@@ -71,21 +72,25 @@ static void report(progress *pg, const char *fmt, ...) {
   fflush(f);
 }
 
-/* timed: seconds per call of fn(arg), repeated until min_s has passed; the
- * best of three such batches, every rank at once, the slowest rank's. */
+/* batch: seconds per call of fn(arg), repeated until secs have passed,
+ * every rank starting at once (this rank's time) */
+static double batch(void (*fn)(void *), void *arg, double secs) {
+  long n = 0;
+  tn_mpi_barrier();
+  double t0 = now(), t;
+  do {
+    fn(arg);
+    n++;
+    t = now() - t0;
+  } while (t < secs);
+  return t / n;
+}
+
+/* timed: seconds per call of fn(arg): the best of three batches of min_s / 3,
+ * the slowest rank's. */
 static double timed(void (*fn)(void *), void *arg, double min_s) {
   double best = INFINITY;
-  for (int rep = 0; rep < 3; rep++) {
-    long n = 0;
-    tn_mpi_barrier();
-    double t0 = now(), t;
-    do {
-      fn(arg);
-      n++;
-      t = now() - t0;
-    } while (t < min_s / 3);
-    if (t / n < best) best = t / n;
-  }
+  for (int rep = 0; rep < 3; rep++) best = fmin(best, batch(fn, arg, min_s / 3));
   return tn_mpi_max(best);
 }
 
@@ -137,22 +142,54 @@ static const tn_shape generic_full[] = {{64, 64, 64},     {128, 128, 128},  {256
 static const tn_shape generic_quick[] = {{64, 64, 64}, {128, 128, 128}, {256, 256, 256}, {512, 512, 512}, {64, 512, 256}};
 #define NGENERIC(q) ((q) ? 5 : 10)
 
-/* shape_entry: measure one shape in its three orientations, add its entry */
-static double shape_entry(progress *pg, const tn_shape *s, const char *from, double min_s, cJSON *arr) {
-  double f = gemm_secs(s->m, s->n, s->k, 0, 0, min_s);
-  double dx = gemm_secs(s->m, s->k, s->n, 0, 1, min_s), dw = gemm_secs(s->k, s->n, s->m, 1, 0, min_s);
-  double rate = 6.0 * s->m * s->n * s->k / (f + dx + dw);
+/* shape_entry: one shape's entry from its three orientations' seconds t */
+static double shape_entry(progress *pg, const tn_shape *s, const char *from, const double *t, cJSON *arr) {
+  double rate = 6.0 * s->m * s->n * s->k / (t[0] + t[1] + t[2]);
   cJSON *e = cJSON_CreateObject();
   cJSON_AddNumberToObject(e, "m", s->m);
   cJSON_AddNumberToObject(e, "n", s->n);
   cJSON_AddNumberToObject(e, "k", s->k);
-  cJSON_AddNumberToObject(e, "seconds", f);
-  cJSON_AddNumberToObject(e, "seconds_backward", dx + dw);
+  cJSON_AddNumberToObject(e, "seconds", t[0]);
+  cJSON_AddNumberToObject(e, "seconds_backward", t[1] + t[2]);
   cJSON_AddNumberToObject(e, "flops_per_s", rate);
   cJSON_AddStringToObject(e, "from", from);
   cJSON_AddItemToArray(arr, e);
   report(pg, "gemm %dx%dx%d (%s): %.2f GFLOP/s", s->m, s->n, s->k, from, rate / 1e9);
   return rate;
+}
+
+/* gemm_passes: the seconds of shapes sh[0..n) in their three orientations
+ * (forward m x n x k, input gradient m x k x n with B^T, weight gradient
+ * k x n x m with A^T) into t[3 i ..]: GEMM_PASSES passes over all of them,
+ * a batch of min_s / GEMM_PASSES per orientation and pass, the best of a
+ * shape's batches, the slowest rank's. One pass after another rather than
+ * one shape's batches back to back: a shared machine slows down for tens of
+ * seconds at a time (one calibration measured 25 shapes in a row at half
+ * the rate of their neighbours, and the planner then priced tiny GPT-2's
+ * micro-batch of 2 a fifth under what its neighbours measured; AMD EPYC, 2
+ * cores), and such a spell now meets one of a shape's batches, not all. */
+enum { GEMM_PASSES = 3 };
+static void gemm_passes(progress *pg, const tn_shape *sh, int n, double min_s, double *t) {
+  size_t most = 1;
+  for (int i = 0; i < n; i++)
+    most = fmax(most, fmax((double)sh[i].m * sh[i].k, fmax((double)sh[i].k * sh[i].n, (double)sh[i].m * sh[i].n)));
+  gemm_arg g = {0, 0, 0, 0, 0, malloc(sizeof(float) * most), malloc(sizeof(float) * most),
+                malloc(sizeof(float) * most)};
+  for (size_t i = 0; i < most; i++) g.a[i] = (float)(i % 7) * 0.1f, g.b[i] = (float)(i % 5) * 0.1f;
+  for (int i = 0; i < 3 * n; i++) t[i] = INFINITY;
+  for (int p = 0; p < GEMM_PASSES; p++) {
+    if (p < GEMM_PASSES - 1) report(pg, "gemm: pass %d of %d over %d shapes", p + 1, GEMM_PASSES, n);
+    for (int i = 0; i < n; i++) {
+      const tn_shape *s = &sh[i];
+      const int o[3][5] = {{s->m, s->n, s->k, 0, 0}, {s->m, s->k, s->n, 0, 1}, {s->k, s->n, s->m, 1, 0}};
+      for (int j = 0; j < 3; j++) {
+        g.m = o[j][0], g.n = o[j][1], g.k = o[j][2], g.ta = o[j][3], g.tb = o[j][4];
+        t[3 * i + j] = fmin(t[3 * i + j], batch(gemm_once, &g, min_s / GEMM_PASSES));
+      }
+    }
+  }
+  for (int i = 0; i < 3 * n; i++) t[i] = tn_mpi_max(t[i]);
+  free(g.a), free(g.b), free(g.c);
 }
 
 /* kept_shapes: base's generic shapes (a calibration's gemm object being
@@ -185,8 +222,11 @@ static cJSON *measure_gemm(progress *pg, double min_s, const cJSON *base) {
   if (base) ng = kept_shapes(base, sh, rate, arr);
   else memcpy(sh, o->quick ? generic_quick : generic_full, sizeof *sh * (size_t)ng);
   if (o->nshapes) memcpy(sh + ng, o->shapes, sizeof *sh * (size_t)o->nshapes);
-  int ns = ng + o->nshapes;
-  for (int i = base ? ng : 0; i < ns; i++) rate[i] = shape_entry(pg, &sh[i], i < ng ? "generic" : "model", min_s, arr);
+  int ns = ng + o->nshapes, first = base ? ng : 0;
+  double *t = malloc(sizeof *t * 3 * (size_t)(ns - first + 1));
+  gemm_passes(pg, sh + first, ns - first, min_s, t);
+  for (int i = first; i < ns; i++) rate[i] = shape_entry(pg, &sh[i], i < ng ? "generic" : "model", t + 3 * (i - first), arr);
+  free(t);
   double h = 0, peak = 0;
   fit_gemm(ns, sh, rate, &h, &peak);
   cJSON_AddStringToObject(g, "dtype", "f32");
@@ -316,8 +356,8 @@ int tn_measure(const tn_opts *opts, const char *path) {
   tn_opts oo = *opts, *o = &oo;
   cJSON *base_gemm = NULL, *j = o->from ? extended(o->from, &base_gemm, &o->quick) : cJSON_CreateObject();
   bool probe = o->model && o->run_program;
-  /* overhead, gemms, memory (3), probe, done; extending: the model's gemms, probe, done */
-  progress pg = {o, 0, 0, (o->from ? 0 : 1 + NGENERIC(o->quick) + 3) + o->nshapes + probe + 1};
+  /* overhead, gemm passes, gemms, memory (3), probe, done; extending: the model's gemms, probe, done */
+  progress pg = {o, 0, 0, (o->from ? 0 : 1 + NGENERIC(o->quick) + 3) + GEMM_PASSES - 1 + o->nshapes + probe + 1};
   double min_s = o->quick ? 0.03 : 0.3;
   int nranks = 1;
   pg.rank = j ? tn_mpi_start(o->from ? NULL : j, o, &nranks) : -1; /* collectives first */

@@ -17,8 +17,9 @@
  * rooflines', so more rather than fewer; 3 with --quick), with a log and a
  * trace of all but the first (at most 50), in rounds (3 when the three runs
  * are predicted under 2 s, else 2; 1 with --quick), the references
- * interleaved. Each reference's step is the median of its rounds' median
- * logged steps, split as the mean of their traces' phases (phases.c); these
+ * interleaved. Each reference's step is the fastest of its rounds' median
+ * logged steps, split as that round's trace's phases (tn_best_round,
+ * phases.c); these
  * are fitted to the plans' (per pass,
  * R = its rooflines planned with no per-kernel cost, K = the kernels the
  * planner counts in it: what a plan with 10 us per kernel adds, over 10 us,
@@ -236,8 +237,8 @@ static double round_step(const ref *r, int k, tn_step *m) {
   return med;
 }
 
-/* measured: r's plans and its rounds read back: the median of the rounds'
- * steps, split as the mean of their phases (tune --plans's rule) */
+/* measured: r's plans and its rounds read back: the fastest round's step,
+ * split as its phases (tn_best_round: tune --plans's rule) */
 static bool measured(ref *r, int rounds) {
   char path[128];
   const char *plans[3] = {"plan0", "plan1", "plan2"};
@@ -247,21 +248,14 @@ static bool measured(ref *r, int rounds) {
     snprintf(path, sizeof path, "%s/%s.json", r->sub, plans[i]);
     if (!tn_predicted(path, ps[i])) return false;
   }
-  double st[PROBE_ROUNDS], sum = 0;
+  double st[PROBE_ROUNDS];
+  tn_step ms[PROBE_ROUNDS];
   int n = 0;
-  memset(&r->m, 0, sizeof r->m);
-  for (int k = 0; k < rounds; k++) {
-    tn_step m;
-    double s = round_step(r, k, &m);
-    if (!(s > 0)) continue;
-    for (int i = 0; i < TN_NPHASE; i++) r->m.phase[i] += m.phase[i], sum += m.phase[i];
-    r->m.colls += m.colls, r->m.attn_s += m.attn_s, r->m.opt_calls += m.opt_calls;
-    st[n++] = s;
-  }
+  for (int k = 0; k < rounds; k++)
+    if ((st[n] = round_step(r, k, &ms[n])) > 0) n++;
   if (n == 0) return false;
-  r->m.step_s = tn_median(st, n);
-  for (int i = 0; i < TN_NPHASE; i++) r->m.phase[i] *= r->m.step_s / sum;
-  r->m.colls /= n, r->m.attn_s /= n, r->m.opt_calls /= n;
+  int b = tn_best_round(st, n);
+  r->m = ms[b], r->m.step_s = st[b];
   return true;
 }
 

@@ -38,9 +38,15 @@ bool tn_predicted(const char *plan_json, tn_step *p);
  * time no compute covers; bubble the rest of the step; the rank with the
  * longest busy time is reported. False if the trace cannot be read. */
 bool tn_measured_trace(const char *trace_json, tn_step *m);
-/* tn_median: the median of t[0..n) (the mean of the middle two when n is
- * even), sorting t in place; n >= 1. */
-double tn_median(double *t, int n);
+/* tn_best_round: the round of the n (>= 1) rounds' steps s with the
+ * fastest step. A layout's step is its fastest round's (each round the
+ * median of its steps), split as that round's phases, in tune --plans and
+ * in the probe alike: this VM slows to 1.6 times for 15-20 s at a time
+ * (another tenant), and the median of 3 rounds then took a slow round in
+ * 1 of 3 tiny GPT-2 cycles (measured 3.02 ms where its other round ran
+ * 1.97; AMD EPYC, 2 cores), where the fastest needs one round outside such a
+ * spell. A quiet machine's rounds differ by a few per cent. */
+int tn_best_round(const double *s, int n);
 /* tn_step_median: the median step seconds of a run's JSON-lines log
  * (`sbpc run --log`), skipping the first (warm-up) step when there are
  * more; -1 when it has none. */

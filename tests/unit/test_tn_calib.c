@@ -293,13 +293,43 @@ static void trace_attention(void) {
   unlink(path);
 }
 
-/* the rounds' median: the middle one, or the mean of the middle two */
-static void median_of_rounds(void) {
-  double odd[3] = {3, 1, 2}, even[4] = {4, 1, 3, 2}, one[1] = {7};
-  CU_ASSERT_DOUBLE_EQUAL(tn_median(odd, 3), 2, 0);
-  CU_ASSERT_DOUBLE_EQUAL(tn_median(even, 4), 2.5, 0);
-  CU_ASSERT_DOUBLE_EQUAL(tn_median(one, 1), 7, 0);
-  CU_ASSERT(odd[0] == 1 && odd[2] == 3); /* sorted in place */
+/* with the executor's step slices: each step on its own, the mean over the
+ * middle half by length (a 10 ms step of a 9 ms wait among 1 ms ones does
+ * not count), a slice cut where its step ends */
+static void trace_steps_robust(void) {
+  static const char step[] =
+      "{\"ph\":\"X\",\"pid\":0,\"tid\":48,\"cat\":\"step\",\"name\":\"step\",\"ts\":%d,\"dur\":%d},"
+      "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"cat\":\"forward\",\"name\":\"matmul\",\"ts\":%d,\"dur\":300},"
+      "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"cat\":\"backward\",\"name\":\"matmul\",\"ts\":%d,\"dur\":500},"
+      "{\"ph\":\"X\",\"pid\":0,\"tid\":16,\"cat\":\"collective\",\"name\":\"all_reduce\",\"ts\":%d,\"dur\":%d},";
+  char text[4096], path[] = "/tmp/sbpc-test-trace-XXXXXX";
+  int n = snprintf(text, sizeof text, "{\"traceEvents\":[");
+  static const int len[4] = {900, 1000, 10000, 1100}, comm[4] = {100, 100, 9000, 400};
+  for (int i = 0, t = 0; i < 4; t += len[i], i++) /* the middle half by length: steps 1 and 3 */
+    n += snprintf(text + n, sizeof text - (size_t)n, step, t, len[i], t, t + 300, t + 800, comm[i]);
+  n--; /* the last comma */
+  n += snprintf(text + n, sizeof text - (size_t)n, "],\"otherData\":{\"measured_step_s\":0.003,\"traced_steps\":4}}");
+  int fd = mkstemp(path);
+  CU_ASSERT_FATAL(fd >= 0);
+  CU_ASSERT_FATAL(write(fd, text, (size_t)n) == (ssize_t)n);
+  close(fd);
+  tn_step m;
+  memset(&m, 0, sizeof m);
+  CU_ASSERT_FATAL(tn_measured_trace(path, &m));
+  CU_ASSERT_DOUBLE_EQUAL(m.phase[TN_FWD], 0.3e-3, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(m.phase[TN_BWD], 0.5e-3, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(m.phase[TN_COMM], 0.2e-3, 1e-12);    /* 100 us, and step 3's 400 cut at 300 */
+  CU_ASSERT_DOUBLE_EQUAL(m.phase[TN_BUBBLE], 0.05e-3, 1e-12); /* 100 and 0 */
+  CU_ASSERT_DOUBLE_EQUAL(m.colls, 1, 0);
+  unlink(path);
+}
+
+/* the fastest round: its index (the first of equals) */
+static void best_of_rounds(void) {
+  double three[3] = {3, 1, 2}, tie[4] = {4, 1, 3, 1}, one[1] = {7};
+  CU_ASSERT_EQUAL(tn_best_round(three, 3), 1);
+  CU_ASSERT_EQUAL(tn_best_round(tie, 4), 1);
+  CU_ASSERT_EQUAL(tn_best_round(one, 1), 0);
 }
 
 static void calibration_path(void) {
@@ -322,9 +352,10 @@ void cu_register(void) {
   CU_ADD(s, absolute_and_relative);
   CU_ADD(s, executor_section);
   CU_ADD(s, executor_two_references);
-  CU_ADD(s, median_of_rounds);
+  CU_ADD(s, best_of_rounds);
   CU_ADD(s, executor_coll_latency);
   CU_ADD(s, executor_reference_record);
   CU_ADD(s, trace_attention);
+  CU_ADD(s, trace_steps_robust);
   CU_ADD(s, calibration_path);
 }
