@@ -267,13 +267,17 @@ static int run_steps(const tn_autotune_opts *o, const layout *l) {
   return o->steps > 0 ? o->steps : tn_run_steps(l->cal_s);
 }
 
-/* rounds: --rounds, else 3 when layout l's run is predicted under 2 s, 2
+/* rounds: --rounds, else 5 when layout l's run is predicted under 2 s, 2
  * under a minute (one GPT-2 small round of 5 steps is ~30 s here: a single
- * round missed by 16-23 % in 2 of 3 cycles), else 1 */
+ * round missed by 16-23 % in 2 of 3 cycles), else 1. Five, not three: a
+ * launch of tiny GPT-2 on this VM runs its kernels 20-25 % slow now and
+ * then (forward GEMMs 12.4-13.4 us against 10.4-10.9, AMD EPYC, 2 cores),
+ * and one cycle's reference drew such launches in all of its three rounds;
+ * the fastest of five needs one good launch of five. */
 static int rounds(const tn_autotune_opts *o, const layout *l) {
   if (o->rounds > 0) return o->rounds < MAXROUNDS ? o->rounds : MAXROUNDS;
   double run_s = run_steps(o, l) * l->cal_s;
-  return run_s < 2.0 ? 3 : run_s < 60.0 ? 2 : 1;
+  return run_s < 2.0 ? 5 : run_s < 60.0 ? 2 : 1;
 }
 
 /* measure: round r of layout i: its median step, trace phases and peak
@@ -492,9 +496,11 @@ int tn_autotune(const tn_autotune_opts *o) {
   c.exe[n] = 0;
   tn_child_env(o->limit_s);
   layout L[MAXK + 1]; /* + the drift reference */
+  char launch[32] = ""; /* how the calibration would be measured on --np ranks */
+  if (o->np > 1) snprintf(launch, sizeof launch, "mpirun -np %d ", o->np);
   if (!c.cal)
     fprintf(o->log, "tune: no calibration: the predictions are the cluster preset's rates, not this machine's "
-                    "(`mpirun -np %d sbpc tune -o calib.json`, then --calibration calib.json)\n", o->np);
+                    "(`%ssbpc tune -o calib.json`, then --calibration calib.json)\n", launch);
   int k = plan_top(&c, L);
   if (k > 0) k = with_probe(&c, L, k);
   if (k == 0 || c.batch <= 0 || c.seq <= 0) {

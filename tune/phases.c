@@ -168,8 +168,9 @@ static void window_phases(const slice *s, int n, window *w) {
  * the middle half of the steps by length (the interquartile mean: one round
  * of tiny GPT-2's reference ran a quarter of its 50 traced steps at 8-18 ms
  * against 2 for the rest, and the whole trace's mean made its exposed
- * communication 0.36 ms a step where its typical step had 0.15). Without
- * them (an older trace): the whole trace as k steps of step_s. */
+ * communication 0.36 ms a step where its typical steps had 0.15-0.16 ms of
+ * collective slices). Without them (an older trace): the whole trace as k
+ * steps of step_s. */
 static void rank_phases(const cJSON *events, int pid, double step_s, double k, double *ph, double *c) {
   slice *s;
   window *w;

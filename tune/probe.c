@@ -15,7 +15,7 @@
  * process, as the ranks of `mpirun -np N sbpc tune`) for as many steps as
  * `tune --plans` runs a layout of its predicted step (tn_run_steps: the
  * rooflines', so more rather than fewer; 3 with --quick), with a log and a
- * trace of all but the first (at most 50), in rounds (3 when the three runs
+ * trace of all but the first (at most 50), in rounds (5 when the four runs
  * are predicted under 2 s, else 2; 1 with --quick), the references
  * interleaved. Each reference's step is the fastest of its rounds' median
  * logged steps, split as that round's trace's phases (tn_best_round,
@@ -79,7 +79,7 @@
 #define PROBE_SPREAD 1.15 /* ... while its median step is this over its fastest */
 #define PROBE_FLASH_EFF 0.5 /* the attention efficiency of the first attention-counting plan */
 #define PROBE_LIMIT_S 900.0
-#define PROBE_ROUNDS 3    /* rounds at most (tn_autotune's rule: 3 for short runs) */
+#define PROBE_ROUNDS 5    /* rounds at most (tn_autotune's rule: 5 for short runs) */
 
 /* one reference layout: its files in sub/, its plans and its run */
 typedef struct {
