@@ -11,6 +11,7 @@
 #include "ir/ir.h"
 #include "driver/opts.h"
 #include "lower/lower.h"
+#include "planner/planner.h"
 
 /* The shared options (the tables drv_model_options and drv_size_options);
  * zero = not given. */
@@ -84,6 +85,27 @@ void drv_layout_opts_init(drv_layout_opts *o);
 int drv_layout(const drv_layout_opts *o, const ir_program *prog, sbpc_plan **plan, lw_layout *lay);
 /* drv_recompute_parse: "none", "selective", "full" -> 0, 1, 2; else -1. */
 int drv_recompute_parse(const char *s);
+
+/* The planner's knobs (the table drv_plan_options: --precision --fix
+ * --calibration --max-sp --runtime; driver/planning.c), shared by plan and
+ * trace. top is plan's --top. */
+typedef struct {
+  const char *fix, *calib, *runtime;
+  int top, max_sp, precision; /* precision: an ir_dtype, -1 when not given */
+} drv_plan_opts;
+extern const drv_option drv_plan_options[];
+/* drv_plan_opts_init: nothing given (top 3, max_sp 1). */
+void drv_plan_opts_init(drv_plan_opts *k);
+/* drv_plan_opts_given: whether any knob of the table was given. */
+bool drv_plan_opts_given(const drv_plan_opts *k);
+/* drv_plan: bind and shape model m (loaded), pick its cluster (into ar,
+ * which must outlive the result) and search its layouts under o and k, the
+ * calibration (--calibration, else $SBPC_CALIBRATION) included; errors and
+ * notes name cmd. Returns EXIT_OK with *out set (free with
+ * plan_result_free), or an exit status after printing why: 1 bad input, 2 bad
+ * usage, 3 no layout fits (with the smallest memory any candidate needs). */
+int drv_plan(const drv_command *cmd, const drv_opts *o, const drv_plan_opts *k, drv_model *m, arena *ar,
+             plan_result **out);
 
 /* drv_thousands: n with thousands separators ("124,439,808") in buf. */
 const char *drv_thousands(int64_t n, char *buf, size_t len);
