@@ -371,9 +371,11 @@ static int same_run(const layout *L, int i) {
  * as layout 4 a minute later (cycle g1 of 2026-12-08 04:26, AMD EPYC):
  * the drift read +10.6 % where the pooled rounds read +5.1 %. */
 static void pool_ref(layout *L, int k) {
-  for (int i = 0; i < k; i++)
-    if (L[i].state == MEASURED && same_prog(&L[i], &L[k]) && L[i].meas.step_s < L[k].meas.step_s)
-      L[k].meas.step_s = L[i].meas.step_s;
+  for (int i = 0; i < k && L[k].same < 0; i++)
+    if (L[i].state == MEASURED && same_prog(&L[i], &L[k])) {
+      L[k].same = i; /* the drift line names it */
+      L[k].meas.step_s = fmin(L[k].meas.step_s, L[i].meas.step_s);
+    }
 }
 
 static double rel(double pred, double meas) { return meas > 0 && pred >= 0 ? (pred - meas) / meas : NAN; }
@@ -468,12 +470,9 @@ static void report_drift(FILE *f, const layout *L, int k, const plan_calib *cal)
       double e = fabs(rel(L[i].cal_s, L[i].meas.step_s));
       es += e, em = fmax(em, e), n++;
     }
-  int twin = -1;
-  for (int i = 0; i < k && twin < 0; i++)
-    if (L[i].state == MEASURED && same_prog(&L[i], r)) twin = i;
   fprintf(f, "machine drift: the calibration's reference (%s) ran %.4g s a step when calibrated, %.4g s now",
           cal->ref.fix, cal->ref.step_s, r->meas.step_s);
-  if (twin >= 0) fprintf(f, " (its rounds and those of #%d, the same program)", twin + 1);
+  if (r->same >= 0) fprintf(f, " (its rounds and those of #%d, the same program)", r->same + 1);
   fprintf(f, " (%+.1f%%): the predictions above are the calibration's scaled by it", 100 * (d - 1));
   if (n) fprintf(f, "; unscaled, the step error is mean %.1f%%, max %.1f%%", 100 * es / n, 100 * em);
   fputc('\n', f);
